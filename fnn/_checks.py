@@ -1,0 +1,75 @@
+"""Input validation shared by fnn's public entry points (private).
+
+Every check raises ``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong shape,
+range or value) with a message that names what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._types import Array
+
+
+def float_array(x: Any, what: str, dtype: np.dtype[Any] | None = None) -> Array:
+    """Return ``x`` if it is a floating NumPy array (of ``dtype`` when given), else raise."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{what} must be a float array ({dtype or 'float32 or float64'}), got dtype "
+            f"{x.dtype}; convert it first, e.g. x.astype(np.float32) / 255 for uint8 images"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{what} must have dtype {dtype} (the parameters' dtype), got {x.dtype}; "
+            f"convert it with x.astype(np.{dtype})"
+        )
+    return x
+
+
+def finite(x: Array, what: str) -> Array:
+    """Return ``x`` if every entry is finite, else raise naming the first bad entry.
+
+    One pairwise sum decides the common case; an overflowing sum of finite values falls
+    back to the exact elementwise test, so the answer never depends on the sum.
+    """
+    if x.size == 0 or np.isfinite(np.add.reduce(x, axis=None)):
+        return x
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(
+        f"{what} must hold finite values, got {x[where]} at index {where} "
+        f"({int(bad.sum())} non-finite entries in all)"
+    )
+
+
+def positive_int(value: Any, what: str) -> int:
+    """Return ``value`` as an int if it is an int >= 1, else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return int(value)
+
+
+def labels(y: Any, n_classes: int, batch: int, what: str = "labels") -> Array:
+    """Return integer class labels ``y`` of shape ``(batch,)`` in ``[0, n_classes)``."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {type(y).__name__}")
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"integer {what} must have an integer dtype, got {y.dtype}")
+    if y.shape != (batch,):
+        raise ValueError(f"{what} must have shape ({batch},) to match the batch, got {y.shape}")
+    if batch:
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n_classes:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{what} must be in [0, {n_classes}) for {n_classes} classes, got {bad}"
+            )
+    return y

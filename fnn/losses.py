@@ -1,0 +1,192 @@
+"""Losses: ``loss(prediction, target) -> (value, gradient w.r.t. the prediction)``.
+
+Each loss returns the batch-mean value as a Python float and its gradient as an array
+shaped like the prediction, computed in one pass and stably: logits of +-1e4 neither
+overflow nor produce ``log(0)``. Targets are either integer class labels of shape
+``(batch,)`` or arrays shaped like the prediction (one-hot or soft targets); both forms
+give bit-identical values and gradients for the same classes.
+
+Penalties on parameters (:func:`l2_penalty`) return ``(value, gradient tree)``.
+
+>>> import numpy as np
+>>> logits = np.array([[2.0, 0.0, -1.0]], np.float32)
+>>> value, dlogits = softmax_cross_entropy(logits, np.array([0]))
+>>> round(value, 4), dlogits.shape
+(0.1698, (1, 3))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from . import _checks
+from . import tree as _tree
+from ._types import Array
+
+P = TypeVar("P")
+
+Loss = Callable[[Array, Array], tuple[float, Array]]
+"""``loss(prediction, target) -> (batch-mean value, d value / d prediction)``."""
+
+Penalty = Callable[[P], tuple[float, P]]
+"""``penalty(params) -> (value, d value / d params)``."""
+
+
+def _prediction(x: Any, what: str, ndim: int | None = 2) -> Array:
+    pred = _checks.float_array(x, what)
+    if ndim is not None and pred.ndim != ndim:
+        raise ValueError(f"{what} must have shape (batch, classes), got {pred.shape}")
+    if pred.shape[0] == 0:
+        raise ValueError(f"{what} must hold at least one example, got shape {pred.shape}")
+    return pred
+
+
+def _targets(pred: Array, target: Any) -> Array:
+    """Class targets as a float array shaped like ``pred`` (one-hot or soft targets), or
+    integer labels of shape ``(batch,)`` (checked to be in range)."""
+    if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
+        return _checks.labels(target, pred.shape[1], pred.shape[0])
+    targets = _checks.float_array(target, "one-hot or soft targets")
+    if targets.shape != pred.shape:
+        raise ValueError(
+            f"one-hot or soft targets must have the prediction's shape {pred.shape}, "
+            f"got {targets.shape} (integer labels have shape ({pred.shape[0]},))"
+        )
+    return targets
+
+
+def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
+    """Cross-entropy of ``softmax(logits)`` against class targets, fused and stable.
+
+    Args:
+        logits: ``(batch, classes)`` floats.
+        target: integer labels ``(batch,)`` in ``[0, classes)``, or one-hot / soft
+            targets ``(batch, classes)`` (each row a distribution).
+
+    Returns:
+        ``(value, dlogits)``: ``value = mean_i sum_k t_ik (logsumexp(z_i) - z_ik)`` and
+        ``dlogits = (softmax(z) * sum_k t_ik - t) / batch``, i.e. ``(p - t) / batch``
+        for targets that sum to one.
+    """
+    logits = _prediction(logits, "logits")
+    target = _targets(logits, target)
+    batch = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    lse = np.log(s)
+    grad = e / s  # softmax
+    if target.dtype.kind in "iu":
+        rows = np.arange(batch)
+        value = float(np.mean(lse[:, 0] - z[rows, target]))
+        grad[rows, target] -= 1
+    else:
+        value = float(np.mean(np.sum(target * (lse - z), axis=1)))
+        grad *= target.sum(axis=1, keepdims=True)
+        grad -= target
+    grad /= batch
+    return value, grad
+
+
+def categorical_cross_entropy(
+    probs: Array, target: Array, epsilon: float = 1e-7
+) -> tuple[float, Array]:
+    """Cross-entropy of predicted probabilities (a model ending in ``softmax``).
+
+    Probabilities are clipped to ``[epsilon, 1 - epsilon]`` before the log, as Keras
+    does, so ``log(0)`` never happens; the gradient is that of the clipped function
+    (zero where clipping is active).
+
+    Args:
+        probs: ``(batch, classes)`` probabilities.
+        target: integer labels ``(batch,)`` or one-hot / soft targets ``(batch, classes)``.
+        epsilon: the clipping margin.
+
+    Returns:
+        ``(value, dprobs)``: ``value = -mean_i sum_k t_ik log(clip(p_ik))`` and
+        ``dprobs = -t / (clip(p) * batch)`` inside the clipping range, 0 outside.
+    """
+    probs = _prediction(probs, "probabilities")
+    target = _targets(probs, target)
+    batch = probs.shape[0]
+    eps = float(epsilon)
+    clipped = np.clip(probs, eps, 1 - eps)
+    inside = (probs >= eps) & (probs <= 1 - eps)
+    if target.dtype.kind in "iu":
+        rows = np.arange(batch)
+        picked = clipped[rows, target]
+        value = float(-np.mean(np.log(picked)))
+        grad = np.zeros_like(probs)
+        grad[rows, target] = -1 / (picked * batch)
+    else:
+        value = float(-np.mean(np.sum(target * np.log(clipped), axis=1)))
+        grad = -target / (clipped * batch)
+    grad = np.where(inside, grad, 0)
+    grad += 0  # -0.0 becomes +0.0: integer and one-hot labels agree bit for bit
+    return value, grad
+
+
+def mean_squared_error(pred: Array, target: Array) -> tuple[float, Array]:
+    """Mean of ``(pred - target)**2`` over all entries (as PyTorch's ``MSELoss``).
+
+    Returns:
+        ``(value, dpred)`` with ``dpred = 2 (pred - target) / pred.size``.
+    """
+    pred = _prediction(pred, "predictions", ndim=None)
+    _checks.float_array(target, "regression targets")
+    if target.shape != pred.shape:
+        raise ValueError(
+            f"regression targets must have the predictions' shape {pred.shape}, got {target.shape}"
+        )
+    diff = pred - target
+    value = float(np.mean(diff * diff))
+    diff *= 2 / diff.size
+    return value, diff
+
+
+def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
+    """Binary cross-entropy of ``sigmoid(logits)`` against targets in ``[0, 1]``, stable.
+
+    The value per entry is ``max(z, 0) - t z + log(1 + exp(-|z|))``, which never
+    overflows; the mean is over all entries.
+
+    Returns:
+        ``(value, dlogits)`` with ``dlogits = (sigmoid(z) - t) / logits.size``.
+    """
+    logits = _prediction(logits, "logits", ndim=None)
+    _checks.float_array(target, "binary targets")
+    if target.shape != logits.shape:
+        raise ValueError(
+            f"binary targets must have the logits' shape {logits.shape}, got {target.shape}"
+        )
+    e = np.exp(-np.abs(logits))
+    value = float(np.mean(np.maximum(logits, 0) - target * logits + np.log1p(e)))
+    sig = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
+    grad = (sig - target) / logits.size
+    return value, grad
+
+
+def l2_penalty(params: P, lam: float) -> tuple[float, P]:
+    """The L2 penalty ``(lam / 2) * sum(w**2)`` over the weight leaves of ``params``.
+
+    Weights are the leaves held in fields marked ``weight=True`` (the ``w`` of dense
+    layers); biases are not penalised, as in the classic MNIST projects.
+
+    Returns:
+        ``(value, grads)``: ``grads`` is shaped like ``params`` with ``lam * w`` at the
+        weights and zeros elsewhere.
+    """
+    lam = float(lam)
+    if not lam >= 0:
+        raise ValueError(f"l2_penalty needs lam >= 0, got {lam}")
+    mask = _tree.weight_mask(params)
+    value = (
+        0.5
+        * lam
+        * sum(float(np.vdot(w, w)) for w, m in zip(_tree.leaves(params), _tree.leaves(mask)) if m)
+    )
+    grads: P = _tree.map(lambda w, m: w * lam if m else np.zeros_like(w), params, mask)
+    return value, grads

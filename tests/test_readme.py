@@ -1,0 +1,36 @@
+"""The README's Python examples run as written, in order, in one namespace."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_readme_has_examples() -> None:
+    assert len(python_blocks()) >= 3
+
+
+def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    for block in python_blocks():
+        exec(compile(block, str(README), "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "dense expected input of shape (batch, 784), got (32, 700)" in out
+    assert "max relative error" in out
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = README.read_text().splitlines()[:5]
+    assert any("bash .ci/main-job" in line for line in head)
+    assert any("bash .ci/test" in line for line in head)
+    run = (README.parent / ".ci" / "run").read_text()
+    assert 'exec bash "$(dirname "$0")/test"' in run
