@@ -1,0 +1,77 @@
+"""Atomic file writes (private): a crash never leaves a half-written file at ``path``.
+
+The data go to a temporary file in the destination's directory (named
+``.<name>.<random>.tmp``, so no loader mistakes it for the real file), which is flushed
+and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX), and the
+directory is fsynced so the rename itself survives a power cut. If anything fails, the
+temporary file is removed and ``path`` keeps its previous content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a temporary file, then move it to ``path`` atomically.
+
+    Args:
+        path: the destination; its directory must exist.
+        write: writes the whole content to the binary file object it is given.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileNotFoundError: the destination's directory does not exist.
+        IsADirectoryError: ``path`` is an existing directory.
+    """
+    target = Path(path)
+    directory = target.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: the directory {directory} does not exist")
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot write {target}: it is a directory")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    return write_atomic(path, write)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover - file systems that refuse directory fsync
+        pass
+    finally:
+        os.close(dfd)
