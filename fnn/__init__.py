@@ -6,6 +6,7 @@ optimizers are pure functions over them; training is a fold. See the README.
 
 from . import losses as losses
 from . import nn as nn
+from . import optim as optim
 from . import random as random
 from . import tree as tree
 from .gradient import GradCheck as GradCheck

@@ -264,13 +264,13 @@ def difference(a: TreeDef, b: TreeDef, path: str = "") -> str | None:
     where = f"at {path or 'the root'}"
     if a.kind != b.kind or a.node_type is not b.node_type:
         return f"{where}: expected {_node_name(a)}, got {_node_name(b)}"
+    if a.kind == "dict" and a.meta != b.meta:
+        return f"{where}: expected dict keys {list(a.meta)}, got {list(b.meta)}"
     if len(a.children) != len(b.children):
         return (
             f"{where}: expected {_node_name(a)} with {len(a.children)} children, "
             f"got {len(b.children)}"
         )
-    if a.kind == "dict" and a.meta != b.meta:
-        return f"{where}: expected dict keys {list(a.meta)}, got {list(b.meta)}"
     if a.kind == "attrs" and a.meta != b.meta:
         return f"{where}: static fields differ: expected {a.meta[2]}, got {b.meta[2]}"
     for i, (ca, cb) in enumerate(zip(a.children, b.children)):
@@ -438,6 +438,21 @@ class Layout:
     shapes: tuple[tuple[int, ...], ...]
     dtype: np.dtype[Any]
     offsets: tuple[int, ...]
+    weights: tuple[bool, ...]
+    """Per leaf: whether it is held by a ``field(weight=True)`` (see :func:`weight_mask`)."""
+
+    def ranges(self, flags: Sequence[bool]) -> list[tuple[int, int]]:
+        """The ``(start, stop)`` spans of the flat buffer of the leaves whose flag is true,
+        with adjacent spans merged."""
+        spans: list[tuple[int, int]] = []
+        for i, flag in enumerate(flags):
+            if flag:
+                start, stop = self.offsets[i], self.offsets[i + 1]
+                if spans and spans[-1][1] == start:
+                    spans[-1] = (spans[-1][0], stop)
+                elif stop > start:
+                    spans.append((start, stop))
+        return spans
 
     @property
     def size(self) -> int:
@@ -460,7 +475,7 @@ class Layout:
 
     def ravel(self, tree: Any, what: str = "tree") -> Array:
         """Copy a tree of this layout into a new flat buffer, checking shapes and dtypes."""
-        values = _flatten_like(self.treedef, tree, f"{what} and the layout it must match")
+        values = _flatten_like(self.treedef, tree, f"{what} and the params")
         out = np.empty(self.size, dtype=self.dtype)
         o = self.offsets
         for i, (x, shape) in enumerate(zip(values, self.shapes)):
@@ -498,7 +513,8 @@ def ravel(tree: Any) -> tuple[Array, Layout]:
     offsets = [0]
     for a in arrays:
         offsets.append(offsets[-1] + a.size)
-    layout = Layout(treedef, shapes, dtype, tuple(offsets))
+    weights = tuple(bool(w) for w in leaves(weight_mask(tree)))
+    layout = Layout(treedef, shapes, dtype, tuple(offsets), weights)
     flat = np.empty(layout.size, dtype=dtype)
     for i, a in enumerate(arrays):
         flat[offsets[i] : offsets[i + 1]] = a.ravel()

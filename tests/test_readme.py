@@ -26,6 +26,7 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "dense expected input of shape (batch, 784), got (32, 700)" in out
     assert "max relative error" in out
+    assert "3 3e-05" in out
 
 
 def test_readme_starts_with_the_two_commands() -> None:
