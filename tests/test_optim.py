@@ -306,14 +306,33 @@ def test_a_rebuilt_state_continues_bit_identically(key: random.Key) -> None:
     assert tree.equal(state, rebuilt)
 
 
-def test_state_is_a_tree_of_parameter_shaped_moments(key: random.Key) -> None:
+def test_state_holds_params_step_and_flat_moments(key: random.Key) -> None:
     params = random_tree(key, np.float32)
-    state = optim.adam().init(params)
+    opt = optim.adam()
+    state = opt.init(params)
     adam_state = state.inner[0]
     assert isinstance(adam_state, optim.AdamState)
-    tree.assert_same_structure(params, adam_state.mu)
+    size = tree.size(params)
+    assert adam_state.mu.shape == (size,) and adam_state.mu.dtype == np.float32
     assert optim.params(state) is state.params
     assert tree.equal(state.params, params)
+    state, _ = opt.update(state, tree.astype(gradients(key, params, 1)[0], np.float32))
+    shaped = optim.moment_trees(state)[0]
+    tree.assert_same_structure(params, shaped.mu)
+    flat_mu, _ = tree.ravel(shaped.mu)
+    assert flat_mu.tobytes() == state.inner[0].mu.tobytes()
+
+
+def test_a_state_with_malformed_moments_is_rejected(key: random.Key) -> None:
+    params = random_tree(key, np.float32)
+    opt = optim.adam()
+    state = opt.init(params)
+    broken = optim.OptState(
+        state.params, 0, (optim.AdamState(np.zeros(3, np.float32), 0.0), optim.EmptyState())
+    )
+    g = tree.astype(gradients(key, params, 1)[0], np.float32)
+    with pytest.raises(ValueError, match=r"a moment of AdamState must be a flat float32 array"):
+        opt.update(broken, g)
 
 
 def test_learning_rate_of_a_state(key: random.Key) -> None:

@@ -24,6 +24,7 @@ from ._base import OptState as OptState
 from ._base import Transform as Transform
 from ._base import Updates as Updates
 from ._base import chain as chain
+from ._base import moment_trees as moment_trees
 from ._base import params as params
 from ._base import stateless as stateless
 from ._schedules import Schedule as Schedule

@@ -104,13 +104,15 @@ class OptState(Generic[P]):
     Attributes:
         params: the current parameters (a frozen tree of read-only arrays).
         step: how many updates have been applied.
-        inner: one record per transform of the chain (e.g. ``AdamState(mu, nu)``),
-            whose fields are trees shaped like ``params``.
+        inner: one record per transform of the chain (e.g. ``AdamState(mu, nu)``) whose
+            fields are read-only flat arrays laid out like the raveled params (see
+            :func:`fnn.tree.ravel`; :func:`moment_trees` shows them shaped like the
+            params).
 
     A frozen tree like any other: it can be saved, loaded and compared with
-    :mod:`fnn.tree`. States made by :meth:`Optimizer.update` also carry the flat
-    buffers their trees are views of, an implementation detail that saves a copy per
-    step; a state rebuilt from its fields (loaded, or mapped) works the same.
+    :mod:`fnn.tree`. The params are views into one flat buffer, which a state made by
+    :meth:`Optimizer.update` keeps at hand (an implementation detail that saves a copy
+    per step); a state rebuilt from its fields (loaded, or mapped) works the same.
     """
 
     params: P
@@ -120,11 +122,10 @@ class OptState(Generic[P]):
 
 @attrs.frozen(eq=False)
 class _Flat:
-    """The flat buffers an OptState's trees are views of (cached on the state)."""
+    """The flat buffer an OptState's params are views of, with its layout."""
 
     layout: Layout
     params: Array
-    moments: tuple[Moments, ...]
 
 
 def _readonly(flat: Array) -> Array:
@@ -133,22 +134,19 @@ def _readonly(flat: Array) -> Array:
 
 
 def _state(
-    transforms: Sequence[Transform], flat: _Flat, step: int, params: Any = None
+    transforms: Sequence[Transform],
+    layout: Layout,
+    flat_params: Array,
+    moments: Sequence[Moments],
+    step: int,
 ) -> OptState[Any]:
-    layout = flat.layout
-    inner = tuple(
-        t.state(*(layout.unravel(_readonly(m)) for m in moments))
-        for t, moments in zip(transforms, flat.moments)
-    )
-    if params is None:
-        params = layout.unravel(_readonly(flat.params))
-    state: OptState[Any] = OptState(params, step, inner)
-    object.__setattr__(state, "_flat", flat)
+    inner = tuple(t.state(*(_readonly(m) for m in ms)) for t, ms in zip(transforms, moments))
+    state: OptState[Any] = OptState(layout.unravel(_readonly(flat_params)), step, inner)
+    object.__setattr__(state, "_flat", _Flat(layout, flat_params))
     return state
 
 
-def _flat_of(state: OptState[Any], transforms: Sequence[Transform]) -> _Flat:
-    """The flat buffers of ``state``: cached when the optimizer made it, else raveled."""
+def _check_state(state: Any, transforms: Sequence[Transform]) -> None:
     if not isinstance(state, OptState):
         raise TypeError(f"expected an OptState (from optimizer.init), got {type(state).__name__}")
     if len(state.inner) != len(transforms):
@@ -162,15 +160,41 @@ def _flat_of(state: OptState[Any], transforms: Sequence[Transform]) -> _Flat:
                 f"expected {t.state.__name__} in the state, got {type(record).__name__}: "
                 "was it made by another optimizer?"
             )
+
+
+def _flat_of(state: OptState[Any]) -> _Flat:
+    """The flat params of ``state``: cached when an optimizer made it, else raveled."""
     cached = state.__dict__.get("_flat")
     if isinstance(cached, _Flat):
         return cached
-    params, layout = _tree.ravel(state.params)
-    moments = []
+    flat, layout = _tree.ravel(state.params)
+    return _Flat(layout, flat)
+
+
+def _moments(state: OptState[Any], layout: Layout) -> list[Moments]:
+    out = []
     for record in state.inner:
-        fields = [getattr(record, f.name) for f in attrs.fields(cast(Any, type(record)))]
-        moments.append(tuple(layout.ravel(m, "a moment of the state") for m in fields))
-    return _Flat(layout, params, tuple(moments))
+        values = tuple(getattr(record, f.name) for f in attrs.fields(cast(Any, type(record))))
+        for v in values:
+            flat_like = isinstance(v, np.ndarray) and v.shape == (layout.size,)
+            if not flat_like or v.dtype != layout.dtype:
+                got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+                raise ValueError(
+                    f"a moment of {type(record).__name__} must be a flat {layout.dtype} array "
+                    f"of shape ({layout.size},) like the raveled params, got {got}"
+                )
+        out.append(values)
+    return out
+
+
+def moment_trees(state: OptState[Any]) -> tuple[Any, ...]:
+    """The state's transform records with each flat moment shown as a tree shaped like
+    the params (views, no copy)."""
+    layout = _flat_of(state).layout
+    return tuple(
+        type(record)(*(layout.unravel(m) for m in ms))
+        for record, ms in zip(state.inner, _moments(state, layout))
+    )
 
 
 @attrs.frozen(eq=False)
@@ -194,8 +218,8 @@ class Optimizer:
             TypeError: a leaf is not a float array, or the leaves mix dtypes.
         """
         flat, layout = _tree.ravel(params)
-        moments = tuple(t.init(flat, layout) for t in self.transforms)
-        return cast(OptState[P], _state(self.transforms, _Flat(layout, flat, moments), 0))
+        moments = [t.init(flat, layout) for t in self.transforms]
+        return cast(OptState[P], _state(self.transforms, layout, flat, moments, 0))
 
     def update(self, state: OptState[P], grads: P) -> tuple[OptState[P], P]:
         """Apply one step: returns the new state and the new params (``new_state.params``).
@@ -203,8 +227,8 @@ class Optimizer:
         Raises:
             ValueError: ``grads`` does not match the params' structure, shapes or dtypes.
         """
-        flat = _flat_of(state, self.transforms)
-        g = flat.layout.ravel(grads, "grads")
+        _check_state(state, self.transforms)
+        g = _flat_of(state).layout.ravel(grads, "grads")
         new_state = self.update_flat(state, g)
         return new_state, new_state.params
 
@@ -213,15 +237,23 @@ class Optimizer:
 
         ``flat_grads`` must have the layout's dtype and size; it is not modified.
         """
-        flat = _flat_of(state, self.transforms)
+        _check_state(state, self.transforms)
+        flat = _flat_of(state)
+        layout = flat.layout
+        if flat_grads.shape != (layout.size,) or flat_grads.dtype != layout.dtype:
+            raise ValueError(
+                f"flat grads must be {layout.dtype} of shape ({layout.size},), "
+                f"got {flat_grads.dtype} {flat_grads.shape}"
+            )
         u = Updates(flat_grads)
         moments = []
-        for t, m in zip(self.transforms, flat.moments):
-            u, new_m = t.update(u, m, flat.params, state.step, flat.layout)
+        for t, m in zip(self.transforms, _moments(state, layout)):
+            u, new_m = t.update(u, m, flat.params, state.step, layout)
             moments.append(new_m)
         new_params = _apply(flat.params, u)
-        new_flat = _Flat(flat.layout, new_params, tuple(moments))
-        return cast(OptState[P], _state(self.transforms, new_flat, state.step + 1))
+        return cast(
+            OptState[P], _state(self.transforms, layout, new_params, moments, state.step + 1)
+        )
 
     def learning_rate(self, state: OptState[Any]) -> float:
         """The learning rate the next update will use (of the first scheduled transform).
