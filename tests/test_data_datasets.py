@@ -157,6 +157,8 @@ def test_download_verifies_caches_and_does_not_download_twice(tmp_path: Path, se
     again = data.load_dataset(f.spec, cache_dir=cache, mirrors=[server.url])
     assert_matches(again, f)
     assert len(server.requests) == 4  # the second load read the cache only
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        again.x_train = again.x_test  # type: ignore[misc]
 
 
 def test_default_cache_is_under_xdg_cache_home(tmp_path: Path, serve: Any) -> None:
@@ -216,7 +218,8 @@ def test_a_server_that_is_down_gives_the_offline_error(tmp_path: Path) -> None:
     )
     assert lines[3] == f"  3. {tmp_path / 'c' / 'fake-mnist'} (cache): no such directory"
     assert lines[4] == "Download failed:"
-    assert f"{down}train-images-idx3-ubyte.gz: URLError: [Errno 111] Connection refused" in message
+    assert f"{down}train-images-idx3-ubyte.gz: URLError: [Errno " in message
+    assert "Connection refused" in message
     assert "put the four files (gzipped or not) in a directory and pass data_dir=" in message
     assert "set FNN_DATA" in message and "download=True" in message
 
@@ -369,8 +372,11 @@ def test_names_and_arguments(tmp_path: Path) -> None:
         data.load_dataset(f.spec, mirrors=["file:///etc/"])
     with pytest.raises(TypeError, match="download must be True or False"):
         data.load_dataset(f.spec, download=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="timeout must be a positive number"):
-        data.load_dataset(f.spec, timeout=0)
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="timeout must be a positive, finite number"):
+            data.load_dataset(f.spec, timeout=bad)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds, got '3'"):
+        data.load_dataset(f.spec, timeout="3")  # type: ignore[arg-type]
 
 
 def test_specs_carry_the_published_checksums() -> None:

@@ -243,8 +243,10 @@ def load_dataset(
     mirror_list = _check_mirrors(spec.mirrors if mirrors is None else mirrors)
     if not isinstance(download, bool):
         raise TypeError(f"download must be True or False, got {download!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise FileNotFoundError(
