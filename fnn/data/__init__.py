@@ -1,0 +1,25 @@
+"""Data: IDX files, the MNIST-family datasets, preprocessing, splits and batches.
+
+``read_idx``/``write_idx`` read and write IDX files (raw or gzip); ``load_mnist``,
+``load_fashion_mnist`` and ``load_dataset`` find, verify (SHA-256) and, if allowed,
+download the standard files; ``to_float``, ``flatten``, ``one_hot`` and ``split``
+prepare arrays; ``batches`` iterates over shuffled mini-batches driven by a key.
+"""
+
+from ._batches import batches as batches
+from ._batches import num_batches as num_batches
+from ._datasets import DATASETS as DATASETS
+from ._datasets import FASHION_MNIST as FASHION_MNIST
+from ._datasets import MNIST as MNIST
+from ._datasets import Dataset as Dataset
+from ._datasets import DatasetSpec as DatasetSpec
+from ._datasets import FileSpec as FileSpec
+from ._datasets import load_dataset as load_dataset
+from ._datasets import load_fashion_mnist as load_fashion_mnist
+from ._datasets import load_mnist as load_mnist
+from ._idx import read_idx as read_idx
+from ._idx import write_idx as write_idx
+from ._prep import flatten as flatten
+from ._prep import one_hot as one_hot
+from ._prep import split as split
+from ._prep import to_float as to_float
