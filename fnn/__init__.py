@@ -4,7 +4,10 @@ Parameters are frozen trees of read-only arrays; models, losses, gradients and
 optimizers are pure functions over them; training is a fold. See the README.
 """
 
+from . import callbacks as callbacks
+from . import data as data
 from . import losses as losses
+from . import metrics as metrics
 from . import nn as nn
 from . import optim as optim
 from . import random as random
@@ -15,5 +18,20 @@ from .gradient import check_layer as check_layer
 from .gradient import check_model as check_model
 from .gradient import grad as grad
 from .gradient import value_and_grad as value_and_grad
+from .train import Callback as Callback
+from .train import EarlyStopping as EarlyStopping
+from .train import EpochMetrics as EpochMetrics
+from .train import Evaluation as Evaluation
+from .train import Event as Event
+from .train import Metrics as Metrics
+from .train import NonFiniteLossError as NonFiniteLossError
+from .train import TrainState as TrainState
+from .train import evaluate as evaluate
+from .train import fit as fit
+from .train import predict as predict
+from .train import predict_proba as predict_proba
+from .train import train_epoch as train_epoch
+from .train import train_state as train_state
+from .train import train_step as train_step
 
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@ across its releases.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -31,6 +32,10 @@ from numpy.typing import DTypeLike
 from ._types import Array
 
 _MAX_SEED = 2**63
+
+
+def _indices(values: Iterable[Any]) -> tuple[int, ...]:
+    return tuple(operator.index(v) for v in values)
 
 
 @attrs.frozen
@@ -43,8 +48,8 @@ class Key:
             and ``fold_in(data)`` appends ``2 * data + 1``, so the two never collide.
     """
 
-    entropy: int
-    path: tuple[int, ...] = ()
+    entropy: int = attrs.field(converter=operator.index)
+    path: tuple[int, ...] = attrs.field(default=(), converter=_indices)
 
 
 def _check_index(value: Any, what: str) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -416,6 +417,21 @@ def max_abs_difference(a: Any, b: Any) -> float:
     lb = _flatten_like(da, b, "trees passed to fnn.tree.max_abs_difference")
     diffs = [float(np.max(np.abs(np.subtract(x, y)), initial=0.0)) for x, y in zip(la, lb)]
     return builtins.max(diffs, default=0.0)
+
+
+def fingerprint(tree: Any) -> str:
+    """A SHA-256 hex digest of a tree's structure, dtypes, shapes and bytes.
+
+    Bit-identical trees have equal fingerprints; any change of a bit, a shape, a dtype
+    or the structure changes it (with overwhelming probability).
+    """
+    values, treedef = flatten(tree)
+    digest = hashlib.sha256(str(treedef).encode())
+    for value in values:
+        arr = np.ascontiguousarray(value)
+        digest.update(f"|{arr.dtype.str}{arr.shape}|".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
 
 
 def size(tree: Any) -> int:

@@ -206,3 +206,20 @@ def test_round_trip_property(t: Any) -> None:
     assert tree.structure(back) == treedef
     assert len(tree.paths(t)) == len(leaves)
     assert tree.equal(tree.map(lambda x: x, t), t)
+
+
+def test_fingerprint_tracks_bits_shapes_dtypes_and_structure() -> None:
+    a = (np.arange(4.0), {"k": np.ones(2, np.float32)})
+    assert tree.fingerprint(a) == tree.fingerprint(tree.map(np.copy, a))
+    assert len(tree.fingerprint(a)) == 64
+    changed = (
+        np.arange(4.0),
+        {"k": np.array([1.0, np.nextafter(np.float32(1), np.float32(2))], np.float32)},
+    )
+    others = [
+        changed,
+        (np.arange(4.0).reshape(2, 2), {"k": np.ones(2, np.float32)}),
+        (np.arange(4.0), {"k": np.ones(2, np.float64)}),
+        [np.arange(4.0), {"k": np.ones(2, np.float32)}],
+    ]
+    assert len({tree.fingerprint(t) for t in [a, *others]}) == 5

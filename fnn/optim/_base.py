@@ -11,7 +11,8 @@ parameter-shaped trees (params and moments), so it saves and loads like any tree
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -38,7 +39,7 @@ class Updates:
     """
 
     array: Array
-    scale: float = 1.0
+    scale: float = attrs.field(default=1.0, converter=float)
 
     def value(self) -> Array:
         """``scale * array`` as an array (``array`` itself when ``scale`` is 1)."""
@@ -97,6 +98,10 @@ def stateless(
     return Transform(init, update_fn, EmptyState, learning_rate)
 
 
+def _as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(eq=False, slots=False)
 class OptState(Generic[P]):
     """The state of an optimizer: the params, the step count and each transform's moments.
@@ -116,8 +121,8 @@ class OptState(Generic[P]):
     """
 
     params: P
-    step: int
-    inner: tuple[Any, ...]
+    step: int = attrs.field(converter=operator.index)
+    inner: tuple[Any, ...] = attrs.field(converter=_as_tuple)
 
 
 @attrs.frozen(eq=False)

@@ -1,0 +1,109 @@
+"""PNG plots of training curves and confusion matrices (needs the optional matplotlib).
+
+Install it with ``pip install 'fnn[plot]'``. Without it, the functions here raise
+:class:`PlottingUnavailableError` (an ``ImportError``) whose message says how to get it; the
+``fnn`` command catches that, prints the message and carries on.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import write_bytes_atomic
+from ._types import Array
+from .train import EpochMetrics
+
+
+class PlottingUnavailableError(ImportError):
+    """matplotlib is not installed."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlottingUnavailableError(
+            "matplotlib is not installed, so no PNG plots were drawn; "
+            "install it with: pip install 'fnn[plot]'"
+        ) from None
+    return plt
+
+
+def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def history(records: Sequence[EpochMetrics], path: str | os.PathLike[str]) -> Path:
+    """Plot loss and accuracy per epoch (train and, when present, validation) to a PNG.
+
+    Returns:
+        The path written.
+    """
+    if not records:
+        raise ValueError("history needs at least one epoch record")
+    plt = _pyplot()
+    epochs = [r.epoch + 1 for r in records]
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    try:
+        for ax, name, label in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
+            ax.plot(epochs, [r.get(name) for r in records], "o-", label=f"train {label}")
+            val = [r.get("val_" + name) for r in records]
+            if not all(math.isnan(v) for v in val):
+                ax.plot(epochs, val, "s--", label=f"validation {label}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        loss_ax.set_title("loss per epoch")
+        acc_ax.set_title("accuracy per epoch")
+        return _save(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def confusion_matrix(
+    matrix: Array, path: str | os.PathLike[str], class_names: Sequence[str] | None = None
+) -> Path:
+    """Plot a confusion matrix (rows: true classes, columns: predictions) to a PNG.
+
+    Returns:
+        The path written.
+    """
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(
+            f"expected a square confusion matrix, got {getattr(matrix, 'shape', None)}"
+        )
+    n = matrix.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"expected {n} class names, got {len(names)}")
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.65 * n))
+    try:
+        image = ax.imshow(matrix, cmap="Blues")
+        figure.colorbar(image, ax=ax)
+        ax.set_xticks(range(n), names, rotation=45, ha="right")
+        ax.set_yticks(range(n), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for i in range(n):
+            for j in range(n):
+                color = "white" if matrix[i, j] > threshold else "black"
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color)
+        ax.set_title("confusion matrix")
+        return _save(figure, path)
+    finally:
+        plt.close(figure)

@@ -1,0 +1,529 @@
+"""Training as a fold: ``train_step``, ``train_epoch``, ``evaluate``, ``predict`` and ``fit``.
+
+A :class:`TrainState` is a frozen tree: the optimizer state (which holds the params),
+the key, the number of finished epochs, the running metrics of the epoch in progress,
+the history of finished epochs and the early-stopping record. ``train_step(...)``
+returns a pure function ``(state, (x, y)) -> state``; ``train_epoch`` is
+``functools.reduce`` of it over batches; ``fit`` folds epochs. Progress display and
+logging are callbacks at the edge (:mod:`fnn.callbacks`); nothing in the state depends
+on time, so two runs with the same inputs give bit-identical states.
+
+Randomness: the shuffle of epoch ``e`` uses ``fold_in(fold_in(key, 0), e)`` and the
+validation split ``fold_in(key, 1)``, so a run depends only on (seed, epoch, step).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
+import numpy as np
+
+from . import _checks, data
+from . import random as _random
+from . import tree as _tree
+from ._types import Array
+from .losses import Loss, Penalty, categorical_cross_entropy, softmax_cross_entropy
+from .nn import Layer
+from .optim import Optimizer, OptState
+
+P = TypeVar("P")
+
+Batch = tuple[Array, Array]
+
+_DATA_KEY, _SPLIT_KEY, _INIT_KEY = 0, 1, 3
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the message names the step."""
+
+
+@attrs.frozen(eq=False)
+class Metrics:
+    """Running sums over the batches of the epoch in progress.
+
+    Attributes:
+        loss_sum: the sum over batches of ``batch loss * batch size``.
+        correct: how many examples were classified correctly.
+        count: how many examples were seen.
+        scored: how many of them had their accuracy counted (0 for regression losses).
+    """
+
+    loss_sum: float = attrs.field(default=0.0, converter=float)
+    correct: int = attrs.field(default=0, converter=operator.index)
+    count: int = attrs.field(default=0, converter=operator.index)
+    scored: int = attrs.field(default=0, converter=operator.index)
+
+    @property
+    def loss(self) -> float:
+        """The mean loss so far (NaN before the first batch)."""
+        return self.loss_sum / self.count if self.count else math.nan
+
+    @property
+    def accuracy(self) -> float:
+        """The accuracy so far (NaN when not tracked or before the first batch)."""
+        return self.correct / self.scored if self.scored else math.nan
+
+
+@attrs.frozen(eq=False)
+class EpochMetrics:
+    """The record of one finished epoch (validation values are NaN without validation)."""
+
+    epoch: int = attrs.field(converter=operator.index)
+    loss: float = attrs.field(converter=float)
+    accuracy: float = attrs.field(converter=float)
+    val_loss: float = attrs.field(default=math.nan, converter=float)
+    val_accuracy: float = attrs.field(default=math.nan, converter=float)
+
+    def get(self, name: str) -> float:
+        """The metric called ``name`` (``"loss"``, ``"val_accuracy"``, ...)."""
+        if name not in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            raise ValueError(
+                f"unknown metric {name!r}; expected loss, accuracy, val_loss or val_accuracy"
+            )
+        value: float = getattr(self, name)
+        return value
+
+
+def _records(values: Iterable[EpochMetrics]) -> tuple[EpochMetrics, ...]:
+    return tuple(values)
+
+
+@attrs.frozen(eq=False)
+class Best(Generic[P]):
+    """Early stopping's record: the best monitored value, its epoch, the params then,
+    and how many epochs have passed without improvement."""
+
+    value: float = attrs.field(converter=float)
+    epoch: int = attrs.field(converter=operator.index)
+    params: P
+    wait: int = attrs.field(default=0, converter=operator.index)
+
+
+@attrs.frozen(eq=False)
+class TrainState(Generic[P]):
+    """Everything a training run needs to continue exactly where it stopped.
+
+    Attributes:
+        opt: the optimizer state; ``opt.params`` are the current params.
+        key: the run's key (shuffles and splits are derived from it).
+        epoch: the number of finished epochs.
+        metrics: the running metrics of the epoch in progress.
+        history: one :class:`EpochMetrics` per finished epoch.
+        best: early stopping's record, or None when it is not used.
+        stopped: whether early stopping ended the run.
+    """
+
+    opt: OptState[P]
+    key: _random.Key
+    epoch: int = attrs.field(default=0, converter=operator.index)
+    metrics: Metrics = Metrics()
+    history: tuple[EpochMetrics, ...] = attrs.field(default=(), converter=_records)
+    best: Best[P] | None = None
+    stopped: bool = attrs.field(default=False, converter=bool)
+
+    @property
+    def params(self) -> P:
+        """The current parameters."""
+        return self.opt.params
+
+    @property
+    def step(self) -> int:
+        """The number of updates applied so far."""
+        return self.opt.step
+
+
+def train_state(optimizer: Optimizer, params: P, key: _random.Key) -> TrainState[P]:
+    """A fresh training state for ``params``."""
+    return TrainState(optimizer.init(params), key)
+
+
+def _accuracy_counter(loss: Loss) -> Callable[[Array, Array], int] | None:
+    if loss is softmax_cross_entropy or loss is categorical_cross_entropy:
+        return _count_correct
+    return None
+
+
+def _count_correct(out: Array, y: Array) -> int:
+    predicted = out.argmax(axis=1)
+    labels = y if y.ndim == 1 else y.argmax(axis=1)
+    return int(np.count_nonzero(predicted == labels))
+
+
+def train_step(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    penalty: Penalty[P] | None = None,
+) -> Callable[[TrainState[P], Batch], TrainState[P]]:
+    """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
+
+    It runs the model forward, the loss, the backward pass (no input gradient), the
+    optimizer, and adds the batch to the running metrics (accuracy is counted for
+    :func:`~fnn.losses.softmax_cross_entropy` and
+    :func:`~fnn.losses.categorical_cross_entropy`). The batch is not checked for NaN
+    (``fit`` checks the data once); a non-finite loss raises
+    :class:`NonFiniteLossError` naming the step.
+    """
+    count_correct = _accuracy_counter(loss)
+
+    def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
+        x, y = batch
+        params = state.opt.params
+        out, residuals = model.forward(params, x)
+        value, dout = loss(out, y)
+        if penalty is not None:
+            extra, extra_grads = penalty(params)
+            value += extra
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the loss is {value} at step {state.opt.step} (epoch {state.epoch}, "
+                f"batch {state.metrics.count // max(len(x), 1)}); lower the learning rate "
+                "or check the data"
+            )
+        grads, _ = model.backward(params, residuals, dout, False)
+        if penalty is not None:
+            grads = _tree.add(grads, extra_grads)
+        opt, _ = optimizer.update(state.opt, grads)
+        n = len(x)
+        m = state.metrics
+        correct = count_correct(out, y) if count_correct is not None else 0
+        metrics = Metrics(
+            m.loss_sum + value * n,
+            m.correct + correct,
+            m.count + n,
+            m.scored + (n if count_correct is not None else 0),
+        )
+        return TrainState(opt, state.key, state.epoch, metrics, state.history, state.best)
+
+    return step
+
+
+def train_epoch(
+    step: Callable[[TrainState[P], Batch], TrainState[P]],
+    state: TrainState[P],
+    batches: Iterable[Batch],
+) -> TrainState[P]:
+    """Fold ``step`` over ``batches``: ``functools.reduce(step, batches, state)``."""
+    return functools.reduce(step, batches, state)
+
+
+@attrs.frozen
+class Evaluation:
+    """The mean loss and the accuracy (NaN when not tracked) over a dataset."""
+
+    loss: float
+    accuracy: float
+
+
+def _check_data(model: Layer[Any], params: Any, x: Any, y: Any, what: str) -> None:
+    x = _checks.float_array(x, f"{what} x")
+    if x.ndim < 2:
+        raise ValueError(f"{what} x must have shape (n, features...), got {x.shape}")
+    _checks.finite(x, f"{what} x")
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{what} y must be a NumPy array, got {type(y).__name__}")
+    if len(y) != len(x):
+        raise ValueError(f"{what} x has {len(x)} examples but y has {len(y)}")
+    if len(x) == 0:
+        raise ValueError(f"{what} data must hold at least one example")
+    out_shape = model.output_shape(x.shape[1:])
+    if y.dtype.kind in "iu":
+        if len(out_shape) == 1:
+            _checks.labels(y, out_shape[0], len(x), f"{what} labels")
+    elif y.dtype.kind == "f":
+        _checks.finite(y, f"{what} y")
+        if y.shape[1:] != out_shape:
+            raise ValueError(
+                f"{what} targets must have shape (n, {', '.join(map(str, out_shape))}) "
+                f"to match the model's output, got {y.shape}"
+            )
+    else:
+        raise TypeError(f"{what} y must hold integer labels or float targets, got {y.dtype}")
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def evaluate(
+    model: Layer[P],
+    loss: Loss,
+    params: P,
+    x: Array,
+    y: Array,
+    batch_size: int = 1024,
+) -> Evaluation:
+    """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)``, in chunks of
+    ``batch_size`` rows (the data loss only, without any penalty)."""
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    _check_data(model, params, x, y, "evaluation")
+    count_correct = _accuracy_counter(loss)
+    total, correct = 0.0, 0
+    for part in _chunks(len(x), batch_size):
+        out = model.apply(params, x[part])
+        value, _ = loss(out, y[part])
+        total += value * len(out)
+        if count_correct is not None:
+            correct += count_correct(out, y[part])
+    n = len(x)
+    return Evaluation(total / n, correct / n if count_correct is not None else math.nan)
+
+
+def _outputs(model: Layer[P], params: P, x: Array, batch_size: int) -> Array:
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    x = _checks.float_array(x, "x")
+    parts = [model.apply(params, x[part]) for part in _chunks(len(x), batch_size)]
+    if not parts:
+        raise ValueError("predict needs at least one example, got an empty x")
+    return np.concatenate(parts)
+
+
+def predict_proba(
+    model: Layer[P],
+    params: P,
+    x: Array,
+    batch_size: int = 1024,
+    from_logits: bool | None = None,
+) -> Array:
+    """Class probabilities ``(n, classes)``.
+
+    ``from_logits`` says whether the model outputs logits (softmax is applied) or
+    probabilities already; by default it is true unless the model's last layer is a
+    ``softmax``.
+    """
+    out = _outputs(model, params, x, batch_size)
+    if from_logits is None:
+        from_logits = not _ends_in_softmax(model)
+    if not from_logits:
+        return out
+    z: Array = out - out.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def _ends_in_softmax(model: Layer[Any]) -> bool:
+    spec = model.spec
+    while spec is not None and spec.get("layer") == "serial" and spec.get("layers"):
+        spec = spec["layers"][-1]
+    return spec is not None and spec.get("layer") == "softmax"
+
+
+def predict(model: Layer[P], params: P, x: Array, batch_size: int = 1024) -> Array:
+    """Predicted class labels ``(n,)`` (the argmax of the model's outputs)."""
+    labels: Array = _outputs(model, params, x, batch_size).argmax(axis=1)
+    return labels
+
+
+@attrs.frozen
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; with ``restore_best`` the final params are the best epoch's.
+
+    ``monitor`` is ``"val_loss"`` (default; falls back to ``"loss"`` without validation
+    data), ``"loss"``, ``"accuracy"`` or ``"val_accuracy"``; losses are minimized and
+    accuracies maximized.
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        EpochMetrics(0, 0.0, 0.0).get(self.monitor)  # validates the name
+        _checks.positive_int(self.patience, "patience")
+        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta}")
+
+
+EventKind = Literal["train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end"]
+
+
+@attrs.frozen(eq=False)
+class Event:
+    """What a callback is told.
+
+    Attributes:
+        kind: ``train_begin``, ``epoch_begin``, ``batch_end``, ``epoch_end`` or ``train_end``.
+        epoch: the 0-based epoch in progress (or just finished).
+        epochs: the total number of epochs asked for.
+        batch: batches done in this epoch; ``batches`` how many it has.
+        state: the training state after the event.
+        record: the finished epoch's metrics (``epoch_end``), else None.
+        seconds: wall time since the epoch began (for display only; never in the state).
+    """
+
+    kind: EventKind
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    state: TrainState[Any]
+    record: EpochMetrics | None = None
+    seconds: float = 0.0
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput of the epoch so far."""
+        return self.state.metrics.count / self.seconds if self.seconds > 0 else math.nan
+
+
+Callback = Callable[[Event], None]
+
+
+def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool:
+    if math.isnan(value):
+        return False
+    if monitor.endswith("loss"):
+        return value < best - min_delta
+    return value > best + min_delta
+
+
+def fit(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    x: Array,
+    y: Array,
+    *,
+    key: _random.Key,
+    epochs: int,
+    batch_size: int = 32,
+    params: P | None = None,
+    state: TrainState[P] | None = None,
+    validation_split: float = 0.0,
+    validation_data: tuple[Array, Array] | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    penalty: Penalty[P] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainState[P]:
+    """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
+
+    Args:
+        model, loss, optimizer: what to train, on what objective, with what rule.
+        x, y: training inputs ``(n, ...)`` (float, the params' dtype) and integer labels
+            ``(n,)`` or targets shaped like the model's outputs. Checked once, NaN
+            included.
+        key: the run's key: initial params (when neither ``params`` nor ``state`` is
+            given), the validation split and every epoch's shuffle derive from it.
+        epochs: the total number of epochs; a resumed ``state`` that has finished
+            ``k`` epochs trains ``epochs - k`` more.
+        batch_size, shuffle, drop_last: how each epoch is batched.
+        params: the initial params (default: ``model.init`` from the key).
+        state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
+            continues bit-identically to one that never stopped.
+        validation_split: the fraction of ``(x, y)`` held out for validation (a
+            deterministic split from the key); or ``validation_data=(x_val, y_val)``.
+        early_stopping: an :class:`EarlyStopping`, or None.
+        penalty: an optional penalty on the params added to the loss (e.g. L2).
+        callbacks: functions of an :class:`Event`, for progress bars, logging,
+            checkpoints (see :mod:`fnn.callbacks`).
+
+    Returns:
+        The final :class:`TrainState`; ``state.history`` has one record per epoch.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite (the message names the step).
+    """
+    epochs = _checks.positive_int(epochs, "epochs")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    if not isinstance(key, _random.Key):
+        raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
+    if validation_data is not None and validation_split:
+        raise ValueError("give validation_split or validation_data, not both")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+
+    x_train, y_train = x, y
+    if validation_split:
+        (x_train, y_train), validation_data = data.split(
+            _random.fold_in(key, _SPLIT_KEY), x, y, validation_split
+        )
+    if state is None:
+        if params is None:
+            _checks.float_array(x, "x")
+            params = model.init(_random.fold_in(key, _INIT_KEY), x.shape[1:], x.dtype)
+        state = TrainState(optimizer.init(params), key)
+    elif params is not None:
+        raise ValueError("give params or state, not both")
+    _check_data(model, state.params, x_train, y_train, "training")
+    if validation_data is not None:
+        _check_data(model, state.params, *validation_data, "validation")
+    monitor = None
+    if early_stopping is not None:
+        monitor = early_stopping.monitor
+        if validation_data is None and monitor.startswith("val_"):
+            monitor = monitor[4:]
+
+    step = train_step(model, loss, optimizer, penalty)
+    n_batches = data.num_batches(len(x_train), batch_size, drop_last)
+
+    def notify(event: Event) -> None:
+        for callback in callbacks:
+            callback(event)
+
+    def run_epoch(current: TrainState[P], epoch: int) -> TrainState[P]:
+        if current.stopped or epoch < current.epoch:
+            return current
+        began = time.perf_counter()
+        current = attrs.evolve(current, metrics=Metrics())
+        notify(Event("epoch_begin", epoch, epochs, 0, n_batches, current))
+
+        def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
+            s = step(s, batch)
+            if callbacks:
+                done = -(-s.metrics.count // batch_size)
+                seconds = time.perf_counter() - began
+                notify(Event("batch_end", epoch, epochs, done, n_batches, s, None, seconds))
+            return s
+
+        batches = data.batches(
+            _random.fold_in(_random.fold_in(current.key, _DATA_KEY), epoch),
+            x_train,
+            y_train,
+            batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+        )
+        current = train_epoch(step_and_report, current, batches)
+        record = EpochMetrics(epoch, current.metrics.loss, current.metrics.accuracy)
+        if validation_data is not None:
+            result = evaluate(model, loss, current.params, *validation_data)
+            record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
+        best, stopped = current.best, False
+        if early_stopping is not None and monitor is not None:
+            value = record.get(monitor)
+            if best is None or _improved(monitor, value, best.value, early_stopping.min_delta):
+                best = Best(value, epoch, current.params)
+            else:
+                best = attrs.evolve(best, wait=best.wait + 1)
+                stopped = best.wait >= early_stopping.patience
+        current = TrainState(
+            current.opt,
+            current.key,
+            epoch + 1,
+            current.metrics,
+            (*current.history, record),
+            best,
+            stopped,
+        )
+        seconds = time.perf_counter() - began
+        notify(Event("epoch_end", epoch, epochs, n_batches, n_batches, current, record, seconds))
+        return current
+
+    notify(Event("train_begin", state.epoch, epochs, 0, n_batches, state))
+    final = functools.reduce(run_epoch, range(epochs), state)
+    if early_stopping is not None and early_stopping.restore_best and final.best is not None:
+        restored = OptState(final.best.params, final.opt.step, final.opt.inner)
+        final = attrs.evolve(final, opt=restored)
+    notify(Event("train_end", final.epoch, epochs, 0, n_batches, final))
+    return final

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fnn import plots
+from fnn.train import EpochMetrics
+
+RECORDS = [EpochMetrics(0, 0.9, 0.7, 0.8, 0.72), EpochMetrics(1, 0.5, 0.85, 0.6, 0.8)]
+
+
+def test_history_and_confusion_plots_are_pngs(tmp_path: Path) -> None:
+    curves = plots.history(RECORDS, tmp_path / "curves.png")
+    matrix = np.array([[5, 1], [2, 7]])
+    confusion = plots.confusion_matrix(matrix, tmp_path / "confusion.png", ["cat", "dog"])
+    for path in (curves, confusion):
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "curves.png"]
+
+
+def test_bad_plot_inputs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one epoch"):
+        plots.history([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="square confusion matrix"):
+        plots.confusion_matrix(np.zeros((2, 3)), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="expected 2 class names, got 1"):
+        plots.confusion_matrix(np.zeros((2, 2)), tmp_path / "x.png", ["a"])
+
+
+def test_without_matplotlib_the_error_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(plots.PlottingUnavailableError, match=r"pip install 'fnn\[plot\]'"):
+        plots.history(RECORDS, tmp_path / "curves.png")
+    assert not list(tmp_path.iterdir())
