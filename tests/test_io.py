@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import doctest
 import json
 import os
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,9 +15,13 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fnn
 import fnn.io
+import fnn.io._api
 from fnn import nn, random, tree
 from fnn.io import FormatError
 
@@ -69,6 +75,51 @@ def test_round_trip_is_bit_identical(tmp_path: Path, key: random.Key) -> None:
         assert tree.equal(loaded, original)
         assert tree.structure(loaded) == tree.structure(original)
         assert [type(x) for x in tree.leaves(loaded)] == [type(x) for x in tree.leaves(original)]
+
+
+DTYPES = ["?", "i1", "u2", "<i4", ">i8", "f2", "<f4", ">f4", "f8", "c8", "c16"]
+
+
+def random_trees() -> st.SearchStrategy[Any]:
+    """Trees of every node kind with arrays of any saved dtype and shape, and scalars."""
+    arrays = hnp.arrays(
+        dtype=st.sampled_from(DTYPES).map(np.dtype),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+    )
+    leaves = st.one_of(
+        arrays,
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(),  # NaN and infinities included: equality is bitwise
+        st.complex_numbers(allow_nan=False),
+        arrays.filter(lambda a: a.ndim == 0).map(lambda a: a[()]),  # NumPy scalars
+    )
+    return st.recursive(
+        leaves | st.none(),
+        lambda kids: st.one_of(
+            st.lists(kids, max_size=3),
+            st.lists(kids, max_size=3).map(tuple),
+            st.dictionaries(st.text(max_size=3), kids, max_size=3),
+            st.tuples(kids, kids).map(lambda p: Pair(*p)),
+            st.tuples(kids, st.floats(-1, 1)).map(lambda p: Scaled(p[0], p[1])),
+        ),
+        max_leaves=8,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_trees())
+def test_round_trip_property(value: Any) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "t.npz"
+        fnn.io.save(path, value)
+        loaded = fnn.io.load(path, like=value)
+        assert tree.equal(loaded, value)
+        assert tree.structure(loaded) == tree.structure(value)
+        assert [type(x) for x in tree.leaves(loaded)] == [type(x) for x in tree.leaves(value)]
+        first = path.read_bytes()
+        fnn.io.save(path, loaded)  # what was loaded saves to the same bytes
+        assert path.read_bytes() == first
 
 
 def test_python_and_numpy_scalars_come_back_as_they_went(tmp_path: Path) -> None:
@@ -429,3 +480,8 @@ def test_readme_io_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "{'epoch': 3, 'loss': 0.25}" in out
     assert "fnn 1 fnn.nn.DenseParams float32 (784, 128)" in out
     assert not os.path.exists(namespace["directory"])  # the example cleans up after itself
+
+
+def test_docstring_examples() -> None:
+    failures, tried = doctest.testmod(fnn.io._api, raise_on_error=False)
+    assert tried >= 3 and failures == 0

@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import struct
+import tokenize
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ _ZIP64 = 2**31
 _MAGIC_LEN = 8  # b"\x93NUMPY" and the two version bytes
 _HEADER_LENGTH = {(1, 0): "<H", (2, 0): "<I"}
 
-# What zipfile, struct and NumPy's header parser raise on malformed input.
+# What zipfile, struct and NumPy's header parser (ast, tokenize) raise on malformed input.
 _PARSE_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
@@ -49,6 +50,8 @@ _PARSE_ERRORS = (
     ValueError,
     TypeError,
     SyntaxError,
+    RecursionError,
+    tokenize.TokenError,
     OSError,
 )
 

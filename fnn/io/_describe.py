@@ -248,7 +248,7 @@ class _Parser:
             self.fail(
                 path,
                 f"a {kind!r} node needs the entries {sorted(expected)}; "
-                f"missing {missing}, unexpected {[short(k) for k in extra]}",
+                f"missing {missing}, unexpected {[k[:80] for k in extra]}",
             )
         if kind == "none":
             return Node("none")
@@ -274,7 +274,9 @@ class _Parser:
             if not isinstance(fields, dict):
                 self.fail(path, f"'static' must be an object, got {_json_type(fields)}")
             if set(fields) & set(names):
-                self.fail(path, f"fields {sorted(set(fields) & set(names))} are static and not")
+                self.fail(
+                    path, f"fields {sorted(set(fields) & set(names))} are both static and children"
+                )
             static = tuple(sorted(fields.items()))
         if kind in ("dict", "namedtuple", "attrs") and len(names) != len(children):
             self.fail(path, f"{len(names)} names for {len(children)} children")

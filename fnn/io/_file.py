@@ -91,7 +91,7 @@ def parse_description(data: bytes, what: str) -> Description:
     if missing or extra:
         raise FormatError(
             f"{what}: fnn.json misses the entries {missing} or has unexpected ones "
-            f"{[short(k) for k in extra]}"
+            f"{[k[:80] for k in extra]}"
         )
     metadata = obj["metadata"]
     if not isinstance(metadata, dict):
