@@ -38,6 +38,8 @@ import fnn
 import fnn.io
 from fnn import nn, random, tree
 from fnn.io import FormatError
+from fnn.io._shapes import KNOWN, UnknownLayerError, expected_params
+from fnn.nn._spec import _BUILDERS
 
 FLOAT_LEAF = {"kind": "leaf", "index": 0, "as": "array", "dtype": "<f8", "shape": [10]}
 
@@ -596,17 +598,26 @@ def _deep_spec(levels: int) -> dict[str, Any]:
         (_set(_model, "in_shape", "3"), "needs 'in_shape' as a list of positive ints"),
         (
             _set(_model, "in_shape", [4]),
-            "params do not fit the model: \\[1\\].w: expected "
+            "params do not fit the model for in_shape \\(4,\\): \\[1\\].w: expected "
             "float32 \\(4, 4\\), got float32 \\(3, 4\\)",
         ),
         (
             _set(_model, "dtype", "float64"),
-            "params do not fit the model: \\[1\\].w: expected float64",
+            "params do not fit the model for in_shape \\(3,\\): \\[1\\].w: expected float64",
         ),
         (_set(_model, "dtype", "object"), "needs 'dtype' 'float32' or 'float64'"),
         (_set(_model, "extra", 1), "must be an object with the entries"),
         (_set(TOP, "model", None), "must be an object with the entries"),
-        (_set(_model, "spec", {"layer": "dense", "features": 2**40}), "cannot be initialized"),
+        (
+            _set(_model, "spec", {"layer": "dense", "features": 2**40}),
+            "the root: expected fnn.nn.DenseParams, got a tuple of 4 items",
+        ),
+        (
+            _set(
+                _model, "spec", {"layer": "serial", "layers": [{"layer": "dense", "features": 2}]}
+            ),
+            "the root: expected a tuple of 1 items, got 4 items",
+        ),
         (_set(_model, "spec", {"layer": "dense", "features": "many"}), "cannot be rebuilt"),
         (
             _set(_model, "spec", {"layer": "leaky_relu", "negative_slope": "nan"}),
@@ -624,26 +635,53 @@ def test_bad_model_entries(
         fnn.io.load_model(path)
 
 
-def test_hostile_spec_does_not_allocate_its_claim(tmp_path: Path, model_file: Members) -> None:
-    """A spec whose init would need 2**71 floats fails at once, with nothing allocated."""
-    spec = {
-        "layer": "serial",
-        "layers": [{"layer": "flatten"}, {"layer": "dense", "features": 2**40}],
-    }
+@pytest.mark.parametrize(
+    ("features", "in_shape", "message"),
+    [
+        (2**31, [3], "\\[1\\].w: expected float64 \\(3, 2147483648\\), got float32 \\(3, 4\\)"),
+        (4, [2**31, 2**31], "\\[1\\].w: expected float64 \\(4611686018427387904, 4\\)"),
+    ],
+)
+def test_hostile_numbers_in_a_spec_allocate_nothing(
+    tmp_path: Path, model_file: Members, features: int, in_shape: list[int], message: str
+) -> None:
+    """The file's own model with a hostile width or input shape: its init would build
+    exabytes; the params are compared with the spec's shapes before init runs."""
+    spec = description(model_file)["model"]["spec"]
+    spec["layers"][1]["features"] = features
     desc = description(model_file)
-    desc["model"] = {"spec": spec, "in_shape": [2**31], "dtype": "float64"}
+    desc["model"] = {"spec": spec, "in_shape": in_shape, "dtype": "float64"}
     path = tmp_path / "bad.npz"
     path.write_bytes(rezip(with_description(model_file, desc)))
     tracemalloc.start()
     try:
-        with pytest.raises(
-            FormatError, match="cannot be initialized for in_shape \\(2147483648,\\)"
-        ):
+        with pytest.raises(FormatError, match="the params do not fit the model for in_shape"):
+            fnn.io.load_model(path)
+        with pytest.raises(FormatError, match=message):
             fnn.io.load_model(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000
+
+
+def test_a_spec_that_refuses_its_in_shape(tmp_path: Path, model_file: Members) -> None:
+    desc = description(model_file)
+    desc["model"]["spec"]["layers"].pop(0)  # no flatten before the first dense
+    desc["model"]["in_shape"] = [3, 1]
+    path = tmp_path / "bad.npz"
+    path.write_bytes(rezip(with_description(model_file, desc)))
+    message = "does not accept in_shape \\(3, 1\\): dense expects inputs of shape \\(features,\\)"
+    with pytest.raises(FormatError, match=message):
+        fnn.io.load_model(path)
+
+
+def test_every_layer_name_has_a_params_rule() -> None:
+    """load_model checks params against fnn.io._shapes before init: every layer that
+    fnn.nn.from_spec builds needs a rule there (a new layer fails here until it has one)."""
+    assert set(_BUILDERS) <= KNOWN
+    with pytest.raises(UnknownLayerError, match=r"add a rule for it in fnn/io/_shapes\.py"):
+        expected_params({"layer": "conv"}, (3,), np.dtype(np.float32))
 
 
 def test_model_file_params_load_alone(tmp_path: Path, key: random.Key, model_file: Members) -> None:

@@ -1,11 +1,9 @@
-"""Trees and their JSON description (private).
+"""Trees and their description (private): node kinds, keys, types, leaf dtypes and shapes.
 
-:func:`describe` turns a tree into a :class:`Node` (its structure: node kinds, dict keys,
-type names, static fields, and each leaf's dtype and shape) plus the arrays to store;
-:func:`node_to_json` and :func:`node_from_json` convert a node to and from the JSON of
-``fnn.json``, the latter checking every entry of a possibly hostile file. :func:`compare`
-names the first difference between a template's node and a file's; :func:`build` rebuilds
-a tree from a file's node alone, from the allow-list of types.
+:func:`describe` takes a tree apart into a :class:`Node` (its structure: node kinds, dict
+keys, type names, static fields, and each leaf's dtype and shape) and the arrays to store;
+:func:`node_to_json` writes a node as the JSON of ``fnn.json``. Reading that JSON back is
+:mod:`._parse`'s job; comparing and rebuilding trees is :mod:`._rebuild`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import attrs
 import numpy as np
@@ -21,32 +19,25 @@ import numpy as np
 from .. import tree as _tree
 from .._types import Array
 from ..tree import TreeDef
-from ._format import MAX_NDIM, FormatError, short
-from ._json import check_json, encode
-from ._types import TYPES, type_name
+from ._format import MAX_NDIM
+from ._json import check_json
+from ._types import type_name
 
 LEAF_KINDS = ("array", "numpy", "bool", "int", "float", "complex")
 """How a leaf comes back: an array, a NumPy scalar, or a Python bool/int/float/complex."""
 
-_SCALARS: dict[str, tuple[str, int]] = {
+SCALAR_DTYPES: dict[str, tuple[str, int]] = {
     "bool": ("b", 1),
     "int": ("i", 8),
     "float": ("f", 8),
     "complex": ("c", 16),
 }
-_DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")
-_INT64 = 2**63
-_MAX_DIM = 2**62
+"""The dtype (kind, itemsize) a Python scalar leaf is stored with."""
 
-_KEYS: dict[str, frozenset[str]] = {
-    "none": frozenset({"kind"}),
-    "leaf": frozenset({"kind", "index", "as", "dtype", "shape"}),
-    "tuple": frozenset({"kind", "children"}),
-    "list": frozenset({"kind", "children"}),
-    "dict": frozenset({"kind", "keys", "children"}),
-    "namedtuple": frozenset({"kind", "type", "fields", "children"}),
-    "attrs": frozenset({"kind", "type", "fields", "static", "children"}),
-}
+DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")
+"""The ``dtype.str`` of every dtype the format holds: bool, int, uint, float, complex."""
+
+_INT64 = 2**63
 
 
 @attrs.frozen(eq=False)
@@ -105,7 +96,8 @@ def step(kind: str, names: tuple[str, ...], i: int) -> str:
     return f"[{i}]"
 
 
-def _where(path: str) -> str:
+def place(path: str) -> str:
+    """A tree path as error messages name it: ``"the root"`` for the empty path."""
     return path or "the root"
 
 
@@ -127,7 +119,7 @@ def _leaf(x: Any, index: int, where: str) -> tuple[Leaf, Array]:
         kind, arr = "complex", np.asarray(x, dtype=np.complex128)
     else:
         kind, arr = "array", np.asarray(x)
-    if not _DTYPE.fullmatch(arr.dtype.str):
+    if not DTYPE.fullmatch(arr.dtype.str):
         raise TypeError(
             f"{where}: cannot save dtype {arr.dtype}: fnn files hold bool, integer, float and "
             "complex arrays only (never pickled objects)"
@@ -156,7 +148,7 @@ def _node_of(treedef: TreeDef, leaves: Iterator[Leaf], path: str, what: str) -> 
         names, name = tuple(treedef.meta[0]), type_name(treedef.node_type or type(None))
         static = tuple(
             sorted(
-                (field, check_json(value, f"{what} at {_where(path)}: static field {field!r}"))
+                (field, check_json(value, f"{what} at {place(path)}: static field {field!r}"))
                 for field, value in treedef.meta[2]
             )
         )
@@ -178,7 +170,7 @@ def describe(tree: Any, what: str = "tree") -> Described:
     """
     values, treedef = _tree.flatten(tree)
     paths = _tree.paths(tree)
-    pairs = [_leaf(x, i, f"{what} at {_where(p)}") for i, (x, p) in enumerate(zip(values, paths))]
+    pairs = [_leaf(x, i, f"{what} at {place(p)}") for i, (x, p) in enumerate(zip(values, paths))]
     leaves = tuple(leaf for leaf, _ in pairs)
     node = _node_of(treedef, iter(leaves), "", what)
     return Described(node, leaves, tuple(arr for _, arr in pairs), treedef)
@@ -206,279 +198,3 @@ def node_to_json(node: Node) -> dict[str, Any]:
     if node.kind == "attrs":
         out["static"] = dict(node.static)
     return out
-
-
-# -- from a file ---------------------------------------------------------------------------
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return short(value)
-
-
-class _Parser:
-    """Checks the ``"tree"`` entry of a description; counts leaves in flatten order."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.leaves: list[Leaf] = []
-
-    def fail(self, path: str, message: str) -> NoReturn:
-        raise FormatError(f"{self.what}: at {_where(path)} in the tree: {message}")
-
-    def strings(self, value: Any, path: str, entry: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(path, f"{entry!r} must be a list of strings, got {_json_type(value)}")
-        if len(set(value)) != len(value):
-            self.fail(path, f"{entry!r} holds a name twice: {short(value)}")
-        return tuple(value)
-
-    def node(self, obj: Any, path: str) -> Node:
-        if not isinstance(obj, dict):
-            self.fail(path, f"expected a node object, got {_json_type(obj)}")
-        kind = obj.get("kind")
-        if not isinstance(kind, str) or kind not in _KEYS:
-            self.fail(path, f"unknown node kind {short(kind)}; expected one of {list(_KEYS)}")
-        expected = _KEYS[kind]
-        if set(obj) != expected:
-            missing, extra = sorted(expected - set(obj)), sorted(set(obj) - expected)
-            self.fail(
-                path,
-                f"a {kind!r} node needs the entries {sorted(expected)}; "
-                f"missing {missing}, unexpected {[k[:80] for k in extra]}",
-            )
-        if kind == "none":
-            return Node("none")
-        if kind == "leaf":
-            return Node("leaf", leaf=self.leaf(obj, path))
-        children = obj["children"]
-        if not isinstance(children, list):
-            self.fail(path, f"'children' must be a list, got {_json_type(children)}")
-        names: tuple[str, ...] = ()
-        name = ""
-        static: tuple[tuple[str, Any], ...] = ()
-        if kind == "dict":
-            names = self.strings(obj["keys"], path, "keys")
-            if list(names) != sorted(names):
-                self.fail(path, "dict keys must be listed in sorted order")
-        if kind in ("namedtuple", "attrs"):
-            name = obj["type"]
-            if not isinstance(name, str) or not 0 < len(name) <= 200:
-                self.fail(path, f"'type' must be a type name, got {short(name)}")
-            names = self.strings(obj["fields"], path, "fields")
-        if kind == "attrs":
-            fields = obj["static"]
-            if not isinstance(fields, dict):
-                self.fail(path, f"'static' must be an object, got {_json_type(fields)}")
-            if set(fields) & set(names):
-                self.fail(
-                    path, f"fields {sorted(set(fields) & set(names))} are both static and children"
-                )
-            static = tuple(sorted(fields.items()))
-        if kind in ("dict", "namedtuple", "attrs") and len(names) != len(children):
-            self.fail(path, f"{len(names)} names for {len(children)} children")
-        kids = tuple(self.node(c, path + step(kind, names, i)) for i, c in enumerate(children))
-        return Node(kind, kids, names, name, static)
-
-    def leaf(self, obj: dict[str, Any], path: str) -> Leaf:
-        index = obj["index"]
-        if type(index) is not int or index != len(self.leaves):
-            self.fail(
-                path, f"leaf 'index' must be {len(self.leaves)} (flatten order), got {short(index)}"
-            )
-        kind = obj["as"]
-        if kind not in LEAF_KINDS:
-            self.fail(path, f"'as' must be one of {list(LEAF_KINDS)}, got {short(kind)}")
-        text = obj["dtype"]
-        if not isinstance(text, str) or not _DTYPE.fullmatch(text):
-            self.fail(
-                path,
-                f"'dtype' must be a bool, integer, float or complex dtype such as "
-                f"'<f4', got {short(text)}",
-            )
-        try:
-            dtype = np.dtype(text)
-        except TypeError:
-            self.fail(path, f"'dtype' {text!r} is not a NumPy dtype")
-        if dtype.str != text:
-            self.fail(path, f"'dtype' {text!r} is not in canonical form ({dtype.str!r})")
-        shape = obj["shape"]
-        if (
-            not isinstance(shape, list)
-            or len(shape) > MAX_NDIM
-            or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape)
-        ):
-            self.fail(
-                path,
-                f"'shape' must be a list of at most {MAX_NDIM} non-negative ints, "
-                f"got {short(shape)}",
-            )
-        if kind != "array" and shape:
-            self.fail(path, f"a leaf saved as {kind!r} must have shape [], got {short(shape)}")
-        if kind in _SCALARS and (dtype.kind, dtype.itemsize) != _SCALARS[kind]:
-            self.fail(
-                path,
-                f"a Python {kind} must be saved with dtype "
-                f"{np.dtype(''.join(map(str, _SCALARS[kind])))}, got {dtype}",
-            )
-        leaf = Leaf(index, kind, dtype, tuple(shape))
-        self.leaves.append(leaf)
-        return leaf
-
-
-def node_from_json(obj: Any, what: str) -> tuple[Node, tuple[Leaf, ...]]:
-    """The node and leaves that the ``"tree"`` entry ``obj`` of a description holds.
-
-    Raises:
-        FormatError: any entry that is not what the format allows (``what`` names the file).
-    """
-    parser = _Parser(what)
-    node = parser.node(obj, "")
-    return node, tuple(parser.leaves)
-
-
-# -- comparing and rebuilding ----------------------------------------------------------------
-
-
-def _name(node: Node) -> str:
-    if node.leaf is not None:
-        return f"a leaf {node.leaf}"
-    if node.kind == "none":
-        return "None"
-    if node.kind in ("attrs", "namedtuple"):
-        return node.type_name
-    if node.kind == "dict":
-        return "a dict"
-    return f"a {node.kind} of {len(node.children)} items"
-
-
-def compare(expected: Node, got: Node, path: str = "") -> str | None:
-    """Where ``got`` (a file's node) first differs from ``expected`` (a template's), in
-    words such as ``"[1].w: expected float32 (784, 128), got float64 (784, 127)"``, or
-    ``None`` if every node, key, type, static field, leaf dtype and shape agree.
-
-    How a leaf comes back (array, NumPy scalar or Python number) may differ: the template's
-    way wins.
-    """
-    where = _where(path)
-    if expected.leaf is not None and got.leaf is not None:
-        want, have = expected.leaf, got.leaf
-        if want.dtype != have.dtype or want.shape != have.shape:
-            return f"{where}: expected {want}, got {have}"
-        return None
-    if expected.kind != got.kind or expected.type_name != got.type_name:
-        return f"{where}: expected {_name(expected)}, got {_name(got)}"
-    if expected.names != got.names:
-        if expected.kind == "dict":
-            missing = sorted(set(expected.names) - set(got.names))
-            extra = sorted(set(got.names) - set(expected.names))
-            return f"{where}: missing keys {missing}, extra keys {extra}"
-        return (
-            f"{where}: expected {expected.type_name} with fields {list(expected.names)}, "
-            f"got fields {list(got.names)}"
-        )
-    if expected.kind == "attrs" and encode(dict(expected.static)) != encode(dict(got.static)):
-        return (
-            f"{where}: the static fields of {expected.type_name} differ: expected "
-            f"{dict(expected.static)}, got {short(dict(got.static), 200)}"
-        )
-    if len(expected.children) != len(got.children):
-        return f"{where}: expected {_name(expected)}, got {len(got.children)} items"
-    for i, (e, g) in enumerate(zip(expected.children, got.children)):
-        found = compare(e, g, path + step(expected.kind, expected.names, i))
-        if found is not None:
-            return found
-    return None
-
-
-def _layout(node: Node, path: str, what: str) -> tuple[type, tuple[str, ...]]:
-    """The allow-listed class of an attrs or named-tuple node and its constructor names."""
-    cls = TYPES.get(node.type_name)
-    where = f"{what}: at {_where(path)}"
-    if cls is None:
-        raise FormatError(
-            f"{where}: unknown type {short(node.type_name)}; without like= only fnn's own "
-            f"types are rebuilt ({', '.join(TYPES)}): pass like= a tree of the same "
-            "structure to load other types"
-        )
-    if node.kind == "namedtuple":
-        fields = tuple(getattr(cls, "_fields", ()))
-        if not issubclass(cls, tuple) or fields != node.names:
-            raise FormatError(
-                f"{where}: {node.type_name} does not match the file's named "
-                f"tuple with fields {list(node.names)}"
-            )
-        return cls, fields
-    names, aliases, static = _tree._attrs_layout(cls) if attrs.has(cls) else ((), (), ())
-    if not attrs.has(cls) or names != node.names or set(static) != {k for k, _ in node.static}:
-        raise FormatError(
-            f"{where}: {node.type_name} has fields {list(names)} and static fields "
-            f"{list(static)}; the file has {list(node.names)} and "
-            f"{[k for k, _ in node.static]}"
-        )
-    return cls, aliases
-
-
-def check_types(node: Node, what: str, path: str = "") -> None:
-    """Check that :func:`build` can rebuild ``node``: every type is allow-listed and its
-    fields match the file's.
-
-    Raises:
-        FormatError: an unknown type name (the file names it; nothing is imported) or a
-            type whose fields differ from the file's.
-    """
-    if node.kind in ("attrs", "namedtuple"):
-        _layout(node, path, what)
-    for i, child in enumerate(node.children):
-        check_types(child, what, path + step(node.kind, node.names, i))
-
-
-def convert(arr: Array, kind: str) -> Any:
-    """A loaded array as its leaf comes back: the array, a NumPy scalar or a Python number."""
-    if kind == "array":
-        return arr
-    if kind == "numpy":
-        return arr[()]
-    return arr.item()
-
-
-def build(node: Node, arrays: list[Array], what: str, path: str = "") -> Any:
-    """The tree ``node`` describes, its leaves from ``arrays``, its types from the
-    allow-list (call :func:`check_types` first).
-
-    Raises:
-        FormatError: an allow-listed class refused the file's values.
-    """
-    if node.leaf is not None:
-        return convert(arrays[node.leaf.index], node.leaf.kind)
-    if node.kind == "none":
-        return None
-    kids = [
-        build(c, arrays, what, path + step(node.kind, node.names, i))
-        for i, c in enumerate(node.children)
-    ]
-    if node.kind == "tuple":
-        return tuple(kids)
-    if node.kind == "list":
-        return kids
-    if node.kind == "dict":
-        return dict(zip(node.names, kids))
-    cls, names = _layout(node, path, what)
-    try:
-        if node.kind == "namedtuple":
-            return cls(*kids)
-        return cls(**dict(zip(names, kids)), **dict(node.static))
-    except (TypeError, ValueError) as e:
-        raise FormatError(
-            f"{what}: at {_where(path)}: {node.type_name} refused the file's values: {e}"
-        ) from None
-
-
-def restore(template: Described, arrays: list[Array]) -> Any:
-    """A tree of the template's types and static values holding the loaded ``arrays``,
-    each leaf coming back the way the template's does."""
-    values = [convert(a, leaf.kind) for a, leaf in zip(arrays, template.leaves)]
-    return _tree.unflatten(template.treedef, values)

@@ -7,9 +7,10 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ._describe import Leaf, Node, node_from_json
+from ._describe import Leaf, Node
 from ._format import FORMAT, MAX_NDIM, MAX_SPEC_DEPTH, VERSION, FormatError, short
 from ._json import depth, parse
+from ._parse import node_from_json
 
 _REQUIRED = frozenset({"format", "version", "tree", "metadata"})
 _OPTIONAL = frozenset({"model"})
