@@ -1,0 +1,28 @@
+"""Safe save and load of parameter trees and models: no pickle, atomic writes.
+
+A file is a ZIP archive (readable by ``np.load``) of one ``.npy`` array per leaf plus
+``fnn.json``, a JSON description of the tree's structure, each leaf's dtype and shape,
+the format's name and version, user metadata and, for models, the layer spec. The format
+is described in ``README.io.md``.
+
+* :func:`save` / :func:`load` — any fnn tree; ``load(path, like=template)`` checks every
+  node and leaf against the template; ``load(path)`` rebuilds only fnn's own types
+  (:data:`TYPES`), never importing a name found in a file.
+* :func:`save_model` / :func:`load_model` — a model's spec, input shape and params.
+* :func:`load_metadata` — the metadata saved with either, without reading the arrays.
+
+Errors: :class:`FormatError` (a ``ValueError``) for any file that is not a valid fnn
+file; ``ValueError`` for a valid file that does not match the template;
+``FileNotFoundError`` for a missing path; ``TypeError`` for arguments of the wrong type.
+"""
+
+from ._api import PathLike as PathLike
+from ._api import load as load
+from ._api import load_metadata as load_metadata
+from ._api import load_model as load_model
+from ._api import save as save
+from ._api import save_model as save_model
+from ._format import FORMAT as FORMAT
+from ._format import VERSION as VERSION
+from ._format import FormatError as FormatError
+from ._types import TYPES as TYPES

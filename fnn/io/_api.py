@@ -1,0 +1,305 @@
+"""save / load of trees and models, and load_metadata (private; see :mod:`fnn.io`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar, overload
+
+import numpy as np
+
+from .. import _atomic, nn, random
+from ._archive import Archive, open_archive, write
+from ._describe import Described, Node, describe, node_to_json
+from ._file import Description, ModelEntry, parse_description
+from ._format import (
+    FORMAT,
+    MAX_DEPTH,
+    MAX_DESCRIPTION_BYTES,
+    MAX_NDIM,
+    MAX_SPEC_DEPTH,
+    VERSION,
+    FormatError,
+    check_path,
+)
+from ._json import check_json, depth, encode
+from ._rebuild import build, check_types, compare, restore
+from ._shapes import UnknownLayerError, expected_params
+
+T = TypeVar("T")
+
+PathLike = str | os.PathLike[str]
+"""A file path: a ``str`` or an ``os.PathLike[str]`` such as :class:`pathlib.Path`."""
+
+
+def _metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"metadata must be a dict with str keys (or None), got {type(metadata).__name__}"
+        )
+    out: dict[str, Any] = check_json(metadata, "metadata", MAX_DEPTH - 1)
+    return out
+
+
+def _write(
+    path: Path, described: Described, metadata: Any, model: ModelEntry | None = None
+) -> Path:
+    description: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tree": node_to_json(described.node),
+        "metadata": _metadata(metadata),
+    }
+    if model is not None:
+        description["model"] = model.to_json()
+    if depth(description) > MAX_DEPTH:
+        raise ValueError(
+            f"the tree nests too deeply to be saved: its description would take more than "
+            f"{MAX_DEPTH} JSON levels (two per tree level)"
+        )
+    data = encode(description)
+    if len(data) > MAX_DESCRIPTION_BYTES:
+        raise ValueError(
+            f"the tree's description would take {len(data)} bytes, more than the "
+            f"{MAX_DESCRIPTION_BYTES} a file may hold: save fewer, larger leaves"
+        )
+
+    def write_file(file: BinaryIO) -> None:
+        write(file, data, described.arrays)
+
+    return _atomic.write_atomic(path, write_file)
+
+
+def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Save a tree to ``path`` atomically, with no pickle (see README.io.md for the format).
+
+    Args:
+        path: the file to write (no suffix is added; ``.npz`` is customary). Its directory
+            must exist; an existing file is replaced only once the new one is complete.
+        tree: any fnn tree: ``None``, tuples, lists, dicts with ``str`` keys, named tuples
+            and attrs classes, whose leaves are NumPy arrays of bool, integer, float or
+            complex dtype, NumPy scalars, or Python ``bool``/``int``/``float``/``complex``.
+            Static fields of attrs classes must hold JSON data.
+        metadata: a dict of JSON data (``None``, ``bool``, ``int``, finite ``float``,
+            ``str``, lists, tuples and dicts with ``str`` keys) stored with the tree;
+            :func:`load_metadata` gives it back (tuples as lists). ``None`` stores ``{}``.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Saving the same tree and metadata twice writes byte-identical files (same fnn and
+    NumPy versions).
+
+    Raises:
+        TypeError: ``path`` is not a path; the tree holds something that is not a tree
+            node or leaf, an object/string/structured dtype, or a static field or metadata
+            that is not JSON data.
+        ValueError: a Python int beyond int64, a non-finite float in metadata, nesting
+            deeper than the format allows.
+        FileNotFoundError: the directory of ``path`` does not exist.
+
+    >>> import numpy as np, tempfile, os, fnn.io
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
+    >>> _ = fnn.io.save(path, {"w": np.ones(3, np.float32), "step": 7})
+    >>> fnn.io.load(path)
+    {'step': 7, 'w': array([1., 1., 1.], dtype=float32)}
+    """
+    return _write(check_path(path), describe(tree), metadata)
+
+
+def _read(archive: Archive) -> Description:
+    description = parse_description(archive.read_description(), str(archive.path))
+    archive.check_members(description.leaves)
+    return description
+
+
+def _leaves(archive: Archive, description: Description) -> list[Any]:
+    return [archive.read_leaf(leaf) for leaf in description.leaves]
+
+
+@overload
+def load(path: PathLike, like: None = None) -> Any: ...
+
+
+@overload
+def load(path: PathLike, like: T) -> T: ...
+
+
+def load(path: PathLike, like: Any = None) -> Any:
+    """Load a tree saved by :func:`save` (or :func:`save_model`: its params).
+
+    Args:
+        path: the file to read; only this file is read, never a temporary file beside it.
+        like: a template tree. Given, the file must hold a tree of exactly its structure
+            (node kinds, dict keys, types by name, static fields) with leaves of exactly
+            its dtypes and shapes; the result is built with the template's own classes and
+            static values, each leaf coming back as the template's does (array, NumPy
+            scalar or Python number). Without it, the tree is rebuilt from the file alone:
+            tuples, lists, dicts, and only the attrs types in :data:`fnn.io.TYPES`.
+
+    Returns:
+        The tree. Its arrays are new read-only arrays (``.copy()`` gives a writable one);
+        Python numbers come back as Python numbers, NumPy scalars as NumPy scalars.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        TypeError: ``path`` is not a path, or ``like`` is not a tree.
+        ValueError: the file does not match ``like``; the message names the first
+            difference, e.g. ``[1].w: expected float32 (784, 128), got float64 (784, 127)``.
+        FormatError: (a ValueError) the file is not a valid fnn file, or, without ``like``,
+            names a type outside the allow-list.
+    """
+    target = check_path(path)
+    template = None if like is None else describe(like, "like")
+    with open_archive(target) as archive:
+        description = _read(archive)
+        if template is None:
+            check_types(description.node, str(target))
+            return build(description.node, _leaves(archive, description), str(target))
+        found = compare(template.node, description.node)
+        if found is not None:
+            raise ValueError(f"{target} does not match the template: {found}")
+        return restore(template, _leaves(archive, description))
+
+
+def load_metadata(path: PathLike) -> dict[str, Any]:
+    """The metadata saved with a tree or model (``{}`` if none), without reading its arrays.
+
+    The whole description is checked as :func:`load` checks it.
+
+    Raises:
+        FileNotFoundError, TypeError, FormatError: as :func:`load`.
+    """
+    with open_archive(check_path(path)) as archive:
+        return _read(archive).metadata
+
+
+def _in_shape(in_shape: Any) -> tuple[int, ...]:
+    if not isinstance(in_shape, tuple) or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in in_shape
+    ):
+        raise TypeError(f"in_shape must be a tuple of ints, got {in_shape!r}")
+    if len(in_shape) > MAX_NDIM or not all(d >= 1 for d in in_shape):
+        raise ValueError(f"in_shape must hold at most {MAX_NDIM} positive ints, got {in_shape}")
+    return tuple(int(d) for d in in_shape)
+
+
+def _params_dtype(described: Described) -> np.dtype[Any]:
+    floats = {leaf.dtype for leaf in described.leaves if leaf.dtype.kind == "f"}
+    if not floats:
+        return np.dtype(np.float32)
+    if len(floats) > 1 or not floats <= {np.dtype(np.float32), np.dtype(np.float64)}:
+        found = ", ".join(sorted(str(d) for d in floats))
+        raise TypeError(f"params must be all float32 or all float64 to be saved, got {found}")
+    return floats.pop()
+
+
+def _rebuild(
+    entry: ModelEntry, params: Node, error: type[ValueError], what: str
+) -> tuple[nn.Layer[Any], Described]:
+    """The model an entry describes and its init output as a template, or ``error``.
+
+    ``params`` (the node of the params to load or save) must match the params the spec
+    builds, as :func:`expected_params` works them out, before ``init`` runs: ``init``
+    then allocates no more than those params take.
+    """
+    try:
+        model = nn.from_spec(entry.spec)
+    except (ValueError, TypeError) as e:
+        raise error(f"{what}: the model spec cannot be rebuilt: {e}") from None
+    try:
+        expected, _ = expected_params(entry.spec, entry.in_shape, entry.dtype)
+    except UnknownLayerError as e:
+        raise error(f"{what}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise error(f"{what}: the model does not accept in_shape {entry.in_shape}: {e}") from None
+    found = compare(expected, params)
+    if found is not None:
+        raise error(
+            f"{what}: the params do not fit the model for in_shape {entry.in_shape}: {found}"
+        )
+    template = describe(model.init(random.key(0), entry.in_shape, entry.dtype), "init output")
+    found = compare(template.node, params)
+    if found is not None:  # a rule in _shapes.py disagrees with its layer
+        raise error(f"{what}: the params do not fit the model's init output: {found}")
+    return model, template
+
+
+def save_model(
+    path: PathLike,
+    model: nn.Layer[Any],
+    params: Any,
+    *,
+    in_shape: tuple[int, ...],
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a model (its layer spec, input shape and dtype) with its params, atomically.
+
+    The file is a tree file (:func:`save`) of ``params`` whose description also holds
+    ``model.spec``, ``in_shape`` and the params' dtype: :func:`load_model` rebuilds the
+    model from fnn's own layer names, and :func:`load` reads the params alone.
+
+    Args:
+        path: the file to write.
+        model: a layer whose ``spec`` is not ``None`` (built from fnn's layers with
+            named initializers).
+        params: the model's params, float32 or float64, as ``model.init`` shapes them for
+            ``in_shape``.
+        in_shape: the input shape ``model.init`` takes (batch axis excluded).
+        metadata: JSON data, as for :func:`save`.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        TypeError: ``model`` is not a Layer; bad ``in_shape``, params or metadata types.
+        ValueError: ``model.spec`` is ``None`` or nests too deeply; ``params`` do not fit
+            the model rebuilt from its spec (the message names the first difference).
+    """
+    target = check_path(path)
+    if not isinstance(model, nn.Layer):
+        raise TypeError(f"save_model expected an fnn.nn.Layer, got {type(model).__name__}")
+    if model.spec is None:
+        raise ValueError(
+            "model.spec is None: the model holds a layer that cannot be described by name "
+            "(a custom layer or a custom initializer function); save its params with "
+            "fnn.io.save and rebuild the model in code"
+        )
+    spec = check_json(model.spec, "model.spec", MAX_SPEC_DEPTH)
+    if not isinstance(spec, dict):
+        raise TypeError(f"model.spec must be a dict, got {type(model.spec).__name__}")
+    shape = _in_shape(in_shape)
+    described = describe(params, "params")
+    entry = ModelEntry(spec, shape, _params_dtype(described))
+    _rebuild(entry, described.node, ValueError, "save_model")
+    return _write(target, described, metadata, entry)
+
+
+def load_model(path: PathLike) -> tuple[nn.Layer[Any], Any]:
+    """Load a model saved by :func:`save_model`: ``(model, params)``.
+
+    The model is rebuilt with :func:`fnn.nn.from_spec` from fnn's own layer names (no code
+    from the file runs). The file's params are first compared with the shapes the spec
+    builds for the saved input shape and dtype, worked out without building them, then
+    loaded into the output of the rebuilt model's ``init`` as the template: a hostile spec
+    cannot make this allocate more than the file's params take. The metadata comes from
+    :func:`load_metadata`.
+
+    Raises:
+        FileNotFoundError, TypeError: as :func:`load`.
+        FormatError: not a valid fnn file, a tree file without a model, a spec that names
+            an unknown layer or does not accept its input shape, or params that do not
+            fit the model.
+    """
+    target = check_path(path)
+    with open_archive(target) as archive:
+        description = _read(archive)
+        if description.model is None:
+            raise FormatError(
+                f"{target} holds a tree, not a model (no 'model' entry): load it with fnn.io.load"
+            )
+        model, template = _rebuild(description.model, description.node, FormatError, str(target))
+        return model, restore(template, _leaves(archive, description))

@@ -1,0 +1,145 @@
+"""Strict JSON for fnn files (private): what may be written, and a bounded parse.
+
+fnn writes and reads plain JSON only: ``None``, ``bool``, ``int`` (within 64 bits),
+finite ``float``, ``str``, lists and objects with ``str`` keys. No ``NaN``/``Infinity``,
+no duplicate keys, and at most :data:`MAX_DEPTH` levels of nesting, so a hostile file
+cannot exhaust the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from ._format import MAX_DEPTH, FormatError
+
+_INT_LIMIT = 2**64
+
+
+def check_json(value: Any, where: str, max_depth: int = MAX_DEPTH, depth: int = 0) -> Any:
+    """``value`` as plain JSON data (tuples become lists), or raise.
+
+    Args:
+        value: the data to check.
+        where: how to name ``value`` in an error message, e.g. ``"metadata"``.
+        max_depth: the most levels of lists and dicts allowed.
+
+    Returns:
+        A copy made of ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` and
+        ``dict`` only, equal to ``value`` except that tuples became lists.
+
+    Raises:
+        TypeError: something that is not JSON data (a NumPy scalar, an array, a set, a
+            dict key that is not a ``str``), naming where it is.
+        ValueError: a non-finite float, an int beyond 64 bits, or nesting deeper than
+            ``max_depth`` (a list that contains itself also ends here).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if type(value) is int:
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ValueError(f"{where}: ints must fit in 64 bits, got {value}")
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where}: JSON has no {value}; store None or a string such as 'inf' instead"
+            )
+        return value
+    if isinstance(value, (list, tuple, Mapping)) and depth >= max_depth:
+        raise ValueError(f"{where}: nests deeper than {max_depth} levels (or contains itself)")
+    if isinstance(value, (list, tuple)):
+        return [check_json(v, f"{where}[{i}]", max_depth, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: JSON object keys must be str, got the key {k!r}")
+            out[k] = check_json(v, f"{where}[{k!r}]", max_depth, depth + 1)
+        return out
+    hint = ""
+    if hasattr(value, "item") and hasattr(value, "dtype"):
+        hint = " (convert NumPy values with .item() or .tolist())"
+    raise TypeError(
+        f"{where}: expected JSON data (None, bool, int, float, str, list, tuple or dict "
+        f"with str keys), got {type(value).__name__}{hint}"
+    )
+
+
+def encode(value: Any) -> bytes:
+    """The canonical JSON encoding fnn writes: sorted keys, no spaces, ASCII, UTF-8 bytes."""
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+    return text.encode("ascii")
+
+
+def depth(value: Any) -> int:
+    """How many levels of lists and dicts ``value`` nests (a scalar is 0), without recursion.
+
+    Stops counting once past :data:`MAX_DEPTH`.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return number
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k[:80]!r}")
+        out[k] = v
+    return out
+
+
+def parse(data: bytes, what: str) -> Any:
+    """Parse strict JSON from UTF-8 ``data`` (``what`` names it in errors).
+
+    Raises:
+        FormatError: not UTF-8, not JSON, NaN/Infinity or out-of-range numbers, duplicate
+            object keys, or nesting deeper than :data:`MAX_DEPTH`.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{what} is not UTF-8 text: {e}") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise FormatError(f"{what} nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as e:
+        raise FormatError(f"{what} is not valid JSON: {e}") from None
+    if depth(value) > MAX_DEPTH:
+        raise FormatError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    return value
