@@ -6,6 +6,7 @@ optimizers are pure functions over them; training is a fold. See the README.
 
 from . import callbacks as callbacks
 from . import data as data
+from . import io as io
 from . import losses as losses
 from . import metrics as metrics
 from . import nn as nn
@@ -18,6 +19,8 @@ from .gradient import check_layer as check_layer
 from .gradient import check_model as check_model
 from .gradient import grad as grad
 from .gradient import value_and_grad as value_and_grad
+from .io import load as load
+from .io import save as save
 from .train import Callback as Callback
 from .train import EarlyStopping as EarlyStopping
 from .train import EpochMetrics as EpochMetrics

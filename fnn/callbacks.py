@@ -4,19 +4,27 @@ the training state).
 
 * :func:`progress_bar` — a bar per epoch with loss, accuracy and samples/s (tqdm when
   it is installed, a plain text bar otherwise);
-* :func:`log_epochs` — one line per finished epoch to a logger or any function.
+* :func:`log_epochs` — one line per finished epoch to a logger or any function;
+* :func:`checkpoint` — the whole training state after every epoch (``last.npz``) and the
+  best ``keep_best`` epochs by a monitored metric, written atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
+import os
+import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
+from . import _checks
+from . import io as _io
 from .train import Callback, EpochMetrics, Event
 
 
@@ -142,5 +150,63 @@ def log_epochs(write: Callable[[str], None] | None = None) -> Callback:
     def callback(event: Event) -> None:
         if event.kind == "epoch_end" and event.record is not None:
             emit(describe_epoch(event.record, event.epochs, event.seconds))
+
+    return callback
+
+
+LAST = "last.npz"
+"""The file name of the latest checkpoint in a checkpoint directory."""
+
+_BEST = re.compile(r"^best-epoch(\d{4,})\.npz$")
+
+
+def checkpoint(
+    directory: str | os.PathLike[str], *, keep_best: int = 0, monitor: str = "val_loss"
+) -> Callback:
+    """Save the whole training state at the end of every epoch.
+
+    ``directory/last.npz`` always holds the latest state (each save replaces it
+    atomically: a crash mid-save leaves the previous one intact). With ``keep_best=N``,
+    the N best epochs by ``monitor`` (losses lower, accuracies higher; ``val_*`` falls
+    back to the training metric without validation data) are kept as
+    ``best-epoch0007.npz`` and so on, and worse ones are deleted. The callback keeps no
+    memory between calls: it reads the scores back from the files' metadata, so it works
+    the same after a resume.
+
+    Resume with ``fnn.fit(..., state=fnn.load(directory / "last.npz"))``.
+    """
+    root = Path(directory)
+    if keep_best:
+        _checks.positive_int(keep_best, "keep_best")
+    EpochMetrics(0, 0.0, 0.0).get(monitor)  # validates the name
+    lower_is_better = monitor.endswith("loss")
+
+    def score(record: EpochMetrics) -> float:
+        value = record.get(monitor)
+        if math.isnan(value) and monitor.startswith("val_"):
+            value = record.get(monitor[4:])
+        return value
+
+    def callback(event: Event) -> None:
+        if event.kind != "epoch_end" or event.record is None:
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        value = score(event.record)
+        meta = {"epoch": event.record.epoch, "monitor": monitor, "value": value}
+        _io.save(root / LAST, event.state, metadata=meta)
+        if not keep_best or math.isnan(value):
+            return
+        new = root / f"best-epoch{event.record.epoch:04d}.npz"
+        kept: list[tuple[float, Path]] = [(value, new)]
+        for path in root.iterdir():
+            if _BEST.match(path.name) and path != new:
+                with contextlib.suppress(ValueError, OSError, KeyError, TypeError):
+                    kept.append((float(_io.load_metadata(path)["value"]), path))
+        kept.sort(key=lambda item: item[0] if lower_is_better else -item[0])
+        if any(path == new for _, path in kept[:keep_best]):
+            _io.save(new, event.state, metadata=meta)
+        for _, path in kept[keep_best:]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     return callback

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import doctest
 import json
 import os
 import re
@@ -268,6 +267,16 @@ def test_allow_list() -> None:
     assert dict(fnn.io.TYPES) == {
         "fnn.nn.DenseParams": nn.DenseParams,
         "fnn.random.Key": random.Key,
+        "fnn.optim.OptState": fnn.optim.OptState,
+        "fnn.optim.EmptyState": fnn.optim.EmptyState,
+        "fnn.optim.AdamState": fnn.optim.AdamState,
+        "fnn.optim.TraceState": fnn.optim.TraceState,
+        "fnn.optim.RmsState": fnn.optim.RmsState,
+        "fnn.optim.AdagradState": fnn.optim.AdagradState,
+        "fnn.train.TrainState": fnn.train.TrainState,
+        "fnn.train.Metrics": fnn.train.Metrics,
+        "fnn.train.EpochMetrics": fnn.train.EpochMetrics,
+        "fnn.train.Best": fnn.train.Best,
     }
     for name, cls in fnn.io.TYPES.items():
         assert name.startswith("fnn.")
@@ -462,26 +471,3 @@ def test_load_model_of_a_tree_file(tmp_path: Path) -> None:
     fnn.io.save(tmp_path / "t.npz", {"w": np.ones(2)})
     with pytest.raises(FormatError, match="holds a tree, not a model"):
         fnn.io.load_model(tmp_path / "t.npz")
-
-
-# -- README.io.md ---------------------------------------------------------------------------
-
-README_IO = Path(__file__).resolve().parent.parent / "README.io.md"
-
-
-def test_readme_io_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README_IO.read_text(), flags=re.DOTALL)
-    assert len(blocks) >= 2
-    namespace: dict[str, Any] = {"__name__": "readme_io"}
-    for block in blocks:
-        exec(compile(block, str(README_IO), "exec"), namespace)
-    out = capsys.readouterr().out
-    assert "['params'][1].w: expected float64 (784, 128), got float32 (784, 128)" in out
-    assert "{'epoch': 3, 'loss': 0.25}" in out
-    assert "fnn 1 fnn.nn.DenseParams float32 (784, 128)" in out
-    assert not os.path.exists(namespace["directory"])  # the example cleans up after itself
-
-
-def test_docstring_examples() -> None:
-    failures, tried = doctest.testmod(fnn.io._api, raise_on_error=False)
-    assert tried >= 3 and failures == 0

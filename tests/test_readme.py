@@ -27,6 +27,11 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "dense expected input of shape (batch, 784), got (32, 700)" in out
     assert "max relative error" in out
     assert "3 3e-05" in out
+    assert "10 True" in out
+    assert "['params'][1].w: expected float64 (784, 128), got float32 (784, 128)" in out
+    assert "{'epoch': 3, 'loss': 0.25}" in out
+    assert "fnn 1 fnn.nn.DenseParams float32 (784, 128)" in out
+    assert not Path(namespace["directory"]).exists()  # the io example cleans up
 
 
 def test_readme_starts_with_the_two_commands() -> None:

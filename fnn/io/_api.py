@@ -74,7 +74,7 @@ def _write(
 
 
 def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
-    """Save a tree to ``path`` atomically, with no pickle (see README.io.md for the format).
+    """Save a tree to ``path`` atomically, with no pickle (the format: README, fnn.io section).
 
     Args:
         path: the file to write (no suffix is added; ``.npz`` is customary). Its directory

@@ -177,7 +177,7 @@ def describe(tree: Any, what: str = "tree") -> Described:
 
 
 def node_to_json(node: Node) -> dict[str, Any]:
-    """The JSON object of ``node`` in ``fnn.json`` (see README.io.md)."""
+    """The JSON object of ``node`` in ``fnn.json`` (see the README's fnn.io section)."""
     if node.kind == "none":
         return {"kind": "none"}
     if node.leaf is not None:

@@ -18,11 +18,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .. import nn, random
+from .. import nn, optim, random, train
 
 _TYPES: dict[str, type] = {
     "fnn.nn.DenseParams": nn.DenseParams,
     "fnn.random.Key": random.Key,
+    "fnn.optim.OptState": optim.OptState,
+    "fnn.optim.EmptyState": optim.EmptyState,
+    "fnn.optim.AdamState": optim.AdamState,
+    "fnn.optim.TraceState": optim.TraceState,
+    "fnn.optim.RmsState": optim.RmsState,
+    "fnn.optim.AdagradState": optim.AdagradState,
+    "fnn.train.TrainState": train.TrainState,
+    "fnn.train.Metrics": train.Metrics,
+    "fnn.train.EpochMetrics": train.EpochMetrics,
+    "fnn.train.Best": train.Best,
 }
 
 TYPES: Mapping[str, type] = MappingProxyType(_TYPES)
