@@ -410,3 +410,24 @@ def test_training_a_model_with_grad_and_update(key: random.Key) -> None:
         state, params = opt.update(state, grad(params, x, y))
     accuracy = float(np.mean(model.apply(params, x).argmax(1) == y))
     assert accuracy > 0.95
+
+
+def test_scaled_owned_updates_feed_momentum_exactly(key: random.Key) -> None:
+    """Clipping hands a scaled scratch buffer to Nesterov momentum, which reads it twice."""
+    params = random_tree(key)
+    grads = gradients(random.fold_in(key, 1), params, 10)
+    opt = optim.chain(
+        optim.add_l2(0.1, weights_only=False),
+        optim.clip_by_global_norm(0.5),
+        optim.sgd(0.1, momentum=0.9, nesterov=True),
+    )
+    state = opt.init(params)
+    expected, velocity = params, tree.zeros_like(params)
+    for g in grads:
+        state, _ = opt.update(state, g)
+        with_l2 = tree.map(lambda gi, p: gi + 0.1 * p, g, expected)
+        clipped = tree.scale(min(1.0, 0.5 / tree.global_norm(with_l2)), with_l2)
+        velocity = tree.map(lambda v, c: 0.9 * v + c, velocity, clipped)
+        step = tree.map(lambda c, v: c + 0.9 * v, clipped, velocity)
+        expected = tree.map(lambda p, s: p - 0.1 * s, expected, step)
+    assert tree.max_abs_difference(state.params, expected) < 1e-12

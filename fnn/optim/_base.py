@@ -35,22 +35,42 @@ class Updates:
 
     Scalar factors (learning rates, bias corrections, clipping) multiply ``scale`` for
     free; :meth:`value` materializes the product once when a rule needs the numbers.
-    ``array`` may be the caller's gradient buffer: transforms never write into it.
+
+    Attributes:
+        array: the numbers, before ``scale``.
+        scale: a Python float factor.
+        owned: whether ``array`` is a scratch buffer of this update step that later
+            transforms may overwrite. The caller's gradient buffer and any moment kept
+            in a state are never owned, so they are never written into.
     """
 
     array: Array
     scale: float = attrs.field(default=1.0, converter=float)
+    owned: bool = False
 
     def value(self) -> Array:
-        """``scale * array`` as an array (``array`` itself when ``scale`` is 1)."""
+        """``scale * array`` as an array: ``array`` itself when ``scale`` is 1; scaled in
+        place when the array is owned (these updates are then used up: build new ones
+        from the result instead of reading them again)."""
         if self.scale == 1.0:
             return self.array
+        if self.owned:
+            scaled: Array = np.multiply(self.array, self.scale, out=self.array)
+            return scaled
         out: Array = np.multiply(self.array, self.scale)
+        return out
+
+    def scratch(self) -> Array:
+        """A buffer of the array's shape that the caller may overwrite: the array itself
+        when owned (its values are then lost), else a new one."""
+        if self.owned:
+            return self.array
+        out: Array = np.empty_like(self.array)
         return out
 
     def scaled(self, factor: float) -> Updates:
         """These updates times a Python float, without touching the array."""
-        return Updates(self.array, self.scale * float(factor))
+        return Updates(self.array, self.scale * float(factor), self.owned)
 
 
 UpdateFn = Callable[[Updates, Moments, Array, int, Layout], tuple[Updates, Moments]]
@@ -273,15 +293,22 @@ class Optimizer:
 
 
 def _apply(params: Array, u: Updates) -> Array:
-    """``params + scale * array`` into a fresh buffer."""
+    """``params + scale * array`` in a buffer no one else holds (the owned array, or a
+    new one): two passes over the buffer at most, one new allocation at most."""
     if u.scale == 0.0:
         same: Array = params.copy()
         return same
-    if u.scale == 1.0:
-        out: Array = np.add(params, u.array)
+    if u.owned:
+        out = u.array
+        if u.scale != 1.0:
+            np.multiply(out, u.scale, out=out)
+        np.add(out, params, out=out)
         return out
-    step = np.multiply(u.array, u.scale)
-    np.add(params, step, out=step)
+    if u.scale == 1.0:
+        added: Array = np.add(params, u.array)
+        return added
+    step: Array = np.multiply(u.array, u.scale)
+    step += params
     return step
 
 

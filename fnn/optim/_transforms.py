@@ -80,10 +80,10 @@ def flush_tiny(moment: Array, step: int) -> Array:
     return moment
 
 
-def _ema(old: Array, new: Array, decay: float) -> Array:
-    """``decay * old + (1 - decay) * new``, computed as ``old + (1 - decay) * (new - old)``
-    into a fresh array (``new`` may be reused as scratch only if it is a temporary)."""
-    step = np.subtract(new, old)
+def _ema(old: Array, new: Array, decay: float, *, new_is_scratch: bool = False) -> Array:
+    """``decay * old + (1 - decay) * new``, computed as ``old + (1 - decay) * (new - old)``,
+    in ``new``'s buffer when it is scratch, else in a fresh array (three passes)."""
+    step = np.subtract(new, old, out=new) if new_is_scratch else np.subtract(new, old)
     step *= 1.0 - decay
     step += old
     return step
@@ -112,12 +112,12 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
         mu, nu = moments
         t = step + 1
         new_mu = flush_tiny(_ema(mu, g, b1), step)
-        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), b2), step)
+        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), b2, new_is_scratch=True), step)
         root_bc2 = math.sqrt(1.0 - b2**t)
-        direction = np.sqrt(new_nu)
+        direction = np.sqrt(new_nu, out=u.scratch())  # g is no longer needed
         direction += eps * root_bc2
         np.divide(new_mu, direction, out=direction)
-        return Updates(direction, root_bc2 / (1.0 - b1**t)), (new_mu, new_nu)
+        return Updates(direction, root_bc2 / (1.0 - b1**t), owned=True), (new_mu, new_nu)
 
     return Transform(init, update, AdamState)
 
@@ -134,14 +134,15 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
         u: Updates, moments: Moments, params: Array, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         (velocity,) = moments
+        g = u.value()
         new_v = np.multiply(velocity, m)
-        new_v += u.value()
+        new_v += g
         flush_tiny(new_v, step)
         if not nesterov:
             return Updates(new_v), (new_v,)
         out = np.multiply(new_v, m)
-        out += u.value()
-        return Updates(out), (new_v,)
+        out += g
+        return Updates(out, owned=True), (new_v,)
 
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
@@ -160,11 +161,11 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
     ) -> tuple[Updates, Moments]:
         g = u.value()
         (nu,) = moments
-        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), rho), step)
+        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), rho, new_is_scratch=True), step)
         direction = np.sqrt(new_nu)
         direction += eps
         np.divide(g, direction, out=direction)
-        return Updates(direction), (new_nu,)
+        return Updates(direction, owned=True), (new_nu,)
 
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
@@ -193,7 +194,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
         direction = np.sqrt(new_total)
         direction += eps
         np.divide(g, direction, out=direction)
-        return Updates(direction), (new_total,)
+        return Updates(direction, owned=True), (new_total,)
 
     return Transform(init, update, AdagradState)
 
@@ -231,11 +232,11 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
         if not weights_only:
             out = np.multiply(params, r)
             out += value
-            return Updates(out)
-        out = value.copy()
+            return Updates(out, owned=True)
+        out = value if u.owned else value.copy()
         for start, stop in layout.ranges(layout.weights):
             out[start:stop] += params[start:stop] * r
-        return Updates(out)
+        return Updates(out, owned=True)
 
     return stateless(update)
 
@@ -269,7 +270,8 @@ def clip(max_abs: float) -> Transform:
         if u.scale == 0.0:
             return u
         bound = limit / abs(u.scale)
-        return Updates(np.clip(u.array, -bound, bound), u.scale)
+        clipped = np.clip(u.array, -bound, bound, out=u.array if u.owned else None)
+        return Updates(clipped, u.scale, owned=True)
 
     return stateless(update)
 
@@ -302,9 +304,9 @@ def freeze(mask: Any) -> Transform:
         spans = layout.ranges(flags)
         if not spans:
             return u, ()
-        out = u.array.copy()
+        out = u.array if u.owned else u.array.copy()
         for start, stop in spans:
             out[start:stop] = 0
-        return Updates(out, u.scale), ()
+        return Updates(out, u.scale, owned=True), ()
 
     return Transform(init, update, EmptyState)
