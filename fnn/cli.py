@@ -16,6 +16,7 @@ its output directory:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import math
 import platform
@@ -227,7 +228,7 @@ def _versions() -> dict[str, str]:
     return {
         "fnn": __version__,
         "numpy": np.__version__,
-        "attrs": attrs.__version__,
+        "attrs": importlib.metadata.version("attrs"),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }

@@ -100,7 +100,7 @@ def check_grad(
     at: Any,
     *,
     step: float = 1e-4,
-    floor: float = 1e-5,
+    floor: float = 1e-4,
     max_entries: int | None = None,
     key: _random.Key | None = None,
 ) -> GradCheck:
