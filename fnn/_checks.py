@@ -6,6 +6,7 @@ range or value) with a message that names what was expected and what came.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,13 @@ def finite(x: Array, what: str) -> Array:
         f"{what} must hold finite values, got {x[where]} at index {where} "
         f"({int(bad.sum())} non-finite entries in all)"
     )
+
+
+def real(value: Any, what: str) -> float:
+    """Return ``value`` as a Python float if it is a real number (not a bool or str)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def positive_int(value: Any, what: str) -> int:

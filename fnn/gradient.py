@@ -144,7 +144,10 @@ def check_grad(
         leaf = base[i].copy()
         leaf.flat[j] += delta
         moved[i] = leaf
-        return float(f(_tree.unflatten(treedef, moved)))
+        value = f(_tree.unflatten(treedef, moved))
+        if np.ndim(value) != 0:
+            raise TypeError(f"check_grad needs f to return a scalar, got shape {np.shape(value)}")
+        return float(value)
 
     worst = GradCheck(0.0, "(nothing checked)", 0.0, 0.0, len(entries))
     for i, j in entries:

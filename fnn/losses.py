@@ -112,7 +112,9 @@ def categorical_cross_entropy(
     probs = _prediction(probs, "probabilities")
     target = _targets(probs, target)
     batch = probs.shape[0]
-    eps = float(epsilon)
+    eps = _checks.real(epsilon, "epsilon")
+    if not 0.0 < eps < 0.5:
+        raise ValueError(f"epsilon must be in (0, 0.5), got {epsilon}")
     clipped = np.clip(probs, eps, 1 - eps)
     inside = (probs >= eps) & (probs <= 1 - eps)
     if target.dtype.kind in "iu":
@@ -179,7 +181,7 @@ def l2_penalty(params: P, lam: float) -> tuple[float, P]:
         ``(value, grads)``: ``grads`` is shaped like ``params`` with ``lam * w`` at the
         weights and zeros elsewhere.
     """
-    lam = float(lam)
+    lam = _checks.real(lam, "lam")
     if not lam >= 0:
         raise ValueError(f"l2_penalty needs lam >= 0, got {lam}")
     mask = _tree.weight_mask(params)

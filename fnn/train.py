@@ -339,7 +339,8 @@ class EarlyStopping:
     def __attrs_post_init__(self) -> None:
         EpochMetrics(0, 0.0, 0.0).get(self.monitor)  # validates the name
         _checks.positive_int(self.patience, "patience")
-        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
+        delta = _checks.real(self.min_delta, "min_delta")
+        if not (math.isfinite(delta) and delta >= 0):
             raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta}")
 
 
@@ -440,7 +441,7 @@ def fit(
         raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
     if validation_data is not None and validation_split:
         raise ValueError("give validation_split or validation_data, not both")
-    if not 0.0 <= validation_split < 1.0:
+    if not 0.0 <= _checks.real(validation_split, "validation_split") < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
 
     x_train, y_train = x, y

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .. import _checks
 from .._types import Array, Shape
 from ..random import Key
 from ._layer import Layer, check_shape, float_input
@@ -55,7 +56,7 @@ def relu() -> Layer[None]:
 
 def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
     """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
-    slope = float(negative_slope)
+    slope = _checks.real(negative_slope, "negative_slope")
     if not math.isfinite(slope):
         raise ValueError(f"leaky_relu needs a finite negative_slope, got {negative_slope}")
 
@@ -141,7 +142,7 @@ def flatten() -> Layer[None]:
     def forward(x: Array) -> tuple[Array, Shape]:
         if x.ndim < 2:
             raise ValueError(f"flatten expects input of shape (batch, ...), got {x.shape}")
-        return x.reshape(x.shape[0], -1), x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape
 
     def output_shape(in_shape: Shape) -> Shape:
         return (math.prod(check_shape(in_shape, "flatten")),)

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 import numpy as np
 
+from .. import _checks
 from .. import tree as _tree
 from .._types import Array
 from ..tree import Layout
@@ -338,7 +339,7 @@ def params(state: OptState[P]) -> P:
 
 def check_positive(value: float, what: str) -> float:
     """``value`` as a float if it is finite and > 0, else a ValueError."""
-    number = float(value)
+    number = _checks.real(value, what)
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{what} must be a finite number > 0, got {value}")
     return number
@@ -346,7 +347,7 @@ def check_positive(value: float, what: str) -> float:
 
 def check_fraction(value: float, what: str) -> float:
     """``value`` as a float if it is in [0, 1), else a ValueError."""
-    number = float(value)
+    number = _checks.real(value, what)
     if not 0.0 <= number < 1.0:
         raise ValueError(f"{what} must be in [0, 1), got {value}")
     return number

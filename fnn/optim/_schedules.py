@@ -16,12 +16,14 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
+from .. import _checks
+
 Schedule = Callable[[int], float]
 """``schedule(step) -> learning rate``, a pure function of the update count."""
 
 
 def _finite(value: float, what: str) -> float:
-    number = float(value)
+    number = _checks.real(value, what)
     if not math.isfinite(number):
         raise ValueError(f"{what} must be finite, got {value}")
     return number

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from .. import _checks
 from .. import tree as _tree
 from .._types import Array
 from ..tree import Layout
@@ -176,7 +177,7 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
 def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
     """Adagrad's direction (Duchi et al., 2011) as in PyTorch: ``G = G + g**2``,
     ``direction = g / (sqrt(G) + eps)``, ``G`` starting at ``initial_accumulator_value``."""
-    start = float(initial_accumulator_value)
+    start = _checks.real(initial_accumulator_value, "initial_accumulator_value")
     if not (math.isfinite(start) and start >= 0):
         raise ValueError(f"initial_accumulator_value must be >= 0, got {start}")
     eps = check_positive(eps, "eps")
@@ -221,7 +222,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
     ``weights_only`` restricts it to the leaves marked as weights (the ``w`` of dense
     layers), leaving biases alone.
     """
-    r = float(rate)
+    r = _checks.real(rate, "weight decay rate")
     if not (math.isfinite(r) and r >= 0):
         raise ValueError(f"weight decay rate must be a finite number >= 0, got {rate}")
 
