@@ -119,15 +119,20 @@ def plot_losses(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise plots.PlottingUnavailableError("matplotlib is not installed: no plot") from None
     figure, ax = plt.subplots(figsize=(7, 4.5))
+    validation = False
     for name, history in histories.items():
         epochs = [r.epoch + 1 for r in history]
         (line,) = ax.plot(epochs, [r.loss for r in history], "o-", label=name)
         if not any(math.isnan(r.val_loss) for r in history):
             ax.plot(epochs, [r.val_loss for r in history], "s--", color=line.get_color())
-    ax.set(xlabel="epoch", ylabel="loss (solid: train, dashed: validation)", title=title)
+            validation = True
+    ylabel = "loss (solid: train, dashed: validation)" if validation else "train loss"
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)

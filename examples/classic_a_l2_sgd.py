@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         epochs=args.epochs,
         batch_size=32,
         validation_split=0.2,
-        penalty=lambda p: losses.l2_penalty(p, 0.01),  # the loss is CE + L2
+        penalty=lambda p: losses.l2_penalty(p, 0.01),  # train loss: CE + L2; val_loss: CE
         callbacks=[fnn.callbacks.log_epochs(print), timer],
     )
     path = fnn.io.save_model(args.out / "model.npz", model, state.params, in_shape=(28, 28))
