@@ -96,7 +96,7 @@ def test_classic_a_saves_loads_and_predicts_identically(tmp_path: Path) -> None:
 
 
 def test_classic_b_compares_relu_and_sigmoid(tmp_path: Path, fake_data: list[str]) -> None:
-    both = classic_b_sigmoid.main(["--epochs", "3", "--out", str(tmp_path), "--dataset", "mnist"])
+    both = classic_b_sigmoid.main(["--epochs", "2", "--out", str(tmp_path), "--dataset", "mnist"])
     assert fake_data == ["mnist"]
     assert set(both) == {"relu", "sigmoid"} and (tmp_path / "losses.png").is_file()
     assert losses_fall(both["relu"]["history"]) and losses_fall(both["sigmoid"]["history"])
@@ -122,10 +122,10 @@ def test_classic_c_shows_progress_and_saves(
 
 
 def test_classic_d_compares_four_optimizers(tmp_path: Path) -> None:
-    result = classic_d_optimizers.main(["--epochs", "3", "--out", str(tmp_path)])
+    result = classic_d_optimizers.main(["--epochs", "2", "--out", str(tmp_path)])
     names = [row[0] for row in result["rows"]]
     assert names == ["sgd+momentum+decay", "adagrad", "rmsprop", "adam"]
-    assert all(losses_fall(h) and len(h) == 3 for h in result["histories"].values())
+    assert all(losses_fall(h) and len(h) == 2 for h in result["histories"].values())
     assert all(row[3] > 0.5 for row in result["rows"])  # test accuracy
     assert result["plot"] == tmp_path / "optimizers.png" and result["plot"].is_file()
 
