@@ -50,9 +50,12 @@ class Data:
 
 
 def setup(args: argparse.Namespace) -> Data:
-    """Create the ``--out`` directory; load ``--dataset`` (cut to ``--limit`` examples)."""
+    """Load ``--dataset`` (cut to ``--limit`` examples); create the ``--out`` directory."""
+    try:
+        ds = data.load_dataset(args.dataset, data_dir=args.data_dir)
+    except FileNotFoundError as err:  # no copy found and no download: say where to look
+        raise SystemExit(f"{err}\n(pass the directory with --data-dir)") from None
     args.out.mkdir(parents=True, exist_ok=True)
-    ds = data.load_dataset(args.dataset, data_dir=args.data_dir)
     n = args.limit
     print(f"{args.dataset}: {len(ds.x_train[:n])} train, {len(ds.x_test[:n])} test images")
     return Data(

@@ -12,6 +12,7 @@ Run: ``python examples/from_scratch.py`` (``--epochs 5``, ``--dataset mnist``, .
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import _common
@@ -121,15 +122,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     state = optimizer.init(params)
     rows, losses_per_epoch = [], []
     for epoch in range(args.epochs):
-        total = 0.0
+        total, began = 0.0, time.perf_counter()
         batches = data.batches(fnn.random.fold_in(k_shuffle, epoch), ds.x_train, ds.y_train, 128)
         for xb, yb in batches:
             value, grads = loss_and_grad(params, xb, yb)
             state, params = optimizer.update(state, grads)
             total += value * len(yb)
+        seconds = f"{time.perf_counter() - began:.1f}"
         losses_per_epoch.append(total / len(ds.y_train))
-        rows.append((epoch + 1, losses_per_epoch[-1], accuracy(params, ds.x_test, ds.y_test)))
-    print(_common.table(("epoch", "train loss", "test accuracy"), rows))
+        test_accuracy = accuracy(params, ds.x_test, ds.y_test)
+        rows.append((epoch + 1, losses_per_epoch[-1], test_accuracy, seconds))
+    print(_common.table(("epoch", "train loss", "test accuracy", "seconds"), rows))
     return {**figures, "losses": losses_per_epoch, "test_accuracy": rows[-1][2]}
 
 

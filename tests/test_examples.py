@@ -152,3 +152,15 @@ def test_without_matplotlib_the_plots_are_skipped_with_a_note(
     assert result["confusion_matrix"].sum() == 100  # --limit 100: the first 100 test images
     assert capsys.readouterr().out.count("note: matplotlib is not installed") == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_ends_with_the_loaders_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nowhere(name: str, **options: Any) -> fnn.data.Dataset:
+        raise FileNotFoundError(f"{name}: looked in /nowhere")
+
+    monkeypatch.setattr(fnn.data, "load_dataset", nowhere)
+    with pytest.raises(SystemExit, match=r"(?s)mnist: looked in /nowhere.*--data-dir"):
+        train_mlp.main(["--dataset", "mnist", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
