@@ -1,0 +1,166 @@
+"""The scripts in examples/ run end to end on a small generated stand-in for the data.
+
+``fnn.data.load_dataset`` is replaced by test_cli's ``synthetic`` dataset (600 train and
+200 test images whose class sets a bright block), so no real dataset is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+import classic_a_l2_sgd
+import classic_b_sigmoid
+import classic_c_keras_style
+import classic_d_optimizers
+import classic_e_he_init
+import from_scratch
+import train_mlp
+from test_cli import synthetic
+
+
+@pytest.fixture(autouse=True)
+def fake_data(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every load_dataset call gets the synthetic data; the names asked for are kept."""
+    asked: list[str] = []
+
+    def load_dataset(name: str, **options: Any) -> fnn.data.Dataset:
+        asked.append(name)
+        return synthetic(name)
+
+    monkeypatch.setattr(fnn.data, "load_dataset", load_dataset)
+    return asked
+
+
+def losses_fall(history: Any) -> bool:
+    return bool(history[-1].loss < history[0].loss)
+
+
+def test_train_mlp_matches_the_fnn_command(tmp_path: Path) -> None:
+    result = train_mlp.main(["--epochs", "2", "--out", str(tmp_path / "script")])
+    assert result["model"] == tmp_path / "script" / "model.npz" and result["model"].is_file()
+    assert len(result["history"]) == 2 and losses_fall(result["history"])
+    assert result["test_accuracy"] > 0.8
+    model, params = fnn.io.load_model(result["model"])
+    assert fnn.tree.fingerprint(params) == result["params_sha256"]
+    x_test = fnn.data.to_float(synthetic().x_test)
+    test = fnn.evaluate(model, fnn.losses.softmax_cross_entropy, params, x_test, synthetic().y_test)
+    assert test.accuracy == result["test_accuracy"]
+
+    out = tmp_path / "command"
+    argv = ["train", "--epochs", "2", "--out", str(out), "--quiet", "--no-plots"]
+    assert fnn.cli.main(argv, out=sys.stdout) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["params_sha256"] == result["params_sha256"]  # the same run, bit for bit
+
+
+def test_from_scratch_gradient_is_checked_and_trains(tmp_path: Path) -> None:
+    result = from_scratch.main(["--epochs", "2", "--out", str(tmp_path)])
+    assert result["max_rel_error"] < 1e-6
+    assert result["vs_fnn_grad"] < 1e-12
+    assert result["losses"][1] < result["losses"][0]
+    assert result["test_accuracy"] > 0.8
+
+
+def test_from_scratch_loss_and_grad_is_fnn_grad_of_the_mlp(key: fnn.random.Key) -> None:
+    params = from_scratch.init(key, np.float64)
+    x = fnn.random.uniform(fnn.random.fold_in(key, 1), (5, 28, 28), dtype=np.float64)
+    y = np.array([0, 3, 9, 3, 1])
+    value, grads = from_scratch.loss_and_grad(params, x, y)
+    model = fnn.nn.mlp((128, 64, 10))
+    expected_value, expected = fnn.value_and_grad(model, fnn.losses.softmax_cross_entropy)(
+        from_scratch.as_mlp_params(params), x, y
+    )
+    assert value == pytest.approx(expected_value, rel=1e-12)
+    assert fnn.tree.allclose(grads, tuple(expected[1::2]), rtol=1e-10, atol=1e-14)
+
+
+def test_classic_a_saves_loads_and_predicts_identically(tmp_path: Path) -> None:
+    result = classic_a_l2_sgd.main(["--epochs", "3", "--out", str(tmp_path)])
+    assert result["identical_after_load"] and (tmp_path / "model.npz").is_file()
+    history = result["history"]
+    assert len(history) == 3 and losses_fall(history)
+    assert not np.isnan(history[-1].val_accuracy)  # 20% held out for validation
+    probs = result["probabilities"]
+    assert probs.shape == (200, 10) and np.allclose(probs.sum(axis=1), 1)
+    assert result["test_accuracy"] > 0.5
+
+
+def test_classic_b_compares_relu_and_sigmoid(tmp_path: Path, fake_data: list[str]) -> None:
+    both = classic_b_sigmoid.main(["--epochs", "2", "--out", str(tmp_path), "--dataset", "mnist"])
+    assert fake_data == ["mnist"]
+    assert set(both) == {"relu", "sigmoid"} and (tmp_path / "losses.png").is_file()
+    assert losses_fall(both["relu"]["history"]) and losses_fall(both["sigmoid"]["history"])
+    assert both["relu"]["test_accuracy"] > both["sigmoid"]["test_accuracy"]
+    argv = ["--epochs", "1", "--activation", "sigmoid", "--limit", "100", "--out", str(tmp_path)]
+    assert set(classic_b_sigmoid.main(argv)) == {"sigmoid"}
+
+
+def test_classic_c_shows_progress_and_saves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = classic_c_keras_style.main(["--out", str(tmp_path)])
+    assert result["parameters"] == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+    assert len(result["history"]) == 3 and losses_fall(result["history"])
+    assert result["test_accuracy"] > 0.8
+    captured = capsys.readouterr()
+    assert "epoch 3/3" in captured.err  # the progress bar
+    assert "118282" in captured.out  # the summary's total
+    model, _ = fnn.io.load_model(tmp_path / "model.npz")
+    assert model.spec is not None
+    names = [layer["layer"] for layer in model.spec["layers"]]
+    assert names == ["flatten", "dense", "relu", "dense", "relu", "dense"]
+
+
+def test_classic_d_compares_four_optimizers(tmp_path: Path) -> None:
+    result = classic_d_optimizers.main(["--epochs", "2", "--out", str(tmp_path)])
+    names = [row[0] for row in result["rows"]]
+    assert names == ["sgd+momentum+decay", "adagrad", "rmsprop", "adam"]
+    assert all(losses_fall(h) and len(h) == 2 for h in result["histories"].values())
+    assert all(row[3] > 0.5 for row in result["rows"])  # test accuracy
+    assert result["plot"] == tmp_path / "optimizers.png" and result["plot"].is_file()
+
+
+def test_classic_e_plots_curves_and_confusion(tmp_path: Path) -> None:
+    result = classic_e_he_init.main(["--epochs", "3", "--out", str(tmp_path), "--limit", "400"])
+    matrix = result["confusion_matrix"]
+    assert matrix.shape == (10, 10) and matrix.sum() == 200  # all 200 synthetic test images
+    assert result["test_accuracy"] == np.trace(matrix) / 200
+    assert result["test_accuracy"] > 0.8 and losses_fall(result["history"])
+    assert result["plots"] == [tmp_path / "curves.png", tmp_path / "confusion.png"]
+    assert all(path.is_file() for path in result["plots"])
+
+
+def test_without_matplotlib_the_plots_are_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    argv = ["--epochs", "1", "--limit", "100", "--out", str(tmp_path)]
+    assert classic_d_optimizers.main(argv)["plot"] is None
+    result = classic_e_he_init.main(argv)
+    assert result["plots"] == [None, None]
+    assert result["confusion_matrix"].sum() == 100  # --limit 100: the first 100 test images
+    assert capsys.readouterr().out.count("note: matplotlib is not installed") == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_ends_with_the_loaders_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nowhere(name: str, **options: Any) -> fnn.data.Dataset:
+        raise FileNotFoundError(f"{name}: looked in /nowhere")
+
+    monkeypatch.setattr(fnn.data, "load_dataset", nowhere)
+    with pytest.raises(SystemExit, match=r"(?s)mnist: looked in /nowhere.*--data-dir"):
+        train_mlp.main(["--dataset", "mnist", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
