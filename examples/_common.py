@@ -9,17 +9,14 @@ downloads) the four IDX files and verifies them; images become float32 in [0, 1]
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
-import fnn
 from fnn import data, plots
-from fnn.cli import CLASS_NAMES
 
 Array = np.ndarray[Any, Any]
 
@@ -29,7 +26,7 @@ def parser(description: str | None, *, epochs: int, out: str) -> argparse.Argume
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--dataset", choices=sorted(CLASS_NAMES), default="fashion-mnist")
+    p.add_argument("--dataset", choices=sorted(data.DATASETS), default="fashion-mnist")
     p.add_argument("--data-dir", type=Path, help="a directory holding the four IDX files")
     p.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
     p.add_argument("--out", type=Path, default=Path("runs/examples") / out, help="output dir")
@@ -63,24 +60,8 @@ def setup(args: argparse.Namespace) -> Data:
         ds.y_train[:n],
         data.to_float(ds.x_test[:n]),
         ds.y_test[:n],
-        CLASS_NAMES[args.dataset],
+        list(data.DATASETS[args.dataset].classes),
     )
-
-
-class EpochTimer:
-    """A callback for :func:`fnn.fit` that keeps each epoch's wall time in ``seconds``."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def __call__(self, event: fnn.Event) -> None:
-        if event.kind == "epoch_end":
-            self.seconds.append(event.seconds)
-
-    @property
-    def mean(self) -> float:
-        """The mean seconds per epoch."""
-        return float(np.mean(self.seconds)) if self.seconds else float("nan")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -92,16 +73,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
 
 
-def history_table(history: Sequence[fnn.EpochMetrics], seconds: Sequence[float]) -> str:
-    """One row per epoch: loss, accuracy, validation loss and accuracy, seconds."""
-    header = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-    rows = [
-        (r.epoch + 1, r.loss, r.accuracy, r.val_loss, r.val_accuracy, f"{s:.1f}")
-        for r, s in zip(history, seconds)
-    ]
-    return table(header, rows)
-
-
 def plot(draw: Callable[[], Path]) -> Path | None:
     """Run a plotting call; without matplotlib print a note and return None."""
     try:
@@ -110,35 +81,4 @@ def plot(draw: Callable[[], Path]) -> Path | None:
         print(f"note: {err}")
         return None
     print(f"wrote {path}")
-    return path
-
-
-def plot_losses(
-    histories: Mapping[str, Sequence[fnn.EpochMetrics]], path: Path, title: str
-) -> Path:
-    """Loss per epoch of several runs into a PNG: train solid, validation dashed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise plots.PlottingUnavailableError("matplotlib is not installed: no plot") from None
-    figure, ax = plt.subplots(figsize=(7, 4.5))
-    validation = False
-    for name, history in histories.items():
-        epochs = [r.epoch + 1 for r in history]
-        (line,) = ax.plot(epochs, [r.loss for r in history], "o-", label=name)
-        if not any(math.isnan(r.val_loss) for r in history):
-            ax.plot(epochs, [r.val_loss for r in history], "s--", color=line.get_color())
-            validation = True
-    ylabel = "loss (solid: train, dashed: validation)" if validation else "train loss"
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return path

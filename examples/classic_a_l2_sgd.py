@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ds = _common.setup(args)
 
     model = nn.mlp((128, 64, 10))
-    timer = _common.EpochTimer()
+    timer = fnn.callbacks.EpochTimes()
     state = fnn.fit(
         model,
         losses.softmax_cross_entropy,

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for activation in ("relu", "sigmoid") if args.activation == "both" else (args.activation,):
         model = nn.mlp((64, 32, 10), activation)
-        timer = _common.EpochTimer()
+        timer = fnn.callbacks.EpochTimes()
         state = fnn.fit(
             model,
             losses.softmax_cross_entropy,
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(_common.table(header, rows))
     histories = {name: r["history"] for name, r in results.items()}
     path = args.out / "losses.png"
-    _common.plot(lambda: _common.plot_losses(histories, path, "ReLU against sigmoid, SGD"))
+    _common.plot(lambda: fnn.plots.compare(histories, path, title="ReLU against sigmoid, SGD"))
     return results
 
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     params = model.init(k_init, (28, 28))
     print(summary(layers, params, (28, 28)))
 
-    timer = _common.EpochTimer()
+    timer = fnn.callbacks.EpochTimes()
     state = fnn.fit(
         model,
         losses.softmax_cross_entropy,  # on logits, as from_logits=True
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     test = fnn.evaluate(model, losses.softmax_cross_entropy, state.params, ds.x_test, ds.y_test)
     path = fnn.io.save_model(args.out / "model.npz", model, state.params, in_shape=(28, 28))
-    print(_common.history_table(state.history, timer.seconds))
+    print(fnn.callbacks.history_table(state.history, timer.seconds))
     print(f"test loss {test.loss:.4f}  test accuracy {test.accuracy:.4f}  wrote {path}")
     return {
         "test_accuracy": test.accuracy,

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     header = ("optimizer", "train loss", "val accuracy", "test accuracy", "seconds")
     print(_common.table(header, rows))
     path = args.out / "optimizers.png"
-    plot = _common.plot(lambda: _common.plot_losses(histories, path, "loss by optimizer"))
+    plot = _common.plot(lambda: fnn.plots.compare(histories, path, title="loss by optimizer"))
     return {"rows": rows, "histories": histories, "plot": plot}
 
 

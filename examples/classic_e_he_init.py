@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ds = _common.setup(args)
 
     model = nn.mlp((128, 10), "relu", weight_init="he_normal")
-    timer = _common.EpochTimer()
+    timer = fnn.callbacks.EpochTimes()
     state = fnn.fit(
         model,
         losses.softmax_cross_entropy,
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         validation_split=0.1,
         callbacks=[timer],
     )
-    print(_common.history_table(state.history, timer.seconds))
+    print(fnn.callbacks.history_table(state.history, timer.seconds))
 
     predicted = fnn.predict(model, state.params, ds.x_test)
     matrix = fnn.metrics.confusion_matrix(ds.y_test, predicted, 10)

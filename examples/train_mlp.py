@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n_fit = len(ds.x_train) - round(0.1 * len(ds.x_train))
     steps = args.epochs * data.num_batches(n_fit, 128)
     optimizer = optim.adam(optim.cosine_decay(2e-3, steps))
-    timer = _common.EpochTimer()
+    timer = fnn.callbacks.EpochTimes()
     state = fnn.fit(
         model,
         losses.softmax_cross_entropy,
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         in_shape=(28, 28),
         metadata={"dataset": args.dataset, "classes": ds.classes},
     )
-    print(_common.history_table(state.history, timer.seconds))
+    print(fnn.callbacks.history_table(state.history, timer.seconds))
     print(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}  wrote {path}")
     return {
         "test_accuracy": test.accuracy,

@@ -5,6 +5,7 @@ the training state).
 * :func:`progress_bar` — a bar per epoch with loss, accuracy and samples/s (tqdm when
   it is installed, a plain text bar otherwise);
 * :func:`log_epochs` — one line per finished epoch to a logger or any function;
+* :class:`EpochTimes` — each epoch's wall time (kept out of the pure training state);
 * :func:`checkpoint` — the whole training state after every epoch (``last.npz``) and the
   best ``keep_best`` epochs by a monitored metric, written atomically.
 """
@@ -19,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -50,6 +51,24 @@ def describe_epoch(record: EpochMetrics, epochs: int, seconds: float) -> str:
         f"epoch {record.epoch + 1}/{epochs} {_metrics_text(record.loss, record.accuracy)}"
         f"{_validation_text(record)} ({seconds:.2f} s)"
     )
+
+
+def history_table(
+    records: Sequence[EpochMetrics], seconds: Mapping[int, float] | None = None
+) -> str:
+    """A plain-text table of a run's history, one row per epoch (``-`` where there is no
+    validation, and for epochs without a recorded time)."""
+    times = seconds or {}
+    lines = ["epoch    loss  accuracy  val_loss  val_accuracy   seconds"]
+    for r in records:
+        val = (
+            f"{r.val_loss:9.4f}  {r.val_accuracy:12.4f}"
+            if not math.isnan(r.val_loss)
+            else f"{'-':>9}  {'-':>12}"
+        )
+        took = f"{times[r.epoch]:8.2f}" if r.epoch in times else f"{'-':>8}"
+        lines.append(f"{r.epoch + 1:5d}  {r.loss:6.4f}  {r.accuracy:8.4f}  {val}  {took}")
+    return "\n".join(lines)
 
 
 def tqdm_available() -> bool:
@@ -141,6 +160,28 @@ def _tqdm_bar(stream: TextIO | None) -> Callback:
             bar.close()
 
     return callback
+
+
+class EpochTimes:
+    """A callback that records each finished epoch's wall time, in seconds.
+
+    ``times.seconds`` maps epoch numbers to seconds; ``times.mean`` is their mean.
+    Timing is kept here, apart from the training state, so states stay bit-identical
+    across runs.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "epoch_end":
+            self.seconds[event.epoch] = event.seconds
+
+    @property
+    def mean(self) -> float:
+        """The mean seconds per recorded epoch (NaN before the first)."""
+        values = list(self.seconds.values())
+        return sum(values) / len(values) if values else math.nan
 
 
 def log_epochs(write: Callable[[str], None] | None = None) -> Callback:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import math
 import platform
 import sys
 import time
@@ -34,23 +33,7 @@ from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
 from ._types import Array
-from .train import EarlyStopping, EpochMetrics, Event, TrainState, evaluate, fit, predict_proba
-
-CLASS_NAMES = {
-    "fashion-mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "mnist": [str(i) for i in range(10)],
-}
+from .train import Callback, EarlyStopping, TrainState, evaluate, fit, predict_proba
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "nesterov", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "inverse-time", "cosine", "step")
@@ -160,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     defaults = Config()
 
     train = commands.add_parser("train", help="train a model and write it with its run record")
-    train.add_argument("--dataset", choices=sorted(CLASS_NAMES), default=defaults.dataset)
+    train.add_argument("--dataset", choices=sorted(data.DATASETS), default=defaults.dataset)
     train.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download the data")
     train.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="e.g. 128,64")
@@ -190,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate_cmd = commands.add_parser("evaluate", help="evaluate a saved model on test data")
     evaluate_cmd.add_argument("model", type=Path, help="a run directory or a model .npz")
-    evaluate_cmd.add_argument("--dataset", choices=sorted(CLASS_NAMES))
+    evaluate_cmd.add_argument("--dataset", choices=sorted(data.DATASETS))
     evaluate_cmd.add_argument("--data-dir", type=Path)
     evaluate_cmd.add_argument("--no-download", action="store_true")
 
@@ -232,20 +215,6 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def _table(records: Sequence[EpochMetrics], seconds: Sequence[float]) -> str:
-    lines = ["epoch    loss  accuracy  val_loss  val_accuracy   seconds"]
-    for record, s in zip(records, seconds):
-        val = (
-            f"{record.val_loss:9.4f}  {record.val_accuracy:12.4f}"
-            if not math.isnan(record.val_loss)
-            else f"{'-':>9}  {'-':>12}"
-        )
-        lines.append(
-            f"{record.epoch + 1:5d}  {record.loss:6.4f}  {record.accuracy:8.4f}  {val}  {s:8.2f}"
-        )
-    return "\n".join(lines)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -296,13 +265,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     else:
         _write_json(directory / RUN_FILE, {"config": config.to_json(), "seed": config.seed})
 
-    seconds: dict[int, float] = {}
-
-    def remember_time(event: Event) -> None:
-        if event.kind == "epoch_end":
-            seconds[event.epoch] = event.seconds
-
-    hooks = [remember_time, callbacks.checkpoint(directory / CHECKPOINTS)]
+    times = callbacks.EpochTimes()
+    hooks: list[Callback] = [times, callbacks.checkpoint(directory / CHECKPOINTS)]
     if not args.quiet:
         hooks.append(callbacks.progress_bar())
     stop = EarlyStopping(patience=config.patience) if config.patience > 0 else None
@@ -326,11 +290,10 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     predictions = predict_proba(model, final.params, x_test).argmax(axis=1)
     matrix = metrics.confusion_matrix(y_test, predictions, 10)
 
-    times = [seconds.get(r.epoch, math.nan) for r in final.history]
-    out.write(_table(final.history, times) + "\n")
+    out.write(callbacks.history_table(final.history, times.seconds) + "\n")
     out.write(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}\n")
 
-    classes = CLASS_NAMES[config.dataset]
+    classes = list(data.DATASETS[config.dataset].classes)
     io.save_model(
         directory / MODEL_FILE,
         model,
@@ -352,7 +315,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         "timing": {
             "epoch_seconds": {
                 **previous.get("epoch_seconds", {}),
-                **{str(e): s for e, s in seconds.items()},
+                **{str(e): s for e, s in times.seconds.items()},
             },
             "wall_seconds": wall,
         },
@@ -385,7 +348,7 @@ def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     model, params = io.load_model(_model_path(args.model))
     meta = io.load_metadata(_model_path(args.model))
     name = args.dataset or meta.get("dataset")
-    if name not in CLASS_NAMES:
+    if not isinstance(name, str) or name not in data.DATASETS:
         raise UsageError("the model file names no dataset: pass --dataset")
     dataset = _load_data(name, args.data_dir, args.no_download)
     x_test = _images(dataset.x_test)
@@ -395,7 +358,7 @@ def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     report = metrics.precision_recall(matrix)
     out.write(f"test accuracy {result.accuracy:.4f}  test loss {result.loss:.4f}\n")
     out.write("class          precision  recall      f1  support\n")
-    for i, cls in enumerate(CLASS_NAMES[name]):
+    for i, cls in enumerate(data.DATASETS[name].classes):
         out.write(
             f"{cls:<13}  {report.precision[i]:9.4f}  {report.recall[i]:6.4f}  "
             f"{report.f1[i]:6.4f}  {report.support[i]:7d}\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,48 @@ def history(records: Sequence[EpochMetrics], path: str | os.PathLike[str]) -> Pa
             ax.legend()
         loss_ax.set_title("loss per epoch")
         acc_ax.set_title("accuracy per epoch")
+        return _save(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def compare(
+    histories: Mapping[str, Sequence[EpochMetrics]],
+    path: str | os.PathLike[str],
+    *,
+    metric: str = "loss",
+    title: str | None = None,
+    log_scale: bool | None = None,
+) -> Path:
+    """Plot one metric per epoch for several runs (optimizers, activations, ...) to a PNG:
+    the training metric solid, the validation metric (when recorded) dashed.
+
+    ``log_scale`` defaults to true for losses.
+
+    Returns:
+        The path written.
+    """
+    if not histories or not all(histories.values()):
+        raise ValueError("compare needs at least one run, each with at least one epoch")
+    EpochMetrics(0, 0.0, 0.0).get(metric)  # validates the name
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        validation = False
+        for name, records in histories.items():
+            epochs = [r.epoch + 1 for r in records]
+            (line,) = ax.plot(epochs, [r.get(metric) for r in records], "o-", label=name)
+            val = [r.get("val_" + metric) for r in records]
+            if not any(math.isnan(v) for v in val):
+                ax.plot(epochs, val, "s--", color=line.get_color())
+                validation = True
+        what = f"{metric} (solid: train, dashed: validation)" if validation else metric
+        ax.set(xlabel="epoch", ylabel=what, title=title or f"{metric} per epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if log_scale if log_scale is not None else metric == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
         return _save(figure, path)
     finally:
         plt.close(figure)

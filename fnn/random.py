@@ -136,6 +136,11 @@ def uniform(
 ) -> Array:
     """Draws from the uniform distribution on ``[low, high)``."""
     dt = _float_dtype(dtype)
+    for value, what in ((low, "low"), (high, "high")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise TypeError(
+                f"uniform's {what} must be a number, got {value!r}; pass the dtype by keyword"
+            )
     if not low < high:
         raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
     out = generator(k).random(_shape(shape)) * (float(high) - float(low)) + float(low)

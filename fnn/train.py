@@ -72,7 +72,12 @@ class Metrics:
 
 @attrs.frozen(eq=False)
 class EpochMetrics:
-    """The record of one finished epoch (validation values are NaN without validation)."""
+    """The record of one finished epoch (validation values are NaN without validation).
+
+    ``loss`` is the mean training objective over the epoch's batches, penalty included
+    when ``fit`` was given one; ``val_loss`` is the data loss alone (as
+    :func:`evaluate` computes it), so the two differ by the penalty.
+    """
 
     epoch: int = attrs.field(converter=operator.index)
     loss: float = attrs.field(converter=float)

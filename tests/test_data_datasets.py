@@ -401,3 +401,9 @@ def test_the_real_fashion_mnist_from_debian() -> None:
     assert dict(ds.sha256) == {g.name: g.sha256 for g in data.FASHION_MNIST.files}
     with pytest.raises(ValueError, match="it is fashion-mnist's train-images-idx3-ubyte"):
         data.load_mnist(data_dir=DEBIAN_FASHION, download=False)
+
+
+def test_class_names() -> None:
+    assert data.FASHION_MNIST.classes[9] == "Ankle boot"
+    assert data.MNIST.classes == tuple("0123456789")
+    assert all(len(s.classes) == s.num_classes for s in data.DATASETS.values())

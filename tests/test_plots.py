@@ -38,3 +38,13 @@ def test_without_matplotlib_the_error_says_how_to_get_it(
     with pytest.raises(plots.PlottingUnavailableError, match=r"pip install 'fnn\[plot\]'"):
         plots.history(RECORDS, tmp_path / "curves.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_compare_runs(tmp_path: Path) -> None:
+    other = [EpochMetrics(0, 1.2, 0.6), EpochMetrics(1, 0.7, 0.8)]
+    path = plots.compare({"sgd": RECORDS, "adam": other}, tmp_path / "c.png", metric="accuracy")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="at least one run"):
+        plots.compare({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        plots.compare({"a": RECORDS}, tmp_path / "x.png", metric="f1")

@@ -85,3 +85,8 @@ def test_bad_arguments(key: random.Key) -> None:
 
 def test_public_alias() -> None:
     assert fnn.random.key(3) == random.Key(3)
+
+
+def test_uniform_names_a_misplaced_dtype(key: random.Key) -> None:
+    with pytest.raises(TypeError, match=r"uniform's low must be a number.*dtype by keyword"):
+        random.uniform(key, (2,), np.float64)  # type: ignore[arg-type]

@@ -308,3 +308,18 @@ def test_fit_rejects_bad_input(
         options.update(change)
     with pytest.raises(error, match=message):
         fit(model(), losses.softmax_cross_entropy, optim.sgd(0.1), x, y, **options)
+
+
+def test_epoch_times_and_history_table(key: random.Key) -> None:
+    x, y = blobs(key, n=40)
+    times = callbacks.EpochTimes()
+    assert math.isnan(times.mean)
+    state = fit(
+        model(), losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=2,
+        callbacks=[times],
+    )  # fmt: skip
+    assert sorted(times.seconds) == [0, 1] and times.mean > 0
+    table = callbacks.history_table(state.history, times.seconds).splitlines()
+    assert table[0].split() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+    assert len(table) == 3 and table[1].split()[0] == "1" and table[1].split()[3] == "-"
+    assert callbacks.history_table(state.history).splitlines()[2].split()[-1] == "-"

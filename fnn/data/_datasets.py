@@ -76,6 +76,7 @@ class DatasetSpec:
         num_train, num_test: the number of examples in each split.
         image_shape: the shape of one image.
         num_classes: labels must be in ``[0, num_classes)``.
+        classes: the name of each class, for reports and predictions.
 
     Use ``attrs.evolve(fnn.data.MNIST, ...)`` to describe another copy or a test set.
     """
@@ -92,6 +93,7 @@ class DatasetSpec:
     num_test: int = 10_000
     image_shape: tuple[int, ...] = (28, 28)
     num_classes: int = 10
+    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
 
     @property
     def files(self) -> tuple[FileSpec, FileSpec, FileSpec, FileSpec]:
@@ -160,6 +162,18 @@ FASHION_MNIST = DatasetSpec(
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     system_dirs=("/usr/share/datasets/fashion-mnist",),
     install_hint="apt-get install dataset-fashion-mnist (Debian, Ubuntu)",
+    classes=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 )
 
 DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType(
