@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import attrs
 import numpy as np
 
-from . import __version__, callbacks, data, io, losses, metrics, nn, optim, plots
+from . import __version__, _blas, callbacks, data, io, losses, metrics, nn, optim, plots
 from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
@@ -168,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="stop after this many epochs of the run (resume later with --resume)",
     )
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads (default 1: small models gain little from more, and lose much "
+        "on a busy machine)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
@@ -235,6 +242,8 @@ def _read_run(directory: Path) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, out: TextIO) -> int:
+    if not _blas.set_threads(args.threads):
+        out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect\n")
     if args.resume is not None:
         run = _read_run(args.resume)
         config = Config.from_json(run.get("config"))

@@ -1,0 +1,56 @@
+"""The BLAS thread count of the running process (private; used by the ``fnn`` command).
+
+NumPy's wheels bundle OpenBLAS, which starts one thread per core. For the small matrix
+products of the models fnn targets, extra BLAS threads barely help and, on a busy
+machine, spin-waiting threads can make a step many times slower. OpenBLAS exports a
+``*set_num_threads*`` function; this module finds the OpenBLAS that NumPy loaded and
+calls it (what ``threadpoolctl`` does, for this one library).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from pathlib import Path
+
+import numpy as np
+
+_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def _loaded_openblas() -> list[Path]:
+    """Paths of OpenBLAS libraries mapped into this process (Linux), else bundled ones."""
+    np.dot(np.ones(2), np.ones(2))  # make sure NumPy has loaded its BLAS
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    found = sorted({Path(p) for p in re.findall(r"(/\S*openblas\S*\.(?:so|dylib)\S*)", maps)})
+    if found:
+        return found
+    bundled = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    return sorted(bundled.glob("*openblas*")) if bundled.is_dir() else []
+
+
+def set_threads(n: int) -> bool:
+    """Ask NumPy's OpenBLAS to use ``n`` threads; returns whether one was found and set."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the BLAS thread count must be an int >= 1, got {n!r}")
+    for path in _loaded_openblas():
+        try:
+            library = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for name in _SETTERS:
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter.argtypes = [ctypes.c_int]
+                setter.restype = None
+                setter(n)
+                return True
+    return False

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fnn import _blas
+
+
+def test_set_threads_reaches_numpys_openblas() -> None:
+    script = (
+        "import numpy as np, re\n"
+        "from fnn import _blas\n"
+        "assert _blas.set_threads(1)\n"
+        "libs = _blas._loaded_openblas()\n"
+        "import ctypes\n"
+        "lib = ctypes.CDLL(str(libs[0]))\n"
+        "names = [n.replace('set', 'get') for n in _blas._SETTERS]\n"
+        "getter = next(getattr(lib, n) for n in names if hasattr(lib, n))\n"
+        "getter.restype = ctypes.c_int\n"
+        "assert getter() == 1, getter()\n"
+        "assert _blas.set_threads(2) and getter() == 2\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_bad_thread_counts() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="thread count must be an int >= 1"):
+            _blas.set_threads(bad)  # type: ignore[arg-type]
