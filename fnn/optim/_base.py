@@ -148,10 +148,13 @@ class OptState(Generic[P]):
 
 @attrs.frozen(eq=False)
 class _Flat:
-    """The flat buffer an OptState's params are views of, with its layout."""
+    """What an optimizer's update knows of the state it made: the flat buffer the params
+    are views of, its layout, the (already checked) moments, and the transforms."""
 
     layout: Layout
     params: Array
+    moments: tuple[Moments, ...]
+    transforms: tuple[Transform, ...]
 
 
 def _readonly(flat: Array) -> Array:
@@ -160,15 +163,16 @@ def _readonly(flat: Array) -> Array:
 
 
 def _state(
-    transforms: Sequence[Transform],
+    transforms: tuple[Transform, ...],
     layout: Layout,
     flat_params: Array,
     moments: Sequence[Moments],
     step: int,
 ) -> OptState[Any]:
-    inner = tuple(t.state(*(_readonly(m) for m in ms)) for t, ms in zip(transforms, moments))
+    frozen = tuple(tuple(_readonly(m) for m in ms) for ms in moments)
+    inner = tuple(t.state(*ms) for t, ms in zip(transforms, frozen))
     state: OptState[Any] = OptState(layout.unravel(_readonly(flat_params)), step, inner)
-    object.__setattr__(state, "_flat", _Flat(layout, flat_params))
+    object.__setattr__(state, "_flat", _Flat(layout, flat_params, frozen, transforms))
     return state
 
 
@@ -188,13 +192,15 @@ def _check_state(state: Any, transforms: Sequence[Transform]) -> None:
             )
 
 
-def _flat_of(state: OptState[Any]) -> _Flat:
-    """The flat params of ``state``: cached when an optimizer made it, else raveled."""
-    cached = state.__dict__.get("_flat")
-    if isinstance(cached, _Flat):
+def _flat_of(state: OptState[Any], transforms: tuple[Transform, ...]) -> _Flat:
+    """The flat view of ``state`` for these transforms: cached when this optimizer made
+    the state, else checked and raveled (a state loaded from disk, or mapped)."""
+    cached = state.__dict__.get("_flat") if isinstance(state, OptState) else None
+    if isinstance(cached, _Flat) and cached.transforms is transforms:
         return cached
+    _check_state(state, transforms)
     flat, layout = _tree.ravel(state.params)
-    return _Flat(layout, flat)
+    return _Flat(layout, flat, tuple(_moments(state, layout)), transforms)
 
 
 def _moments(state: OptState[Any], layout: Layout) -> list[Moments]:
@@ -216,7 +222,7 @@ def _moments(state: OptState[Any], layout: Layout) -> list[Moments]:
 def moment_trees(state: OptState[Any]) -> tuple[Any, ...]:
     """The state's transform records with each flat moment shown as a tree shaped like
     the params (views, no copy)."""
-    layout = _flat_of(state).layout
+    _, layout = _tree.ravel(state.params)
     return tuple(
         type(record)(*(layout.unravel(m) for m in ms))
         for record, ms in zip(state.inner, _moments(state, layout))
@@ -244,7 +250,7 @@ class Optimizer:
             TypeError: a leaf is not a float array, or the leaves mix dtypes.
         """
         flat, layout = _tree.ravel(params)
-        moments = [t.init(flat, layout) for t in self.transforms]
+        moments = [tuple(t.init(flat, layout)) for t in self.transforms]
         return cast(OptState[P], _state(self.transforms, layout, flat, moments, 0))
 
     def update(self, state: OptState[P], grads: P) -> tuple[OptState[P], P]:
@@ -253,9 +259,8 @@ class Optimizer:
         Raises:
             ValueError: ``grads`` does not match the params' structure, shapes or dtypes.
         """
-        _check_state(state, self.transforms)
-        g = _flat_of(state).layout.ravel(grads, "grads")
-        new_state = self.update_flat(state, g)
+        flat = _flat_of(state, self.transforms)
+        new_state = self._step(state.step, flat, flat.layout.ravel(grads, "grads"))
         return new_state, new_state.params
 
     def update_flat(self, state: OptState[P], flat_grads: Array) -> OptState[P]:
@@ -263,23 +268,23 @@ class Optimizer:
 
         ``flat_grads`` must have the layout's dtype and size; it is not modified.
         """
-        _check_state(state, self.transforms)
-        flat = _flat_of(state)
+        flat = _flat_of(state, self.transforms)
         layout = flat.layout
         if flat_grads.shape != (layout.size,) or flat_grads.dtype != layout.dtype:
             raise ValueError(
                 f"flat grads must be {layout.dtype} of shape ({layout.size},), "
                 f"got {flat_grads.dtype} {flat_grads.shape}"
             )
+        return self._step(state.step, flat, flat_grads)
+
+    def _step(self, step: int, flat: _Flat, flat_grads: Array) -> OptState[Any]:
         u = Updates(flat_grads)
         moments = []
-        for t, m in zip(self.transforms, _moments(state, layout)):
-            u, new_m = t.update(u, m, flat.params, state.step, layout)
+        for t, m in zip(self.transforms, flat.moments):
+            u, new_m = t.update(u, m, flat.params, step, flat.layout)
             moments.append(new_m)
         new_params = _apply(flat.params, u)
-        return cast(
-            OptState[P], _state(self.transforms, layout, new_params, moments, state.step + 1)
-        )
+        return _state(self.transforms, flat.layout, new_params, moments, step + 1)
 
     def learning_rate(self, state: OptState[Any]) -> float:
         """The learning rate the next update will use (of the first scheduled transform).
