@@ -11,7 +11,8 @@ torch     PyTorch eager, ``torch.optim.Adam(fused=True)`` (``peer_torch.py``)
 jax       JAX, one ``jax.jit``-ed training step per batch (``peer_jax.py``)
 jax-scan  JAX, a whole epoch as one jitted ``lax.scan`` (``peer_jax.py``)
 floor     not a peer: NumPy's float32 GEMM time at the step's exact shapes plus Adam's
-          memory traffic over the copy bandwidth, measured in the same run (``floor.py``)
+          memory traffic over NumPy's copy bandwidth at the parameters' size, measured
+          in the same run (``floor.py``)
 ========  ==============================================================================
 
 Every peer runs in a process of its own (``run_peer.py``), with its thread count fixed
@@ -22,14 +23,20 @@ which is what limits XLA's thread pool. The peers take turns: for each round, fo
 thread count and batch size, the floor and then every peer, the peers' order rotated from
 round to round, so the machine's noise falls on all of them. Each peer times every epoch
 with ``time.perf_counter()`` around the whole epoch (permutation, batch gathering and, for
-JAX, waiting for the result), then evaluates the test set and reports its peak RSS.
+JAX, waiting for the result), then evaluates the test set and reports its peak RSS. It
+also reads the whole machine's busy CPU time around each epoch: when other processes took
+more than ``--max-others`` cores (0.25) during a run's counted epochs, the run is
+discarded (kept in the JSON, marked) and done again after a pause, at most ``--retries``
+(2) times; the last try counts whatever the load.
 
 The tables give, for each peer, the median epoch over epochs 2..E of every round (the
 first epoch, with JIT compilation and cold caches, is left out), the quartiles, fnn's
 median over the peer's (and the range of that ratio among rounds), the mean test accuracy
 over rounds (and its standard deviation; the seed is the round number), the peak RSS
-(median over rounds, the process's whole footprint: interpreter, libraries, data) and
-``cores``: CPU seconds over wall seconds while training. Then the targets, PASS/FAIL:
+(median over rounds, the process's whole footprint: interpreter, libraries, data),
+``cores``: CPU seconds over wall seconds while training, and ``others``: the cores other
+processes took meanwhile. ``best`` is the lowest round median, what a quiet machine
+gives. Then the targets, PASS/FAIL (on the medians):
 fnn <= 0.9x PyTorch and <= 1.0x JAX (jitted step); fnn <= 2x the floor at one thread;
 test accuracies equal within noise; and the aim fnn <= 1.0x JAX's whole-epoch scan.
 
@@ -46,12 +53,16 @@ a peer whose library is missing is skipped with a note)::
     /work/bench-venv/bin/python examples/benchmarks/memory.py    # fnn train's peak RSS
 
 Options: ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
-``--peers fnn,torch,jax,jax-scan``, ``--no-floor``, ``--no-pin``, ``--json out.json`` (every
-record plus the summary; ``python examples/benchmarks/report.py out.json`` prints the
-tables again). On a 2-core machine a process costs about 5-10 s plus its epochs, so the
-default run (batch 128, 1 and 2 threads, 4 peers and the floor, 5 rounds) takes about 6-8
-minutes; batch 32 takes about 3x longer per epoch than batch 128. The machine should be
-otherwise idle: with 2 cores, anything else running shows in the 2-thread numbers first.
+``--peers fnn,torch,jax,jax-scan``, ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
+``--retries 2``, ``--json out.json`` (every record, the settings, the machine and the
+verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
+
+How long: a process costs 5-10 s of start-up (imports, data, JIT) plus its epochs. On a
+2-core Xeon the default run (batch 128, 1 and 2 threads, 4 peers and the floor) takes
+about 2 minutes a round, 11 minutes with the default 5 rounds; ``--batch-sizes 32,512
+--threads 1`` about 2 minutes a round too. Retries add to that when the machine is shared.
+The machine should be otherwise idle: with 2 cores, anything else running shows in the
+2-thread numbers first (the ``others`` column says how much there was).
 """
 
 from __future__ import annotations
@@ -72,6 +83,9 @@ import report
 import run_peer
 
 HERE = Path(__file__).resolve().parent
+
+RETRY_PAUSE = 15.0
+"""Seconds to wait before running again a peer that shared the machine with others."""
 
 
 def _int_list(text: str) -> list[int]:
@@ -109,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin 1-thread runs")
     parser.add_argument("--json", type=Path, help="write every record and the summary here")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per process")
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.25,
+        help="run a peer again when other processes took more cores than this meanwhile",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="at most this many times")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is not counted)")
@@ -197,6 +218,17 @@ def run_one(
     return record
 
 
+def others(record: dict[str, Any], skip: int) -> float:
+    """Cores other processes (and the hypervisor) took while the peer's counted epochs
+    ran: the machine's busy CPU seconds minus the peer's own, over the wall seconds."""
+    if record.get("error") or record["kind"] != "peer":
+        return 0.0
+    wall = sum(record["epoch_seconds"][skip:])
+    busy = sum(record["epoch_machine_busy_seconds"][skip:])
+    cpu = sum(record["epoch_cpu_seconds"][skip:])
+    return max(busy - cpu, 0.0) / wall if wall > 0 else 0.0
+
+
 def _progress(record: dict[str, Any], skip: int) -> str:
     w = record["workload"]
     head = f"round {record['round'] + 1}  batch {w['batch_size']}  {w['threads']} thr  "
@@ -207,7 +239,8 @@ def _progress(record: dict[str, Any], skip: int) -> str:
     times = sorted(record["epoch_seconds"][skip:])
     return head + (
         f"{record['peer']:<8} {times[len(times) // 2]:.3f} s/epoch  "
-        f"acc {record['test_accuracy']:.4f}  peak {record['peak_rss_bytes'] / 1e6:.0f} MB"
+        f"acc {record['test_accuracy']:.4f}  peak {record['peak_rss_bytes'] / 1e6:.0f} MB  "
+        f"others {others(record, skip):.2f} cores"
     )
 
 
@@ -268,9 +301,22 @@ def main(argv: list[str] | None = None) -> int:
         for threads in args.threads:
             for batch in args.batch_sizes:
                 for peer in order:
-                    record = run_one(peer, batch, threads, args, round_)
-                    records.append(record)
-                    print(_progress(record, skip), file=sys.stderr, flush=True)
+                    for attempt in range(args.retries + 1):
+                        record = run_one(peer, batch, threads, args, round_)
+                        busy = others(record, skip)
+                        retry = busy > args.max_others and attempt < args.retries
+                        record["discarded"] = retry
+                        records.append(record)
+                        print(_progress(record, skip), file=sys.stderr, flush=True)
+                        if not retry:
+                            break
+                        print(
+                            f"  other processes used {busy:.2f} cores during its epochs: "
+                            f"run again in {RETRY_PAUSE:.0f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        time.sleep(RETRY_PAUSE)
     elapsed = time.perf_counter() - began
     print(f"{_versions(records)}")
     print(
