@@ -1,0 +1,104 @@
+"""Run one peer of the benchmark (or the floor) in this process; write its record as JSON.
+
+``train_speed.py`` starts one process per peer and round, so every peer starts cold with
+its thread count fixed before NumPy, PyTorch or JAX is imported. By hand::
+
+    python examples/benchmarks/run_peer.py fnn --threads 1 --batch-size 128 --out fnn.json
+
+The thread count is set through the environment (OpenMP, OpenBLAS, MKL, XLA) and, with
+``--cpus``, by pinning the process to those CPUs (XLA sizes its thread pool from the CPU
+affinity mask, not from its flags); PyTorch also gets ``torch.set_num_threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PEERS = ("fnn", "torch", "jax", "jax-scan")
+"""The peers, by the name the command line uses."""
+
+PEER_MODULES = {"fnn": "fnn", "torch": "torch", "jax": "jax", "jax-scan": "jax"}
+"""The module each peer needs beyond NumPy: a peer whose module is missing is skipped."""
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that fix the thread count of every library the peers use."""
+    n = str(threads)
+    multi = "true" if threads > 1 else "false"
+    return {
+        "OMP_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "VECLIB_MAXIMUM_THREADS": n,
+        "NUMEXPR_NUM_THREADS": n,
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={multi} intra_op_parallelism_threads={n}",
+        "JAX_PLATFORMS": "cpu",
+    }
+
+
+def _blas_info() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the loaded BLAS/OpenMP pools, if threadpoolctl is installed."""
+    try:
+        import importlib
+
+        threadpoolctl: Any = importlib.import_module("threadpoolctl")
+    except ImportError:
+        return []
+    info: list[dict[str, Any]] = threadpoolctl.threadpool_info()
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("peer", choices=(*PEERS, "floor"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpus", default="", help="pin to these CPUs, e.g. 0 or 0,1")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.update(thread_env(args.threads))  # before NumPy, PyTorch or JAX is imported
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+
+    import workload as wl
+
+    w = wl.Workload(
+        batch_size=args.batch_size, epochs=args.epochs, threads=args.threads, seed=args.seed
+    )
+    record: dict[str, Any]
+    if args.peer == "floor":
+        import floor
+
+        record = floor.run(w)
+    elif args.peer == "fnn":
+        import peer_fnn
+
+        record = peer_fnn.run(w)
+    elif args.peer == "torch":
+        import peer_torch
+
+        record = peer_torch.run(w)
+    else:
+        import peer_jax
+
+        record = peer_jax.run(w, scan=args.peer == "jax-scan")
+    record["peer"] = args.peer
+    record["cpus"] = sorted(os.sched_getaffinity(0))
+    record["blas"] = _blas_info()
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
