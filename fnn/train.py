@@ -26,11 +26,12 @@ import numpy as np
 
 from . import _checks, data
 from . import random as _random
-from . import tree as _tree
 from ._types import Array
 from .losses import Loss, Penalty, categorical_cross_entropy, softmax_cross_entropy
 from .nn import Layer
+from .nn._layer import backward_into
 from .optim import Optimizer, OptState
+from .optim._base import flat_view
 
 P = TypeVar("P")
 
@@ -176,10 +177,12 @@ def train_step(
     :class:`NonFiniteLossError` naming the step.
     """
     count_correct = _accuracy_counter(loss)
+    into = backward_into(model)
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
         x, y = batch
         params = state.opt.params
+        flat = flat_view(state.opt, optimizer)
         out, residuals = model.forward(params, x)
         value, dout = loss(out, y)
         if penalty is not None:
@@ -191,10 +194,11 @@ def train_step(
                 f"batch {state.metrics.count // max(len(x), 1)}); lower the learning rate "
                 "or check the data"
             )
-        grads, _ = model.backward(params, residuals, dout, False)
+        grads = np.empty(flat.layout.size, flat.layout.dtype)  # written straight by backward
+        into(params, residuals, dout, False, flat.layout.views(grads))
         if penalty is not None:
-            grads = _tree.add(grads, extra_grads)
-        opt, _ = optimizer.update(state.opt, grads)
+            grads += flat.layout.ravel(extra_grads, "the penalty's gradient")
+        opt = optimizer.update_flat(state.opt, grads)
         n = len(x)
         m = state.metrics
         correct = count_correct(out, y) if count_correct is not None else 0

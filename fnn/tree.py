@@ -578,10 +578,13 @@ class Layout:
                 f"expected a flat {self.dtype} buffer of shape ({self.size},), "
                 f"got {flat.dtype} {flat.shape}"
             )
+        return self._builder(iter(self.views(flat)))
+
+    def views(self, flat: Array) -> list[Array]:
+        """The leaves of this layout as views into ``flat``, in flatten order (writable
+        when ``flat`` is): for writing a tree's values straight into a flat buffer."""
         o = self.offsets
-        return self._builder(
-            iter([flat[o[i] : o[i + 1]].reshape(s) for i, s in enumerate(self.shapes)])
-        )
+        return [flat[o[i] : o[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
 
     def leaves(self, tree: Any, what: str = "tree") -> list[Any]:
         """The leaves of a tree that has this layout's structure.

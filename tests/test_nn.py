@@ -155,7 +155,7 @@ def test_serial_never_computes_the_first_layers_input_gradient(key: random.Key) 
             calls.append((name, need_dx))
             return inner.backward(p, r, dy, need_dx)
 
-        return attrs.evolve(inner, backward=backward)
+        return attrs.evolve(inner, backward=backward, backward_into=None)  # serial copies
 
     model = nn.serial(
         spy("flatten", nn.flatten()),

@@ -38,10 +38,15 @@ def _parameterless(
     def fwd(params: None, x: Array) -> tuple[Array, Any]:
         return forward(check(params, x))
 
-    def bwd(params: None, res: Any, dy: Array, need_dx: bool) -> tuple[None, Array | None]:
-        return None, (backward(res, dy) if need_dx else None)
+    def bwd_into(
+        params: None, res: Any, dy: Array, need_dx: bool, out: list[Array]
+    ) -> Array | None:
+        return backward(res, dy) if need_dx else None
 
-    return Layer(init, output_shape, apply, fwd, bwd, spec or {"layer": name})
+    def bwd(params: None, res: Any, dy: Array, need_dx: bool) -> tuple[None, Array | None]:
+        return None, bwd_into(params, res, dy, need_dx, [])
+
+    return Layer(init, output_shape, apply, fwd, bwd, spec or {"layer": name}, bwd_into)
 
 
 def _relu_forward(x: Array) -> tuple[Array, Array]:

@@ -100,10 +100,19 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     def forward(params: DenseParams, x: Array) -> tuple[Array, Array]:
         return apply(params, x), x
 
+    def backward_into(
+        params: DenseParams, x: Array, dy: Array, need_dx: bool, out: list[Array]
+    ) -> Array | None:
+        dw, db = out
+        np.matmul(x.T, dy, out=dw)
+        np.sum(dy, axis=0, out=db)
+        return dy @ params.w.T if need_dx else None
+
     def backward(
         params: DenseParams, x: Array, dy: Array, need_dx: bool
     ) -> tuple[DenseParams, Array | None]:
-        grads = DenseParams(x.T @ dy, dy.sum(axis=0))
-        return grads, (dy @ params.w.T if need_dx else None)
+        dw, db = np.empty_like(params.w), np.empty_like(params.b)
+        dx = backward_into(params, x, dy, need_dx, [dw, db])
+        return DenseParams(dw, db), dx
 
-    return Layer(init, output_shape, apply, forward, backward, spec)
+    return Layer(init, output_shape, apply, forward, backward, spec, backward_into)

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import _checks
+from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
 
@@ -29,6 +30,11 @@ Forward = Callable[[P, Array], tuple[Array, Any]]
 Backward = Callable[[P, Any, Array, bool], tuple[P, Array | None]]
 """``backward(params, residuals, dy, need_dx) -> (dparams, dx)``; ``dx`` is None unless asked."""
 
+BackwardInto = Callable[[P, Any, Array, bool, list[Array]], Array | None]
+"""``backward_into(params, residuals, dy, need_dx, out) -> dx``: like ``backward``, but the
+params' gradients are written into ``out``, the writable leaves of a tree shaped like
+``params`` in flatten order (for example views into one flat buffer)."""
+
 
 @attrs.frozen(eq=False)
 class Layer(Generic[P]):
@@ -47,6 +53,10 @@ class Layer(Generic[P]):
         spec: a JSON-able description (``{"layer": "dense", "features": 128, ...}``)
             from which :func:`fnn.nn.from_spec` rebuilds the layer, or ``None`` for
             layers that cannot be described that way (custom layers).
+        backward_into: optionally, ``backward`` writing the params' gradients into given
+            buffers (see :data:`BackwardInto`); training uses it to put the gradient of a
+            whole model straight into the optimizer's flat buffer. Layers without it
+            still work: their ``backward``'s result is copied.
 
     None of the functions modifies its arguments. Build your own layer by passing
     your functions: ``Layer(init=..., output_shape=..., apply=..., forward=...,
@@ -59,6 +69,34 @@ class Layer(Generic[P]):
     forward: Forward[P]
     backward: Backward[P]
     spec: Mapping[str, Any] | None = None
+    backward_into: BackwardInto[P] | None = None
+
+
+def backward_into(layer: Layer[P]) -> BackwardInto[P]:
+    """``layer.backward_into``, or for layers without one, ``layer.backward`` whose
+    gradients are copied into ``out``."""
+    if layer.backward_into is not None:
+        return layer.backward_into
+
+    def copy_into(
+        params: P, residuals: Any, dy: Array, need_dx: bool, out: list[Array]
+    ) -> Array | None:
+        grads, dx = layer.backward(params, residuals, dy, need_dx)
+        values = _tree.leaves(grads)
+        if len(values) != len(out):
+            raise ValueError(
+                f"a layer's backward gave {len(values)} gradients for {len(out)} params"
+            )
+        for target, value in zip(out, values):
+            if np.shape(value) != target.shape:
+                raise ValueError(
+                    f"a layer's backward gave a gradient of shape {np.shape(value)} "
+                    f"for a param of shape {target.shape}"
+                )
+            np.copyto(target, value)
+        return dx
+
+    return copy_into
 
 
 def readonly(x: Any) -> Array:

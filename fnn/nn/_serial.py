@@ -11,7 +11,7 @@ from .. import _checks, random
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import Layer, check_shape, float_input
+from ._layer import Layer, backward_into, check_shape, float_input
 
 P1 = TypeVar("P1")
 P2 = TypeVar("P2")
@@ -144,26 +144,44 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
             residuals.append(r)
         return x, tuple(residuals)
 
-    def backward(
-        params: tuple[Any, ...], residuals: tuple[Any, ...], dy: Array, need_dx: bool
-    ) -> tuple[tuple[Any, ...], Array | None]:
+    intos = [backward_into(layer) for layer in layers]
+
+    def into(
+        params: tuple[Any, ...],
+        residuals: tuple[Any, ...],
+        dy: Array,
+        need_dx: bool,
+        out: list[Array],
+    ) -> Array | None:
         params = check_params(params)
-        stop = 0 if need_dx else next((i for i, p in enumerate(params) if _has_leaves(p)), n)
-        # Layers below `stop` hold no leaves: their (empty) gradients mirror their params.
-        grads = [_tree.zeros_like(p) if i < stop else None for i, p in enumerate(params)]
+        counts = [_num_leaves(p) for p in params]
+        if sum(counts) != len(out):
+            raise ValueError(f"serial's params have {sum(counts)} leaves, got {len(out)} buffers")
+        stop = 0 if need_dx else next((i for i, c in enumerate(counts) if c), n)
+        end = len(out)
         for i in range(n - 1, stop - 1, -1):
             need = need_dx or i > stop
-            grads[i], dx = layers[i].backward(params[i], residuals[i], dy, need)
+            dx = intos[i](params[i], residuals[i], dy, need, out[end - counts[i] : end])
+            end -= counts[i]
             if need:
                 if dx is None:
                     raise TypeError(f"layer {i} of serial returned no input gradient when asked")
                 dy = dx
-        return tuple(grads), (dy if need_dx else None)
+        return dy if need_dx else None
+
+    def backward(
+        params: tuple[Any, ...], residuals: tuple[Any, ...], dy: Array, need_dx: bool
+    ) -> tuple[tuple[Any, ...], Array | None]:
+        values, treedef = _tree.flatten(check_params(params))
+        out = [np.empty_like(v) for v in values]
+        dx = into(params, residuals, dy, need_dx, out)
+        grads: tuple[Any, ...] = _tree.unflatten(treedef, out)
+        return grads, dx
 
     specs = [layer.spec for layer in layers]
     spec = None if any(s is None for s in specs) else {"layer": "serial", "layers": specs}
-    return Layer(init, output_shape, apply, forward, backward, spec)
+    return Layer(init, output_shape, apply, forward, backward, spec, into)
 
 
-def _has_leaves(params: Any) -> bool:
-    return params is not None and _tree.structure(params).num_leaves > 0
+def _num_leaves(params: Any) -> int:
+    return 0 if params is None else _tree.structure(params).num_leaves

@@ -203,6 +203,12 @@ def _flat_of(state: OptState[Any], transforms: tuple[Transform, ...]) -> _Flat:
     return _Flat(layout, flat, tuple(_moments(state, layout)), transforms)
 
 
+def flat_view(state: OptState[Any], optimizer: Optimizer) -> _Flat:
+    """The flat buffer, layout and moments of ``state`` as ``optimizer`` sees them
+    (private to fnn: training writes gradients straight into this layout)."""
+    return _flat_of(state, optimizer.transforms)
+
+
 def _moments(state: OptState[Any], layout: Layout) -> list[Moments]:
     out = []
     for record in state.inner:
