@@ -256,8 +256,10 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     directory.mkdir(parents=True, exist_ok=True)
 
     dataset = _load_data(config.dataset, args.data_dir, args.no_download)
+    checksums = dict(dataset.sha256)
     x_train, y_train = _images(dataset.x_train), dataset.y_train
     x_test, y_test = _images(dataset.x_test), dataset.y_test
+    del dataset  # the uint8 images: only the float32 copies are needed from here on
     n_fit = len(x_train) - round(len(x_train) * config.validation_split)
     steps_per_epoch = data.num_batches(n_fit, config.batch_size, False)
 
@@ -315,7 +317,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         "config": config.to_json(),
         "seed": config.seed,
         "versions": _versions(),
-        "data": {"dataset": config.dataset, "sha256": dict(dataset.sha256)},
+        "data": {"dataset": config.dataset, "sha256": checksums},
         "epochs": [attrs.asdict(r) for r in final.history],
         "stopped_early": final.stopped,
         "test": {"loss": test.loss, "accuracy": test.accuracy},

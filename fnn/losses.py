@@ -75,16 +75,16 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     target = _targets(logits, target)
     batch = logits.shape[0]
     z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
+    grad = np.exp(z)
+    s = grad.sum(axis=1, keepdims=True)
     lse = np.log(s)
-    grad = e / s  # softmax
+    grad /= s  # softmax
     if target.dtype.kind in "iu":
         rows = np.arange(batch)
-        value = float(np.mean(lse[:, 0] - z[rows, target]))
+        value = float(np.add.reduce(lse[:, 0] - z[rows, target])) / batch
         grad[rows, target] -= 1
     else:
-        value = float(np.mean(np.sum(target * (lse - z), axis=1)))
+        value = float(np.add.reduce(np.sum(target * (lse - z), axis=1))) / batch
         grad *= target.sum(axis=1, keepdims=True)
         grad -= target
     grad /= batch

@@ -267,20 +267,36 @@ def evaluate(
     x: Array,
     y: Array,
     batch_size: int = 1024,
+    indices: Array | None = None,
 ) -> Evaluation:
-    """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)``, in chunks of
-    ``batch_size`` rows (the data loss only, without any penalty)."""
+    """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)`` (or over the rows
+    ``indices`` of them, gathered chunk by chunk), in chunks of ``batch_size`` rows: the
+    data loss only, without any penalty."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
     _check_data(model, params, x, y, "evaluation")
+    return _evaluate(model, loss, params, x, y, batch_size, indices)
+
+
+def _evaluate(
+    model: Layer[P],
+    loss: Loss,
+    params: P,
+    x: Array,
+    y: Array,
+    batch_size: int,
+    indices: Array | None,
+) -> Evaluation:
+    """:func:`evaluate` on data already checked."""
     count_correct = _accuracy_counter(loss)
     total, correct = 0.0, 0
-    for part in _chunks(len(x), batch_size):
-        out = model.apply(params, x[part])
-        value, _ = loss(out, y[part])
+    batches = data.batches(None, x, y, batch_size, shuffle=False, indices=indices)
+    for xb, yb in batches:
+        out = model.apply(params, xb)
+        value, _ = loss(out, yb)
         total += value * len(out)
         if count_correct is not None:
-            correct += count_correct(out, y[part])
-    n = len(x)
+            correct += count_correct(out, yb)
+    n = len(x) if indices is None else len(indices)
     return Evaluation(total / n, correct / n if count_correct is not None else math.nan)
 
 
@@ -453,11 +469,14 @@ def fit(
     if not 0.0 <= _checks.real(validation_split, "validation_split") < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
 
-    x_train, y_train = x, y
+    train_rows: Array | None = None  # a split selects rows; it never copies the data
+    val_rows: Array | None = None
     if validation_split:
-        (x_train, y_train), validation_data = data.split(
-            _random.fold_in(key, _SPLIT_KEY), x, y, validation_split
+        _checks.float_array(x, "training x")
+        train_rows, val_rows = data.split_indices(
+            _random.fold_in(key, _SPLIT_KEY), len(x), validation_split
         )
+        validation_data = (x, y)
     if state is None:
         if params is None:
             _checks.float_array(x, "x")
@@ -465,8 +484,8 @@ def fit(
         state = TrainState(optimizer.init(params), key)
     elif params is not None:
         raise ValueError("give params or state, not both")
-    _check_data(model, state.params, x_train, y_train, "training")
-    if validation_data is not None:
+    _check_data(model, state.params, x, y, "training")
+    if validation_data is not None and val_rows is None:
         _check_data(model, state.params, *validation_data, "validation")
     monitor = None
     if early_stopping is not None:
@@ -475,7 +494,8 @@ def fit(
             monitor = monitor[4:]
 
     step = train_step(model, loss, optimizer, penalty)
-    n_batches = data.num_batches(len(x_train), batch_size, drop_last)
+    n_fit = len(x) if train_rows is None else len(train_rows)
+    n_batches = data.num_batches(n_fit, batch_size, drop_last)
 
     def notify(event: Event) -> None:
         for callback in callbacks:
@@ -498,16 +518,18 @@ def fit(
 
         batches = data.batches(
             _random.fold_in(_random.fold_in(current.key, _DATA_KEY), epoch),
-            x_train,
-            y_train,
+            x,
+            y,
             batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
+            indices=train_rows,
         )
         current = train_epoch(step_and_report, current, batches)
         record = EpochMetrics(epoch, current.metrics.loss, current.metrics.accuracy)
         if validation_data is not None:
-            result = evaluate(model, loss, current.params, *validation_data)
+            x_val, y_val = validation_data
+            result = _evaluate(model, loss, current.params, x_val, y_val, 1024, val_rows)
             record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
         best, stopped = current.best, False
         if early_stopping is not None and monitor is not None:

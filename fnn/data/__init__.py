@@ -22,4 +22,5 @@ from ._idx import write_idx as write_idx
 from ._prep import flatten as flatten
 from ._prep import one_hot as one_hot
 from ._prep import split as split
+from ._prep import split_indices as split_indices
 from ._prep import to_float as to_float

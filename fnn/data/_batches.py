@@ -34,6 +34,7 @@ def batches(
     batch_size: int,
     shuffle: bool = True,
     drop_last: bool = False,
+    indices: Array | None = None,
 ) -> Iterator[tuple[Array, Array]]:
     """Iterate over ``(x_batch, y_batch)`` pairs, in an order drawn from ``key``.
 
@@ -49,6 +50,9 @@ def batches(
         batch_size: examples per batch, an int >= 1.
         shuffle: draw the order from ``key``; if false, keep the stored order.
         drop_last: skip the last batch when it is smaller than ``batch_size``.
+        indices: iterate over these rows only (a 1-D integer array, e.g. the training
+            part of a split from :func:`split_indices`), in the order
+            ``indices[permutation(key, len(indices))]``; nothing is copied.
 
     Yields:
         ``(x[idx], y[idx])`` for consecutive slices ``idx`` of the order: arrays of
@@ -78,15 +82,33 @@ def batches(
             f"batches needs an fnn.random.Key to shuffle, got {key!r}; pass "
             "fnn.random.key(seed) or shuffle=False"
         )
-    n = x.shape[0]
+    if indices is not None:
+        indices = _check_indices(indices, x.shape[0])
+    n = x.shape[0] if indices is None else len(indices)
     stop = n - n % size if drop_last else n
     if not shuffle:
-        return _in_order(x, y, size, stop)
+        return _in_order(x, y, size, stop, indices)
     assert key is not None
-    return _shuffled(key, x, y, size, stop)
+    return _shuffled(key, x, y, size, stop, indices)
 
 
-def _in_order(x: Array, y: Array, size: int, stop: int) -> Iterator[tuple[Array, Array]]:
+def _check_indices(indices: object, n: int) -> Array:
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu" or indices.ndim != 1:
+        raise TypeError(f"indices must be a 1-D integer array, got {indices!r:.60}")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n):
+        raise ValueError(f"indices must be in [0, {n}) for {n} examples")
+    return indices
+
+
+def _in_order(
+    x: Array, y: Array, size: int, stop: int, indices: Array | None
+) -> Iterator[tuple[Array, Array]]:
+    if indices is not None:
+        take_x, take_y = _gather(x), _gather(y)
+        for start in range(0, stop, size):
+            idx = indices[start : start + size]
+            yield take_x(idx), take_y(idx)
+        return
     for start in range(0, stop, size):
         yield x[start : start + size].copy(), y[start : start + size].copy()
 
@@ -100,9 +122,12 @@ def _gather(a: Array) -> Callable[[Array], Array]:
 
 
 def _shuffled(
-    key: _random.Key, x: Array, y: Array, size: int, stop: int
+    key: _random.Key, x: Array, y: Array, size: int, stop: int, indices: Array | None
 ) -> Iterator[tuple[Array, Array]]:
-    order = _random.permutation(key, x.shape[0])
+    if indices is None:
+        order = _random.permutation(key, x.shape[0])
+    else:
+        order = indices[_random.permutation(key, len(indices))]
     take_x, take_y = _gather(x), _gather(y)
     for start in range(0, stop, size):
         idx = order[start : start + size]

@@ -123,14 +123,23 @@ def split(
     >>> len(xt), len(xv), sorted([*xt, *xv]) == list(range(10))
     (8, 2, True)
     """
+    x, y = check_pair(x, y)
+    train, val = split_indices(key, x.shape[0], fraction)
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def split_indices(key: _random.Key, n: int, fraction: float) -> tuple[Array, Array]:
+    """The row indices of :func:`split`: ``(train, val)``, each sorted, from ``key``.
+
+    Use them to split without copying the data (``fnn.data.batches(...,
+    indices=train)``); ``split`` is ``x[train], y[train]`` and ``x[val], y[val]``.
+    """
     if not isinstance(key, _random.Key):
         raise TypeError(f"split needs an fnn.random.Key, got {key!r}")
-    x, y = check_pair(x, y)
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction must be a number, got {fraction!r}")
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
-    n = x.shape[0]
     n_val = round(n * float(fraction))
     if not 0 < n_val < n:
         raise ValueError(
@@ -138,6 +147,4 @@ def split(
             f"train, {n_val} to validate); use more data or another fraction"
         )
     order = _random.permutation(key, n)
-    val = np.sort(order[:n_val])
-    train = np.sort(order[n_val:])
-    return (x[train], y[train]), (x[val], y[val])
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
