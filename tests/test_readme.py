@@ -36,7 +36,7 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_readme_starts_with_the_two_commands() -> None:
     head = README.read_text().splitlines()[:5]
-    assert any("bash .ci/main-job" in line for line in head)
-    assert any("bash .ci/test" in line for line in head)
+    assert any("bash ./.ci/main-job" in line for line in head)
+    assert any("bash ./.ci/test" in line for line in head)
     run = (README.parent / ".ci" / "run").read_text()
-    assert 'exec bash "$(dirname "$0")/test"' in run
+    assert "exec bash ./.ci/test" in run

@@ -38,6 +38,11 @@ def model() -> nn.Layer[tuple[Any, ...]]:
     return nn.mlp((16, 3))
 
 
+def fit_mlp(opt: optim.Optimizer, x: Any, y: Any, **options: Any) -> TrainState[Any]:
+    """``fit`` of the test MLP with softmax cross-entropy."""
+    return fit(model(), losses.softmax_cross_entropy, opt, x, y, **options)
+
+
 def test_train_step_and_epoch_fold(key: random.Key) -> None:
     x, y = blobs(key)
     m = model()
@@ -63,9 +68,7 @@ def test_train_step_and_epoch_fold(key: random.Key) -> None:
 
 def test_fit_learns_and_records_history(key: random.Key) -> None:
     x, y = blobs(key)
-    state = fit(
-        model(),
-        losses.softmax_cross_entropy,
+    state = fit_mlp(
         optim.adam(0.02),
         x,
         y,
@@ -85,9 +88,7 @@ def test_fit_learns_and_records_history(key: random.Key) -> None:
 def run(seed: int, epochs: int = 3, **options: Any) -> TrainState[Any]:
     k = random.key(seed)
     x, y = blobs(random.key(99))
-    return fit(
-        model(),
-        losses.softmax_cross_entropy,
+    return fit_mlp(
         optim.adam(0.01),
         x,
         y,
@@ -111,9 +112,7 @@ def test_resume_continues_bit_identically() -> None:
     half = run(3, epochs=2)
     k = random.key(3)
     x, y = blobs(random.key(99))
-    resumed = fit(
-        model(),
-        losses.softmax_cross_entropy,
+    resumed = fit_mlp(
         optim.adam(0.01),
         x,
         y,
@@ -135,9 +134,7 @@ def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> N
             seen.append(event.state.params)
 
     stop = EarlyStopping(monitor="val_loss", patience=2, min_delta=10.0)  # nothing improves
-    state = fit(
-        model(),
-        losses.softmax_cross_entropy,
+    state = fit_mlp(
         optim.adam(0.01),
         x,
         y,
@@ -151,9 +148,7 @@ def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> N
     assert state.stopped and state.epoch == 3
     assert state.best is not None and state.best.epoch == 0
     assert tree.equal(state.params, seen[0])
-    again = fit(
-        model(),
-        losses.softmax_cross_entropy,
+    again = fit_mlp(
         optim.adam(0.01),
         x,
         y,
@@ -166,9 +161,7 @@ def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> N
 
 def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> None:
     x, y = blobs(key)
-    state = fit(
-        model(),
-        losses.softmax_cross_entropy,
+    state = fit_mlp(
         optim.adam(0.01),
         x,
         y,
@@ -185,15 +178,13 @@ def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> 
 def test_a_non_finite_loss_stops_with_the_step_named(key: random.Key) -> None:
     x, y = blobs(key)
     with np.errstate(all="ignore"), pytest.raises(NonFiniteLossError, match=r"at step \d+"):
-        fit(model(), losses.softmax_cross_entropy, optim.sgd(1e30), x, y, key=key, epochs=3)
+        fit_mlp(optim.sgd(1e30), x, y, key=key, epochs=3)
 
 
 def test_callbacks_see_every_event_in_order(key: random.Key) -> None:
     x, y = blobs(key, n=50)
     kinds: list[tuple[str, int, int]] = []
-    fit(
-        model(),
-        losses.softmax_cross_entropy,
+    fit_mlp(
         optim.sgd(0.1),
         x,
         y,
@@ -215,9 +206,7 @@ def test_callbacks_see_every_event_in_order(key: random.Key) -> None:
 def test_progress_bar_shows_loss_accuracy_and_speed(key: random.Key, use_tqdm: bool) -> None:
     x, y = blobs(key, n=64)
     out = io.StringIO()
-    fit(
-        model(),
-        losses.softmax_cross_entropy,
+    fit_mlp(
         optim.sgd(0.1),
         x,
         y,
@@ -237,9 +226,7 @@ def test_progress_bar_shows_loss_accuracy_and_speed(key: random.Key, use_tqdm: b
 def test_log_epochs_writes_one_line_per_epoch(key: random.Key) -> None:
     x, y = blobs(key, n=40)
     lines: list[str] = []
-    fit(
-        model(),
-        losses.softmax_cross_entropy,
+    fit_mlp(
         optim.sgd(0.1),
         x,
         y,
@@ -307,17 +294,14 @@ def test_fit_rejects_bad_input(
     else:
         options.update(change)
     with pytest.raises(error, match=message):
-        fit(model(), losses.softmax_cross_entropy, optim.sgd(0.1), x, y, **options)
+        fit_mlp(optim.sgd(0.1), x, y, **options)
 
 
 def test_epoch_times_and_history_table(key: random.Key) -> None:
     x, y = blobs(key, n=40)
     times = callbacks.EpochTimes()
     assert math.isnan(times.mean)
-    state = fit(
-        model(), losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=2,
-        callbacks=[times],
-    )  # fmt: skip
+    state = fit_mlp(optim.sgd(0.1), x, y, key=key, epochs=2, callbacks=[times])
     assert sorted(times.seconds) == [0, 1] and times.mean > 0
     table = callbacks.history_table(state.history, times.seconds).splitlines()
     assert table[0].split() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
