@@ -206,14 +206,6 @@ def _load_data(name: str, data_dir: Path | None, no_download: bool) -> data.Data
     return data.load_dataset(name, data_dir=data_dir, download=not no_download)
 
 
-def _images(x: Array) -> Array:
-    return data.to_float(x)
-
-
-def _fingerprint(params: Any) -> str:
-    return _tree.fingerprint(params)
-
-
 def _versions() -> dict[str, str]:
     return {
         "fnn": __version__,
@@ -257,8 +249,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
 
     dataset = _load_data(config.dataset, args.data_dir, args.no_download)
     checksums = dict(dataset.sha256)
-    x_train, y_train = _images(dataset.x_train), dataset.y_train
-    x_test, y_test = _images(dataset.x_test), dataset.y_test
+    x_train, y_train = data.to_float(dataset.x_train), dataset.y_train
+    x_test, y_test = data.to_float(dataset.x_test), dataset.y_test
     del dataset  # the uint8 images: only the float32 copies are needed from here on
     n_fit = len(x_train) - round(len(x_train) * config.validation_split)
     steps_per_epoch = data.num_batches(n_fit, config.batch_size, False)
@@ -322,7 +314,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         "stopped_early": final.stopped,
         "test": {"loss": test.loss, "accuracy": test.accuracy},
         "confusion_matrix": matrix.tolist(),
-        "params_sha256": _fingerprint(final.params),
+        "params_sha256": _tree.fingerprint(final.params),
         "timing": {
             "epoch_seconds": {
                 **previous.get("epoch_seconds", {}),
@@ -362,7 +354,7 @@ def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     if not isinstance(name, str) or name not in data.DATASETS:
         raise UsageError("the model file names no dataset: pass --dataset")
     dataset = _load_data(name, args.data_dir, args.no_download)
-    x_test = _images(dataset.x_test)
+    x_test = data.to_float(dataset.x_test)
     result = evaluate(model, losses.softmax_cross_entropy, params, x_test, dataset.y_test)
     labels = predict_proba(model, params, x_test).argmax(axis=1)
     matrix = metrics.confusion_matrix(dataset.y_test, labels, 10)

@@ -289,14 +289,16 @@ def _evaluate(
     """:func:`evaluate` on data already checked."""
     count_correct = _accuracy_counter(loss)
     total, correct = 0.0, 0
-    batches = data.batches(None, x, y, batch_size, shuffle=False, indices=indices)
-    for xb, yb in batches:
+    n = len(x) if indices is None else len(indices)
+    chunks = _chunks(n, batch_size)
+    rows: list[Any] = chunks if indices is None else [indices[c] for c in chunks]
+    for r in rows:  # a slice is a view; only rows picked by indices are gathered
+        xb, yb = x[r], y[r]
         out = model.apply(params, xb)
         value, _ = loss(out, yb)
         total += value * len(out)
         if count_correct is not None:
             correct += count_correct(out, yb)
-    n = len(x) if indices is None else len(indices)
     return Evaluation(total / n, correct / n if count_correct is not None else math.nan)
 
 
