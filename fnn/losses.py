@@ -73,16 +73,17 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     """
     logits = _prediction(logits, "logits")
     target = _targets(logits, target)
-    batch = logits.shape[0]
+    batch, classes = logits.shape
     z = logits - logits.max(axis=1, keepdims=True)
     grad = np.exp(z)
-    s = grad.sum(axis=1, keepdims=True)
+    s = np.add.reduce(grad, axis=1, keepdims=True)
     lse = np.log(s)
     grad /= s  # softmax
     if target.dtype.kind in "iu":
-        rows = np.arange(batch)
-        value = float(np.add.reduce(lse[:, 0] - z[rows, target])) / batch
-        grad[rows, target] -= 1
+        at = np.arange(0, batch * classes, classes)  # flat index of each row's class
+        at += target
+        value = float(np.add.reduce(lse[:, 0] - z.take(at))) / batch
+        grad.put(at, grad.take(at) - 1)
     else:
         value = float(np.add.reduce(np.sum(target * (lse - z), axis=1))) / batch
         grad *= target.sum(axis=1, keepdims=True)

@@ -198,7 +198,7 @@ def train_step(
         into(params, residuals, dout, False, flat.layout.views(grads))
         if penalty is not None:
             grads += flat.layout.ravel(extra_grads, "the penalty's gradient")
-        opt = optimizer.update_flat(state.opt, grads)
+        opt = optimizer.update_flat(state.opt, grads, donate=True)  # grads is ours
         n = len(x)
         m = state.metrics
         correct = count_correct(out, y) if count_correct is not None else 0

@@ -198,6 +198,24 @@ def leaves(tree: Any) -> list[Any]:
     return flatten(tree)[0]
 
 
+def num_leaves(tree: Any) -> int:
+    """How many leaves ``tree`` has (``len(leaves(tree))``, without building anything).
+
+    Raises:
+        TypeError: the tree holds something that is neither a leaf nor a node.
+    """
+    if isinstance(tree, _LEAF_TYPES):
+        return 1
+    if tree is None:
+        return 0
+    cls = type(tree)
+    if cls is tuple or cls is list or (isinstance(tree, tuple) and hasattr(cls, "_fields")):
+        return sum(num_leaves(c) for c in tree)
+    if attrs.has(cls):
+        return sum(num_leaves(getattr(tree, n)) for n in _attrs_layout(cls)[0])
+    return structure(tree).num_leaves  # dicts (their keys are checked there) and errors
+
+
 def structure(tree: Any) -> TreeDef:
     """The structure (TreeDef) of a tree."""
     return flatten(tree)[1]

@@ -291,6 +291,28 @@ def test_updates_never_mutate_and_keep_float32(key: random.Key, opt: optim.Optim
         new_state.step = 0  # type: ignore[misc]
 
 
+DONATE_CASES = [*(c[1] for c in CASES), optim.chain(optim.clip(0.01), optim.adam(0.01))]
+
+
+@pytest.mark.parametrize("opt", DONATE_CASES)
+def test_a_donated_gradient_buffer_gives_the_same_bits(
+    key: random.Key, opt: optim.Optimizer
+) -> None:
+    params = random_tree(key, np.float32)
+    grads = [tree.astype(g, np.float32) for g in gradients(key, params, 4)]
+    kept = donated = opt.init(params)
+    for g in grads:
+        previous, before = donated, tree.map(np.copy, donated)
+        flat, _ = tree.ravel(g)
+        kept = opt.update_flat(kept, flat)
+        donated = opt.update_flat(donated, flat.copy(), donate=True)
+        assert tree.equal(kept, donated)
+        assert tree.equal(previous, before)  # the old state is untouched
+    for leaf in tree.leaves(donated):
+        if isinstance(leaf, np.ndarray):
+            assert not leaf.flags.writeable
+
+
 def test_a_rebuilt_state_continues_bit_identically(key: random.Key) -> None:
     params = random_tree(key, np.float32)
     grads = [tree.astype(g, np.float32) for g in gradients(key, params, 6)]

@@ -94,10 +94,19 @@ def test_static_fields_are_structure_not_children() -> None:
         tree.assert_same_structure(t, WithStatic(np.ones(2), "y"))
 
 
+def test_num_leaves_counts_without_flattening() -> None:
+    assert tree.num_leaves(sample()) == 7
+    assert tree.num_leaves(WithStatic(np.ones(3))) == 1  # static fields are not leaves
+    assert tree.num_leaves(None) == 0
+    assert tree.num_leaves(np.ones((2, 2))) == 1
+
+
 @pytest.mark.parametrize("bad", ["text", {1, 2}, object(), b"bytes"])
 def test_unsupported_values_are_rejected(bad: Any) -> None:
     with pytest.raises(TypeError, match="is not part of an fnn tree"):
         tree.flatten((1.0, bad))
+    with pytest.raises(TypeError, match="is not part of an fnn tree"):
+        tree.num_leaves([Pair(1.0, bad)])
 
 
 def test_dict_keys_must_be_strings() -> None:
@@ -205,6 +214,7 @@ def test_round_trip_property(t: Any) -> None:
     assert tree.equal(back, t)
     assert tree.structure(back) == treedef
     assert len(tree.paths(t)) == len(leaves)
+    assert tree.num_leaves(t) == len(leaves)
     assert tree.equal(tree.map(lambda x: x, t), t)
 
 

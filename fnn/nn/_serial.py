@@ -154,7 +154,7 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
         out: list[Array],
     ) -> Array | None:
         params = check_params(params)
-        counts = [_num_leaves(p) for p in params]
+        counts = [_tree.num_leaves(p) for p in params]
         if sum(counts) != len(out):
             raise ValueError(f"serial's params have {sum(counts)} leaves, got {len(out)} buffers")
         stop = 0 if need_dx else next((i for i, c in enumerate(counts) if c), n)
@@ -181,7 +181,3 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
     specs = [layer.spec for layer in layers]
     spec = None if any(s is None for s in specs) else {"layer": "serial", "layers": specs}
     return Layer(init, output_shape, apply, forward, backward, spec, into)
-
-
-def _num_leaves(params: Any) -> int:
-    return 0 if params is None else _tree.structure(params).num_leaves

@@ -269,10 +269,15 @@ class Optimizer:
         new_state = self._step(state.step, flat, flat.layout.ravel(grads, "grads"))
         return new_state, new_state.params
 
-    def update_flat(self, state: OptState[P], flat_grads: Array) -> OptState[P]:
+    def update_flat(
+        self, state: OptState[P], flat_grads: Array, *, donate: bool = False
+    ) -> OptState[P]:
         """:meth:`update` for a gradient already laid out as the flat parameter buffer.
 
-        ``flat_grads`` must have the layout's dtype and size; it is not modified.
+        ``flat_grads`` must have the layout's dtype and size. It is not modified unless
+        ``donate`` is true: then the caller hands the buffer over (its contents are
+        undefined afterwards and it must not be read again), and the update uses it as
+        scratch instead of allocating another parameter-sized array.
         """
         flat = _flat_of(state, self.transforms)
         layout = flat.layout
@@ -281,10 +286,12 @@ class Optimizer:
                 f"flat grads must be {layout.dtype} of shape ({layout.size},), "
                 f"got {flat_grads.dtype} {flat_grads.shape}"
             )
-        return self._step(state.step, flat, flat_grads)
+        return self._step(state.step, flat, flat_grads, donate)
 
-    def _step(self, step: int, flat: _Flat, flat_grads: Array) -> OptState[Any]:
-        u = Updates(flat_grads)
+    def _step(
+        self, step: int, flat: _Flat, flat_grads: Array, donate: bool = False
+    ) -> OptState[Any]:
+        u = Updates(flat_grads, owned=donate)
         moments = []
         for t, m in zip(self.transforms, flat.moments):
             u, new_m = t.update(u, m, flat.params, step, flat.layout)
