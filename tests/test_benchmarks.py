@@ -100,10 +100,41 @@ def test_command_line(bench: dict[str, ModuleType]) -> None:
     parse = bench["train_speed"].parse_args
     args = parse([])
     assert (args.batch_sizes, args.threads, args.epochs) == ([128], [1, 2], 6)
-    assert args.peers == ["fnn", "torch", "jax", "jax-scan"]
+    assert args.peers == ["fnn", "torch", "jax", "jax-scan", "numpy"]
     args = parse(["--batch-sizes", "32,512", "--threads", "1", "--peers", "fnn,jax-scan"])
     assert (args.batch_sizes, args.threads, args.peers) == ([32, 512], [1], ["fnn", "jax-scan"])
     with pytest.raises(SystemExit):
         parse(["--peers", "tensorflow"])
     env = bench["run_peer"].thread_env(1)
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+
+
+def test_numpy_reference_trains_as_fnn_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-place NumPy loop (peer_numpy.py) computes fnn's gradient and Adam update."""
+    import numpy as np
+
+    import fnn
+    from fnn import losses, nn, optim
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    peer_numpy = importlib.import_module("peer_numpy")
+    sizes, batch = (6, 5, 4, 3), 8
+    net = peer_numpy._Net(sizes, batch, seed=0)
+    model = nn.mlp(sizes[1:])
+    _, layout = fnn.tree.ravel(model.init(fnn.random.key(0), (sizes[0],)))
+    params = layout.unravel(net.params.copy())
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+
+    acts = net.forward(x)
+    np.testing.assert_allclose(acts[-1], model.apply(params, x), rtol=1e-5, atol=1e-6)
+    net.backward(x, acts, y)
+    expected = fnn.grad(model, losses.softmax_cross_entropy)(params, x, y)
+    np.testing.assert_allclose(net.grads, layout.ravel(expected), rtol=1e-4, atol=1e-6)
+
+    opt = optim.adam(1e-2)
+    state, _ = opt.update(opt.init(params), expected)
+    net.adam(1, 1e-2)
+    np.testing.assert_allclose(net.params, layout.ravel(state.params), rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(net.params, layout.ravel(params))  # the step moved them

@@ -173,6 +173,11 @@ def table(cell: Cell, peers: dict[str, PeerSummary], floor: FloorSummary | None)
             f"{p.accuracy:9.4f} ({p.accuracy_sd:.4f}) "
             f"{_mb(statistics.median(p.peak_rss_bytes)):>9} {p.cores:5.2f} {p.others:6.2f}"
         )
+    reference = peers.get("numpy")
+    for name in ("jax", "jax-scan", "torch"):
+        if reference is not None and name in peers:
+            over = reference.median / peers[name].median
+            lines.append(f"  the in-place NumPy loop over {name}: {over:.2f}")
     if floor is not None:
         f = floor.record
         ratio = f"{fnn.median / floor.seconds:.2f}" if fnn is not None else ""

@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PEERS = ("fnn", "torch", "jax", "jax-scan")
-"""The peers, by the name the command line uses."""
+PEERS = ("fnn", "torch", "jax", "jax-scan", "numpy")
+"""The peers, by the name the command line uses (``numpy`` is the reference loop of
+``peer_numpy.py``, not a target)."""
 
-PEER_MODULES = {"fnn": "fnn", "torch": "torch", "jax": "jax", "jax-scan": "jax"}
+PEER_MODULES = {"fnn": "fnn", "torch": "torch", "jax": "jax", "jax-scan": "jax", "numpy": "numpy"}
 """The module each peer needs beyond NumPy: a peer whose module is missing is skipped."""
 
 
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         import peer_torch
 
         record = peer_torch.run(w)
+    elif args.peer == "numpy":
+        import peer_numpy
+
+        record = peer_numpy.run(w)
     else:
         import peer_jax
 

@@ -10,6 +10,9 @@ fnn       ``fnn.train_step`` + ``fnn.train_epoch`` over ``fnn.data.batches`` (``
 torch     PyTorch eager, ``torch.optim.Adam(fused=True)`` (``peer_torch.py``)
 jax       JAX, one ``jax.jit``-ed training step per batch (``peer_jax.py``)
 jax-scan  JAX, a whole epoch as one jitted ``lax.scan`` (``peer_jax.py``)
+numpy     not a target: the same training as one hand-tuned NumPy loop that overwrites
+          preallocated buffers in place (``peer_numpy.py``), what NumPy calls can reach
+          without fnn's contracts (new params and state every step, old ones untouched)
 floor     not a peer: NumPy's float32 GEMM time at the step's exact shapes plus Adam's
           memory traffic over NumPy's copy bandwidth at the parameters' size, measured
           in the same run (``floor.py``)
@@ -53,7 +56,7 @@ a peer whose library is missing is skipped with a note)::
     /work/bench-venv/bin/python examples/benchmarks/memory.py    # fnn train's peak RSS
 
 Options: ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
-``--peers fnn,torch,jax,jax-scan``, ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
+``--peers fnn,torch,jax,jax-scan,numpy``, ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
 ``--retries 2``, ``--json out.json`` (every record, the settings, the machine and the
 verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
 
@@ -117,7 +120,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run (first not counted)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of every peer, alternated")
     parser.add_argument(
-        "--peers", type=_peer_list, default=list(run_peer.PEERS), help="fnn,torch,jax,jax-scan"
+        "--peers",
+        type=_peer_list,
+        default=list(run_peer.PEERS),
+        help="fnn,torch,jax,jax-scan,numpy",
     )
     parser.add_argument("--no-floor", action="store_true", help="do not measure the floor")
     parser.add_argument("--no-pin", action="store_true", help="do not pin 1-thread runs")

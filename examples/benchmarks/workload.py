@@ -1,7 +1,7 @@
 """What every peer of the benchmark shares: the workload, the data, the epoch clock and
 the memory gauge.
 
-Each peer (``peer_fnn.py``, ``peer_torch.py``, ``peer_jax.py``) trains the model
+Each peer (``peer_fnn.py``, ``peer_torch.py``, ``peer_jax.py``, ``peer_numpy.py``) trains the model
 ``Workload.sizes`` describes on the same data, loaded here the same way for all: the
 Fashion-MNIST files through ``fnn.data`` (verified by SHA-256), images ``uint8 -> float32 /
 255``, flattened to ``(n, 784)``, labels int64.
