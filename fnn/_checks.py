@@ -74,7 +74,7 @@ def labels(y: Any, n_classes: int, batch: int, what: str = "labels") -> Array:
     if y.shape != (batch,):
         raise ValueError(f"{what} must have shape ({batch},) to match the batch, got {y.shape}")
     if batch:
-        low, high = int(y.min()), int(y.max())
+        low, high = int(np.minimum.reduce(y)), int(np.maximum.reduce(y))
         if low < 0 or high >= n_classes:
             bad = low if low < 0 else high
             raise ValueError(

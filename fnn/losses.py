@@ -74,7 +74,7 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     logits = _prediction(logits, "logits")
     target = _targets(logits, target)
     batch, classes = logits.shape
-    z = logits - logits.max(axis=1, keepdims=True)
+    z = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
     grad = np.exp(z)
     s = np.add.reduce(grad, axis=1, keepdims=True)
     lse = np.log(s)

@@ -105,7 +105,7 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     ) -> Array | None:
         dw, db = out
         np.matmul(x.T, dy, out=dw)
-        np.sum(dy, axis=0, out=db)
+        np.add.reduce(dy, axis=0, out=db)
         return dy @ params.w.T if need_dx else None
 
     def backward(
