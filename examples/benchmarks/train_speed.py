@@ -61,9 +61,9 @@ Options: ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--ro
 verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
 
 How long: a process costs 5-10 s of start-up (imports, data, JIT) plus its epochs. On a
-2-core Xeon the default run (batch 128, 1 and 2 threads, 4 peers and the floor) takes
-about 2 minutes a round, 11 minutes with the default 5 rounds; ``--batch-sizes 32,512
---threads 1`` about 2 minutes a round too. Retries add to that when the machine is shared.
+2-core VM the default run (batch 128, 1 and 2 threads, 4 peers, the NumPy reference and
+the floor) takes 1.3-2 minutes a round, 7-11 minutes with the default 5 rounds;
+``--batch-sizes 32,512 --threads 1`` about as long. Retries add to that when the machine is shared.
 The machine should be otherwise idle: with 2 cores, anything else running shows in the
 2-thread numbers first (the ``others`` column says how much there was).
 """
