@@ -5,11 +5,12 @@ machine, free of every contract fnn keeps. All buffers (parameters, gradients, A
 moments, activations, the batch) are allocated once and overwritten every step; each
 batch is gathered into the same buffer (``np.take(..., out=, mode="clip")``, which needs
 no temporary); Adam runs its 12 whole-array passes in place, flushing moments below
-2**-100 to zero every 16 steps as fnn does (else subnormals slow it down). fnn, by
-contract, returns new parameters and a new optimizer state every step and leaves the old
-ones untouched, so it cannot do better than this loop: the ratio of fnn to it is what
-the functional design costs, and the ratio of this loop to JAX is what NumPy's
-one-pass-per-operation execution costs against a compiler that fuses them.
+2**-100 to zero every 16 steps as fnn does (else subnormals slow it down). It runs the
+same NumPy operations as fnn's hot path without fnn's contracts (new parameters and a new
+optimizer state every step with the old ones untouched, checked inputs, layers composed
+as functions): the ratio of fnn to it is what those contracts cost, and the ratio of this
+loop to JAX is what NumPy's one-pass-per-operation execution costs against a compiler
+that fuses the passes.
 
 The model, initialization (He-normal weights from NumPy's generator seeded with the
 workload's seed, zero biases), loss and optimizer are the workload's; the order of each
