@@ -30,6 +30,18 @@ FLUSH_EVERY = 16
 FLUSH_BELOW = 2.0**-100
 
 
+def _layer_views(flat: wl.F32, shapes: list[tuple[int, int]]) -> tuple[list[wl.F32], list[wl.F32]]:
+    """Each layer's weights ``(in, out)`` and biases ``(out,)`` as views into ``flat``,
+    laid out as fnn ravels an MLP's params (w then b, layer after layer)."""
+    weights, biases, at = [], [], 0
+    for fan_in, fan_out in shapes:
+        weights.append(flat[at : at + fan_in * fan_out].reshape(fan_in, fan_out))
+        at += fan_in * fan_out
+        biases.append(flat[at : at + fan_out])
+        at += fan_out
+    return weights, biases
+
+
 class _Net:
     """Every buffer of the loop: flat parameters, gradients and moments (with per-layer
     views), and per-layer activation buffers for a full batch."""
@@ -42,10 +54,8 @@ class _Net:
         self.mu = np.zeros(n, np.float32)
         self.nu = np.zeros(n, np.float32)
         self.scratch = np.empty(n, np.float32)
-        self.w = self._views(self.params, shapes, 0)
-        self.b = self._views(self.params, shapes, 1)
-        self.dw = self._views(self.grads, shapes, 0)
-        self.db = self._views(self.grads, shapes, 1)
+        self.w, self.b = _layer_views(self.params, shapes)
+        self.dw, self.db = _layer_views(self.grads, shapes)
         rng = np.random.default_rng(seed)
         for w, (fan_in, fan_out) in zip(self.w, shapes):
             w[...] = rng.standard_normal((fan_in, fan_out), np.float32)
@@ -53,17 +63,6 @@ class _Net:
         self.x = np.empty((batch, sizes[0]), np.float32)
         self.h = [np.empty((batch, b), np.float32) for _, b in shapes]
         self.dh = [np.empty((batch, a), np.float32) for a, _ in shapes]
-
-    @staticmethod
-    def _views(flat: wl.F32, shapes: list[tuple[int, int]], which: int) -> list[wl.F32]:
-        out, at = [], 0
-        for fan_in, fan_out in shapes:
-            w = flat[at : at + fan_in * fan_out].reshape(fan_in, fan_out)
-            at += fan_in * fan_out
-            b = flat[at : at + fan_out]
-            at += fan_out
-            out.append(w if which == 0 else b)
-        return out
 
     def forward(self, x: wl.F32) -> list[wl.F32]:
         """Activations of every layer for ``x`` (views of the buffers), logits last."""
