@@ -204,19 +204,15 @@ def num_leaves(tree: Any) -> int:
     Raises:
         TypeError: the tree holds something that is neither a leaf nor a node.
     """
-    cls = type(tree)
-    if cls is np.ndarray or isinstance(tree, _LEAF_TYPES):
+    if isinstance(tree, _LEAF_TYPES):
         return 1
     if tree is None:
         return 0
+    cls = type(tree)
     if cls is tuple or cls is list or (isinstance(tree, tuple) and hasattr(cls, "_fields")):
-        return sum([num_leaves(c) for c in tree])
+        return sum(num_leaves(c) for c in tree)
     if attrs.has(cls):
-        count = 0
-        for name in _attrs_layout(cls)[0]:
-            child = getattr(tree, name)
-            count += 1 if type(child) is np.ndarray else num_leaves(child)
-        return count
+        return sum(num_leaves(getattr(tree, n)) for n in _attrs_layout(cls)[0])
     return structure(tree).num_leaves  # dicts (their keys are checked there) and errors
 
 
