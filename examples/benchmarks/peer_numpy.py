@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import workload as wl
 
-FLUSH_EVERY = 16
-FLUSH_BELOW = 2.0**-100
+from fnn.optim._transforms import FLUSH_BELOW, FLUSH_EVERY
 
 
 def _layer_views(flat: wl.F32, shapes: list[tuple[int, int]]) -> tuple[list[wl.F32], list[wl.F32]]:
@@ -105,7 +104,7 @@ class _Net:
         tmp *= 1 - b2
         nu *= b2
         nu += tmp
-        if t % FLUSH_EVERY == 0:
+        if (t - 1) % FLUSH_EVERY == 0:  # fnn's rule, which counts steps from 0
             np.copyto(mu, 0, where=np.abs(mu) < FLUSH_BELOW)
             np.copyto(nu, 0, where=nu < FLUSH_BELOW)
         root_bc2 = math.sqrt(1 - b2**t)
