@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         callbacks=[fnn.callbacks.log_epochs(print), timer],
     )
     path = fnn.io.save_model(args.out / "model.npz", model, state.params, in_shape=(28, 28))
-    loaded_model, loaded_params = fnn.io.load_model(path)
+    loaded_model, loaded_params, _ = fnn.io.load_model(path)
 
     probs = fnn.predict_proba(model, state.params, ds.x_test)
     loaded_probs = fnn.predict_proba(loaded_model, loaded_params, ds.x_test)

@@ -14,9 +14,11 @@ from . import optim as optim
 from . import random as random
 from . import tree as tree
 from .gradient import GradCheck as GradCheck
+from .gradient import LossAndGrad as LossAndGrad
 from .gradient import check_grad as check_grad
 from .gradient import check_layer as check_layer
 from .gradient import check_model as check_model
+from .gradient import forward_backward as forward_backward
 from .gradient import grad as grad
 from .gradient import value_and_grad as value_and_grad
 from .io import load as load
@@ -33,6 +35,7 @@ from .train import evaluate as evaluate
 from .train import fit as fit
 from .train import predict as predict
 from .train import predict_proba as predict_proba
+from .train import step_key as step_key
 from .train import train_epoch as train_epoch
 from .train import train_state as train_state
 from .train import train_step as train_step

@@ -289,8 +289,17 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         callbacks=hooks,
     )
     wall = time.perf_counter() - began
-    test = evaluate(model, losses.softmax_cross_entropy, final.params, x_test, y_test)
-    predictions = predict_proba(model, final.params, x_test).argmax(axis=1)
+    test = evaluate(
+        model,
+        losses.softmax_cross_entropy,
+        final.params,
+        x_test,
+        y_test,
+        model_state=final.model_state,
+    )
+    predictions = predict_proba(model, final.params, x_test, model_state=final.model_state).argmax(
+        axis=1
+    )
     matrix = metrics.confusion_matrix(y_test, predictions, 10)
 
     out.write(callbacks.history_table(final.history, times.seconds) + "\n")
@@ -302,6 +311,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         model,
         final.params,
         in_shape=x_train.shape[1:],
+        model_state=final.model_state,
         metadata={"dataset": config.dataset, "classes": classes},
     )
     previous = _read_run(directory).get("timing") or {}
@@ -348,15 +358,22 @@ def _model_path(path: Path) -> Path:
 
 
 def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    model, params = io.load_model(_model_path(args.model))
+    model, params, model_state = io.load_model(_model_path(args.model))
     meta = io.load_metadata(_model_path(args.model))
     name = args.dataset or meta.get("dataset")
     if not isinstance(name, str) or name not in data.DATASETS:
         raise UsageError("the model file names no dataset: pass --dataset")
     dataset = _load_data(name, args.data_dir, args.no_download)
     x_test = data.to_float(dataset.x_test)
-    result = evaluate(model, losses.softmax_cross_entropy, params, x_test, dataset.y_test)
-    labels = predict_proba(model, params, x_test).argmax(axis=1)
+    result = evaluate(
+        model,
+        losses.softmax_cross_entropy,
+        params,
+        x_test,
+        dataset.y_test,
+        model_state=model_state,
+    )
+    labels = predict_proba(model, params, x_test, model_state=model_state).argmax(axis=1)
     matrix = metrics.confusion_matrix(dataset.y_test, labels, 10)
     report = metrics.precision_recall(matrix)
     out.write(f"test accuracy {result.accuracy:.4f}  test loss {result.loss:.4f}\n")
@@ -417,14 +434,14 @@ def _read_picture(path: Path) -> Array:
 
 
 def _predict(args: argparse.Namespace, out: TextIO) -> int:
-    model, params = io.load_model(_model_path(args.model))
+    model, params, model_state = io.load_model(_model_path(args.model))
     meta = io.load_metadata(_model_path(args.model))
     raw_classes = meta.get("classes")
     classes = [str(c) for c in raw_classes] if isinstance(raw_classes, list) else []
     top = max(1, int(args.top))
     for path in args.inputs:
         images = read_images(path, args.invert)
-        probs = predict_proba(model, params, images)
+        probs = predict_proba(model, params, images, model_state=model_state)
         for i, row in enumerate(probs):
             order = np.argsort(-row, kind="stable")[:top]
             names = [classes[k] if k < len(classes) else str(k) for k in order]

@@ -1,15 +1,19 @@
-"""Gradients from hand-derived backward passes, and a finite-difference checker.
+"""THE gradient pipeline, and finite-difference checkers.
 
-``value_and_grad(model, loss)`` composes the model's ``forward``, the loss and the
-model's ``backward`` into ``f(params, x, y) -> (value, grads)``; there is no tape.
-:func:`check_grad` compares any hand-written gradient with central finite differences
-and reports the worst relative error and where it occurred.
+:func:`forward_backward` composes a model's training ``forward``, the loss, an optional
+penalty and the model's ``backward`` into ``f(params, x, y, state=None, key=None) ->
+LossAndGrad``; there is no tape. Everything that differentiates a model uses it:
+:func:`value_and_grad`, :func:`grad`, :func:`check_model`, :func:`fnn.train_step` and so
+:func:`fnn.fit`. :func:`check_grad` compares any hand-written gradient with finite
+differences and reports the worst relative error and where it occurred;
+:func:`check_layer` checks the one derivative a layer has, the one training runs.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import numpy as np
@@ -24,10 +28,89 @@ from .nn import Layer
 P = TypeVar("P")
 
 
-def value_and_grad(
+@attrs.frozen(eq=False)
+class LossAndGrad(Generic[P]):
+    """What one training forward and backward pass gives.
+
+    Attributes:
+        value: the batch-mean loss plus the penalty (if any), a Python float.
+        grads: its gradient w.r.t. the params, a tree shaped like them.
+        state: the model state after the training forward (``None`` without state).
+        output: the model's output for the batch (what the loss saw).
+    """
+
+    value: float
+    grads: P
+    state: Any
+    output: Array
+
+
+class Pipeline(Protocol[P]):
+    """``f(params, x, y, state=None, key=None) -> LossAndGrad``."""
+
+    def __call__(
+        self, params: P, x: Array, y: Array, state: Any = None, key: _random.Key | None = None
+    ) -> LossAndGrad[P]: ...
+
+
+class ValueAndGradFn(Protocol[P]):
+    """``f(params, x, y, *, state=None, key=None) -> (value, grads)``."""
+
+    def __call__(
+        self, params: P, x: Array, y: Array, *, state: Any = None, key: _random.Key | None = None
+    ) -> tuple[float, P]: ...
+
+
+class GradFn(Protocol[P]):
+    """``g(params, x, y, *, state=None, key=None) -> grads``."""
+
+    def __call__(
+        self, params: P, x: Array, y: Array, *, state: Any = None, key: _random.Key | None = None
+    ) -> P: ...
+
+
+@attrs.frozen(eq=False)
+class _FlatLossAndGrad:
+    """:class:`LossAndGrad` with the gradient as one read-only flat buffer laid out as
+    ``layout`` (the params')."""
+
+    value: float
+    grads: Array
+    state: Any
+    output: Array
+
+
+def _forward_backward_flat(
     model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None
-) -> Callable[[P, Array, Array], tuple[float, P]]:
-    """``f(params, x, y) -> (loss value, grads)`` for a model and a loss.
+) -> Callable[[P, _tree.Layout, Array, Array, Any, _random.Key | None], _FlatLossAndGrad]:
+    """The pipeline, with the gradient in one flat buffer laid out as ``layout`` (the
+    params' flat layout, :func:`fnn.tree.layout`): the layers' ``backward`` write straight
+    into views of it. :func:`forward_backward` and :func:`fnn.train_step` both run it."""
+
+    def run(
+        params: P,
+        layout: _tree.Layout,
+        x: Array,
+        y: Array,
+        state: Any = None,
+        key: _random.Key | None = None,
+    ) -> _FlatLossAndGrad:
+        out, new_state, residuals = model.forward(params, x, state, key)
+        value, dout = loss(out, y)
+        grads = np.empty(layout.size, layout.dtype)
+        model.backward(params, residuals, dout, False, layout.buffers(grads))
+        if penalty is not None:
+            extra, extra_grads = penalty(params)
+            value += extra
+            grads += layout.flat(extra_grads, "the penalty's gradient")
+        grads.flags.writeable = False
+        return _FlatLossAndGrad(value, grads, new_state, out)
+
+    return run
+
+
+def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> Pipeline[P]:
+    """The one gradient pipeline: ``f(params, x, y, state=None, key=None) -> LossAndGrad``.
 
     Args:
         model: the layer (usually a ``serial``) whose params are differentiated.
@@ -36,33 +119,77 @@ def value_and_grad(
         penalty: optional ``penalty(params) -> (value, grads)`` added to the loss,
             e.g. ``lambda p: fnn.losses.l2_penalty(p, 0.01)``.
 
-    The returned function checks that ``x`` is finite, runs ``model.forward``, the
-    loss, and ``model.backward`` without the input gradient. ``grads`` is a tree shaped
-    like ``params``; nothing passed in is modified.
-    """
+    The returned function runs ``model.forward(params, x, state, key)``, the loss, the
+    penalty, and ``model.backward`` without the input gradient. ``state`` is the model
+    state (``None`` for models without) and ``key`` the key of a stochastic model's
+    training forward; the result holds the new state. The gradient is a tree of read-only
+    views into one flat buffer, which :meth:`fnn.optim.Optimizer.update` reads without a
+    copy. Nothing passed in is modified.
 
-    def value_and_grad_fn(params: P, x: Array, y: Array) -> tuple[float, P]:
-        _checks.finite(_checks.float_array(x, "x"), "x")
-        out, residuals = model.forward(params, x)
-        value, dout = loss(out, y)
-        grads, _ = model.backward(params, residuals, dout, False)
-        if penalty is not None:
-            extra, extra_grads = penalty(params)
-            value += extra
-            grads = _tree.add(grads, extra_grads)
-        return value, grads
+    It trusts its inputs (training checks the data once, up front); :func:`value_and_grad`
+    and :func:`grad` check ``x``, ``state`` and ``key`` first.
+    """
+    flat = _forward_backward_flat(model, loss, penalty)
+
+    def run(
+        params: P, x: Array, y: Array, state: Any = None, key: _random.Key | None = None
+    ) -> LossAndGrad[P]:
+        layout = _tree.layout(params)
+        result = flat(params, layout, x, y, state, key)
+        grads: P = layout.unravel(result.grads)
+        return LossAndGrad(result.value, grads, result.state, result.output)
+
+    return run
+
+
+def check_call(model: Layer[Any], x: Any, state: Any, key: Any) -> None:
+    """Check what a training forward of ``model`` is given: a finite float ``x``, the
+    model's state exactly when it keeps one, and a key exactly when it is stochastic.
+
+    Raises:
+        TypeError, ValueError: naming what was expected and what came.
+    """
+    _checks.finite(_checks.float_array(x, "x"), "x")
+    model.check_state(state)
+    if model.stochastic and not isinstance(key, _random.Key):
+        raise TypeError(
+            "this model draws random numbers in training (dropout): pass key=, an "
+            f"fnn.random.Key, got {type(key).__name__}"
+        )
+    if not model.stochastic and key is not None:
+        raise TypeError(f"this model draws no random numbers: expected key=None, got {key!r}")
+
+
+def value_and_grad(
+    model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None
+) -> ValueAndGradFn[P]:
+    """``f(params, x, y, *, state=None, key=None) -> (loss value, grads)``.
+
+    :func:`forward_backward` after checking its arguments (``x`` finite, ``state`` and
+    ``key`` given exactly when the model needs them); the new model state is dropped
+    (use :func:`forward_backward` to keep it). ``grads`` is a tree shaped like ``params``.
+    """
+    run = forward_backward(model, loss, penalty)
+
+    def value_and_grad_fn(
+        params: P, x: Array, y: Array, *, state: Any = None, key: _random.Key | None = None
+    ) -> tuple[float, P]:
+        check_call(model, x, state, key)
+        result = run(params, x, y, state, key)
+        return result.value, result.grads
 
     return value_and_grad_fn
 
 
-def grad(
-    model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None
-) -> Callable[[P, Array, Array], P]:
-    """``g(params, x, y) -> grads``: :func:`value_and_grad` without the value."""
+def grad(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> GradFn[P]:
+    """``g(params, x, y, *, state=None, key=None) -> grads``: :func:`value_and_grad`
+    without the value."""
     vg = value_and_grad(model, loss, penalty)
 
-    def grad_fn(params: P, x: Array, y: Array) -> P:
-        return vg(params, x, y)[1]
+    def grad_fn(
+        params: P, x: Array, y: Array, *, state: Any = None, key: _random.Key | None = None
+    ) -> P:
+        return vg(params, x, y, state=state, key=key)[1]
 
     return grad_fn
 
@@ -166,29 +293,107 @@ def check_grad(
     return worst
 
 
+def _warn_if_imprecise(point: Any, what: str) -> None:
+    low = sorted({str(np.asarray(v).dtype) for v in _tree.leaves(point)} - {"float64"})
+    if low:
+        warnings.warn(
+            f"{what} in {', '.join(low)}: finite differences need float64 to mean anything "
+            "(float32 round-off alone gives relative errors near 1); init with "
+            "dtype=np.float64 and convert the input with x.astype(np.float64)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: Array) -> None:
+    """Raise if the layer's ``shapes`` disagree with its params, state or output."""
+    described = layer.shapes(x.shape[1:], x.dtype)
+    for what, have, want in (
+        ("params", params, described.params),
+        ("state", state, described.state),
+    ):
+        found = _tree.difference(_tree.structure(want), _tree.structure(have))
+        if found is None:
+            pairs = zip(_tree.paths(want), _tree.leaves(want), _tree.leaves(have))
+            found = next(
+                (
+                    f"at {p or 'the root'}: shapes says {np.asarray(w).dtype} "
+                    f"{np.shape(w)}, got {np.asarray(h).dtype} {np.shape(h)}"
+                    for p, w, h in pairs
+                    if np.shape(w) != np.shape(h) or np.asarray(w).dtype != np.asarray(h).dtype
+                ),
+                None,
+            )
+        if found is not None:
+            raise ValueError(f"the layer's shapes() does not describe its {what}: {found}")
+    if described.output != y.shape[1:]:
+        raise ValueError(
+            f"the layer's shapes() gives the output shape {described.output}, but its "
+            f"forward returned {y.shape[1:]}"
+        )
+
+
 def check_layer(
     layer: Layer[P],
     params: P,
     x: Array,
     *,
+    state: Any = None,
     key: _random.Key | None = None,
     **options: Any,
 ) -> GradCheck:
-    """Check a layer's ``backward`` (params and input gradients) against finite differences.
+    """Check a layer's ``backward`` (params and input gradients) against finite differences
+    of its training ``forward``: the derivative training runs.
 
-    The scalar checked is ``sum(apply(params, x) * r)`` for a fixed random ``r``, whose
-    gradient ``backward(params, residuals, r, True)`` returns. Use float64 params and
-    inputs. ``options`` go to :func:`check_grad`.
+    The scalar checked is ``sum(forward(params, x, state, key)[0] * r)`` for a fixed
+    random ``r``, whose gradient ``backward(params, residuals, r, True, out)`` gives (the
+    params' part written into ``out``, which starts as NaN: an entry left unwritten is an
+    error); the
+    report names a path in the params as ``params...`` and one in the input as
+    ``input[...]``. Use float64 params and inputs (float32 gives a warning). Before that,
+    the layer's own description is checked: ``shapes`` must agree with ``params``,
+    ``state`` and the output, and a layer without state or randomness must infer what it
+    trains on. ``options`` go to :func:`check_grad`.
+
+    Raises:
+        ValueError: the layer's ``shapes`` or ``infer`` disagree with what it computes.
     """
-    k = key or _random.key(0)
-    y, residuals = layer.forward(params, x)
+    _warn_if_imprecise((params, x), "check_layer")
+    k = _random.key(0) if key is None else key
+    y, _, residuals = layer.forward(params, x, state, key)
+    _check_description(layer, params, state, x, y)
+    if not layer.stateful and not layer.stochastic:
+        inferred = layer.infer(params, x, None)
+        if inferred.shape != y.shape or not np.allclose(inferred, y, rtol=1e-12, atol=0.0):
+            raise ValueError("the layer's infer and forward compute different outputs")
     r = _random.normal(_random.fold_in(k, 1), y.shape, dtype=y.dtype)
-    dparams, dx = layer.backward(params, residuals, r, True)
+    values, treedef = _tree.flatten(params)
+    out = [np.full(np.shape(v), np.nan, np.asarray(v).dtype) for v in values]
+    dx = layer.backward(params, residuals, r, True, _tree.buffers(treedef, iter(out)))
+    unwritten = [p for p, o in zip(_tree.leaf_paths(treedef), out) if np.isnan(o).any()]
+    if unwritten:
+        raise ValueError(
+            "the layer's backward left entries of out unwritten (still NaN) at params"
+            f"{unwritten[0]}: it must write every entry of each param's gradient"
+        )
+    if dx is None or np.shape(dx) != np.shape(x):
+        raise ValueError(
+            f"the layer's backward returned {'no' if dx is None else 'a wrong'} input "
+            f"gradient ({None if dx is None else np.shape(dx)}) for an input of shape "
+            f"{np.shape(x)} when need_dx was true"
+        )
+    dparams = _tree.unflatten(treedef, out)
 
-    def f(point: tuple[P, Array]) -> float:
-        return float(np.vdot(layer.apply(point[0], point[1]), r))
+    def f(point: dict[str, Any]) -> float:
+        return float(np.vdot(layer.forward(point["params"], point["input"], state, key)[0], r))
 
-    return check_grad(f, (dparams, dx), (params, x), key=k, **options)
+    found = check_grad(
+        f, {"input": dx, "params": dparams}, {"input": x, "params": params}, key=k, **options
+    )
+    for root in ("input", "params"):  # "['params'][1].w[0, 2]" -> "params[1].w[0, 2]"
+        if found.where.startswith(f"[{root!r}]"):
+            return attrs.evolve(found, where=root + found.where[len(root) + 4 :])
+    return found
 
 
 def check_model(
@@ -199,11 +404,22 @@ def check_model(
     y: Array,
     *,
     penalty: Penalty[P] | None = None,
+    state: Any = None,
+    key: _random.Key | None = None,
     **options: Any,
 ) -> GradCheck:
-    """Check ``fnn.grad(model, loss, penalty)`` against finite differences of the loss.
+    """Check :func:`forward_backward` (so ``fnn.grad`` and training) against finite
+    differences of the loss, at a fixed ``state`` and ``key``.
 
-    Use float64 params and inputs. ``options`` go to :func:`check_grad`.
+    Use float64 params and inputs (float32 gives a warning). ``options`` go to
+    :func:`check_grad`.
     """
-    vg = value_and_grad(model, loss, penalty)
-    return check_grad(lambda p: vg(p, x, y)[0], vg(params, x, y)[1], params, **options)
+    _warn_if_imprecise((params, x), "check_model")
+    check_call(model, x, state, key)
+    run = forward_backward(model, loss, penalty)
+    return check_grad(
+        lambda p: run(p, x, y, state, key).value,
+        run(params, x, y, state, key).grads,
+        params,
+        **options,
+    )

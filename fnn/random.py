@@ -29,6 +29,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import tree as _tree
 from ._types import Array
 
 _MAX_SEED = 2**63
@@ -50,6 +51,9 @@ class Key:
 
     entropy: int = attrs.field(converter=operator.index)
     path: tuple[int, ...] = attrs.field(default=(), converter=_indices)
+
+
+_tree.register_type(Key, "fnn.random.Key")
 
 
 def _check_index(value: Any, what: str) -> int:

@@ -8,8 +8,10 @@ returns a pure function ``(state, (x, y)) -> state``; ``train_epoch`` is
 logging are callbacks at the edge (:mod:`fnn.callbacks`); nothing in the state depends
 on time, so two runs with the same inputs give bit-identical states.
 
-Randomness: the shuffle of epoch ``e`` uses ``fold_in(fold_in(key, 0), e)`` and the
-validation split ``fold_in(key, 1)``, so a run depends only on (seed, epoch, step).
+Randomness: the shuffle of epoch ``e`` uses ``fold_in(fold_in(key, 0), e)``, the
+validation split ``fold_in(key, 1)``, the training forward of update ``t`` (dropout)
+``fold_in(fold_in(key, 2), t)`` and the initial params ``fold_in(key, 3)``, so a run
+depends only on (seed, epoch, step).
 """
 
 from __future__ import annotations
@@ -26,18 +28,18 @@ import numpy as np
 
 from . import _checks, data
 from . import random as _random
+from . import tree as _tree
 from ._types import Array
+from .gradient import _forward_backward_flat
 from .losses import Loss, Penalty, categorical_cross_entropy, softmax_cross_entropy
 from .nn import Layer
-from .nn._layer import backward_into
 from .optim import Optimizer, OptState
-from .optim._base import flat_view
 
 P = TypeVar("P")
 
 Batch = tuple[Array, Array]
 
-_DATA_KEY, _SPLIT_KEY, _INIT_KEY = 0, 1, 3
+_DATA_KEY, _SPLIT_KEY, _STEP_KEY, _INIT_KEY = 0, 1, 2, 3
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -100,15 +102,23 @@ def _records(values: Iterable[EpochMetrics]) -> tuple[EpochMetrics, ...]:
     return tuple(values)
 
 
+_tree.register_type(Metrics, "fnn.train.Metrics")
+_tree.register_type(EpochMetrics, "fnn.train.EpochMetrics")
+
+
 @attrs.frozen(eq=False)
 class Best(Generic[P]):
-    """Early stopping's record: the best monitored value, its epoch, the params then,
-    and how many epochs have passed without improvement."""
+    """Early stopping's record: the best monitored value, its epoch, the params and the
+    model state then, and how many epochs have passed without improvement."""
 
     value: float = attrs.field(converter=float)
     epoch: int = attrs.field(converter=operator.index)
     params: P
     wait: int = attrs.field(default=0, converter=operator.index)
+    model_state: Any = None
+
+
+_tree.register_type(Best, "fnn.train.Best")
 
 
 @attrs.frozen(eq=False)
@@ -117,7 +127,9 @@ class TrainState(Generic[P]):
 
     Attributes:
         opt: the optimizer state; ``opt.params`` are the current params.
-        key: the run's key (shuffles and splits are derived from it).
+        key: the run's key (shuffles, splits and dropout masks are derived from it).
+        model_state: the model state (batch norm's running statistics), ``None`` for
+            models without; the optimizer never sees it.
         epoch: the number of finished epochs.
         metrics: the running metrics of the epoch in progress.
         history: one :class:`EpochMetrics` per finished epoch.
@@ -127,6 +139,7 @@ class TrainState(Generic[P]):
 
     opt: OptState[P]
     key: _random.Key
+    model_state: Any = None
     epoch: int = attrs.field(default=0, converter=operator.index)
     metrics: Metrics = Metrics()
     history: tuple[EpochMetrics, ...] = attrs.field(default=(), converter=_records)
@@ -144,9 +157,14 @@ class TrainState(Generic[P]):
         return self.opt.step
 
 
-def train_state(optimizer: Optimizer, params: P, key: _random.Key) -> TrainState[P]:
-    """A fresh training state for ``params``."""
-    return TrainState(optimizer.init(params), key)
+_tree.register_type(TrainState, "fnn.train.TrainState")
+
+
+def train_state(
+    optimizer: Optimizer, params: P, key: _random.Key, model_state: Any = None
+) -> TrainState[P]:
+    """A fresh training state for ``params`` (and the model state of a stateful model)."""
+    return TrainState(optimizer.init(params), key, model_state)
 
 
 def _accuracy_counter(loss: Loss) -> Callable[[Array, Array], int] | None:
@@ -169,48 +187,53 @@ def train_step(
 ) -> Callable[[TrainState[P], Batch], TrainState[P]]:
     """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
 
-    It runs the model forward, the loss, the backward pass (no input gradient), the
-    optimizer, and adds the batch to the running metrics (accuracy is counted for
-    :func:`~fnn.losses.softmax_cross_entropy` and
+    It runs :func:`fnn.forward_backward` (the model's training forward with the state's
+    model state and, for a stochastic model, the key ``fold_in(fold_in(state.key, 2),
+    step)``; the loss; the penalty; the backward pass without the input gradient), then
+    ``optimizer.update``, keeps the new model state, and adds the batch to the running
+    metrics (accuracy is counted for :func:`~fnn.losses.softmax_cross_entropy` and
     :func:`~fnn.losses.categorical_cross_entropy`). The batch is not checked for NaN
-    (``fit`` checks the data once); a non-finite loss raises
-    :class:`NonFiniteLossError` naming the step.
+    (``fit`` checks the data once); a non-finite loss raises :class:`NonFiniteLossError`
+    naming the step.
     """
     count_correct = _accuracy_counter(loss)
-    into = backward_into(model)
+    run = _forward_backward_flat(model, loss, penalty)
+    stochastic = model.stochastic
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
         x, y = batch
-        params = state.opt.params
-        flat = flat_view(state.opt, optimizer)
-        out, residuals = model.forward(params, x)
-        value, dout = loss(out, y)
-        if penalty is not None:
-            extra, extra_grads = penalty(params)
-            value += extra
+        key = step_key(state.key, state.opt.step) if stochastic else None
+        leaves, treedef = _tree.flatten(state.opt.params)
+        layout = _tree.layout_of(leaves, treedef)
+        result = run(state.opt.params, layout, x, y, state.model_state, key)
+        value = result.value
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"the loss is {value} at step {state.opt.step} (epoch {state.epoch}, "
                 f"batch {state.metrics.count // max(len(x), 1)}); lower the learning rate "
                 "or check the data"
             )
-        grads = np.empty(flat.layout.size, flat.layout.dtype)  # written straight by backward
-        into(params, residuals, dout, False, flat.layout.views(grads))
-        if penalty is not None:
-            grads += flat.layout.ravel(extra_grads, "the penalty's gradient")
-        opt = optimizer.update_flat(state.opt, grads, donate=True)  # grads is ours
+        opt = optimizer._update(state.opt, result.grads, leaves, layout)
         n = len(x)
         m = state.metrics
-        correct = count_correct(out, y) if count_correct is not None else 0
+        correct = count_correct(result.output, y) if count_correct is not None else 0
         metrics = Metrics(
             m.loss_sum + value * n,
             m.correct + correct,
             m.count + n,
             m.scored + (n if count_correct is not None else 0),
         )
-        return TrainState(opt, state.key, state.epoch, metrics, state.history, state.best)
+        return TrainState(
+            opt, state.key, result.state, state.epoch, metrics, state.history, state.best
+        )
 
     return step
+
+
+def step_key(key: _random.Key, step: int) -> _random.Key:
+    """The key of the training forward of update ``step`` (0-based) of a run keyed ``key``:
+    a dropout mask depends only on (seed, step), so a resumed run draws the same ones."""
+    return _random.fold_in(_random.fold_in(key, _STEP_KEY), step)
 
 
 def train_epoch(
@@ -268,19 +291,24 @@ def evaluate(
     y: Array,
     batch_size: int = 1024,
     indices: Array | None = None,
+    *,
+    model_state: Any = None,
 ) -> Evaluation:
     """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)`` (or over the rows
     ``indices`` of them, gathered chunk by chunk), in chunks of ``batch_size`` rows: the
-    data loss only, without any penalty."""
+    data loss only, without any penalty. Inference: a stateful model reads its running
+    statistics from ``model_state`` (``train_state.model_state``), nothing is drawn."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
     _check_data(model, params, x, y, "evaluation")
-    return _evaluate(model, loss, params, x, y, batch_size, indices)
+    model.check_state(model_state)
+    return _evaluate(model, loss, params, model_state, x, y, batch_size, indices)
 
 
 def _evaluate(
     model: Layer[P],
     loss: Loss,
     params: P,
+    model_state: Any,
     x: Array,
     y: Array,
     batch_size: int,
@@ -294,7 +322,7 @@ def _evaluate(
     rows: list[Any] = chunks if indices is None else [indices[c] for c in chunks]
     for r in rows:  # a slice is a view; only rows picked by indices are gathered
         xb, yb = x[r], y[r]
-        out = model.apply(params, xb)
+        out = model.infer(params, xb, model_state)
         value, _ = loss(out, yb)
         total += value * len(out)
         if count_correct is not None:
@@ -302,10 +330,10 @@ def _evaluate(
     return Evaluation(total / n, correct / n if count_correct is not None else math.nan)
 
 
-def _outputs(model: Layer[P], params: P, x: Array, batch_size: int) -> Array:
+def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state: Any) -> Array:
     batch_size = _checks.positive_int(batch_size, "batch_size")
     x = _checks.float_array(x, "x")
-    parts = [model.apply(params, x[part]) for part in _chunks(len(x), batch_size)]
+    parts = [model.apply(params, x[part], model_state) for part in _chunks(len(x), batch_size)]
     if not parts:
         raise ValueError("predict needs at least one example, got an empty x")
     return np.concatenate(parts)
@@ -317,14 +345,16 @@ def predict_proba(
     x: Array,
     batch_size: int = 1024,
     from_logits: bool | None = None,
+    *,
+    model_state: Any = None,
 ) -> Array:
     """Class probabilities ``(n, classes)``.
 
     ``from_logits`` says whether the model outputs logits (softmax is applied) or
     probabilities already; by default it is true unless the model's last layer is a
-    ``softmax``.
+    ``softmax``. A stateful model needs its ``model_state``.
     """
-    out = _outputs(model, params, x, batch_size)
+    out = _outputs(model, params, x, batch_size, model_state)
     if from_logits is None:
         from_logits = not _ends_in_softmax(model)
     if not from_logits:
@@ -342,9 +372,12 @@ def _ends_in_softmax(model: Layer[Any]) -> bool:
     return spec is not None and spec.get("layer") == "softmax"
 
 
-def predict(model: Layer[P], params: P, x: Array, batch_size: int = 1024) -> Array:
-    """Predicted class labels ``(n,)`` (the argmax of the model's outputs)."""
-    labels: Array = _outputs(model, params, x, batch_size).argmax(axis=1)
+def predict(
+    model: Layer[P], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
+) -> Array:
+    """Predicted class labels ``(n,)`` (the argmax of the model's outputs); a stateful model
+    needs its ``model_state``."""
+    labels: Array = _outputs(model, params, x, batch_size, model_state).argmax(axis=1)
     return labels
 
 
@@ -425,6 +458,7 @@ def fit(
     epochs: int,
     batch_size: int = 32,
     params: P | None = None,
+    model_state: Any = None,
     state: TrainState[P] | None = None,
     validation_split: float = 0.0,
     validation_data: tuple[Array, Array] | None = None,
@@ -447,6 +481,9 @@ def fit(
             ``k`` epochs trains ``epochs - k`` more.
         batch_size, shuffle, drop_last: how each epoch is batched.
         params: the initial params (default: ``model.init`` from the key).
+        model_state: the initial model state of a stateful model (default:
+            ``model.init_state``); the training forward updates it batch by batch and
+            validation reads it.
         state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
             continues bit-identically to one that never stopped.
         validation_split: the fraction of ``(x, y)`` held out for validation (a
@@ -480,12 +517,16 @@ def fit(
         )
         validation_data = (x, y)
     if state is None:
+        _checks.float_array(x, "x")
         if params is None:
-            _checks.float_array(x, "x")
             params = model.init(_random.fold_in(key, _INIT_KEY), x.shape[1:], x.dtype)
-        state = TrainState(optimizer.init(params), key)
-    elif params is not None:
-        raise ValueError("give params or state, not both")
+        if model_state is None and model.init_state is not None:
+            model_state = model.init_state(x.shape[1:], x.dtype)
+        state = TrainState(optimizer.init(params), key, model.check_state(model_state))
+    elif params is not None or model_state is not None:
+        raise ValueError("give params (and model_state) or state, not both")
+    else:
+        model.check_state(state.model_state)
     _check_data(model, state.params, x, y, "training")
     if validation_data is not None and val_rows is None:
         _check_data(model, state.params, *validation_data, "validation")
@@ -531,19 +572,22 @@ def fit(
         record = EpochMetrics(epoch, current.metrics.loss, current.metrics.accuracy)
         if validation_data is not None:
             x_val, y_val = validation_data
-            result = _evaluate(model, loss, current.params, x_val, y_val, 1024, val_rows)
+            result = _evaluate(
+                model, loss, current.params, current.model_state, x_val, y_val, 1024, val_rows
+            )
             record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
         best, stopped = current.best, False
         if early_stopping is not None and monitor is not None:
             value = record.get(monitor)
             if best is None or _improved(monitor, value, best.value, early_stopping.min_delta):
-                best = Best(value, epoch, current.params)
+                best = Best(value, epoch, current.params, 0, current.model_state)
             else:
                 best = attrs.evolve(best, wait=best.wait + 1)
                 stopped = best.wait >= early_stopping.patience
         current = TrainState(
             current.opt,
             current.key,
+            current.model_state,
             epoch + 1,
             current.metrics,
             (*current.history, record),
@@ -558,6 +602,6 @@ def fit(
     final = functools.reduce(run_epoch, range(epochs), state)
     if early_stopping is not None and early_stopping.restore_best and final.best is not None:
         restored = OptState(final.best.params, final.opt.step, final.opt.inner)
-        final = attrs.evolve(final, opt=restored)
+        final = attrs.evolve(final, opt=restored, model_state=final.best.model_state)
     notify(Event("train_end", final.epoch, epochs, 0, n_batches, final))
     return final

@@ -75,7 +75,7 @@ def test_train_writes_model_record_checkpoint_and_plots(tmp_path: Path) -> None:
     assert record["data"]["sha256"] == {"train-images-idx3-ubyte": "0" * 64}
     assert record["test"]["accuracy"] > 0.8
     assert len(record["params_sha256"]) == 64
-    _model, params = fnn.io.load_model(tmp_path / "model.npz")
+    _model, params, _ = fnn.io.load_model(tmp_path / "model.npz")
     assert fnn.tree.fingerprint(params) == record["params_sha256"]
     assert fnn.io.load_metadata(tmp_path / "model.npz")["classes"][0] == "T-shirt/top"
     assert isinstance(fnn.load(tmp_path / "checkpoints" / "last.npz"), fnn.TrainState)

@@ -50,7 +50,7 @@ def test_train_mlp_matches_the_fnn_command(tmp_path: Path) -> None:
     assert result["model"] == tmp_path / "script" / "model.npz" and result["model"].is_file()
     assert len(result["history"]) == 2 and losses_fall(result["history"])
     assert result["test_accuracy"] > 0.8
-    model, params = fnn.io.load_model(result["model"])
+    model, params, _ = fnn.io.load_model(result["model"])
     assert fnn.tree.fingerprint(params) == result["params_sha256"]
     x_test = fnn.data.to_float(synthetic().x_test)
     test = fnn.evaluate(model, fnn.losses.softmax_cross_entropy, params, x_test, synthetic().y_test)
@@ -115,7 +115,7 @@ def test_classic_c_shows_progress_and_saves(
     captured = capsys.readouterr()
     assert "epoch 3/3" in captured.err  # the progress bar
     assert "118282" in captured.out  # the summary's total
-    model, _ = fnn.io.load_model(tmp_path / "model.npz")
+    model, _, _ = fnn.io.load_model(tmp_path / "model.npz")
     assert model.spec is not None
     names = [layer["layer"] for layer in model.spec["layers"]]
     assert names == ["flatten", "dense", "relu", "dense", "relu", "dense"]

@@ -38,8 +38,6 @@ import fnn
 import fnn.io
 from fnn import nn, random, tree
 from fnn.io import FormatError
-from fnn.io._shapes import KNOWN, UnknownLayerError, expected_params
-from fnn.nn._spec import _BUILDERS
 
 FLOAT_LEAF = {"kind": "leaf", "index": 0, "as": "array", "dtype": "<f8", "shape": [10]}
 
@@ -548,7 +546,8 @@ def test_template_mismatch_is_a_value_error_not_a_format_error(
     like = sample(key)
     like["extra"] = np.ones(2)
     with pytest.raises(
-        ValueError, match="the root: missing keys \\['extra'\\], extra keys \\[\\]"
+        ValueError,
+        match="at the root: expected dict keys \\['extra', 'key', 'params', 'step'\\], got",
     ) as info:
         fnn.io.load(path, like=like)
     assert type(info.value) is ValueError
@@ -590,7 +589,7 @@ def _deep_spec(levels: int) -> dict[str, Any]:
             _set(_model, "spec", {"layer": "serial", "layers": [{"layer": "subprocess.Popen"}]}),
             "unknown layer 'subprocess.Popen'",
         ),
-        (_set(_spec, "layers", "relu"), "cannot be rebuilt: serial spec needs a list"),
+        (_set(_spec, "layers", "relu"), "cannot be rebuilt: .* needs a list for 'layers'"),
         (_set(_spec, "exec", "print(1)"), "unexpected keys \\['exec'\\]"),
         (_set(_model, "spec", _deep_spec(40)), "nests deeper than 64 levels"),
         (_set(_model, "spec", [1]), "needs a layer spec object"),
@@ -598,25 +597,25 @@ def _deep_spec(levels: int) -> dict[str, Any]:
         (_set(_model, "in_shape", "3"), "needs 'in_shape' as a list of positive ints"),
         (
             _set(_model, "in_shape", [4]),
-            "params do not fit the model for in_shape \\(4,\\): \\[1\\].w: expected "
+            "params do not fit the model for in_shape \\(4,\\): at \\[1\\].w: expected "
             "float32 \\(4, 4\\), got float32 \\(3, 4\\)",
         ),
         (
             _set(_model, "dtype", "float64"),
-            "params do not fit the model for in_shape \\(3,\\): \\[1\\].w: expected float64",
+            "params do not fit the model for in_shape \\(3,\\): at \\[1\\].w: expected float64",
         ),
         (_set(_model, "dtype", "object"), "needs 'dtype' 'float32' or 'float64'"),
         (_set(_model, "extra", 1), "must be an object with the entries"),
         (_set(TOP, "model", None), "must be an object with the entries"),
         (
             _set(_model, "spec", {"layer": "dense", "features": 2**40}),
-            "the root: expected fnn.nn.DenseParams, got a tuple of 4 items",
+            "at the root: expected fnn.nn.DenseParams, got a tuple",
         ),
         (
             _set(
                 _model, "spec", {"layer": "serial", "layers": [{"layer": "dense", "features": 2}]}
             ),
-            "the root: expected a tuple of 1 items, got 4 items",
+            "at the root: expected a tuple with 1 children, got 4",
         ),
         (_set(_model, "spec", {"layer": "dense", "features": "many"}), "cannot be rebuilt"),
         (
@@ -639,7 +638,7 @@ def test_bad_model_entries(
     ("features", "in_shape", "message"),
     [
         (2**31, [3], "\\[1\\].w: expected float64 \\(3, 2147483648\\), got float32 \\(3, 4\\)"),
-        (4, [2**31, 2**31], "\\[1\\].w: expected float64 \\(4611686018427387904, 4\\)"),
+        (4, [2**31, 2**31], "more entries than NumPy can index"),
     ],
 )
 def test_hostile_numbers_in_a_spec_allocate_nothing(
@@ -655,9 +654,7 @@ def test_hostile_numbers_in_a_spec_allocate_nothing(
     path.write_bytes(rezip(with_description(model_file, desc)))
     tracemalloc.start()
     try:
-        with pytest.raises(FormatError, match="the params do not fit the model for in_shape"):
-            fnn.io.load_model(path)
-        with pytest.raises(FormatError, match=message):
+        with pytest.raises(FormatError, match=f"in_shape \\({in_shape[0]},.*{message}"):
             fnn.io.load_model(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -674,14 +671,6 @@ def test_a_spec_that_refuses_its_in_shape(tmp_path: Path, model_file: Members) -
     message = "does not accept in_shape \\(3, 1\\): dense expects inputs of shape \\(features,\\)"
     with pytest.raises(FormatError, match=message):
         fnn.io.load_model(path)
-
-
-def test_every_layer_name_has_a_params_rule() -> None:
-    """load_model checks params against fnn.io._shapes before init: every layer that
-    fnn.nn.from_spec builds needs a rule there (a new layer fails here until it has one)."""
-    assert set(_BUILDERS) <= KNOWN
-    with pytest.raises(UnknownLayerError, match=r"add a rule for it in fnn/io/_shapes\.py"):
-        expected_params({"layer": "conv"}, (3,), np.dtype(np.float32))
 
 
 def test_model_file_params_load_alone(tmp_path: Path, key: random.Key, model_file: Members) -> None:

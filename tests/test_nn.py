@@ -151,11 +151,11 @@ def test_serial_never_computes_the_first_layers_input_gradient(key: random.Key) 
     calls: list[tuple[str, bool]] = []
 
     def spy(name: str, inner: nn.Layer[Any]) -> nn.Layer[Any]:
-        def backward(p: Any, r: Any, dy: Any, need_dx: bool) -> tuple[Any, Any]:
+        def backward(p: Any, r: Any, dy: Any, need_dx: bool, out: list[Any]) -> Any:
             calls.append((name, need_dx))
-            return inner.backward(p, r, dy, need_dx)
+            return inner.backward(p, r, dy, need_dx, out)
 
-        return attrs.evolve(inner, backward=backward, backward_into=None)  # serial copies
+        return attrs.evolve(inner, backward=backward)
 
     model = nn.serial(
         spy("flatten", nn.flatten()),
@@ -169,8 +169,9 @@ def test_serial_never_computes_the_first_layers_input_gradient(key: random.Key) 
     )
     assert calls == [("dense2", True), ("relu", True), ("dense1", False)]
     calls.clear()
-    out, res = model.forward(params, np.ones((2, 3), np.float32))
-    _, dx = model.backward(params, res, np.ones_like(out), True)
+    out, _, res = model.forward(params, np.ones((2, 3), np.float32), None, None)
+    flat, layout = tree.ravel(params)
+    dx = model.backward(params, res, np.ones_like(out), True, layout.buffers(flat))
     assert dx is not None and dx.shape == (2, 3)
     assert calls[-1] == ("flatten", True)
 
@@ -219,7 +220,7 @@ def test_from_spec_rebuilds_the_same_model(key: random.Key) -> None:
         ({"layer": "dense"}, ValueError, "misses the key 'features'"),
         ({"layer": "dense", "features": 3, "code": "x"}, ValueError, "unexpected keys"),
         ({"layer": "dense", "features": "3"}, TypeError, "must be an int"),
-        ({"layer": "serial", "layers": {"a": 1}}, ValueError, "list of layers"),
+        ({"layer": "serial", "layers": {"a": 1}}, ValueError, "needs a list for 'layers'"),
         ([1, 2], TypeError, "must be a mapping"),
     ],
 )
@@ -282,8 +283,9 @@ def test_apply_and_grad_leave_inputs_bit_identical(key: random.Key) -> None:
     before = tree.map(np.copy, (params, x, y))
     model.apply(params, x)
     fnn.value_and_grad(model, fnn.losses.softmax_cross_entropy)(params, x, y)
-    out, res = model.forward(params, x)
-    model.backward(params, res, np.ones_like(out), True)
+    out, _, res = model.forward(params, x, None, None)
+    flat, layout = tree.ravel(params)
+    model.backward(params, res, np.ones_like(out), True, layout.buffers(flat))
     assert tree.equal((params, x, y), before)
 
 

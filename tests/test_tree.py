@@ -90,7 +90,7 @@ def test_static_fields_are_structure_not_children() -> None:
     doubled = tree.map(lambda v: v * 2, t)
     assert doubled.name == "x"
     assert tree.structure(t) != tree.structure(WithStatic(np.ones(2), "y"))
-    with pytest.raises(ValueError, match="static fields differ"):
+    with pytest.raises(ValueError, match="the static fields of WithStatic differ"):
         tree.assert_same_structure(t, WithStatic(np.ones(2), "y"))
 
 

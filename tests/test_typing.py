@@ -40,5 +40,7 @@ def test_matching_params_type_check(tmp_path: Path) -> None:
 def test_params_of_another_model_are_a_type_error(tmp_path: Path) -> None:
     status, out = run_mypy(tmp_path, "b.apply(pa, x)\n")
     assert status == 1
-    assert 'Argument 1 has incompatible type "tuple[DenseParams, None]"' in out
+    assert (
+        'Argument 1 to "apply" of "Layer" has incompatible type "tuple[DenseParams, None]"' in out
+    )
     assert '"tuple[None, DenseParams]"' in out

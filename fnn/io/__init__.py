@@ -6,9 +6,9 @@ the format's name and version, user metadata and, for models, the layer spec. Th
 is described in the README's section on fnn.io.
 
 * :func:`save` / :func:`load` — any fnn tree; ``load(path, like=template)`` checks every
-  node and leaf against the template; ``load(path)`` rebuilds only fnn's own types
+  node and leaf against the template; ``load(path)`` rebuilds only registered types
   (:data:`TYPES`), never importing a name found in a file.
-* :func:`save_model` / :func:`load_model` — a model's spec, input shape and params.
+* :func:`save_model` / :func:`load_model` — a model's spec, input shape, params and state.
 * :func:`load_metadata` — the metadata saved with either, without reading the arrays.
 
 Errors: :class:`FormatError` (a ``ValueError``) for any file that is not a valid fnn
@@ -16,6 +16,8 @@ file; ``ValueError`` for a valid file that does not match the template;
 ``FileNotFoundError`` for a missing path; ``TypeError`` for arguments of the wrong type.
 """
 
+from ..tree import TYPES as TYPES
+from ._api import LoadedModel as LoadedModel
 from ._api import PathLike as PathLike
 from ._api import load as load
 from ._api import load_metadata as load_metadata
@@ -25,4 +27,3 @@ from ._api import save_model as save_model
 from ._format import FORMAT as FORMAT
 from ._format import VERSION as VERSION
 from ._format import FormatError as FormatError
-from ._types import TYPES as TYPES

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, overload
+from typing import Any, BinaryIO, NamedTuple, TypeVar, overload
 
+import attrs
 import numpy as np
 
-from .. import _atomic, nn, random
+from .. import _atomic, nn
+from .. import tree as _tree
+from .._types import Array
+from ..tree import TreeDef
 from ._archive import Archive, open_archive, write
-from ._describe import Described, Node, describe, node_to_json
 from ._file import Description, ModelEntry, parse_description
 from ._format import (
     FORMAT,
@@ -24,13 +27,50 @@ from ._format import (
     check_path,
 )
 from ._json import check_json, depth, encode
-from ._rebuild import build, check_types, compare, restore
-from ._shapes import UnknownLayerError, expected_params
+from ._tree_json import Leaf, convert, leaf_of, named, place, resolve, to_json
 
 T = TypeVar("T")
 
 PathLike = str | os.PathLike[str]
 """A file path: a ``str`` or an ``os.PathLike[str]`` such as :class:`pathlib.Path`."""
+
+
+@attrs.frozen(eq=False)
+class _Described:
+    """A tree taken apart: its structure (with classes, and as a file names them), its
+    leaves' entries and their C-contiguous arrays."""
+
+    treedef: TreeDef
+    named: TreeDef
+    leaves: tuple[Leaf, ...]
+    arrays: tuple[Array, ...]
+
+
+def _describe(tree: Any, what: str) -> _Described:
+    values, treedef = _tree.flatten(tree)
+    paths = _tree.leaf_paths(treedef)
+    pairs = [leaf_of(x, i, f"{what} at {place(p)}") for i, (x, p) in enumerate(zip(values, paths))]
+    leaves = tuple(leaf for leaf, _ in pairs)
+    return _Described(treedef, named(treedef, what), leaves, tuple(arr for _, arr in pairs))
+
+
+def _mismatch(template: _Described, treedef: TreeDef, leaves: tuple[Leaf, ...]) -> str | None:
+    """Where a file's tree first differs from a template's, in words such as
+    ``"at [1].w: expected float32 (784, 128), got float64 (784, 127)"``, or None. How a
+    leaf comes back (array, NumPy scalar or Python number) may differ: the template wins."""
+    found = _tree.difference(template.named, treedef)
+    if found is not None:
+        return found
+    for path, want, have in zip(_tree.leaf_paths(treedef), template.leaves, leaves):
+        if want.dtype != have.dtype or want.shape != have.shape:
+            return f"at {place(path)}: expected {want}, got {have}"
+    return None
+
+
+def _restore(template: _Described, arrays: list[Array]) -> Any:
+    """A tree of the template's classes and static values holding the loaded arrays."""
+    values = [convert(a, leaf.kind) for a, leaf in zip(arrays, template.leaves)]
+    return template.treedef.build(iter(values))
 
 
 def _metadata(metadata: Any) -> dict[str, Any]:
@@ -45,12 +85,12 @@ def _metadata(metadata: Any) -> dict[str, Any]:
 
 
 def _write(
-    path: Path, described: Described, metadata: Any, model: ModelEntry | None = None
+    path: Path, described: _Described, metadata: Any, model: ModelEntry | None = None
 ) -> Path:
     description: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "tree": node_to_json(described.node),
+        "tree": to_json(described.named, iter(described.leaves)),
         "metadata": _metadata(metadata),
     }
     if model is not None:
@@ -107,7 +147,7 @@ def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -
     >>> fnn.io.load(path)
     {'step': 7, 'w': array([1., 1., 1.], dtype=float32)}
     """
-    return _write(check_path(path), describe(tree), metadata)
+    return _write(check_path(path), _describe(tree, "tree"), metadata)
 
 
 def _read(archive: Archive) -> Description:
@@ -138,7 +178,9 @@ def load(path: PathLike, like: Any = None) -> Any:
             its dtypes and shapes; the result is built with the template's own classes and
             static values, each leaf coming back as the template's does (array, NumPy
             scalar or Python number). Without it, the tree is rebuilt from the file alone:
-            tuples, lists, dicts, and only the attrs types in :data:`fnn.io.TYPES`.
+            tuples, lists, dicts, and only the registered record types
+            (:data:`fnn.io.TYPES`: fnn's own, and those added by :func:`fnn.nn.register`
+            or :func:`fnn.tree.register_type`).
 
     Returns:
         The tree. Its arrays are new read-only arrays (``.copy()`` gives a writable one);
@@ -153,16 +195,21 @@ def load(path: PathLike, like: Any = None) -> Any:
             names a type outside the allow-list.
     """
     target = check_path(path)
-    template = None if like is None else describe(like, "like")
+    template = None if like is None else _describe(like, "like")
     with open_archive(target) as archive:
         description = _read(archive)
         if template is None:
-            check_types(description.node, str(target))
-            return build(description.node, _leaves(archive, description), str(target))
-        found = compare(template.node, description.node)
+            treedef = resolve(description.treedef, str(target))
+            values = _leaves(archive, description)
+            leaves = [convert(a, leaf.kind) for a, leaf in zip(values, description.leaves)]
+            try:
+                return treedef.build(iter(leaves))
+            except (TypeError, ValueError) as e:
+                raise FormatError(f"{target}: a class refused the file's values: {e}") from None
+        found = _mismatch(template, description.treedef, description.leaves)
         if found is not None:
             raise ValueError(f"{target} does not match the template: {found}")
-        return restore(template, _leaves(archive, description))
+        return _restore(template, _leaves(archive, description))
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
@@ -187,7 +234,7 @@ def _in_shape(in_shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in in_shape)
 
 
-def _params_dtype(described: Described) -> np.dtype[Any]:
+def _params_dtype(described: _Described) -> np.dtype[Any]:
     floats = {leaf.dtype for leaf in described.leaves if leaf.dtype.kind == "f"}
     if not floats:
         return np.dtype(np.float32)
@@ -197,35 +244,35 @@ def _params_dtype(described: Described) -> np.dtype[Any]:
     return floats.pop()
 
 
-def _rebuild(
-    entry: ModelEntry, params: Node, error: type[ValueError], what: str
-) -> tuple[nn.Layer[Any], Described]:
-    """The model an entry describes and its init output as a template, or ``error``.
+def _saved_tree(model: nn.Layer[Any], params: Any, state: Any) -> Any:
+    """What a model file's tree holds: the params, or for a stateful model both."""
+    return {"params": params, "state": state} if model.stateful else params
 
-    ``params`` (the node of the params to load or save) must match the params the spec
-    builds, as :func:`expected_params` works them out, before ``init`` runs: ``init``
-    then allocates no more than those params take.
-    """
+
+def _rebuild(
+    entry: ModelEntry, error: type[ValueError], what: str
+) -> tuple[nn.Layer[Any], _Described]:
+    """The model an entry describes and, as a template, the params (and state) it makes
+    for the entry's input shape and dtype: placeholders from ``model.shapes``, so nothing
+    the size of the params is allocated before a file's params are known to fit."""
     try:
         model = nn.from_spec(entry.spec)
     except (ValueError, TypeError) as e:
         raise error(f"{what}: the model spec cannot be rebuilt: {e}") from None
     try:
-        expected, _ = expected_params(entry.spec, entry.in_shape, entry.dtype)
-    except UnknownLayerError as e:
-        raise error(f"{what}: {e}") from None
+        shapes = model.shapes(entry.in_shape, entry.dtype)
     except (ValueError, TypeError) as e:
         raise error(f"{what}: the model does not accept in_shape {entry.in_shape}: {e}") from None
-    found = compare(expected, params)
-    if found is not None:
-        raise error(
-            f"{what}: the params do not fit the model for in_shape {entry.in_shape}: {found}"
-        )
-    template = describe(model.init(random.key(0), entry.in_shape, entry.dtype), "init output")
-    found = compare(template.node, params)
-    if found is not None:  # a rule in _shapes.py disagrees with its layer
-        raise error(f"{what}: the params do not fit the model's init output: {found}")
-    return model, template
+    return model, _describe(_saved_tree(model, shapes.params, shapes.state), "the model's shapes")
+
+
+class LoadedModel(NamedTuple):
+    """What :func:`load_model` returns: the model, its params, and its state (``None`` for
+    models without state)."""
+
+    model: nn.Layer[Any]
+    params: Any
+    state: Any
 
 
 def save_model(
@@ -234,30 +281,35 @@ def save_model(
     params: Any,
     *,
     in_shape: tuple[int, ...],
+    model_state: Any = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a model (its layer spec, input shape and dtype) with its params, atomically.
 
-    The file is a tree file (:func:`save`) of ``params`` whose description also holds
+    The file is a tree file (:func:`save`) of ``params`` (for a stateful model, of
+    ``{"params": params, "state": model_state}``) whose description also holds
     ``model.spec``, ``in_shape`` and the params' dtype: :func:`load_model` rebuilds the
-    model from fnn's own layer names, and :func:`load` reads the params alone.
+    model from registered layer names, and :func:`load` reads the tree alone.
 
     Args:
         path: the file to write.
-        model: a layer whose ``spec`` is not ``None`` (built from fnn's layers with
-            named initializers).
+        model: a layer whose ``spec`` is not ``None`` (built from registered layers,
+            see :func:`fnn.nn.register`, with named initializers).
         params: the model's params, float32 or float64, as ``model.init`` shapes them for
             ``in_shape``.
         in_shape: the input shape ``model.init`` takes (batch axis excluded).
+        model_state: the state of a stateful model (``train_state.model_state``).
         metadata: JSON data, as for :func:`save`.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        TypeError: ``model`` is not a Layer; bad ``in_shape``, params or metadata types.
-        ValueError: ``model.spec`` is ``None`` or nests too deeply; ``params`` do not fit
-            the model rebuilt from its spec (the message names the first difference).
+        TypeError: ``model`` is not a Layer; bad ``in_shape``, params or metadata types; a
+            state for a model without one.
+        ValueError: ``model.spec`` is ``None`` or nests too deeply; no state for a
+            stateful model; ``params`` (or the state) do not fit the model rebuilt from
+            its spec (the message names the first difference).
     """
     target = check_path(path)
     if not isinstance(model, nn.Layer):
@@ -265,27 +317,33 @@ def save_model(
     if model.spec is None:
         raise ValueError(
             "model.spec is None: the model holds a layer that cannot be described by name "
-            "(a custom layer or a custom initializer function); save its params with "
+            "(a layer whose constructor is not registered with fnn.nn.register, or a "
+            "custom initializer function); register it, or save its params with "
             "fnn.io.save and rebuild the model in code"
         )
     spec = check_json(model.spec, "model.spec", MAX_SPEC_DEPTH)
     if not isinstance(spec, dict):
         raise TypeError(f"model.spec must be a dict, got {type(model.spec).__name__}")
     shape = _in_shape(in_shape)
-    described = describe(params, "params")
+    described = _describe(_saved_tree(model, params, model.check_state(model_state)), "params")
     entry = ModelEntry(spec, shape, _params_dtype(described))
-    _rebuild(entry, described.node, ValueError, "save_model")
+    _, template = _rebuild(entry, ValueError, "save_model")
+    found = _mismatch(template, described.named, described.leaves)
+    if found is not None:
+        raise ValueError(
+            f"save_model: the params do not fit the model for in_shape {shape}: {found}"
+        )
     return _write(target, described, metadata, entry)
 
 
-def load_model(path: PathLike) -> tuple[nn.Layer[Any], Any]:
-    """Load a model saved by :func:`save_model`: ``(model, params)``.
+def load_model(path: PathLike) -> LoadedModel:
+    """Load a model saved by :func:`save_model`: ``(model, params, state)``.
 
-    The model is rebuilt with :func:`fnn.nn.from_spec` from fnn's own layer names (no code
-    from the file runs). The file's params are first compared with the shapes the spec
-    builds for the saved input shape and dtype, worked out without building them, then
-    loaded into the output of the rebuilt model's ``init`` as the template: a hostile spec
-    cannot make this allocate more than the file's params take. The metadata comes from
+    The model is rebuilt with :func:`fnn.nn.from_spec` from registered layer names (no
+    code from the file runs). The file's params (and state) are compared with the shapes
+    the model reports for the saved input shape and dtype (:attr:`fnn.nn.Layer.shapes`,
+    which allocates nothing) before any array is read: a hostile spec cannot make this
+    allocate more than the file's params take. The metadata comes from
     :func:`load_metadata`.
 
     Raises:
@@ -297,9 +355,18 @@ def load_model(path: PathLike) -> tuple[nn.Layer[Any], Any]:
     target = check_path(path)
     with open_archive(target) as archive:
         description = _read(archive)
-        if description.model is None:
+        entry = description.model
+        if entry is None:
             raise FormatError(
                 f"{target} holds a tree, not a model (no 'model' entry): load it with fnn.io.load"
             )
-        model, template = _rebuild(description.model, description.node, FormatError, str(target))
-        return model, restore(template, _leaves(archive, description))
+        model, template = _rebuild(entry, FormatError, str(target))
+        found = _mismatch(template, description.treedef, description.leaves)
+        if found is not None:
+            raise FormatError(
+                f"{target}: the params do not fit the model for in_shape {entry.in_shape}: {found}"
+            )
+        saved = _restore(template, _leaves(archive, description))
+    if model.stateful:
+        return LoadedModel(model, saved["params"], saved["state"])
+    return LoadedModel(model, saved, None)

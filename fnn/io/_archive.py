@@ -22,7 +22,6 @@ from typing import IO, Any, BinaryIO
 import numpy as np
 
 from .._types import Array
-from ._describe import Leaf
 from ._format import (
     DESCRIPTION,
     MAX_DESCRIPTION_BYTES,
@@ -32,6 +31,7 @@ from ._format import (
     leaf_member,
     short,
 )
+from ._tree_json import Leaf
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 2**24
@@ -90,10 +90,13 @@ def _put(zf: zipfile.ZipFile, name: str, parts: Sequence[bytes | memoryview]) ->
 
 
 def write(file: BinaryIO, description: bytes, arrays: Sequence[Array]) -> None:
-    """Write an fnn archive: ``fnn.json``, then ``leaf_<i>.npy`` for each C-contiguous array."""
+    """Write an fnn archive: ``fnn.json``, then ``leaf_<i>.npy`` for each array, in C order."""
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         _put(zf, DESCRIPTION, [description])
-        for i, arr in enumerate(arrays):
+        for i, leaf in enumerate(arrays):
+            arr = leaf if leaf.flags.c_contiguous else np.ascontiguousarray(leaf)
+            if arr.ndim != leaf.ndim:  # ascontiguousarray makes a 0-d array 1-d
+                arr = arr.reshape(leaf.shape)
             data = arr.reshape(-1).view(np.uint8).data
             _put(zf, leaf_member(i), [_npy_header(arr), data])
 

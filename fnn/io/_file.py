@@ -7,10 +7,10 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ._describe import Leaf, Node
+from ..tree import TreeDef
 from ._format import FORMAT, MAX_NDIM, MAX_SPEC_DEPTH, VERSION, FormatError, short
 from ._json import depth, parse
-from ._parse import node_from_json
+from ._tree_json import Leaf, from_json
 
 _REQUIRED = frozenset({"format", "version", "tree", "metadata"})
 _OPTIONAL = frozenset({"model"})
@@ -35,9 +35,10 @@ class ModelEntry:
 
 @attrs.frozen(eq=False)
 class Description:
-    """A checked ``fnn.json``: the tree's node and leaves, the metadata, the model entry."""
+    """A checked ``fnn.json``: the tree's structure (classes by name) and leaves, the
+    metadata, the model entry."""
 
-    node: Node
+    treedef: TreeDef
     leaves: tuple[Leaf, ...]
     metadata: dict[str, Any]
     model: ModelEntry | None
@@ -97,6 +98,6 @@ def parse_description(data: bytes, what: str) -> Description:
     metadata = obj["metadata"]
     if not isinstance(metadata, dict):
         raise FormatError(f"{what}: 'metadata' must be a JSON object, got {short(metadata)}")
-    node, leaves = node_from_json(obj["tree"], what)
+    treedef, leaves = from_json(obj["tree"], what)
     model = _model_entry(obj["model"], what) if "model" in obj else None
-    return Description(node, leaves, metadata, model)
+    return Description(treedef, leaves, metadata, model)

@@ -1,15 +1,19 @@
-"""Layers as records of pure functions, and combinators that compose them.
+"""Layers as records of pure functions, combinators that compose them, and the registry.
 
-A layer is a :class:`Layer`: ``init``, ``output_shape``, ``apply``, ``forward`` and a
-hand-derived ``backward``. ``serial`` composes layers; ``mlp`` builds the classic
-multilayer perceptron.
+A layer is a :class:`Layer`: ``init``, ``shapes``, ``infer`` (called through ``apply``),
+the training ``forward`` and one hand-derived ``backward``; stateful layers add
+``init_state`` and stochastic ones set ``stochastic``. ``serial`` composes layers; ``mlp``
+builds the classic multilayer perceptron. :func:`register` adds a layer constructor to
+the one registry that specs and files name layers by.
 """
 
-from ._activations import activation as activation
+from .._types import Array as Array
+from .._types import Shape as Shape
 from ._activations import flatten as flatten
 from ._activations import identity as identity
 from ._activations import leaky_relu as leaky_relu
 from ._activations import log_softmax as log_softmax
+from ._activations import parameterless as parameterless
 from ._activations import relu as relu
 from ._activations import sigmoid as sigmoid
 from ._activations import softmax as softmax
@@ -25,14 +29,27 @@ from ._init import he_uniform as he_uniform
 from ._init import initializer as initializer
 from ._init import lecun_normal as lecun_normal
 from ._init import zeros as zeros
-from ._layer import Backward as Backward
-from ._layer import Forward as Forward
+from ._layer import BackwardFn as BackwardFn
+from ._layer import ForwardFn as ForwardFn
+from ._layer import InferFn as InferFn
 from ._layer import InitFn as InitFn
+from ._layer import InitStateFn as InitStateFn
 from ._layer import Layer as Layer
+from ._layer import Shapes as Shapes
+from ._layer import ShapesFn as ShapesFn
+from ._layer import check_in_shape as check_in_shape
+from ._layer import check_input as check_input
+from ._layer import check_no_state as check_no_state
+from ._layer import param_dtype as param_dtype
+from ._layer import placeholder as placeholder
 from ._layer import readonly as readonly
 from ._mlp import mlp as mlp
+from ._registry import LAYERS as LAYERS
+from ._registry import Registered as Registered
+from ._registry import activation as activation
+from ._registry import from_spec as from_spec
+from ._registry import register as register
 from ._serial import serial as serial
-from ._spec import from_spec as from_spec
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform

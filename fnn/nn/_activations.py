@@ -1,4 +1,4 @@
-"""Activations and other parameterless layers: their params are ``None``."""
+"""Activations and other layers without params or state (their params are ``None``)."""
 
 from __future__ import annotations
 
@@ -12,41 +12,57 @@ from numpy.typing import DTypeLike
 from .. import _checks
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import Layer, check_shape, float_input
+from ._layer import Layer, Shapes, check_in_shape, check_input, check_no_state
+from ._registry import register
 
 
-def _parameterless(
+def parameterless(
     name: str,
     forward: Callable[[Array], tuple[Array, Any]],
     backward: Callable[[Any, Array], Array],
-    spec: dict[str, Any] | None = None,
-    output_shape: Callable[[Shape], Shape] = lambda s: s,
+    *,
+    output_shape: Callable[[Shape], Shape] | None = None,
 ) -> Layer[None]:
-    """A Layer[None] from ``forward(x) -> (y, residuals)`` and ``backward(res, dy) -> dx``."""
+    """A layer without params or state from two functions of arrays.
+
+    Args:
+        name: the layer's name in error messages.
+        forward: ``forward(x) -> (y, residuals)``, for inference and training alike.
+        backward: ``backward(residuals, dy) -> dx``.
+        output_shape: ``output_shape(in_shape) -> out_shape`` (default: the same shape).
+
+    The layer checks that its params and state are ``None`` and that its input is a float
+    array; it computes ``dx`` only when asked. Register its constructor with
+    :func:`register` (``activation=True`` for an activation) to save models that use it.
+    """
+    same: Callable[[Shape], Shape] = lambda shape: shape  # noqa: E731
+    out_shape = output_shape or same
 
     def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> None:
-        check_shape(in_shape, name)
+        check_in_shape(in_shape, name)
 
-    def check(params: None, x: Array) -> Array:
+    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+        return Shapes(out_shape(check_in_shape(in_shape, name)))
+
+    def check(params: None, x: Array, state: Any) -> Array:
         if params is not None:
             raise TypeError(f"{name} has no parameters: expected None, got {type(params).__name__}")
-        return float_input(x, f"{name} input")
+        check_no_state(state, name)
+        return check_input(x, name)
 
-    def apply(params: None, x: Array) -> Array:
-        return forward(check(params, x))[0]
+    def infer(params: None, x: Array, state: None) -> Array:
+        return forward(check(params, x, state))[0]
 
-    def fwd(params: None, x: Array) -> tuple[Array, Any]:
-        return forward(check(params, x))
+    def train_forward(
+        params: None, x: Array, state: None, key: Key | None
+    ) -> tuple[Array, None, Any]:
+        y, residuals = forward(check(params, x, state))
+        return y, None, residuals
 
-    def bwd_into(
-        params: None, res: Any, dy: Array, need_dx: bool, out: list[Array]
-    ) -> Array | None:
+    def train_backward(params: None, res: Any, dy: Array, need_dx: bool, out: None) -> Array | None:
         return backward(res, dy) if need_dx else None
 
-    def bwd(params: None, res: Any, dy: Array, need_dx: bool) -> tuple[None, Array | None]:
-        return None, bwd_into(params, res, dy, need_dx, [])
-
-    return Layer(init, output_shape, apply, fwd, bwd, spec or {"layer": name}, bwd_into)
+    return Layer(init, shapes, infer, train_forward, train_backward)
 
 
 def _relu_forward(x: Array) -> tuple[Array, Array]:
@@ -54,11 +70,13 @@ def _relu_forward(x: Array) -> tuple[Array, Array]:
     return y, y
 
 
+@register("relu", activation=True)
 def relu() -> Layer[None]:
     """``y = max(x, 0)``; backward ``dx = dy * (x > 0)`` (zero at the kink)."""
-    return _parameterless("relu", _relu_forward, lambda y, dy: np.multiply(dy, y > 0))
+    return parameterless("relu", _relu_forward, lambda y, dy: np.multiply(dy, y > 0))
 
 
+@register("leaky_relu", activation=True)
 def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
     """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
     slope = _checks.real(negative_slope, "negative_slope")
@@ -72,9 +90,7 @@ def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
     def backward(positive: Array, dy: Array) -> Array:
         return np.where(positive, dy, dy * slope)
 
-    return _parameterless(
-        "leaky_relu", forward, backward, {"layer": "leaky_relu", "negative_slope": slope}
-    )
+    return parameterless("leaky_relu", forward, backward)
 
 
 def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
@@ -85,9 +101,10 @@ def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
     return y, e / (denom * denom)
 
 
+@register("sigmoid", activation=True)
 def sigmoid() -> Layer[None]:
     """``y = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dy * y * (1 - y)``."""
-    return _parameterless("sigmoid", _sigmoid_forward, lambda slope, dy: dy * slope)
+    return parameterless("sigmoid", _sigmoid_forward, lambda slope, dy: dy * slope)
 
 
 def _tanh_forward(x: Array) -> tuple[Array, Array]:
@@ -95,9 +112,10 @@ def _tanh_forward(x: Array) -> tuple[Array, Array]:
     return y, y
 
 
+@register("tanh", activation=True)
 def tanh() -> Layer[None]:
     """``y = tanh(x)``; ``dx = dy * (1 - y**2)``."""
-    return _parameterless("tanh", _tanh_forward, lambda y, dy: dy * (1 - y * y))
+    return parameterless("tanh", _tanh_forward, lambda y, dy: dy * (1 - y * y))
 
 
 def _softmax_forward(x: Array) -> tuple[Array, Array]:
@@ -111,6 +129,7 @@ def _softmax_backward(y: Array, dy: Array) -> Array:
     return dx
 
 
+@register("softmax", activation=True)
 def softmax() -> Layer[None]:
     """``y = exp(x) / sum(exp(x))`` over the last axis (shifted by the max: no overflow).
 
@@ -118,7 +137,7 @@ def softmax() -> Layer[None]:
     :func:`fnn.losses.softmax_cross_entropy`; a model ending in ``softmax`` pairs with
     :func:`fnn.losses.categorical_cross_entropy`.
     """
-    return _parameterless("softmax", _softmax_forward, _softmax_backward)
+    return parameterless("softmax", _softmax_forward, _softmax_backward)
 
 
 def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
@@ -127,20 +146,23 @@ def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
     return y, y
 
 
+@register("log_softmax", activation=True)
 def log_softmax() -> Layer[None]:
     """``y = x - logsumexp(x)`` over the last axis; ``dx = dy - exp(y) * sum(dy)``."""
-    return _parameterless(
+    return parameterless(
         "log_softmax",
         _log_softmax_forward,
         lambda y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True),
     )
 
 
+@register("identity", activation=True)
 def identity() -> Layer[None]:
     """``y = x`` (the "linear" activation); ``dx = dy``."""
-    return _parameterless("identity", lambda x: (x, None), lambda res, dy: dy)
+    return parameterless("identity", lambda x: (x, None), lambda res, dy: dy)
 
 
+@register("flatten")
 def flatten() -> Layer[None]:
     """Flattens each example: ``(batch, *in_shape) -> (batch, prod(in_shape))``."""
 
@@ -149,30 +171,9 @@ def flatten() -> Layer[None]:
             raise ValueError(f"flatten expects input of shape (batch, ...), got {x.shape}")
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape
 
-    def output_shape(in_shape: Shape) -> Shape:
-        return (math.prod(check_shape(in_shape, "flatten")),)
-
-    return _parameterless(
-        "flatten", forward, lambda shape, dy: dy.reshape(shape), output_shape=output_shape
+    return parameterless(
+        "flatten",
+        forward,
+        lambda shape, dy: dy.reshape(shape),
+        output_shape=lambda in_shape: (math.prod(in_shape),),
     )
-
-
-ACTIVATIONS: dict[str, Callable[[], Layer[None]]] = {
-    "relu": relu,
-    "leaky_relu": leaky_relu,
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-    "softmax": softmax,
-    "log_softmax": log_softmax,
-    "identity": identity,
-    "linear": identity,
-}
-
-
-def activation(name: str) -> Layer[None]:
-    """The activation layer called ``name`` (``"linear"`` is ``identity``)."""
-    try:
-        return ACTIVATIONS[name]()
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(f"unknown activation {name!r}; expected one of: {known}") from None

@@ -13,7 +13,17 @@ from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
 from ._init import Initializer, initializer
-from ._layer import Layer, check_shape, param_dtype, readonly
+from ._layer import (
+    Layer,
+    Shapes,
+    check_in_shape,
+    check_input,
+    check_no_state,
+    param_dtype,
+    placeholder,
+    readonly,
+)
+from ._registry import register
 
 
 @attrs.frozen(eq=False)
@@ -28,21 +38,26 @@ class DenseParams:
     b: Array = _tree.field(converter=readonly)
 
 
+_tree.register_type(DenseParams, "fnn.nn.DenseParams")
+
+
 def _check_params(params: Any) -> DenseParams:
     if not isinstance(params, DenseParams):
         raise TypeError(f"dense expected DenseParams, got {type(params).__name__}")
     return params
 
 
-def _check_input(params: DenseParams, x_in: Any) -> Array:
-    x = _checks.float_array(x_in, "dense input", params.w.dtype)
-    fan_in = params.w.shape[0]
-    if x.ndim != 2 or x.shape[1] != fan_in:
-        hint = "; add nn.flatten() before dense" if x.ndim > 2 else ""
-        raise ValueError(f"dense expected input of shape (batch, {fan_in}), got {x.shape}{hint}")
-    return x
+def _in_features(in_shape: Shape) -> int:
+    in_shape = check_in_shape(in_shape, "dense")
+    if len(in_shape) != 1:
+        raise ValueError(
+            f"dense expects inputs of shape (features,) per example, got {in_shape}; "
+            "add nn.flatten() before dense"
+        )
+    return in_shape[0]
 
 
+@register("dense", types=(DenseParams,))
 def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Layer[DenseParams]:
     """A fully connected layer with ``features`` outputs: ``y = x @ w + b``.
 
@@ -51,7 +66,8 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
         weight_init: a name from :mod:`fnn.nn` initializers (``"he_normal"``, the
             default, ``"he_uniform"``, ``"glorot_normal"``, ``"glorot_uniform"``,
             ``"xavier_*"``, ``"lecun_normal"``, ``"zeros"``) or a function
-            ``(key, (fan_in, fan_out), dtype) -> array``. Biases start at zero.
+            ``(key, (fan_in, fan_out), dtype) -> array`` (the layer then has no spec).
+            Biases start at zero.
 
     Shapes: ``x (batch, in) -> y (batch, features)``.
 
@@ -67,40 +83,41 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     features = _checks.positive_int(features, "dense features")
     if isinstance(weight_init, str):
         init_w = initializer(weight_init)
-        spec: dict[str, Any] | None = {
-            "layer": "dense",
-            "features": features,
-            "weight_init": weight_init,
-        }
     elif callable(weight_init):
-        init_w, spec = weight_init, None
+        init_w = weight_init
     else:
         raise TypeError(f"weight_init must be a name or a function, got {weight_init!r}")
 
     def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> DenseParams:
-        in_shape = check_shape(in_shape, "dense")
-        if len(in_shape) != 1:
-            raise ValueError(
-                f"dense expects inputs of shape (features,) per example, got {in_shape}; "
-                "add nn.flatten() before dense"
-            )
-        dt = param_dtype(dtype)
-        w = np.asarray(init_w(key, (in_shape[0], features), dt), dtype=dt)
+        fan_in, dt = _in_features(in_shape), param_dtype(dtype)
+        w = np.asarray(init_w(key, (fan_in, features), dt), dtype=dt)
         return DenseParams(w, np.zeros(features, dtype=dt))
 
-    def output_shape(in_shape: Shape) -> Shape:
-        return (features,)
+    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+        fan_in, dt = _in_features(in_shape), param_dtype(dtype)
+        w, b = placeholder((fan_in, features), dt), placeholder((features,), dt)
+        return Shapes((features,), DenseParams(w, b))
 
-    def apply(params: DenseParams, x: Array) -> Array:
+    def infer(params: DenseParams, x: Array, state: None) -> Array:
         params = _check_params(params)
-        y = _check_input(params, x) @ params.w
+        check_no_state(state, "dense")
+        x = check_input(x, "dense", params.w.dtype)
+        fan_in = params.w.shape[0]
+        if x.ndim != 2 or x.shape[1] != fan_in:
+            hint = "; add nn.flatten() before dense" if x.ndim > 2 else ""
+            raise ValueError(
+                f"dense expected input of shape (batch, {fan_in}), got {x.shape}{hint}"
+            )
+        y = x @ params.w
         y += params.b
         return y
 
-    def forward(params: DenseParams, x: Array) -> tuple[Array, Array]:
-        return apply(params, x), x
+    def forward(
+        params: DenseParams, x: Array, state: None, key: Key | None
+    ) -> tuple[Array, None, Array]:
+        return infer(params, x, state), None, x
 
-    def backward_into(
+    def backward(
         params: DenseParams, x: Array, dy: Array, need_dx: bool, out: list[Array]
     ) -> Array | None:
         dw, db = out
@@ -108,11 +125,4 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
         np.add.reduce(dy, axis=0, out=db)
         return dy @ params.w.T if need_dx else None
 
-    def backward(
-        params: DenseParams, x: Array, dy: Array, need_dx: bool
-    ) -> tuple[DenseParams, Array | None]:
-        dw, db = np.empty_like(params.w), np.empty_like(params.b)
-        dx = backward_into(params, x, dy, need_dx, [dw, db])
-        return DenseParams(dw, db), dx
-
-    return Layer(init, output_shape, apply, forward, backward, spec, backward_into)
+    return Layer(init, shapes, infer, forward, backward)

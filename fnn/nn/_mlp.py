@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _checks
-from ._activations import activation as _activation
 from ._activations import flatten
 from ._dense import dense
 from ._layer import Layer
+from ._registry import activation as _activation
 from ._serial import serial
 
 _DEFAULT_INIT = {"relu": "he_normal", "leaky_relu": "he_normal"}

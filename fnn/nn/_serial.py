@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .. import _checks, random
+from .. import random
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import Layer, backward_into, check_shape, float_input
+from ._layer import Layer, Shapes, check_in_shape, check_no_state
+from ._registry import register
 
 P1 = TypeVar("P1")
 P2 = TypeVar("P2")
@@ -84,18 +85,20 @@ def serial(
 def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]: ...
 
 
+@register("serial")
 def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
     """Layers applied one after another; the params are the tuple of the layers' params.
 
     ``serial(a, b).apply((pa, pb), x) == b.apply(pb, a.apply(pa, x))``.
 
+    State and keys are threaded the same way: the state of a serial holding a stateful
+    layer is the tuple of its layers' states (``None`` for those without), else ``None``;
+    in training, stochastic layer ``i`` gets ``fold_in(key, i)``.
+
     Backward runs the layers in reverse and never computes more than it must: when the
     caller does not need the gradient of the input (``need_dx=False``, as
     :func:`fnn.grad` asks), it stops at the first layer that has parameters and asks
     that layer for its parameter gradients only.
-
-    ``apply`` checks that its input is a finite float array (one cheap pass), so NaN or
-    Inf in ``x`` fails with a ValueError instead of spreading through the output.
 
     The static type records each layer's params type for up to 8 layers, so passing
     one model's params to another model is a type error where the structures differ.
@@ -106,6 +109,9 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
         if not isinstance(layer, Layer):
             raise TypeError(f"serial expected Layer objects, got {type(layer).__name__} at {i}")
     n = len(layers)
+    stateful = any(layer.stateful for layer in layers)
+    stochastic = any(layer.stochastic for layer in layers)
+    no_states = (None,) * n
 
     def check_params(params: Any) -> tuple[Any, ...]:
         if not isinstance(params, tuple) or len(params) != n:
@@ -118,66 +124,92 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
             )
         return params
 
+    def check_state(state: Any) -> tuple[Any, ...]:
+        if not stateful:
+            check_no_state(state, "this serial")
+            return no_states
+        if not isinstance(state, tuple) or len(state) != n:
+            got = f"a tuple of {len(state)}" if isinstance(state, tuple) else type(state).__name__
+            raise TypeError(
+                f"serial of {n} layers expected its state as a tuple of {n} "
+                f"(as its init_state returns), got {got}"
+            )
+        return state
+
     def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> tuple[Any, ...]:
-        shape = check_shape(in_shape, "serial")
+        shape = check_in_shape(in_shape, "serial")
         params = []
         for layer, k in zip(layers, random.split(key, n)):
             params.append(layer.init(k, shape, dtype))
             shape = layer.output_shape(shape)
         return tuple(params)
 
-    def output_shape(in_shape: Shape) -> Shape:
+    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+        shape = check_in_shape(in_shape, "serial")
+        params, states = [], []
         for layer in layers:
-            in_shape = layer.output_shape(in_shape)
-        return in_shape
+            found = layer.shapes(shape, dtype)
+            params.append(found.params)
+            states.append(found.state)
+            shape = found.output
+        return Shapes(shape, tuple(params), tuple(states) if stateful else None)
 
-    def apply(params: tuple[Any, ...], x: Array) -> Array:
-        _checks.finite(float_input(x, "model input"), "model input")
-        for layer, p in zip(layers, check_params(params)):
-            x = layer.apply(p, x)
+    def init_state(in_shape: Shape, dtype: DTypeLike = np.float32) -> tuple[Any, ...]:
+        shape = check_in_shape(in_shape, "serial")
+        states = []
+        for layer in layers:
+            states.append(None if layer.init_state is None else layer.init_state(shape, dtype))
+            shape = layer.output_shape(shape)
+        return tuple(states)
+
+    def infer(params: tuple[Any, ...], x: Array, state: Any) -> Array:
+        for layer, p, s in zip(layers, check_params(params), check_state(state)):
+            x = layer.infer(p, x, s)
         return x
 
-    def forward(params: tuple[Any, ...], x: Array) -> tuple[Array, tuple[Any, ...]]:
-        residuals = []
-        for layer, p in zip(layers, check_params(params)):
-            x, r = layer.forward(p, x)
+    def forward(
+        params: tuple[Any, ...], x: Array, state: Any, key: Key | None
+    ) -> tuple[Array, Any, tuple[Any, ...]]:
+        params, states = check_params(params), check_state(state)
+        if stochastic and key is None:
+            raise ValueError(
+                "this model draws random numbers in training (dropout): its training "
+                "forward needs a key"
+            )
+        residuals, new_states = [], []
+        for i, (layer, p, s) in enumerate(zip(layers, params, states)):
+            k = random.fold_in(cast(Key, key), i) if layer.stochastic else None
+            x, s, r = layer.forward(p, x, s, k)
             residuals.append(r)
-        return x, tuple(residuals)
+            new_states.append(s)
+        return x, tuple(new_states) if stateful else None, tuple(residuals)
 
-    intos = [backward_into(layer) for layer in layers]
-
-    def into(
+    def backward(
         params: tuple[Any, ...],
         residuals: tuple[Any, ...],
         dy: Array,
         need_dx: bool,
-        out: list[Array],
+        out: tuple[Any, ...],
     ) -> Array | None:
         params = check_params(params)
-        counts = [_tree.num_leaves(p) for p in params]
-        if sum(counts) != len(out):
-            raise ValueError(f"serial's params have {sum(counts)} leaves, got {len(out)} buffers")
-        stop = 0 if need_dx else next((i for i, c in enumerate(counts) if c), n)
-        end = len(out)
+        if not isinstance(out, tuple) or len(out) != n:
+            raise TypeError(f"serial of {n} layers expected out as a tuple of {n}, got {out!r}")
+        # Layers before the first one with parameters have nothing to write, and the input
+        # gradient is never computed for them.
+        stop = 0 if need_dx else next((i for i, o in enumerate(out) if _has_buffers(o)), n)
         for i in range(n - 1, stop - 1, -1):
             need = need_dx or i > stop
-            dx = intos[i](params[i], residuals[i], dy, need, out[end - counts[i] : end])
-            end -= counts[i]
+            dx = layers[i].backward(params[i], residuals[i], dy, need, out[i])
             if need:
                 if dx is None:
                     raise TypeError(f"layer {i} of serial returned no input gradient when asked")
                 dy = dx
         return dy if need_dx else None
 
-    def backward(
-        params: tuple[Any, ...], residuals: tuple[Any, ...], dy: Array, need_dx: bool
-    ) -> tuple[tuple[Any, ...], Array | None]:
-        values, treedef = _tree.flatten(check_params(params))
-        out = [np.empty_like(v) for v in values]
-        dx = into(params, residuals, dy, need_dx, out)
-        grads: tuple[Any, ...] = _tree.unflatten(treedef, out)
-        return grads, dx
+    return Layer(
+        init, shapes, infer, forward, backward, init_state if stateful else None, stochastic
+    )
 
-    specs = [layer.spec for layer in layers]
-    spec = None if any(s is None for s in specs) else {"layer": "serial", "layers": specs}
-    return Layer(init, output_shape, apply, forward, backward, spec, into)
+
+def _has_buffers(out: Any) -> bool:
+    return out is not None and _tree.num_leaves(out) > 0

@@ -1,11 +1,12 @@
 """Optimizer states, gradient transforms and the optimizer record.
 
-A :class:`Transform` is one step of an update rule, written for a single flat array:
-the whole parameter tree is viewed as one contiguous buffer (see
+A :class:`Transform` is one step of an update rule written as a pure function of one
+flat array: the whole parameter tree is viewed as one contiguous buffer (see
 :func:`fnn.tree.ravel`), so a rule costs a handful of whole-array NumPy operations per
-step however many leaves the tree has. :class:`Optimizer` chains transforms and applies
-their result to the parameters; its state, :class:`OptState`, is a frozen tree of
-parameter-shaped trees (params and moments), so it saves and loads like any tree.
+step however many leaves the tree has. A rule returns fresh arrays and never writes into
+what it is given. :class:`Optimizer` chains transforms and applies their result to the
+parameters; its state, :class:`OptState`, is a frozen tree (params, step count, each
+transform's moments), so it saves and loads like any tree.
 """
 
 from __future__ import annotations
@@ -27,56 +28,44 @@ from ._schedules import Schedule
 P = TypeVar("P")
 
 Moments = tuple[Array, ...]
-"""A transform's state: flat arrays shaped like the flat parameter buffer."""
+"""A transform's state: flat arrays laid out like the flat parameter buffer."""
 
 
 @attrs.frozen(eq=False)
 class Updates:
-    """An update vector held lazily as ``scale * array``.
+    """An update vector ``scale * array``: the numbers and a scalar factor kept apart.
 
-    Scalar factors (learning rates, bias corrections, clipping) multiply ``scale`` for
-    free; :meth:`value` materializes the product once when a rule needs the numbers.
+    Scalar factors (learning rates, bias corrections, clipping) multiply ``scale``
+    without a pass over the array; :meth:`value` gives the product when a rule needs the
+    numbers. Updates are immutable: a rule never writes into ``array`` (nor into what
+    :meth:`value` returns, which is ``array`` itself when ``scale`` is 1).
 
     Attributes:
-        array: the numbers, before ``scale``.
+        array: the numbers, before ``scale``: a flat array like the raveled params.
         scale: a Python float factor.
-        owned: whether ``array`` is a scratch buffer of this update step that later
-            transforms may overwrite. The caller's gradient buffer and any moment kept
-            in a state are never owned, so they are never written into.
     """
 
     array: Array
     scale: float = attrs.field(default=1.0, converter=float)
-    owned: bool = False
 
     def value(self) -> Array:
-        """``scale * array`` as an array: ``array`` itself when ``scale`` is 1; scaled in
-        place when the array is owned (these updates are then used up: build new ones
-        from the result instead of reading them again)."""
+        """``scale * array``: a new array, or ``array`` itself when ``scale`` is 1."""
         if self.scale == 1.0:
             return self.array
-        if self.owned:
-            scaled: Array = np.multiply(self.array, self.scale, out=self.array)
-            return scaled
         out: Array = np.multiply(self.array, self.scale)
-        return out
-
-    def scratch(self) -> Array:
-        """A buffer of the array's shape that the caller may overwrite: the array itself
-        when owned (its values are then lost), else a new one."""
-        if self.owned:
-            return self.array
-        out: Array = np.empty_like(self.array)
         return out
 
     def scaled(self, factor: float) -> Updates:
         """These updates times a Python float, without touching the array."""
-        return Updates(self.array, self.scale * float(factor), self.owned)
+        return Updates(self.array, self.scale * float(factor))
 
 
-UpdateFn = Callable[[Updates, Moments, Array, int, Layout], tuple[Updates, Moments]]
-"""``update(updates, moments, params, step, layout) -> (updates, moments)``; ``step``
-counts the updates made before this one (0 for the first)."""
+UpdateFn = Callable[[Updates, Moments, Any, int, Layout], tuple[Updates, Moments]]
+"""``update(updates, moments, params, step, layout) -> (updates, moments)``: ``params``
+is the current params tree (``layout.flat(params)`` gives them as one flat array, without
+a copy when they are the optimizer's own), ``step`` counts the updates made before this
+one (0 for the first), ``layout`` maps the flat buffer to the params' leaves (per-leaf
+masks such as ``layout.weights``)."""
 
 
 @attrs.frozen(eq=False)
@@ -85,16 +74,24 @@ class Transform:
 
     Attributes:
         init: ``init(flat_params, layout) -> moments``, the initial state (flat arrays).
-        update: see :data:`UpdateFn`. Must not modify its arguments.
-        state: the frozen attrs class whose fields name the moments, in order; the
-            optimizer state shows each moment as a tree shaped like the params.
+        update: see :data:`UpdateFn`; a pure function returning fresh arrays.
+        state: the frozen attrs class whose fields name the moments, in order; register
+            it with :func:`fnn.tree.register_type` so that saved states load without a
+            template.
         learning_rate: the schedule, for transforms that scale by a learning rate.
+        name: how error messages name the transform (default: the state class's name).
     """
 
     init: Callable[[Array, Layout], Moments]
     update: UpdateFn
     state: type
     learning_rate: Schedule | None = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The transform's name, or its state class's name."""
+        return self.name or self.state.__name__
 
 
 @attrs.frozen(eq=False)
@@ -102,9 +99,13 @@ class EmptyState:
     """The state of a transform that keeps no moments."""
 
 
+_tree.register_type(EmptyState, "fnn.optim.EmptyState")
+
+
 def stateless(
-    update: Callable[[Updates, Array, int, Layout], Updates],
+    update: Callable[[Updates, Any, int, Layout], Updates],
     learning_rate: Schedule | None = None,
+    name: str = "",
 ) -> Transform:
     """A transform without moments from ``update(updates, params, step, layout)``."""
 
@@ -112,18 +113,18 @@ def stateless(
         return ()
 
     def update_fn(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         return update(u, params, step, layout), ()
 
-    return Transform(init, update_fn, EmptyState, learning_rate)
+    return Transform(init, update_fn, EmptyState, learning_rate, name or update.__name__)
 
 
 def _as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-@attrs.frozen(eq=False, slots=False)
+@attrs.frozen(eq=False)
 class OptState(Generic[P]):
     """The state of an optimizer: the params, the step count and each transform's moments.
 
@@ -136,9 +137,7 @@ class OptState(Generic[P]):
             params).
 
     A frozen tree like any other: it can be saved, loaded and compared with
-    :mod:`fnn.tree`. The params are views into one flat buffer, which a state made by
-    :meth:`Optimizer.update` keeps at hand (an implementation detail that saves a copy
-    per step); a state rebuilt from its fields (loaded, or mapped) works the same.
+    :mod:`fnn.tree`.
     """
 
     params: P
@@ -146,15 +145,7 @@ class OptState(Generic[P]):
     inner: tuple[Any, ...] = attrs.field(converter=_as_tuple)
 
 
-@attrs.frozen(eq=False)
-class _Flat:
-    """What an optimizer's update knows of the state it made: the flat buffer the params
-    are views of, its layout, the (already checked) moments, and the transforms."""
-
-    layout: Layout
-    params: Array
-    moments: tuple[Moments, ...]
-    transforms: tuple[Transform, ...]
+_tree.register_type(OptState, "fnn.optim.OptState")
 
 
 def _readonly(flat: Array) -> Array:
@@ -162,77 +153,67 @@ def _readonly(flat: Array) -> Array:
     return flat
 
 
-def _state(
-    transforms: tuple[Transform, ...],
-    layout: Layout,
-    flat_params: Array,
-    moments: Sequence[Moments],
-    step: int,
-) -> OptState[Any]:
-    frozen = tuple(tuple(_readonly(m) for m in ms) for ms in moments)
-    inner = tuple(t.state(*ms) for t, ms in zip(transforms, frozen))
-    state: OptState[Any] = OptState(layout.unravel(_readonly(flat_params)), step, inner)
-    object.__setattr__(state, "_flat", _Flat(layout, flat_params, frozen, transforms))
+def _opt_state(state: Any) -> OptState[Any]:
+    if not isinstance(state, OptState):
+        raise TypeError(f"expected an OptState (from optimizer.init), got {type(state).__name__}")
     return state
 
 
-def _check_state(state: Any, transforms: Sequence[Transform]) -> None:
-    if not isinstance(state, OptState):
-        raise TypeError(f"expected an OptState (from optimizer.init), got {type(state).__name__}")
+def _check_moments(transform: Transform, values: Any, layout: Layout, what: str) -> Moments:
+    """``values`` as a tuple of flat arrays like the params' buffer, else a ValueError naming
+    the transform and ``what`` (its output or the state it was given)."""
+    if not isinstance(values, tuple):
+        raise TypeError(
+            f"{transform.label} {what} a {type(values).__name__} of moments, expected a tuple"
+        )
+    for v in values:
+        if not (
+            isinstance(v, np.ndarray) and v.shape == (layout.size,) and v.dtype == layout.dtype
+        ):
+            got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+            raise ValueError(
+                f"{transform.label} {what} a moment that is not a flat {layout.dtype} array "
+                f"of shape ({layout.size},) like the raveled params: got {got}"
+            )
+    return values
+
+
+def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) -> list[Moments]:
     if len(state.inner) != len(transforms):
         raise ValueError(
             f"this optimizer has {len(transforms)} transforms but the state holds "
             f"{len(state.inner)}: was it made by another optimizer?"
         )
+    out = []
     for t, record in zip(transforms, state.inner):
         if not isinstance(record, t.state):
             raise TypeError(
                 f"expected {t.state.__name__} in the state, got {type(record).__name__}: "
                 "was it made by another optimizer?"
             )
-
-
-def _flat_of(state: OptState[Any], transforms: tuple[Transform, ...]) -> _Flat:
-    """The flat view of ``state`` for these transforms: cached when this optimizer made
-    the state, else checked and raveled (a state loaded from disk, or mapped)."""
-    cached = state.__dict__.get("_flat") if isinstance(state, OptState) else None
-    if isinstance(cached, _Flat) and cached.transforms is transforms:
-        return cached
-    _check_state(state, transforms)
-    flat, layout = _tree.ravel(state.params)
-    return _Flat(layout, flat, tuple(_moments(state, layout)), transforms)
-
-
-def flat_view(state: OptState[Any], optimizer: Optimizer) -> _Flat:
-    """The flat buffer, layout and moments of ``state`` as ``optimizer`` sees them
-    (private to fnn: training writes gradients straight into this layout)."""
-    return _flat_of(state, optimizer.transforms)
-
-
-def _moments(state: OptState[Any], layout: Layout) -> list[Moments]:
-    out = []
-    for record in state.inner:
-        values = tuple(getattr(record, f.name) for f in attrs.fields(cast(Any, type(record))))
-        for v in values:
-            flat_like = isinstance(v, np.ndarray) and v.shape == (layout.size,)
-            if not flat_like or v.dtype != layout.dtype:
-                got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
-                raise ValueError(
-                    f"a moment of {type(record).__name__} must be a flat {layout.dtype} array "
-                    f"of shape ({layout.size},) like the raveled params, got {got}"
-                )
-        out.append(values)
+        fields = attrs.fields(cast(Any, type(record)))
+        values = tuple(getattr(record, f.name) for f in fields)
+        out.append(_check_moments(t, values, layout, "has in the state"))
     return out
 
 
 def moment_trees(state: OptState[Any]) -> tuple[Any, ...]:
     """The state's transform records with each flat moment shown as a tree shaped like
     the params (views, no copy)."""
-    _, layout = _tree.ravel(state.params)
+    layout = _tree.layout(state.params)
     return tuple(
-        type(record)(*(layout.unravel(m) for m in ms))
-        for record, ms in zip(state.inner, _moments(state, layout))
+        type(record)(*(layout.unravel(getattr(record, f.name)) for f in attrs.fields(type(record))))
+        for record in state.inner
     )
+
+
+def _apply(params: list[Array], u: Updates, layout: Layout) -> Array:
+    """``params + scale * array`` as a new flat buffer (two passes), added leaf by leaf (the
+    params need not be one buffer)."""
+    out: Array = np.multiply(u.array, u.scale) if u.scale != 1.0 else u.array.copy()
+    for view, p in zip(layout.views(out), params):
+        np.add(view, p, out=view)  # into the buffer this function has just made
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -254,50 +235,58 @@ class Optimizer:
 
         Raises:
             TypeError: a leaf is not a float array, or the leaves mix dtypes.
+            ValueError: a transform's ``init`` made moments unlike the params' buffer.
         """
         flat, layout = _tree.ravel(params)
-        moments = [tuple(t.init(flat, layout)) for t in self.transforms]
-        return cast(OptState[P], _state(self.transforms, layout, flat, moments, 0))
+        moments = [
+            _check_moments(t, tuple(t.init(flat, layout)), layout, "init returned")
+            for t in self.transforms
+        ]
+        return self._state(layout, flat, moments, 0)
 
     def update(self, state: OptState[P], grads: P) -> tuple[OptState[P], P]:
         """Apply one step: returns the new state and the new params (``new_state.params``).
 
         Raises:
-            ValueError: ``grads`` does not match the params' structure, shapes or dtypes.
+            ValueError: ``grads`` does not match the params' structure, shapes or dtypes;
+                a transform returned moments or updates unlike the params' buffer (the
+                message names the transform).
         """
-        flat = _flat_of(state, self.transforms)
-        new_state = self._step(state.step, flat, flat.layout.ravel(grads, "grads"))
+        leaves, treedef = _tree.flatten(_opt_state(state).params)
+        layout = _tree.layout_of(leaves, treedef)
+        new_state = self._update(state, layout.flat(grads, "grads"), leaves, layout)
         return new_state, new_state.params
 
-    def update_flat(
-        self, state: OptState[P], flat_grads: Array, *, donate: bool = False
+    def _update(
+        self, state: OptState[P], flat_grads: Array, leaves: list[Array], layout: Layout
     ) -> OptState[P]:
-        """:meth:`update` for a gradient already laid out as the flat parameter buffer.
+        """:meth:`update` for a gradient already laid out flat, given the params' leaves
+        and layout (as :func:`fnn.train_step` has them at hand). ``flat_grads`` is read."""
+        moments = _state_moments(state, self.transforms, layout)
+        u = Updates(flat_grads)
+        new_moments = []
+        for t, m in zip(self.transforms, moments):
+            u, new_m = t.update(u, m, state.params, state.step, layout)
+            new_moments.append(_check_moments(t, new_m, layout, "returned"))
+            if not (
+                isinstance(u, Updates)
+                and isinstance(u.array, np.ndarray)
+                and u.array.shape == flat_grads.shape
+                and u.array.dtype == flat_grads.dtype
+            ):
+                raise ValueError(
+                    f"{t.label} returned updates that are not a flat {layout.dtype} array "
+                    f"of shape ({layout.size},) like the params"
+                )
+        return self._state(layout, _apply(leaves, u, layout), new_moments, state.step + 1)
 
-        ``flat_grads`` must have the layout's dtype and size. It is not modified unless
-        ``donate`` is true: then the caller hands the buffer over (its contents are
-        undefined afterwards and it must not be read again), and the update uses it as
-        scratch instead of allocating another parameter-sized array.
-        """
-        flat = _flat_of(state, self.transforms)
-        layout = flat.layout
-        if flat_grads.shape != (layout.size,) or flat_grads.dtype != layout.dtype:
-            raise ValueError(
-                f"flat grads must be {layout.dtype} of shape ({layout.size},), "
-                f"got {flat_grads.dtype} {flat_grads.shape}"
-            )
-        return self._step(state.step, flat, flat_grads, donate)
-
-    def _step(
-        self, step: int, flat: _Flat, flat_grads: Array, donate: bool = False
+    def _state(
+        self, layout: Layout, flat_params: Array, moments: Sequence[Moments], step: int
     ) -> OptState[Any]:
-        u = Updates(flat_grads, owned=donate)
-        moments = []
-        for t, m in zip(self.transforms, flat.moments):
-            u, new_m = t.update(u, m, flat.params, step, flat.layout)
-            moments.append(new_m)
-        new_params = _apply(flat.params, u)
-        return _state(self.transforms, flat.layout, new_params, moments, step + 1)
+        inner = tuple(
+            t.state(*(_readonly(m) for m in ms)) for t, ms in zip(self.transforms, moments)
+        )
+        return OptState(layout.unravel(_readonly(flat_params)), step, inner)
 
     def learning_rate(self, state: OptState[Any]) -> float:
         """The learning rate the next update will use (of the first scheduled transform).
@@ -309,26 +298,6 @@ class Optimizer:
             if t.learning_rate is not None:
                 return t.learning_rate(state.step)
         raise ValueError("this optimizer has no learning rate")
-
-
-def _apply(params: Array, u: Updates) -> Array:
-    """``params + scale * array`` in a buffer no one else holds (the owned array, or a
-    new one): two passes over the buffer at most, one new allocation at most."""
-    if u.scale == 0.0:
-        same: Array = params.copy()
-        return same
-    if u.owned:
-        out = u.array
-        if u.scale != 1.0:
-            np.multiply(out, u.scale, out=out)
-        np.add(out, params, out=out)
-        return out
-    if u.scale == 1.0:
-        added: Array = np.add(params, u.array)
-        return added
-    step: Array = np.multiply(u.array, u.scale)
-    step += params
-    return step
 
 
 def chain(*parts: Transform | Optimizer) -> Optimizer:

@@ -1,7 +1,8 @@
 """Gradient transforms, each the equation of one piece of an update rule.
 
-Every rule is written for one flat array ``g`` (the whole gradient tree, raveled) and
-returns new moments in fresh arrays; nothing passed in is modified.
+Every rule is a pure function of one flat array ``g`` (the whole gradient tree, raveled):
+it returns its updates and new moments in fresh arrays and modifies nothing it is given
+(arrays it has just made itself it may finish in place).
 """
 
 from __future__ import annotations
@@ -36,11 +37,17 @@ class AdamState:
     nu: Any
 
 
+_tree.register_type(AdamState, "fnn.optim.AdamState")
+
+
 @attrs.frozen(eq=False)
 class TraceState:
     """The momentum buffer (velocity) of :func:`trace`."""
 
     momentum: Any
+
+
+_tree.register_type(TraceState, "fnn.optim.TraceState")
 
 
 @attrs.frozen(eq=False)
@@ -50,11 +57,17 @@ class RmsState:
     nu: Any
 
 
+_tree.register_type(RmsState, "fnn.optim.RmsState")
+
+
 @attrs.frozen(eq=False)
 class AdagradState:
     """The running sum of squared gradients of :func:`scale_by_adagrad`."""
 
     sum_of_squares: Any
+
+
+_tree.register_type(AdagradState, "fnn.optim.AdagradState")
 
 
 FLUSH_EVERY = 16
@@ -81,10 +94,10 @@ def flush_tiny(moment: Array, step: int) -> Array:
     return moment
 
 
-def _ema(old: Array, new: Array, decay: float, *, new_is_scratch: bool = False) -> Array:
-    """``decay * old + (1 - decay) * new``, computed as ``old + (1 - decay) * (new - old)``,
-    in ``new``'s buffer when it is scratch, else in a fresh array (three passes)."""
-    step = np.subtract(new, old, out=new) if new_is_scratch else np.subtract(new, old)
+def _ema(old: Array, new: Array, decay: float, *, new_is_ours: bool = False) -> Array:
+    """``decay * old + (1 - decay) * new``, computed as ``old + (1 - decay) * (new - old)``
+    (three passes), in a fresh array, or in ``new`` when the calling rule has just made it."""
+    step = np.subtract(new, old, out=new) if new_is_ours else np.subtract(new, old)
     step *= 1.0 - decay
     step += old
     return step
@@ -107,20 +120,20 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
         return np.zeros_like(flat), np.zeros_like(flat)
 
     def update(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         g = u.value()
         mu, nu = moments
         t = step + 1
         new_mu = flush_tiny(_ema(mu, g, b1), step)
-        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), b2, new_is_scratch=True), step)
+        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), b2, new_is_ours=True), step)
         root_bc2 = math.sqrt(1.0 - b2**t)
-        direction = np.sqrt(new_nu, out=u.scratch())  # g is no longer needed
+        direction = np.sqrt(new_nu)
         direction += eps * root_bc2
         np.divide(new_mu, direction, out=direction)
-        return Updates(direction, root_bc2 / (1.0 - b1**t), owned=True), (new_mu, new_nu)
+        return Updates(direction, root_bc2 / (1.0 - b1**t)), (new_mu, new_nu)
 
-    return Transform(init, update, AdamState)
+    return Transform(init, update, AdamState, name="scale_by_adam")
 
 
 def trace(momentum: float, nesterov: bool = False) -> Transform:
@@ -132,7 +145,7 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
     m = check_fraction(momentum, "momentum")
 
     def update(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         (velocity,) = moments
         g = u.value()
@@ -143,12 +156,12 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
             return Updates(new_v), (new_v,)
         out = np.multiply(new_v, m)
         out += g
-        return Updates(out, owned=True), (new_v,)
+        return Updates(out), (new_v,)
 
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
 
-    return Transform(init, update, TraceState)
+    return Transform(init, update, TraceState, name="trace")
 
 
 def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
@@ -158,20 +171,20 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
     eps = check_positive(eps, "eps")
 
     def update(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         g = u.value()
         (nu,) = moments
-        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), rho, new_is_scratch=True), step)
+        new_nu = flush_tiny(_ema(nu, np.multiply(g, g), rho, new_is_ours=True), step)
         direction = np.sqrt(new_nu)
         direction += eps
         np.divide(g, direction, out=direction)
-        return Updates(direction, owned=True), (new_nu,)
+        return Updates(direction), (new_nu,)
 
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
 
-    return Transform(init, update, RmsState)
+    return Transform(init, update, RmsState, name="scale_by_rms")
 
 
 def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
@@ -186,7 +199,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
         return (np.full_like(flat, start),)
 
     def update(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         g = u.value()
         (total,) = moments
@@ -195,9 +208,9 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
         direction = np.sqrt(new_total)
         direction += eps
         np.divide(g, direction, out=direction)
-        return Updates(direction, owned=True), (new_total,)
+        return Updates(direction), (new_total,)
 
-    return Transform(init, update, AdagradState)
+    return Transform(init, update, AdagradState, name="scale_by_adagrad")
 
 
 def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
@@ -205,13 +218,13 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
     or a schedule of the step count."""
     schedule = as_schedule(learning_rate)
 
-    def update(u: Updates, params: Array, step: int, layout: Layout) -> Updates:
+    def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         lr = float(schedule(step))
         if not math.isfinite(lr):
             raise ValueError(f"the learning-rate schedule gave {lr} at step {step}")
         return u.scaled(-lr)
 
-    return stateless(update, schedule)
+    return stateless(update, schedule, "scale_by_learning_rate")
 
 
 def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform:
@@ -226,20 +239,21 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
     if not (math.isfinite(r) and r >= 0):
         raise ValueError(f"weight decay rate must be a finite number >= 0, got {rate}")
 
-    def update(u: Updates, params: Array, step: int, layout: Layout) -> Updates:
+    def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         if r == 0.0:
             return u
         value = u.value()
+        flat = layout.flat(params, "params")
         if not weights_only:
-            out = np.multiply(params, r)
+            out = np.multiply(flat, r)
             out += value
-            return Updates(out, owned=True)
-        out = value if u.owned else value.copy()
+            return Updates(out)
+        out = value.copy() if value is u.array else value  # never write into u.array
         for start, stop in layout.ranges(layout.weights):
-            out[start:stop] += params[start:stop] * r
-        return Updates(out, owned=True)
+            out[start:stop] += flat[start:stop] * r
+        return Updates(out)
 
-    return stateless(update)
+    return stateless(update, name="add_decayed_weights")
 
 
 def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
@@ -254,27 +268,26 @@ def clip_by_global_norm(max_norm: float) -> Transform:
     norm over all leaves together."""
     limit = check_positive(max_norm, "max_norm")
 
-    def update(u: Updates, params: Array, step: int, layout: Layout) -> Updates:
+    def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         norm = abs(u.scale) * math.sqrt(float(np.dot(u.array, u.array)))
         if norm > limit:
             return u.scaled(limit / norm)
         return u
 
-    return stateless(update)
+    return stateless(update, name="clip_by_global_norm")
 
 
 def clip(max_abs: float) -> Transform:
     """Clip every gradient entry to ``[-max_abs, max_abs]``."""
     limit = check_positive(max_abs, "max_abs")
 
-    def update(u: Updates, params: Array, step: int, layout: Layout) -> Updates:
+    def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         if u.scale == 0.0:
             return u
         bound = limit / abs(u.scale)
-        clipped = np.clip(u.array, -bound, bound, out=u.array if u.owned else None)
-        return Updates(clipped, u.scale, owned=True)
+        return Updates(np.clip(u.array, -bound, bound), u.scale)
 
-    return stateless(update)
+    return stateless(update, name="clip")
 
 
 def freeze(mask: Any) -> Transform:
@@ -300,14 +313,14 @@ def freeze(mask: Any) -> Transform:
         return ()
 
     def update(
-        u: Updates, moments: Moments, params: Array, step: int, layout: Layout
+        u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
         spans = layout.ranges(flags)
         if not spans:
             return u, ()
-        out = u.array if u.owned else u.array.copy()
+        out = u.array.copy()
         for start, stop in spans:
             out[start:stop] = 0
-        return Updates(out, u.scale, owned=True), ()
+        return Updates(out, u.scale), ()
 
-    return Transform(init, update, EmptyState)
+    return Transform(init, update, EmptyState, name="freeze")

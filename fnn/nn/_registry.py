@@ -1,0 +1,211 @@
+"""The one registry of layers: a name, the constructor that builds the layer from its
+spec, and the record types of its params and state.
+
+``@register("dense", types=(DenseParams,))`` on a layer constructor makes the layers it
+returns carry a spec (``{"layer": "dense", "features": 128, "weight_init": "he_normal"}``,
+the constructor's arguments), lets :func:`from_spec` rebuild them, and names their
+records so that :func:`fnn.io.load` rebuilds them without a template. Built-in layers and
+users' layers register the same way; a spec or a file can only ever name registered
+layers, so reading one never imports or runs anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ParamSpec, TypeVar
+
+import attrs
+import numpy as np
+
+from .. import tree as _tree
+from ._layer import Layer
+
+Args = ParamSpec("Args")
+P = TypeVar("P")
+
+
+@attrs.frozen(eq=False)
+class Registered:
+    """A registered layer: its name, its constructor (which sets ``spec``), the
+    constructor's signature, the record types of its params and state, and whether
+    :func:`activation` (and ``mlp``'s ``activation=``) may name it."""
+
+    name: str
+    make: Callable[..., Layer[Any]]
+    signature: inspect.Signature
+    types: tuple[type, ...]
+    activation: bool
+
+
+_LAYERS: dict[str, Registered] = {}
+
+LAYERS: Mapping[str, Registered] = MappingProxyType(_LAYERS)
+"""Every registered layer by name (a read-only live view)."""
+
+_ALIASES = {"linear": "identity"}
+
+_UNDESCRIBED = object()
+
+
+def _spec_value(value: Any) -> Any:
+    """A constructor argument as JSON data for a spec, or ``_UNDESCRIBED``."""
+    if isinstance(value, Layer):
+        return value.spec if value.spec is not None else _UNDESCRIBED
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else _UNDESCRIBED
+    if isinstance(value, (list, tuple)):
+        items = [_spec_value(v) for v in value]
+        return _UNDESCRIBED if any(v is _UNDESCRIBED for v in items) else items
+    return _UNDESCRIBED
+
+
+def _spec(name: str, bound: inspect.BoundArguments) -> dict[str, Any] | None:
+    spec: dict[str, Any] = {"layer": name}
+    for key, value in bound.arguments.items():
+        described = _spec_value(value)
+        if described is _UNDESCRIBED:
+            return None  # a function or another object: rebuilt in code, not from a spec
+        spec[key] = described
+    return spec
+
+
+def register(
+    name: str, *, types: Sequence[type] = (), activation: bool = False
+) -> Callable[[Callable[Args, Layer[P]]], Callable[Args, Layer[P]]]:
+    """Register a layer constructor under ``name`` (a decorator).
+
+    The decorated constructor returns its layer with ``spec`` set to ``{"layer": name}``
+    plus its arguments (defaults included), when they are JSON data or described layers
+    (a function argument, such as a custom initializer, leaves ``spec`` None). After that,
+    :func:`from_spec` rebuilds the layer, and :func:`fnn.io.save_model`,
+    :func:`fnn.io.load_model` and :func:`fnn.io.load` without a template work for models
+    that use it.
+
+    Args:
+        name: the layer's name in specs and files; never rename a registered layer.
+        types: the attrs classes (or named tuples) of the layer's params and state, which
+            files may then name (see :func:`fnn.tree.register_type`).
+        activation: whether :func:`activation` (and so ``mlp(..., activation=name)`` and
+            ``fnn train --activation``) may build it; it must take no arguments.
+
+    Raises:
+        ValueError: ``name`` is taken by another constructor or is not a str; a parameter
+            is called ``layer`` (the spec's own key) or is a ``**kwargs``.
+
+    >>> import fnn, numpy as np
+    >>> @fnn.nn.register("twice", activation=True)
+    ... def twice() -> fnn.nn.Layer[None]:
+    ...     return fnn.nn.parameterless("twice", lambda x: (2 * x, None), lambda r, dy: 2 * dy)
+    >>> twice().spec
+    {'layer': 'twice'}
+    >>> fnn.nn.from_spec({"layer": "twice"}).apply(None, np.ones((1, 2), np.float32))
+    array([[2., 2.]], dtype=float32)
+    """
+    if not isinstance(name, str) or not 0 < len(name) <= 100:
+        raise ValueError(f"a layer name must be a str of 1 to 100 characters, got {name!r}")
+
+    def decorate(make: Callable[Args, Layer[P]]) -> Callable[Args, Layer[P]]:
+        signature = inspect.signature(make)
+        for param in signature.parameters.values():
+            if param.name == "layer" or param.kind is inspect.Parameter.VAR_KEYWORD:
+                raise ValueError(
+                    f"{name}: a registered constructor cannot take {param} (specs keep the "
+                    "name under 'layer' and hold named arguments only)"
+                )
+
+        @functools.wraps(make)
+        def build(*args: Args.args, **kwargs: Args.kwargs) -> Layer[P]:
+            layer = make(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return attrs.evolve(layer, spec=_spec(name, bound))
+
+        known = _LAYERS.get(name)
+        if known is not None and _origin(known.make) != _origin(build):
+            raise ValueError(
+                f"the layer name {name!r} is already registered for {_origin(known.make)}"
+            )
+        for cls in types:
+            _tree.register_type(cls)
+        _LAYERS[name] = Registered(name, build, signature, tuple(types), activation)
+        return build
+
+    return decorate
+
+
+def _origin(make: Callable[..., Any]) -> str:
+    return f"{make.__module__}.{make.__qualname__}"
+
+
+def _layers_in(value: Any) -> Any:
+    """A spec value with every nested layer spec (a dict with a ``"layer"`` entry) built."""
+    if isinstance(value, Mapping) and "layer" in value:
+        return from_spec(value)
+    if isinstance(value, list):
+        return [_layers_in(v) for v in value]
+    return value
+
+
+def from_spec(spec: Any) -> Layer[Any]:
+    """Rebuild a layer from its ``spec`` (as ``layer.spec`` gives it, e.g. read from JSON).
+
+    Only registered layer names are accepted (see :func:`register`), each only with its
+    constructor's own arguments: a spec can never name code to import or run.
+
+    Raises:
+        ValueError: an unknown layer name, an unknown or missing key, or a bad value.
+        TypeError: the spec is not a mapping, or a value has the wrong type.
+    """
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"a layer spec must be a mapping, got {type(spec).__name__}")
+    name = spec.get("layer")
+    entry = _LAYERS.get(name) if isinstance(name, str) else None
+    if entry is None:
+        known = ", ".join(sorted(_LAYERS))
+        raise ValueError(f"unknown layer {name!r} in spec; expected one of: {known}")
+    params = entry.signature.parameters
+    extra = sorted(set(spec) - set(params) - {"layer"})
+    if extra:
+        raise ValueError(f"unexpected keys {extra} in the spec of {name!r}")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for key, param in params.items():
+        if key not in spec:
+            if param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
+                raise ValueError(f"the spec of {name!r} misses the key {key!r}")
+            continue
+        value = _layers_in(spec[key])
+        if param.kind is param.VAR_POSITIONAL:
+            if not isinstance(value, list):
+                raise ValueError(
+                    f"the spec of {name!r} needs a list for {key!r}, got {type(value).__name__}"
+                )
+            args.extend(value)
+        elif param.kind is param.POSITIONAL_ONLY:
+            args.append(value)
+        else:
+            kwargs[key] = value
+    return entry.make(*args, **kwargs)
+
+
+def activation(name: str) -> Layer[None]:
+    """The activation layer called ``name`` (``"linear"`` is ``identity``): a registered
+    layer marked ``activation=True``.
+
+    Raises:
+        ValueError: no such activation.
+    """
+    entry = _LAYERS.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
+    if entry is None or not entry.activation:
+        known = ", ".join(sorted([n for n, e in _LAYERS.items() if e.activation] + [*_ALIASES]))
+        raise ValueError(f"unknown activation {name!r}; expected one of: {known}")
+    layer: Layer[None] = entry.make()
+    return layer

@@ -1,0 +1,72 @@
+"""Pytrees: nested containers whose leaves are arrays and numbers.
+
+A *tree* is ``None``, a leaf, or a node holding trees:
+
+* leaves: NumPy arrays, NumPy scalars, and Python ``bool``/``int``/``float``/``complex``;
+* nodes: tuples, named tuples, lists, dicts with ``str`` keys (visited in sorted key
+  order), and attrs classes (visited in field order).
+
+``None`` is an empty node: it holds no leaves, as a parameterless layer's params do.
+An attrs field declared with :func:`field` ``(static=True)`` is part of the tree's
+*structure*, not a child; a field declared ``(weight=True)`` marks the leaves that weight
+decay and L2 penalties act on.
+
+The package holds one concept per module: the structure (:class:`TreeDef`, flatten,
+paths, differences, the names of record types), leafwise arithmetic, comparison, and flat
+layouts (one buffer for a whole tree, as the optimizers use it).
+
+Every function here is pure: nothing is modified in place, and a new tree is returned.
+When two trees must share a structure and do not, a :class:`ValueError` names the path
+where they first differ, for example ``at [2].w: expected an array leaf, got None``.
+
+>>> import numpy as np
+>>> t = {"a": np.ones(2), "b": (1.0, None)}
+>>> leaves(t)
+[array([1., 1.]), 1.0]
+>>> map(lambda x: x * 2, t)["b"]
+(2.0, None)
+"""
+
+from ._arith import add as add
+from ._arith import array_leaves as array_leaves
+from ._arith import astype as astype
+from ._arith import global_norm as global_norm
+from ._arith import map as map
+from ._arith import scale as scale
+from ._arith import size as size
+from ._arith import sub as sub
+from ._arith import vdot as vdot
+from ._arith import zeros_like as zeros_like
+from ._compare import allclose as allclose
+from ._compare import equal as equal
+from ._compare import fingerprint as fingerprint
+from ._compare import max_abs_difference as max_abs_difference
+from ._layout import Layout as Layout
+from ._layout import flat as flat
+from ._layout import layout as layout
+from ._layout import layout_of as layout_of
+from ._layout import ravel as ravel
+from ._structure import KINDS as KINDS
+from ._structure import LEAF_TYPES as LEAF_TYPES
+from ._structure import TYPES as TYPES
+from ._structure import RecordFields as RecordFields
+from ._structure import TreeDef as TreeDef
+from ._structure import assert_same_structure as assert_same_structure
+from ._structure import buffers as buffers
+from ._structure import difference as difference
+from ._structure import field as field
+from ._structure import flatten as flatten
+from ._structure import flatten_like as flatten_like
+from ._structure import leaf_paths as leaf_paths
+from ._structure import leaves as leaves
+from ._structure import node_name as node_name
+from ._structure import num_leaves as num_leaves
+from ._structure import path_step as path_step
+from ._structure import paths as paths
+from ._structure import record_fields as record_fields
+from ._structure import register_type as register_type
+from ._structure import structure as structure
+from ._structure import type_name as type_name
+from ._structure import unflatten as unflatten
+from ._structure import weight_flags as weight_flags
+from ._structure import weight_mask as weight_mask

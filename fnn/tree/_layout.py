@@ -1,0 +1,209 @@
+"""Flat layouts: a tree of same-dtype arrays viewed as one 1-D buffer (private; see
+:mod:`fnn.tree`)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .._types import Array
+from ._structure import TreeDef, buffers, flatten, flatten_like, leaf_paths, weight_flags
+
+
+@attrs.frozen(eq=False)
+class Layout:
+    """How a tree of same-dtype arrays maps onto one flat 1-D buffer (like ``ravel_pytree``).
+
+    Leaf ``i`` occupies ``flat[offsets[i]:offsets[i + 1]]`` in C order. Build one with
+    :func:`ravel` (or :func:`layout`); :meth:`unravel` turns a buffer back into a tree of
+    views into it.
+
+    Attributes:
+        treedef: the tree's structure.
+        shapes: each leaf's shape, in flatten order.
+        dtype: the dtype of every leaf and of the buffer.
+        offsets: where each leaf starts, plus the total size at the end.
+        weights: per leaf, whether a ``field(weight=True)`` holds it.
+    """
+
+    treedef: TreeDef
+    shapes: tuple[tuple[int, ...], ...]
+    dtype: np.dtype[Any]
+    offsets: tuple[int, ...]
+    weights: tuple[bool, ...]
+
+    size: int = attrs.field(init=False)
+    """The length of the flat buffer."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "size", self.offsets[-1])
+
+    def ranges(self, flags: Any) -> list[tuple[int, int]]:
+        """The ``(start, stop)`` spans of the flat buffer of the leaves whose flag is true,
+        with adjacent spans merged."""
+        spans: list[tuple[int, int]] = []
+        for i, flag in enumerate(flags):
+            start, stop = self.offsets[i], self.offsets[i + 1]
+            if not flag or stop == start:
+                continue
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], stop)
+            else:
+                spans.append((start, stop))
+        return spans
+
+    def views(self, flat: Array) -> list[Array]:
+        """The leaves of this layout as views into ``flat``, in flatten order (writable
+        when ``flat`` is)."""
+        o = self.offsets
+        return [flat[o[i] : o[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+
+    def buffers(self, flat: Array) -> Any:
+        """Views into ``flat`` arranged as the tree is, with records as lists of their
+        children (:func:`fnn.tree.buffers`): writable when ``flat`` is, for writing a
+        gradient straight into a flat buffer."""
+        return buffers(self.treedef, iter(self.views(flat)))
+
+    def unravel(self, flat: Array) -> Any:
+        """A tree of this layout whose leaves are views into ``flat`` (no copy).
+
+        Views of a read-only buffer are read-only.
+        """
+        if flat.shape != (self.size,) or flat.dtype != self.dtype:
+            raise ValueError(
+                f"expected a flat {self.dtype} buffer of shape ({self.size},), "
+                f"got {flat.dtype} {flat.shape}"
+            )
+        return self.treedef.build(iter(self.views(flat)))
+
+    def ravel(self, tree: Any, what: str = "tree") -> Array:
+        """Copy a tree of this layout into a new flat buffer, checking shapes and dtypes.
+
+        Raises:
+            ValueError: the structure, a shape or a dtype differs (naming the leaf).
+        """
+        return self._copy(flatten_like(self.treedef, tree, f"{what} and the params"), what)
+
+    def flat(self, tree: Any, what: str = "tree") -> Array:
+        """The leaves of a tree of this layout as one flat array, for reading only: the
+        buffer they are views of when they lie in it as :meth:`unravel` lays them out
+        (a tree :meth:`unravel` made; no copy), else a new copy, as :meth:`ravel` makes.
+
+        Raises:
+            ValueError: the structure, a shape or a dtype differs (naming the leaf).
+        """
+        values = flatten_like(self.treedef, tree, f"{what} and the params")
+        base = self._base(values)
+        return self._copy(values, what) if base is None else base
+
+    def _base(self, values: list[Any]) -> Array | None:
+        """The 1-D buffer all ``values`` are views of, each at its offset, or None."""
+        base = getattr(values[0], "base", None) if values else None
+        if (
+            type(base) is not np.ndarray
+            or base.shape != (self.size,)
+            or base.dtype != self.dtype
+            or not base.flags.c_contiguous
+        ):
+            return None
+        start, item = base.__array_interface__["data"][0], base.itemsize
+        for v, offset, shape in zip(values, self.offsets, self.shapes):
+            if (
+                type(v) is not np.ndarray
+                or v.base is not base
+                or v.shape != shape
+                or not v.flags.c_contiguous
+                or v.__array_interface__["data"][0] != start + offset * item
+            ):
+                return None
+        return base
+
+    def _copy(self, values: list[Any], what: str) -> Array:
+        for i, (x, shape) in enumerate(zip(values, self.shapes)):
+            if type(x) is not np.ndarray or x.shape != shape or x.dtype != self.dtype:
+                arr = np.asarray(x)
+                if arr.shape != shape or arr.dtype != self.dtype:
+                    where = leaf_paths(self.treedef)[i] or "the root"
+                    raise ValueError(
+                        f"{what} at {where}: expected {self.dtype} of shape {shape}, "
+                        f"got {arr.dtype} of shape {arr.shape}"
+                    )
+                values[i] = arr
+        out = np.empty(self.size, dtype=self.dtype)
+        if values:
+            np.concatenate([np.ravel(v) for v in values], out=out)
+        return out
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(treedef: TreeDef, shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> Layout:
+    offsets = [0]
+    for s in shapes:
+        offsets.append(offsets[-1] + int(np.prod(s, dtype=np.int64)))
+    return Layout(treedef, shapes, dtype, tuple(offsets), tuple(weight_flags(treedef)))
+
+
+def layout_of(values: list[Any], treedef: TreeDef) -> Layout:
+    """The flat layout of the tree ``flatten`` split into ``(values, treedef)``.
+
+    Raises:
+        TypeError: a leaf is not floating, or the leaves mix dtypes.
+    """
+    dtypes = {
+        x.dtype if type(x) is np.ndarray else np.asarray(x).dtype
+        for x in values
+        if not isinstance(x, float)
+    }
+    if len(dtypes) > 1:
+        found = ", ".join(sorted(str(d) for d in dtypes))
+        raise TypeError(f"expected all leaves to share one floating dtype, got {found}")
+    dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
+    if dtype.kind != "f":
+        raise TypeError(f"expected floating leaves, got {dtype}")
+    shapes = tuple([x.shape if type(x) is np.ndarray else np.shape(x) for x in values])
+    return _layout(treedef, shapes, dtype)
+
+
+def layout(tree: Any) -> Layout:
+    """The flat layout of a tree of floating arrays (or floats) of one dtype.
+
+    Raises:
+        TypeError: a leaf is not floating, or the leaves mix dtypes.
+    """
+    values, treedef = flatten(tree)
+    return layout_of(values, treedef)
+
+
+def flat(tree: Any) -> tuple[Array, Layout]:
+    """The leaves of a tree as one flat array, for reading only, and its layout:
+    :meth:`Layout.flat` of :func:`layout`. No copy for a tree that :meth:`Layout.unravel`
+    made (as the optimizers' params are); a copy otherwise.
+
+    Raises:
+        TypeError: a leaf is not floating, or the leaves mix dtypes.
+    """
+    values, treedef = flatten(tree)
+    found = layout_of(values, treedef)
+    base = found._base(values)
+    return (ravel(tree)[0] if base is None else base), found
+
+
+def ravel(tree: Any) -> tuple[Array, Layout]:
+    """Copy the leaves of a tree into one new flat buffer and describe the layout.
+
+    All leaves must be floating arrays (or floats) of one dtype; Python floats become
+    0-d arrays of that dtype. Returns ``(flat, layout)`` with
+    ``layout.unravel(flat)`` equal to ``tree``.
+
+    Raises:
+        TypeError: a leaf is not floating, or the leaves mix dtypes.
+    """
+    values, treedef = flatten(tree)
+    found = layout_of(values, treedef)
+    out = np.empty(found.size, dtype=found.dtype)
+    if values:
+        np.concatenate([np.ravel(np.asarray(v, dtype=found.dtype)) for v in values], out=out)
+    return out, found

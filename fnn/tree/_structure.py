@@ -1,0 +1,505 @@
+"""Tree structure: what a node is, how a tree is taken apart and rebuilt, and the names
+by which a file may refer to a record type (private; see :mod:`fnn.tree`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, cast
+
+import attrs
+import numpy as np
+
+LEAF_TYPES = (np.ndarray, np.generic, bool, int, float, complex)
+"""The types of a tree's leaves."""
+
+KINDS = ("leaf", "none", "tuple", "list", "dict", "namedtuple", "attrs")
+"""The kinds of node a tree is made of."""
+
+_STATIC = "fnn.static"
+_WEIGHT = "fnn.weight"
+
+
+def field(*, static: bool = False, weight: bool = False, **kwargs: Any) -> Any:
+    """An attrs field with fnn's tree metadata.
+
+    Args:
+        static: the field is part of the tree's structure (hashable configuration),
+            not a child: ``map`` and the optimizers never see it.
+        weight: the field holds weights (as opposed to biases): L2 penalties and
+            ``weights_only`` weight decay act on it.
+        **kwargs: passed to :func:`attrs.field` (``converter``, ``default``, ...).
+
+    Returns:
+        An attrs field definition, to assign in an ``@attrs.frozen`` class body.
+    """
+    metadata = dict(kwargs.pop("metadata", {}))
+    metadata[_STATIC] = static
+    metadata[_WEIGHT] = weight
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+@attrs.frozen
+class RecordFields:
+    """How an attrs class is a tree node: its child fields in order, their ``__init__``
+    names, its static fields, and which children hold weights."""
+
+    children: tuple[str, ...]
+    aliases: tuple[str, ...]
+    static: tuple[str, ...]
+    weights: tuple[bool, ...]
+
+
+@functools.cache
+def record_fields(cls: type) -> RecordFields:
+    """The :class:`RecordFields` of an attrs class.
+
+    Raises:
+        TypeError: ``cls`` is not an attrs class, or a field is not an ``__init__`` argument.
+    """
+    if not attrs.has(cls):
+        raise TypeError(f"{cls.__name__} is not an attrs class")
+    children: list[str] = []
+    aliases: list[str] = []
+    static: list[str] = []
+    weights: list[bool] = []
+    for f in attrs.fields(cls):
+        if not f.init:
+            raise TypeError(
+                f"{cls.__name__}.{f.name} has init=False: fnn trees need attrs classes whose "
+                "fields are all constructor arguments"
+            )
+        if f.metadata.get(_STATIC, False):
+            static.append(f.name)
+        else:
+            children.append(f.name)
+            aliases.append(f.alias or f.name)
+            weights.append(bool(f.metadata.get(_WEIGHT, False)))
+    return RecordFields(tuple(children), tuple(aliases), tuple(static), tuple(weights))
+
+
+class TreeDef(tuple[str, Any, tuple[str, ...], tuple[tuple[str, Any], ...], tuple[Any, ...], int]):
+    """The structure of a tree: its node kinds, types, keys and static fields, no leaves.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        node_type: the class of a ``"namedtuple"`` or ``"attrs"`` node, else None. A
+            structure read from a file, before its classes are looked up, holds their
+            registered names instead (see :func:`type_name`).
+        names: a dict's keys (sorted), or the child field names of a named tuple or
+            attrs class; empty for the other kinds.
+        static: an attrs node's static fields as ``(name, value)`` pairs in field order.
+        children: the structures of the children (``TreeDef`` objects), in flatten order.
+        num_leaves: how many leaves a tree of this structure holds.
+
+    Two trees have the same structure when their ``TreeDef`` objects are equal.
+    ``TreeDef`` objects are immutable (a tuple underneath) and hashable when their static
+    values are.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        kind: str,
+        node_type: Any = None,
+        names: tuple[str, ...] = (),
+        static: tuple[tuple[str, Any], ...] = (),
+        children: tuple[TreeDef, ...] = (),
+    ) -> TreeDef:
+        count = 1 if kind == "leaf" else sum([c[5] for c in children])
+        return tuple.__new__(cls, (kind, node_type, names, static, children, count))
+
+    @property
+    def kind(self) -> str:
+        return self[0]
+
+    @property
+    def node_type(self) -> Any:
+        return self[1]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self[2]
+
+    @property
+    def static(self) -> tuple[tuple[str, Any], ...]:
+        return self[3]
+
+    @property
+    def children(self) -> tuple[TreeDef, ...]:
+        return cast("tuple[TreeDef, ...]", self[4])
+
+    @property
+    def num_leaves(self) -> int:
+        return self[5]
+
+    def __repr__(self) -> str:
+        return f"TreeDef({self})"
+
+    def __str__(self) -> str:
+        return _describe(self)
+
+    def build(self, leaves: Iterator[Any]) -> Any:
+        """A tree of this structure whose leaves are taken from ``leaves`` in order."""
+        return _builder(self)(leaves)
+
+
+LEAF = TreeDef("leaf")
+NONE = TreeDef("none")
+_LEAF_CLASSES = frozenset({np.ndarray, bool, int, float, complex})
+
+
+# -- taking trees apart ----------------------------------------------------------------------
+
+Flattener = Callable[[Any, list[Any]], TreeDef]
+
+
+def _leaf(node: Any, out: list[Any]) -> TreeDef:
+    out.append(node)
+    return LEAF
+
+
+def _none(node: Any, out: list[Any]) -> TreeDef:
+    return NONE
+
+
+def _sequence(kind: str, cls: type, names: tuple[str, ...]) -> Flattener:
+    node_type = cls if kind == "namedtuple" else None
+
+    def flatten_sequence(node: Any, out: list[Any]) -> TreeDef:
+        return TreeDef(kind, node_type, names, (), tuple([_flatten_into(c, out) for c in node]))
+
+    return flatten_sequence
+
+
+def _dict(node: Any, out: list[Any]) -> TreeDef:
+    for k in node:
+        if not isinstance(k, str):
+            raise TypeError(f"fnn trees need dicts with str keys; got the key {k!r}")
+    keys = tuple(sorted(node))
+    return TreeDef("dict", None, keys, (), tuple([_flatten_into(node[k], out) for k in keys]))
+
+
+def _record(cls: type) -> Flattener:
+    layout = record_fields(cls)
+    names = layout.children
+    all_leaves = TreeDef("attrs", cls, names, (), (LEAF,) * len(names))
+
+    def flatten_record(node: Any, out: list[Any]) -> TreeDef:
+        kids = [getattr(node, n) for n in names]
+        static = tuple([(s, getattr(node, s)) for s in layout.static]) if layout.static else ()
+        if not static and all(type(k) in _LEAF_CLASSES for k in kids):
+            out.extend(kids)  # the common params record: arrays only, one shared TreeDef
+            return all_leaves
+        return TreeDef("attrs", cls, names, static, tuple([_flatten_into(k, out) for k in kids]))
+
+    return flatten_record
+
+
+def _flattener(cls: type) -> Flattener:
+    if issubclass(cls, LEAF_TYPES):
+        return _leaf
+    if cls is type(None):
+        return _none
+    if cls is tuple or cls is list:
+        return _sequence(cls.__name__, cls, ())
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return _sequence("namedtuple", cls, tuple(cls._fields))
+    if cls is dict:
+        return _dict
+    if attrs.has(cls):
+        return _record(cls)
+    raise TypeError(
+        f"{cls.__name__} is not part of an fnn tree: leaves are NumPy arrays and numbers; "
+        "nodes are None, tuples, named tuples, lists, dicts with str keys and attrs classes"
+    )
+
+
+_FLATTENERS: dict[type, Flattener] = {}
+
+
+def _flatten_into(node: Any, out: list[Any]) -> TreeDef:
+    cls = type(node)
+    found = _FLATTENERS.get(cls)
+    if found is None:
+        found = _FLATTENERS[cls] = _flattener(cls)
+    return found(node, out)
+
+
+def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """Split a tree into its leaves (in a fixed order) and its structure.
+
+    Returns:
+        ``(leaves, treedef)`` such that ``unflatten(treedef, leaves)`` rebuilds the tree.
+
+    Raises:
+        TypeError: the tree holds something that is neither a leaf nor a node.
+    """
+    out: list[Any] = []
+    treedef = _flatten_into(tree, out)
+    return out, treedef
+
+
+def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
+    """Rebuild a tree of structure ``treedef`` from its leaves (the inverse of flatten).
+
+    Raises:
+        ValueError: ``leaves`` does not hold exactly ``treedef.num_leaves`` items.
+    """
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"unflatten expected {treedef.num_leaves} leaves for the structure {treedef}, "
+            f"got {len(leaves)}"
+        )
+    return treedef.build(iter(leaves))
+
+
+def leaves(tree: Any) -> list[Any]:
+    """The leaves of a tree, in flatten order."""
+    return flatten(tree)[0]
+
+
+def structure(tree: Any) -> TreeDef:
+    """The structure (TreeDef) of a tree."""
+    return flatten(tree)[1]
+
+
+def num_leaves(tree: Any) -> int:
+    """How many leaves ``tree`` has.
+
+    Raises:
+        TypeError: the tree holds something that is neither a leaf nor a node.
+    """
+    return structure(tree).num_leaves
+
+
+# -- putting trees together -----------------------------------------------------------------
+
+Builder = Callable[[Iterator[Any]], Any]
+
+
+@functools.lru_cache(maxsize=512)
+def _builder(td: TreeDef, records: bool = True) -> Builder:
+    """A function that builds a tree of structure ``td`` from an iterator of leaves; with
+    ``records`` false, records (attrs classes, named tuples) become lists of children."""
+    if td.kind == "leaf":
+        return next
+    if td.kind == "none":
+        return lambda it: None
+    subs = [_builder(c, records) for c in td.children]
+    if td.kind == "tuple":
+        return lambda it: tuple([b(it) for b in subs])
+    if td.kind == "dict":
+        keys = td.names
+        return lambda it: {k: b(it) for k, b in zip(keys, subs)}
+    if td.kind == "list" or not records:
+        return lambda it: [b(it) for b in subs]
+    make = cast(Callable[..., Any], td.node_type)
+    if td.kind == "namedtuple":
+        return lambda it: make(*[b(it) for b in subs])
+    aliases = record_fields(cast(type, td.node_type)).aliases
+    static = dict(td.static)
+
+    def record(it: Iterator[Any]) -> Any:
+        kwargs = {a: b(it) for a, b in zip(aliases, subs)}
+        kwargs.update(static)
+        return make(**kwargs)
+
+    return record
+
+
+def buffers(treedef: TreeDef, leaves: Iterator[Any]) -> Any:
+    """A tree of structure ``treedef`` whose records (attrs classes, named tuples) are
+    plain lists of their children, holding ``leaves`` in order: the ``out`` a layer's
+    backward writes its gradients into (records convert their arrays to read-only ones)."""
+    return _builder(treedef, False)(leaves)
+
+
+# -- paths and differences --------------------------------------------------------------------
+
+
+def path_step(treedef: TreeDef, i: int) -> str:
+    """The path step from a node to its child ``i``: ``[2]``, ``['key']`` or ``.field``."""
+    if treedef.kind == "dict":
+        return f"[{treedef.names[i]!r}]"
+    if treedef.kind in ("attrs", "namedtuple"):
+        return "." + treedef.names[i]
+    return f"[{i}]"
+
+
+def _paths(treedef: TreeDef, prefix: str, out: list[str]) -> None:
+    if treedef.kind == "leaf":
+        out.append(prefix)
+    for i, child in enumerate(treedef.children):
+        _paths(child, prefix + path_step(treedef, i), out)
+
+
+def leaf_paths(treedef: TreeDef) -> list[str]:
+    """The path of every leaf of a structure, in flatten order (``""`` for a root leaf)."""
+    out: list[str] = []
+    _paths(treedef, "", out)
+    return out
+
+
+def paths(tree: Any) -> list[str]:
+    """The path of every leaf, in flatten order, e.g. ``"[0].w"`` or ``"['opt'].m"``.
+
+    The root leaf's path is the empty string.
+    """
+    return leaf_paths(structure(tree))
+
+
+def node_name(treedef: TreeDef) -> str:
+    """A node's kind in words: ``"an array leaf"``, ``"None"``, ``"DenseParams"``, ``"a dict"``."""
+    if treedef.kind == "leaf":
+        return "an array leaf"
+    if treedef.kind == "none":
+        return "None"
+    if isinstance(treedef.node_type, str):
+        return str(treedef.node_type)
+    if treedef.node_type is not None:
+        return str(treedef.node_type.__name__)
+    return f"a {treedef.kind}"
+
+
+def _describe(treedef: TreeDef) -> str:
+    if treedef.kind == "leaf":
+        return "*"
+    if treedef.kind == "none":
+        return "None"
+    kids = [_describe(c) for c in treedef.children]
+    if treedef.kind == "tuple":
+        return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
+    if treedef.kind == "list":
+        return "[" + ", ".join(kids) + "]"
+    if treedef.kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(treedef.names, kids)) + "}"
+    pairs = ", ".join(f"{n}={v}" for n, v in zip(treedef.names, kids))
+    return f"{node_name(treedef)}({pairs})"
+
+
+def difference(a: TreeDef, b: TreeDef, path: str = "") -> str | None:
+    """Where two structures first differ, in words, or ``None`` if they are equal.
+
+    ``a`` is taken as the expected structure and ``b`` as the received one.
+    """
+    if a == b:
+        return None
+    where = f"at {path or 'the root'}"
+    if a.kind != b.kind or a.node_type != b.node_type:
+        return f"{where}: expected {node_name(a)}, got {node_name(b)}"
+    if a.kind == "dict" and a.names != b.names:
+        return f"{where}: expected dict keys {list(a.names)}, got {list(b.names)}"
+    if len(a.children) != len(b.children):
+        return (
+            f"{where}: expected {node_name(a)} with {len(a.children)} children, "
+            f"got {len(b.children)}"
+        )
+    if a.static != b.static:
+        return (
+            f"{where}: the static fields of {node_name(a)} differ: expected {dict(a.static)}, "
+            f"got {dict(b.static)}"
+        )
+    for i, (ca, cb) in enumerate(zip(a.children, b.children)):
+        found = difference(ca, cb, path + path_step(a, i))
+        if found is not None:
+            return found
+    return f"{where}: structures differ"  # pragma: no cover - equal children, equal meta
+
+
+def assert_same_structure(expected: Any, got: Any, what: str = "trees") -> None:
+    """Raise a ValueError naming the first difference if two trees' structures differ."""
+    found = difference(structure(expected), structure(got))
+    if found is not None:
+        raise ValueError(f"{what} do not have the same structure {found}")
+
+
+def flatten_like(treedef: TreeDef, other: Any, what: str) -> list[Any]:
+    """The leaves of ``other``, which must have structure ``treedef``.
+
+    Raises:
+        ValueError: the structures differ (naming where, as ``what`` do not match).
+    """
+    other_leaves, other_def = flatten(other)
+    if other_def != treedef:
+        raise ValueError(f"{what} do not have the same structure {difference(treedef, other_def)}")
+    return other_leaves
+
+
+def _weight_flags(treedef: TreeDef, inside: bool, out: list[bool]) -> None:
+    if treedef.kind == "leaf":
+        out.append(inside)
+        return
+    marks = (
+        record_fields(treedef.node_type).weights
+        if treedef.kind == "attrs" and isinstance(treedef.node_type, type)
+        else (False,) * len(treedef.children)
+    )
+    for child, mark in zip(treedef.children, marks):
+        _weight_flags(child, inside or mark, out)
+
+
+def weight_flags(treedef: TreeDef) -> list[bool]:
+    """Per leaf of a structure, in flatten order: whether a ``field(weight=True)`` holds it."""
+    out: list[bool] = []
+    _weight_flags(treedef, False, out)
+    return out
+
+
+def weight_mask(tree: Any) -> Any:
+    """A tree like ``tree`` with ``True`` at leaves held by ``field(weight=True)`` fields.
+
+    Leaves anywhere below a weight field count as weights; every other leaf is ``False``.
+    """
+    treedef = structure(tree)
+    return unflatten(treedef, weight_flags(treedef))
+
+
+# -- the names of record types ----------------------------------------------------------------
+
+_TYPES: dict[str, type] = {}
+_NAMES: dict[type, str] = {}
+
+TYPES: Mapping[str, type] = MappingProxyType(_TYPES)
+"""Every registered record type by its stable name (a read-only live view)."""
+
+
+def register_type(cls: type, name: str | None = None) -> type:
+    """Give an attrs class or named tuple a stable name by which files may refer to it.
+
+    :func:`fnn.io.load` rebuilds, without a template, only the types registered here: a
+    file can never make fnn import a name. ``name`` defaults to ``module.QualName``; a name
+    is part of the file format, so never rename a registered type. Registering a class
+    again under its name (or with no name) does nothing.
+
+    Returns:
+        ``cls``, so this works as a class decorator.
+
+    Raises:
+        TypeError: ``cls`` is neither an attrs class nor a named tuple.
+        ValueError: the name already belongs to another class, or the class to another name.
+    """
+    if not isinstance(cls, type) or not (
+        attrs.has(cls) or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
+    ):
+        raise TypeError(f"register_type expects an attrs class or a named tuple, got {cls!r}")
+    if attrs.has(cls):
+        record_fields(cls)  # fails now, not at load time, for fields a tree cannot hold
+    stable = name or _NAMES.get(cls) or f"{cls.__module__}.{cls.__qualname__}"
+    if not isinstance(stable, str) or not 0 < len(stable) <= 200:
+        raise ValueError(f"a type name must be a str of 1 to 200 characters, got {stable!r}")
+    known = _TYPES.get(stable)
+    if known is not None and known is not cls:
+        raise ValueError(f"the type name {stable!r} already belongs to {known!r}")
+    if _NAMES.get(cls, stable) != stable:
+        raise ValueError(f"{cls!r} is already registered as {_NAMES[cls]!r}")
+    _TYPES[stable] = cls
+    _NAMES[cls] = stable
+    return cls
+
+
+def type_name(cls: type) -> str:
+    """The name a file records for ``cls``: its registered name, else ``module.QualName``."""
+    return _NAMES.get(cls) or f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,105 @@
+"""Two layers written the way a user writes one, registered under test names: one with
+model state (running statistics) and one that draws from the training key. The tests
+import this module in a fresh process too, as a user's code would be imported there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import DTypeLike
+
+import fnn
+from fnn import nn
+from fnn.nn import Array, Shape
+
+
+@attrs.frozen(eq=False)
+class CenterParams:
+    """A per-feature gain."""
+
+    scale: Array = fnn.tree.field(weight=True, converter=nn.readonly)
+
+
+@attrs.frozen(eq=False)
+class CenterState:
+    """The running mean of the inputs."""
+
+    mean: Array = fnn.tree.field(converter=nn.readonly)
+
+
+@nn.register("test_center", types=(CenterParams, CenterState))
+def center(momentum: float = 0.9) -> nn.Layer[CenterParams]:
+    """``y = scale * (x - mean)``: the batch mean in training (the running mean moves
+    towards it), the running mean in inference. Inputs ``(batch, features)``."""
+
+    def features(in_shape: Shape) -> int:
+        (n,) = nn.check_in_shape(in_shape, "center")
+        return n
+
+    def init(key: fnn.random.Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> CenterParams:
+        return CenterParams(np.ones(features(in_shape), nn.param_dtype(dtype)))
+
+    def init_state(in_shape: Shape, dtype: DTypeLike = np.float32) -> CenterState:
+        return CenterState(np.zeros(features(in_shape), nn.param_dtype(dtype)))
+
+    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> nn.Shapes:
+        n, dt = features(in_shape), nn.param_dtype(dtype)
+        return nn.Shapes(
+            (n,), CenterParams(nn.placeholder((n,), dt)), CenterState(nn.placeholder((n,), dt))
+        )
+
+    def infer(params: CenterParams, x: Array, state: CenterState) -> Array:
+        x = nn.check_input(x, "center", params.scale.dtype, params.scale.shape)
+        out: Array = params.scale * (x - state.mean)
+        return out
+
+    def forward(
+        params: CenterParams, x: Array, state: CenterState, key: fnn.random.Key | None
+    ) -> tuple[Array, CenterState, Array]:
+        x = nn.check_input(x, "center", params.scale.dtype, params.scale.shape)
+        centered = x - x.mean(axis=0)
+        moved = momentum * state.mean + (1 - momentum) * x.mean(axis=0)
+        return params.scale * centered, CenterState(moved.astype(x.dtype)), centered
+
+    def backward(
+        params: CenterParams, centered: Array, dy: Array, need_dx: bool, out: list[Array]
+    ) -> Array | None:
+        (dscale,) = out
+        np.sum(dy * centered, axis=0, out=dscale)
+        if not need_dx:
+            return None
+        scaled: Array = params.scale * dy
+        dx: Array = scaled - scaled.mean(axis=0)
+        return dx
+
+    return nn.Layer(init, shapes, infer, forward, backward, init_state=init_state)
+
+
+@nn.register("test_mask")
+def mask(rate: float = 0.5) -> nn.Layer[None]:
+    """Training: keep each entry with probability ``1 - rate`` (no rescaling); inference:
+    the identity. The mask comes from the key of the training forward."""
+
+    def infer(params: None, x: Array, state: None) -> Array:
+        return nn.check_input(x, "mask")
+
+    def forward(
+        params: None, x: Array, state: None, key: fnn.random.Key | None
+    ) -> tuple[Array, None, Array]:
+        if key is None:
+            raise ValueError("mask needs a key in training")
+        keep = fnn.random.bernoulli(key, 1 - rate, x.shape)
+        return np.where(keep, nn.check_input(x, "mask"), 0), None, keep
+
+    def backward(params: None, keep: Array, dy: Array, need_dx: bool, out: None) -> Array | None:
+        return np.where(keep, dy, 0) if need_dx else None
+
+    plain = nn.parameterless("mask", lambda x: (x, None), lambda r, dy: dy)
+    return attrs.evolve(plain, infer=infer, forward=forward, backward=backward, stochastic=True)
+
+
+def model() -> nn.Layer[tuple[Any, ...]]:
+    """flatten, dense(8), center, relu, mask, dense(3): state and a key in one model."""
+    return nn.serial(nn.flatten(), nn.dense(8), center(), nn.relu(), mask(0.25), nn.dense(3))
