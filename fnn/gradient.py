@@ -102,7 +102,7 @@ def _forward_backward_flat(
         if penalty is not None:
             extra, extra_grads = penalty(params)
             value += extra
-            grads += layout.flat(extra_grads, "the penalty's gradient")
+            grads += layout.ravel(extra_grads, "the penalty's gradient")
         grads.flags.writeable = False
         return _FlatLossAndGrad(value, grads, new_state, out)
 

@@ -123,6 +123,55 @@ def test_evaluate_and_predict(tmp_path: Path) -> None:
     assert lines[0].split(": ")[1] == lines[3].split(": ")[1] == lines[5].split(": ")[1]
 
 
+def test_evaluate_and_predict_a_model_with_state(tmp_path: Path) -> None:
+    """A model file holding running statistics: the command uses them as saved."""
+    import user_layers
+
+    data = synthetic()
+    model = fnn.nn.serial(
+        fnn.nn.flatten(), fnn.nn.dense(16), user_layers.center(), fnn.nn.relu(), fnn.nn.dense(10)
+    )
+    x = fnn.data.to_float(data.x_train)
+    final = fnn.fit(
+        model,
+        fnn.losses.softmax_cross_entropy,
+        fnn.optim.adam(0.01),
+        x,
+        data.y_train,
+        key=random.key(2),
+        epochs=2,
+        batch_size=64,
+    )
+    fnn.io.save_model(
+        tmp_path / "model.npz",
+        model,
+        final.params,
+        in_shape=(28, 28),
+        model_state=final.model_state,
+        metadata={"dataset": "fashion-mnist", "classes": list("0123456789")},
+    )
+    np.save(tmp_path / "two.npy", data.x_test[:2])
+    status, text = run("predict", str(tmp_path / "model.npz"), str(tmp_path / "two.npy"))
+    assert status == 0, text
+    probs = fnn.predict_proba(
+        model, final.params, fnn.data.to_float(data.x_test[:2]), model_state=final.model_state
+    )
+    best = [int(np.argmax(row)) for row in probs]
+    shown = [line.split(": ")[1].split(",")[0] for line in text.splitlines()]
+    assert shown == [f"{k} {probs[i, k]:.4f}" for i, k in enumerate(best)]
+    status, text = run("evaluate", str(tmp_path / "model.npz"))
+    assert status == 0, text
+    expected = fnn.evaluate(
+        model,
+        fnn.losses.softmax_cross_entropy,
+        final.params,
+        fnn.data.to_float(data.x_test),
+        data.y_test,
+        model_state=final.model_state,
+    )
+    assert f"test accuracy {expected.accuracy:.4f}" in text
+
+
 def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train(tmp_path)
     status, _ = run("predict", str(tmp_path), str(tmp_path / "missing.png"))

@@ -144,8 +144,14 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
 
 
 def test_every_registered_layer_has_a_sample_here() -> None:
-    """A new layer fails here until it is added to SAMPLES (and so to the next test)."""
-    assert set(nn.LAYERS) - {"twice"} == set(SAMPLES)  # "twice": register's doctest
+    """A new layer of fnn's fails here until it is added to SAMPLES (and so to the next
+    test). Others register too: register's doctest ("twice"), the README's example."""
+    ours = {
+        name
+        for name, entry in nn.LAYERS.items()
+        if entry.make.__module__.startswith(("fnn.", "user_layers")) and name != "twice"
+    }
+    assert ours == set(SAMPLES)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -254,6 +260,28 @@ def test_keys_reach_stochastic_layers_per_step(key: random.Key) -> None:
         key=key,
     )
     assert report.max_rel_error < 1e-6, report
+
+
+def test_train_step_hands_each_step_its_own_key(key: random.Key) -> None:
+    """The key of update t is fold_in(fold_in(run key, 2), t), and serial hands layer i
+    fold_in(that, i): a mask depends on (seed, step) and nothing else."""
+    seen: list[random.Key | None] = []
+    inner = user_layers.mask(0.5)
+
+    def forward(p: None, x: Any, s: None, k: random.Key | None) -> Any:
+        seen.append(k)
+        return inner.forward(p, x, s, k)
+
+    spy = attrs.evolve(inner, forward=forward)
+    model = nn.serial(nn.dense(3), spy)
+    opt = optim.sgd(0.1)
+    step = fnn.train_step(model, losses.softmax_cross_entropy, opt)
+    state = fnn.train_state(opt, model.init(key, (4,)), random.key(9))
+    x, y = blobs(8)
+    for _ in range(3):
+        state = step(state, (x, y))
+    assert seen == [random.fold_in(fnn.step_key(random.key(9), t), 1) for t in range(3)]
+    assert len(set(seen)) == 3
 
 
 def test_runs_with_state_and_keys_are_bit_identical_on_rerun_and_resume(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 A file is a ZIP archive (readable by ``np.load``) of one ``.npy`` array per leaf plus
 ``fnn.json``, a JSON description of the tree's structure, each leaf's dtype and shape,
 the format's name and version, user metadata and, for models, the layer spec. The format
-is described in the README's section on fnn.io.
+is specified in FORMAT.md beside this file.
 
 * :func:`save` / :func:`load` — any fnn tree; ``load(path, like=template)`` checks every
   node and leaf against the template; ``load(path)`` rebuilds only registered types

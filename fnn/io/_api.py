@@ -114,7 +114,7 @@ def _write(
 
 
 def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
-    """Save a tree to ``path`` atomically, with no pickle (the format: README, fnn.io section).
+    """Save a tree to ``path`` atomically, with no pickle (the format: fnn/io/FORMAT.md).
 
     Args:
         path: the file to write (no suffix is added; ``.npz`` is customary). Its directory

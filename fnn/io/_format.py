@@ -1,6 +1,6 @@
 """The fnn file format's constants, its error type and argument checks (private).
 
-Version 1 of the format (described in the README's section on fnn.io): a ZIP archive of uncompressed
+Version 1 of the format (specified in FORMAT.md beside this module): a ZIP archive of uncompressed
 members, ``fnn.json`` (the description) and ``leaf_<i>.npy`` (one ``.npy`` array per leaf,
 numbered in the tree's flatten order).
 """

@@ -144,7 +144,7 @@ def named(treedef: TreeDef, what: str, path: str = "") -> TreeDef:
             for k, v in treedef.static
         )
     )
-    return TreeDef(treedef.kind, node_type, treedef.names, static, kids)
+    return _tree.node(treedef.kind, node_type, treedef.names, static, kids)
 
 
 def to_json(treedef: TreeDef, leaves: Iterator[Leaf]) -> dict[str, Any]:
@@ -214,10 +214,10 @@ class _Reader:
                 f"missing {missing}, unexpected {[k[:80] for k in extra]}",
             )
         if kind == "none":
-            return _tree.TreeDef("none")
+            return _tree.node("none")
         if kind == "leaf":
             self.leaf(obj, path)
-            return _tree.TreeDef("leaf")
+            return _tree.node("leaf")
         children = obj["children"]
         if not isinstance(children, list):
             self.fail(path, f"'children' must be a list, got {_json_type(children)}")
@@ -248,7 +248,7 @@ class _Reader:
             f"[{i}]" for i in range(len(children))
         ]
         kids = tuple(self.node(c, path + s) for c, s in zip(children, steps))
-        return _tree.TreeDef(kind, name, names, static, kids)
+        return _tree.node(kind, name, names, static, kids)
 
     def leaf(self, obj: dict[str, Any], path: str) -> None:
         index = obj["index"]
@@ -316,7 +316,7 @@ def resolve(treedef: TreeDef, what: str, path: str = "") -> TreeDef:
         resolve(c, what, path + _tree.path_step(treedef, i)) for i, c in enumerate(treedef.children)
     )
     if treedef.kind not in ("attrs", "namedtuple"):
-        return TreeDef(treedef.kind, None, treedef.names, (), kids)
+        return _tree.node(treedef.kind, None, treedef.names, (), kids)
     where = f"{what}: at {place(path)}"
     cls = _tree.TYPES.get(treedef.node_type)
     if cls is None:
@@ -331,7 +331,7 @@ def resolve(treedef: TreeDef, what: str, path: str = "") -> TreeDef:
                 f"{where}: {treedef.node_type} does not match the file's named tuple with "
                 f"fields {list(treedef.names)}"
             )
-        return TreeDef("namedtuple", cls, treedef.names, (), kids)
+        return _tree.node("namedtuple", cls, treedef.names, (), kids)
     layout = _tree.record_fields(cls) if attrs.has(cls) else None
     file_static = dict(treedef.static)
     if layout is None or layout.children != treedef.names or set(layout.static) != set(file_static):
@@ -341,4 +341,4 @@ def resolve(treedef: TreeDef, what: str, path: str = "") -> TreeDef:
             f"{list(static)}; the file has {list(treedef.names)} and {sorted(file_static)}"
         )
     static_items = tuple((k, file_static[k]) for k in layout.static)
-    return TreeDef("attrs", cls, treedef.names, static_items, kids)
+    return _tree.node("attrs", cls, treedef.names, static_items, kids)

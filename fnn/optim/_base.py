@@ -62,10 +62,10 @@ class Updates:
 
 UpdateFn = Callable[[Updates, Moments, Any, int, Layout], tuple[Updates, Moments]]
 """``update(updates, moments, params, step, layout) -> (updates, moments)``: ``params``
-is the current params tree (``layout.flat(params)`` gives them as one flat array, without
-a copy when they are the optimizer's own), ``step`` counts the updates made before this
-one (0 for the first), ``layout`` maps the flat buffer to the params' leaves (per-leaf
-masks such as ``layout.weights``)."""
+is the current params tree (``layout.ravel(params)`` copies them into one flat array, for
+the rules that need them), ``step`` counts the updates made before this one (0 for the
+first), ``layout`` maps the flat buffer to the params' leaves (per-leaf masks such as
+``layout.weights``)."""
 
 
 @attrs.frozen(eq=False)
@@ -254,7 +254,7 @@ class Optimizer:
         """
         leaves, treedef = _tree.flatten(_opt_state(state).params)
         layout = _tree.layout_of(leaves, treedef)
-        new_state = self._update(state, layout.flat(grads, "grads"), leaves, layout)
+        new_state = self._update(state, layout.ravel(grads, "grads"), leaves, layout)
         return new_state, new_state.params
 
     def _update(

@@ -243,7 +243,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
         if r == 0.0:
             return u
         value = u.value()
-        flat = layout.flat(params, "params")
+        flat = layout.ravel(params, "params")
         if not weights_only:
             out = np.multiply(flat, r)
             out += value

@@ -28,7 +28,6 @@ where they first differ, for example ``at [2].w: expected an array leaf, got Non
 """
 
 from ._arith import add as add
-from ._arith import array_leaves as array_leaves
 from ._arith import astype as astype
 from ._arith import global_norm as global_norm
 from ._arith import map as map
@@ -42,24 +41,19 @@ from ._compare import equal as equal
 from ._compare import fingerprint as fingerprint
 from ._compare import max_abs_difference as max_abs_difference
 from ._layout import Layout as Layout
-from ._layout import flat as flat
 from ._layout import layout as layout
 from ._layout import layout_of as layout_of
 from ._layout import ravel as ravel
-from ._structure import KINDS as KINDS
-from ._structure import LEAF_TYPES as LEAF_TYPES
 from ._structure import TYPES as TYPES
-from ._structure import RecordFields as RecordFields
 from ._structure import TreeDef as TreeDef
 from ._structure import assert_same_structure as assert_same_structure
 from ._structure import buffers as buffers
 from ._structure import difference as difference
 from ._structure import field as field
 from ._structure import flatten as flatten
-from ._structure import flatten_like as flatten_like
 from ._structure import leaf_paths as leaf_paths
 from ._structure import leaves as leaves
-from ._structure import node_name as node_name
+from ._structure import node as node
 from ._structure import num_leaves as num_leaves
 from ._structure import path_step as path_step
 from ._structure import paths as paths
@@ -68,5 +62,4 @@ from ._structure import register_type as register_type
 from ._structure import structure as structure
 from ._structure import type_name as type_name
 from ._structure import unflatten as unflatten
-from ._structure import weight_flags as weight_flags
 from ._structure import weight_mask as weight_mask

@@ -9,7 +9,6 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from .._types import Array
 from ._structure import flatten, flatten_like, leaves, unflatten
 
 T = TypeVar("T")
@@ -79,8 +78,3 @@ def global_norm(a: Any) -> float:
 def size(tree: Any) -> int:
     """The total number of scalar entries over all leaves."""
     return builtins.sum(int(np.size(x)) for x in leaves(tree))
-
-
-def array_leaves(tree: Any) -> list[Array]:
-    """The leaves of a tree as NumPy arrays (numbers become 0-d arrays)."""
-    return [np.asarray(x) for x in leaves(tree)]

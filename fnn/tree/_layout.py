@@ -87,44 +87,11 @@ class Layout:
         """
         return self._copy(flatten_like(self.treedef, tree, f"{what} and the params"), what)
 
-    def flat(self, tree: Any, what: str = "tree") -> Array:
-        """The leaves of a tree of this layout as one flat array, for reading only: the
-        buffer they are views of when they lie in it as :meth:`unravel` lays them out
-        (a tree :meth:`unravel` made; no copy), else a new copy, as :meth:`ravel` makes.
-
-        Raises:
-            ValueError: the structure, a shape or a dtype differs (naming the leaf).
-        """
-        values = flatten_like(self.treedef, tree, f"{what} and the params")
-        base = self._base(values)
-        return self._copy(values, what) if base is None else base
-
-    def _base(self, values: list[Any]) -> Array | None:
-        """The 1-D buffer all ``values`` are views of, each at its offset, or None."""
-        base = getattr(values[0], "base", None) if values else None
-        if (
-            type(base) is not np.ndarray
-            or base.shape != (self.size,)
-            or base.dtype != self.dtype
-            or not base.flags.c_contiguous
-        ):
-            return None
-        start, item = base.__array_interface__["data"][0], base.itemsize
-        for v, offset, shape in zip(values, self.offsets, self.shapes):
-            if (
-                type(v) is not np.ndarray
-                or v.base is not base
-                or v.shape != shape
-                or not v.flags.c_contiguous
-                or v.__array_interface__["data"][0] != start + offset * item
-            ):
-                return None
-        return base
-
     def _copy(self, values: list[Any], what: str) -> Array:
+        """The leaves copied into a new flat buffer (Python floats as this dtype)."""
         for i, (x, shape) in enumerate(zip(values, self.shapes)):
             if type(x) is not np.ndarray or x.shape != shape or x.dtype != self.dtype:
-                arr = np.asarray(x)
+                arr = np.asarray(x, self.dtype if isinstance(x, float) else None)
                 if arr.shape != shape or arr.dtype != self.dtype:
                     where = leaf_paths(self.treedef)[i] or "the root"
                     raise ValueError(
@@ -177,20 +144,6 @@ def layout(tree: Any) -> Layout:
     return layout_of(values, treedef)
 
 
-def flat(tree: Any) -> tuple[Array, Layout]:
-    """The leaves of a tree as one flat array, for reading only, and its layout:
-    :meth:`Layout.flat` of :func:`layout`. No copy for a tree that :meth:`Layout.unravel`
-    made (as the optimizers' params are); a copy otherwise.
-
-    Raises:
-        TypeError: a leaf is not floating, or the leaves mix dtypes.
-    """
-    values, treedef = flatten(tree)
-    found = layout_of(values, treedef)
-    base = found._base(values)
-    return (ravel(tree)[0] if base is None else base), found
-
-
 def ravel(tree: Any) -> tuple[Array, Layout]:
     """Copy the leaves of a tree into one new flat buffer and describe the layout.
 
@@ -203,7 +156,4 @@ def ravel(tree: Any) -> tuple[Array, Layout]:
     """
     values, treedef = flatten(tree)
     found = layout_of(values, treedef)
-    out = np.empty(found.size, dtype=found.dtype)
-    if values:
-        np.concatenate([np.ravel(np.asarray(v, dtype=found.dtype)) for v in values], out=out)
-    return out, found
+    return found._copy(values, "tree"), found

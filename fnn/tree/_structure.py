@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import attrs
 import numpy as np
@@ -40,8 +40,7 @@ def field(*, static: bool = False, weight: bool = False, **kwargs: Any) -> Any:
     return attrs.field(metadata=metadata, **kwargs)
 
 
-@attrs.frozen
-class RecordFields:
+class RecordFields(NamedTuple):
     """How an attrs class is a tree node: its child fields in order, their ``__init__``
     names, its static fields, and which children hold weights."""
 
@@ -60,27 +59,25 @@ def record_fields(cls: type) -> RecordFields:
     """
     if not attrs.has(cls):
         raise TypeError(f"{cls.__name__} is not an attrs class")
-    children: list[str] = []
-    aliases: list[str] = []
-    static: list[str] = []
-    weights: list[bool] = []
-    for f in attrs.fields(cls):
+    fields = attrs.fields(cls)
+    for f in fields:
         if not f.init:
             raise TypeError(
                 f"{cls.__name__}.{f.name} has init=False: fnn trees need attrs classes whose "
                 "fields are all constructor arguments"
             )
-        if f.metadata.get(_STATIC, False):
-            static.append(f.name)
-        else:
-            children.append(f.name)
-            aliases.append(f.alias or f.name)
-            weights.append(bool(f.metadata.get(_WEIGHT, False)))
-    return RecordFields(tuple(children), tuple(aliases), tuple(static), tuple(weights))
+    kids = [f for f in fields if not f.metadata.get(_STATIC, False)]
+    return RecordFields(
+        tuple(f.name for f in kids),
+        tuple(f.alias or f.name for f in kids),
+        tuple(f.name for f in fields if f.metadata.get(_STATIC, False)),
+        tuple(bool(f.metadata.get(_WEIGHT, False)) for f in kids),
+    )
 
 
-class TreeDef(tuple[str, Any, tuple[str, ...], tuple[tuple[str, Any], ...], tuple[Any, ...], int]):
+class TreeDef(NamedTuple):
     """The structure of a tree: its node kinds, types, keys and static fields, no leaves.
+    Make one with :func:`node` (or get one from :func:`structure`).
 
     Attributes:
         kind: one of :data:`KINDS`.
@@ -90,50 +87,19 @@ class TreeDef(tuple[str, Any, tuple[str, ...], tuple[tuple[str, Any], ...], tupl
         names: a dict's keys (sorted), or the child field names of a named tuple or
             attrs class; empty for the other kinds.
         static: an attrs node's static fields as ``(name, value)`` pairs in field order.
-        children: the structures of the children (``TreeDef`` objects), in flatten order.
+        children: the structures of the children, in flatten order.
         num_leaves: how many leaves a tree of this structure holds.
 
-    Two trees have the same structure when their ``TreeDef`` objects are equal.
-    ``TreeDef`` objects are immutable (a tuple underneath) and hashable when their static
-    values are.
+    Two trees have the same structure when their ``TreeDef`` objects are equal; they are
+    immutable and hashable when their static values are.
     """
 
-    __slots__ = ()
-
-    def __new__(
-        cls,
-        kind: str,
-        node_type: Any = None,
-        names: tuple[str, ...] = (),
-        static: tuple[tuple[str, Any], ...] = (),
-        children: tuple[TreeDef, ...] = (),
-    ) -> TreeDef:
-        count = 1 if kind == "leaf" else sum([c[5] for c in children])
-        return tuple.__new__(cls, (kind, node_type, names, static, children, count))
-
-    @property
-    def kind(self) -> str:
-        return self[0]
-
-    @property
-    def node_type(self) -> Any:
-        return self[1]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self[2]
-
-    @property
-    def static(self) -> tuple[tuple[str, Any], ...]:
-        return self[3]
-
-    @property
-    def children(self) -> tuple[TreeDef, ...]:
-        return cast("tuple[TreeDef, ...]", self[4])
-
-    @property
-    def num_leaves(self) -> int:
-        return self[5]
+    kind: str
+    node_type: Any
+    names: tuple[str, ...]
+    static: tuple[tuple[str, Any], ...]
+    children: tuple[TreeDef, ...]
+    num_leaves: int
 
     def __repr__(self) -> str:
         return f"TreeDef({self})"
@@ -146,8 +112,20 @@ class TreeDef(tuple[str, Any, tuple[str, ...], tuple[tuple[str, Any], ...], tupl
         return _builder(self)(leaves)
 
 
-LEAF = TreeDef("leaf")
-NONE = TreeDef("none")
+def node(
+    kind: str,
+    node_type: Any = None,
+    names: tuple[str, ...] = (),
+    static: tuple[tuple[str, Any], ...] = (),
+    children: tuple[TreeDef, ...] = (),
+) -> TreeDef:
+    """The :class:`TreeDef` of a node of ``kind`` with these children."""
+    count = 1 if kind == "leaf" else sum([c.num_leaves for c in children])
+    return TreeDef(kind, node_type, names, static, children, count)
+
+
+LEAF = node("leaf")
+NONE = node("none")
 _LEAF_CLASSES = frozenset({np.ndarray, bool, int, float, complex})
 
 
@@ -156,44 +134,44 @@ _LEAF_CLASSES = frozenset({np.ndarray, bool, int, float, complex})
 Flattener = Callable[[Any, list[Any]], TreeDef]
 
 
-def _leaf(node: Any, out: list[Any]) -> TreeDef:
-    out.append(node)
+def _leaf(tree: Any, out: list[Any]) -> TreeDef:
+    out.append(tree)
     return LEAF
 
 
-def _none(node: Any, out: list[Any]) -> TreeDef:
+def _none(tree: Any, out: list[Any]) -> TreeDef:
     return NONE
 
 
 def _sequence(kind: str, cls: type, names: tuple[str, ...]) -> Flattener:
     node_type = cls if kind == "namedtuple" else None
 
-    def flatten_sequence(node: Any, out: list[Any]) -> TreeDef:
-        return TreeDef(kind, node_type, names, (), tuple([_flatten_into(c, out) for c in node]))
+    def flatten_sequence(tree: Any, out: list[Any]) -> TreeDef:
+        return node(kind, node_type, names, (), tuple([_flatten_into(c, out) for c in tree]))
 
     return flatten_sequence
 
 
-def _dict(node: Any, out: list[Any]) -> TreeDef:
-    for k in node:
+def _dict(tree: Any, out: list[Any]) -> TreeDef:
+    for k in tree:
         if not isinstance(k, str):
             raise TypeError(f"fnn trees need dicts with str keys; got the key {k!r}")
-    keys = tuple(sorted(node))
-    return TreeDef("dict", None, keys, (), tuple([_flatten_into(node[k], out) for k in keys]))
+    keys = tuple(sorted(tree))
+    return node("dict", None, keys, (), tuple([_flatten_into(tree[k], out) for k in keys]))
 
 
 def _record(cls: type) -> Flattener:
     layout = record_fields(cls)
     names = layout.children
-    all_leaves = TreeDef("attrs", cls, names, (), (LEAF,) * len(names))
+    all_leaves = node("attrs", cls, names, (), (LEAF,) * len(names))
 
-    def flatten_record(node: Any, out: list[Any]) -> TreeDef:
-        kids = [getattr(node, n) for n in names]
-        static = tuple([(s, getattr(node, s)) for s in layout.static]) if layout.static else ()
+    def flatten_record(tree: Any, out: list[Any]) -> TreeDef:
+        kids = [getattr(tree, n) for n in names]
+        static = tuple([(s, getattr(tree, s)) for s in layout.static]) if layout.static else ()
         if not static and all(type(k) in _LEAF_CLASSES for k in kids):
             out.extend(kids)  # the common params record: arrays only, one shared TreeDef
             return all_leaves
-        return TreeDef("attrs", cls, names, static, tuple([_flatten_into(k, out) for k in kids]))
+        return node("attrs", cls, names, static, tuple([_flatten_into(k, out) for k in kids]))
 
     return flatten_record
 
@@ -220,12 +198,12 @@ def _flattener(cls: type) -> Flattener:
 _FLATTENERS: dict[type, Flattener] = {}
 
 
-def _flatten_into(node: Any, out: list[Any]) -> TreeDef:
-    cls = type(node)
+def _flatten_into(tree: Any, out: list[Any]) -> TreeDef:
+    cls = type(tree)
     found = _FLATTENERS.get(cls)
     if found is None:
         found = _FLATTENERS[cls] = _flattener(cls)
-    return found(node, out)
+    return found(tree, out)
 
 
 def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
