@@ -94,6 +94,20 @@ def test_static_fields_are_structure_not_children() -> None:
         tree.assert_same_structure(t, WithStatic(np.ones(2), "y"))
 
 
+@pytest.mark.parametrize(("first", "second"), [(0.0, -0.0), (1, True), (1.0, 1)])
+def test_equal_static_values_of_other_kinds_are_rebuilt_as_they_were(
+    first: Any, second: Any
+) -> None:
+    """0.0 == -0.0 and 1 == True: structures compare equal, but each tree is rebuilt with
+    its own static values, whatever was built (and cached) before it."""
+    for value in (first, second):
+        t = WithStatic(np.ones(2), value)
+        back = tree.unflatten(tree.structure(t), [np.ones(2)])
+        flat, layout = tree.ravel(t)
+        for rebuilt in (back, layout.unravel(flat)):
+            assert repr(rebuilt.name) == repr(value)
+
+
 def test_num_leaves_counts_without_flattening() -> None:
     assert tree.num_leaves(sample()) == 7
     assert tree.num_leaves(WithStatic(np.ones(3))) == 1  # static fields are not leaves

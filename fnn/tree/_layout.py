@@ -106,11 +106,19 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(treedef: TreeDef, shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> Layout:
+def _offsets_and_weights(
+    treedef: TreeDef, shapes: tuple[tuple[int, ...], ...]
+) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     offsets = [0]
     for s in shapes:
         offsets.append(offsets[-1] + int(np.prod(s, dtype=np.int64)))
-    return Layout(treedef, shapes, dtype, tuple(offsets), tuple(weight_flags(treedef)))
+    return tuple(offsets), tuple(weight_flags(treedef))
+
+
+def _layout(treedef: TreeDef, shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> Layout:
+    # Cached by structure, but built around the caller's own TreeDef: equal structures can
+    # hold static values that compare equal yet differ (0.0 and -0.0).
+    return Layout(treedef, shapes, dtype, *_offsets_and_weights(treedef, shapes))
 
 
 def layout_of(values: list[Any], treedef: TreeDef) -> Layout:

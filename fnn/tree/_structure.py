@@ -109,7 +109,7 @@ class TreeDef(NamedTuple):
 
     def build(self, leaves: Iterator[Any]) -> Any:
         """A tree of this structure whose leaves are taken from ``leaves`` in order."""
-        return _builder(self)(leaves)
+        return _builder(self, True)(leaves)
 
 
 def node(
@@ -258,10 +258,17 @@ def num_leaves(tree: Any) -> int:
 Builder = Callable[[Iterator[Any]], Any]
 
 
-@functools.lru_cache(maxsize=512)
-def _builder(td: TreeDef, records: bool = True) -> Builder:
+def _builder(td: TreeDef, records: bool) -> Builder:
     """A function that builds a tree of structure ``td`` from an iterator of leaves; with
-    ``records`` false, records (attrs classes, named tuples) become lists of children."""
+    ``records`` false, records (attrs classes, named tuples) become lists of children.
+
+    Compiled once per structure, except where static fields are: equal structures may hold
+    static values that compare equal but differ (``0.0`` and ``-0.0``, ``1`` and ``True``),
+    and a tree is rebuilt with its own."""
+    return _compile(td, records) if _has_static(td) else _cached(td, records)
+
+
+def _compile(td: TreeDef, records: bool) -> Builder:
     if td.kind == "leaf":
         return next
     if td.kind == "none":
@@ -286,6 +293,14 @@ def _builder(td: TreeDef, records: bool = True) -> Builder:
         return make(**kwargs)
 
     return record
+
+
+_cached = functools.lru_cache(maxsize=512)(_compile)
+
+
+@functools.lru_cache(maxsize=512)
+def _has_static(td: TreeDef) -> bool:
+    return bool(td.static) or any(_has_static(c) for c in td.children)
 
 
 def buffers(treedef: TreeDef, leaves: Iterator[Any]) -> Any:
