@@ -47,7 +47,8 @@ def parameterless(
     def check(params: None, x: Array, state: Any) -> Array:
         if params is not None:
             raise TypeError(f"{name} has no parameters: expected None, got {type(params).__name__}")
-        check_no_state(state, name)
+        if state is not None:
+            check_no_state(state, name)
         return check_input(x, name)
 
     def infer(params: None, x: Array, state: None) -> Array:

@@ -100,7 +100,8 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
 
     def infer(params: DenseParams, x: Array, state: None) -> Array:
         params = _check_params(params)
-        check_no_state(state, "dense")
+        if state is not None:
+            check_no_state(state, "dense")
         x = check_input(x, "dense", params.w.dtype)
         fan_in = params.w.shape[0]
         if x.ndim != 2 or x.shape[1] != fan_in:

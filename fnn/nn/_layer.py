@@ -214,7 +214,9 @@ def check_input(
         ValueError: no batch axis, or not ``(batch, *shape)``, e.g. ``"dense expected input
             of shape (batch, 784), got (32, 700)"``.
     """
-    arr = _checks.float_array(x, f"{name} input", dtype)
+    arr: Array = x
+    if type(x) is not np.ndarray or x.dtype.kind != "f" or (dtype is not None and x.dtype != dtype):
+        arr = _checks.float_array(x, f"{name} input", dtype)  # raises, naming what came
     if arr.ndim < 1:
         raise ValueError(f"{name} input needs a batch axis, got a 0-d array")
     if shape is not None and arr.shape[1:] != shape:

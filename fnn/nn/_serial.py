@@ -8,7 +8,6 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import random
-from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
 from ._layer import Layer, Shapes, check_in_shape, check_no_state
@@ -212,4 +211,11 @@ def serial(*layers: Layer[Any]) -> Layer[tuple[Any, ...]]:
 
 
 def _has_buffers(out: Any) -> bool:
-    return out is not None and _tree.num_leaves(out) > 0
+    """Whether a layer's ``out`` (buffers arranged like its params) holds any buffer."""
+    if isinstance(out, np.ndarray):
+        return True
+    if isinstance(out, (list, tuple)):
+        return any(_has_buffers(o) for o in out)
+    if isinstance(out, dict):
+        return any(_has_buffers(o) for o in out.values())
+    return False

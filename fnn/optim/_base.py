@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import attrs
 import numpy as np
@@ -31,8 +31,7 @@ Moments = tuple[Array, ...]
 """A transform's state: flat arrays laid out like the flat parameter buffer."""
 
 
-@attrs.frozen(eq=False)
-class Updates:
+class Updates(NamedTuple):
     """An update vector ``scale * array``: the numbers and a scalar factor kept apart.
 
     Scalar factors (learning rates, bias corrections, clipping) multiply ``scale``
@@ -46,7 +45,7 @@ class Updates:
     """
 
     array: Array
-    scale: float = attrs.field(default=1.0, converter=float)
+    scale: float = 1.0
 
     def value(self) -> Array:
         """``scale * array``: a new array, or ``array`` itself when ``scale`` is 1."""
@@ -148,11 +147,6 @@ class OptState(Generic[P]):
 _tree.register_type(OptState, "fnn.optim.OptState")
 
 
-def _readonly(flat: Array) -> Array:
-    flat.flags.writeable = False
-    return flat
-
-
 def _opt_state(state: Any) -> OptState[Any]:
     if not isinstance(state, OptState):
         raise TypeError(f"expected an OptState (from optimizer.init), got {type(state).__name__}")
@@ -166,10 +160,9 @@ def _check_moments(transform: Transform, values: Any, layout: Layout, what: str)
         raise TypeError(
             f"{transform.label} {what} a {type(values).__name__} of moments, expected a tuple"
         )
+    size, dtype = (layout.size,), layout.dtype
     for v in values:
-        if not (
-            isinstance(v, np.ndarray) and v.shape == (layout.size,) and v.dtype == layout.dtype
-        ):
+        if type(v) is not np.ndarray or v.shape != size or v.dtype != dtype:
             got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
             raise ValueError(
                 f"{transform.label} {what} a moment that is not a flat {layout.dtype} array "
@@ -191,8 +184,7 @@ def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) 
                 f"expected {t.state.__name__} in the state, got {type(record).__name__}: "
                 "was it made by another optimizer?"
             )
-        fields = attrs.fields(cast(Any, type(record)))
-        values = tuple(getattr(record, f.name) for f in fields)
+        values = tuple([getattr(record, n) for n in _tree.record_fields(t.state).children])
         out.append(_check_moments(t, values, layout, "has in the state"))
     return out
 
@@ -283,10 +275,13 @@ class Optimizer:
     def _state(
         self, layout: Layout, flat_params: Array, moments: Sequence[Moments], step: int
     ) -> OptState[Any]:
-        inner = tuple(
-            t.state(*(_readonly(m) for m in ms)) for t, ms in zip(self.transforms, moments)
-        )
-        return OptState(layout.unravel(_readonly(flat_params)), step, inner)
+        records = []
+        for t, ms in zip(self.transforms, moments):
+            for m in ms:
+                m.flags.writeable = False
+            records.append(t.state(*ms))
+        flat_params.flags.writeable = False
+        return OptState(layout.unravel(flat_params), step, tuple(records))
 
     def learning_rate(self, state: OptState[Any]) -> float:
         """The learning rate the next update will use (of the first scheduled transform).

@@ -10,7 +10,17 @@ import attrs
 import numpy as np
 
 from .._types import Array
-from ._structure import TreeDef, buffers, flatten, flatten_like, leaf_paths, weight_flags
+from ._structure import (
+    Builder,
+    TreeDef,
+    _builder,
+    _has_static,
+    buffers,
+    flatten,
+    flatten_like,
+    leaf_paths,
+    weight_flags,
+)
 
 
 @attrs.frozen(eq=False)
@@ -37,6 +47,8 @@ class Layout:
 
     size: int = attrs.field(init=False)
     """The length of the flat buffer."""
+    _build: Builder | None = attrs.field(default=None, repr=False, alias="build")
+    _out: Builder | None = attrs.field(default=None, repr=False, alias="out")
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "size", self.offsets[-1])
@@ -65,7 +77,9 @@ class Layout:
         """Views into ``flat`` arranged as the tree is, with records as lists of their
         children (:func:`fnn.tree.buffers`): writable when ``flat`` is, for writing a
         gradient straight into a flat buffer."""
-        return buffers(self.treedef, iter(self.views(flat)))
+        if self._out is None:
+            return buffers(self.treedef, iter(self.views(flat)))
+        return self._out(iter(self.views(flat)))
 
     def unravel(self, flat: Array) -> Any:
         """A tree of this layout whose leaves are views into ``flat`` (no copy).
@@ -77,7 +91,9 @@ class Layout:
                 f"expected a flat {self.dtype} buffer of shape ({self.size},), "
                 f"got {flat.dtype} {flat.shape}"
             )
-        return self.treedef.build(iter(self.views(flat)))
+        if self._build is None:
+            return self.treedef.build(iter(self.views(flat)))
+        return self._build(iter(self.views(flat)))
 
     def ravel(self, tree: Any, what: str = "tree") -> Array:
         """Copy a tree of this layout into a new flat buffer, checking shapes and dtypes.
@@ -106,19 +122,23 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=64)
-def _offsets_and_weights(
+def _parts(
     treedef: TreeDef, shapes: tuple[tuple[int, ...], ...]
-) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+) -> tuple[tuple[int, ...], tuple[bool, ...], Builder | None, Builder | None]:
+    """Offsets, weight flags and compiled builders of a layout, computed once per structure
+    (no builders where static fields are: those come from each tree's own TreeDef)."""
     offsets = [0]
     for s in shapes:
         offsets.append(offsets[-1] + int(np.prod(s, dtype=np.int64)))
-    return tuple(offsets), tuple(weight_flags(treedef))
+    static = _has_static(treedef)
+    build = None if static else _builder(treedef, True)
+    out = None if static else _builder(treedef, False)
+    return tuple(offsets), tuple(weight_flags(treedef)), build, out
 
 
 def _layout(treedef: TreeDef, shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> Layout:
-    # Cached by structure, but built around the caller's own TreeDef: equal structures can
-    # hold static values that compare equal yet differ (0.0 and -0.0).
-    return Layout(treedef, shapes, dtype, *_offsets_and_weights(treedef, shapes))
+    offsets, weights, build, out = _parts(treedef, shapes)
+    return Layout(treedef, shapes, dtype, offsets, weights, build, out)
 
 
 def layout_of(values: list[Any], treedef: TreeDef) -> Layout:
