@@ -349,6 +349,20 @@ def test_registering_a_taken_name_or_a_bad_signature_fails() -> None:
         nn.register("")
 
 
+def test_positional_only_arguments_go_in_args() -> None:
+    @nn.register("test_wrap")
+    def wrap(layer: nn.Layer[Any], /, times: int = 1) -> nn.Layer[Any]:
+        return nn.serial(*[layer] * times)
+
+    made = wrap(nn.relu(), times=2)
+    assert made.spec == {"layer": "test_wrap", "times": 2, "args": [{"layer": "relu"}]}
+    assert nn.from_spec(made.spec).spec == made.spec
+    with pytest.raises(ValueError, match=r"needs 'args', a list of 1 to 1 values, got \[\]"):
+        nn.from_spec({"layer": "test_wrap", "times": 2})
+    with pytest.raises(ValueError, match=r"unexpected keys \['args'\]"):
+        nn.from_spec({"layer": "relu", "args": []})
+
+
 def test_a_file_names_only_registered_layers(tmp_path: Path, key: random.Key) -> None:
     with pytest.raises(ValueError, match=r"unknown layer 'os\.system'"):
         nn.from_spec({"layer": "os.system"})

@@ -69,11 +69,18 @@ def _spec_value(value: Any) -> Any:
 
 def _spec(name: str, bound: inspect.BoundArguments) -> dict[str, Any] | None:
     spec: dict[str, Any] = {"layer": name}
+    positional: list[Any] = []
+    params = bound.signature.parameters
     for key, value in bound.arguments.items():
         described = _spec_value(value)
         if described is _UNDESCRIBED:
             return None  # a function or another object: rebuilt in code, not from a spec
-        spec[key] = described
+        if params[key].kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(described)
+        else:
+            spec[key] = described
+    if positional:
+        spec["args"] = positional
     return spec
 
 
@@ -83,7 +90,8 @@ def register(
     """Register a layer constructor under ``name`` (a decorator).
 
     The decorated constructor returns its layer with ``spec`` set to ``{"layer": name}``
-    plus its arguments (defaults included), when they are JSON data or described layers
+    plus its arguments by name (defaults included; positional-only ones in a list under
+    ``"args"``), when they are JSON data or described layers
     (a function argument, such as a custom initializer, leaves ``spec`` None). After that,
     :func:`from_spec` rebuilds the layer, and :func:`fnn.io.save_model`,
     :func:`fnn.io.load_model` and :func:`fnn.io.load` without a template work for models
@@ -115,10 +123,12 @@ def register(
     def decorate(make: Callable[Args, Layer[P]]) -> Callable[Args, Layer[P]]:
         signature = inspect.signature(make)
         for param in signature.parameters.values():
-            if param.name == "layer" or param.kind is inspect.Parameter.VAR_KEYWORD:
+            keyword = param.kind is not inspect.Parameter.POSITIONAL_ONLY
+            if (keyword and param.name in ("layer", "args")) or param.kind is param.VAR_KEYWORD:
                 raise ValueError(
-                    f"{name}: a registered constructor cannot take {param} (specs keep the "
-                    "name under 'layer' and hold named arguments only)"
+                    f"{name}: a registered constructor cannot take {param} (a spec keeps the "
+                    "name under 'layer', positional-only arguments under 'args', and holds "
+                    "no **kwargs)"
                 )
 
         @functools.wraps(make)
@@ -172,12 +182,21 @@ def from_spec(spec: Any) -> Layer[Any]:
         known = ", ".join(sorted(_LAYERS))
         raise ValueError(f"unknown layer {name!r} in spec; expected one of: {known}")
     params = entry.signature.parameters
-    extra = sorted(set(spec) - set(params) - {"layer"})
+    keyword = {k for k, p in params.items() if p.kind is not p.POSITIONAL_ONLY}
+    only = [p for p in params.values() if p.kind is p.POSITIONAL_ONLY]
+    extra = sorted(set(spec) - keyword - {"layer"} - ({"args"} if only else set()))
     if extra:
         raise ValueError(f"unexpected keys {extra} in the spec of {name!r}")
-    args: list[Any] = []
+    args = _layers_in(spec.get("args", []))
+    needed = sum(p.default is p.empty for p in only)
+    if not isinstance(args, list) or not needed <= len(args) <= len(only):
+        raise ValueError(
+            f"the spec of {name!r} needs 'args', a list of {needed} to {len(only)} values, "
+            f"got {args!r}"
+        )
     kwargs: dict[str, Any] = {}
-    for key, param in params.items():
+    for key in keyword:
+        param = params[key]
         if key not in spec:
             if param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
                 raise ValueError(f"the spec of {name!r} misses the key {key!r}")
@@ -188,9 +207,7 @@ def from_spec(spec: Any) -> Layer[Any]:
                 raise ValueError(
                     f"the spec of {name!r} needs a list for {key!r}, got {type(value).__name__}"
                 )
-            args.extend(value)
-        elif param.kind is param.POSITIONAL_ONLY:
-            args.append(value)
+            args = [*args, *value]
         else:
             kwargs[key] = value
     return entry.make(*args, **kwargs)
