@@ -172,6 +172,31 @@ def test_evaluate_and_predict_a_model_with_state(tmp_path: Path) -> None:
     assert f"test accuracy {expected.accuracy:.4f}" in text
 
 
+def test_the_cnn_trains_evaluates_and_predicts(tmp_path: Path) -> None:
+    record = train(tmp_path, "--model", "cnn", "--batch-norm", "--dropout", "0.25")
+    config = record["config"]
+    assert (config["model"], config["batch_norm"], config["dropout"]) == ("cnn", True, 0.25)
+    assert config["lr"] == 1e-3  # the CNN's default rate
+    assert record["test"]["accuracy"] > 0.5
+    model, _, state = fnn.io.load_model(tmp_path / "model.npz")
+    assert (
+        state is not None
+        and model.spec
+        == fnn.cli.build_model(fnn.cli.Config(model="cnn", batch_norm=True, dropout=0.25)).spec
+    )
+    status, text = run("evaluate", str(tmp_path))
+    assert status == 0 and f"test accuracy {record['test']['accuracy']:.4f}" in text
+    np.save(tmp_path / "one.npy", synthetic().x_test[:1])
+    status, text = run("predict", str(tmp_path), str(tmp_path / "one.npy"))
+    assert status == 0 and text.startswith(f"{tmp_path / 'one.npy'}: ") and text.count(",") == 2
+
+
+def test_batch_norm_is_for_the_cnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _ = run("train", "--out", str(tmp_path), "--batch-norm", "--quiet")
+    assert status == 2
+    assert "--batch-norm applies to --model cnn" in capsys.readouterr().err
+
+
 def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train(tmp_path)
     status, _ = run("predict", str(tmp_path), str(tmp_path / "missing.png"))

@@ -23,7 +23,9 @@ import classic_b_sigmoid
 import classic_c_keras_style
 import classic_d_optimizers
 import classic_e_he_init
+import cnn
 import from_scratch
+import resnet_small
 import train_mlp
 from test_cli import synthetic
 
@@ -164,3 +166,21 @@ def test_missing_data_ends_with_the_loaders_message(
     with pytest.raises(SystemExit, match=r"(?s)mnist: looked in /nowhere.*--data-dir"):
         train_mlp.main(["--dataset", "mnist", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_cnn_trains_saves_and_compares_its_variants(tmp_path: Path) -> None:
+    result = cnn.main(["--epochs", "2", "--out", str(tmp_path)])
+    assert losses_fall(result["history"]) and result["test_accuracy"] > 0.5
+    model, _, state = fnn.io.load_model(result["model"])
+    assert state is None and model.output_shape((28, 28)) == (10,)
+    compared = cnn.main(["--epochs", "1", "--limit", "300", "--out", str(tmp_path), "--compare"])
+    assert list(compared["histories"]) == ["plain", "dropout", "batch norm", "both"]
+    assert (tmp_path / "compare_loss.png").is_file()
+    assert (tmp_path / "compare_accuracy.png").is_file()
+
+
+def test_resnet_small_trains_and_saves_its_running_statistics(tmp_path: Path) -> None:
+    result = resnet_small.main(["--epochs", "2", "--limit", "400", "--out", str(tmp_path)])
+    assert losses_fall(result["history"])
+    _, params, state = fnn.io.load_model(result["model"])
+    assert state is not None and fnn.tree.size(params) == result["params"]

@@ -267,6 +267,10 @@ def test_allow_list() -> None:
     own = {name: cls for name, cls in fnn.io.TYPES.items() if name.startswith("fnn.")}
     assert own == {
         "fnn.nn.DenseParams": nn.DenseParams,
+        "fnn.nn.Conv2DParams": nn.Conv2DParams,
+        "fnn.nn.BatchNormParams": nn.BatchNormParams,
+        "fnn.nn.BatchNormState": nn.BatchNormState,
+        "fnn.nn.LayerNormParams": nn.LayerNormParams,
         "fnn.random.Key": random.Key,
         "fnn.optim.OptState": fnn.optim.OptState,
         "fnn.optim.EmptyState": fnn.optim.EmptyState,

@@ -178,3 +178,125 @@ def flatten() -> Layer[None]:
         lambda shape, dy: dy.reshape(shape),
         output_shape=lambda in_shape: (math.prod(in_shape),),
     )
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+_GELU_A = 0.044715
+_GELU_CLIP = 10.0
+"""Beyond |x| = 10 the tanh of GELU is exactly +-1 in float32 and float64 (its argument
+exceeds 43), so the cubic may use the clipped x: the same values, and no overflow."""
+
+# The forwards below work in place on the temporaries they allocate (never on x): an
+# activation's forward runs in inference too, and each fresh temporary costs a pass.
+
+
+def _gelu_forward(x: Array) -> tuple[Array, Array]:
+    # h = (1 + tanh(c (x + a x**3))) / 2, so that y = x h; the cubic is of the clipped x
+    # (exact, see _GELU_CLIP). With 1 - tanh**2 = 4 h (1 - h), the slope
+    # 0.5 (1 + t) + 0.5 x (1 - t**2) c (1 + 3 a x**2) is h + g h (1 - h), where
+    # g = 2 c x (1 + 3 a x**2); beyond the clip h is 0 or 1, so g h (1 - h) is 0.
+    xc = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+    x2 = np.square(xc)
+    h = x2 * _GELU_A
+    h += 1
+    h *= xc
+    h *= _GELU_C
+    np.tanh(h, out=h)
+    h += 1
+    h *= 0.5
+    y = x * h
+    g = x2  # x2 is not needed any more: g is built in its place
+    g *= 3 * _GELU_A
+    g += 1
+    g *= xc
+    g *= 2 * _GELU_C
+    slope = 1 - h
+    slope *= h
+    slope *= g
+    slope += h
+    return y, slope
+
+
+@register("gelu", activation=True)
+def gelu() -> Layer[None]:
+    """The GELU in its tanh form (PyTorch's ``GELU(approximate="tanh")``):
+    ``y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))``.
+
+    Shapes: any ``(batch, ...)``, kept. The forward keeps the slope
+    ``0.5 (1 + t) + 0.5 x (1 - t**2) sqrt(2/pi) (1 + 3 * 0.044715 x**2)`` (``t`` the
+    tanh) as its residual, so backward is one pass: ``dx = dy * slope``. No overflow for
+    any finite ``x``: the cubic is taken of ``x`` clipped to ``[-10, 10]``, beyond which the
+    tanh is exactly +-1 anyway, so ``y = x`` (or 0) there.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.activation("gelu").apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
+    array([[   -0.,     0., 10000.]], dtype=float32)
+    """
+    return parameterless("gelu", _gelu_forward, lambda slope, dy: dy * slope)
+
+
+def _silu_forward(x: Array) -> tuple[Array, Array]:
+    # With e = exp(-|x|) and d = 1 + e (no overflow, no branch): sigmoid(x) =
+    # exp(min(x, 0)) / d (1 / d for x >= 0, e / d below), sigmoid'(x) = e / d**2, and the
+    # slope of x sigmoid(x) is sigmoid(x) + x sigmoid'(x).
+    e = np.exp(-np.abs(x))
+    d = 1 + e
+    s = np.exp(np.minimum(x, 0))
+    s /= d
+    d *= d
+    slope = e / d
+    slope *= x
+    slope += s
+    return x * s, slope
+
+
+@register("silu", activation=True)
+def silu() -> Layer[None]:
+    """The SiLU (swish): ``y = x * sigmoid(x)``, computed without overflow.
+
+    Shapes: any ``(batch, ...)``, kept. The forward keeps the slope
+    ``sigmoid(x) + x sigmoid(x) (1 - sigmoid(x))`` as its residual, so backward is one
+    pass: ``dx = dy * slope``.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.activation("silu").apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
+    array([[   -0.,     0., 10000.]], dtype=float32)
+    """
+    return parameterless("silu", _silu_forward, lambda slope, dy: dy * slope)
+
+
+@register("elu", activation=True)
+def elu(alpha: float = 1.0) -> Layer[None]:
+    """The ELU: ``y = x`` where ``x > 0``, else ``alpha (exp(x) - 1)`` (PyTorch's ``ELU``).
+
+    Shapes: any ``(batch, ...)``, kept. ``exp`` is only taken of ``min(x, 0)`` (as
+    ``expm1``, exact near 0), so nothing overflows. The forward keeps the slope, ``1``
+    where ``x > 0`` and ``alpha exp(x) = y + alpha`` elsewhere, so backward is one pass:
+    ``dx = dy * slope``.
+
+    Args:
+        alpha: the value ``y`` tends to as ``x -> -inf`` is ``-alpha``; a finite number.
+
+    >>> import fnn, numpy as np
+    >>> elu(0.5).apply(None, np.array([[-1e4, 0.0, 2.0]], np.float32))
+    array([[-0.5,  0. ,  2. ]], dtype=float32)
+    """
+    a = _checks.real(alpha, "elu alpha")
+    if not math.isfinite(a):
+        raise ValueError(f"elu needs a finite alpha, got {alpha}")
+
+    def forward(x: Array) -> tuple[Array, Array]:
+        # Branch-free: neg = alpha expm1(min(x, 0)) is 0 where x > 0, so
+        # y = max(x, 0) + neg, and the slope is 1 there and neg + alpha elsewhere.
+        positive = x > 0
+        neg = np.minimum(x, 0)
+        np.expm1(neg, out=neg)
+        neg *= a
+        y = np.maximum(x, 0)
+        y += neg
+        slope = neg + a
+        slope *= ~positive
+        slope += positive
+        return y, slope
+
+    return parameterless("elu", forward, lambda slope, dy: dy * slope)

@@ -1,0 +1,68 @@
+"""A small convolutional network for MNIST-sized images: two conv blocks, then dense."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _checks
+from ._activations import flatten, relu
+from ._conv import conv2d
+from ._dense import dense
+from ._layer import Layer
+from ._norm import batch_norm as _batch_norm
+from ._pool import dropout as _dropout
+from ._pool import max_pool
+from ._serial import serial
+from ._shape_layers import reshape
+
+
+def cnn(
+    image_shape: Sequence[int] = (28, 28),
+    classes: int = 10,
+    *,
+    channels: Sequence[int] = (32, 64),
+    dense_size: int = 128,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+) -> Layer[tuple[Any, ...]]:
+    """The classic small CNN: per entry of ``channels``, a 3x3 ``conv2d`` ("valid"), a
+    ReLU and a 2x2 ``max_pool``; then ``flatten``, ``dense(dense_size)``, ReLU,
+    ``dropout(dropout)`` and ``dense(classes)`` (logits).
+
+    ReLU and max-pooling commute, values and gradients alike (both keep the window's first
+    maximum; a window with nothing above zero gives zero either way), so each block pools
+    first: the same network, with a quarter of the ReLU's work.
+
+    Args:
+        image_shape: ``(height, width)`` of single-channel images (a ``reshape`` adds the
+            channel axis) or ``(height, width, channels)``.
+        classes: the number of outputs.
+        channels: the features of each conv block (``(32, 64)``: conv 32, conv 64).
+        dense_size: the width of the hidden dense layer.
+        dropout: the dropout rate before the last layer (0 for none).
+        batch_norm: put a ``batch_norm`` after each conv and the hidden dense layer,
+            before its ReLU.
+
+    For 28x28 images: ``(28, 28) -> (28, 28, 1) -> conv 26x26x32 -> pool 13x13x32 ->
+    conv 11x11x64 -> pool 5x5x64 -> 1600 -> 128 -> 10``.
+
+    >>> import fnn
+    >>> model = fnn.nn.cnn()
+    >>> model.output_shape((28, 28))
+    (10,)
+    """
+    shape = tuple(_checks.positive_int(d, "cnn image_shape") for d in image_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"cnn needs image_shape (height, width[, channels]), got {shape}")
+    layers: list[Layer[Any]] = [reshape((*shape, 1))] if len(shape) == 2 else []
+    for features in channels:
+        layers.append(conv2d(_checks.positive_int(features, "cnn channels"), 3))
+        layers += [_batch_norm()] if batch_norm else []
+        layers += [max_pool(2), relu()]
+    layers += [flatten(), dense(_checks.positive_int(dense_size, "cnn dense_size"))]
+    layers += [_batch_norm()] if batch_norm else []
+    layers.append(relu())
+    layers += [_dropout(dropout)] if dropout else []
+    layers.append(dense(_checks.positive_int(classes, "cnn classes")))
+    return serial(*layers)
