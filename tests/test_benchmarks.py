@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "examples" / "benchmarks"
@@ -138,3 +139,190 @@ def test_numpy_reference_trains_as_fnn_does(monkeypatch: pytest.MonkeyPatch) -> 
     net.adam(1, 1e-2)
     np.testing.assert_allclose(net.params, layout.ravel(state.params), rtol=1e-5, atol=1e-6)
     assert not np.array_equal(net.params, layout.ravel(params))  # the step moved them
+
+
+# The CNN workload (train_speed.py --model cnn)
+
+
+def _cnn_record(peer: str, round_: int, seconds: float, accuracy: float) -> Any:
+    record = _record(peer, 1, round_, seconds, accuracy)
+    record["workload"]["model"] = "cnn"
+    return record
+
+
+def test_cnn_command_line(bench: dict[str, ModuleType]) -> None:
+    parse = bench["train_speed"].parse_args
+    mlp = parse([])
+    assert (mlp.model, mlp.train_size) == ("mlp", 60_000)
+    cnn = parse(["--model", "cnn"])
+    assert (cnn.model, cnn.train_size, cnn.epochs) == ("cnn", 10_000, 6)
+    assert cnn.peers == ["fnn", "torch", "torch-cl", "jax"]
+    args = parse(["--model", "cnn", "--train-size", "1280", "--peers", "fnn,torch-cl"])
+    assert (args.train_size, args.peers) == (1280, ["fnn", "torch-cl"])
+    assert parse(["--train-size", "5000"]).train_size == 5000  # the MLP takes it too
+    for bad in (
+        ["--model", "cnn", "--peers", "fnn,numpy"],  # the NumPy reference is the MLP's
+        ["--model", "cnn", "--peers", "jax-scan"],  # XLA's scan of convolutions: not run
+        ["--peers", "fnn,torch-cl"],  # a memory format of images: the CNN's
+        ["--model", "cnn", "--train-size", "0"],
+        ["--model", "cnn", "--train-size", "60001"],
+        ["--model", "resnet"],
+    ):
+        with pytest.raises(SystemExit):
+            parse(bad)
+
+
+def test_run_peer_command_line(bench: dict[str, ModuleType]) -> None:
+    run_peer = bench["run_peer"]
+    args = run_peer.parse_args(["torch-cl", "--model", "cnn", "--out", "x.json"])
+    assert (args.peer, args.model, args.train_size) == ("torch-cl", "cnn", None)
+    args = run_peer.parse_args(["floor", "--train-size", "1280", "--out", "x.json"])
+    assert (args.peer, args.model, args.train_size) == ("floor", "mlp", 1280)
+    for bad in (["floor", "--model", "cnn"], ["numpy", "--model", "cnn"], ["torch-cl"]):
+        with pytest.raises(SystemExit):
+            run_peer.parse_args([*bad, "--out", "x.json"])
+    assert run_peer.PEER_MODULES["torch-cl"] == "torch"
+
+
+def test_workload_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    wl = importlib.import_module("workload")
+    w = wl.Workload()
+    assert (w.model, w.train_size, w.eval_chunk) == ("mlp", 60_000, 10_000)
+    cnn = wl.Workload(model="cnn", train_size=wl.DEFAULT_TRAIN_SIZES["cnn"])
+    assert (cnn.train_size, cnn.channels, cnn.dense_size, cnn.dropout) == (
+        10_000,
+        (32, 64),
+        128,
+        0.5,
+    )
+    assert cnn.to_json()["model"] == "cnn" and cnn.eval_chunk == 1_000
+    for bad in ({"model": "rnn"}, {"train_size": 0}, {"train_size": 60_001}):
+        with pytest.raises(ValueError, match=r"model|train_size"):
+            wl.Workload(**bad)
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    np.testing.assert_array_equal(wl.in_chunks(lambda part: 2 * part, x, 4), 2 * x)
+
+
+def test_cnn_pytorch_is_the_faster_format(bench: dict[str, ModuleType]) -> None:
+    report = bench["report"]
+    records = [
+        *(_cnn_record("fnn", r, 0.5, 0.880) for r in range(3)),
+        *(_cnn_record("torch", r, 0.8, 0.872) for r in range(3)),
+        *(_cnn_record("torch-cl", r, 0.6, 0.870) for r in range(3)),
+        *(_cnn_record("jax", r, 1.2, 0.850) for r in range(3)),
+    ]
+    assert report.workload_model(records) == "cnn"
+    summary = report.summarize(records, skip=1)
+    peers = summary[(128, 1)][0]
+    assert report.pytorch_peer(peers, "cnn") == "torch-cl"
+    assert report.pytorch_peer(peers, "mlp") == "torch"  # the MLP has one format
+    checks = report.verdicts(summary, "cnn")
+    torch = [v for v in checks if v.what.startswith("fnn/PyTorch (torch-cl")]
+    assert [(v.bound, v.aim, v.passed) for v in torch] == [(1.0, False, True), (0.7, True, False)]
+    assert torch[0].value == pytest.approx(0.5 / 0.6)
+    by_name = {v.what: v for v in checks}
+    assert by_name["fnn/jax"].value == pytest.approx(0.5 / 1.2) and by_name["fnn/jax"].passed
+    assert by_name["fnn/jax"].bound == 0.5
+    assert "fnn/torch" not in by_name and not any("floor" in v.what for v in checks)
+    assert by_name["|test acc fnn - torch-cl|"].passed  # 0.010 apart: within 0.02
+    assert not by_name["|test acc fnn - jax|"].passed  # 0.030 apart
+    text = report.render(records)
+    assert "PyTorch = torch-cl (channels_last), the faster memory format" in text
+    assert '"PyTorch" is the faster' in text
+
+    # NCHW faster: it counts; fnn at 1.2x it fails the target.
+    slow = [_cnn_record("fnn", 0, 0.6, 0.88), _cnn_record("torch", 0, 0.5, 0.88)]
+    slow.append(_cnn_record("torch-cl", 0, 0.55, 0.88))
+    checks = report.verdicts(report.summarize(slow), "cnn")
+    target = next(v for v in checks if v.what.startswith("fnn/PyTorch") and not v.aim)
+    assert target.what == "fnn/PyTorch (torch, the faster format)"
+    assert target.value == pytest.approx(1.2) and not target.passed
+    # One format alone counts as PyTorch.
+    alone = report.summarize([_cnn_record("fnn", 0, 0.4, 0.88), _cnn_record("torch", 0, 0.5, 0.88)])
+    assert report.pytorch_peer(alone[(128, 1)][0], "cnn") == "torch"
+
+
+def test_records_of_one_workload(bench: dict[str, ModuleType]) -> None:
+    report = bench["report"]
+    mlp = [_record("fnn", 1, 0, 0.4, 0.87)]  # records from before the CNN: no "model"
+    assert report.workload_model(mlp) == "mlp"
+    failed = {"kind": "peer", "peer": "jax", "workload": {"batch_size": 128}, "error": "x"}
+    assert report.workload_model([_cnn_record("fnn", 0, 0.4, 0.87), failed]) == "cnn"
+    with pytest.raises(ValueError, match="different workloads"):
+        report.workload_model([*mlp, _cnn_record("fnn", 0, 0.4, 0.87)])
+    # The MLP's targets are as they were.
+    records = [*mlp, _record("torch", 1, 0, 0.5, 0.87)]
+    checks = {v.what: v for v in report.verdicts(report.summarize(records))}
+    assert checks["fnn/torch"].bound == report.TORCH_TARGET == 0.9
+
+
+def test_memory_check_of_the_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    memory = importlib.import_module("memory")
+    assert memory.train_command("fnn", 1) == [
+        "fnn",
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--epochs",
+        "1",
+    ]
+    assert memory.train_command("fnn", 1, "cnn")[-2:] == ["--model", "cnn"]
+    assert memory.parse_args([]).model == "mlp"
+    assert memory.parse_args(["--model", "cnn"]).model == "cnn"
+    assert memory.MARGINS == {"mlp": 100 * memory.MB, "cnn": 500 * memory.MB}
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_fnn_peer_trains_each_workload(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    """The fnn peer end to end, in-process, on a few synthetic images."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    wl = importlib.import_module("workload")
+    peer_fnn = importlib.import_module("peer_fnn")
+    shape = (784,) if model == "mlp" else (28, 28)
+    rng = np.random.default_rng(0)
+
+    def load_data(model_: str, train_size: int) -> Any:
+        assert (model_, train_size) == (model, 192)
+        return wl.Data(
+            rng.random((train_size, *shape), dtype=np.float32),
+            rng.integers(0, 10, train_size),
+            rng.random((40, *shape), dtype=np.float32),
+            rng.integers(0, 10, 40),
+        )
+
+    monkeypatch.setattr(wl, "load_data", load_data)
+    w = wl.Workload(batch_size=64, epochs=2, model=model, train_size=192)
+    record = peer_fnn.run(w)
+    assert record["peer"] == "fnn" and record["workload"]["model"] == model
+    assert record["built_with"] in (("nn.mlp",) if model == "mlp" else ("nn.cnn", "nn.serial"))
+    assert len(record["epoch_seconds"]) == 2 and 0.0 <= record["test_accuracy"] <= 1.0
+    assert np.isfinite(record["test_loss"])
+
+
+@pytest.mark.parametrize("exported", [True, False])
+def test_fnn_cnn_is_the_workloads_network(monkeypatch: pytest.MonkeyPatch, exported: bool) -> None:
+    """The fnn peer's CNN, from ``nn.cnn()`` when fnn exports it or else from the layers."""
+    import fnn
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    wl = importlib.import_module("workload")
+    peer_fnn = importlib.import_module("peer_fnn")
+    if exported and not hasattr(fnn.nn, "cnn"):
+        pytest.skip("fnn.nn.cnn is not exported")
+    monkeypatch.setattr(peer_fnn, "_has_cnn", lambda: exported)
+    model, in_shape = peer_fnn.build_model(wl.Workload(model="cnn"))
+    assert in_shape == (28, 28) and model.stochastic
+    params = model.init(fnn.random.key(0), in_shape)
+    flat, _ = fnn.tree.ravel(params)
+    # conv 3*3*1*32 + 32, conv 3*3*32*64 + 64, dense 1600*128 + 128, dense 128*10 + 10
+    assert flat.size == 320 + 18_496 + 204_928 + 1_290
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    assert model.apply(params, x).shape == (3, 10)
+    if exported:  # the same network as the layers build: the same params and outputs
+        monkeypatch.setattr(peer_fnn, "_has_cnn", lambda: False)
+        layers, _ = peer_fnn.build_model(wl.Workload(model="cnn"))
+        same = layers.init(fnn.random.key(0), in_shape)
+        np.testing.assert_array_equal(fnn.tree.ravel(same)[0], flat)
+        np.testing.assert_array_equal(layers.apply(same, x), model.apply(params, x))

@@ -154,7 +154,7 @@ def copy_bandwidth(nbytes: int, min_seconds: float = 0.05, trials: int = 5) -> f
 def run(w: wl.Workload) -> dict[str, Any]:
     """Measure the floor of ``w`` (at the thread count the process was started with)."""
     rng = np.random.default_rng(w.seed)
-    batches = epoch_batches(wl.TRAIN_SIZE, w.batch_size)
+    batches = epoch_batches(w.train_size, w.batch_size)
     gemm_seconds: dict[int, float] = {}
     products: list[dict[str, Any]] = []
     for size, _ in batches:

@@ -5,6 +5,14 @@
 whatever fnn's internals do at run time is what gets timed. The permutation of each
 epoch is drawn inside ``fnn.data.batches``, so it is inside the timed epoch (every peer
 times its own permutation). Threads are fixed by the process that starts this one.
+
+The MLP is ``nn.mlp``; the CNN is built from ``fnn.nn``'s public layers (``nn.cnn()``
+where fnn exports it, which builds the same network): ``reshape`` to ``(28, 28, 1)``,
+``conv2d(32, 3)``, ``max_pool(2)``, ``relu``, ``conv2d(64, 3)``, ``max_pool(2)``,
+``relu``, ``flatten``, ``dense(128)``, ``relu``, ``dropout(0.5)``, ``dense(10)``. ReLU and
+2x2 max-pooling commute (values and gradients), so fnn pools first, the other peers
+after the ReLU: the same function, fnn's ReLU runs on a quarter of the entries. The
+dropout masks come from the training state's key, one per step.
 """
 
 from __future__ import annotations
@@ -14,14 +22,39 @@ from typing import Any
 import workload as wl
 
 
+def _has_cnn() -> bool:
+    """Whether fnn exports ``nn.cnn`` (it builds the CNN workload's network)."""
+    from fnn import nn
+
+    return hasattr(nn, "cnn")
+
+
+def build_model(w: wl.Workload) -> tuple[Any, tuple[int, ...]]:
+    """The fnn model of ``w`` and the shape of one input example."""
+    from fnn import nn
+
+    if w.model == "mlp":
+        return nn.mlp(w.sizes[1:]), (w.sizes[0],)  # flatten, dense, relu, ..., dense(10)
+    if _has_cnn() and (w.channels, w.dense_size, w.dropout) == ((32, 64), 128, 0.5):
+        cnn: Any = getattr(nn, "cnn", None)
+        return cnn(), wl.IMAGE_SHAPE
+    layers: list[Any] = [nn.reshape((*wl.IMAGE_SHAPE, 1))]
+    for features in w.channels:
+        layers += [nn.conv2d(features, 3), nn.max_pool(2), nn.relu()]
+    layers += [nn.flatten(), nn.dense(w.dense_size), nn.relu()]
+    layers += [nn.dropout(w.dropout)] if w.dropout else []
+    layers.append(nn.dense(10))
+    return nn.serial(*layers), wl.IMAGE_SHAPE
+
+
 def run(w: wl.Workload) -> dict[str, Any]:
     import fnn
-    from fnn import data, losses, nn, optim
+    from fnn import data, losses, optim
 
-    d = wl.load_data()
-    model = nn.mlp(w.sizes[1:])  # flatten, dense(128), relu, dense(64), relu, dense(10)
+    d = wl.load_data(w.model, w.train_size)
+    model, in_shape = build_model(w)
     k_init, k_data = fnn.random.split(fnn.random.key(w.seed))
-    params = model.init(k_init, (w.sizes[0],))  # He-normal weights, zero biases
+    params = model.init(k_init, in_shape)  # He-normal weights, zero biases
     opt = optim.adam(w.lr)
     step = fnn.train_step(model, losses.softmax_cross_entropy, opt)
     state = fnn.train_state(opt, params, k_data)
@@ -35,5 +68,8 @@ def run(w: wl.Workload) -> dict[str, Any]:
             )
             state = fnn.train_epoch(step, state, batches)
 
-    logits = model.apply(state.params, d.x_test)
-    return wl.result("fnn", w, clock, logits, d.y_test, {"fnn": fnn.__version__}, rss)
+    final = state.params
+    logits = wl.in_chunks(lambda x: model.apply(final, x), d.x_test, w.eval_chunk)
+    built = "nn.mlp" if w.model == "mlp" else ("nn.cnn" if _has_cnn() else "nn.serial")
+    versions = {"fnn": fnn.__version__}
+    return wl.result("fnn", w, clock, logits, d.y_test, versions, rss, built_with=built)

@@ -124,7 +124,7 @@ class _Net:
 
 
 def run(w: wl.Workload) -> dict[str, Any]:
-    d = wl.load_data()
+    d = wl.load_data(w.model, w.train_size)
     net = _Net(w.sizes, w.batch_size, w.seed)
     n, size = len(d.x_train), w.batch_size
 

@@ -2,6 +2,12 @@
 
 Pure functions of the JSON records the peers' processes write (standard library only),
 so they can be rerun on a saved ``--json`` file: ``python report.py out.json``.
+
+The records of one run share one workload (``record["workload"]["model"]``, ``"mlp"``
+when absent, as in records written before the CNN workload existed), which sets the
+targets: the MLP's (fnn against ``torch``, ``jax``, ``jax-scan`` and the floor) or the
+CNN's (fnn against "PyTorch", the faster by median of ``torch`` and ``torch-cl``, and
+``jax``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,23 @@ FLOOR_TARGET = 2.0
 ACCURACY_TOLERANCE = 0.005
 """Accuracies are equal within noise when they differ by at most this, or by at most two
 standard errors of the difference of the means over rounds, whichever is larger."""
+
+CNN_TORCH_TARGET = 1.0
+"""CNN workload: fnn's median epoch must be at most this times PyTorch's faster format's."""
+
+CNN_TORCH_AIM = 0.7
+"""... and, as an aim, at most this times."""
+
+CNN_JAX_TARGET = 0.5
+"""... and at most this times JAX's (jitted step)."""
+
+CNN_ACCURACY_TOLERANCE = 0.02
+"""The CNN's accuracies are equal within noise when they differ by at most this (or two
+standard errors): a few epochs of 10,000 images with dropout leave more spread than the
+MLP's 60,000."""
+
+TORCH_FORMATS = ("torch", "torch-cl")
+"""The PyTorch peers of the CNN workload: NCHW and ``channels_last``; the faster counts."""
 
 Cell = tuple[int, int]
 """A configuration of the table: ``(batch size, threads)``."""
@@ -131,10 +154,28 @@ def summarize(
     return out
 
 
-def accuracy_tolerance(a: PeerSummary, b: PeerSummary) -> float:
-    """The difference of mean accuracies that counts as noise (see ACCURACY_TOLERANCE)."""
+def workload_model(records: Iterable[dict[str, Any]]) -> str:
+    """The workload (``"mlp"`` or ``"cnn"``) of the records of one run; failed runs'
+    records are not asked. Records of different workloads cannot be compared."""
+    models = {str(r.get("workload", {}).get("model", "mlp")) for r in records if not r.get("error")}
+    if len(models) > 1:
+        raise ValueError(f"records of different workloads: {sorted(models)}")
+    return models.pop() if models else "mlp"
+
+
+def pytorch_peer(peers: dict[str, PeerSummary], model: str) -> str | None:
+    """The peer that counts as PyTorch: ``torch`` for the MLP; for the CNN the faster (by
+    median) of ``torch`` and ``torch-cl`` (of those that ran); None when none ran."""
+    names = TORCH_FORMATS if model == "cnn" else ("torch",)
+    ran = [name for name in names if name in peers]
+    return min(ran, key=lambda name: peers[name].median) if ran else None
+
+
+def accuracy_tolerance(a: PeerSummary, b: PeerSummary, least: float = ACCURACY_TOLERANCE) -> float:
+    """The difference of mean accuracies that counts as noise (see ACCURACY_TOLERANCE):
+    ``least`` or two standard errors, whichever is larger."""
     se = math.sqrt(a.accuracy_sd**2 / len(a.accuracies) + b.accuracy_sd**2 / len(b.accuracies))
-    return max(ACCURACY_TOLERANCE, 2 * se)
+    return max(least, 2 * se)
 
 
 def ratio_range(fnn: PeerSummary, peer: PeerSummary) -> tuple[float, float] | None:
@@ -151,8 +192,11 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.0f} MB"
 
 
-def table(cell: Cell, peers: dict[str, PeerSummary], floor: FloorSummary | None) -> str:
-    """The table of one cell, as text."""
+def table(
+    cell: Cell, peers: dict[str, PeerSummary], floor: FloorSummary | None, model: str = "mlp"
+) -> str:
+    """The table of one cell, as text (for the CNN, with the line that says which memory
+    format counts as PyTorch)."""
     batch, threads = cell
     rounds = max((len(p.round_medians) for p in peers.values()), default=0)
     lines = [
@@ -172,6 +216,15 @@ def table(cell: Cell, peers: dict[str, PeerSummary], floor: FloorSummary | None)
             f"{name:<9} {p.median:8.3f} {lo:6.3f}-{hi:6.3f} {p.best:6.3f} {ratio:>8} {spread:>11} "
             f"{p.accuracy:9.4f} ({p.accuracy_sd:.4f}) "
             f"{_mb(statistics.median(p.peak_rss_bytes)):>9} {p.cores:5.2f} {p.others:6.2f}"
+        )
+    torch_name = pytorch_peer(peers, model)
+    if model == "cnn" and torch_name is not None:
+        formats = {"torch": "NCHW", "torch-cl": "channels_last"}
+        ratio = f": fnn/PyTorch {fnn.median / peers[torch_name].median:.2f}" if fnn else ""
+        others = [f"{n} {peers[n].median:.3f} s" for n in TORCH_FORMATS if n in peers]
+        lines.append(
+            f"  PyTorch = {torch_name} ({formats[torch_name]}), the faster memory format "
+            f"({', '.join(others)}){ratio}"
         )
     reference = peers.get("numpy")
     for name in ("jax", "jax-scan", "torch"):
@@ -223,12 +276,42 @@ class Verdict:
         )
 
 
+def cnn_verdicts(cell: Cell, peers: dict[str, PeerSummary]) -> list[Verdict]:
+    """The CNN workload's targets in one cell: fnn <= 1.0x PyTorch's faster memory format
+    (the aim 0.7x), fnn <= 0.5x JAX's jitted step, accuracies within
+    ``CNN_ACCURACY_TOLERANCE`` (or two standard errors)."""
+    fnn = peers.get("fnn")
+    if fnn is None:
+        return []
+    out = []
+    torch_name = pytorch_peer(peers, "cnn")
+    if torch_name is not None:
+        ratio = fnn.median / peers[torch_name].median
+        what = f"fnn/PyTorch ({torch_name}, the faster format)"
+        out.append(Verdict(cell, what, ratio, CNN_TORCH_TARGET, ratio <= CNN_TORCH_TARGET))
+        out.append(Verdict(cell, what, ratio, CNN_TORCH_AIM, ratio <= CNN_TORCH_AIM, aim=True))
+    if "jax" in peers:
+        ratio = fnn.median / peers["jax"].median
+        out.append(Verdict(cell, "fnn/jax", ratio, CNN_JAX_TARGET, ratio <= CNN_JAX_TARGET))
+    for name, p in peers.items():
+        if name != "fnn":
+            diff = abs(fnn.accuracy - p.accuracy)
+            tol = accuracy_tolerance(fnn, p, CNN_ACCURACY_TOLERANCE)
+            out.append(Verdict(cell, f"|test acc fnn - {name}|", diff, tol, diff <= tol))
+    return out
+
+
 def verdicts(
     summary: dict[Cell, tuple[dict[str, PeerSummary], FloorSummary | None]],
+    model: str = "mlp",
 ) -> list[Verdict]:
-    """The targets of issue 6 for every cell with an fnn run."""
+    """The targets of issue 6 (the MLP's) or of the CNN workload for every cell with an
+    fnn run."""
     out = []
     for cell, (peers, floor) in summary.items():
+        if model == "cnn":
+            out += cnn_verdicts(cell, peers)
+            continue
         fnn = peers.get("fnn")
         if fnn is None:
             continue
@@ -251,9 +334,19 @@ def verdicts(
 
 def render(records: Sequence[dict[str, Any]], skip: int = 1) -> str:
     """All tables and the verdicts, as text."""
+    model = workload_model(records)
     summary = summarize(records, skip)
-    parts = [table(cell, peers, floor) for cell, (peers, floor) in summary.items()]
-    parts.append("targets:\n" + "\n".join(str(v) for v in verdicts(summary)))
+    parts = []
+    if model == "cnn":
+        parts.append(
+            'CNN workload: "PyTorch" is the faster (by median) of torch (NCHW) and torch-cl '
+            "(channels_last) in each table; targets: fnn <= "
+            f"{CNN_TORCH_TARGET:.1f}x PyTorch (aim {CNN_TORCH_AIM:.1f}x) and <= "
+            f"{CNN_JAX_TARGET:.1f}x JAX's jitted step; accuracies within "
+            f"{CNN_ACCURACY_TOLERANCE} (or two standard errors)"
+        )
+    parts += [table(cell, peers, floor, model) for cell, (peers, floor) in summary.items()]
+    parts.append("targets:\n" + "\n".join(str(v) for v in verdicts(summary, model)))
     return "\n\n".join(parts)
 
 

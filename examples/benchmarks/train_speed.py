@@ -43,20 +43,49 @@ gives. Then the targets, PASS/FAIL (on the medians):
 fnn <= 0.9x PyTorch and <= 1.0x JAX (jitted step); fnn <= 2x the floor at one thread;
 test accuracies equal within noise; and the aim fnn <= 1.0x JAX's whole-epoch scan.
 
+The CNN workload (``--model cnn``): the same images as ``(28, 28, 1)``; conv 32 3x3
+("valid"), ReLU, 2x2 max-pool; conv 64 3x3, ReLU, 2x2 max-pool; flatten (1600); dense 128,
+ReLU; dropout 0.5 (training only); dense 10; the same loss, Adam(1e-3), batch 128,
+float32, He-normal (fan_in) weights and zero biases, 6 epochs, each a fresh permutation of
+the first ``--train-size`` training images (10,000 unless told: the figures it is
+compared with were measured on 10,000 images an epoch; the MLP takes all 60,000). The
+peers:
+
+========  ==============================================================================
+fnn       the same API over ``fnn.nn``'s layers (``nn.cnn()`` where fnn exports it): conv,
+          max-pool, ReLU (ReLU and 2x2 max-pooling commute, so fnn pools first)
+torch     PyTorch eager, ``Adam(fused=True)``, NCHW (PyTorch's default memory format)
+torch-cl  the same with ``channels_last``: the model and every batch
+jax       JAX, one jitted step: ``lax.conv_general_dilated`` (NHWC, HWIO),
+          ``lax.reduce_window`` max-pooling, optax's ``adam``, dropout keys from
+          ``jax.random``
+========  ==============================================================================
+
+No floor, no NumPy reference and no ``jax-scan`` for the CNN (``peer_jax.py`` says why).
+The faster of ``torch`` and ``torch-cl`` (by median) is "PyTorch" for the CNN's targets:
+fnn <= 1.0x PyTorch (and the aim fnn <= 0.7x) and fnn <= 0.5x JAX's jitted step, at every
+thread count; test accuracies equal within 0.02 (or two standard errors): a few epochs
+of 10,000 images with dropout leave the peers' accuracies further apart than the MLP's.
+
 How to run it (PyTorch and JAX are never dependencies of fnn: use a venv of their own;
 a peer whose library is missing is skipped with a note)::
 
     python3 -m venv /work/bench-venv
     /work/bench-venv/bin/pip install -e . threadpoolctl
     /work/bench-venv/bin/pip install torch==2.13.0   # the CPU build on this machine's disk
-    /work/bench-venv/bin/pip install jax jaxlib
+    /work/bench-venv/bin/pip install jax jaxlib optax   # optax: the CNN's JAX peer
     /work/bench-venv/bin/python examples/benchmarks/train_speed.py --json bench.json
     /work/bench-venv/bin/python examples/benchmarks/train_speed.py \\
         --batch-sizes 32,512 --threads 1 --json bench-batch.json
     /work/bench-venv/bin/python examples/benchmarks/memory.py    # fnn train's peak RSS
+    /work/bench-venv/bin/python examples/benchmarks/train_speed.py --model cnn \\
+        --json bench-cnn.json
+    /work/bench-venv/bin/python examples/benchmarks/memory.py --model cnn
 
-Options: ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
-``--peers fnn,torch,jax,jax-scan,numpy``, ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
+Options: ``--model mlp`` (or ``cnn``), ``--train-size`` (60,000 for the MLP, 10,000 for the
+CNN), ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
+``--peers fnn,torch,jax,jax-scan,numpy`` (the CNN's: ``fnn,torch,torch-cl,jax``),
+``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
 ``--retries 2``, ``--json out.json`` (every record, the settings, the machine and the
 verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
 
@@ -64,6 +93,9 @@ How long: a process costs 5-10 s of start-up (imports, data, JIT) plus its epoch
 2-core VM the default run (batch 128, 1 and 2 threads, 4 peers, the NumPy reference and
 the floor) takes 1.3-2 minutes a round, 7-11 minutes with the default 5 rounds;
 ``--batch-sizes 32,512 --threads 1`` about as long. Retries add to that when the machine is shared.
+The CNN's default run (4 peers, 10,000 images, 1 and 2 threads) should take about 5
+minutes a round there, 25 with 5 rounds (estimated from short one-thread runs: an epoch
+of fnn ~5 s, PyTorch 4-5.5 s, JAX ~10.5 s).
 The machine should be otherwise idle: with 2 cores, anything else running shows in the
 2-thread numbers first (the ``others`` column says how much there was).
 """
@@ -84,6 +116,7 @@ from typing import Any
 
 import report
 import run_peer
+from workload import DEFAULT_TRAIN_SIZES, TRAIN_SIZE
 
 HERE = Path(__file__).resolve().parent
 
@@ -115,6 +148,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Training speed of fnn against PyTorch and JAX (see the module docstring).",
     )
+    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the workload")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        help="training images per epoch (default 60000 for the MLP, 10000 for the CNN)",
+    )
     parser.add_argument("--batch-sizes", type=_int_list, default=[128], help="e.g. 128,32,512")
     parser.add_argument("--threads", type=_int_list, default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run (first not counted)")
@@ -122,8 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--peers",
         type=_peer_list,
-        default=list(run_peer.PEERS),
-        help="fnn,torch,jax,jax-scan,numpy",
+        help="default fnn,torch,jax,jax-scan,numpy (MLP) or fnn,torch,torch-cl,jax (CNN)",
     )
     parser.add_argument("--no-floor", action="store_true", help="do not measure the floor")
     parser.add_argument("--no-pin", action="store_true", help="do not pin 1-thread runs")
@@ -141,6 +179,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--epochs must be at least 2 (the first epoch is not counted)")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.train_size is None:
+        args.train_size = DEFAULT_TRAIN_SIZES[args.model]
+    if not 1 <= args.train_size <= TRAIN_SIZE:
+        parser.error(f"--train-size must be in 1..{TRAIN_SIZE}")
+    allowed = run_peer.MODEL_PEERS[args.model]
+    if args.peers is None:
+        args.peers = list(allowed)
+    elif other := [p for p in args.peers if p not in allowed]:
+        parser.error(
+            f"{','.join(other)} cannot run --model {args.model}; choose from {','.join(allowed)}"
+        )
     return args
 
 
@@ -196,6 +245,8 @@ def run_one(
             f"--batch-size={batch}",
             f"--epochs={args.epochs}",
             f"--seed={round_}",
+            f"--model={args.model}",
+            f"--train-size={args.train_size}",
             f"--out={out}",
         ]
         if cpus:
@@ -214,7 +265,7 @@ def run_one(
             record = {
                 "kind": "floor" if peer == "floor" else "peer",
                 "peer": peer,
-                "workload": {"batch_size": batch, "threads": threads},
+                "workload": {"batch_size": batch, "threads": threads, "model": args.model},
                 "error": failure,
             }
         else:
@@ -285,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     skip = 1
     peers = available_peers(args.peers)
-    units = [] if args.no_floor else ["floor"]
-    if not peers and args.no_floor:
+    units = [] if args.no_floor or args.model != "mlp" else ["floor"]
+    if not peers and not units:
         print("nothing to run")
         return 1
     info = machine()
@@ -326,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - began
     print(f"{_versions(records)}")
     print(
+        f"{args.model.upper()} workload, {args.train_size} training images an epoch; "
         f"{args.rounds} rounds of {args.epochs} epochs; medians over epochs "
         f"{skip + 1}-{args.epochs} of every round; {elapsed / 60:.1f} minutes\n"
     )
@@ -340,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "seconds": elapsed,
             "records": records,
-            "verdicts": [vars(v) for v in report.verdicts(summary)],
+            "verdicts": [vars(v) for v in report.verdicts(summary, report.workload_model(records))],
         }
         args.json.write_text(json.dumps(saved, indent=1) + "\n")
         print(f"\nwrote {args.json}")

@@ -2,9 +2,12 @@
 the memory gauge.
 
 Each peer (``peer_fnn.py``, ``peer_torch.py``, ``peer_jax.py``, ``peer_numpy.py``) trains the model
-``Workload.sizes`` describes on the same data, loaded here the same way for all: the
-Fashion-MNIST files through ``fnn.data`` (verified by SHA-256), images ``uint8 -> float32 /
-255``, flattened to ``(n, 784)``, labels int64.
+``Workload.model`` names (``"mlp"``: the MLP of ``Workload.sizes``; ``"cnn"``: the CNN of
+``Workload.channels``, ``dense_size`` and ``dropout``) on the same data, loaded here the
+same way for all: the Fashion-MNIST files through ``fnn.data`` (verified by SHA-256),
+images ``uint8 -> float32 / 255``, flattened to ``(n, 784)`` for the MLP and kept as
+``(n, 28, 28)`` for the CNN (each peer adds the channel axis its layout wants, as a view),
+labels int64; only the first ``Workload.train_size`` training images.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import os
 import resource
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -26,15 +30,33 @@ I64 = npt.NDArray[np.int64]
 TRAIN_SIZE = 60_000
 """Fashion-MNIST's training examples (the floor needs the count without the data)."""
 
+MODELS = ("mlp", "cnn")
+"""The workloads, by the name ``--model`` takes."""
+
+DEFAULT_TRAIN_SIZES = {"mlp": TRAIN_SIZE, "cnn": 10_000}
+"""Training images per epoch unless ``--train-size`` says otherwise: the MLP takes all
+60,000; the CNN the first 10,000 (the figures it is compared with were measured so)."""
+
+IMAGE_SHAPE = (28, 28)
+"""Height and width of the images (one channel)."""
+
+EVAL_CHUNKS = {"mlp": 10_000, "cnn": 1_000}
+"""Test images per forward pass when evaluating: the CNN's first conv output for all
+10,000 test images at once would take 865 MB."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """One benchmark configuration: the model, the optimizer, the batching and threads.
 
-    The model is a ReLU MLP with layer widths ``sizes`` (He-normal weights, zero biases),
-    trained on softmax cross-entropy with Adam(``lr``) for ``epochs`` epochs; each epoch
-    is a fresh permutation of the training set in batches of ``batch_size`` (the last
-    batch is smaller when ``batch_size`` does not divide the training set).
+    ``model == "mlp"``: a ReLU MLP with layer widths ``sizes``. ``model == "cnn"``: on
+    ``(28, 28, 1)`` images, per entry of ``channels`` a 3x3 "valid" convolution, ReLU and
+    2x2 max-pooling; then flatten (1600), ``dense(dense_size)``, ReLU, dropout
+    (``dropout``, training only) and ``dense(10)``. Either has He-normal weights (fan_in)
+    and zero biases and is trained on softmax cross-entropy with Adam(``lr``) for
+    ``epochs`` epochs; each epoch is a fresh permutation of the first ``train_size``
+    training images in batches of ``batch_size`` (the last batch is smaller when
+    ``batch_size`` does not divide ``train_size``).
     """
 
     batch_size: int = 128
@@ -43,6 +65,22 @@ class Workload:
     seed: int = 0
     lr: float = 1e-3
     sizes: tuple[int, ...] = (784, 128, 64, 10)
+    model: str = "mlp"
+    train_size: int = TRAIN_SIZE
+    channels: tuple[int, ...] = (32, 64)
+    dense_size: int = 128
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {MODELS}")
+        if not 1 <= self.train_size <= TRAIN_SIZE:
+            raise ValueError(f"train_size must be in 1..{TRAIN_SIZE}, got {self.train_size}")
+
+    @property
+    def eval_chunk(self) -> int:
+        """Test images per forward pass when evaluating."""
+        return EVAL_CHUNKS[self.model]
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -50,7 +88,8 @@ class Workload:
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    """The training and test sets: ``x`` float32 ``(n, 784)`` in [0, 1], ``y`` int64."""
+    """The training and test sets: ``x`` float32 in [0, 1], ``(n, 784)`` for the MLP and
+    ``(n, 28, 28)`` for the CNN; ``y`` int64."""
 
     x_train: F32
     y_train: I64
@@ -58,17 +97,26 @@ class Data:
     y_test: I64
 
 
-def load_data() -> Data:
-    """Fashion-MNIST as every peer uses it (see the module docstring)."""
+def load_data(model: str = "mlp", train_size: int = TRAIN_SIZE) -> Data:
+    """Fashion-MNIST as every peer uses it (see the module docstring): the first
+    ``train_size`` training images, all test images, shaped for ``model``."""
     from fnn import data
 
     ds = data.load_fashion_mnist()
+    shape = data.flatten if model == "mlp" else np.ascontiguousarray
     return Data(
-        data.flatten(data.to_float(ds.x_train)),
-        np.array(ds.y_train, np.int64),  # writable copies: torch.from_numpy warns otherwise
-        data.flatten(data.to_float(ds.x_test)),
+        shape(data.to_float(ds.x_train[:train_size])),
+        np.array(ds.y_train[:train_size], np.int64),  # writable: torch.from_numpy warns else
+        shape(data.to_float(ds.x_test)),
         np.array(ds.y_test, np.int64),
     )
+
+
+def in_chunks(forward: Callable[[Any], Any], x: Any, size: int) -> F32:
+    """``forward`` over ``x`` (an array or a tensor) in chunks of ``size`` rows, its
+    outputs concatenated as one float32 NumPy array."""
+    parts = [np.asarray(forward(x[i : i + size]), np.float32) for i in range(0, len(x), size)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def cpu_seconds() -> float:
