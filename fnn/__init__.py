@@ -12,6 +12,7 @@ from . import metrics as metrics
 from . import nn as nn
 from . import optim as optim
 from . import random as random
+from . import runtime as runtime
 from . import tree as tree
 from .gradient import GradCheck as GradCheck
 from .gradient import LossAndGrad as LossAndGrad

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import attrs
 import numpy as np
 
-from . import __version__, _blas, callbacks, data, io, losses, metrics, nn, optim, plots
+from . import __version__, callbacks, data, io, losses, metrics, nn, optim, plots, runtime
 from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
@@ -259,8 +259,9 @@ def _read_run(directory: Path) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, out: TextIO) -> int:
-    if not _blas.set_threads(args.threads):
+    if not runtime.set_blas_threads(args.threads):
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect\n")
+    runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
     if args.resume is not None:
         run = _read_run(args.resume)
         config = Config.from_json(run.get("config"))

@@ -29,3 +29,17 @@ def test_bad_thread_counts() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="thread count must be an int >= 1"):
             _blas.set_threads(bad)  # type: ignore[arg-type]
+
+
+def test_runtime_settings_apply_here_and_check_their_arguments() -> None:
+    from fnn import runtime
+
+    script = (
+        "import fnn\n"
+        "assert fnn.runtime.keep_freed_memory()\n"
+        "assert fnn.runtime.set_blas_threads(1)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # glibc, OpenBLAS
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="limit must be an int >= 1"):
+            runtime.keep_freed_memory(bad)  # type: ignore[arg-type]

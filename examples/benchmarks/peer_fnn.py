@@ -11,8 +11,13 @@ where fnn exports it, which builds the same network): ``reshape`` to ``(28, 28, 
 ``conv2d(32, 3)``, ``max_pool(2)``, ``relu``, ``conv2d(64, 3)``, ``max_pool(2)``,
 ``relu``, ``flatten``, ``dense(128)``, ``relu``, ``dropout(0.5)``, ``dense(10)``. ReLU and
 2x2 max-pooling commute (values and gradients), so fnn pools first, the other peers
-after the ReLU: the same function, fnn's ReLU runs on a quarter of the entries. The
-dropout masks come from the training state's key, one per step.
+after the ReLU: the same function, fnn's ReLU runs on a quarter of the entries
+(``nn.cnn`` also pools inside the convolution, ``conv2d(..., pool=2)``). The dropout
+masks come from the training state's key, one per step.
+
+Like ``fnn train``, the peer first calls ``fnn.runtime.keep_freed_memory()`` (glibc keeps
+freed memory for reuse: a CNN step no longer page-faults on its temporaries); the other
+peers have allocators of their own that do the same.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ def build_model(w: wl.Workload) -> tuple[Any, tuple[int, ...]]:
         return cnn(), wl.IMAGE_SHAPE
     layers: list[Any] = [nn.reshape((*wl.IMAGE_SHAPE, 1))]
     for features in w.channels:
-        layers += [nn.conv2d(features, 3), nn.max_pool(2), nn.relu()]
+        layers += [nn.conv2d(features, 3, pool=2), nn.relu()]
     layers += [nn.flatten(), nn.dense(w.dense_size), nn.relu()]
     layers += [nn.dropout(w.dropout)] if w.dropout else []
     layers.append(nn.dense(10))
@@ -51,6 +56,7 @@ def run(w: wl.Workload) -> dict[str, Any]:
     import fnn
     from fnn import data, losses, optim
 
+    fnn.runtime.keep_freed_memory()  # as fnn train does
     d = wl.load_data(w.model, w.train_size)
     model, in_shape = build_model(w)
     k_init, k_data = fnn.random.split(fnn.random.key(w.seed))

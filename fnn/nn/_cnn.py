@@ -32,7 +32,10 @@ def cnn(
 
     ReLU and max-pooling commute, values and gradients alike (both keep the window's first
     maximum; a window with nothing above zero gives zero either way), so each block pools
-    first: the same network, with a quarter of the ReLU's work.
+    first, inside the convolution (``conv2d(..., pool=2)``: the same values and gradients
+    as ``conv2d`` then ``max_pool(2)``, computed faster), then applies the ReLU to a quarter
+    of the values. With batch norm, which does not commute with pooling, a block is
+    ``conv2d``, ``batch_norm``, ``max_pool(2)``, ReLU.
 
     Args:
         image_shape: ``(height, width)`` of single-channel images (a ``reshape`` adds the
@@ -57,9 +60,11 @@ def cnn(
         raise ValueError(f"cnn needs image_shape (height, width[, channels]), got {shape}")
     layers: list[Layer[Any]] = [reshape((*shape, 1))] if len(shape) == 2 else []
     for features in channels:
-        layers.append(conv2d(_checks.positive_int(features, "cnn channels"), 3))
-        layers += [_batch_norm()] if batch_norm else []
-        layers += [max_pool(2), relu()]
+        width = _checks.positive_int(features, "cnn channels")
+        if batch_norm:
+            layers += [conv2d(width, 3), _batch_norm(), max_pool(2), relu()]
+        else:
+            layers += [conv2d(width, 3, pool=2), relu()]
     layers += [flatten(), dense(_checks.positive_int(dense_size, "cnn dense_size"))]
     layers += [_batch_norm()] if batch_norm else []
     layers.append(relu())

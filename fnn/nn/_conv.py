@@ -25,6 +25,7 @@ from ._layer import (
     placeholder,
     readonly,
 )
+from ._pool import first_max, route_first_max
 from ._registry import register
 
 Pair = tuple[int, int]
@@ -89,10 +90,11 @@ def conv2d(
     padding: str | Sequence[Sequence[int]] = "valid",
     *,
     weight_init: str | Initializer = "he_normal",
+    pool: int | Sequence[int] = 1,
 ) -> Layer[Conv2DParams]:
     """A 2-D convolution (cross-correlation, as PyTorch and JAX compute it) of channels-last
-    images: ``y[n, i, j, f] = b[f] + sum_{p, q, c} x_pad[n, i sh + p, j sw + q, c]
-    w[p, q, c, f]``.
+    images: ``z[n, i, j, f] = b[f] + sum_{p, q, c} x_pad[n, i sh + p, j sw + q, c]
+    w[p, q, c, f]``, optionally max-pooled in the same layer.
 
     Args:
         features: the number of output channels.
@@ -104,25 +106,36 @@ def conv2d(
         weight_init: an initializer name or function, called with the kernels seen as a
             ``(kh * kw * in_channels, features)`` matrix (so ``fan_in = kh kw
             in_channels``, as for PyTorch and Keras); biases start at zero.
+        pool: ``ph`` and ``pw`` (an int or a pair): the output is ``z`` max-pooled over
+            ``ph x pw`` windows that tile it ("valid"), exactly as ``conv2d`` followed by
+            ``max_pool(pool)`` (the same values, and gradients sent to each window's first
+            maximum), but faster: the outputs no window covers are never computed, and
+            the pooling reads contiguous blocks. The default, 1, does not pool.
 
-    Shapes: ``x (batch, h, w, in_channels) -> y (batch, oh, ow, features)`` with
-    ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike).
+    Shapes: ``x (batch, h, w, in_channels) -> y (batch, oh // ph, ow // pw, features)``
+    with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike).
 
     Computed as matrix products: the patches of a batch are gathered into a buffer
-    ``(batch * oh * ow, kh * kw * in_channels + 1)`` (strided window views, one copy per
-    kernel row; the last column is ones, for the bias), then one GEMM with the kernels
-    and the bias. Backward: ``[dw; db] = patches.T @ dy`` (one GEMM) and, only when asked,
-    ``dx`` from ``dy @ w.T`` (one GEMM) added back over the ``kh * kw`` kernel offsets.
+    ``(batch * outputs, kh * kw * in_channels + 1)`` (strided window views, one copy per
+    kernel row and pooling offset; the last column is ones, for the bias), then one GEMM
+    with the kernels and the bias. The rows come grouped by their offset in the pooling
+    window, so pooling is a maximum over ``ph * pw`` contiguous blocks. Backward: the
+    gradient goes back to each window's first maximum, ``[dw; db] = patches.T @ dz`` (one
+    GEMM) and, only when asked, ``dx`` from ``dz @ w.T`` (one GEMM) added back over the
+    kernel offsets.
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.conv2d(8, 3, padding="same")
     >>> p = layer.init(fnn.random.key(0), (28, 28, 1))
     >>> p.w.shape, layer.apply(p, np.ones((2, 28, 28, 1), np.float32)).shape
     ((3, 3, 1, 8), (2, 28, 28, 8))
+    >>> fnn.nn.conv2d(8, 3, pool=2).output_shape((28, 28, 1))
+    (13, 13, 8)
     """
     features = _checks.positive_int(features, "conv2d features")
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(pool, "pool")
     explicit = _explicit_padding(padding)
     if isinstance(weight_init, str):
         init_w = initializer(weight_init)
@@ -130,6 +143,10 @@ def conv2d(
         init_w = weight_init
     else:
         raise TypeError(f"weight_init must be a name or a function, got {weight_init!r}")
+    # Pooling offset (a, b) of a window holds the convolution outputs (ph I + a, pw J + b):
+    # their patches start at rows (ph I + a) sh and columns (pw J + b) sw of the input.
+    offsets = [(a, b) for a in range(ph) for b in range(pw)]  # row by row: the max's order
+    row_step, col_step = ph * sh, pw * sw
 
     def geometry(in_shape: Shape) -> tuple[int, Padding, Shape]:
         """Input channels, padding and the output shape for ``in_shape``."""
@@ -150,7 +167,10 @@ def conv2d(
             raise ValueError(
                 f"conv2d's {kh}x{kw} kernel does not fit an input of {h}x{w} padded to {hp}x{wp}"
             )
-        return c, pad, ((hp - kh) // sh + 1, (wp - kw) // sw + 1, features)
+        oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        if oh < ph or ow < pw:
+            raise ValueError(f"conv2d's {ph}x{pw} pool does not fit its {oh}x{ow} outputs")
+        return c, pad, (oh // ph, ow // pw, features)
 
     def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> Conv2DParams:
         c, _, _ = geometry(in_shape)
@@ -164,9 +184,10 @@ def conv2d(
         w, b = placeholder((kh, kw, c, features), dt), placeholder((features,), dt)
         return Shapes(out, Conv2DParams(w, b))
 
-    def patches(params: Any, x: Any, state: Any) -> tuple[Array, Shape]:
-        """The checked input's patch matrix ``(n * oh * ow, kh * kw * c + 1)``, whose last
-        column is ones (for the bias), and the padded input's shape."""
+    def patches(params: Any, x: Any, state: Any) -> tuple[Array, Shape, Shape]:
+        """The patch matrix ``(ph * pw * n * oh' * ow', kh * kw * c + 1)`` of the checked
+        input, rows grouped by pooling offset, the last column ones (for the bias); the
+        input's shape; and the output shape ``(n, oh', ow', features)``."""
         if not isinstance(params, Conv2DParams):
             raise TypeError(f"conv2d expected Conv2DParams, got {type(params).__name__}")
         if state is not None:
@@ -177,66 +198,80 @@ def conv2d(
             raise ValueError(
                 f"conv2d expected input of shape (batch, height, width, {c}), got {x.shape}"
             )
-        _, pad, (oh, ow, _) = geometry(x.shape[1:])
+        in_shape = x.shape
+        _, pad, (out_h, out_w, _) = geometry(in_shape[1:])
         if pad != ((0, 0), (0, 0)):
             x = np.pad(x, ((0, 0), *pad, (0, 0)))
-        n, k = x.shape[0] * oh * ow, kh * kw * c
-        cols = np.empty((n, k + 1), x.dtype)
+        n, k = x.shape[0], kh * kw * c
+        cols = np.empty((ph * pw * n * out_h * out_w, k + 1), x.dtype)
         cols[:, k] = 1
-        # One copy per kernel row, from a window view along the width: measured 1.5-1.8x
-        # faster than one copy of the whole (n, oh, ow, c, kh, kw) window view.
-        block = cols[:, :k].reshape(x.shape[0], oh, ow, kh, kw, c)
-        rows = sh * (oh - 1) + 1
-        for p in range(kh):
-            band = sliding_window_view(x[:, p : p + rows : sh], kw, axis=2)[:, :, ::sw]
-            np.copyto(block[:, :, :, p], band.transpose(0, 1, 2, 4, 3))
-        return cols, x.shape
+        block = cols[:, :k].reshape(ph, pw, n, out_h, out_w, kh, kw, c)
+        # One copy per kernel row and pooling offset, from a window view along the width:
+        # measured 1.5-1.8x faster than one copy of the whole 6-D window view.
+        last_row, last_col = row_step * (out_h - 1) + 1, col_step * (out_w - 1) + 1
+        for a in range(ph):
+            for p in range(kh):
+                start = a * sh + p
+                band = sliding_window_view(x[:, start : start + last_row : row_step], kw, axis=2)
+                for b in range(pw):
+                    windows = band[:, :, b * sw : b * sw + last_col : col_step]
+                    np.copyto(block[a, b, :, :, :, p], windows.transpose(0, 1, 2, 4, 3))
+        return cols, in_shape, (n, out_h, out_w, features)
 
-    def kernels(params: Conv2DParams) -> Array:
-        """The kernels as a ``(kh * kw * c + 1, features)`` matrix, the bias last."""
-        return np.concatenate([params.w.reshape(-1, features), params.b[None]])
-
-    def convolve(params: Conv2DParams, cols: Array, padded: Shape) -> Array:
-        """The one GEMM, bias included: ``(n, oh, ow, features)``."""
-        y = cols @ kernels(params)
-        out: Array = y.reshape(padded[0], (padded[1] - kh) // sh + 1, -1, features)
-        return out
+    def convolve(params: Conv2DParams, cols: Array, out: Shape) -> list[Array]:
+        """The one GEMM, bias included: the outputs at each pooling offset, ``out``-shaped."""
+        kernels = np.concatenate([params.w.reshape(-1, features), params.b[None]])
+        z = (cols @ kernels).reshape(len(offsets), *out)
+        return list(z)
 
     def infer(params: Conv2DParams, x: Array, state: None) -> Array:
-        cols, padded = patches(params, x, state)
-        return convolve(params, cols, padded)
+        cols, _, out = patches(params, x, state)
+        blocks = convolve(params, cols, out)
+        if len(blocks) == 1:
+            return blocks[0]
+        y = np.maximum(blocks[0], blocks[1])
+        for block in blocks[2:]:
+            np.maximum(y, block, out=y)
+        return y
 
     def forward(
         params: Conv2DParams, x: Array, state: None, key: Key | None
-    ) -> tuple[Array, None, tuple[Array, Shape]]:
-        cols, padded = patches(params, x, state)
-        return convolve(params, cols, padded), None, (cols, tuple(np.shape(x)))
+    ) -> tuple[Array, None, tuple[Array, list[Array], Shape]]:
+        cols, in_shape, out = patches(params, x, state)
+        y, wins = first_max(convolve(params, cols, out))
+        return y, None, (cols, wins, in_shape)
 
     def backward(
         params: Conv2DParams,
-        residuals: tuple[Array, Shape],
+        residuals: tuple[Array, list[Array], Shape],
         dy: Array,
         need_dx: bool,
         out: list[Array],
     ) -> Array | None:
-        cols, in_shape = residuals
+        cols, wins, in_shape = residuals
         dw, db = out
-        grads = dy.reshape(-1, features)
-        both = cols.T @ grads  # the one GEMM for dw, its last row (the ones) db
+        dz = np.empty((len(offsets), *dy.shape), dy.dtype)
+        route_first_max(dy, wins, list(dz))  # the pooling's gradient, window by window
+        grads = dz.reshape(-1, features)
+        both = cols.T @ grads  # the one GEMM for dw; its last row (the ones) is db
         dw.reshape(-1, features)[...] = both[:-1]
         db[...] = both[-1]
         if not need_dx:
             return None
         n, h, w, c = in_shape
-        _, pad, (oh, ow, _) = geometry((h, w, c))
-        dcols = (grads @ params.w.reshape(-1, features).T).reshape(n, oh, ow, kh, kw, c)
-        dx = np.zeros((n, h + sum(pad[0]), w + sum(pad[1]), c), dcols.dtype)
-        rows, columns = sh * (oh - 1) + 1, sw * (ow - 1) + 1
-        for p in range(kh):  # overlap-add over the kernel offsets
-            for q in range(kw):
-                dx[:, p : p + rows : sh, q : q + columns : sw, :] += dcols[:, :, :, p, q, :]
-        (top, _), (left, _) = pad
-        result: Array = dx[:, top : top + h, left : left + w, :]
+        _, ((top, bottom), (left, right)), (out_h, out_w, _) = geometry((h, w, c))
+        dcols = (grads @ params.w.reshape(-1, features).T).reshape(
+            ph, pw, n, out_h, out_w, kh, kw, c
+        )
+        dx = np.zeros((n, top + h + bottom, left + w + right, c), dcols.dtype)
+        last_row, last_col = row_step * (out_h - 1) + 1, col_step * (out_w - 1) + 1
+        for a, b in offsets:  # overlap-add over the pooling and kernel offsets
+            for p in range(kh):
+                for q in range(kw):
+                    r, s = a * sh + p, b * sw + q
+                    target = dx[:, r : r + last_row : row_step, s : s + last_col : col_step]
+                    target += dcols[a, b, :, :, :, p, q, :]
+        result: Array = dx[:, top : top + h, left : left + w]
         return result
 
     return Layer(init, shapes, infer, forward, backward)

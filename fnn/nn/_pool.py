@@ -135,33 +135,45 @@ def _along(axis: int, start: int, step: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, None, step),)
 
 
-def _group_max(x: Array, k: int, axis: int) -> tuple[Array, list[Array]]:
-    """The maxima of consecutive groups of ``k`` entries along ``axis``, and for each
-    ``q >= 1`` where entry ``q`` of a group beat the maximum of the entries before it."""
-    best = x[_along(axis, 0, k)]
+def first_max(candidates: list[Array]) -> tuple[Array, list[Array]]:
+    """The elementwise maximum of same-shaped ``candidates`` and, for each candidate
+    ``t >= 1``, where it beat the maximum of those before it: what :func:`route_first_max`
+    needs to send a gradient to the first maximum (the first on ties). The maximum is a new
+    array, or ``candidates[0]`` itself when there is one candidate."""
+    best = candidates[0]
     wins = []
-    for q in range(1, k):
-        entry = x[_along(axis, q, k)]
+    for t, entry in enumerate(candidates[1:], 1):
         wins.append(entry > best)
-        best = np.maximum(best, entry) if q == 1 else np.maximum(best, entry, out=best)
+        best = np.maximum(best, entry) if t == 1 else np.maximum(best, entry, out=best)
+    return best, wins
+
+
+def route_first_max(dy: Array, wins: list[Array], targets: list[Array]) -> None:
+    """Write ``dy`` into ``targets[t]`` where candidate ``t`` was the first maximum (the
+    last one that beat those before it), zeros elsewhere; every entry of every target is
+    written."""
+    later: Array | None = None
+    for t in range(len(targets) - 1, 0, -1):
+        won = wins[t - 1]
+        np.multiply(dy, won if later is None else won & ~later, out=targets[t])
+        later = won if later is None else later | won
+    if later is None:
+        targets[0][...] = dy
+    else:
+        np.multiply(dy, ~later, out=targets[0])
+
+
+def _group_max(x: Array, k: int, axis: int) -> tuple[Array, list[Array]]:
+    """The maxima of consecutive groups of ``k`` entries along ``axis`` (see
+    :func:`first_max`)."""
+    best, wins = first_max([x[_along(axis, q, k)] for q in range(k)])
     return (best.copy() if k == 1 else best), wins
 
 
 def _group_route(dy: Array, wins: list[Array], k: int, axis: int, out: Array) -> None:
     """Write ``dy`` into ``out`` (``k`` times longer along ``axis``) at each group's first
-    maximum, zeros elsewhere: the winner is the last entry that beat those before it."""
-    later: Array | None = None
-    for q in range(k - 1, -1, -1):
-        target = out[_along(axis, q, k)]
-        if q == 0:
-            if later is None:
-                target[...] = dy
-            else:
-                np.multiply(dy, ~later, out=target)
-            continue
-        won = wins[q - 1]
-        np.multiply(dy, won if later is None else won & ~later, out=target)
-        later = won if later is None else later | won
+    maximum, zeros elsewhere."""
+    route_first_max(dy, wins, [out[_along(axis, q, k)] for q in range(k)])
 
 
 @register("max_pool")
