@@ -191,6 +191,28 @@ def test_the_cnn_trains_evaluates_and_predicts(tmp_path: Path) -> None:
     assert status == 0 and text.startswith(f"{tmp_path / 'one.npy'}: ") and text.count(",") == 2
 
 
+def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
+    tmp_path: Path,
+) -> None:
+    """Dropout masks come from (seed, step) and the running statistics ride in the
+    checkpoint: a rerun and a run stopped after one epoch and resumed end on the same bits."""
+    cnn = ("--model", "cnn", "--batch-norm", "--dropout", "0.5", "--epochs", "2")
+    whole = train(tmp_path / "whole", *cnn)
+    again = train(tmp_path / "again", *cnn)
+    part = train(tmp_path / "part", *cnn, "--stop-after", "1")
+    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet")
+    assert status == 0, text
+    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert len(part["epochs"]) == 1
+    assert again["params_sha256"] == resumed["params_sha256"] == whole["params_sha256"]
+    assert again["epochs"] == resumed["epochs"] == whole["epochs"]
+    states = [fnn.io.load_model(tmp_path / d / "model.npz")[2] for d in ("whole", "again", "part")]
+    assert states[0] is not None
+    assert fnn.tree.equal(states[0], states[1]) and fnn.tree.equal(states[0], states[2])
+    other = train(tmp_path / "other", *cnn, "--seed", "1")
+    assert other["params_sha256"] != whole["params_sha256"]
+
+
 def test_batch_norm_is_for_the_cnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _ = run("train", "--out", str(tmp_path), "--batch-norm", "--quiet")
     assert status == 2
