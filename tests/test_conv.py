@@ -35,6 +35,110 @@ def test_conv2d_gradients(
     assert report.max_rel_error < TOL, report
 
 
+FUSED_CASES = [
+    # kernel, stride, padding, (h, w), in_channels, pool
+    (3, 1, "valid", (9, 8), 1, 2),  # 7x6 outputs: the last row is in no window
+    (3, 1, "valid", (7, 6), 3, 2),
+    ((3, 2), (2, 1), "same", (7, 8), 2, (2, 3)),
+    (2, 1, ((1, 0), (2, 1)), (9, 5), 1, 3),
+    (1, 1, "valid", (4, 5), 3, 1),
+]
+
+
+def small_integers(key: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """Values in {-2, ..., 2}: every sum of their products is exact in float64, whatever
+    its order, and convolution outputs tie often."""
+    values: np.ndarray[Any, Any] = np.floor(random.uniform(key, shape, dtype=np.float64) * 5)
+    return values - 2
+
+
+def conv_pass(
+    layer: nn.Layer[Any], params: Any, x: np.ndarray[Any, Any], dy_key: random.Key
+) -> tuple[np.ndarray[Any, Any], ...]:
+    """The output, input gradient and parameter gradients for a small-integer ``dy``."""
+    y, _, residuals = layer.forward(params, x, None, None)
+    leaves, treedef = fnn.tree.flatten(params)
+    grads = [np.empty_like(leaf) for leaf in leaves]
+    dy = small_integers(dy_key, y.shape)
+    dx = layer.backward(params, residuals, dy, True, fnn.tree.buffers(treedef, iter(grads)))
+    assert dx is not None
+    return (y, dx, *grads)
+
+
+def first_max_pool(
+    z: np.ndarray[Any, Any], pool: tuple[int, int], dy: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """A loop over windows: each window's maximum, and ``dy`` sent to its first maximum in
+    row-major order (``np.argmax``'s first occurrence), the reference for ties."""
+    ph, pw = pool
+    n, oh, ow, c = dy.shape
+    y, dz = np.empty_like(dy), np.zeros_like(z)
+    for i, j, k, f in np.ndindex(n, oh, ow, c):
+        window = z[i, j * ph : (j + 1) * ph, k * pw : (k + 1) * pw, f]
+        r, s = divmod(int(np.argmax(window)), pw)
+        y[i, j, k, f] = window[r, s]
+        dz[i, j * ph + r, k * pw + s, f] = dy[i, j, k, f]
+    return y, dz
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "hw", "channels", "pool"), FUSED_CASES)
+def test_pooled_conv2d_is_conv2d_then_max_pool(
+    key: random.Key, kernel: Any, stride: Any, padding: Any, hw: Any, channels: int, pool: Any
+) -> None:
+    """conv2d(..., pool=k) against conv2d then a loop over the pooling windows: the same
+    outputs and gradients, ties (small integers) sent to each window's first maximum."""
+    fused = nn.conv2d(4, kernel, stride, padding, pool=pool)
+    plain = nn.conv2d(4, kernel, stride, padding)
+    params = fused.init(key, (*hw, channels), np.float64)
+    params = nn.Conv2DParams(
+        small_integers(key, params.w.shape), small_integers(random.fold_in(key, 1), (4,))
+    )
+    x = small_integers(random.fold_in(key, 2), (3, *hw, channels))
+    y, dx, dw, db = conv_pass(fused, params, x, random.fold_in(key, 3))
+    z, _, residuals = plain.forward(params, x, None, None)
+    y_ref, dz = first_max_pool(z, _pair(pool), small_integers(random.fold_in(key, 3), y.shape))
+    dw_ref, db_ref = np.empty_like(dw), np.empty_like(db)
+    dx_ref = plain.backward(params, residuals, dz, True, [dw_ref, db_ref])
+    assert dx_ref is not None
+    assert np.array_equal(y, y_ref) and np.array_equal(dx, dx_ref)
+    assert np.array_equal(dw, dw_ref) and np.array_equal(db, db_ref)
+    assert np.array_equal(fused.apply(params, x), y_ref)
+    report = fnn.check_layer(fused, fused.init(key, (*hw, channels), np.float64), x + 0.1 * x**2)
+    assert report.max_rel_error < TOL, report
+
+
+def test_conv2d_gives_the_same_results_in_any_number_of_chunks(
+    key: random.Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is convolved in chunks sized by its shapes; one sample a chunk gives the same
+    outputs and gradients (exact sums of small integers)."""
+    import fnn.nn._conv as conv_module
+
+    for layer, in_shape in ((nn.conv2d(6, 3, pool=2), (10, 9, 1)), (nn.conv2d(5, 3), (6, 7, 4))):
+        params = layer.init(key, in_shape, np.float64)
+        params = nn.Conv2DParams(small_integers(key, params.w.shape), params.b + 1)
+        x = small_integers(random.fold_in(key, 1), (7, *in_shape))
+        whole = conv_pass(layer, params, x, random.fold_in(key, 2))
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+        apart = conv_pass(layer, params, x, random.fold_in(key, 2))
+        monkeypatch.undo()
+        for a, b in zip(whole, apart):
+            assert np.array_equal(a, b)
+        assert np.array_equal(layer.apply(params, x), whole[0])
+
+
+def test_conv2d_reads_strided_and_reversed_inputs(key: random.Key) -> None:
+    layer = nn.conv2d(3, (2, 3), pool=2)  # "valid": no padded copy of the input
+    params = layer.init(key, (6, 9, 2), np.float64)
+    big = random.normal(random.fold_in(key, 1), (8, 13, 9, 4), np.float64)
+    x = big[::-2, 1::2, ::-1][..., 1:3]  # every stride negative or not one
+    assert not x.flags.c_contiguous
+    expected = layer.apply(params, np.ascontiguousarray(x))
+    assert np.array_equal(layer.apply(params, x), expected)
+    y, _, _ = layer.forward(params, x, None, None)
+    assert np.array_equal(y, expected)
+
+
 def pool_input(key: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
     """Distinct values (no ties inside a window, so max has one gradient)."""
     x = random.permutation(key, int(np.prod(shape))).reshape(shape).astype(np.float64)

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import DTypeLike
 
 from .. import _checks
@@ -30,6 +30,8 @@ from ._registry import register
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]
+
+_CHUNK_BYTES = 2**21  # the patches and GEMM output of one chunk of a batch (2 MiB)
 
 
 @attrs.frozen(eq=False)
@@ -115,14 +117,16 @@ def conv2d(
     Shapes: ``x (batch, h, w, in_channels) -> y (batch, oh // ph, ow // pw, features)``
     with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike).
 
-    Computed as matrix products: the patches of a batch are gathered into a buffer
-    ``(batch * outputs, kh * kw * in_channels + 1)`` (strided window views, one copy per
-    kernel row and pooling offset; the last column is ones, for the bias), then one GEMM
-    with the kernels and the bias. The rows come grouped by their offset in the pooling
-    window, so pooling is a maximum over ``ph * pw`` contiguous blocks. Backward: the
-    gradient goes back to each window's first maximum, ``[dw; db] = patches.T @ dz`` (one
-    GEMM) and, only when asked, ``dx`` from ``dz @ w.T`` (one GEMM) added back over the
-    kernel offsets.
+    Computed as matrix products, a chunk of the batch at a time (chunks of about 2 MiB of
+    patches and outputs, fixed by the shapes, so the results do not depend on anything
+    else): the chunk's patches are gathered into a buffer ``(chunk * outputs, kh * kw *
+    in_channels + 1)`` (strided window views, one copy per kernel row and pooling offset;
+    the last column is ones, for the bias), then one GEMM with the kernels and the bias.
+    The rows come grouped by their offset in the pooling window, so pooling is a maximum
+    over ``ph * pw`` contiguous blocks. Backward: the gradient goes back to each window's
+    first maximum, ``[dw; db] += patches.T @ dz`` (one GEMM a chunk) and, only when asked,
+    ``dx`` from one GEMM of ``dz`` with each kernel offset's ``w[p, q].T``, added back
+    over the kernel offsets.
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.conv2d(8, 3, padding="same")
@@ -146,7 +150,6 @@ def conv2d(
     # Pooling offset (a, b) of a window holds the convolution outputs (ph I + a, pw J + b):
     # their patches start at rows (ph I + a) sh and columns (pw J + b) sw of the input.
     offsets = [(a, b) for a in range(ph) for b in range(pw)]  # row by row: the max's order
-    row_step, col_step = ph * sh, pw * sw
 
     def geometry(in_shape: Shape) -> tuple[int, Padding, Shape]:
         """Input channels, padding and the output shape for ``in_shape``."""
@@ -184,10 +187,9 @@ def conv2d(
         w, b = placeholder((kh, kw, c, features), dt), placeholder((features,), dt)
         return Shapes(out, Conv2DParams(w, b))
 
-    def patches(params: Any, x: Any, state: Any) -> tuple[Array, Shape, Shape]:
-        """The patch matrix ``(ph * pw * n * oh' * ow', kh * kw * c + 1)`` of the checked
-        input, rows grouped by pooling offset, the last column ones (for the bias); the
-        input's shape; and the output shape ``(n, oh', ow', features)``."""
+    def checked(params: Any, x: Any, state: Any) -> tuple[Array, Shape, Padding, Shape]:
+        """The checked input, its shape, its padding and the output shape ``(n, oh', ow',
+        features)``."""
         if not isinstance(params, Conv2DParams):
             raise TypeError(f"conv2d expected Conv2DParams, got {type(params).__name__}")
         if state is not None:
@@ -198,79 +200,123 @@ def conv2d(
             raise ValueError(
                 f"conv2d expected input of shape (batch, height, width, {c}), got {x.shape}"
             )
-        in_shape = x.shape
-        _, pad, (out_h, out_w, _) = geometry(in_shape[1:])
-        if pad != ((0, 0), (0, 0)):
-            x = np.pad(x, ((0, 0), *pad, (0, 0)))
-        n, k = x.shape[0], kh * kw * c
-        cols = np.empty((ph * pw * n * out_h * out_w, k + 1), x.dtype)
-        cols[:, k] = 1
-        block = cols[:, :k].reshape(ph, pw, n, out_h, out_w, kh, kw, c)
-        # One copy per kernel row and pooling offset, from a window view along the width:
-        # measured 1.5-1.8x faster than one copy of the whole 6-D window view.
-        last_row, last_col = row_step * (out_h - 1) + 1, col_step * (out_w - 1) + 1
-        for a in range(ph):
-            for p in range(kh):
-                start = a * sh + p
-                band = sliding_window_view(x[:, start : start + last_row : row_step], kw, axis=2)
-                for b in range(pw):
-                    windows = band[:, :, b * sw : b * sw + last_col : col_step]
-                    np.copyto(block[a, b, :, :, :, p], windows.transpose(0, 1, 2, 4, 3))
-        return cols, in_shape, (n, out_h, out_w, features)
+        _, pad, (out_h, out_w, _) = geometry(x.shape[1:])
+        return x, x.shape, pad, (x.shape[0], out_h, out_w, features)
 
-    def convolve(params: Conv2DParams, cols: Array, out: Shape) -> list[Array]:
-        """The one GEMM, bias included: the outputs at each pooling offset, ``out``-shaped."""
-        kernels = np.concatenate([params.w.reshape(-1, features), params.b[None]])
-        z = (cols @ kernels).reshape(len(offsets), *out)
-        return list(z)
+    def chunks(out: Shape, c: int, itemsize: int) -> list[slice]:
+        """The batch in chunks of about equal size whose patches and outputs take about
+        ``_CHUNK_BYTES``: each chunk's GEMM output is pooled, and its gradient used, while
+        it is still in the core's cache (measured 10% off a CNN's step here). The chunks
+        depend only on the shapes, so the sums over them come in one order."""
+        n, out_h, out_w, _ = out
+        if n == 0:
+            return [slice(0, 0)]
+        per_sample = len(offsets) * out_h * out_w * (kh * kw * c + 1 + features) * itemsize
+        count = -(-n // max(1, _CHUNK_BYTES // per_sample))
+        size = -(-n // count)
+        return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def patches(x: Array, out: Shape) -> Array:
+        """The patch matrix ``(ph * pw * m * oh' * ow', kh * kw * c + 1)`` of the padded
+        chunk ``x`` of ``m`` samples: rows grouped by pooling offset, then sample and
+        output position; columns by kernel offset and channel; the last column ones (for
+        the bias). A one-channel input is gathered as the transpose (and a transposed
+        view returned): copied row by row, its rows of ``kh * kw`` single values took 3x
+        longer here."""
+        m, (_, out_h, out_w, _), c = len(x), out, x.shape[3]
+        k = kh * kw * c
+        rows = ph * pw * m * out_h * out_w
+        # Entry (a, b, n, i, j, p, q, ch) of the patches is x[n, (ph i + a) sh + p,
+        # (pw j + b) sw + q, ch]: one strided view of x, copied in one call.
+        s0, s1, s2, s3 = x.strides
+        shape = (ph, pw, m, out_h, out_w)
+        steps = (sh * s1, sw * s2, s0, ph * sh * s1, pw * sw * s2)
+        if c == 1:
+            cols_t = np.empty((k + 1, rows), x.dtype)
+            cols_t[k] = 1
+            view = as_strided(x, (kh, kw, *shape), (s1, s2, *steps), writeable=False)
+            np.copyto(cols_t[:k].reshape(kh, kw, *shape), view)
+            transposed: Array = cols_t.T
+            return transposed
+        cols = np.empty((rows, k + 1), x.dtype)
+        cols[:, k] = 1
+        view = as_strided(x, (*shape, kh, kw, c), (*steps, s1, s2, s3), writeable=False)
+        np.copyto(cols[:, :k].reshape(*shape, kh, kw, c), view)
+        return cols
+
+    def kernels(params: Conv2DParams) -> Array:
+        """The kernels as a ``(kh * kw * c + 1, features)`` matrix, the biases last."""
+        return np.concatenate([params.w.reshape(-1, features), params.b[None]])
+
+    def padded(x: Array, pad: Padding) -> Array:
+        return x if pad == ((0, 0), (0, 0)) else np.pad(x, ((0, 0), *pad, (0, 0)))
 
     def infer(params: Conv2DParams, x: Array, state: None) -> Array:
-        cols, _, out = patches(params, x, state)
-        blocks = convolve(params, cols, out)
-        if len(blocks) == 1:
-            return blocks[0]
-        y = np.maximum(blocks[0], blocks[1])
-        for block in blocks[2:]:
-            np.maximum(y, block, out=y)
+        x, _, pad, out = checked(params, x, state)
+        x, matrix = padded(x, pad), kernels(params)
+        y = np.empty(out, x.dtype)
+        for part in chunks(out, x.shape[3], x.itemsize):
+            z = patches(x[part], out) @ matrix  # the one GEMM, bias included
+            blocks = z.reshape(len(offsets), -1, *out[1:])
+            np.maximum.reduce(blocks, axis=0, out=y[part])
         return y
 
     def forward(
         params: Conv2DParams, x: Array, state: None, key: Key | None
-    ) -> tuple[Array, None, tuple[Array, list[Array], Shape]]:
-        cols, in_shape, out = patches(params, x, state)
-        y, wins = first_max(convolve(params, cols, out))
-        return y, None, (cols, wins, in_shape)
+    ) -> tuple[Array, None, tuple[list[Array], list[list[Array]], list[slice], Shape]]:
+        x, in_shape, pad, out = checked(params, x, state)
+        x, matrix = padded(x, pad), kernels(params)
+        y = np.empty(out, x.dtype)
+        parts = chunks(out, x.shape[3], x.itemsize)
+        kept, wins = [], []
+        for part in parts:
+            cols = patches(x[part], out)
+            z = cols @ matrix  # the one GEMM of the chunk, bias included
+            _, won = first_max(list(z.reshape(len(offsets), -1, *out[1:])), out=y[part])
+            kept.append(cols)
+            wins.append(won)
+        return y, None, (kept, wins, parts, in_shape)
 
     def backward(
         params: Conv2DParams,
-        residuals: tuple[Array, list[Array], Shape],
+        residuals: tuple[list[Array], list[list[Array]], list[slice], Shape],
         dy: Array,
         need_dx: bool,
         out: list[Array],
     ) -> Array | None:
-        cols, wins, in_shape = residuals
+        kept, wins, parts, in_shape = residuals
         dw, db = out
-        dz = np.empty((len(offsets), *dy.shape), dy.dtype)
-        route_first_max(dy, wins, list(dz))  # the pooling's gradient, window by window
-        grads = dz.reshape(-1, features)
-        both = cols.T @ grads  # the one GEMM for dw; its last row (the ones) is db
-        dw.reshape(-1, features)[...] = both[:-1]
-        db[...] = both[-1]
-        if not need_dx:
-            return None
         n, h, w, c = in_shape
         _, ((top, bottom), (left, right)), (out_h, out_w, _) = geometry((h, w, c))
-        dcols = (grads @ params.w.reshape(-1, features).T).reshape(
-            ph, pw, n, out_h, out_w, kh, kw, c
-        )
-        dx = np.zeros((n, top + h + bottom, left + w + right, c), dcols.dtype)
-        last_row, last_col = row_step * (out_h - 1) + 1, col_step * (out_w - 1) + 1
-        for a, b in offsets:  # overlap-add over the pooling and kernel offsets
+        w_stack = params.w.reshape(kh * kw, c, features).transpose(0, 2, 1)  # (p q, f, c)
+        dx = np.zeros((n, top + h + bottom, left + w + right, c), dy.dtype) if need_dx else None
+        rows, columns = sh * ph * out_h, sw * pw * out_w  # the span of the outputs' patches
+        both = np.zeros((kh * kw * c + 1, features), dy.dtype)  # [dw; db], summed by chunk
+        for cols, won, part in zip(kept, wins, parts):
+            chunk = dy[part]
+            dz = np.empty((len(offsets), *chunk.shape), dy.dtype)
+            route_first_max(chunk, won, list(dz))  # the pooling's gradient
+            grads = dz.reshape(-1, features)
+            both += cols.T @ grads
+            if dx is None:
+                continue
+            # dx: the rows of dz in output order (m, u, v) (u = ph i + a, v = pw j + b), one
+            # GEMM per kernel offset (p, q) giving its (m, u, v, c) share, added to the
+            # input rows u sh + p and columns v sw + q. Measured faster here than one GEMM
+            # into the patches' layout and an add per pooling and kernel offset: these
+            # adds run along whole rows of the image (v and c in one stride when sw = 1).
+            m = len(chunk)
+            dz_out = dz.reshape(ph, pw, m, out_h, out_w, features).transpose(2, 3, 0, 4, 1, 5)
+            shares = np.matmul(np.ascontiguousarray(dz_out).reshape(-1, features), w_stack)
+            shares = shares.reshape(kh, kw, m, ph * out_h, pw * out_w, c)
+            target = dx[part]
             for p in range(kh):
                 for q in range(kw):
-                    r, s = a * sh + p, b * sw + q
-                    target = dx[:, r : r + last_row : row_step, s : s + last_col : col_step]
-                    target += dcols[a, b, :, :, :, p, q, :]
+                    target[:, p : p + rows : sh, q : q + columns : sw] += shares[p, q]
+        dw.reshape(-1, features)[...] = both[:-1]
+        db[...] = both[-1]
+        if dx is None:
+            return None
         result: Array = dx[:, top : top + h, left : left + w]
         return result
 

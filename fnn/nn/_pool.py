@@ -135,16 +135,22 @@ def _along(axis: int, start: int, step: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, None, step),)
 
 
-def first_max(candidates: list[Array]) -> tuple[Array, list[Array]]:
+def first_max(candidates: list[Array], out: Array | None = None) -> tuple[Array, list[Array]]:
     """The elementwise maximum of same-shaped ``candidates`` and, for each candidate
     ``t >= 1``, where it beat the maximum of those before it: what :func:`route_first_max`
-    needs to send a gradient to the first maximum (the first on ties). The maximum is a new
-    array, or ``candidates[0]`` itself when there is one candidate."""
-    best = candidates[0]
+    needs to send a gradient to the first maximum (the first on ties). The maximum is
+    written into ``out`` when given; otherwise it is a new array, or ``candidates[0]``
+    itself when there is one candidate."""
+    if len(candidates) == 1:
+        if out is None:
+            return candidates[0], []
+        out[...] = candidates[0]
+        return out, []
     wins = []
+    best = candidates[0]
     for t, entry in enumerate(candidates[1:], 1):
         wins.append(entry > best)
-        best = np.maximum(best, entry) if t == 1 else np.maximum(best, entry, out=best)
+        best = np.maximum(best, entry, out=out) if t == 1 else np.maximum(best, entry, out=best)
     return best, wins
 
 
