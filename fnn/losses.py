@@ -88,7 +88,7 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
         value = float(np.add.reduce(np.sum(target * (lse - z), axis=1))) / batch
         grad *= target.sum(axis=1, keepdims=True)
         grad -= target
-    grad /= batch
+    grad /= float(batch)
     return value, grad
 
 
@@ -123,10 +123,10 @@ def categorical_cross_entropy(
         picked = clipped[rows, target]
         value = float(-np.mean(np.log(picked)))
         grad = np.zeros_like(probs)
-        grad[rows, target] = -1 / (picked * batch)
+        grad[rows, target] = -1 / (picked * float(batch))
     else:
         value = float(-np.mean(np.sum(target * np.log(clipped), axis=1)))
-        grad = -target / (clipped * batch)
+        grad = -target / (clipped * float(batch))
     grad = np.where(inside, grad, 0)
     grad += 0  # -0.0 becomes +0.0: integer and one-hot labels agree bit for bit
     return value, grad
@@ -168,7 +168,7 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     e = np.exp(-np.abs(logits))
     value = float(np.mean(np.maximum(logits, 0) - target * logits + np.log1p(e)))
     sig = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    grad = (sig - target) / logits.size
+    grad = (sig - target) / float(logits.size)
     return value, grad
 
 

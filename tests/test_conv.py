@@ -220,6 +220,7 @@ def test_bad_inputs(make: Any, x_shape: Any, error: type[Exception], message: st
         (lambda: nn.conv2d(4, 3, padding=((1, -1), (0, 0))), ValueError, "ints >= 0"),
         (lambda: nn.max_pool(0), ValueError, "max_pool window must be >= 1"),
         (lambda: nn.avg_pool(2, "a"), TypeError, "avg_pool stride must be an int or a pair"),  # type: ignore[arg-type]
+        (lambda: nn.cnn(padding="full"), ValueError, 'cnn padding must be "valid" or "same"'),
     ],
 )
 def test_bad_arguments(make: Any, error: type[Exception], message: str) -> None:
@@ -237,6 +238,15 @@ def test_a_cnn_saves_loads_and_predicts_identically(tmp_path: Path, key: random.
     assert loaded.spec == model.spec
     expected = model.apply(params, x, state)
     assert loaded.apply(loaded_params, x, loaded_state).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_same_padded_cnn_keeps_the_image_size_through_each_conv(batch_norm: bool) -> None:
+    model = nn.cnn(padding="same", batch_norm=batch_norm)
+    assert model.output_shape((28, 28)) == (10,)
+    params = model.init(random.key(0), (28, 28))
+    weights = [p.w.shape for p in params if hasattr(p, "w")]
+    assert weights == [(3, 3, 1, 32), (3, 3, 32, 64), (7 * 7 * 64, 128), (128, 10)]
 
 
 # -- PyTorch, float64 ---------------------------------------------------------------------

@@ -25,8 +25,9 @@ def cnn(
     dense_size: int = 128,
     dropout: float = 0.5,
     batch_norm: bool = False,
+    padding: str = "valid",
 ) -> Layer[tuple[Any, ...]]:
-    """The classic small CNN: per entry of ``channels``, a 3x3 ``conv2d`` ("valid"), a
+    """The classic small CNN: per entry of ``channels``, a 3x3 ``conv2d`` (``padding``), a
     ReLU and a 2x2 ``max_pool``; then ``flatten``, ``dense(dense_size)``, ReLU,
     ``dropout(dropout)`` and ``dense(classes)`` (logits).
 
@@ -46,9 +47,12 @@ def cnn(
         dropout: the dropout rate before the last layer (0 for none).
         batch_norm: put a ``batch_norm`` after each conv and the hidden dense layer,
             before its ReLU.
+        padding: the convolutions' padding, ``"valid"`` (none) or ``"same"`` (the output
+            as large as the input: more of each image's border seen, more to compute).
 
-    For 28x28 images: ``(28, 28) -> (28, 28, 1) -> conv 26x26x32 -> pool 13x13x32 ->
-    conv 11x11x64 -> pool 5x5x64 -> 1600 -> 128 -> 10``.
+    For 28x28 images, "valid": ``(28, 28) -> (28, 28, 1) -> conv 26x26x32 -> pool
+    13x13x32 -> conv 11x11x64 -> pool 5x5x64 -> 1600 -> 128 -> 10``; "same": ``conv
+    28x28x32 -> pool 14x14x32 -> conv 14x14x64 -> pool 7x7x64 -> 3136 -> 128 -> 10``.
 
     >>> import fnn
     >>> model = fnn.nn.cnn()
@@ -58,13 +62,15 @@ def cnn(
     shape = tuple(_checks.positive_int(d, "cnn image_shape") for d in image_shape)
     if len(shape) not in (2, 3):
         raise ValueError(f"cnn needs image_shape (height, width[, channels]), got {shape}")
+    if padding not in ("valid", "same"):
+        raise ValueError(f'cnn padding must be "valid" or "same", got {padding!r}')
     layers: list[Layer[Any]] = [reshape((*shape, 1))] if len(shape) == 2 else []
     for features in channels:
         width = _checks.positive_int(features, "cnn channels")
         if batch_norm:
-            layers += [conv2d(width, 3), _batch_norm(), max_pool(2), relu()]
+            layers += [conv2d(width, 3, padding=padding), _batch_norm(), max_pool(2), relu()]
         else:
-            layers += [conv2d(width, 3, pool=2), relu()]
+            layers += [conv2d(width, 3, padding=padding, pool=2), relu()]
     layers += [flatten(), dense(_checks.positive_int(dense_size, "cnn dense_size"))]
     layers += [_batch_norm()] if batch_norm else []
     layers.append(relu())

@@ -208,7 +208,7 @@ def _batch_norm_train(
     """
     rows, channels = x.shape
     step = _block_rows(rows, channels)
-    shift = _column_sums(x, step) / rows
+    shift = _column_sums(x, step) / float(rows)
     shift_t = _tile(shift, step, rows)
     ones = np.ones(step, x.dtype)
     scratch = np.empty((step, channels), x.dtype)
@@ -221,8 +221,8 @@ def _batch_norm_train(
         sums += ones[: j - i] @ yb
         np.multiply(yb, yb, out=sb)
         squares += ones[: j - i] @ sb
-    delta = sums / rows
-    var = np.maximum(squares / rows - delta * delta, 0)
+    delta = sums / float(rows)
+    var = np.maximum(squares / float(rows) - delta * delta, 0)
     inv_std = 1 / np.sqrt(var + eps)
     k = scale * inv_std
     k_t, offset_t = _tile(k, step, rows), _tile(bias - delta * k, step, rows)
@@ -283,9 +283,9 @@ def _batch_norm_backward(
     if not need_dx:
         return None
     k = scale * inv_std
-    c = k * inv_std * dscale / rows
+    c = k * inv_std * dscale / float(rows)
     k_t, c_t = _tile(k, step, rows), _tile(c, step, rows)
-    offset_t = _tile(k * sum_dy / rows - delta * c, step, rows)
+    offset_t = _tile(k * sum_dy / float(rows) - delta * c, step, rows)
     dx = np.empty_like(x)
     for i, j in _blocks(rows, step):
         m, sb, dxb = j - i, scratch[: j - i], dx[i:j]
@@ -456,7 +456,7 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
             check_no_state(state, "layer_norm")
         x2 = _check_rows(x, "layer_norm", params.scale.dtype, params.scale.shape[0], "features")
         xhat = x2 - x2.mean(axis=1, keepdims=True)
-        var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / x2.shape[1]
+        var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(x2.shape[1])
         inv_std = 1 / np.sqrt(var + eps)
         xhat *= inv_std
         y = xhat * params.scale
@@ -484,7 +484,7 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
         g = dy2 * params.scale
         features = xhat.shape[1]
         mean_g = g.mean(axis=1, keepdims=True)
-        mean_gx = np.einsum("ij,ij->i", g, xhat)[:, None] / features
+        mean_gx = np.einsum("ij,ij->i", g, xhat)[:, None] / float(features)
         g -= mean_g
         g -= xhat * mean_gx
         g *= inv_std

@@ -236,7 +236,7 @@ def avg_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = N
         return y, None
 
     def backward(kept: None, dy: Array, dx_views: list[Array]) -> None:
-        share = dy / size
+        share = dy / float(size)
         for view in dx_views:
             view += share
 

@@ -116,7 +116,7 @@ def _pool_forward(x: Array) -> tuple[Array, Shape]:
 def _pool_backward(in_shape: Shape, dy: Array) -> Array:
     _, h, w, _ = in_shape
     dx = np.empty(in_shape, dy.dtype)
-    dx[...] = (dy / (h * w))[:, None, None, :]
+    dx[...] = (dy / float(h * w))[:, None, None, :]
     return dx
 
 
