@@ -32,6 +32,7 @@ from .train import Event as Event
 from .train import Metrics as Metrics
 from .train import NonFiniteLossError as NonFiniteLossError
 from .train import TrainState as TrainState
+from .train import augment_key as augment_key
 from .train import evaluate as evaluate
 from .train import fit as fit
 from .train import predict as predict

@@ -73,10 +73,13 @@ class Config:
     patience: int = 0
     batch_norm: bool = False
     dropout: float = 0.5
+    padding: str = "same"
+    augment: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out = attrs.asdict(self)
         out["hidden"] = list(self.hidden)
+        out["augment"] = list(self.augment)
         return out
 
     @classmethod
@@ -90,14 +93,23 @@ class Config:
         values = dict(obj)
         if "hidden" in values:
             values["hidden"] = tuple(int(h) for h in values["hidden"])
+        if "augment" in values:
+            values["augment"] = tuple(str(a) for a in values["augment"])
         return cls(**values)
 
 
 def build_model(config: Config, image_shape: tuple[int, ...] = (28, 28)) -> nn.Layer[Any]:
     """The model of a config: the MLP (flatten, then dense + activation per hidden size,
-    dense(10)) or the CNN of :func:`fnn.nn.cnn` (with batch norm and dropout as asked)."""
+    dense(10)) or the CNN of :func:`fnn.nn.cnn` (with batch norm, dropout and padding as
+    asked)."""
     if config.model == "cnn":
-        return nn.cnn(image_shape, 10, dropout=config.dropout, batch_norm=config.batch_norm)
+        return nn.cnn(
+            image_shape,
+            10,
+            dropout=config.dropout,
+            batch_norm=config.batch_norm,
+            padding=config.padding,
+        )
     if config.model != "mlp":
         raise UsageError(f"unknown model {config.model!r}; expected one of {MODELS}")
     if config.batch_norm:
@@ -137,6 +149,32 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer:
     return optim.chain(optim.add_l2(config.l2), rule) if config.l2 else rule
 
 
+AUGMENTATIONS: dict[str, data.Augment] = {"flip": data.random_flip, "shift": data.random_shift}
+"""The names ``--augment`` takes: left-right flips, and shifts of up to 2 pixels."""
+
+
+def build_augment(config: Config) -> data.Augment | None:
+    """The augmentation of a config's training batches (None for none)."""
+    unknown = [name for name in config.augment if name not in AUGMENTATIONS]
+    if unknown:
+        raise UsageError(f"unknown augmentation {unknown[0]!r}; expected {sorted(AUGMENTATIONS)}")
+    if not config.augment:
+        return None
+    return data.augmentation(*(AUGMENTATIONS[name] for name in config.augment))
+
+
+def _augment(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if names == ("none",):
+        return ()
+    bad = [name for name in names if name not in AUGMENTATIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected none or a list of {', '.join(sorted(AUGMENTATIONS))}, got {text!r}"
+        )
+    return names
+
+
 def _hidden(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
@@ -165,6 +203,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--dropout", type=float, default=defaults.dropout, help="the CNN's dropout rate"
+    )
+    train.add_argument(
+        "--padding",
+        choices=("valid", "same"),
+        help=f"the CNN's conv padding (default {defaults.padding})",
+    )
+    train.add_argument(
+        "--augment",
+        type=_augment,
+        help="flip and/or shift each training batch, e.g. flip,shift; none (the default)",
     )
     train.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download the data")
@@ -218,9 +266,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     values = {f.name: getattr(args, f.name) for f in attrs.fields(Config)}
+    if values["model"] != "cnn" and values["padding"] is not None:
+        raise UsageError("--padding applies to --model cnn")
     for name, default in MODEL_DEFAULTS[values["model"]].items():
         if values[name] is None:
             values[name] = default
+    values = {name: value for name, value in values.items() if value is not None}
     try:
         return Config(**values)
     except (TypeError, ValueError) as err:  # pragma: no cover - attrs does no validation
@@ -312,6 +363,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         validation_split=config.validation_split,
         early_stopping=stop,
         state=state,
+        augment=build_augment(config),
         callbacks=hooks,
     )
     wall = time.perf_counter() - began

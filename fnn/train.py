@@ -10,8 +10,9 @@ on time, so two runs with the same inputs give bit-identical states.
 
 Randomness: the shuffle of epoch ``e`` uses ``fold_in(fold_in(key, 0), e)``, the
 validation split ``fold_in(key, 1)``, the training forward of update ``t`` (dropout)
-``fold_in(fold_in(key, 2), t)`` and the initial params ``fold_in(key, 3)``, so a run
-depends only on (seed, epoch, step).
+``fold_in(fold_in(key, 2), t)``, the initial params ``fold_in(key, 3)`` and the data
+augmentation of update ``t`` ``fold_in(fold_in(key, 4), t)``, so a run depends only on
+(seed, epoch, step).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ P = TypeVar("P")
 
 Batch = tuple[Array, Array]
 
-_DATA_KEY, _SPLIT_KEY, _STEP_KEY, _INIT_KEY = 0, 1, 2, 3
+_DATA_KEY, _SPLIT_KEY, _STEP_KEY, _INIT_KEY, _AUGMENT_KEY = 0, 1, 2, 3, 4
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -184,12 +185,15 @@ def train_step(
     loss: Loss,
     optimizer: Optimizer,
     penalty: Penalty[P] | None = None,
+    augment: data.Augment | None = None,
 ) -> Callable[[TrainState[P], Batch], TrainState[P]]:
     """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
 
-    It runs :func:`fnn.forward_backward` (the model's training forward with the state's
-    model state and, for a stochastic model, the key ``fold_in(fold_in(state.key, 2),
-    step)``; the loss; the penalty; the backward pass without the input gradient), then
+    With ``augment`` (e.g. :func:`fnn.data.random_flip`), the batch's inputs are first
+    replaced by ``augment(augment_key(state.key, step), x)``. It then runs
+    :func:`fnn.forward_backward` (the model's training forward with the state's model
+    state and, for a stochastic model, the key ``fold_in(fold_in(state.key, 2), step)``;
+    the loss; the penalty; the backward pass without the input gradient), then
     ``optimizer.update``, keeps the new model state, and adds the batch to the running
     metrics (accuracy is counted for :func:`~fnn.losses.softmax_cross_entropy` and
     :func:`~fnn.losses.categorical_cross_entropy`). The batch is not checked for NaN
@@ -202,6 +206,8 @@ def train_step(
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
         x, y = batch
+        if augment is not None:
+            x = augment(augment_key(state.key, state.opt.step), x)
         key = step_key(state.key, state.opt.step) if stochastic else None
         leaves, treedef = _tree.flatten(state.opt.params)
         layout = _tree.layout_of(leaves, treedef)
@@ -234,6 +240,12 @@ def step_key(key: _random.Key, step: int) -> _random.Key:
     """The key of the training forward of update ``step`` (0-based) of a run keyed ``key``:
     a dropout mask depends only on (seed, step), so a resumed run draws the same ones."""
     return _random.fold_in(_random.fold_in(key, _STEP_KEY), step)
+
+
+def augment_key(key: _random.Key, step: int) -> _random.Key:
+    """The key of the data augmentation of update ``step`` (0-based) of a run keyed
+    ``key``: like dropout masks, the transforms depend only on (seed, step)."""
+    return _random.fold_in(_random.fold_in(key, _AUGMENT_KEY), step)
 
 
 def train_epoch(
@@ -466,6 +478,7 @@ def fit(
     drop_last: bool = False,
     early_stopping: EarlyStopping | None = None,
     penalty: Penalty[P] | None = None,
+    augment: data.Augment | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainState[P]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
@@ -490,6 +503,9 @@ def fit(
             deterministic split from the key); or ``validation_data=(x_val, y_val)``.
         early_stopping: an :class:`EarlyStopping`, or None.
         penalty: an optional penalty on the params added to the loss (e.g. L2).
+        augment: an optional keyed transform of each training batch's inputs,
+            ``augment(key, x) -> x`` (e.g. ``fnn.data.random_flip``; see
+            :func:`train_step`); validation and evaluation data are never augmented.
         callbacks: functions of an :class:`Event`, for progress bars, logging,
             checkpoints (see :mod:`fnn.callbacks`).
 
@@ -536,7 +552,9 @@ def fit(
         if validation_data is None and monitor.startswith("val_"):
             monitor = monitor[4:]
 
-    step = train_step(model, loss, optimizer, penalty)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
+    step = train_step(model, loss, optimizer, penalty, augment)
     n_fit = len(x) if train_rows is None else len(train_rows)
     n_batches = data.num_batches(n_fit, batch_size, drop_last)
 

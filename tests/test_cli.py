@@ -194,9 +194,11 @@ def test_the_cnn_trains_evaluates_and_predicts(tmp_path: Path) -> None:
 def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     tmp_path: Path,
 ) -> None:
-    """Dropout masks come from (seed, step) and the running statistics ride in the
-    checkpoint: a rerun and a run stopped after one epoch and resumed end on the same bits."""
-    cnn = ("--model", "cnn", "--batch-norm", "--dropout", "0.5", "--epochs", "2")
+    """Dropout masks and augmentations come from (seed, step) and the running statistics
+    ride in the checkpoint: a rerun and a run stopped after one epoch and resumed end on the
+    same bits."""
+    cnn = ("--model", "cnn", "--batch-norm", "--dropout", "0.5", "--epochs", "2",
+           "--augment", "flip,shift")  # fmt: skip
     whole = train(tmp_path / "whole", *cnn)
     again = train(tmp_path / "again", *cnn)
     part = train(tmp_path / "part", *cnn, "--stop-after", "1")
@@ -211,12 +213,28 @@ def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     assert fnn.tree.equal(states[0], states[1]) and fnn.tree.equal(states[0], states[2])
     other = train(tmp_path / "other", *cnn, "--seed", "1")
     assert other["params_sha256"] != whole["params_sha256"]
+    assert whole["config"]["augment"] == ["flip", "shift"]
+    unaugmented = train(tmp_path / "plain", *cnn[:-2])
+    assert unaugmented["params_sha256"] != whole["params_sha256"]
 
 
-def test_batch_norm_is_for_the_cnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _ = run("train", "--out", str(tmp_path), "--batch-norm", "--quiet")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--batch-norm",), "--batch-norm applies to --model cnn"),
+        (("--padding", "valid"), "--padding applies to --model cnn"),
+        (("--augment", "rotate"), "expected none or a list of flip, shift, got 'rotate'"),
+    ],
+)
+def test_cnn_options_and_their_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    try:
+        status, _ = run("train", "--out", str(tmp_path), *args, "--quiet")
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code  # type: ignore[assignment]
     assert status == 2
-    assert "--batch-norm applies to --model cnn" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,9 +3,14 @@
 ``read_idx``/``write_idx`` read and write IDX files (raw or gzip); ``load_mnist``,
 ``load_fashion_mnist`` and ``load_dataset`` find, verify (SHA-256) and, if allowed,
 download the standard files; ``to_float``, ``flatten``, ``one_hot`` and ``split``
-prepare arrays; ``batches`` iterates over shuffled mini-batches driven by a key.
+prepare arrays; ``batches`` iterates over shuffled mini-batches driven by a key;
+``random_flip``, ``random_shift`` and ``augmentation`` are keyed augmentations of images.
 """
 
+from ._augment import Augment as Augment
+from ._augment import augmentation as augmentation
+from ._augment import random_flip as random_flip
+from ._augment import random_shift as random_shift
 from ._batches import batches as batches
 from ._batches import num_batches as num_batches
 from ._datasets import DATASETS as DATASETS
