@@ -1,13 +1,13 @@
 """The small CNN of ``fnn train --model cnn``, and what dropout and batch norm do to it.
 
-The network (``fnn.nn.cnn``): conv 32 3x3, ReLU, max-pool 2, conv 64 3x3, ReLU, max-pool
-2, dense 128, ReLU, dropout, dense 10; Adam with a learning rate cosine-decayed from 1e-3,
-batches of 128, 10% of the training set held out for validation, seed 0. By default it
-trains that network (dropout 0.5, no batch norm) as ``fnn train --model cnn`` does and
-saves it; with ``--compare`` it trains four variants (no dropout, no batch norm; dropout;
-batch norm; both) and draws their training and validation losses and accuracies in
-``compare_loss.png`` and ``compare_accuracy.png``: the gap between the curves is what
-dropout and batch norm act on.
+The network (``fnn.nn.cnn(padding="same")``): conv 32 3x3, ReLU, max-pool 2, conv 64
+3x3, ReLU, max-pool 2, dense 128, ReLU, dropout, dense 10; Adam with a learning rate
+cosine-decayed from 1e-3, batches of 64, 10% of the training set held out for validation,
+seed 0: the recipe of ``fnn train --model cnn``. By default it trains that network
+(dropout 0.5, no batch norm) and saves it; with ``--compare`` it trains four variants (no
+dropout, no batch norm; dropout; batch norm; both) and draws their training and
+validation losses and accuracies in ``compare_loss.png`` and ``compare_accuracy.png``: the
+gap between the curves is what dropout and batch norm act on.
 
 Run: ``python examples/cnn.py`` (``--epochs 5``, ``--limit 5000``, ``--compare``, ...).
 """
@@ -25,13 +25,20 @@ from fnn import data, losses, nn, optim
 VARIANTS = {"plain": (0.0, False), "dropout": (0.5, False), "batch norm": (0.0, True),
             "both": (0.5, True)}  # fmt: skip
 """Each variant's dropout rate and whether it uses batch norm."""
+BATCH = 64
 
 
 def train(ds: _common.Data, epochs: int, seed: int, dropout: float, batch_norm: bool) -> Any:
     """Train one CNN; returns the model, the final state, the test result and epoch times."""
-    model = nn.cnn(ds.x_train.shape[1:], len(ds.classes), dropout=dropout, batch_norm=batch_norm)
+    model = nn.cnn(
+        ds.x_train.shape[1:],
+        len(ds.classes),
+        dropout=dropout,
+        batch_norm=batch_norm,
+        padding="same",
+    )
     n_fit = len(ds.x_train) - round(0.1 * len(ds.x_train))
-    steps = epochs * data.num_batches(n_fit, 128)
+    steps = epochs * data.num_batches(n_fit, BATCH)
     timer = fnn.callbacks.EpochTimes()
     state = fnn.fit(
         model,
@@ -41,7 +48,7 @@ def train(ds: _common.Data, epochs: int, seed: int, dropout: float, batch_norm: 
         ds.y_train,
         key=fnn.random.key(seed),
         epochs=epochs,
-        batch_size=128,
+        batch_size=BATCH,
         validation_split=0.1,
         callbacks=[fnn.callbacks.progress_bar(), timer],
     )

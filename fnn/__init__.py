@@ -11,6 +11,7 @@ from . import losses as losses
 from . import metrics as metrics
 from . import nn as nn
 from . import optim as optim
+from . import parallel as parallel
 from . import random as random
 from . import runtime as runtime
 from . import tree as tree

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import io as _textio
 import json
 import platform
 import sys
@@ -28,7 +29,19 @@ from typing import Any, TextIO
 import attrs
 import numpy as np
 
-from . import __version__, callbacks, data, io, losses, metrics, nn, optim, plots, runtime
+from . import (
+    __version__,
+    callbacks,
+    data,
+    io,
+    losses,
+    metrics,
+    nn,
+    optim,
+    parallel,
+    plots,
+    runtime,
+)
 from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
@@ -37,8 +50,11 @@ from .train import Callback, EarlyStopping, TrainState, evaluate, fit, predict_p
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "nesterov", "adagrad", "rmsprop")
 MODELS = ("mlp", "cnn")
-MODEL_DEFAULTS = {"mlp": {"lr": 2e-3, "epochs": 20}, "cnn": {"lr": 1e-3, "epochs": 15}}
-"""The learning rate and epochs each model trains with unless told otherwise."""
+MODEL_DEFAULTS: dict[str, dict[str, float]] = {
+    "mlp": {"lr": 2e-3, "epochs": 20, "batch_size": 128},
+    "cnn": {"lr": 1e-3, "epochs": 15, "batch_size": 64},
+}
+"""The learning rate, epochs and batch size each model trains with unless told otherwise."""
 SCHEDULES = ("constant", "inverse-time", "cosine", "step")
 
 MODEL_FILE = "model.npz"
@@ -75,6 +91,7 @@ class Config:
     dropout: float = 0.5
     padding: str = "same"
     augment: tuple[str, ...] = ()
+    shards: int = 1
 
     def to_json(self) -> dict[str, Any]:
         out = attrs.asdict(self)
@@ -214,6 +231,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_augment,
         help="flip and/or shift each training batch, e.g. flip,shift; none (the default)",
     )
+    train.add_argument(
+        "--shards",
+        type=int,
+        help="split each batch into this many shards, summed in a fixed order (default 1); "
+        "under mpirun -n N, N dividing it, each process computes shards / N of them",
+    )
     train.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     train.add_argument("--no-download", action="store_true", help="never download the data")
     train.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="e.g. 128,64")
@@ -228,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--decay", type=float, default=defaults.decay, help="inverse-time decay")
     train.add_argument("--l2", type=float, default=defaults.l2, help="L2 penalty on weights")
     train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--batch-size", type=int, help="default 128 for the MLP, 64 for the CNN")
     train.add_argument("--epochs", type=int, help="total epochs (default 20 MLP, 15 CNN)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--validation-split", type=float, default=defaults.validation_split)
@@ -310,6 +333,18 @@ def _read_run(directory: Path) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, out: TextIO) -> int:
+    """``fnn train``; under ``mpirun -n N`` (N > 1) every process trains its shards and
+    only process 0 prints and writes; an error on any process aborts them all."""
+    comm = parallel.world()
+    rank, _ = parallel.rank_and_size(comm)
+    with parallel.abort_on_error(
+        comm, lambda text: sys.stderr.write(f"fnn train: error on {text}")
+    ):
+        return _train_on(args, out if rank == 0 else _textio.StringIO(), comm)
+
+
+def _train_on(args: argparse.Namespace, out: TextIO, comm: parallel.Communicator | None) -> int:
+    lead = parallel.rank_and_size(comm)[0] == 0  # the one process that writes files
     if not runtime.set_blas_threads(args.threads):
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
@@ -342,12 +377,14 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
             model.init(key, x_train.shape[1:]), state.params, "the checkpoint and the model"
         )
         out.write(f"resuming {directory} after epoch {state.epoch}\n")
-    else:
+    elif lead:
         _write_json(directory / RUN_FILE, {"config": config.to_json(), "seed": config.seed})
 
     times = callbacks.EpochTimes()
-    hooks: list[Callback] = [times, callbacks.checkpoint(directory / CHECKPOINTS)]
-    if not args.quiet:
+    hooks: list[Callback] = [times]
+    if lead:
+        hooks.append(callbacks.checkpoint(directory / CHECKPOINTS))
+    if lead and not args.quiet:
         hooks.append(callbacks.progress_bar())
     stop = EarlyStopping(patience=config.patience) if config.patience > 0 else None
     began = time.perf_counter()
@@ -364,6 +401,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         early_stopping=stop,
         state=state,
         augment=build_augment(config),
+        shards=config.shards,
+        comm=comm,
         callbacks=hooks,
     )
     wall = time.perf_counter() - began
@@ -382,6 +421,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
 
     out.write(callbacks.history_table(final.history, times.seconds) + "\n")
     out.write(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}\n")
+    if not lead:
+        return 0
 
     classes = list(data.DATASETS[config.dataset].classes)
     io.save_model(

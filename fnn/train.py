@@ -27,7 +27,7 @@ from typing import Any, Generic, Literal, TypeVar
 import attrs
 import numpy as np
 
-from . import _checks, data
+from . import _checks, data, parallel
 from . import random as _random
 from . import tree as _tree
 from ._types import Array
@@ -186,6 +186,8 @@ def train_step(
     optimizer: Optimizer,
     penalty: Penalty[P] | None = None,
     augment: data.Augment | None = None,
+    shards: int = 1,
+    comm: parallel.Communicator | None = None,
 ) -> Callable[[TrainState[P], Batch], TrainState[P]]:
     """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
 
@@ -199,10 +201,23 @@ def train_step(
     :func:`~fnn.losses.categorical_cross_entropy`). The batch is not checked for NaN
     (``fit`` checks the data once); a non-finite loss raises :class:`NonFiniteLossError`
     naming the step.
+
+    With ``shards=S > 1`` the batch is split into ``S`` shards (:mod:`fnn.parallel`): each
+    shard's training forward gets the key ``fold_in(step key, s)``, its loss, gradient,
+    accuracy count and new model state are weighted by its share of the rows and summed
+    in a fixed order over the processes of ``comm`` (each computing ``S / processes``
+    shards), and the penalty is added to the sum. The result depends on ``S`` but not on
+    the number of processes. The model state's leaves must then be float arrays (batch
+    norm's running statistics become the rows-weighted mean of the shards').
     """
+    shards = parallel.check_plan(shards, comm)
     count_correct = _accuracy_counter(loss)
-    run = _forward_backward_flat(model, loss, penalty)
     stochastic = model.stochastic
+    run = (
+        _single_batch(model, loss, penalty, count_correct)
+        if shards == 1
+        else _sharded_batch(model, loss, penalty, count_correct, shards, comm)
+    )
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
         x, y = batch
@@ -222,10 +237,9 @@ def train_step(
         opt = optimizer._update(state.opt, result.grads, leaves, layout)
         n = len(x)
         m = state.metrics
-        correct = count_correct(result.output, y) if count_correct is not None else 0
         metrics = Metrics(
             m.loss_sum + value * n,
-            m.correct + correct,
+            m.correct + result.correct,
             m.count + n,
             m.scored + (n if count_correct is not None else 0),
         )
@@ -234,6 +248,99 @@ def train_step(
         )
 
     return step
+
+
+@attrs.frozen(eq=False)
+class _BatchResult:
+    """A batch's loss (penalty included), flat gradient, new model state and how many
+    of its examples were classified correctly."""
+
+    value: float
+    grads: Array
+    state: Any
+    correct: int
+
+
+_BatchFn = Callable[[Any, _tree.Layout, Array, Array, Any, "_random.Key | None"], _BatchResult]
+
+
+def _single_batch(
+    model: Layer[P],
+    loss: Loss,
+    penalty: Penalty[P] | None,
+    count_correct: Callable[[Array, Array], int] | None,
+) -> _BatchFn:
+    """The whole batch through the gradient pipeline at once."""
+    run = _forward_backward_flat(model, loss, penalty)
+
+    def batch(
+        params: Any, layout: _tree.Layout, x: Array, y: Array, state: Any, key: Any
+    ) -> _BatchResult:
+        r = run(params, layout, x, y, state, key)
+        correct = count_correct(r.output, y) if count_correct is not None else 0
+        return _BatchResult(r.value, r.grads, r.state, correct)
+
+    return batch
+
+
+def _sharded_batch(
+    model: Layer[P],
+    loss: Loss,
+    penalty: Penalty[P] | None,
+    count_correct: Callable[[Array, Array], int] | None,
+    shards: int,
+    comm: parallel.Communicator | None,
+) -> _BatchFn:
+    """The batch in ``shards`` shards, this process's through the pipeline, the weighted
+    results summed in the fixed order of :func:`fnn.parallel.reduce_shards`."""
+    run = _forward_backward_flat(model, loss, None)
+    mine = parallel.owned_shards(shards, comm)
+
+    def batch(
+        params: Any, layout: _tree.Layout, x: Array, y: Array, state: Any, key: Any
+    ) -> _BatchResult:
+        state_leaves, state_def = _tree.flatten(state)
+        for leaf in state_leaves:
+            if not (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"):
+                raise TypeError(
+                    "training in shards averages the model state, so its leaves must be "
+                    f"float arrays, got {type(leaf).__name__} "
+                    f"{getattr(leaf, 'dtype', '')}".rstrip()
+                )
+        n = len(x)
+        bounds = parallel.shard_bounds(n, shards)
+        local: dict[int, list[Array]] = {}
+        for s in mine:
+            lo, hi = bounds[s]
+            if lo == hi:
+                continue
+            k = None if key is None else _random.fold_in(key, s)
+            r = run(params, layout, x[lo:hi], y[lo:hi], state, k)
+            share = (hi - lo) / n
+            correct = count_correct(r.output, y[lo:hi]) if count_correct is not None else 0
+            local[s] = [
+                r.grads * share,
+                np.array([r.value * share, correct], np.float64),
+                *(leaf * share for leaf in _tree.leaves(r.state)),
+            ]
+        template = [
+            np.empty(layout.size, layout.dtype),
+            np.empty(2, np.float64),
+            *(np.empty_like(leaf) for leaf in state_leaves),
+        ]
+        nonempty = [hi > lo for lo, hi in bounds]
+        total = parallel.reduce_shards(local, shards, nonempty, template, comm)
+        grads, scalars = total[0], total[1]
+        value = float(scalars[0])
+        if penalty is not None:
+            extra, extra_grads = penalty(params)
+            value += extra
+            grads += layout.ravel(extra_grads, "the penalty's gradient")
+        grads.flags.writeable = False
+        new_state = _tree.unflatten(state_def, total[2:]) if state_leaves else state
+        return _BatchResult(value, grads, new_state, int(scalars[1]))
+
+    return batch
 
 
 def step_key(key: _random.Key, step: int) -> _random.Key:
@@ -479,6 +586,8 @@ def fit(
     early_stopping: EarlyStopping | None = None,
     penalty: Penalty[P] | None = None,
     augment: data.Augment | None = None,
+    shards: int = 1,
+    comm: parallel.Communicator | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainState[P]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
@@ -506,6 +615,12 @@ def fit(
         augment: an optional keyed transform of each training batch's inputs,
             ``augment(key, x) -> x`` (e.g. ``fnn.data.random_flip``; see
             :func:`train_step`); validation and evaluation data are never augmented.
+        shards, comm: data parallelism (:mod:`fnn.parallel`): each batch in ``shards``
+            shards summed in a fixed order, computed by the processes of ``comm`` (an
+            ``mpi4py`` communicator; None for this process alone). Every process must call
+            ``fit`` with the same arguments and data; they end with the same state, whose
+            bits depend on ``shards`` but not on the number of processes. Callbacks run
+            on every process (give them to one, e.g. rank 0, for output).
         callbacks: functions of an :class:`Event`, for progress bars, logging,
             checkpoints (see :mod:`fnn.callbacks`).
 
@@ -554,7 +669,7 @@ def fit(
 
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = train_step(model, loss, optimizer, penalty, augment)
+    step = train_step(model, loss, optimizer, penalty, augment, shards, comm)
     n_fit = len(x) if train_rows is None else len(train_rows)
     n_batches = data.num_batches(n_fit, batch_size, drop_last)
 

@@ -1,0 +1,216 @@
+"""Data parallelism: each batch split into a fixed number of shards, summed in a fixed order.
+
+A training step with ``shards=S`` (:func:`fnn.train_step`, :func:`fnn.fit`, ``fnn train
+--shards S``) splits its batch of ``B`` rows into ``S`` contiguous shards
+(:func:`shard_bounds`), computes each shard's loss and gradient on its own rows, and
+combines them as ``sum_s (n_s / B) * v_s`` (``n_s`` the shard's rows) over a fixed binary
+tree of shard numbers (:func:`reduce_shards`): node ``[lo, hi)`` is the sum of
+``[lo, mid)`` and ``[mid, hi)`` with ``mid = (lo + hi) // 2``, the left one first. With
+``N`` processes (``N`` dividing ``S``), process ``r`` owns shards ``r * S/N`` to ``(r + 1)
+* S/N - 1``; a tree node is added up by the process owning its first shard, which receives
+the right half from its owner when that is another process (point-to-point messages), and
+the root, on process 0, is broadcast to all. The additions are the same whichever process
+does them, so for a given ``S`` the bits do not depend on ``N``: one process with
+``shards=4`` gives the bits of four.
+
+Processes talk through a :class:`Communicator`: ``mpi4py.MPI.COMM_WORLD`` (the optional
+extra ``fnn[mpi]``), or nothing for one process. Only the shards' weighted gradients,
+losses, accuracy counts and float model state travel; every process reads the data and
+keeps the same key, shuffles, params and optimizer state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import _checks
+from ._types import Array
+
+
+class Communicator(Protocol):
+    """The part of an ``mpi4py.MPI.Comm`` fnn uses (buffers are NumPy arrays)."""
+
+    def Get_rank(self) -> int: ...  # noqa: N802
+
+    def Get_size(self) -> int: ...  # noqa: N802
+
+    def Send(self, buf: Any, dest: int, tag: int = 0) -> None: ...  # noqa: N802
+
+    def Recv(self, buf: Any, source: int, tag: int) -> Any: ...  # noqa: N802
+
+    def Bcast(self, buf: Any, root: int = 0) -> Any: ...  # noqa: N802
+
+    def Abort(self, errorcode: int = 0) -> Any: ...  # noqa: N802
+
+
+def rank_and_size(comm: Communicator | None) -> tuple[int, int]:
+    """``(rank, number of processes)`` of ``comm``; ``(0, 1)`` for None."""
+    if comm is None:
+        return 0, 1
+    return int(comm.Get_rank()), int(comm.Get_size())
+
+
+def check_plan(shards: Any, comm: Communicator | None) -> int:
+    """``shards`` as an int >= 1 that the number of processes divides.
+
+    Raises:
+        ValueError, TypeError: naming what was expected and what came.
+    """
+    count = _checks.positive_int(shards, "shards")
+    _, size = rank_and_size(comm)
+    if count % size:
+        raise ValueError(
+            f"shards must be a multiple of the number of processes ({size}), got {count}: "
+            "each process computes the same number of shards"
+        )
+    return count
+
+
+def shard_bounds(rows: int, shards: int) -> tuple[tuple[int, int], ...]:
+    """The ``(start, stop)`` rows of each shard of a batch of ``rows``: contiguous, in
+    order, the first ``rows % shards`` of them one row longer (some empty when
+    ``rows < shards``).
+
+    >>> shard_bounds(10, 4)
+    ((0, 3), (3, 6), (6, 8), (8, 10))
+    """
+    base, extra = divmod(rows, shards)
+    stops = np.cumsum([base + (s < extra) for s in range(shards)])
+    return tuple((int(stop) - (base + (s < extra)), int(stop)) for s, stop in enumerate(stops))
+
+
+def owned_shards(shards: int, comm: Communicator | None) -> range:
+    """The shards this process computes: a contiguous block of ``shards / processes``."""
+    rank, size = rank_and_size(comm)
+    per = shards // size
+    return range(rank * per, (rank + 1) * per)
+
+
+def reduce_shards(
+    values: Mapping[int, Sequence[Array]],
+    shards: int,
+    nonempty: Sequence[bool],
+    template: Sequence[Array],
+    comm: Communicator | None = None,
+) -> list[Array]:
+    """The sum over shards of their vectors, added in the fixed tree order of the module
+    docstring, on every process.
+
+    Args:
+        values: this process's shards' vectors, ``{shard: [array, ...]}``; every shard it
+            owns and ``nonempty`` marks must be there.
+        shards: the number of shards ``S``.
+        nonempty: for each shard, whether it has a value (the same on every process;
+            empty shards are left out of the sum).
+        template: arrays of the vectors' shapes and dtypes (received into fresh ones).
+        comm: the processes (None: this one alone owns every shard).
+
+    Returns:
+        New arrays, the same bits on every process. At least one shard must be nonempty.
+    """
+    rank, size = rank_and_size(comm)
+    per = shards // size
+    counts = np.cumsum([0, *map(bool, nonempty)])
+
+    def has(lo: int, hi: int) -> bool:
+        return bool(counts[hi] - counts[lo])
+
+    def node(lo: int, hi: int) -> list[Array] | None:
+        """The sum over ``[lo, hi)`` on the owner of ``lo`` (None elsewhere or if empty)."""
+        if hi - lo == 1:
+            return list(values[lo]) if rank == lo // per and nonempty[lo] else None
+        mid = (lo + hi) // 2
+        left, right = node(lo, mid), node(mid, hi)
+        first, second = lo // per, mid // per
+        if first != second and has(mid, hi):
+            assert comm is not None  # two owners: more than one process
+            if rank == second:
+                for i, part in enumerate(right or ()):
+                    comm.Send(np.ascontiguousarray(part), dest=first, tag=i)
+            elif rank == first:
+                right = [np.empty_like(t) for t in template]
+                for i, part in enumerate(right):
+                    comm.Recv(part, source=second, tag=i)
+        if rank != first:
+            return None
+        if left is None or right is None:
+            return left if right is None else right
+        return [a + b for a, b in zip(left, right)]
+
+    total = node(0, shards)
+    if comm is None or size == 1:
+        assert total is not None, "every shard is empty"
+        return total
+    out = total if rank == 0 else [np.empty_like(t) for t in template]
+    assert out is not None, "every shard is empty"
+    for part in out:
+        comm.Bcast(part, root=0)
+    return out
+
+
+# -- launching under MPI -----------------------------------------------------------------
+
+_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+def launched_processes(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes ``mpirun``/``mpiexec`` started (1 when not launched by one),
+    from the variables Open MPI, MPICH and PMIx set."""
+    env = os.environ if environ is None else environ
+    for name in _SIZE_VARIABLES:
+        text = env.get(name, "")
+        if text.isdigit():
+            return int(text)
+    return 1
+
+
+def world(environ: Mapping[str, str] | None = None) -> Communicator | None:
+    """``mpi4py.MPI.COMM_WORLD`` when this process is one of several started by
+    ``mpirun``, else None.
+
+    Raises:
+        ImportError: launched with several processes but mpi4py is not installed (the
+            message says how to install it).
+    """
+    if launched_processes(environ) <= 1:
+        return None
+    try:
+        mpi: Any = importlib.import_module("mpi4py.MPI")
+    except ImportError as err:
+        raise ImportError(
+            f"started by mpirun with {launched_processes(environ)} processes, but mpi4py "
+            f"is not installed ({err}): pip install 'fnn[mpi]' (it needs an MPI library, "
+            "e.g. apt-get install openmpi-bin libopenmpi-dev)"
+        ) from None
+    comm: Communicator = mpi.COMM_WORLD
+    return comm
+
+
+@contextlib.contextmanager
+def abort_on_error(
+    comm: Communicator | None, report: Callable[[str], object] | None = None
+) -> Iterator[None]:
+    """Run the body; if it raises on any process of several, report the error (to
+    stderr by default, naming the rank) and abort every process (``comm.Abort(2)``), so
+    a failure on one process ends the run instead of leaving the others waiting.
+
+    With one process (or ``comm`` None) the exception propagates unchanged.
+    """
+    try:
+        yield
+    except BaseException as err:
+        rank, size = rank_and_size(comm)
+        if comm is None or size == 1 or isinstance(err, (KeyboardInterrupt, GeneratorExit)):
+            raise
+        message = f"process {rank} of {size}: {type(err).__name__}: {err}\n"
+        (report or sys.stderr.write)(message)
+        sys.stderr.flush()
+        comm.Abort(2)
+        raise

@@ -1,0 +1,335 @@
+"""Data parallelism: the shard plan, the fixed-order reduction (on threads standing in for
+processes, and on real MPI processes when mpirun and mpi4py are there), sharded training
+bit-identical for any number of processes, resume across process counts, failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import losses, nn, optim, parallel, random
+
+Array = np.ndarray[Any, Any]
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "mpi_script.py"
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "shards"), [(10, 4), (128, 2), (3, 4), (0, 2), (7, 7)])
+def test_shard_bounds_are_contiguous_and_balanced(rows: int, shards: int) -> None:
+    bounds = parallel.shard_bounds(rows, shards)
+    assert len(bounds) == shards and bounds[0][0] == 0 and bounds[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    sizes = [hi - lo for lo, hi in bounds]
+    assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
+
+
+def test_the_plan_needs_the_processes_to_divide_the_shards() -> None:
+    with pytest.raises(ValueError, match=r"multiple of the number of processes \(2\), got 3"):
+        parallel.check_plan(3, FakeComm(0, 2, Channels()))
+    with pytest.raises(ValueError, match="shards must be >= 1"):
+        parallel.check_plan(0, None)
+    assert parallel.owned_shards(8, FakeComm(1, 4, Channels())) == range(2, 4)
+
+
+def test_world_is_none_outside_mpirun_and_names_the_missing_mpi4py(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert parallel.launched_processes({}) == 1
+    assert parallel.launched_processes({"OMPI_COMM_WORLD_SIZE": "4"}) == 4
+    assert parallel.launched_processes({"PMI_SIZE": "3"}) == 3
+    assert parallel.world({"OMPI_COMM_WORLD_SIZE": "1"}) is None
+
+    def missing(name: str) -> Any:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr("importlib.import_module", missing)
+    with pytest.raises(ImportError, match=r"mpirun with 4 processes.*pip install 'fnn\[mpi\]'"):
+        parallel.world({"OMPI_COMM_WORLD_SIZE": "4"})
+
+
+# -- processes played by threads -------------------------------------------------------------
+
+
+class Channels:
+    """FIFO queues between threads, one per (source, destination, tag)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: dict[tuple[int, int, Any], queue.Queue[Array]] = {}
+
+    def __call__(self, source: int, dest: int, tag: Any) -> queue.Queue[Array]:
+        with self.lock:
+            return self.queues.setdefault((source, dest, tag), queue.Queue())
+
+
+class FakeComm:
+    """An in-process communicator: rank ``rank`` of ``size`` threads."""
+
+    def __init__(self, rank: int, size: int, channels: Channels) -> None:
+        self.rank, self.size, self.channels = rank, size, channels
+        self.sent = 0
+
+    def Get_rank(self) -> int:  # noqa: N802
+        return self.rank
+
+    def Get_size(self) -> int:  # noqa: N802
+        return self.size
+
+    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:  # noqa: N802
+        self.sent += 1
+        self.channels(self.rank, dest, tag).put(np.array(buf, copy=True))
+
+    def Recv(self, buf: Any, source: int, tag: int) -> None:  # noqa: N802
+        buf[...] = self.channels(source, self.rank, tag).get(timeout=60)
+
+    def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
+        if self.rank == root:
+            for other in range(self.size):
+                if other != root:
+                    self.channels(root, other, "bcast").put(np.array(buf, copy=True))
+        else:
+            buf[...] = self.channels(root, self.rank, "bcast").get(timeout=60)
+
+    def Abort(self, errorcode: int = 0) -> None:  # noqa: N802
+        raise AssertionError("abort")
+
+
+def on_threads(size: int, work: Callable[[FakeComm | None], Any]) -> list[Any]:
+    """``work(comm)`` on ``size`` threads, each its own rank (``work(None)`` for 1)."""
+    if size == 1:
+        return [work(None)]
+    channels = Channels()
+    results: list[Any] = [None] * size
+    errors: list[BaseException] = []
+
+    def run(rank: int) -> None:
+        try:
+            results[rank] = work(FakeComm(rank, size, channels))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def shard_vectors(shards: int) -> dict[int, list[Array]]:
+    """Per-shard float32 vectors of very different magnitudes: the order of additions
+    shows in the bits."""
+    vectors = {}
+    for s in range(shards):
+        scale = np.float32(10.0 ** (3 * (s % 3) - 3))
+        v = random.normal(random.key(s), (1000,)) * scale
+        vectors[s] = [v, np.array([s + 0.1], np.float64)]
+    return vectors
+
+
+def tree_sum(vectors: dict[int, list[Array]], lo: int, hi: int) -> list[Array]:
+    """The module docstring's order, written out: [lo, mid) + [mid, hi)."""
+    if hi - lo == 1:
+        return vectors[lo]
+    mid = (lo + hi) // 2
+    return [a + b for a, b in zip(tree_sum(vectors, lo, mid), tree_sum(vectors, mid, hi))]
+
+
+@pytest.mark.parametrize(("shards", "sizes"), [(4, (1, 2, 4)), (6, (1, 2, 3, 6)), (8, (1, 4, 8))])
+def test_reduce_shards_has_the_same_bits_for_any_number_of_processes(
+    shards: int, sizes: tuple[int, ...]
+) -> None:
+    vectors = shard_vectors(shards)
+    template = [np.empty_like(v) for v in vectors[0]]
+    expected = tree_sum(vectors, 0, shards)
+    left_fold = vectors[0][0].copy()
+    for s in range(1, shards):
+        left_fold = left_fold + vectors[s][0]
+    assert left_fold.tobytes() != expected[0].tobytes()  # the order matters for these
+
+    for size in sizes:
+
+        def work(comm: FakeComm | None, size: int = size) -> list[Array]:
+            mine = parallel.owned_shards(shards, comm)
+            local = {s: vectors[s] for s in mine}
+            return parallel.reduce_shards(local, shards, [True] * shards, template, comm)
+
+        for result in on_threads(size, work):
+            assert [r.tobytes() for r in result] == [e.tobytes() for e in expected], size
+
+
+def test_empty_shards_are_left_out_on_any_number_of_processes() -> None:
+    vectors = shard_vectors(4)
+    nonempty = [True, False, True, False]
+    template = [np.empty_like(v) for v in vectors[0]]
+    expected = [a + b for a, b in zip(vectors[0], vectors[2])]
+    for size in (1, 2, 4):
+
+        def work(comm: FakeComm | None) -> list[Array]:
+            local = {s: vectors[s] for s in parallel.owned_shards(4, comm) if nonempty[s]}
+            return parallel.reduce_shards(local, 4, nonempty, template, comm)
+
+        for result in on_threads(size, work):
+            assert [r.tobytes() for r in result] == [e.tobytes() for e in expected]
+
+
+MODEL = nn.cnn((8, 8), 3, channels=(4,), dense_size=6, batch_norm=True, padding="same")
+X = random.uniform(random.key(3), (80, 8, 8))
+Y = random.permutation(random.key(3), 80) % 3
+
+
+def fit(shards: int, comm: Any = None, epochs: int = 2, state: Any = None, **kw: Any) -> Any:
+    return fnn.fit(MODEL, losses.softmax_cross_entropy, optim.adam(1e-2), X, Y,
+                   key=random.key(3), epochs=epochs, batch_size=20, shards=shards, comm=comm,
+                   state=state, **kw)  # fmt: skip
+
+
+def test_sharded_fit_has_the_same_bits_on_1_2_and_4_threads_as_processes() -> None:
+    states = [s for size in (1, 2, 4) for s in on_threads(size, lambda comm: fit(4, comm))]
+    first = states[0]
+    for other in states[1:]:
+        assert fnn.tree.equal(other.params, first.params)
+        assert fnn.tree.equal(other.model_state, first.model_state)
+        assert repr(other.history) == repr(first.history)  # NaN val_loss: no ==
+    assert first.history[-1].accuracy > 0  # counted through the reduction
+    assert not fnn.tree.equal(fit(2).params, first.params)  # the bits depend on S
+
+
+def test_one_shard_is_the_unsharded_step_and_resumes_across_process_counts() -> None:
+    plain = fnn.fit(MODEL, losses.softmax_cross_entropy, optim.adam(1e-2), X, Y,
+                    key=random.key(3), epochs=2, batch_size=20)  # fmt: skip
+    assert fnn.tree.equal(fit(1).params, plain.params)
+    whole = fit(4)
+    half = on_threads(2, lambda comm: fit(4, comm, epochs=1))[0]
+    resumed = on_threads(4, lambda comm: fit(4, comm, state=half))
+    assert all(fnn.tree.equal(r.params, whole.params) for r in resumed)
+
+
+def test_a_penalty_is_added_once_to_the_sum() -> None:
+    def penalty(p: Any) -> tuple[float, Any]:
+        return losses.l2_penalty(p, 0.1)
+
+    with_penalty = on_threads(2, lambda comm: fit(2, comm, epochs=1, penalty=penalty))
+    alone = fit(2, epochs=1, penalty=penalty)
+    assert fnn.tree.equal(with_penalty[1].params, alone.params)
+    assert not fnn.tree.equal(alone.params, fit(2, epochs=1).params)
+
+
+# -- real processes (mpirun) -----------------------------------------------------------------
+
+MPIRUN = shutil.which("mpirun")
+needs_mpi = pytest.mark.skipif(
+    MPIRUN is None or importlib.util.find_spec("mpi4py") is None,
+    reason="needs Open MPI's mpirun and mpi4py (pip install 'fnn[mpi]')",
+)
+
+
+def mpirun(n: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    assert MPIRUN is not None
+    command = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(n)]
+    return subprocess.run(
+        [*command, sys.executable, str(SCRIPT), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@needs_mpi
+def test_fit_on_1_2_and_4_mpi_processes_ends_on_the_same_bits(tmp_path: Path) -> None:
+    records = []
+    for n in (1, 2, 4):
+        out = tmp_path / f"{n}.json"
+        done = mpirun(n, "fit", str(out), "4")
+        assert done.returncode == 0, done.stderr
+        records.append(json.loads(out.read_text()))
+    assert records[0] == records[1] == records[2]
+
+
+@needs_mpi
+def test_fnn_train_resumes_on_another_number_of_processes(tmp_path: Path) -> None:
+    args = ("--model", "cnn", "--batch-norm", "--shards", "4", "--epochs", "2",
+            "--batch-size", "32", "--quiet", "--no-plots")  # fmt: skip
+    done = mpirun(4, "cli", "train", "--out", str(tmp_path / "four"), *args)
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy" in done.stdout and done.stdout.count("test accuracy") == 1
+    done = mpirun(2, "cli", "train", "--out", str(tmp_path / "part"), *args, "--stop-after", "1")
+    assert done.returncode == 0, done.stderr
+    done = mpirun(1, "cli", "train", "--resume", str(tmp_path / "part"), "--quiet", "--no-plots")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("four", "part")]
+    assert records[0]["params_sha256"] == records[1]["params_sha256"]
+    assert records[0]["epochs"] == records[1]["epochs"]
+
+
+@needs_mpi
+def test_an_error_on_one_process_ends_the_run(tmp_path: Path) -> None:
+    began = time.monotonic()
+    done = mpirun(2, "fail", str(tmp_path / "out.json"), "2", timeout=60)
+    assert done.returncode != 0
+    assert "process 1 of 2: RuntimeError: a failure on purpose" in done.stderr
+    assert time.monotonic() - began < 30
+    assert not (tmp_path / "out.json").exists()
+
+
+def rank_pids(marker: str, rank: int) -> list[int]:
+    """The pids of the processes of rank ``rank`` whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in command and f"OMPI_COMM_WORLD_RANK={rank}\0".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_killed_process_ends_the_run_and_the_checkpoint_stays_whole(tmp_path: Path) -> None:
+    assert MPIRUN is not None
+    out = tmp_path / "killed"
+    command = [MPIRUN, "--allow-run-as-root", "-n", "2", sys.executable, str(SCRIPT), "cli",
+               "train", "--out", str(out), "--shards", "2", "--epochs", "1000",
+               "--batch-size", "32", "--quiet", "--no-plots"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as job:
+        checkpoint = out / "checkpoints" / "last.npz"
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checkpoint.exists(), "no checkpoint within 60 s"
+        pids = rank_pids(str(out), 1)
+        assert len(pids) == 1
+        os.kill(pids[0], signal.SIGKILL)
+        began = time.monotonic()
+        try:
+            job.wait(timeout=30)
+        finally:
+            job.kill()
+        assert job.returncode != 0
+        assert time.monotonic() - began < 30
+    state = fnn.io.load(checkpoint)  # written atomically: whole, whatever the kill hit
+    assert isinstance(state, fnn.TrainState) and state.epoch >= 1
