@@ -47,6 +47,10 @@ class Communicator(Protocol):
 
     def Bcast(self, buf: Any, root: int = 0) -> Any: ...  # noqa: N802
 
+    def Sendrecv(  # noqa: N802
+        self, sendbuf: Any, dest: int, sendtag: int, recvbuf: Any, source: int, recvtag: int
+    ) -> Any: ...
+
     def Abort(self, errorcode: int = 0) -> Any: ...  # noqa: N802
 
 
@@ -144,6 +148,8 @@ def reduce_shards(
             return left if right is None else right
         return [a + b for a, b in zip(left, right)]
 
+    if comm is not None and size > 1 and size & (size - 1) == 0:
+        return _butterfly(node(rank * per, (rank + 1) * per), rank, size, per, has, template, comm)
     total = node(0, shards)
     if comm is None or size == 1:
         assert total is not None, "every shard is empty"
@@ -153,6 +159,52 @@ def reduce_shards(
     for part in out:
         comm.Bcast(part, root=0)
     return out
+
+
+def _butterfly(
+    value: list[Array] | None,
+    rank: int,
+    size: int,
+    per: int,
+    has: Callable[[int, int], bool],
+    template: Sequence[Array],
+    comm: Communicator,
+) -> list[Array]:
+    """The tree's upper levels when the number of processes is a power of two: the nodes
+    above the processes' blocks are then exactly the blocks of 2, 4, ... processes, and
+    at each level every process swaps its node's value with its partner's (``rank ^
+    2**level``) and both add ``left + right``; every process ends with the root, with no
+    broadcast and the same bits as the one-owner order (the same additions)."""
+    group = 1
+    while group < size:
+        partner = rank ^ group
+        mine_lo = (rank // group) * group * per
+        theirs_lo = (partner // group) * group * per
+        span = group * per
+        mine_has, theirs_has = has(mine_lo, mine_lo + span), has(theirs_lo, theirs_lo + span)
+        theirs: list[Array] | None = None
+        if mine_has and theirs_has:
+            assert value is not None
+            theirs = [np.empty_like(t) for t in template]
+            for i, (out, into) in enumerate(zip(value, theirs)):
+                comm.Sendrecv(np.ascontiguousarray(out), partner, i, into, partner, i)
+        elif mine_has:
+            assert value is not None
+            for i, part in enumerate(value):
+                comm.Send(np.ascontiguousarray(part), dest=partner, tag=i)
+        elif theirs_has:
+            theirs = [np.empty_like(t) for t in template]
+            for i, part in enumerate(theirs):
+                comm.Recv(part, source=partner, tag=i)
+        if value is None or theirs is None:
+            value = value if theirs is None else theirs
+        elif mine_lo < theirs_lo:
+            value = [a + b for a, b in zip(value, theirs)]
+        else:
+            value = [a + b for a, b in zip(theirs, value)]
+        group *= 2
+    assert value is not None, "every shard is empty"
+    return value
 
 
 # -- launching under MPI -----------------------------------------------------------------

@@ -4,6 +4,8 @@ and without PyTorch or JAX."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import shutil
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -274,8 +276,10 @@ def test_memory_check_of_the_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.MARGINS == {"mlp": 100 * memory.MB, "cnn": 500 * memory.MB}
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_fnn_peer_trains_each_workload(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+@pytest.mark.parametrize(("model", "shards"), [("mlp", 1), ("cnn", 1), ("mlp", 2)])
+def test_fnn_peer_trains_each_workload(
+    monkeypatch: pytest.MonkeyPatch, model: str, shards: int
+) -> None:
     """The fnn peer end to end, in-process, on a few synthetic images."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     wl = importlib.import_module("workload")
@@ -294,8 +298,9 @@ def test_fnn_peer_trains_each_workload(monkeypatch: pytest.MonkeyPatch, model: s
 
     monkeypatch.setattr(wl, "load_data", load_data)
     w = wl.Workload(batch_size=64, epochs=2, model=model, train_size=192)
-    record = peer_fnn.run(w)
+    record = peer_fnn.run(w, shards)
     assert record["peer"] == "fnn" and record["workload"]["model"] == model
+    assert (record["shards"], record["processes"]) == (shards, 1)
     assert record["built_with"] in (("nn.mlp",) if model == "mlp" else ("nn.cnn", "nn.serial"))
     assert len(record["epoch_seconds"]) == 2 and 0.0 <= record["test_accuracy"] <= 1.0
     assert np.isfinite(record["test_loss"])
@@ -326,3 +331,28 @@ def test_fnn_cnn_is_the_workloads_network(monkeypatch: pytest.MonkeyPatch, expor
         same = layers.init(fnn.random.key(0), in_shape)
         np.testing.assert_array_equal(fnn.tree.ravel(same)[0], flat)
         np.testing.assert_array_equal(layers.apply(same, x), model.apply(params, x))
+
+
+def test_parallel_scaling_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    parallel_speed = importlib.import_module("parallel_speed")
+    assert parallel_speed.main(["--table", "--level-us", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in lines if line[:3].strip("| ").isdigit()]
+    assert [int(row[0].strip("| ")) for row in rows] == [1, 2, 4, 8, 16, 32, 64]
+    assert [float(row[3]) for row in rows] == pytest.approx([0.05 * k for k in range(7)])
+    assert float(rows[0][5]) == 1.0
+
+
+@pytest.mark.skipif(
+    shutil.which("mpirun") is None or importlib.util.find_spec("mpi4py") is None,
+    reason="needs mpirun and mpi4py",
+)
+def test_parallel_reduction_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    parallel_speed = importlib.import_module("parallel_speed")
+    times = parallel_speed.reduction_seconds(2, 1000, repeats=20)
+    assert set(times) == {"reduce_shards", "allreduce"}
+    assert all(0 < seconds < 1 for seconds in times.values())

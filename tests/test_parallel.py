@@ -109,6 +109,12 @@ class FakeComm:
         else:
             buf[...] = self.channels(root, self.rank, "bcast").get(timeout=60)
 
+    def Sendrecv(  # noqa: N802
+        self, sendbuf: Any, dest: int, sendtag: int, recvbuf: Any, source: int, recvtag: int
+    ) -> None:
+        self.Send(sendbuf, dest, sendtag)
+        self.Recv(recvbuf, source, recvtag)
+
     def Abort(self, errorcode: int = 0) -> None:  # noqa: N802
         raise AssertionError("abort")
 

@@ -15,6 +15,11 @@ after the ReLU: the same function, fnn's ReLU runs on a quarter of the entries
 (``nn.cnn`` also pools inside the convolution, ``conv2d(..., pool=2)``). The dropout
 masks come from the training state's key, one per step.
 
+With ``shards > 1`` each step splits its batch into that many shards
+(``fnn.train_step(..., shards=S, comm=fnn.parallel.world())``): started by ``mpirun -n N``
+(``parallel_speed.py``), the N processes compute ``S / N`` shards each and process 0
+writes the record.
+
 Like ``fnn train``, the peer first calls ``fnn.runtime.keep_freed_memory()`` (glibc keeps
 freed memory for reuse: a CNN step no longer page-faults on its temporaries); the other
 peers have allocators of their own that do the same.
@@ -52,9 +57,12 @@ def build_model(w: wl.Workload) -> tuple[Any, tuple[int, ...]]:
     return nn.serial(*layers), wl.IMAGE_SHAPE
 
 
-def run(w: wl.Workload) -> dict[str, Any]:
+def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
+    """Train and time ``w``; the record (None on MPI processes other than the first)."""
     import fnn
     from fnn import data, losses, optim
+
+    comm = fnn.parallel.world()
 
     fnn.runtime.keep_freed_memory()  # as fnn train does
     d = wl.load_data(w.model, w.train_size)
@@ -62,7 +70,7 @@ def run(w: wl.Workload) -> dict[str, Any]:
     k_init, k_data = fnn.random.split(fnn.random.key(w.seed))
     params = model.init(k_init, in_shape)  # He-normal weights, zero biases
     opt = optim.adam(w.lr)
-    step = fnn.train_step(model, losses.softmax_cross_entropy, opt)
+    step = fnn.train_step(model, losses.softmax_cross_entropy, opt, shards=shards, comm=comm)
     state = fnn.train_state(opt, params, k_data)
 
     rss = wl.rss_bytes()
@@ -78,4 +86,10 @@ def run(w: wl.Workload) -> dict[str, Any]:
     logits = wl.in_chunks(lambda x: model.apply(final, x), d.x_test, w.eval_chunk)
     built = "nn.mlp" if w.model == "mlp" else ("nn.cnn" if _has_cnn() else "nn.serial")
     versions = {"fnn": fnn.__version__}
-    return wl.result("fnn", w, clock, logits, d.y_test, versions, rss, built_with=built)
+    rank, processes = fnn.parallel.rank_and_size(comm)
+    if rank:
+        return None
+    return wl.result(
+        "fnn", w, clock, logits, d.y_test, versions, rss, built_with=built, shards=shards,
+        processes=processes,
+    )  # fmt: skip

@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--train-size", type=int, help="training images (default: the model's)")
     parser.add_argument("--cpus", default="", help="pin to these CPUs, e.g. 0 or 0,1")
+    parser.add_argument("--shards", type=int, default=1, help="fnn only: shards per batch")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON")
     args = parser.parse_args(argv)
     runs = (*MODEL_PEERS[args.model], *(("floor",) if args.model == "mlp" else ()))
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.train_size is None
         else args.train_size,
     )
-    record: dict[str, Any]
+    record: dict[str, Any] | None
+    if args.shards != 1 and args.peer != "fnn":
+        raise SystemExit("--shards applies to the fnn peer")
     if args.peer == "floor":
         import floor
 
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.peer == "fnn":
         import peer_fnn
 
-        record = peer_fnn.run(w)
+        record = peer_fnn.run(w, args.shards)
+        if record is None:  # an MPI process other than the first: it writes nothing
+            return 0
     elif args.peer in ("torch", "torch-cl"):
         import peer_torch
 
