@@ -335,7 +335,10 @@ def _read_run(directory: Path) -> dict[str, Any]:
 def _train(args: argparse.Namespace, out: TextIO) -> int:
     """``fnn train``; under ``mpirun -n N`` (N > 1) every process trains its shards and
     only process 0 prints and writes; an error on any process aborts them all."""
-    comm = parallel.world()
+    try:
+        comm = parallel.world()
+    except ImportError as err:  # started by mpirun without mpi4py
+        raise UsageError(str(err)) from None
     rank, _ = parallel.rank_and_size(comm)
     with parallel.abort_on_error(
         comm, lambda text: sys.stderr.write(f"fnn train: error on {text}")

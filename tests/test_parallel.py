@@ -5,6 +5,7 @@ bit-identical for any number of processes, resume across process counts, failure
 from __future__ import annotations
 
 import importlib.util
+import io
 import itertools
 import json
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import losses, nn, optim, parallel, random
+from fnn import cli, losses, nn, optim, parallel, random
 
 Array = np.ndarray[Any, Any]
 HERE = Path(__file__).resolve().parent
@@ -64,6 +65,11 @@ def test_world_is_none_outside_mpirun_and_names_the_missing_mpi4py(
     monkeypatch.setattr("importlib.import_module", missing)
     with pytest.raises(ImportError, match=r"mpirun with 4 processes.*pip install 'fnn\[mpi\]'"):
         parallel.world({"OMPI_COMM_WORLD_SIZE": "4"})
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["train", "--quiet"], out=io.StringIO()) == 2
+    assert "fnn train: error: started by mpirun with 4 processes" in err.getvalue()
 
 
 # -- processes played by threads -------------------------------------------------------------
