@@ -356,3 +356,25 @@ def test_parallel_reduction_timing(monkeypatch: pytest.MonkeyPatch) -> None:
     times = parallel_speed.reduction_seconds(2, 1000, repeats=20)
     assert set(times) == {"reduce_shards", "allreduce"}
     assert all(0 < seconds < 1 for seconds in times.values())
+
+
+def test_cnn_split_finds_every_gemm_of_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GEMMs cnn_split.py times are the step's: their FLOPs are the network's, counted
+    by hand (fused pooling computes only the outputs a window covers; the first conv's
+    input gradient is never computed; biases ride as a column of ones)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    cnn_split = importlib.import_module("cnn_split")
+    import fnn
+    from fnn import nn
+
+    model = nn.cnn()
+    key = fnn.random.key(0)
+    params = model.init(key, (28, 28))
+    gemms = cnn_split.step_gemms(model, params, fnn.random.uniform(key, (128, 28, 28)), key)
+    conv1 = 2 * (128 * 26 * 26) * (9 + 1) * 32  # forward; the weight gradient the same
+    conv2 = 2 * (128 * 10 * 10) * (9 * 32 + 1) * 64  # 5x5 windows of 2x2 cover 10x10
+    conv2_dx = 2 * (128 * 10 * 10) * 64 * (9 * 32)
+    dense = 3 * 2 * 128 * (1600 * 128 + 128 * 10)  # forward, weights, input
+    total = sum(cnn_split.flops(a, b) for _, a, b in gemms)
+    assert total == 2 * conv1 + 2 * conv2 + conv2_dx + dense == 1_687_879_680
+    assert not [name for name, _, _ in gemms if name.startswith("conv2d[1] dx")]

@@ -3,11 +3,12 @@
 Each round runs, every one in a fresh process (``run_peer.py``) and taking turns: fnn with
 ``--shards S`` in one process (one BLAS thread, pinned to one CPU); the same on ``mpirun
 -n N`` (one BLAS thread per process, each bound to a core); and JAX's jitted step at
-``N`` threads. It prints per-epoch medians (epochs 2 onwards), the ratios fnn on N / fnn on
-1 (target <= 0.65 for N = 2) and fnn on N / JAX (target <= 1.0), and, in a run of its own
-under ``mpirun -n N``, what one step's reduction costs: :func:`fnn.parallel.reduce_shards`
-(point-to-point in a fixed order, then a broadcast) against MPI's ``Allreduce`` on a
-vector of the model's parameter count.
+``N`` threads (for the CNN also PyTorch with ``channels_last`` at ``N`` threads). It
+prints per-epoch medians (epochs 2 onwards), the ratios fnn on N / fnn on 1 (target <=
+0.65 for N = 2) and fnn on N / JAX (target <= 1.0), and, in a run of its own under
+``mpirun -n N``, what one step's reduction costs: :func:`fnn.parallel.reduce_shards`
+(point-to-point in a fixed order, or partners swapping halves when N is a power of two)
+against MPI's ``Allreduce`` on a vector of the model's parameter count.
 
 ``--table`` prints a model of scaling to 1-64 processes from figures measured here, in
 this process (one BLAS thread): the gradient time of a shard of ``128 / N`` rows
@@ -64,7 +65,7 @@ def run(
         full = [*launch, sys.executable, str(HERE / "run_peer.py"), *peer]
         full += [f"--epochs={args.epochs}", f"--seed={round_}", f"--model={args.model}"]
         full += [f"--train-size={args.train_size}", f"--out={out}"]
-        threads = args.processes if peer[0] == "jax" else 1
+        threads = args.processes if peer[0] != "fnn" else 1
         env = {**os.environ, **run_peer.thread_env(threads)}
         done = subprocess.run(full, env=env, capture_output=True, text=True, check=False)
         if done.returncode or not out.exists():
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("jax") is not None:
         jobs[f"jax {n} thr"] = []
         peers[f"jax {n} thr"] = ["jax", f"--threads={n}"]
+    if args.model == "cnn" and importlib.util.find_spec("torch") is not None:
+        jobs[f"torch-cl {n} thr"] = []  # PyTorch's faster format for the CNN
+        peers[f"torch-cl {n} thr"] = ["torch-cl", f"--threads={n}"]
     records = []
     for round_ in range(args.rounds):
         names = list(jobs)
@@ -238,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if one and many:
         verdict = "PASS" if many / one <= 0.65 else "FAIL"
         print(f"  fnn on {n} / fnn on 1: {many / one:.2f} (target <= 0.65: {verdict})")
+    torch = medians.get(f"torch-cl {n} thr")
+    if many and torch:
+        print(f"  fnn on {n} / PyTorch (channels_last) at {n} threads: {many / torch:.2f}")
     jax = medians.get(f"jax {n} thr")
     if many and jax:
         verdict = "PASS" if many / jax <= 1.0 else "FAIL"
