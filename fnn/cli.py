@@ -339,15 +339,16 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         comm = parallel.world()
     except ImportError as err:  # started by mpirun without mpi4py
         raise UsageError(str(err)) from None
-    rank, _ = parallel.rank_and_size(comm)
+    lead = parallel.rank_and_size(comm)[0] == 0  # the one process that prints and writes
     with parallel.abort_on_error(
         comm, lambda text: sys.stderr.write(f"fnn train: error on {text}")
     ):
-        return _train_on(args, out if rank == 0 else _textio.StringIO(), comm)
+        return _train_on(args, out if lead else _textio.StringIO(), comm, lead)
 
 
-def _train_on(args: argparse.Namespace, out: TextIO, comm: parallel.Communicator | None) -> int:
-    lead = parallel.rank_and_size(comm)[0] == 0  # the one process that writes files
+def _train_on(
+    args: argparse.Namespace, out: TextIO, comm: parallel.Communicator | None, lead: bool
+) -> int:
     if not runtime.set_blas_threads(args.threads):
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays

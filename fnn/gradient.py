@@ -104,13 +104,21 @@ def _forward_backward_flat(
         grads = np.empty(layout.size, layout.dtype)
         model.backward(params, residuals, dout, False, layout.buffers(grads))
         if penalty is not None:
-            extra, extra_grads = penalty(params)
-            value += extra
-            grads += layout.ravel(extra_grads, "the penalty's gradient")
+            value = _add_penalty(penalty, params, layout, value, grads)
         grads.flags.writeable = False
         return _FlatLossAndGrad(value, grads, new_state, out)
 
     return run
+
+
+def _add_penalty(
+    penalty: Penalty[P], params: P, layout: _tree.Layout, value: float, grads: Array
+) -> float:
+    """Add ``penalty(params)``'s gradient into the flat ``grads`` (in place); returns
+    ``value`` plus the penalty's value."""
+    extra, extra_grads = penalty(params)
+    grads += layout.ravel(extra_grads, "the penalty's gradient")
+    return value + extra
 
 
 def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> Pipeline[P]:

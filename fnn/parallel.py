@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -86,8 +87,8 @@ def shard_bounds(rows: int, shards: int) -> tuple[tuple[int, int], ...]:
     ((0, 3), (3, 6), (6, 8), (8, 10))
     """
     base, extra = divmod(rows, shards)
-    stops = np.cumsum([base + (s < extra) for s in range(shards)])
-    return tuple((int(stop) - (base + (s < extra)), int(stop)) for s, stop in enumerate(stops))
+    starts = [s * base + min(s, extra) for s in range(shards + 1)]
+    return tuple(itertools.pairwise(starts))
 
 
 def owned_shards(shards: int, comm: Communicator | None) -> range:
@@ -136,12 +137,9 @@ def reduce_shards(
         if first != second and has(mid, hi):
             assert comm is not None  # two owners: more than one process
             if rank == second:
-                for i, part in enumerate(right or ()):
-                    comm.Send(np.ascontiguousarray(part), dest=first, tag=i)
+                _send(comm, right or (), first)
             elif rank == first:
-                right = [np.empty_like(t) for t in template]
-                for i, part in enumerate(right):
-                    comm.Recv(part, source=second, tag=i)
+                right = _receive(comm, template, second)
         if rank != first:
             return None
         if left is None or right is None:
@@ -159,6 +157,20 @@ def reduce_shards(
     for part in out:
         comm.Bcast(part, root=0)
     return out
+
+
+def _send(comm: Communicator, parts: Sequence[Array], dest: int) -> None:
+    """Send ``parts`` to ``dest``, part ``i`` with tag ``i``."""
+    for i, part in enumerate(parts):
+        comm.Send(np.ascontiguousarray(part), dest=dest, tag=i)
+
+
+def _receive(comm: Communicator, template: Sequence[Array], source: int) -> list[Array]:
+    """What :func:`_send` sent from ``source``, into fresh arrays shaped like ``template``."""
+    parts = [np.empty_like(t) for t in template]
+    for i, part in enumerate(parts):
+        comm.Recv(part, source=source, tag=i)
+    return parts
 
 
 def _butterfly(
@@ -190,12 +202,9 @@ def _butterfly(
                 comm.Sendrecv(np.ascontiguousarray(out), partner, i, into, partner, i)
         elif mine_has:
             assert value is not None
-            for i, part in enumerate(value):
-                comm.Send(np.ascontiguousarray(part), dest=partner, tag=i)
+            _send(comm, value, partner)
         elif theirs_has:
-            theirs = [np.empty_like(t) for t in template]
-            for i, part in enumerate(theirs):
-                comm.Recv(part, source=partner, tag=i)
+            theirs = _receive(comm, template, partner)
         if value is None or theirs is None:
             value = value if theirs is None else theirs
         elif mine_lo < theirs_lo:

@@ -31,7 +31,7 @@ from . import _checks, data, parallel
 from . import random as _random
 from . import tree as _tree
 from ._types import Array
-from .gradient import _forward_backward_flat
+from .gradient import _add_penalty, _forward_backward_flat
 from .losses import Loss, Penalty, categorical_cross_entropy, softmax_cross_entropy
 from .nn import Layer
 from .optim import Optimizer, OptState
@@ -333,9 +333,7 @@ def _sharded_batch(
         grads, scalars = total[0], total[1]
         value = float(scalars[0])
         if penalty is not None:
-            extra, extra_grads = penalty(params)
-            value += extra
-            grads += layout.ravel(extra_grads, "the penalty's gradient")
+            value = _add_penalty(penalty, params, layout, value, grads)
         grads.flags.writeable = False
         new_state = _tree.unflatten(state_def, total[2:]) if state_leaves else state
         return _BatchResult(value, grads, new_state, int(scalars[1]))
