@@ -22,6 +22,7 @@ from ._datasets import FileSpec as FileSpec
 from ._datasets import load_dataset as load_dataset
 from ._datasets import load_fashion_mnist as load_fashion_mnist
 from ._datasets import load_mnist as load_mnist
+from ._errors import DataError as DataError
 from ._idx import read_idx as read_idx
 from ._idx import write_idx as write_idx
 from ._prep import flatten as flatten
