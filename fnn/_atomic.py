@@ -1,16 +1,23 @@
 """Atomic file writes (private): a crash never leaves a half-written file at ``path``.
 
 The data go to a temporary file in the destination's directory (named
-``.<name>.<random>.tmp``, so no loader mistakes it for the real file), which is flushed
-and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX), and the
-directory is fsynced so the rename itself survives a power cut. If anything fails, the
-temporary file is removed and ``path`` keeps its previous content.
+``.<name>.<pid>.<random>.tmp``, so no loader mistakes it for the real file), which is
+flushed and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX), and
+the directory is fsynced so the rename itself survives a power cut. If anything fails,
+the temporary file is removed and ``path`` keeps its previous content.
+
+A process killed mid-write cannot remove its temporary file; the next write to the same
+``path`` does: it removes the temporaries of ``path`` whose writing process (the ``pid``
+in the name) no longer runs. Nothing else is touched: not another name's temporaries,
+not a live writer's, not a symlink or directory that happens to match the pattern.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +46,9 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         raise FileNotFoundError(f"cannot write {target}: the directory {directory} does not exist")
     if target.is_dir():
         raise IsADirectoryError(f"cannot write {target}: it is a directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=directory)
+    remove_stale_temporaries(target)
+    prefix = f".{target.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
@@ -62,6 +71,48 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         f.write(data)
 
     return write_atomic(path, write)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed writes to ``path`` left behind.
+
+    Only regular files named ``.<name>.<pid>.<random>.tmp`` beside ``path``, ``<name>``
+    being ``path``'s name, whose process ``<pid>`` is not running, are removed.
+
+    Returns:
+        The paths removed.
+    """
+    target = Path(path)
+    pattern = re.compile(
+        re.escape(f".{target.name}.") + r"(\d+)\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX)
+    )
+    removed = []
+    with (
+        contextlib.suppress(FileNotFoundError, NotADirectoryError),
+        os.scandir(target.parent) as entries,
+    ):
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match is None or _running(int(match.group(1))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (ours included; unknown counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid we can ask about: keep it
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import _checks
 from . import io as _io
@@ -202,7 +202,11 @@ _BEST = re.compile(r"^best-epoch(\d{4,})\.npz$")
 
 
 def checkpoint(
-    directory: str | os.PathLike[str], *, keep_best: int = 0, monitor: str = "val_loss"
+    directory: str | os.PathLike[str],
+    *,
+    keep_best: int = 0,
+    monitor: str = "val_loss",
+    metadata: Mapping[str, Any] | None = None,
 ) -> Callback:
     """Save the whole training state at the end of every epoch.
 
@@ -214,9 +218,18 @@ def checkpoint(
     memory between calls: it reads the scores back from the files' metadata, so it works
     the same after a resume.
 
+    ``metadata`` (JSON data, see :func:`fnn.io.save`) is stored in every file beside the
+    callback's own ``epoch``, ``monitor`` and ``value``: the run a checkpoint belongs to
+    (``fnn train`` stores its run id and configuration, and ``--resume`` refuses a
+    checkpoint of another run).
+
     Resume with ``fnn.fit(..., state=fnn.load(directory / "last.npz"))``.
     """
     root = Path(directory)
+    extra = dict(metadata or {})
+    clash = sorted({"epoch", "monitor", "value"} & set(extra))
+    if clash:
+        raise ValueError(f"checkpoint metadata must not set the callback's own keys {clash}")
     if keep_best:
         _checks.positive_int(keep_best, "keep_best")
     EpochMetrics(0, 0.0, 0.0).get(monitor)  # validates the name
@@ -233,7 +246,7 @@ def checkpoint(
             return
         root.mkdir(parents=True, exist_ok=True)
         value = score(event.record)
-        meta = {"epoch": event.record.epoch, "monitor": monitor, "value": value}
+        meta = {**extra, "epoch": event.record.epoch, "monitor": monitor, "value": value}
         _io.save(root / LAST, event.state, metadata=meta)
         if not keep_best or math.isnan(value):
             return

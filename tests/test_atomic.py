@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from fnn._atomic import write_atomic, write_bytes_atomic
+from fnn._atomic import remove_stale_temporaries, write_atomic, write_bytes_atomic
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:
@@ -36,3 +39,46 @@ def test_missing_directory_and_directory_target(tmp_path: Path) -> None:
         write_bytes_atomic(tmp_path / "missing" / "f.bin", b"x")
     with pytest.raises(IsADirectoryError, match="is a directory"):
         write_bytes_atomic(tmp_path, b"x")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, check=True, text=True)  # fmt: skip
+    return int(child.stdout)
+
+
+def test_the_next_write_removes_the_temporaries_of_killed_writers_only(tmp_path: Path) -> None:
+    target = tmp_path / "last.npz"
+    target.write_bytes(b"old")
+    gone = dead_pid()
+    stale = tmp_path / f".last.npz.{gone}.k3j_x9a1.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    live = tmp_path / f".last.npz.{os.getppid()}.abc12345.tmp"  # a running writer's
+    live.write_bytes(b"being written")
+    other = tmp_path / f".best.npz.{gone}.abc12345.tmp"  # another file's temporary
+    other.write_bytes(b"not ours")
+    lookalike = tmp_path / f".last.npz.{gone}.zz.tmp"
+    lookalike.symlink_to(target)  # a symlink is never removed
+    unrelated = tmp_path / f".last.npz.{gone}.tmp.keep"
+    unrelated.write_bytes(b"a user's file")
+
+    write_bytes_atomic(target, b"new")
+
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (target, live, other, lookalike, unrelated)
+    )
+    assert remove_stale_temporaries(tmp_path / "best.npz") == [other]
+    assert remove_stale_temporaries(tmp_path / "nowhere" / "x.npz") == []
+
+
+def test_temporaries_name_their_writer(tmp_path: Path) -> None:
+    target = tmp_path / "f.bin"
+    seen: list[str] = []
+
+    def look(f: BinaryIO) -> None:
+        seen.extend(p.name for p in tmp_path.iterdir())
+
+    write_atomic(target, look)
+    assert len(seen) == 1 and seen[0].startswith(f".f.bin.{os.getpid()}.")
