@@ -24,6 +24,7 @@ from . import tree as _tree
 from ._types import Array
 from .losses import Loss, Penalty
 from .nn import Layer
+from .tree._compare import mismatch
 
 P = TypeVar("P")
 
@@ -212,8 +213,10 @@ class GradCheck:
 
     Attributes:
         max_rel_error: the worst ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``.
-        where: the path of the leaf and the index within it where it occurred,
-            e.g. ``"[1].w[3, 0]"``.
+        where: the path of the leaf and the index within it where it occurred, after
+            the name of the point (:func:`check_grad`'s ``name``): ``"params[1].w[3, 0]"``
+            from :func:`check_model`, ``"params.w[3, 0]"`` or ``"input[1, 4]"`` from
+            :func:`check_layer`, ``"[1].w[3, 0]"`` from :func:`check_grad` unnamed.
         analytic: the hand-derived gradient entry there.
         numeric: the finite-difference estimate there.
         checked: how many entries were compared.
@@ -242,6 +245,7 @@ def check_grad(
     floor: float = 1e-4,
     max_entries: int | None = None,
     key: _random.Key | None = None,
+    name: str = "",
 ) -> GradCheck:
     """Compare a hand-derived gradient with finite differences of ``f``.
 
@@ -256,6 +260,8 @@ def check_grad(
         max_entries: check at most this many entries, chosen at random by ``key``
             (default: all).
         key: the key that picks the entries when ``max_entries`` is set.
+        name: what ``at`` is, put before the paths of the report (``"params"`` gives
+            ``params[1].w[3, 0]``).
 
     Returns:
         A :class:`GradCheck` with the worst relative error and where it occurred.
@@ -301,7 +307,7 @@ def check_grad(
         if rel > worst.max_rel_error or worst.where == "(nothing checked)":
             index = np.unravel_index(j, base[i].shape) if base[i].ndim else ()
             where = paths[i] + (f"[{', '.join(str(int(k)) for k in index)}]" if index else "")
-            worst = GradCheck(rel, where or "the root", exact, numeric, len(entries))
+            worst = GradCheck(rel, name + where or "the root", exact, numeric, len(entries))
     return worst
 
 
@@ -324,18 +330,7 @@ def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: 
         ("params", params, described.params),
         ("state", state, described.state),
     ):
-        found = _tree.difference(_tree.structure(want), _tree.structure(have))
-        if found is None:
-            pairs = zip(_tree.paths(want), _tree.leaves(want), _tree.leaves(have))
-            found = next(
-                (
-                    f"at {p or 'the root'}: shapes says {np.asarray(w).dtype} "
-                    f"{np.shape(w)}, got {np.asarray(h).dtype} {np.shape(h)}"
-                    for p, w, h in pairs
-                    if np.shape(w) != np.shape(h) or np.asarray(w).dtype != np.asarray(h).dtype
-                ),
-                None,
-            )
+        found = mismatch(want, have, "shapes says")
         if found is not None:
             raise ValueError(f"the layer's shapes() does not describe its {what}: {found}")
     if described.output != y.shape[1:]:
@@ -423,8 +418,8 @@ def check_model(
     """Check :func:`forward_backward` (so ``fnn.grad`` and training) against finite
     differences of the loss, at a fixed ``state`` and ``key``.
 
-    Use float64 params and inputs (float32 gives a warning). ``options`` go to
-    :func:`check_grad`.
+    The report names its paths in the params, e.g. ``params[1].w[4, 1]``. Use float64
+    params and inputs (float32 gives a warning). ``options`` go to :func:`check_grad`.
     """
     _warn_if_imprecise((params, x), "check_model")
     check_call(model, x, state, key)
@@ -433,5 +428,5 @@ def check_model(
         lambda p: run(p, x, y, state, key).value,
         run(params, x, y, state, key).grads,
         params,
-        **options,
+        **{"name": "params", **options},
     )

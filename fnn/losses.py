@@ -8,6 +8,11 @@ give bit-identical values and gradients for the same classes.
 
 Penalties on parameters (:func:`l2_penalty`) return ``(value, gradient tree)``.
 
+A loss says whether it is a classification loss (its prediction holds class scores, so
+accuracy means something) with a ``classification`` attribute, which training reads
+through :func:`is_classification`: fnn's losses declare it, and a user declares their
+own with :func:`classification_loss`.
+
 >>> import numpy as np
 >>> logits = np.array([[2.0, 0.0, -1.0]], np.float32)
 >>> value, dlogits = softmax_cross_entropy(logits, np.array([0]))
@@ -17,6 +22,7 @@ Penalties on parameters (:func:`l2_penalty`) return ``(value, gradient tree)``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,6 +39,73 @@ Loss = Callable[[Array, Array], tuple[float, Array]]
 
 Penalty = Callable[[P], tuple[float, P]]
 """``penalty(params) -> (value, d value / d params)``."""
+
+L = TypeVar("L", bound=Callable[..., Any])
+
+_UNWRAP_LIMIT = 100
+"""How many wrappers :func:`is_classification` looks through before giving up."""
+
+_DECLARATION = "classification"
+"""The attribute by which a loss declares whether it is a classification loss."""
+
+
+def _declare(loss: L, classification: bool) -> L:
+    setattr(loss, _DECLARATION, classification)
+    return loss
+
+
+def classification_loss(loss: L) -> L:
+    """Declare ``loss`` a classification loss: its prediction holds class scores
+    ``(batch, classes)`` and its targets are integer labels or one-hot rows, so
+    :func:`fnn.fit`, :func:`fnn.train_step` and :func:`fnn.evaluate` count accuracy with
+    it. Sets ``loss.classification = True`` and returns ``loss`` (use it as a decorator).
+
+    >>> @classification_loss
+    ... def smoothed(logits, y):
+    ...     return softmax_cross_entropy(logits, 0.9 * y + 0.1 / y.shape[1])
+    >>> is_classification(smoothed)
+    True
+
+    Raises:
+        TypeError: ``loss`` takes no attributes (a bound method, a builtin); pass
+            ``accuracy=True`` to ``fit`` instead.
+    """
+    if not callable(loss):
+        raise TypeError(f"classification_loss expected a loss function, got {type(loss).__name__}")
+    try:
+        return _declare(loss, True)
+    except (AttributeError, TypeError):
+        raise TypeError(
+            f"cannot mark {loss!r} as a classification loss (it takes no attributes); "
+            "wrap it in a function, or pass accuracy=True to fnn.fit"
+        ) from None
+
+
+def is_classification(loss: Callable[..., Any]) -> bool | None:
+    """Whether ``loss`` is a classification loss, as its ``classification`` attribute
+    (a bool) declares; ``functools.partial`` objects and wrappers made with
+    ``functools.wraps`` (their ``__wrapped__``) are looked through until one declares.
+    None when nothing does (a loss fnn does not know).
+
+    True for :func:`softmax_cross_entropy`, :func:`categorical_cross_entropy` and losses
+    marked with :func:`classification_loss`; False for :func:`mean_squared_error` and
+    :func:`binary_cross_entropy`.
+
+    >>> is_classification(functools.partial(categorical_cross_entropy, epsilon=1e-6))
+    True
+    >>> is_classification(mean_squared_error), is_classification(lambda p, t: (0.0, p))
+    (False, None)
+    """
+    for _ in range(_UNWRAP_LIMIT):
+        declared = getattr(loss, _DECLARATION, None)
+        if isinstance(declared, bool):
+            return declared
+        wrapped = loss.func if isinstance(loss, functools.partial) else None
+        wrapped = wrapped or getattr(loss, "__wrapped__", None)
+        if not callable(wrapped):
+            return None
+        loss = wrapped
+    return None
 
 
 def _prediction(x: Any, what: str, ndim: int | None = 2) -> Array:
@@ -92,6 +165,9 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     return value, grad
 
 
+_declare(softmax_cross_entropy, classification=True)
+
+
 def categorical_cross_entropy(
     probs: Array, target: Array, epsilon: float = 1e-7
 ) -> tuple[float, Array]:
@@ -132,6 +208,9 @@ def categorical_cross_entropy(
     return value, grad
 
 
+_declare(categorical_cross_entropy, classification=True)
+
+
 def mean_squared_error(pred: Array, target: Array) -> tuple[float, Array]:
     """Mean of ``(pred - target)**2`` over all entries (as PyTorch's ``MSELoss``).
 
@@ -148,6 +227,9 @@ def mean_squared_error(pred: Array, target: Array) -> tuple[float, Array]:
     value = float(np.mean(diff * diff))
     diff *= 2 / diff.size
     return value, diff
+
+
+_declare(mean_squared_error, classification=False)
 
 
 def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
@@ -170,6 +252,9 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     sig = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
     grad = (sig - target) / float(logits.size)
     return value, grad
+
+
+_declare(binary_cross_entropy, classification=False)
 
 
 def l2_penalty(params: P, lam: float) -> tuple[float, P]:

@@ -21,20 +21,23 @@ import functools
 import math
 import operator
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _checks, data, parallel
 from . import random as _random
 from . import tree as _tree
 from ._types import Array
 from .gradient import _add_penalty, _forward_backward_flat
-from .losses import Loss, Penalty, categorical_cross_entropy, softmax_cross_entropy
-from .nn import Layer
+from .losses import Loss, Penalty, is_classification
+from .nn import Layer, param_dtype
 from .optim import Optimizer, OptState
+from .tree._compare import mismatch
 
 P = TypeVar("P")
 
@@ -168,10 +171,50 @@ def train_state(
     return TrainState(optimizer.init(params), key, model_state)
 
 
-def _accuracy_counter(loss: Loss) -> Callable[[Array, Array], int] | None:
-    if loss is softmax_cross_entropy or loss is categorical_cross_entropy:
-        return _count_correct
-    return None
+Scores = Callable[[Array], bool]
+"""``scores(y) -> bool``: whether the accuracy of a batch with targets ``y`` is counted."""
+
+
+def _scores(loss: Loss, accuracy: bool | None) -> Scores:
+    """Whether to count a batch's accuracy: as ``accuracy`` says; when it is None, as the
+    loss declares (:func:`fnn.losses.is_classification`), and for a loss that declares
+    nothing, when the targets are integer class labels ``(batch,)``."""
+    if accuracy is None:
+        accuracy = is_classification(loss)
+    if accuracy is None:
+        return _are_labels
+    if not isinstance(accuracy, bool):
+        raise TypeError(f"accuracy must be True, False or None, got {accuracy!r}")
+    return _always if accuracy else _never
+
+
+def _are_labels(y: Array) -> bool:
+    return y.ndim == 1 and y.dtype.kind in "iu"
+
+
+def _always(y: Array) -> bool:
+    return True
+
+
+def _never(y: Array) -> bool:
+    return False
+
+
+def _check_accuracy(scores: Scores, y: Array, out_shape: tuple[int, ...], what: str) -> bool:
+    """Whether accuracy is counted on ``(x, y)`` (checked by :func:`_check_data`) for a
+    model whose outputs have shape ``out_shape``; a ValueError if it is asked for
+    where it means nothing."""
+    counted = scores(y)
+    fits = len(out_shape) == 1 and (y.ndim == 1 or y.shape[1:] == out_shape)
+    if counted and not fits and scores is _are_labels:
+        return False  # integer targets of a model that does not output class scores
+    if counted and not fits:
+        raise ValueError(
+            f"accuracy needs class scores (n, classes) and integer labels (n,) or one-hot "
+            f"targets (n, classes), got model outputs (n, {', '.join(map(str, out_shape))}) "
+            f"and {what} y of shape {y.shape}; pass accuracy=False"
+        )
+    return counted
 
 
 def _count_correct(out: Array, y: Array) -> int:
@@ -188,6 +231,8 @@ def train_step(
     augment: data.Augment | None = None,
     shards: int = 1,
     comm: parallel.Communicator | None = None,
+    *,
+    accuracy: bool | None = None,
 ) -> Callable[[TrainState[P], Batch], TrainState[P]]:
     """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
 
@@ -197,8 +242,11 @@ def train_step(
     state and, for a stochastic model, the key ``fold_in(fold_in(state.key, 2), step)``;
     the loss; the penalty; the backward pass without the input gradient), then
     ``optimizer.update``, keeps the new model state, and adds the batch to the running
-    metrics (accuracy is counted for :func:`~fnn.losses.softmax_cross_entropy` and
-    :func:`~fnn.losses.categorical_cross_entropy`). The batch is not checked for NaN
+    metrics. Accuracy is counted when ``accuracy`` is true; when it is None (the
+    default), for a classification loss (:func:`fnn.losses.is_classification`: the
+    cross-entropies, partials of them, losses marked with
+    :func:`fnn.losses.classification_loss`) and, for a loss that declares nothing, for
+    batches of integer labels. The batch is not checked for NaN
     (``fit`` checks the data once); a non-finite loss raises :class:`NonFiniteLossError`
     naming the step.
 
@@ -211,12 +259,12 @@ def train_step(
     norm's running statistics become the rows-weighted mean of the shards').
     """
     shards = parallel.check_plan(shards, comm)
-    count_correct = _accuracy_counter(loss)
+    scores = _scores(loss, accuracy)
     stochastic = model.stochastic
     run = (
-        _single_batch(model, loss, penalty, count_correct)
+        _single_batch(model, loss, penalty, scores)
         if shards == 1
-        else _sharded_batch(model, loss, penalty, count_correct, shards, comm)
+        else _sharded_batch(model, loss, penalty, scores, shards, comm)
     )
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
@@ -241,7 +289,7 @@ def train_step(
             m.loss_sum + value * n,
             m.correct + result.correct,
             m.count + n,
-            m.scored + (n if count_correct is not None else 0),
+            m.scored + (n if result.scored else 0),
         )
         return TrainState(
             opt, state.key, result.state, state.epoch, metrics, state.history, state.best
@@ -252,12 +300,13 @@ def train_step(
 
 @attrs.frozen(eq=False)
 class _BatchResult:
-    """A batch's loss (penalty included), flat gradient, new model state and how many
-    of its examples were classified correctly."""
+    """A batch's loss (penalty included), flat gradient, new model state, whether its
+    accuracy was counted and how many of its examples were classified correctly."""
 
     value: float
     grads: Array
     state: Any
+    scored: bool
     correct: int
 
 
@@ -268,7 +317,7 @@ def _single_batch(
     model: Layer[P],
     loss: Loss,
     penalty: Penalty[P] | None,
-    count_correct: Callable[[Array, Array], int] | None,
+    scores: Scores,
 ) -> _BatchFn:
     """The whole batch through the gradient pipeline at once."""
     run = _forward_backward_flat(model, loss, penalty)
@@ -277,8 +326,9 @@ def _single_batch(
         params: Any, layout: _tree.Layout, x: Array, y: Array, state: Any, key: Any
     ) -> _BatchResult:
         r = run(params, layout, x, y, state, key)
-        correct = count_correct(r.output, y) if count_correct is not None else 0
-        return _BatchResult(r.value, r.grads, r.state, correct)
+        scored = scores(y)
+        correct = _count_correct(r.output, y) if scored else 0
+        return _BatchResult(r.value, r.grads, r.state, scored, correct)
 
     return batch
 
@@ -287,7 +337,7 @@ def _sharded_batch(
     model: Layer[P],
     loss: Loss,
     penalty: Penalty[P] | None,
-    count_correct: Callable[[Array, Array], int] | None,
+    scores: Scores,
     shards: int,
     comm: parallel.Communicator | None,
 ) -> _BatchFn:
@@ -308,6 +358,7 @@ def _sharded_batch(
                     f"{getattr(leaf, 'dtype', '')}".rstrip()
                 )
         n = len(x)
+        scored = scores(y)
         bounds = parallel.shard_bounds(n, shards)
         local: dict[int, list[Array]] = {}
         for s in mine:
@@ -317,7 +368,7 @@ def _sharded_batch(
             k = None if key is None else _random.fold_in(key, s)
             r = run(params, layout, x[lo:hi], y[lo:hi], state, k)
             share = (hi - lo) / n
-            correct = count_correct(r.output, y[lo:hi]) if count_correct is not None else 0
+            correct = _count_correct(r.output, y[lo:hi]) if scored else 0
             local[s] = [
                 r.grads * share,
                 np.array([r.value * share, correct], np.float64),
@@ -336,7 +387,7 @@ def _sharded_batch(
             value = _add_penalty(penalty, params, layout, value, grads)
         grads.flags.writeable = False
         new_state = _tree.unflatten(state_def, total[2:]) if state_leaves else state
-        return _BatchResult(value, grads, new_state, int(scalars[1]))
+        return _BatchResult(value, grads, new_state, scored, int(scalars[1]))
 
     return batch
 
@@ -370,7 +421,7 @@ class Evaluation:
     accuracy: float
 
 
-def _check_data(model: Layer[Any], params: Any, x: Any, y: Any, what: str) -> None:
+def _check_data(model: Layer[Any], x: Any, y: Any, what: str) -> None:
     x = _checks.float_array(x, f"{what} x")
     if x.ndim < 2:
         raise ValueError(f"{what} x must have shape (n, features...), got {x.shape}")
@@ -387,6 +438,11 @@ def _check_data(model: Layer[Any], params: Any, x: Any, y: Any, what: str) -> No
             _checks.labels(y, out_shape[0], len(x), f"{what} labels")
     elif y.dtype.kind == "f":
         _checks.finite(y, f"{what} y")
+        if y.ndim == 1 and len(out_shape) == 1 and out_shape != (1,):
+            raise ValueError(
+                f"{what} targets are {y.dtype} labels of shape {y.shape}; pass integer class "
+                f"labels (y.astype(np.int64)) or one-hot targets of shape (n, {out_shape[0]})"
+            )
         if y.shape[1:] != out_shape:
             raise ValueError(
                 f"{what} targets must have shape (n, {', '.join(map(str, out_shape))}) "
@@ -394,6 +450,39 @@ def _check_data(model: Layer[Any], params: Any, x: Any, y: Any, what: str) -> No
             )
     else:
         raise TypeError(f"{what} y must hold integer labels or float targets, got {y.dtype}")
+
+
+def _params_dtype(params: Any, default: DTypeLike = np.float32) -> np.dtype[Any]:
+    """The dtype of the first leaf of ``params`` (``default`` when it has none)."""
+    leaves = _tree.leaves(params)
+    return np.asarray(leaves[0]).dtype if leaves else np.dtype(default)
+
+
+def _check_fits(model: Layer[Any], params: Any, state: Any, in_shape: Any, what: str) -> None:
+    """Raise a ValueError unless ``params`` and the model ``state`` are what
+    ``model.init`` and ``model.init_state`` make for inputs of ``in_shape`` in the
+    params' dtype (:attr:`Layer.shapes`): in structure, shapes and dtypes, so the params
+    of another model or of another width fail here, naming the first difference."""
+    described = model.shapes(in_shape, _params_dtype(params))
+    for name, want, have in (
+        ("params", described.params, params),
+        ("state", described.state, state),
+    ):
+        found = mismatch(want, have)
+        if found is not None:
+            raise ValueError(
+                f"{what} {name} do not fit the model for inputs of shape {in_shape}: {found}"
+            )
+
+
+def _as_dtype(x: Array, dtype: np.dtype[Any]) -> Array:
+    """``x`` converted to ``dtype`` (``x`` itself when it has it)."""
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _converted(batches: Iterable[Batch], dtype: np.dtype[Any]) -> Iterable[Batch]:
+    """The batches with their inputs converted to ``dtype``, one batch at a time."""
+    return ((_as_dtype(xb, dtype), yb) for xb, yb in batches)
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -410,15 +499,24 @@ def evaluate(
     indices: Array | None = None,
     *,
     model_state: Any = None,
+    accuracy: bool | None = None,
 ) -> Evaluation:
     """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)`` (or over the rows
     ``indices`` of them, gathered chunk by chunk), in chunks of ``batch_size`` rows: the
     data loss only, without any penalty. Inference: a stateful model reads its running
-    statistics from ``model_state`` (``train_state.model_state``), nothing is drawn."""
+    statistics from ``model_state`` (``train_state.model_state``), nothing is drawn.
+
+    Each chunk of ``x`` is converted to the params' dtype (float64 data for float32
+    params, as :func:`fit` trains them). Accuracy (else NaN) is counted as
+    :func:`train_step` counts it: as ``accuracy`` says, or when it is None for a
+    classification loss or integer labels."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
-    _check_data(model, params, x, y, "evaluation")
+    _check_data(model, x, y, "evaluation")
     model.check_state(model_state)
-    return _evaluate(model, loss, params, model_state, x, y, batch_size, indices)
+    counted = _check_accuracy(
+        _scores(loss, accuracy), y, model.output_shape(x.shape[1:]), "evaluation"
+    )
+    return _evaluate(model, loss, params, model_state, x, y, batch_size, indices, counted)
 
 
 def _evaluate(
@@ -430,27 +528,34 @@ def _evaluate(
     y: Array,
     batch_size: int,
     indices: Array | None,
+    counted: bool,
 ) -> Evaluation:
-    """:func:`evaluate` on data already checked."""
-    count_correct = _accuracy_counter(loss)
+    """:func:`evaluate` on data already checked, counting accuracy when ``counted``."""
+    dtype = _params_dtype(params, x.dtype)
     total, correct = 0.0, 0
     n = len(x) if indices is None else len(indices)
     chunks = _chunks(n, batch_size)
     rows: list[Any] = chunks if indices is None else [indices[c] for c in chunks]
     for r in rows:  # a slice is a view; only rows picked by indices are gathered
-        xb, yb = x[r], y[r]
+        xb, yb = _as_dtype(x[r], dtype), y[r]
         out = model.infer(params, xb, model_state)
         value, _ = loss(out, yb)
         total += value * len(out)
-        if count_correct is not None:
-            correct += count_correct(out, yb)
-    return Evaluation(total / n, correct / n if count_correct is not None else math.nan)
+        if counted:
+            correct += _count_correct(out, yb)
+    return Evaluation(total / n, correct / n if counted else math.nan)
 
 
 def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state: Any) -> Array:
+    """The model's outputs for ``x``, in chunks of ``batch_size`` rows each converted to
+    the params' dtype."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
     x = _checks.float_array(x, "x")
-    parts = [model.apply(params, x[part], model_state) for part in _chunks(len(x), batch_size)]
+    dtype = _params_dtype(params, x.dtype)
+    parts = [
+        model.apply(params, _as_dtype(x[part], dtype), model_state)
+        for part in _chunks(len(x), batch_size)
+    ]
     if not parts:
         raise ValueError("predict needs at least one example, got an empty x")
     return np.concatenate(parts)
@@ -469,7 +574,8 @@ def predict_proba(
 
     ``from_logits`` says whether the model outputs logits (softmax is applied) or
     probabilities already; by default it is true unless the model's last layer is a
-    ``softmax``. A stateful model needs its ``model_state``.
+    ``softmax``. A stateful model needs its ``model_state``. ``x`` is converted to the
+    params' dtype chunk by chunk (as :func:`evaluate` does).
     """
     out = _outputs(model, params, x, batch_size, model_state)
     if from_logits is None:
@@ -493,7 +599,7 @@ def predict(
     model: Layer[P], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
 ) -> Array:
     """Predicted class labels ``(n,)`` (the argmax of the model's outputs); a stateful model
-    needs its ``model_state``."""
+    needs its ``model_state``; ``x`` is converted to the params' dtype chunk by chunk."""
     labels: Array = _outputs(model, params, x, batch_size, model_state).argmax(axis=1)
     return labels
 
@@ -556,6 +662,28 @@ class Event:
 Callback = Callable[[Event], None]
 
 
+def _warn_narrowing(
+    x: Array, validation_data: tuple[Array, Array] | None, dtype: np.dtype[Any]
+) -> None:
+    """Warn once (for :func:`fit`) when inputs in a wider float than the params' ``dtype``
+    are to be converted to it batch by batch."""
+    inputs = [("x", x)] + (
+        [] if validation_data is None else [("validation x", validation_data[0])]
+    )
+    wider = [
+        f"{what} is {arr.dtype}" for what, arr in inputs if arr.dtype.itemsize > dtype.itemsize
+    ]
+    if wider:
+        warnings.warn(
+            f"fit: {' and '.join(wider)} but the params are {dtype}: each batch is converted "
+            f"to {dtype} (the dataset is not copied). To train in float64, pass "
+            "dtype=np.float64 (or float64 params); to silence this, convert the data "
+            "first, e.g. x_uint8.astype(np.float32) / 255",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool:
     if math.isnan(value):
         return False
@@ -587,25 +715,32 @@ def fit(
     shards: int = 1,
     comm: parallel.Communicator | None = None,
     callbacks: Sequence[Callback] = (),
+    dtype: DTypeLike | None = None,
+    accuracy: bool | None = None,
 ) -> TrainState[P]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
 
     Args:
         model, loss, optimizer: what to train, on what objective, with what rule.
-        x, y: training inputs ``(n, ...)`` (float, the params' dtype) and integer labels
-            ``(n,)`` or targets shaped like the model's outputs. Checked once, NaN
-            included.
+        x, y: training inputs ``(n, ...)`` (floats) and integer labels ``(n,)`` or
+            targets shaped like the model's outputs. Checked once, NaN included. Inputs
+            of another dtype than the params' are converted batch by batch (never the
+            whole dataset at once); float64 inputs for float32 params (``x_uint8 /
+            255.0``) give one ``UserWarning`` per call that says so.
         key: the run's key: initial params (when neither ``params`` nor ``state`` is
             given), the validation split and every epoch's shuffle derive from it.
         epochs: the total number of epochs; a resumed ``state`` that has finished
             ``k`` epochs trains ``epochs - k`` more.
         batch_size, shuffle, drop_last: how each epoch is batched.
-        params: the initial params (default: ``model.init`` from the key).
+        params: the initial params (default: ``model.init`` from the key, in ``dtype``).
         model_state: the initial model state of a stateful model (default:
             ``model.init_state``); the training forward updates it batch by batch and
             validation reads it.
         state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
-            continues bit-identically to one that never stopped.
+            continues bit-identically to one that never stopped. Given ``params``,
+            ``model_state`` or ``state`` must be what ``model.init`` (``init_state``)
+            makes for inputs shaped like ``x``'s rows (structure, shapes, one dtype),
+            else a ValueError names the first difference before anything is trained.
         validation_split: the fraction of ``(x, y)`` held out for validation (a
             deterministic split from the key); or ``validation_data=(x_val, y_val)``.
         early_stopping: an :class:`EarlyStopping`, or None.
@@ -621,12 +756,25 @@ def fit(
             on every process (give them to one, e.g. rank 0, for output).
         callbacks: functions of an :class:`Event`, for progress bars, logging,
             checkpoints (see :mod:`fnn.callbacks`).
+        dtype: the params' dtype, float32 or float64. None (the default) means float32
+            for the params ``fit`` makes, as Keras and PyTorch do whatever the data's
+            dtype, and the dtype of ``params`` or ``state`` when given (``dtype`` must
+            then agree with it). Training in float64 takes twice the memory and about
+            twice the time; ask for it with ``dtype=np.float64``.
+        accuracy: whether to count accuracy in the history (``accuracy``,
+            ``val_accuracy``; NaN when not counted). None (the default): for a
+            classification loss (:func:`fnn.losses.is_classification`: the two
+            cross-entropies, ``functools.partial`` objects of them, wrappers made with
+            ``functools.wraps``, losses marked with
+            :func:`fnn.losses.classification_loss`) and, for a loss that declares
+            nothing, when ``y`` holds integer labels.
 
     Returns:
         The final :class:`TrainState`; ``state.history`` has one record per epoch.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names the step).
+        ValueError, TypeError: bad data, or params or state that do not fit the model.
     """
     epochs = _checks.positive_int(epochs, "epochs")
     batch_size = _checks.positive_int(batch_size, "batch_size")
@@ -637,28 +785,42 @@ def fit(
     if not 0.0 <= _checks.real(validation_split, "validation_split") < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
 
+    wanted = None if dtype is None else param_dtype(dtype)
+    _check_data(model, x, y, "training")
+    if validation_data is not None:
+        _check_data(model, *validation_data, "validation")
+    in_shape = x.shape[1:]
+    out_shape = model.output_shape(in_shape)
+    counted = _check_accuracy(_scores(loss, accuracy), y, out_shape, "training")
     train_rows: Array | None = None  # a split selects rows; it never copies the data
     val_rows: Array | None = None
     if validation_split:
-        _checks.float_array(x, "training x")
         train_rows, val_rows = data.split_indices(
             _random.fold_in(key, _SPLIT_KEY), len(x), validation_split
         )
-        validation_data = (x, y)
     if state is None:
-        _checks.float_array(x, "x")
         if params is None:
-            params = model.init(_random.fold_in(key, _INIT_KEY), x.shape[1:], x.dtype)
+            init_key = _random.fold_in(key, _INIT_KEY)
+            params = model.init(init_key, in_shape, np.float32 if wanted is None else wanted)
         if model_state is None and model.init_state is not None:
-            model_state = model.init_state(x.shape[1:], x.dtype)
-        state = TrainState(optimizer.init(params), key, model.check_state(model_state))
+            model_state = model.init_state(in_shape, _params_dtype(params))
+        model.check_state(model_state)
+        _check_fits(model, params, model_state, in_shape, "fit's")
+        state = TrainState(optimizer.init(params), key, model_state)
     elif params is not None or model_state is not None:
         raise ValueError("give params (and model_state) or state, not both")
     else:
         model.check_state(state.model_state)
-    _check_data(model, state.params, x, y, "training")
-    if validation_data is not None and val_rows is None:
-        _check_data(model, state.params, *validation_data, "validation")
+        _check_fits(model, state.params, state.model_state, in_shape, "the state's")
+    dt = _params_dtype(state.params)
+    if wanted is not None and wanted != dt:
+        raise ValueError(
+            f"dtype={wanted} was asked for, but the params given are {dt}; convert them "
+            f"with fnn.tree.astype(params, np.{wanted}) or leave out dtype"
+        )
+    _warn_narrowing(x, validation_data, dt)
+    if validation_split:
+        validation_data = (x, y)
     monitor = None
     if early_stopping is not None:
         monitor = early_stopping.monitor
@@ -667,7 +829,7 @@ def fit(
 
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = train_step(model, loss, optimizer, penalty, augment, shards, comm)
+    step = train_step(model, loss, optimizer, penalty, augment, shards, comm, accuracy=counted)
     n_fit = len(x) if train_rows is None else len(train_rows)
     n_batches = data.num_batches(n_fit, batch_size, drop_last)
 
@@ -690,7 +852,7 @@ def fit(
                 notify(Event("batch_end", epoch, epochs, done, n_batches, s, None, seconds))
             return s
 
-        batches = data.batches(
+        batches: Iterable[Batch] = data.batches(
             _random.fold_in(_random.fold_in(current.key, _DATA_KEY), epoch),
             x,
             y,
@@ -699,12 +861,22 @@ def fit(
             drop_last=drop_last,
             indices=train_rows,
         )
+        if x.dtype != dt:
+            batches = _converted(batches, dt)
         current = train_epoch(step_and_report, current, batches)
         record = EpochMetrics(epoch, current.metrics.loss, current.metrics.accuracy)
         if validation_data is not None:
             x_val, y_val = validation_data
             result = _evaluate(
-                model, loss, current.params, current.model_state, x_val, y_val, 1024, val_rows
+                model,
+                loss,
+                current.params,
+                current.model_state,
+                x_val,
+                y_val,
+                1024,
+                val_rows,
+                counted,
             )
             record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
         best, stopped = current.best, False

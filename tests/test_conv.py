@@ -206,7 +206,8 @@ def test_dropout_masks_scale_and_pass_through(key: random.Key) -> None:
 )
 def test_bad_inputs(make: Any, x_shape: Any, error: type[Exception], message: str) -> None:
     layer = make()
-    params = nn.conv2d(4, 3).init(random.key(0), (5, 5, 1)) if "conv" in str(layer.spec) else None
+    # the layer's own params (a 9x9 kernel's for conv2d(4, 9)): conv2d refuses another's
+    params = layer.init(random.key(0), (9, 9, 1)) if "conv" in str(layer.spec) else None
     with pytest.raises(error, match=message):
         layer.apply(params, np.ones(x_shape, np.float32))
 

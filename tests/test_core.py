@@ -81,7 +81,7 @@ def test_a_wrong_derivative_in_the_training_path_fails_the_checks(key: random.Ke
     model_params = model.init(key, (4,), np.float64)
     y = np.array([0, 1, 0, 1, 1])
     found = fnn.check_model(model, losses.softmax_cross_entropy, model_params, x, y)
-    assert found.max_rel_error > 0.3 and found.where.startswith("[1].w["), found
+    assert found.max_rel_error > 0.3 and found.where.startswith("params[1].w["), found
     right = fnn.check_layer(nn.dense(3), params, x)
     assert right.max_rel_error < 1e-6 and right.where.startswith(("params", "input")), right
 

@@ -115,7 +115,10 @@ def conv2d(
             the pooling reads contiguous blocks. The default, 1, does not pool.
 
     Shapes: ``x (batch, h, w, in_channels) -> y (batch, oh // ph, ow // pw, features)``
-    with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike).
+    with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike). Params of another
+    kernel size or width (``w`` not ``(kh, kw, in_channels, features)``, ``b`` not
+    ``(features,)``, or the two of different dtypes) raise a ValueError naming what was
+    expected and what came.
 
     Computed as matrix products, a chunk of the batch at a time (chunks of about 2 MiB of
     patches and outputs, fixed by the shapes, so the results do not depend on anything
@@ -194,8 +197,22 @@ def conv2d(
             raise TypeError(f"conv2d expected Conv2DParams, got {type(params).__name__}")
         if state is not None:
             check_no_state(state, "conv2d")
-        x = check_input(x, "conv2d", params.w.dtype)
-        c = params.w.shape[2]
+        w, b = params.w, params.b
+        if (
+            w.ndim != 4
+            or w.shape[:2] != (kh, kw)
+            or w.shape[3] != features
+            or b.shape != (features,)
+            or b.dtype != w.dtype
+        ):
+            raise ValueError(
+                f"conv2d({features}, kernel_size=({kh}, {kw})) expected params w of shape "
+                f"({kh}, {kw}, in_channels, {features}) and b of shape ({features},), of one "
+                f"dtype, got w {w.dtype} {w.shape} and b {b.dtype} {b.shape}: the params of "
+                "another model?"
+            )
+        x = check_input(x, "conv2d", w.dtype)
+        c = w.shape[2]
         if x.ndim != 4 or x.shape[3] != c:
             raise ValueError(
                 f"conv2d expected input of shape (batch, height, width, {c}), got {x.shape}"

@@ -47,6 +47,15 @@ def _check_params(params: Any) -> DenseParams:
     return params
 
 
+def _wrong_params(features: int, w: Array, b: Array) -> str:
+    """What :func:`dense` says of params that are not those of a ``dense(features)``."""
+    return (
+        f"dense({features}) expected params w of shape (in_features, {features}) and b of "
+        f"shape ({features},), of one dtype, got w {w.dtype} {w.shape} and b {b.dtype} "
+        f"{b.shape}: the params of another model?"
+    )
+
+
 def _in_features(in_shape: Shape) -> int:
     in_shape = check_in_shape(in_shape, "dense")
     if len(in_shape) != 1:
@@ -69,7 +78,9 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
             ``(key, (fan_in, fan_out), dtype) -> array`` (the layer then has no spec).
             Biases start at zero.
 
-    Shapes: ``x (batch, in) -> y (batch, features)``.
+    Shapes: ``x (batch, in) -> y (batch, features)``. Params of another width (``w`` not
+    ``(in, features)``, ``b`` not ``(features,)``, or the two of different dtypes) raise a
+    ValueError naming what was expected and what came.
 
     Backward, with ``dy`` the gradient w.r.t. ``y``: ``dw = x.T @ dy``,
     ``db = sum(dy, axis=0)``, ``dx = dy @ w.T`` (only when asked for).
@@ -102,7 +113,10 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
         params = _check_params(params)
         if state is not None:
             check_no_state(state, "dense")
-        x = check_input(x, "dense", params.w.dtype)
+        w, b = params.w, params.b
+        if w.shape[1:] != (features,) or b.shape != (features,) or b.dtype != w.dtype:
+            raise ValueError(_wrong_params(features, w, b))
+        x = check_input(x, "dense", w.dtype)
         fan_in = params.w.shape[0]
         if x.ndim != 2 or x.shape[1] != fan_in:
             hint = "; add nn.flatten() before dense" if x.ndim > 2 else ""

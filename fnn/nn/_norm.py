@@ -125,12 +125,22 @@ def _last_axis(in_shape: Shape, name: str, what: str) -> int:
     return shape[-1]
 
 
-def _check_rows(x: Any, name: str, dtype: np.dtype[Any], size: int, what: str) -> Array:
-    """``x`` (the params' dtype, last axis ``size``) as a ``(rows, size)`` array."""
-    arr = check_input(x, name, dtype)
+def _check_rows(x: Any, name: str, scale: Array, bias: Array, what: str) -> Array:
+    """``x`` as a ``(rows, size)`` array, after checking that the params ``scale`` and
+    ``bias`` are two vectors ``(size,)`` of one dtype and that ``x`` is of that dtype with
+    ``size`` entries along its last axis (the layer has no configured width: its params
+    and its input must agree)."""
+    if scale.ndim != 1 or bias.shape != scale.shape or bias.dtype != scale.dtype:
+        raise ValueError(
+            f"{name} expected params scale and bias of shape ({what},), of one dtype, got "
+            f"scale {scale.dtype} {scale.shape} and bias {bias.dtype} {bias.shape}"
+        )
+    size = scale.shape[0]
+    arr = check_input(x, name, scale.dtype)
     if arr.ndim < 2 or arr.shape[-1] != size:
         raise ValueError(
-            f"{name} expected input of shape (batch, ..., {size}) ({what} last), got {arr.shape}"
+            f"{name} expected input of shape (batch, ..., {size}) ({what} last), got "
+            f"{arr.shape}: its params' scale and bias are ({size},)"
         )
     return arr.reshape(-1, size)
 
@@ -321,8 +331,10 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
 
     Params: :class:`BatchNormParams` ``scale`` (ones), ``bias`` (zeros), each
     ``(channels,)``; neither is a weight. State: :class:`BatchNormState` ``mean`` (zeros),
-    ``var`` (ones). Training needs ``n >= 2`` values per channel (a batch of one example
-    of shape ``(features,)`` gives none to estimate a variance from).
+    ``var`` (ones). The layer has no configured width: params, state and the input's last
+    axis must agree (a ValueError names what differs). Training needs ``n >= 2`` values
+    per channel (a batch of one example of shape ``(features,)`` gives none to estimate a
+    variance from).
 
     Backward, with ``xhat = (x - mean) / sqrt(var + eps)`` and sums over the ``n``
     values of a channel: ``dbias = sum(dy)``, ``dscale = sum(dy * xhat)``,
@@ -365,8 +377,8 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
 
     def infer(params: BatchNormParams, x: Array, state: BatchNormState) -> Array:
         params = check_params(params)
+        x2 = _check_rows(x, "batch_norm", params.scale, params.bias, "channels")
         state = _check_state(state, params)
-        x2 = _check_rows(x, "batch_norm", params.scale.dtype, params.scale.shape[0], "channels")
         k = params.scale / np.sqrt(state.var + eps)
         return _batch_norm_infer(x2, state.mean, k, params.bias).reshape(x.shape)
 
@@ -374,8 +386,8 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
         params: BatchNormParams, x: Array, state: BatchNormState, key: Key | None
     ) -> tuple[Array, BatchNormState, _BatchNormSaved]:
         params = check_params(params)
+        x2 = _check_rows(x, "batch_norm", params.scale, params.bias, "channels")
         state = _check_state(state, params)
-        x2 = _check_rows(x, "batch_norm", params.scale.dtype, params.scale.shape[0], "channels")
         n = x2.shape[0]
         if n < 2:
             raise ValueError(
@@ -421,7 +433,8 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
         eps: added to the variance, a finite number > 0.
 
     Params: :class:`LayerNormParams` ``scale`` (ones), ``bias`` (zeros), each
-    ``(features,)``; neither is a weight.
+    ``(features,)``; neither is a weight. They must agree with the input's last axis (a
+    ValueError names both otherwise).
 
     Backward, with ``xhat = (x - mean) / sqrt(var + eps)``, ``g = dy * scale`` and means
     over the last axis: ``dscale = sum(dy * xhat)``, ``dbias = sum(dy)`` over all other
@@ -454,7 +467,7 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
         params = check_params(params)
         if state is not None:
             check_no_state(state, "layer_norm")
-        x2 = _check_rows(x, "layer_norm", params.scale.dtype, params.scale.shape[0], "features")
+        x2 = _check_rows(x, "layer_norm", params.scale, params.bias, "features")
         xhat = x2 - x2.mean(axis=1, keepdims=True)
         var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(x2.shape[1])
         inv_std = 1 / np.sqrt(var + eps)

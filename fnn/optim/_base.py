@@ -153,12 +153,21 @@ def _opt_state(state: Any) -> OptState[Any]:
     return state
 
 
-def _check_moments(transform: Transform, values: Any, layout: Layout, what: str) -> Moments:
-    """``values`` as a tuple of flat arrays like the params' buffer, else a ValueError naming
-    the transform and ``what`` (its output or the state it was given)."""
+def _check_moments(
+    transform: Transform, values: Any, layout: Layout, what: str, count: int
+) -> Moments:
+    """``values`` as a tuple of ``count`` flat arrays like the params' buffer (one per field
+    of the transform's state record), else an error naming the transform and ``what``
+    (its output or the state it was given)."""
     if not isinstance(values, tuple):
         raise TypeError(
             f"{transform.label} {what} a {type(values).__name__} of moments, expected a tuple"
+        )
+    if len(values) != count:
+        fields = _tree.record_fields(transform.state).children
+        raise ValueError(
+            f"{transform.label} {what} {len(values)} moments, expected {count}: one per "
+            f"field of its state {transform.state.__name__} ({', '.join(fields)})"
         )
     size, dtype = (layout.size,), layout.dtype
     for v in values:
@@ -169,6 +178,40 @@ def _check_moments(transform: Transform, values: Any, layout: Layout, what: str)
                 f"of shape ({layout.size},) like the raveled params: got {got}"
             )
     return values
+
+
+def _check_output(transform: Transform, result: Any, layout: Layout) -> tuple[Updates, Any]:
+    """A transform's ``update`` result as ``(updates, moments)``, its updates checked to be
+    a flat array like the params' buffer times a Python float, else an error naming the
+    transform (its moments are checked by :func:`_check_moments`). A few type and shape
+    comparisons, run at every update."""
+    if type(result) is not tuple or len(result) != 2:
+        got = type(result).__name__
+        if isinstance(result, Updates):
+            got = "Updates alone"
+        elif isinstance(result, tuple):
+            got = f"a tuple of {len(result)}"
+        raise TypeError(f"{transform.label}'s update must return (updates, moments), got {got}")
+    u = result[0]
+    if not (
+        type(u) is Updates
+        and type(u.array) is np.ndarray
+        and u.array.shape == (layout.size,)
+        and u.array.dtype == layout.dtype
+        and type(u.scale) is float
+    ):
+        if type(u) is not Updates:
+            got = type(u).__name__
+        elif not isinstance(u.array, np.ndarray):
+            got = f"Updates of a {type(u.array).__name__}"
+        else:
+            got = f"Updates({u.array.dtype} {u.array.shape}, {type(u.scale).__name__} scale)"
+        raise ValueError(
+            f"{transform.label} returned updates that are not Updates of a flat "
+            f"{layout.dtype} array of shape ({layout.size},) like the params and a Python "
+            f"float scale: got {got} (make them with Updates(array, float(scale)))"
+        )
+    return result
 
 
 def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) -> list[Moments]:
@@ -185,7 +228,7 @@ def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) 
                 "was it made by another optimizer?"
             )
         values = tuple([getattr(record, n) for n in _tree.record_fields(t.state).children])
-        out.append(_check_moments(t, values, layout, "has in the state"))
+        out.append(_check_moments(t, values, layout, "has in the state", len(values)))
     return out
 
 
@@ -231,7 +274,13 @@ class Optimizer:
         """
         flat, layout = _tree.ravel(params)
         moments = [
-            _check_moments(t, tuple(t.init(flat, layout)), layout, "init returned")
+            _check_moments(
+                t,
+                tuple(t.init(flat, layout)),
+                layout,
+                "init returned",
+                len(_tree.record_fields(t.state).children),
+            )
             for t in self.transforms
         ]
         return self._state(layout, flat, moments, 0)
@@ -241,8 +290,11 @@ class Optimizer:
 
         Raises:
             ValueError: ``grads`` does not match the params' structure, shapes or dtypes;
-                a transform returned moments or updates unlike the params' buffer (the
-                message names the transform).
+                a transform returned moments or updates unlike the params' buffer, or
+                another number of moments than its state record has fields (the message
+                names the transform).
+            TypeError: a transform's update did not return ``(Updates, tuple of
+                moments)`` (the message names it).
         """
         leaves, treedef = _tree.flatten(_opt_state(state).params)
         layout = _tree.layout_of(leaves, treedef)
@@ -258,18 +310,8 @@ class Optimizer:
         u = Updates(flat_grads)
         new_moments = []
         for t, m in zip(self.transforms, moments):
-            u, new_m = t.update(u, m, state.params, state.step, layout)
-            new_moments.append(_check_moments(t, new_m, layout, "returned"))
-            if not (
-                isinstance(u, Updates)
-                and isinstance(u.array, np.ndarray)
-                and u.array.shape == flat_grads.shape
-                and u.array.dtype == flat_grads.dtype
-            ):
-                raise ValueError(
-                    f"{t.label} returned updates that are not a flat {layout.dtype} array "
-                    f"of shape ({layout.size},) like the params"
-                )
+            u, new_m = _check_output(t, t.update(u, m, state.params, state.step, layout), layout)
+            new_moments.append(_check_moments(t, new_m, layout, "returned", len(m)))
         return self._state(layout, _apply(leaves, u, layout), new_moments, state.step + 1)
 
     def _state(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._structure import flatten, flatten_like
+from ._structure import difference, flatten, flatten_like, leaf_paths
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -57,3 +57,24 @@ def fingerprint(tree: Any) -> str:
         digest.update(f"|{arr.dtype.str}{arr.shape}|".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
+
+
+def mismatch(expected: Any, got: Any, says: str = "expected") -> str | None:
+    """Where ``got`` first departs from ``expected`` in structure, or else in a leaf's
+    shape or dtype, in words (``"at [1].w: expected float32 (20, 64), got float32
+    (20, 32)"``); None when they agree. Only shapes and dtypes are compared, so
+    ``expected`` may hold placeholders (what :attr:`fnn.nn.Layer.shapes` describes).
+    ``says`` names the expectation in the leaves' case (``"shapes says"``)."""
+    want_leaves, want_def = flatten(expected)
+    have_leaves, have_def = flatten(got)
+    found = difference(want_def, have_def)
+    if found is not None:
+        return found
+    for path, w, h in zip(leaf_paths(want_def), want_leaves, have_leaves):
+        w_dtype, h_dtype = np.asarray(w).dtype, np.asarray(h).dtype
+        if np.shape(w) != np.shape(h) or w_dtype != h_dtype:
+            return (
+                f"at {path or 'the root'}: {says} {w_dtype} {np.shape(w)}, "
+                f"got {h_dtype} {np.shape(h)}"
+            )
+    return None
