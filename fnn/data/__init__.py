@@ -2,9 +2,19 @@
 
 ``read_idx``/``write_idx`` read and write IDX files (raw or gzip); ``load_mnist``,
 ``load_fashion_mnist`` and ``load_dataset`` find, verify (SHA-256) and, if allowed,
-download the standard files; ``to_float``, ``flatten``, ``one_hot`` and ``split``
-prepare arrays; ``batches`` iterates over shuffled mini-batches driven by a key;
-``random_flip``, ``random_shift`` and ``augmentation`` are keyed augmentations of images.
+download the standard files; ``load_directory`` loads a dataset of your own from a
+directory (the four IDX files, four ``.npy`` files or one ``data.npz``, and an optional
+``classes.txt``), recording every file's SHA-256; a :class:`Dataset` carries the arrays,
+their checksums, ``num_classes`` and the class names. ``read_images`` reads images to
+predict on from a picture (Pillow), an IDX or a ``.npy`` file. ``to_float``,
+``flatten``, ``one_hot`` and ``split`` prepare arrays; ``batches`` iterates over shuffled
+mini-batches driven by a key; ``random_flip``, ``random_shift`` and ``augmentation`` are
+keyed augmentations of images.
+
+Every reader takes regular files only (a directory, a FIFO or a device such as
+``/dev/zero`` is refused) and checks a file's header against a size limit (``max_bytes``,
+1 GiB by default) before allocating anything. A file that cannot be used raises
+:class:`DataError`, a ``ValueError`` naming the file, what was expected and what was found.
 """
 
 from ._augment import Augment as Augment
@@ -22,9 +32,11 @@ from ._datasets import FileSpec as FileSpec
 from ._datasets import load_dataset as load_dataset
 from ._datasets import load_fashion_mnist as load_fashion_mnist
 from ._datasets import load_mnist as load_mnist
+from ._directory import load_directory as load_directory
 from ._errors import DataError as DataError
 from ._idx import read_idx as read_idx
 from ._idx import write_idx as write_idx
+from ._images import read_images as read_images
 from ._prep import flatten as flatten
 from ._prep import one_hot as one_hot
 from ._prep import split as split

@@ -39,7 +39,9 @@ import attrs
 import numpy as np
 
 from .._atomic import write_atomic
+from .._files import sha256 as _sha256
 from .._types import Array
+from ._errors import DataError
 from ._idx import read_idx_digest
 
 MAX_DOWNLOAD_BYTES = 1 << 28
@@ -193,20 +195,33 @@ def _mapping(m: Mapping[str, str]) -> Mapping[str, str]:
     return types.MappingProxyType(dict(m))
 
 
+def _names(classes: Sequence[str]) -> tuple[str, ...]:
+    return tuple(classes)
+
+
 @attrs.frozen(eq=False)
 class Dataset:
     """A loaded dataset: read-only arrays plus where they came from, for run records.
 
     Attributes:
-        name: the dataset's name (``"mnist"``, ``"fashion-mnist"``).
-        x_train: uint8 images, ``(num_train, 28, 28)``, values 0-255.
-        y_train: int64 labels, ``(num_train,)``, values in ``[0, 10)``.
-        x_test: uint8 images, ``(num_test, 28, 28)``.
+        name: the dataset's name (``"mnist"``, ``"fashion-mnist"``; for
+            :func:`~fnn.data.load_directory`, the directory's name).
+        x_train: images ``(num_train, *image_shape)``: uint8 with values 0-255 (the
+            MNIST family: ``(num_train, 28, 28)``), or, from a directory, float32 or
+            float64 in [0, 1] and any ``(h, w)`` or ``(h, w, c)`` image shape.
+        y_train: int64 labels, ``(num_train,)``, values in ``[0, num_classes)``.
+        x_test: images ``(num_test, *image_shape)``, as ``x_train``.
         y_test: int64 labels, ``(num_test,)``.
-        directory: the directory the four files were read from.
-        files: the four paths read (train images, train labels, test images, labels).
-        sha256: the SHA-256 (hex) of each file's decompressed bytes, keyed by the
-            standard file name without ``.gz``; ``dict(ds.sha256)`` is JSON-ready.
+        directory: the directory the files were read from.
+        files: the paths read (train images, train labels, test images, test labels;
+            for a directory, every file read, ``classes.txt`` included).
+        sha256: the SHA-256 (hex) of each file read: for the MNIST family, of its
+            decompressed bytes, keyed by the standard file name without ``.gz``; for a
+            directory, of the file as stored, keyed by its file name.
+            ``dict(ds.sha256)`` is JSON-ready.
+        num_classes: labels are in ``[0, num_classes)`` (default 10).
+        classes: the name of each class, ``num_classes`` of them (default ``"0"`` to
+            ``"9"``).
     """
 
     name: str
@@ -217,6 +232,10 @@ class Dataset:
     directory: Path
     files: tuple[Path, ...]
     sha256: Mapping[str, str] = attrs.field(converter=_mapping)
+    num_classes: int = 10
+    classes: tuple[str, ...] = attrs.field(
+        default=tuple(str(i) for i in range(10)), converter=_names
+    )
 
 
 def load_dataset(
@@ -242,15 +261,17 @@ def load_dataset(
         timeout: seconds to wait on a silent connection before giving up on a mirror.
 
     Returns:
-        A :class:`Dataset` with read-only uint8 images ``(n, 28, 28)`` and int64 labels.
+        A :class:`Dataset` with read-only uint8 images ``(n, 28, 28)``, int64 labels,
+        and the spec's ``num_classes`` and ``classes``.
 
     Raises:
         FileNotFoundError: the files are nowhere and could not be downloaded; the
             message lists every file and directory looked at, in order, each mirror's
             error, and how to get the files.
-        ValueError: a file is not the expected one (a checksum mismatch, naming the
-            file, the expected and the actual SHA-256), not a valid IDX file, or has the
-            wrong shape or labels; also for an unknown name or a bad argument.
+        DataError: (a ValueError) a file is not the expected one (a checksum mismatch,
+            naming the file, the expected and the actual SHA-256), not a valid IDX
+            file, not a regular file, or has the wrong shape or labels.
+        ValueError: an unknown name or a bad argument.
         TypeError: an argument of the wrong type.
     """
     spec = _spec(name)
@@ -422,6 +443,8 @@ def _load(spec: DatasetSpec, directory: Path, paths: list[Path]) -> Dataset:
         directory=directory,
         files=tuple(paths),
         sha256=digests,
+        num_classes=spec.num_classes,
+        classes=spec.classes,
     )
 
 
@@ -441,32 +464,24 @@ def _verify(spec: DatasetSpec, f: FileSpec, path: Path, digest: str) -> None:
         if other
         else "the file is damaged or another file: replace it with a fresh copy"
     )
-    raise ValueError(
+    raise DataError(
         f"{path}: checksum mismatch for {spec.name} {f.name}: the SHA-256 of its "
         f"decompressed bytes is {digest}, expected {f.sha256}; {fix}"
     )
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return _sha256(path, DataError)
 
 
 def _check_split(spec: DatasetSpec, x_path: Path, y_path: Path, x: Array, y: Array, n: int) -> None:
     want = (n, *spec.image_shape)
     if x.dtype != np.uint8 or x.shape != want:
-        raise ValueError(
-            f"{x_path}: expected uint8 images of shape {want}, got {x.dtype} {x.shape}"
-        )
+        raise DataError(f"{x_path}: expected uint8 images of shape {want}, got {x.dtype} {x.shape}")
     if y.dtype != np.uint8 or y.shape != (n,):
-        raise ValueError(
-            f"{y_path}: expected uint8 labels of shape ({n},), got {y.dtype} {y.shape}"
-        )
+        raise DataError(f"{y_path}: expected uint8 labels of shape ({n},), got {y.dtype} {y.shape}")
     if n and int(y.max()) >= spec.num_classes:
-        raise ValueError(f"{y_path}: labels must be in [0, {spec.num_classes}), got {int(y.max())}")
+        raise DataError(f"{y_path}: labels must be in [0, {spec.num_classes}), got {int(y.max())}")
 
 
 class _BadDownloadError(Exception):

@@ -6,9 +6,13 @@ big-endian. Type codes: ``0x08`` uint8, ``0x09`` int8, ``0x0B`` int16, ``0x0C`` 
 ``0x0D`` float32, ``0x0E`` float64.
 
 A gzip file is recognised by its first two bytes ``1f 8b``, never by its name. The
-stream is read to its end, never more than the size the header declares plus one
-byte: a bomb or trailing data is caught after one extra byte, and a truncated stream
-or a bad CRC (which gzip only checks at the end) fails instead of being trusted.
+header is read and checked first: a payload larger than ``max_bytes``, or (for a raw
+file) a file size that disagrees with the header, is refused before the data is read.
+The data then go into one buffer of the declared size; the stream is read to its end,
+never more than that size plus one byte: a bomb or trailing data is caught after one
+extra byte, and a truncated stream or a bad CRC (which gzip only checks at the end)
+fails instead of being trusted. A path must name a regular file (see
+:func:`fnn._files.open_regular`): a FIFO or a device such as ``/dev/zero`` is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from .._atomic import write_atomic
+from .._files import open_regular, read_into
 from .._types import Array
+from ._errors import DataError
 
 DEFAULT_MAX_BYTES = 1 << 30
 """The largest data payload :func:`read_idx` accepts by default: 1 GiB."""
@@ -34,7 +40,6 @@ MAX_NDIM = 32
 """The largest number of dimensions accepted (NumPy 1.26's limit)."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 24
 
 _CODE_TO_DTYPE: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
@@ -58,6 +63,8 @@ _KIND_SIZE_TO_CODE = {(dt.kind, dt.itemsize): code for code, dt in _CODE_TO_DTYP
 class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
+    def readinto(self, buffer: Any, /) -> int | None: ...
+
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 """What :func:`read_idx` reads: a path, or the file's bytes."""
@@ -78,12 +85,14 @@ def read_idx(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Array:
 
     Raises:
         FileNotFoundError: ``source`` is a path to a file that does not exist.
-        ValueError: the file is not a valid IDX file: empty, truncated, wrong magic,
-            unknown type code, zero or too many dimensions, a payload larger than
-            ``max_bytes``, a payload size different from the header's, or a corrupt
-            gzip stream. The message names the file and what was wrong.
+        DataError: (a ValueError) the file is not a valid IDX file: empty, truncated,
+            wrong magic, unknown type code, zero or too many dimensions, a payload larger
+            than ``max_bytes``, a payload size different from the header's, or a corrupt
+            gzip stream; or the path is not a regular file (a directory, a FIFO, a
+            device). The message names the file and what was wrong.
         TypeError: ``source`` is neither a path nor bytes.
-        OSError: the file exists but cannot be read (a directory, no permission).
+        ValueError: ``max_bytes`` is negative.
+        OSError: the file exists but cannot be read (no permission).
 
     >>> import numpy as np
     >>> header = bytes([0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3])
@@ -109,7 +118,7 @@ def read_idx_digest(
         head = raw.read(2)
         raw.seek(0)
         if not head:
-            raise ValueError(f"{name}: the file is empty; expected an IDX file")
+            raise DataError(f"{name}: the file is empty; expected an IDX file")
         if head != _GZIP_MAGIC:
             size = raw.seek(0, os.SEEK_END)
             raw.seek(0)
@@ -118,7 +127,7 @@ def read_idx_digest(
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
                 return _parse(stream, name, limit, digest, None)
         except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(
+            raise DataError(
                 f"{name}: corrupt gzip stream ({e}); the file is truncated or damaged, "
                 "get a fresh copy"
             ) from None
@@ -176,13 +185,13 @@ def _check_max_bytes(max_bytes: Any) -> int:
     return int(max_bytes)
 
 
-def _open(source: Any) -> tuple[str, BinaryIO]:
+def _open(source: Any) -> tuple[str, io.BufferedIOBase]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>", io.BytesIO(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            return str(path), path.open("rb")
+            return str(path), open_regular(path, DataError)
         except FileNotFoundError:
             raise FileNotFoundError(f"IDX file {path} does not exist") from None
     raise TypeError(f"read_idx needs a path or bytes, got {type(source).__name__}")
@@ -191,12 +200,16 @@ def _open(source: Any) -> tuple[str, BinaryIO]:
 def _parse(
     stream: _Readable, name: str, limit: int, digest: bool, size: int | None
 ) -> tuple[Array, str]:
-    """Parse one IDX file from ``stream``: raw of ``size`` bytes, or gzip (``None``)."""
-    magic = _read_upto(stream, 4)
+    """Parse one IDX file from ``stream``: raw of ``size`` bytes, or gzip (``None``).
+
+    The header is checked first; the data are read into one buffer of the size it
+    declares (at most ``limit``), and nothing else of that size is allocated.
+    """
+    magic = stream.read(4)
     if len(magic) < 4:
-        raise ValueError(f"{name}: truncated header: {len(magic)} bytes, need at least 4")
+        raise DataError(f"{name}: truncated header: {len(magic)} bytes, need at least 4")
     if magic[0] != 0 or magic[1] != 0:
-        raise ValueError(
+        raise DataError(
             f"{name}: bad magic {magic.hex(' ')}; an IDX file starts with 00 00 TT DD "
             "(this is not an IDX file)"
         )
@@ -204,12 +217,12 @@ def _parse(
     dtype = _CODE_TO_DTYPE.get(code)
     if dtype is None:
         known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
-        raise ValueError(f"{name}: unknown IDX type code 0x{code:02X}; expected one of {known}")
+        raise DataError(f"{name}: unknown IDX type code 0x{code:02X}; expected one of {known}")
     if not 1 <= ndim <= MAX_NDIM:
-        raise ValueError(f"{name}: the header declares {ndim} dimensions; expected 1 to {MAX_NDIM}")
-    dims_bytes = _read_upto(stream, 4 * ndim)
+        raise DataError(f"{name}: the header declares {ndim} dimensions; expected 1 to {MAX_NDIM}")
+    dims_bytes = stream.read(4 * ndim)
     if len(dims_bytes) < 4 * ndim:
-        raise ValueError(
+        raise DataError(
             f"{name}: truncated header: {ndim} dimensions need {4 * ndim} bytes of sizes, "
             f"got {len(dims_bytes)}"
         )
@@ -217,53 +230,36 @@ def _parse(
     expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     what = f"shape {shape} of {_NAMES[code]}"
     if expected > limit:
-        raise ValueError(
+        raise DataError(
             f"{name}: the header declares {what}, {expected} bytes of data, more than "
             f"max_bytes={limit}; pass a larger max_bytes if the file is genuine"
         )
-    if size is None:  # gzip: read one byte past the end to catch bombs and trailing data
-        payload = _read_upto(stream, expected + 1)
-        got = len(payload)
-    else:
-        got = size - 4 - 4 * ndim
-        payload = stream.read(expected) if got == expected else b""  # size known: one read
-    if got < expected:
-        raise ValueError(
-            f"{name}: truncated: {what} needs {expected} bytes of data after the header, got {got}"
-        )
-    if got > expected:
-        raise ValueError(
-            f"{name}: trailing data: more than the {expected} bytes of data that {what} declares"
-        )
+    _check_size(name, what, expected, expected if size is None else size - 4 - 4 * ndim)
+    buffer = np.empty(expected, dtype=np.uint8)
+    got = read_into(stream, buffer.data)
+    if size is None and got == expected and stream.read(1):
+        got += 1  # gzip: one byte past the declared end catches bombs and trailing data
+    _check_size(name, what, expected, got)
     hexdigest = ""
     if digest:
         h = hashlib.sha256(magic)
         h.update(dims_bytes)
-        h.update(payload)
+        h.update(buffer.data)
         hexdigest = h.hexdigest()
-    array: Array = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    array: Array = buffer.view(dtype).reshape(shape)
     if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
-        array.flags.writeable = False
+        array = array.byteswap(inplace=True).view(array.dtype.newbyteorder("="))
+    array.flags.writeable = False
     return array, hexdigest
 
 
-def _read_upto(stream: _Readable, n: int) -> bytes:
-    """Read ``n`` bytes, or fewer only at the end of the stream, in bounded chunks.
-
-    Chunks keep a lying header from allocating ``n`` bytes up front for a short stream.
-    """
-    if n <= _CHUNK:
-        first = stream.read(n)
-        if len(first) == n or not first:
-            return first
-        parts, got = [first], len(first)
-    else:
-        parts, got = [], 0
-    while got < n:
-        chunk = stream.read(min(n - got, _CHUNK))
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
+def _check_size(name: str, what: str, expected: int, got: int) -> None:
+    """Raise unless ``got``, the bytes of data found after the header, is ``expected``."""
+    if got < expected:
+        raise DataError(
+            f"{name}: truncated: {what} needs {expected} bytes of data after the header, got {got}"
+        )
+    if got > expected:
+        raise DataError(
+            f"{name}: trailing data: more than the {expected} bytes of data that {what} declares"
+        )

@@ -12,8 +12,10 @@ is specified in FORMAT.md beside this file.
 * :func:`load_metadata` — the metadata saved with either, without reading the arrays.
 
 Errors: :class:`FormatError` (a ``ValueError``) for any file that is not a valid fnn
-file; ``ValueError`` for a valid file that does not match the template;
-``FileNotFoundError`` for a missing path; ``TypeError`` for arguments of the wrong type.
+file, or not a regular file (a FIFO or a device is refused at once, never read);
+``ValueError`` for a valid file that does not match the template; ``FileNotFoundError``
+for a missing path (``IsADirectoryError`` for a directory); ``TypeError`` for arguments
+of the wrong type.
 """
 
 from ..tree import TYPES as TYPES

@@ -15,13 +15,15 @@ from .. import tree as _tree
 from .._types import Array
 from ..tree import TreeDef
 from ._archive import Archive, open_archive, write
-from ._file import Description, ModelEntry, parse_description
+from ._file import Description, ModelEntry, count_layers, parse_description
 from ._format import (
     FORMAT,
     MAX_DEPTH,
     MAX_DESCRIPTION_BYTES,
     MAX_NDIM,
     MAX_SPEC_DEPTH,
+    MAX_SPEC_LAYERS,
+    MAX_TREE_DEPTH,
     VERSION,
     FormatError,
     check_path,
@@ -47,6 +49,18 @@ class _Described:
 
 
 def _describe(tree: Any, what: str) -> _Described:
+    """``tree`` taken apart (``what`` names it in errors).
+
+    Raises:
+        ValueError: the tree nests deeper than a file can hold (checked without recursion).
+        TypeError: something that is neither a tree node nor a leaf the format holds.
+    """
+    if _tree.depth(tree, MAX_TREE_DEPTH) > MAX_TREE_DEPTH:
+        raise ValueError(
+            f"the tree nests too deeply to be saved: {what} has more than {MAX_TREE_DEPTH} "
+            f"levels of nodes; a file's description holds at most {MAX_DEPTH} JSON levels "
+            "(two per tree level)"
+        )
     values, treedef = _tree.flatten(tree)
     paths = _tree.leaf_paths(treedef)
     pairs = [leaf_of(x, i, f"{what} at {place(p)}") for i, (x, p) in enumerate(zip(values, paths))]
@@ -138,7 +152,7 @@ def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -
             node or leaf, an object/string/structured dtype, or a static field or metadata
             that is not JSON data.
         ValueError: a Python int beyond int64, a non-finite float in metadata, nesting
-            deeper than the format allows.
+            deeper than the format allows (checked without recursion, for any depth).
         FileNotFoundError: the directory of ``path`` does not exist.
 
     >>> import numpy as np, tempfile, os, fnn.io
@@ -189,10 +203,13 @@ def load(path: PathLike, like: Any = None) -> Any:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         TypeError: ``path`` is not a path, or ``like`` is not a tree.
+        IsADirectoryError: ``path`` is a directory.
         ValueError: the file does not match ``like``; the message names the first
-            difference, e.g. ``[1].w: expected float32 (784, 128), got float64 (784, 127)``.
-        FormatError: (a ValueError) the file is not a valid fnn file, or, without ``like``,
-            names a type outside the allow-list.
+            difference, e.g. ``[1].w: expected float32 (784, 128), got float64 (784, 127)``;
+            or ``like`` nests deeper than a file can hold.
+        FormatError: (a ValueError) the file is not a valid fnn file, or not a regular
+            file (a FIFO, a device such as ``/dev/zero``), or, without ``like``, names a
+            type outside the allow-list.
     """
     target = check_path(path)
     template = None if like is None else _describe(like, "like")
@@ -307,7 +324,8 @@ def save_model(
     Raises:
         TypeError: ``model`` is not a Layer; bad ``in_shape``, params or metadata types; a
             state for a model without one.
-        ValueError: ``model.spec`` is ``None`` or nests too deeply; no state for a
+        ValueError: ``model.spec`` is ``None``, nests too deeply or holds more than
+            10,000 layers; no state for a
             stateful model; ``params`` (or the state) do not fit the model rebuilt from
             its spec (the message names the first difference).
     """
@@ -324,6 +342,12 @@ def save_model(
     spec = check_json(model.spec, "model.spec", MAX_SPEC_DEPTH)
     if not isinstance(spec, dict):
         raise TypeError(f"model.spec must be a dict, got {type(model.spec).__name__}")
+    layers = count_layers(spec)
+    if layers > MAX_SPEC_LAYERS:
+        raise ValueError(
+            f"model.spec holds {layers} layers, more than the {MAX_SPEC_LAYERS} a model file "
+            "may hold"
+        )
     shape = _in_shape(in_shape)
     described = _describe(_saved_tree(model, params, model.check_state(model_state)), "params")
     entry = ModelEntry(spec, shape, _params_dtype(described))
@@ -348,9 +372,10 @@ def load_model(path: PathLike) -> LoadedModel:
 
     Raises:
         FileNotFoundError, TypeError: as :func:`load`.
-        FormatError: not a valid fnn file, a tree file without a model, a spec that names
-            an unknown layer or does not accept its input shape, or params that do not
-            fit the model.
+        FormatError: not a valid fnn file, a tree file without a model, a spec of more
+            than 10,000 layers (refused before any layer is built), a spec that names an
+            unknown layer or does not accept its input shape, or params that do not fit
+            the model.
     """
     target = check_path(path)
     with open_archive(target) as archive:

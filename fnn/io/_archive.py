@@ -1,7 +1,9 @@
 """The ZIP container of fnn files (private): a deterministic writer and a bounded reader.
 
 The writer stores every member uncompressed with a fixed timestamp and permissions, so
-saving the same tree twice gives the same bytes. The reader checks every member's name,
+saving the same tree twice gives the same bytes. The reader opens regular files only (a
+FIFO or a device such as ``/dev/zero`` is refused, and nothing past the size the file had
+when it was opened is read), checks every member's name,
 method and declared size against the file's real size before it reads anything, reads
 ``.npy`` headers with NumPy's own parser under a size cap, never with pickle, and reads a
 leaf's data only after its header agrees with the description, byte for byte in size.
@@ -21,6 +23,7 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
+from .._files import open_regular
 from .._types import Array
 from ._format import (
     DESCRIPTION,
@@ -256,12 +259,14 @@ def open_archive(path: Path) -> Iterator[Archive]:
     Raises:
         FileNotFoundError: ``path`` does not exist (``IsADirectoryError``,
             ``PermissionError``: as ``open`` raises them).
-        FormatError: not a ZIP archive, or a member that an fnn file cannot hold: any name
+        FormatError: not a regular file (a FIFO, a device, a socket), not a ZIP
+            archive, or a member that an fnn file cannot hold: any name
             but ``fnn.json`` and ``leaf_<i>.npy`` (so no ``../`` or absolute names), a
             duplicate, an encrypted or compressed member, or a size past the file's end.
     """
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
+    with open_regular(path, FormatError, directory=IsADirectoryError) as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(0)
         with reading(f"{path} is not an fnn file (not a valid ZIP archive)"):
             zf = zipfile.ZipFile(file)
         with zf:

@@ -8,7 +8,15 @@ import attrs
 import numpy as np
 
 from ..tree import TreeDef
-from ._format import FORMAT, MAX_NDIM, MAX_SPEC_DEPTH, VERSION, FormatError, short
+from ._format import (
+    FORMAT,
+    MAX_NDIM,
+    MAX_SPEC_DEPTH,
+    MAX_SPEC_LAYERS,
+    VERSION,
+    FormatError,
+    short,
+)
 from ._json import depth, parse
 from ._tree_json import Leaf, from_json
 
@@ -44,6 +52,21 @@ class Description:
     model: ModelEntry | None
 
 
+def count_layers(spec: Any) -> int:
+    """How many layer specs (objects with a ``"layer"`` entry) ``spec`` holds, itself and
+    nested ones, counted without recursion."""
+    count = 0
+    stack = [spec]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += "layer" in item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def _model_entry(entry: Any, what: str) -> ModelEntry:
     def fail(message: str) -> FormatError:
         return FormatError(f"{what}: the 'model' entry {message}")
@@ -56,6 +79,12 @@ def _model_entry(entry: Any, what: str) -> ModelEntry:
         raise fail(f"needs a layer spec object, got {short(spec)}")
     if depth(spec) > MAX_SPEC_DEPTH:
         raise fail(f"holds a layer spec that nests deeper than {MAX_SPEC_DEPTH} levels")
+    layers = count_layers(spec)
+    if layers > MAX_SPEC_LAYERS:
+        raise fail(
+            f"holds a layer spec of {layers} layers, more than the {MAX_SPEC_LAYERS} a model "
+            "file may hold"
+        )
     if (
         not isinstance(in_shape, list)
         or len(in_shape) > MAX_NDIM
@@ -98,6 +127,6 @@ def parse_description(data: bytes, what: str) -> Description:
     metadata = obj["metadata"]
     if not isinstance(metadata, dict):
         raise FormatError(f"{what}: 'metadata' must be a JSON object, got {short(metadata)}")
-    treedef, leaves = from_json(obj["tree"], what)
     model = _model_entry(obj["model"], what) if "model" in obj else None
+    treedef, leaves = from_json(obj["tree"], what)
     return Description(treedef, leaves, metadata, model)

@@ -24,8 +24,16 @@ DESCRIPTION = "fnn.json"
 MAX_DEPTH = 200
 """How deeply the JSON description may nest (each tree level takes two JSON levels)."""
 
+MAX_TREE_DEPTH = MAX_DEPTH // 2
+"""How many levels of nodes a tree may nest: deeper ones cannot fit in ``MAX_DEPTH``
+JSON levels, and are refused before anything walks them recursively."""
+
 MAX_SPEC_DEPTH = 64
 """How deeply a model's layer spec may nest (a ``serial`` inside a ``serial`` takes two)."""
+
+MAX_SPEC_LAYERS = 10_000
+"""The most layers a model's spec may hold, nested ones included (the MLP of ``fnn train``
+has 7, a ResNet-152 about 500); a longer spec is refused before any layer is built."""
 
 MAX_DESCRIPTION_BYTES = 16 * 2**20
 """The largest description accepted: about 150,000 leaves."""

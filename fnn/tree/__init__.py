@@ -48,6 +48,7 @@ from ._structure import TYPES as TYPES
 from ._structure import TreeDef as TreeDef
 from ._structure import assert_same_structure as assert_same_structure
 from ._structure import buffers as buffers
+from ._structure import depth as depth
 from ._structure import difference as difference
 from ._structure import field as field
 from ._structure import flatten as flatten

@@ -220,6 +220,48 @@ def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     return out, treedef
 
 
+def depth(tree: Any, limit: int | None = None) -> int:
+    """How many levels of nodes ``tree`` nests, found without recursion.
+
+    A leaf or ``None`` is 0 levels deep; a node is one level more than its deepest child
+    (an empty node is 1). Objects that are neither nodes nor ``None`` count as leaves here
+    (:func:`flatten` refuses them).
+
+    Args:
+        tree: any tree, however deep.
+        limit: stop once the depth is known to exceed it, and return ``limit + 1``. Pass
+            one for a tree that may contain itself (a list holding itself is infinitely
+            deep: without a limit the walk would not end).
+
+    Returns:
+        The depth, or ``limit + 1`` when it exceeds ``limit``.
+
+    Raises:
+        TypeError: an attrs class whose fields a tree cannot hold (as :func:`flatten`).
+
+    >>> depth({"a": [1.0, (2.0,)], "b": None})
+    3
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        item, level = stack.pop()
+        cls = type(item)
+        if isinstance(item, (tuple, list)):
+            children: Any = item
+        elif cls is dict:
+            children = item.values()
+        elif attrs.has(cls):
+            children = [getattr(item, n) for n in record_fields(cls).children]
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if limit is not None and deepest > limit:
+            return limit + 1
+        stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
     """Rebuild a tree of structure ``treedef`` from its leaves (the inverse of flatten).
 
