@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 from . import _blas
 
@@ -60,3 +61,12 @@ def keep_freed_memory(limit: int = 2**30) -> bool:
     mallopt.restype = ctypes.c_int
     value = min(limit, 2**31 - 1)
     return bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
+
+
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None

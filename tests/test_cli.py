@@ -37,6 +37,8 @@ def synthetic(name: str = "fashion-mnist") -> fnn.data.Dataset:
         Path("/synthetic"),
         (),
         {"train-images-idx3-ubyte": "0" * 64},
+        num_classes=10,
+        classes=fnn.data.DATASETS[name].classes,
     )
 
 
