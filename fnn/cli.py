@@ -55,6 +55,7 @@ from . import (
 from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
+from ._files import open_regular
 from .train import (
     Callback,
     EarlyStopping,
@@ -505,22 +506,28 @@ def _write_json(path: Path, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+MAX_RUN_RECORD = 64 * 2**20
+"""The largest ``run.json`` read (a record of thousands of epochs takes well under 1 MB)."""
+
+
 def _read_run(directory: Path) -> dict[str, Any]:
+    """The run record of ``directory``, read only from a regular file of at most
+    :data:`MAX_RUN_RECORD` bytes."""
     path = directory / RUN_FILE
-    if not path.is_file():
-        raise UsageError(f"{path} not found: is {directory} an fnn run directory?")
     try:
-        with path.open("rb") as file:
-            record = json.loads(file.read(MAX_RUN_RECORD + 1))
-    except (OSError, ValueError) as err:
+        with open_regular(path, data.DataError) as file:
+            text = file.read(MAX_RUN_RECORD + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found: is {directory} an fnn run directory?") from None
+    if len(text) > MAX_RUN_RECORD:
+        raise UsageError(f"{path} is larger than the {MAX_RUN_RECORD} bytes of a run record")
+    try:
+        record = json.loads(text)
+    except ValueError as err:
         raise UsageError(f"cannot read {path}: {err}") from None
     if not isinstance(record, dict):
         raise UsageError(f"{path} does not hold a run record")
     return record
-
-
-MAX_RUN_RECORD = 64 * 2**20
-"""The largest ``run.json`` read (a record of thousands of epochs takes well under 1 MB)."""
 
 
 def _given_options(argv: Sequence[str]) -> set[str]:

@@ -339,3 +339,14 @@ def test_predict_refuses_a_huge_image_file_from_its_header(
     huge.write_bytes(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims))
     message = error_of(capsys, "predict", str(tmp_path), str(huge))
     assert f"784000000 bytes of data, more than max_bytes={cli.PREDICT_MAX_BYTES}" in message
+
+
+def test_a_run_record_must_be_a_regular_file_of_bounded_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / "run.json")
+    assert "is a FIFO (named pipe)" in error_of(capsys, "train", "--resume", str(tmp_path))
+    (tmp_path / "run.json").unlink()
+    with (tmp_path / "run.json").open("wb") as record:
+        record.truncate(cli.MAX_RUN_RECORD + 10)
+    assert "larger than the" in error_of(capsys, "train", "--resume", str(tmp_path))
