@@ -1,15 +1,18 @@
 """Atomic file writes (private): a crash never leaves a half-written file at ``path``.
 
 The data go to a temporary file in the destination's directory (named
-``.<name>.<pid>.<random>.tmp``, so no loader mistakes it for the real file), which is
-flushed and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX), and
-the directory is fsynced so the rename itself survives a power cut. If anything fails,
-the temporary file is removed and ``path`` keeps its previous content.
+``.<name>.<host>-<pid>.<random>.tmp``, so no loader mistakes it for the real file), which
+is flushed and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX),
+and the directory is fsynced so the rename itself survives a power cut. If anything
+fails, the temporary file is removed and ``path`` keeps its previous content.
 
 A process killed mid-write cannot remove its temporary file; the next write to the same
-``path`` does: it removes the temporaries of ``path`` whose writing process (the ``pid``
-in the name) no longer runs. Nothing else is touched: not another name's temporaries,
-not a live writer's, not a symlink or directory that happens to match the pattern.
+``path`` does: it removes the temporaries of ``path`` written on this host whose writing
+process (the ``pid`` in the name) no longer runs. Nothing else is touched: not another
+name's temporaries, not another host's (a shared file system), not a live writer's, not
+a symlink or directory that happens to match the pattern. The clean-up is best effort:
+a temporary it may not remove (another user's in a sticky directory) stays, and the
+write goes on.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import stat
 import tempfile
 from collections.abc import Callable
@@ -47,7 +51,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     if target.is_dir():
         raise IsADirectoryError(f"cannot write {target}: it is a directory")
     remove_stale_temporaries(target)
-    prefix = f".{target.name}.{os.getpid()}."
+    prefix = f".{target.name}.{_writer()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
     try:
         os.fchmod(fd, 0o644)
@@ -76,30 +80,38 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files that killed writes to ``path`` left behind.
 
-    Only regular files named ``.<name>.<pid>.<random>.tmp`` beside ``path``, ``<name>``
-    being ``path``'s name, whose process ``<pid>`` is not running, are removed.
+    Only regular files named ``.<name>.<host>-<pid>.<random>.tmp`` beside ``path``,
+    ``<name>`` being ``path``'s name and ``<host>`` this host, whose process ``<pid>`` is
+    not running, are removed; what cannot be listed or removed is left alone.
 
     Returns:
         The paths removed.
     """
     target = Path(path)
     pattern = re.compile(
-        re.escape(f".{target.name}.") + r"(\d+)\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX)
+        re.escape(f".{target.name}.{_host()}-") + r"(\d+)\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX)
     )
     removed = []
-    with (
-        contextlib.suppress(FileNotFoundError, NotADirectoryError),
-        os.scandir(target.parent) as entries,
-    ):
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         for entry in entries:
             match = pattern.fullmatch(entry.name)
             if match is None or _running(int(match.group(1))):
                 continue
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 if stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
+
+
+def _host() -> str:
+    """This host's name, as a temporary's name may hold it (letters, digits, ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:64] or "host"
+
+
+def _writer() -> str:
+    """``<host>-<pid>``: who writes a temporary, in its name."""
+    return f"{_host()}-{os.getpid()}"
 
 
 def _running(pid: int) -> bool:

@@ -56,6 +56,7 @@ from . import random as _random
 from . import tree as _tree
 from ._atomic import write_bytes_atomic
 from ._files import open_regular
+from ._types import Array
 from .train import (
     Callback,
     EarlyStopping,
@@ -173,7 +174,10 @@ class Config:
                 ok = isinstance(value, bool)
             elif isinstance(default, float):
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                value = float(value) if ok else value
+                try:
+                    value = float(value) if ok else value
+                except OverflowError:
+                    ok = False
             else:
                 ok = isinstance(value, type(default)) and not isinstance(value, bool)
             if not ok:
@@ -190,7 +194,9 @@ def _option(name: str) -> str:
 
 
 def check_config(config: Config) -> None:
-    """Check every value of ``config`` against its range, before anything is read or run.
+    """Check every value of ``config`` against its range, and the model it describes
+    (names of activation and initializer; for a named dataset, its size against
+    :func:`fnn.runtime.memory_limit`), before anything is read or run.
 
     Raises:
         UsageError: naming each option out of range, what it must be and what it is.
@@ -230,6 +236,15 @@ def check_config(config: Config) -> None:
         bad.append("--batch-norm applies to --model cnn")
     if bad:
         raise UsageError("; ".join(bad))
+    if c.data is None:  # a named dataset: its image shape and classes are known already
+        spec = data.DATASETS[c.dataset]
+        check_model_size(
+            build_model(c, spec.image_shape, spec.num_classes),
+            spec.image_shape,
+            runtime.memory_limit(),
+        )
+    else:  # the constructors check --activation and --init; the shapes come with the data
+        build_model(c)
 
 
 def build_model(
@@ -267,7 +282,8 @@ def check_model_size(
     """Refuse a model whose training would not fit in ``memory`` bytes, before allocating.
 
     The parameters are counted from :attr:`fnn.nn.Layer.shapes` (nothing is allocated);
-    training holds about :data:`TRAINING_COPIES` float32 copies of them.
+    training holds about :data:`TRAINING_COPIES` float32 copies of them. ``memory`` is
+    :func:`fnn.runtime.memory_limit` (physical memory or ``ulimit -v``, the smaller).
 
     Raises:
         UsageError: naming the parameter count, the memory it needs and the limit.
@@ -280,8 +296,8 @@ def check_model_size(
     if memory is not None and need > memory:
         raise UsageError(
             f"the model has {count:,} parameters: training it takes about "
-            f"{need / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB "
-            "of memory; choose smaller --hidden sizes"
+            f"{need / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB this process "
+            "may use; choose smaller --hidden sizes"
         )
 
 
@@ -523,7 +539,7 @@ def _read_run(directory: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is larger than the {MAX_RUN_RECORD} bytes of a run record")
     try:
         record = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise UsageError(f"cannot read {path}: {err}") from None
     if not isinstance(record, dict):
         raise UsageError(f"{path} does not hold a run record")
@@ -612,23 +628,25 @@ def _prepare_out(directory: Path) -> None:
             raise UsageError(f"cannot write into {place}: {err.strerror or err}") from None
 
 
-def _forget_checkpoint(directory: Path) -> None:
-    """Remove the checkpoint of an earlier run in ``directory`` (a new run replaces it), so
-    that ``--resume`` can never find it."""
-    last = directory / CHECKPOINTS / callbacks.LAST
-    if last.is_symlink() or last.is_file():
-        last.unlink()
+def _forget_run(directory: Path) -> None:
+    """Remove the checkpoint and model of an earlier run in ``directory`` (a new run
+    replaces it), so that ``--resume`` cannot find the one nor ``fnn evaluate`` the other
+    beside the new run's record."""
+    for path in (directory / CHECKPOINTS / callbacks.LAST, directory / MODEL_FILE):
+        if path.is_symlink() or path.is_file():
+            path.unlink()
 
 
 def _checkpoint_of(
-    directory: Path, run: dict[str, Any], config: Config, init_params: Any
+    directory: Path, run: dict[str, Any], config: Config, expected: Any
 ) -> TrainState[Any]:
     """The checkpoint to resume, after checking it belongs to the run in ``directory``.
 
     Raises:
         UsageError: no checkpoint, a checkpoint of another run (its run id differs from
             ``run.json``'s), of another configuration (naming the options that differ), or
-            holding something else than the model's training state.
+            holding something else than a training state of params like ``expected`` (a
+            tree of :attr:`fnn.nn.Layer.shapes` placeholders).
     """
     path = directory / CHECKPOINTS / callbacks.LAST
     if not path.is_file():
@@ -657,18 +675,33 @@ def _checkpoint_of(
     state = io.load(path)
     if not isinstance(state, TrainState):
         raise UsageError(f"{path} does not hold a training state")
-    try:
-        _tree.assert_same_structure(init_params, state.params, "the checkpoint and the model")
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    found = _tree.mismatch(expected, state.params)
+    if found is not None:
+        raise UsageError(f"{path} does not hold the params of the run's model: {found}")
     return state
+
+
+def _check_progress(done: int, epochs: int, stop_after: int | None) -> None:
+    """On resume, refuse a run with nothing left to train: its ``epochs`` (or
+    ``--stop-after``) already reached."""
+    if epochs <= done:
+        raise UsageError(
+            f"the run has trained {done} epochs of its {epochs} already: nothing to train; "
+            f"extend it with --epochs N, N > {done}"
+        )
+    if stop_after is not None and stop_after <= done:
+        raise UsageError(
+            f"--stop-after {stop_after} leaves nothing to train: the run has trained {done} "
+            "epochs already"
+        )
 
 
 def _check_same_data(config: Config, run: dict[str, Any] | None, checksums: dict[str, str]) -> None:
     """On resume, refuse a user's data directory whose files changed since the run began."""
     if run is None or config.data is None:
         return
-    recorded = (run.get("data") or {}).get("sha256")
+    record = run.get("data")
+    recorded = record.get("sha256") if isinstance(record, dict) else None
     if recorded != checksums:
         raise UsageError(
             f"the data in {config.data} changed since the run began (SHA-256 of its files "
@@ -689,18 +722,23 @@ def _train_on(
     dataset = _load_config_data(config, args)
     checksums = dict(dataset.sha256)
     _check_same_data(config, run, checksums)
+    data_record: dict[str, Any] = {"dataset": config.dataset, "sha256": checksums}
+    if config.data is not None:
+        data_record["directory"] = config.data
     image_shape = tuple(dataset.x_train.shape[1:])
     model = build_model(config, image_shape, dataset.num_classes)
-    check_model_size(model, image_shape, runtime.physical_memory())
-    x_train, y_train = data.to_float(dataset.x_train), dataset.y_train
-    x_test, y_test = data.to_float(dataset.x_test), dataset.y_test
+    check_model_size(model, image_shape, runtime.memory_limit())
+    x_train, y_train = _float_images(dataset.x_train), dataset.y_train
+    x_test, y_test = _float_images(dataset.x_test), dataset.y_test
     classes, num_classes = list(dataset.classes), dataset.num_classes
     del dataset  # the uint8 images: only the float32 copies are needed from here on
-    n_fit = len(x_train) - round(len(x_train) * config.validation_split)
-    if n_fit < 1:
+    n_val = round(len(x_train) * config.validation_split)
+    n_fit = len(x_train) - n_val
+    if n_fit < 1 or (config.validation_split > 0 and n_val < 1):
+        part = "training" if n_fit < 1 else "validation"
         raise UsageError(
-            f"--validation-split {config.validation_split} leaves no training images "
-            f"of {len(x_train)}"
+            f"--validation-split {config.validation_split} of {len(x_train)} training "
+            f"images leaves no {part} images"
         )
     steps_per_epoch = data.num_batches(n_fit, config.batch_size, False)
     optimizer = build_optimizer(config, steps_per_epoch)
@@ -708,19 +746,24 @@ def _train_on(
 
     state: TrainState[Any] | None = None
     if run is not None:
-        init_params = model.init(key, image_shape)
-        state = _checkpoint_of(directory, run, config, init_params)
+        state = _checkpoint_of(directory, run, config, model.shapes(image_shape).params)
+        _check_progress(state.epoch, config.epochs, args.stop_after)
         run_id = str(run["run_id"])
-        out.write(f"resuming {directory} after epoch {state.epoch}\n")
+        out.write(f"resuming {printable(str(directory))} after epoch {state.epoch}\n")
     else:
         run_id = uuid.uuid4().hex
     if lead:
         _prepare_out(directory)
         if run is None:
-            _forget_checkpoint(directory)
+            _forget_run(directory)
             _write_json(
                 directory / RUN_FILE,
-                {"config": config.to_json(), "seed": config.seed, "run_id": run_id},
+                {
+                    "config": config.to_json(),
+                    "seed": config.seed,
+                    "run_id": run_id,
+                    "data": data_record,
+                },
             )
 
     times = callbacks.EpochTimes()
@@ -787,10 +830,9 @@ def _train_on(
             "image_shape": list(image_shape),
         },
     )
-    previous = (run or {}).get("timing") or {}
-    data_record: dict[str, Any] = {"dataset": config.dataset, "sha256": checksums}
-    if config.data is not None:
-        data_record["directory"] = config.data
+    previous = (run or {}).get("timing")
+    previous = previous if isinstance(previous, dict) else {}
+    earlier = previous.get("epoch_seconds")
     record = {
         "config": config.to_json(),
         "run_id": run_id,
@@ -804,7 +846,7 @@ def _train_on(
         "params_sha256": _tree.fingerprint(final.params),
         "timing": {
             "epoch_seconds": {
-                **previous.get("epoch_seconds", {}),
+                **(earlier if isinstance(earlier, dict) else {}),
                 **{str(e): s for e, s in times.seconds.items()},
             },
             "wall_seconds": wall,
@@ -817,8 +859,13 @@ def _train_on(
             plots.confusion_matrix(matrix, directory / "confusion.png", classes)
         except plots.PlottingUnavailableError as err:
             out.write(f"note: {err}\n")
-    out.write(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}\n")
+    out.write(printable(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
     return 0
+
+
+def _float_images(images: Array) -> Array:
+    """float32 images in [0, 1]: uint8 ones scaled, float ones (a directory's) as float32."""
+    return data.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def _model_path(path: Path) -> Path:
@@ -872,7 +919,7 @@ def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{path} cannot take images of shape {image_shape}: {err}") from None
     if outputs != dataset.num_classes:
         raise UsageError(f"{path} has {outputs} outputs, the dataset {dataset.num_classes} classes")
-    x_test = data.to_float(dataset.x_test)
+    x_test = _float_images(dataset.x_test)
     result = evaluate(
         model,
         losses.softmax_cross_entropy,

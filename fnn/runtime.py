@@ -63,10 +63,22 @@ def keep_freed_memory(limit: int = 2**30) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
 
 
-def physical_memory() -> int | None:
-    """The machine's physical memory in bytes, or None where the system does not say."""
+def memory_limit() -> int | None:
+    """The bytes this process may use at most: the smaller of the machine's physical
+    memory and the address-space limit (``ulimit -v``); None where neither is known."""
+    limits = []
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        if pages > 0 and page_size > 0:
+            limits.append(pages * page_size)
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-    return pages * page_size if pages > 0 and page_size > 0 else None
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(soft)
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
+    return min(limits) if limits else None

@@ -4,11 +4,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
-from fnn._atomic import remove_stale_temporaries, write_atomic, write_bytes_atomic
+from fnn._atomic import _writer, remove_stale_temporaries, write_atomic, write_bytes_atomic
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:
@@ -51,26 +51,47 @@ def dead_pid() -> int:
 def test_the_next_write_removes_the_temporaries_of_killed_writers_only(tmp_path: Path) -> None:
     target = tmp_path / "last.npz"
     target.write_bytes(b"old")
+    host = _writer().rsplit("-", 1)[0]
     gone = dead_pid()
-    stale = tmp_path / f".last.npz.{gone}.k3j_x9a1.tmp"
+    stale = tmp_path / f".last.npz.{host}-{gone}.k3j_x9a1.tmp"
     stale.write_bytes(b"half a checkpoint")
-    live = tmp_path / f".last.npz.{os.getppid()}.abc12345.tmp"  # a running writer's
+    live = tmp_path / f".last.npz.{host}-{os.getppid()}.abc12345.tmp"  # a running writer's
     live.write_bytes(b"being written")
-    other = tmp_path / f".best.npz.{gone}.abc12345.tmp"  # another file's temporary
+    elsewhere = tmp_path / f".last.npz.otherhost-{gone}.abc12345.tmp"  # another host's
+    elsewhere.write_bytes(b"being written over NFS")
+    other = tmp_path / f".best.npz.{host}-{gone}.abc12345.tmp"  # another file's temporary
     other.write_bytes(b"not ours")
-    lookalike = tmp_path / f".last.npz.{gone}.zz.tmp"
+    lookalike = tmp_path / f".last.npz.{host}-{gone}.zz.tmp"
     lookalike.symlink_to(target)  # a symlink is never removed
-    unrelated = tmp_path / f".last.npz.{gone}.tmp.keep"
+    unrelated = tmp_path / f".last.npz.{host}-{gone}.tmp.keep"
     unrelated.write_bytes(b"a user's file")
 
     write_bytes_atomic(target, b"new")
 
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (target, live, other, lookalike, unrelated)
+        p.name for p in (target, live, elsewhere, other, lookalike, unrelated)
     )
     assert remove_stale_temporaries(tmp_path / "best.npz") == [other]
     assert remove_stale_temporaries(tmp_path / "nowhere" / "x.npz") == []
+
+
+def test_a_temporary_that_cannot_be_removed_does_not_stop_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "f.bin"
+    stale = tmp_path / f".f.bin.{_writer().rsplit('-', 1)[0]}-{dead_pid()}.abc.tmp"
+    stale.write_bytes(b"another user's, in a sticky directory")
+    real_unlink = os.unlink
+
+    def refuse(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == stale:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    write_bytes_atomic(target, b"written")
+    assert target.read_bytes() == b"written" and stale.exists()
 
 
 def test_temporaries_name_their_writer(tmp_path: Path) -> None:
@@ -81,4 +102,5 @@ def test_temporaries_name_their_writer(tmp_path: Path) -> None:
         seen.extend(p.name for p in tmp_path.iterdir())
 
     write_atomic(target, look)
-    assert len(seen) == 1 and seen[0].startswith(f".f.bin.{os.getpid()}.")
+    assert len(seen) == 1 and seen[0].startswith(f".f.bin.{_writer()}.")
+    assert _writer().endswith(f"-{os.getpid()}")

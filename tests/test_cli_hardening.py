@@ -142,6 +142,7 @@ def test_a_new_run_never_leaves_an_older_checkpoint_to_resume(
     assert status == 130
     assert capsys.readouterr().err == "fnn train: interrupted\n"
     assert json.loads((x / "run.json").read_text())["config"]["seed"] == 5
+    assert not (x / "model.npz").exists()  # the earlier run's model went with its record
     assert "nothing to resume" in error_of(capsys, "train", "--resume", str(x))
 
     # The old checkpoint put back (by hand, or by an fnn that did not remove it): refused.
@@ -272,14 +273,20 @@ def test_training_on_a_directory_of_own_data(
     assert "shape" in error_of(capsys, "evaluate", str(out), "--dataset", "fashion-mnist")
 
 
-def test_own_data_resumes_only_on_the_same_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def half_a_run_on_own_data(tmp_path: Path) -> tuple[Path, Path]:
+    """The data directory and the run directory of a run stopped after 1 of 2 epochs."""
     own = write_own_data(tmp_path / "own")
     out = tmp_path / "run"
     status, _ = run("train", "--data", str(own), "--out", str(out), "--epochs", "2",
                     "--stop-after", "1", "--quiet")  # fmt: skip
     assert status == 0
+    return own, out
+
+
+def test_own_data_resumes_only_on_the_same_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own, out = half_a_run_on_own_data(tmp_path)
     assert "give --data (your own data) or --dataset" in error_of(
         capsys, "train", "--data", str(own), "--dataset", "mnist", "--out", str(out)
     )
@@ -350,3 +357,132 @@ def test_a_run_record_must_be_a_regular_file_of_bounded_size(
     with (tmp_path / "run.json").open("wb") as record:
         record.truncate(cli.MAX_RUN_RECORD + 10)
     assert "larger than the" in error_of(capsys, "train", "--resume", str(tmp_path))
+
+
+def write_float_data(directory: Path) -> Path:
+    """The data of :func:`write_own_data` as float32 ``.npy`` files in [0, 1]."""
+    source = np.load(write_own_data(directory.parent / "uint8-source") / "data.npz")
+    directory.mkdir()
+    for name in ("x_train", "x_test"):
+        np.save(directory / f"{name}.npy", (source[name] / 255.0).astype(np.float32))
+    for name in ("y_train", "y_test"):
+        np.save(directory / f"{name}.npy", source[name])
+    return directory
+
+
+def test_float_images_train_and_a_killed_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = write_float_data(tmp_path / "floats")
+    out = tmp_path / "run"
+    real_fit = fnn.fit
+
+    def killed_after_first_checkpoint(
+        *args: Any, callbacks: list[Callable[[Any], None]], **kwargs: Any
+    ) -> Any:
+        def kill(event: Any) -> None:
+            if event.kind == "epoch_end":
+                raise KeyboardInterrupt
+
+        return real_fit(*args, callbacks=[*callbacks, kill], **kwargs)
+
+    argv = ("--data", str(own), "--out", str(out), "--epochs", "3", "--batch-size", "16")
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "fit", killed_after_first_checkpoint)
+        status, _ = run("train", *argv, "--quiet")
+    assert status == 130
+    assert fnn.io.load(out / "checkpoints" / "last.npz").epoch == 1
+    status, text = run("train", "--resume", str(out), "--quiet", "--no-plots")
+    assert status == 0, text
+    assert "resuming" in text
+    assert json.loads((out / "run.json").read_text())["test"]["accuracy"] > 0.9
+
+
+def test_resume_refuses_a_run_with_nothing_left_to_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "2")  # 2 of 3 epochs
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "2")
+    assert "the run has trained 2 epochs of its 2 already: nothing to train" in message
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--stop-after", "2")
+    assert "--stop-after 2 leaves nothing to train" in message
+
+
+def test_an_empty_validation_part_is_refused_before_any_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "tiny"
+    own.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 5), ("test", 3)):
+        np.save(own / f"x_{name}.npy", rng.integers(0, 255, (n, 6, 6)).astype(np.uint8))
+        np.save(own / f"y_{name}.npy", np.arange(n) % 2)
+    out = tmp_path / "run"
+    message = error_of(capsys, "train", "--data", str(own), "--out", str(out))
+    assert "--validation-split 0.1 of 5 training images leaves no validation images" in message
+    assert not out.exists()
+
+
+def test_model_names_and_size_are_checked_before_the_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_data(*args: Any) -> Any:
+        raise AssertionError("read the data before checking the configuration")
+
+    monkeypatch.setattr(cli, "_load_data", no_data)
+    assert "bogus" in error_of(capsys, "train", "--out", str(tmp_path), "--activation", "bogus")
+    monkeypatch.setattr(fnn.runtime, "memory_limit", lambda: 2**30)
+    message = error_of(capsys, "train", "--out", str(tmp_path), "--hidden", "100000")
+    assert "79,500,010 parameters" in message and "the 1.0 GiB this process may use" in message
+
+
+def test_the_memory_limit_follows_ulimit() -> None:
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (2**32, 2**32)); "
+        "from fnn import runtime; print(runtime.memory_limit())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(done.stdout) == 2**32
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: {**r, "config": {**r["config"], "lr": 10**400}}, "config entry 'lr'"),
+        (lambda r: {**r, "data": "s"}, "changed since the run began"),
+        (lambda r: {**r, "config": json.loads("[" * 100_000 + "]" * 100_000)}, "cannot read"),
+    ],
+)
+def test_a_damaged_run_record_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, Any]], dict[str, Any]],
+    message: str,
+) -> None:
+    _, out = half_a_run_on_own_data(tmp_path)
+    record = json.loads((out / "run.json").read_text())
+    try:
+        damaged = json.dumps(damage(record))
+    except RecursionError:  # json cannot write what it cannot read: write it by hand
+        damaged = json.dumps(record).replace('"config": {', '"config": ' + "[" * 100_000, 1)
+    (out / "run.json").write_text(damaged)
+    assert message in error_of(capsys, "train", "--resume", str(out))
+
+
+def test_load_directory_refuses_labels_beyond_any_class_count_and_an_empty_test_set(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    np.save(own / "x_train.npy", np.zeros((4, 3, 3), np.uint8))
+    np.save(own / "y_train.npy", np.array([0, 1, 2**63 + 5, 1], np.uint64))
+    np.save(own / "x_test.npy", np.zeros((2, 3, 3), np.uint8))
+    np.save(own / "y_test.npy", np.array([0, 1], np.uint64))
+    (own / "classes.txt").write_text("a\nb\nc\n")
+    with pytest.raises(fnn.data.DataError, match="more than the 100000 allowed"):
+        fnn.data.load_directory(own)
+    np.save(own / "y_train.npy", np.array([0, 1, 2, 1], np.uint64))
+    np.save(own / "x_test.npy", np.zeros((0, 3, 3), np.uint8))
+    np.save(own / "y_test.npy", np.zeros(0, np.uint64))
+    with pytest.raises(fnn.data.DataError, match="the test set is empty"):
+        fnn.data.load_directory(own)

@@ -29,7 +29,7 @@ from .._files import sha256 as _sha256
 from .._types import Array
 from ._datasets import Dataset
 from ._errors import DataError
-from ._idx import DEFAULT_MAX_BYTES, read_idx
+from ._idx import DEFAULT_MAX_BYTES, _check_max_bytes, read_idx
 from ._npy import Header, Stream, read_data, read_header, read_npy
 
 IDX_FILES = (
@@ -111,7 +111,7 @@ def load_directory(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
             the number of classes; more than :data:`MAX_CLASSES` classes.
         TypeError, ValueError: ``max_bytes`` is not a non-negative int.
     """
-    limit = _max_bytes(max_bytes)
+    limit = _check_max_bytes(max_bytes)
     directory = _directory(path)
     layout = _layout(directory)
     files = [directory / f for f in layout.files]
@@ -147,14 +147,6 @@ def load_directory(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
         num_classes=num_classes,
         classes=classes,
     )
-
-
-def _max_bytes(max_bytes: Any) -> int:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)):
-        raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
-    if max_bytes < 0:
-        raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-    return int(max_bytes)
 
 
 def _directory(path: Any) -> Path:
@@ -302,8 +294,9 @@ def _check_images(train_name: str, x_train: Array, test_name: str, x_test: Array
                     f"{name}: float pixels must be in [0, 1], found values in [{low}, {high}]; "
                     "store uint8 0-255 or divide by 255"
                 )
-    if len(x_train) == 0:
-        raise DataError(f"{train_name}: the training set is empty; it needs at least one image")
+    for name, x, part in ((train_name, x_train, "training"), (test_name, x_test, "test")):
+        if len(x) == 0:
+            raise DataError(f"{name}: the {part} set is empty; it needs at least one image")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
             f"train and test images differ in shape: {x_train.shape[1:]} in {train_name}, "
@@ -319,6 +312,11 @@ def _check_labels(name: str, y: Array, n: int, images: str) -> Array:
         raise DataError(f"{name}: {len(y)} labels for the {n} images of {images}")
     if len(y) and int(y.min()) < 0:
         raise DataError(f"{name}: labels must be >= 0, found {int(y.min())}")
+    top = int(y.max()) if len(y) else 0
+    if top >= MAX_CLASSES:  # checked before the cast: a uint64 label could wrap negative
+        raise DataError(
+            f"{name}: a label of {top} means {top + 1} classes, more than the {MAX_CLASSES} allowed"
+        )
     return y if y.dtype == np.int64 else y.astype(np.int64)
 
 
@@ -351,14 +349,10 @@ def _read_classes(path: Path) -> tuple[str, ...]:
 def _classes(
     directory: Path, y_train: Array, y_test: Array, names: Sequence[str] | None
 ) -> tuple[int, tuple[str, ...]]:
-    """The number of classes and their names, from ``classes.txt`` or the labels."""
+    """The number of classes and their names, from ``classes.txt`` or the labels (each
+    below :data:`MAX_CLASSES`: checked with the labels)."""
     top = max(int(y.max()) for y in (y_train, y_test) if len(y))
     if names is None:
-        if top >= MAX_CLASSES:
-            raise DataError(
-                f"{directory}: a label of {top} means {top + 1} classes, more than the "
-                f"{MAX_CLASSES} allowed"
-            )
         return top + 1, tuple(str(i) for i in range(top + 1))
     if not 0 < len(names) <= MAX_CLASSES:
         raise DataError(

@@ -40,6 +40,7 @@ from ._compare import allclose as allclose
 from ._compare import equal as equal
 from ._compare import fingerprint as fingerprint
 from ._compare import max_abs_difference as max_abs_difference
+from ._compare import mismatch as mismatch
 from ._layout import Layout as Layout
 from ._layout import layout as layout
 from ._layout import layout_of as layout_of
