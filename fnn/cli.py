@@ -827,7 +827,6 @@ def _train_on(
             "dataset": config.dataset,
             "data": config.data,
             "classes": classes,
-            "image_shape": list(image_shape),
         },
     )
     previous = (run or {}).get("timing")
@@ -880,14 +879,6 @@ def printable(text: str) -> str:
     )
 
 
-def _model_image_shape(meta: dict[str, Any]) -> tuple[int, ...] | None:
-    """The image shape recorded in a model file's metadata (None when absent)."""
-    shape = meta.get("image_shape")
-    if isinstance(shape, list) and shape and all(type(d) is int and d >= 1 for d in shape):
-        return tuple(shape)
-    return None
-
-
 def _evaluation_data(args: argparse.Namespace, meta: dict[str, Any]) -> data.Dataset:
     """The dataset ``fnn evaluate`` uses: ``--data``, ``--dataset``, or the model file's."""
     if args.data is not None:
@@ -908,15 +899,10 @@ def _evaluate(args: argparse.Namespace, out: TextIO) -> int:
     meta = io.load_metadata(path)
     dataset = _evaluation_data(args, meta)
     image_shape = tuple(dataset.x_test.shape[1:])
-    recorded = _model_image_shape(meta)
-    if recorded is not None and recorded != image_shape:
-        raise UsageError(
-            f"{path} takes images of shape {recorded}, the dataset's are {image_shape}"
-        )
-    try:
-        outputs = model.output_shape(image_shape)[-1]
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"{path} cannot take images of shape {image_shape}: {err}") from None
+    takes = io.load_in_shape(path)
+    if takes != image_shape:
+        raise UsageError(f"{path} takes images of shape {takes}, the dataset's are {image_shape}")
+    outputs = model.output_shape(image_shape)[-1]
     if outputs != dataset.num_classes:
         raise UsageError(f"{path} has {outputs} outputs, the dataset {dataset.num_classes} classes")
     x_test = _float_images(dataset.x_test)
@@ -949,7 +935,7 @@ def _predict(args: argparse.Namespace, out: TextIO) -> int:
     meta = io.load_metadata(path)
     raw_classes = meta.get("classes")
     classes = [printable(str(c)) for c in raw_classes] if isinstance(raw_classes, list) else []
-    image_shape = _model_image_shape(meta) or (28, 28)
+    image_shape = io.load_in_shape(path)
     for source in args.inputs:
         images = data.read_images(
             source, args.invert, image_shape=image_shape, max_bytes=PREDICT_MAX_BYTES

@@ -486,3 +486,17 @@ def test_load_directory_refuses_labels_beyond_any_class_count_and_an_empty_test_
     np.save(own / "y_test.npy", np.zeros(0, np.uint64))
     with pytest.raises(fnn.data.DataError, match="the test set is empty"):
         fnn.data.load_directory(own)
+
+
+def test_predict_takes_the_image_shape_from_the_model_file(tmp_path: Path) -> None:
+    model = fnn.nn.mlp((16, 3))
+    params = model.init(fnn.random.key(0), (8, 8))
+    fnn.io.save_model(tmp_path / "small.npz", model, params, in_shape=(8, 8))  # no metadata
+    assert fnn.io.load_in_shape(tmp_path / "small.npz") == (8, 8)
+    np.save(tmp_path / "eights.npy", np.zeros((2, 8, 8), np.uint8))
+    status, text = run("predict", str(tmp_path / "small.npz"), str(tmp_path / "eights.npy"))
+    assert status == 0, text
+    assert len(text.splitlines()) == 2
+    fnn.io.save(tmp_path / "tree.npz", params)
+    with pytest.raises(fnn.io.FormatError, match="holds a tree, not a model"):
+        fnn.io.load_in_shape(tmp_path / "tree.npz")

@@ -9,7 +9,8 @@ is specified in FORMAT.md beside this file.
   node and leaf against the template; ``load(path)`` rebuilds only registered types
   (:data:`TYPES`), never importing a name found in a file.
 * :func:`save_model` / :func:`load_model` — a model's spec, input shape, params and state.
-* :func:`load_metadata` — the metadata saved with either, without reading the arrays.
+* :func:`load_metadata` — the metadata saved with either, without reading the arrays;
+  :func:`load_in_shape` — the input shape a model file's model takes, likewise.
 
 Errors: :class:`FormatError` (a ``ValueError``) for any file that is not a valid fnn
 file, or not a regular file (a FIFO or a device is refused at once, never read);
@@ -22,6 +23,7 @@ from ..tree import TYPES as TYPES
 from ._api import LoadedModel as LoadedModel
 from ._api import PathLike as PathLike
 from ._api import load as load
+from ._api import load_in_shape as load_in_shape
 from ._api import load_metadata as load_metadata
 from ._api import load_model as load_model
 from ._api import save as save

@@ -241,6 +241,24 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
         return _read(archive).metadata
 
 
+def load_in_shape(path: PathLike) -> tuple[int, ...]:
+    """The input shape (batch axis excluded) a model file's model was saved for, without
+    reading its arrays (what ``fnn predict`` resizes pictures to).
+
+    Raises:
+        FileNotFoundError, TypeError: as :func:`load`.
+        FormatError: not a valid fnn file, or a tree file without a model.
+    """
+    target = check_path(path)
+    with open_archive(target) as archive:
+        entry = _read(archive).model
+    if entry is None:
+        raise FormatError(
+            f"{target} holds a tree, not a model (no 'model' entry): load it with fnn.io.load"
+        )
+    return entry.in_shape
+
+
 def _in_shape(in_shape: Any) -> tuple[int, ...]:
     if not isinstance(in_shape, tuple) or not all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in in_shape
