@@ -24,7 +24,6 @@ from . import tree as _tree
 from ._types import Array
 from .losses import Loss, Penalty
 from .nn import Layer
-from .tree._compare import mismatch
 
 P = TypeVar("P")
 
@@ -330,7 +329,7 @@ def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: 
         ("params", params, described.params),
         ("state", state, described.state),
     ):
-        found = mismatch(want, have, "shapes says")
+        found = _tree.mismatch(want, have, "shapes says")
         if found is not None:
             raise ValueError(f"the layer's shapes() does not describe its {what}: {found}")
     if described.output != y.shape[1:]:

@@ -37,7 +37,6 @@ from .gradient import _add_penalty, _forward_backward_flat
 from .losses import Loss, Penalty, is_classification
 from .nn import Layer, param_dtype
 from .optim import Optimizer, OptState
-from .tree._compare import mismatch
 
 P = TypeVar("P")
 
@@ -468,7 +467,7 @@ def _check_fits(model: Layer[Any], params: Any, state: Any, in_shape: Any, what:
         ("params", described.params, params),
         ("state", described.state, state),
     ):
-        found = mismatch(want, have)
+        found = _tree.mismatch(want, have)
         if found is not None:
             raise ValueError(
                 f"{what} {name} do not fit the model for inputs of shape {in_shape}: {found}"

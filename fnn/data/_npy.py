@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import io
 import math
-import struct
-import tokenize
 from typing import Any, Protocol
 
 import attrs
 import numpy as np
 
 from .._files import open_regular, read_into
+from .._npy_header import MAGIC as MAGIC
+from .._npy_header import read_npy_header
 from .._types import Array
 from ._errors import DataError
-
-MAGIC = b"\x93NUMPY"
-"""The first six bytes of every ``.npy`` file."""
 
 MAX_HEADER = 10_000
 """The largest ``.npy`` header read, in bytes (NumPy's own default cap)."""
@@ -32,16 +29,6 @@ MAX_NDIM = 32
 """The most axes an array may have (NumPy 1.x's limit)."""
 
 _KINDS = "biuf"
-_LENGTH_FORMAT = {(1, 0): "<H", (2, 0): "<I"}
-_HEADER_ERRORS = (
-    ValueError,
-    SyntaxError,
-    TypeError,
-    OverflowError,
-    RecursionError,
-    tokenize.TokenError,
-    struct.error,
-)
 
 
 class Stream(Protocol):
@@ -71,13 +58,6 @@ class Header:
         return f"shape {self.shape} of {self.dtype}"
 
 
-def _read_exact(stream: Stream, n: int, name: str) -> bytes:
-    data = stream.read(n)
-    if len(data) != n:
-        raise DataError(f"{name}: truncated .npy header: expected {n} more bytes, got {len(data)}")
-    return data
-
-
 def read_header(stream: Stream, name: str, max_bytes: int, size: int) -> Header:
     """Read and check the header of the ``.npy`` data of ``size`` bytes in ``stream``.
 
@@ -95,32 +75,8 @@ def read_header(stream: Stream, name: str, max_bytes: int, size: int) -> Header:
             header, an object (pickled) or non-numeric dtype, more than 32 axes, data
             larger than ``max_bytes``, or a size that disagrees with the header.
     """
-    prefix = stream.read(len(MAGIC) + 2)
-    if prefix[: len(MAGIC)] != MAGIC or len(prefix) < len(MAGIC) + 2:
-        raise DataError(f"{name}: not a .npy file: it does not start with {MAGIC!r}")
-    version = (prefix[-2], prefix[-1])
-    fmt = _LENGTH_FORMAT.get(version)
-    if fmt is None:
-        raise DataError(
-            f"{name}: .npy format version {version} is not supported; expected 1.0 or 2.0"
-        )
-    length_bytes = _read_exact(stream, struct.calcsize(fmt), name)
-    (length,) = struct.unpack(fmt, length_bytes)
-    if length > MAX_HEADER:
-        raise DataError(f"{name}: a .npy header of {length} bytes; at most {MAX_HEADER} are read")
-    raw = io.BytesIO(length_bytes + _read_exact(stream, length, name))
-    parse: Any = (
-        np.lib.format.read_array_header_1_0
-        if version == (1, 0)
-        else np.lib.format.read_array_header_2_0
-    )
-    try:
-        shape, fortran_order, dtype = parse(raw, max_header_size=MAX_HEADER)
-    except _HEADER_ERRORS as e:
-        raise DataError(f"{name}: malformed .npy header: {e}") from None
-    header = Header(
-        tuple(shape), dtype, bool(fortran_order), len(prefix) + len(length_bytes) + length
-    )
+    shape, fortran_order, dtype, header_size = read_npy_header(stream, name, MAX_HEADER, DataError)
+    header = Header(shape, dtype, fortran_order, header_size)
     return _check(header, name, max_bytes, size)
 
 

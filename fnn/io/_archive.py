@@ -19,11 +19,12 @@ import tokenize
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 
 from .._files import open_regular
+from .._npy_header import read_npy_header
 from .._types import Array
 from ._format import (
     DESCRIPTION,
@@ -39,8 +40,6 @@ from ._tree_json import Leaf
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 2**24
 _ZIP64 = 2**31
-_MAGIC_LEN = 8  # b"\x93NUMPY" and the two version bytes
-_HEADER_LENGTH = {(1, 0): "<H", (2, 0): "<I"}
 
 # What zipfile, struct and NumPy's header parser (ast, tokenize) raise on malformed input.
 _PARSE_ERRORS = (
@@ -185,28 +184,15 @@ class Archive:
         info = self.members[name]
         what = f"{self.path}: member {name}"
         with reading(what), self.zip.open(info) as member:
-            prefix = _read_exact(member, _MAGIC_LEN, what)
-            version = np.lib.format.read_magic(io.BytesIO(prefix))
-            if version not in _HEADER_LENGTH:
-                raise FormatError(f"{what}: .npy version {version} is not supported")
-            fmt = _HEADER_LENGTH[version]
-            length_bytes = _read_exact(member, struct.calcsize(fmt), what)
-            (length,) = struct.unpack(fmt, length_bytes)
-            if length > MAX_NPY_HEADER:
-                raise FormatError(f"{what}: a .npy header of {length} bytes is too large")
-            header = io.BytesIO(length_bytes + _read_exact(member, length, what))
-            read_header: Any = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype, header_size = read_npy_header(
+                member, what, MAX_NPY_HEADER, FormatError
             )
-            shape, fortran_order, dtype = read_header(header, max_header_size=MAX_NPY_HEADER)
             if dtype.str != leaf.dtype.str or tuple(shape) != leaf.shape:
                 raise FormatError(
                     f"{what}: the .npy header declares {short(dtype, 40)} {short(shape, 60)}, "
                     f"the description {leaf}"
                 )
-            data_size = info.file_size - len(prefix) - len(length_bytes) - length
+            data_size = info.file_size - header_size
             if data_size != leaf.nbytes:
                 raise FormatError(
                     f"{what}: holds {data_size} bytes of data, but {leaf} takes {leaf.nbytes}"
