@@ -13,6 +13,16 @@ the root, on process 0, is broadcast to all. The additions are the same whicheve
 does them, so for a given ``S`` the bits do not depend on ``N``: one process with
 ``shards=4`` gives the bits of four.
 
+When the number of processes is a power of two and the optimizer is elementwise
+(:attr:`fnn.optim.Optimizer.elementwise`: Adam, SGD, RMSprop, Adagrad; no penalty),
+:func:`fnn.train_step` shares out the update as well: the swaps above become recursive
+halving (:func:`reduce_scatter_shards`: at each level a process sends its partner only
+the half the partner keeps, and both add that half in the same order), so each process
+ends with its slice of the summed gradient (:func:`span`); it updates that slice of the
+params and moments and :func:`gather_spans` gives every process the whole of them. Each
+entry is added and updated by the same operations as before, so the bits are those of
+one process; every process still ends each step with the same, whole state.
+
 Processes talk through a :class:`Communicator`: ``mpi4py.MPI.COMM_WORLD`` (the optional
 extra ``fnn[mpi]``), or nothing for one process. Only the shards' weighted gradients,
 losses, accuracy counts and float model state travel; every process reads the data and
@@ -214,6 +224,94 @@ def _butterfly(
         group *= 2
     assert value is not None, "every shard is empty"
     return value
+
+
+def scatters(comm: Communicator | None) -> bool:
+    """Whether the processes of ``comm`` can share out the reduction and the update
+    (:func:`reduce_scatter_shards`, :func:`gather_spans`): more than one, a power of two."""
+    _, size = rank_and_size(comm)
+    return size > 1 and size & (size - 1) == 0
+
+
+def span(length: int, rank: int, size: int, levels: int | None = None) -> tuple[int, int]:
+    """The entries ``(lo, hi)`` of a flat vector of ``length`` that process ``rank`` of
+    ``size`` (a power of two) holds after ``levels`` (default: all ``log2(size)``) levels
+    of :func:`reduce_scatter_shards`: the vector halved once per level, the lower half
+    (``(hi - lo) // 2`` entries) kept by the process whose rank has that level's bit
+    clear (bit 0 first).
+
+    >>> [span(10, r, 4) for r in range(4)]
+    [(0, 2), (5, 7), (2, 5), (7, 10)]
+    """
+    lo, hi, group = 0, length, 1
+    for _ in range(size.bit_length() - 1 if levels is None else levels):
+        mid = lo + (hi - lo) // 2
+        lo, hi = (mid, hi) if rank & group else (lo, mid)
+        group *= 2
+    return lo, hi
+
+
+def reduce_scatter_shards(
+    values: Mapping[int, Array], shards: int, comm: Communicator
+) -> tuple[Array, tuple[int, int]]:
+    """This process's part of the sum over shards of one flat vector: ``(part, (lo,
+    hi))``, ``part`` the same bits as entries ``lo:hi`` (:func:`span`) of what
+    :func:`reduce_shards` returns, in a new array.
+
+    The same additions as :func:`reduce_shards`' partner swaps, but at each level a
+    process sends its partner only the half of its vector the partner keeps (recursive
+    halving): each level moves half as many numbers as the one before, and each process
+    ends with its slice of the sum only (for an update of that slice followed by
+    :func:`gather_spans`). Needs :func:`scatters` true for ``comm`` and every shard
+    nonempty; ``values`` holds this process's shards.
+    """
+    rank, size = rank_and_size(comm)
+    per = shards // size
+    value = _block_sum(values, rank * per, (rank + 1) * per)
+    lo, hi, group = 0, len(value), 1
+    while group < size:
+        partner = rank ^ group
+        mid = (hi - lo) // 2  # the halves of [lo, hi), counted from lo
+        (keep_lo, keep_hi), (give_lo, give_hi) = (
+            ((mid, hi - lo), (0, mid)) if rank & group else ((0, mid), (mid, hi - lo))
+        )
+        theirs = np.empty(keep_hi - keep_lo, value.dtype)
+        comm.Sendrecv(value[give_lo:give_hi], partner, group, theirs, partner, group)
+        mine = value[keep_lo:keep_hi]
+        value = mine + theirs if rank < partner else theirs + mine  # the left block first
+        lo, hi = lo + keep_lo, lo + keep_hi
+        group *= 2
+    return value, (lo, hi)
+
+
+def gather_spans(parts: Sequence[Array], length: int, comm: Communicator) -> list[Array]:
+    """Whole flat vectors of ``length`` entries, on every process, from each process's
+    :func:`span` of them (``parts``, one per vector): :func:`reduce_scatter_shards`' levels
+    in reverse, each process swapping what it holds with its partner (recursive
+    doubling). Needs :func:`scatters` true for ``comm``; returns new arrays."""
+    rank, size = rank_and_size(comm)
+    levels = size.bit_length() - 1
+    lo, hi = span(length, rank, size)
+    whole = [np.empty(length, p.dtype) for p in parts]
+    for out, part in zip(whole, parts):
+        out[lo:hi] = part
+    for level in range(levels, 0, -1):
+        partner = rank ^ (1 << (level - 1))
+        mine, theirs = span(length, rank, size, level), span(length, partner, size, level)
+        for out in whole:
+            comm.Sendrecv(
+                out[mine[0] : mine[1]], partner, level, out[theirs[0] : theirs[1]], partner, level
+            )
+    return whole
+
+
+def _block_sum(values: Mapping[int, Array], lo: int, hi: int) -> Array:
+    """The sum over shards ``[lo, hi)``, all held here, in the module docstring's order."""
+    if hi - lo == 1:
+        return values[lo]
+    mid = (lo + hi) // 2
+    total: Array = _block_sum(values, lo, mid) + _block_sum(values, mid, hi)
+    return total
 
 
 # -- launching under MPI -----------------------------------------------------------------

@@ -260,10 +260,11 @@ def train_step(
     shards = parallel.check_plan(shards, comm)
     scores = _scores(loss, accuracy)
     stochastic = model.stochastic
+    scatter = parallel.scatters(comm) and optimizer.elementwise and penalty is None
     run = (
         _single_batch(model, loss, penalty, scores)
         if shards == 1
-        else _sharded_batch(model, loss, penalty, scores, shards, comm)
+        else _sharded_batch(model, loss, penalty, scores, shards, comm, scatter)
     )
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
@@ -281,7 +282,14 @@ def train_step(
                 f"batch {state.metrics.count // max(len(x), 1)}); lower the learning rate "
                 "or check the data"
             )
-        opt = optimizer._update(state.opt, result.grads, leaves, layout)
+        if result.span is None:
+            opt = optimizer._update(state.opt, result.grads, leaves, layout)
+        else:
+            assert comm is not None  # a span comes from processes that scatter
+            gather = functools.partial(parallel.gather_spans, length=layout.size, comm=comm)
+            opt = optimizer._update_sharded(
+                state.opt, result.grads, leaves, layout, result.span, gather
+            )
         n = len(x)
         m = state.metrics
         metrics = Metrics(
@@ -300,13 +308,16 @@ def train_step(
 @attrs.frozen(eq=False)
 class _BatchResult:
     """A batch's loss (penalty included), flat gradient, new model state, whether its
-    accuracy was counted and how many of its examples were classified correctly."""
+    accuracy was counted and how many of its examples were classified correctly; with a
+    ``span`` ``(lo, hi)``, ``grads`` holds only those entries of the flat gradient (this
+    process's share of the update, :func:`fnn.parallel.reduce_scatter_shards`)."""
 
     value: float
     grads: Array
     state: Any
     scored: bool
     correct: int
+    span: tuple[int, int] | None = None
 
 
 _BatchFn = Callable[[Any, _tree.Layout, Array, Array, Any, "_random.Key | None"], _BatchResult]
@@ -339,9 +350,14 @@ def _sharded_batch(
     scores: Scores,
     shards: int,
     comm: parallel.Communicator | None,
+    scatter: bool = False,
 ) -> _BatchFn:
     """The batch in ``shards`` shards, this process's through the pipeline, the weighted
-    results summed in the fixed order of :func:`fnn.parallel.reduce_shards`."""
+    results summed in the fixed order of :func:`fnn.parallel.reduce_shards`. With
+    ``scatter`` (processes that :func:`fnn.parallel.scatters`, an elementwise optimizer,
+    no penalty), when every shard has rows, each process gets only its span of the
+    gradient (:func:`fnn.parallel.reduce_scatter_shards`): the same bits there, and the
+    optimizer updates that span (half the work on 2 processes) before a gather."""
     run = _forward_backward_flat(model, loss, None)
     mine = parallel.owned_shards(shards, comm)
 
@@ -379,14 +395,23 @@ def _sharded_batch(
             *(np.empty_like(leaf) for leaf in state_leaves),
         ]
         nonempty = [hi > lo for lo, hi in bounds]
-        total = parallel.reduce_shards(local, shards, nonempty, template, comm)
+        span = None
+        if scatter and all(nonempty):
+            assert comm is not None
+            grads, span = parallel.reduce_scatter_shards(
+                {s: v[0] for s, v in local.items()}, shards, comm
+            )
+            small = {s: v[1:] for s, v in local.items()}
+            total = [grads, *parallel.reduce_shards(small, shards, nonempty, template[1:], comm)]
+        else:
+            total = parallel.reduce_shards(local, shards, nonempty, template, comm)
         grads, scalars = total[0], total[1]
         value = float(scalars[0])
         if penalty is not None:
             value = _add_penalty(penalty, params, layout, value, grads)
         grads.flags.writeable = False
         new_state = _tree.unflatten(state_def, total[2:]) if state_leaves else state
-        return _BatchResult(value, grads, new_state, scored, int(scalars[1]))
+        return _BatchResult(value, grads, new_state, scored, int(scalars[1]), span)
 
     return batch
 

@@ -2,7 +2,7 @@
 
 ``python tests/mpi_script.py fit OUT SHARDS``: fnn.fit of a small CNN with batch norm and
 dropout on synthetic data, over ``fnn.parallel.world()`` (None outside mpirun); process 0
-writes the params' fingerprint and the history to OUT (JSON).
+writes the fingerprints of the params and the optimizer state and the history to OUT (JSON).
 
 ``python tests/mpi_script.py cli ARGS...``: ``fnn ARGS...`` on the synthetic stand-in for
 Fashion-MNIST of tests/test_cli.py.
@@ -47,6 +47,7 @@ def fit(out: Path, shards: int, fail_on: int | None = None) -> None:
     if rank == 0:
         record = {
             "params": fnn.tree.fingerprint(state.params),
+            "opt": fnn.tree.fingerprint(state.opt),  # the moments too
             "model_state": fnn.tree.fingerprint(state.model_state),
             "history": [[r.loss, r.accuracy, r.val_loss] for r in state.history],
         }

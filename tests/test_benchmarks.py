@@ -342,8 +342,12 @@ def test_parallel_scaling_model(
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split(" | ") for line in lines if line[:3].strip("| ").isdigit()]
     assert [int(row[0].strip("| ")) for row in rows] == [1, 2, 4, 8, 16, 32, 64]
-    assert [float(row[3]) for row in rows] == pytest.approx([0.05 * k for k in range(7)])
-    assert float(rows[0][5]) == 1.0
+    processes = [2**k for k in range(7)]
+    talk = [float(row[4]) for row in rows]  # 4 (1 - 1/N) levels of 50 us, in ms
+    assert talk == pytest.approx([0.2 * (1 - 1 / n) for n in processes], abs=1e-3)
+    update = [float(row[3]) for row in rows]  # Adam shared out: 1/N per process
+    assert update[1:] == pytest.approx([update[0] / n for n in processes[1:]], abs=1e-3)
+    assert float(rows[0][6]) == 1.0
 
 
 @pytest.mark.skipif(

@@ -456,3 +456,59 @@ def test_scaled_owned_updates_feed_momentum_exactly(key: random.Key) -> None:
         step = tree.map(lambda c, v: c + 0.9 * v, clipped, velocity)
         expected = tree.map(lambda p, s: p - 0.1 * s, expected, step)
     assert tree.max_abs_difference(state.params, expected) < 1e-12
+
+
+ELEMENTWISE = [c for c in FLAT_CASES if c.elementwise]
+
+
+def test_elementwise_names_the_rules_that_may_update_a_slice() -> None:
+    assert [type(c).__name__ for c in ELEMENTWISE]  # the cases below are not vacuous
+    for opt in (optim.sgd(0.1, 0.9, True), optim.adam(), optim.rmsprop(momentum=0.5)):
+        assert opt.elementwise
+    assert optim.adagrad().elementwise and optim.chain(optim.clip(1.0), optim.sgd()).elementwise
+    for opt in (
+        optim.adamw(),
+        optim.chain(optim.clip_by_global_norm(1.0), optim.adam()),
+        optim.chain(optim.add_l2(0.1), optim.sgd()),
+        optim.chain(optim.sgd(), optim.freeze({"w": True})),
+    ):
+        assert not opt.elementwise
+        state = opt.init({"w": np.zeros(4, np.float32)})
+        leaves, treedef = tree.flatten(state.params)
+        with pytest.raises(ValueError, match="elementwise transforms"):
+            opt._update_sharded(
+                state, np.zeros(2, np.float32), leaves, tree.layout_of(leaves, treedef),
+                (0, 2), lambda parts: parts,
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("opt", ELEMENTWISE)
+def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
+    key: random.Key, opt: optim.Optimizer
+) -> None:
+    """What data-parallel training relies on: each process updates its slice of the flat
+    params and moments (slices cutting through leaves here), and the slices put together
+    are the whole update, bit for bit, step after step."""
+    params = random_tree(key, np.float32)
+    grads = [tree.astype(g, np.float32) for g in gradients(key, params, 20)]
+    spans = [(0, 5), (5, 13), (13, 26)]
+    whole = pieces = opt.init(params)
+    for g in grads:
+        whole, _ = opt.update(whole, g)
+        leaves, treedef = tree.flatten(pieces.params)
+        layout = tree.layout_of(leaves, treedef)
+        assert layout.size == spans[-1][1]
+        flat_g = layout.ravel(g)
+        parts = [
+            opt._update_span(pieces, flat_g[lo:hi], leaves, layout, (lo, hi)) for lo, hi in spans
+        ]
+
+        def gather(mine: list[Any], parts: Any = parts) -> list[Any]:
+            """Every slice put together (what fnn.parallel.gather_spans does)."""
+            slices = [[flat, *(m for ms in moments for m in ms)] for flat, moments in parts]
+            assert [a.tobytes() for a in mine] == [b.tobytes() for b in slices[1]]
+            return [np.concatenate(column) for column in zip(*slices)]
+
+        lo, hi = spans[1]
+        pieces = opt._update_sharded(pieces, flat_g[lo:hi], leaves, layout, (lo, hi), gather)
+        assert tree.equal(pieces, whole)

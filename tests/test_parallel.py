@@ -206,6 +206,39 @@ def test_empty_shards_are_left_out_on_any_number_of_processes() -> None:
             assert [r.tobytes() for r in result] == [e.tobytes() for e in expected]
 
 
+@pytest.mark.parametrize(
+    ("shards", "size", "length"), [(2, 2, 1000), (4, 4, 7), (8, 8, 1000), (8, 4, 3)]
+)
+def test_reduce_scatter_then_gather_give_the_bits_of_reduce_shards(
+    shards: int, size: int, length: int
+) -> None:
+    vectors = {s: v[0][:length] for s, v in shard_vectors(shards).items()}
+    expected = tree_sum({s: [v] for s, v in vectors.items()}, 0, shards)[0]
+    spans = [parallel.span(length, r, size) for r in range(size)]
+    assert sorted(spans)[0][0] == 0 and sorted(spans)[-1][1] == length
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(sorted(spans)))  # a tiling
+
+    def work(comm: FakeComm | None) -> tuple[Array, tuple[int, int], list[Array]]:
+        assert comm is not None and parallel.scatters(comm)
+        local = {s: vectors[s] for s in parallel.owned_shards(shards, comm)}
+        part, span = parallel.reduce_scatter_shards(local, shards, comm)
+        doubled = part * 2
+        return part, span, parallel.gather_spans([part, doubled], length, comm)
+
+    for rank, (part, span, whole) in enumerate(on_threads(size, work)):
+        assert span == spans[rank]
+        assert part.tobytes() == expected[span[0] : span[1]].tobytes()
+        assert whole[0].tobytes() == expected.tobytes()
+        assert whole[1].tobytes() == (expected * 2).tobytes()
+
+
+def test_scatters_only_for_a_power_of_two_processes() -> None:
+    assert not parallel.scatters(None)
+    assert [parallel.scatters(FakeComm(0, n, Channels())) for n in (1, 2, 3, 4, 6, 8)] == [
+        False, True, False, True, False, True,
+    ]  # fmt: skip
+
+
 MODEL = nn.cnn((8, 8), 3, channels=(4,), dense_size=6, batch_norm=True, padding="same")
 X = random.uniform(random.key(3), (80, 8, 8))
 Y = random.permutation(random.key(3), 80) % 3
@@ -222,10 +255,66 @@ def test_sharded_fit_has_the_same_bits_on_1_2_and_4_threads_as_processes() -> No
     first = states[0]
     for other in states[1:]:
         assert fnn.tree.equal(other.params, first.params)
+        assert fnn.tree.equal(other.opt, first.opt)  # the moments too
         assert fnn.tree.equal(other.model_state, first.model_state)
         assert repr(other.history) == repr(first.history)  # NaN val_loss: no ==
     assert first.history[-1].accuracy > 0  # counted through the reduction
     assert not fnn.tree.equal(fit(2).params, first.params)  # the bits depend on S
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count the calls of ``fnn.parallel.<name>`` (one entry per call)."""
+    calls: list[int] = []
+    real = getattr(parallel, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("opt", "rows", "scattered"),
+    [
+        (optim.adam(1e-2), 80, 32),  # 4 steps of 20 rows, 2 epochs, 4 processes
+        (optim.adam(1e-2), 82, 32),  # plus a last batch of 2 rows: two shards empty
+        (optim.adamw(1e-2), 80, 0),  # weight decay reads the params: the whole update
+        (optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1, 0.9)), 80, 0),
+    ],
+)
+def test_every_update_path_gives_the_bits_of_one_process(
+    monkeypatch: pytest.MonkeyPatch, opt: optim.Optimizer, rows: int, scattered: int
+) -> None:
+    """Each process updates its slice of the params and moments and gathers the rest when
+    it can (an elementwise optimizer, every shard nonempty); otherwise every process
+    updates everything. Either way, the bits of one process."""
+    x, y = random.uniform(random.key(4), (rows, 8, 8)), np.arange(rows) % 3
+
+    def run(comm: Any) -> Any:
+        return fnn.fit(PLAIN, losses.softmax_cross_entropy, opt, x, y, key=random.key(4),
+                       epochs=2, batch_size=20, shards=4, comm=comm)  # fmt: skip
+
+    one = run(None)
+    calls = count_calls(monkeypatch, "gather_spans")
+    for size in (2, 4):
+        for state in on_threads(size, run):
+            assert fnn.tree.equal(state.opt, one.opt)
+            assert fnn.tree.equal(state.model_state, one.model_state)
+            assert repr(state.history) == repr(one.history)
+        if size == 4:
+            assert len(calls) == scattered + scattered // 2  # on every thread
+    assert scattered == 0 or not fnn.tree.equal(one.params, run_unsharded(opt, x, y))
+
+
+PLAIN = nn.cnn((8, 8), 3, channels=(4,), dense_size=6, padding="same")
+"""Without batch norm, whose training forward needs two rows a shard."""
+
+
+def run_unsharded(opt: optim.Optimizer, x: Array, y: Array) -> Any:
+    return fnn.fit(PLAIN, losses.softmax_cross_entropy, opt, x, y, key=random.key(4),
+                   epochs=2, batch_size=20).params  # fmt: skip
 
 
 def test_one_shard_is_the_unsharded_step_and_resumes_across_process_counts() -> None:

@@ -12,12 +12,14 @@ against MPI's ``Allreduce`` on a vector of the model's parameter count.
 
 ``--table`` prints a model of scaling to 1-64 processes from figures measured here, in
 this process (one BLAS thread): the gradient time of a shard of ``128 / N`` rows
-(``fnn.forward_backward``), the rest of a step (``fnn.train_step`` of 128 rows minus that
-gradient: Adam on the whole parameter vector, the same on every process) and one level
-of the reduction tree (a swap with a partner and one addition:
-:func:`fnn.parallel.reduce_shards` on 2 processes), so that
-``step(N) = gradient(128 / N) + update + log2(N) * level`` for a global batch of 128, and
-``gradient(128) + update + log2(N) * level`` for 128 rows per process. Between machines a
+(``fnn.forward_backward``), Adam's update of the whole parameter vector, the rest of a
+step (``fnn.train_step`` of 128 rows minus those two: batch, flat buffers, metrics) and
+one full-vector level of the reduction (a swap with a partner and one addition:
+:func:`fnn.parallel.reduce_shards` on 2 processes). With ``N`` a power of two each
+process updates ``1 / N`` of the parameters, the reduce-scatter moves ``(1 - 1/N)`` of a
+vector and the gather of params and Adam's two moments three times that, so
+``step(N) = gradient(128 / N) + rest + update / N + 4 (1 - 1/N) level`` for a global
+batch of 128, and ``gradient(128) + ...`` for 128 rows per process. Between machines a
 level costs more (the vector's bytes over the network); ``--level-us`` sets it.
 
 Needs Open MPI's ``mpirun`` and mpi4py (``pip install 'fnn[mpi]'``); JAX is skipped when
@@ -132,6 +134,8 @@ def best_of(action: Any, repeat: int = 30) -> float:
 
 def scaling_table(model: str, level_seconds: float) -> str:
     """The modelled step times of the module docstring, as a Markdown table."""
+    import numpy as np
+
     import fnn
     from fnn import losses, optim
 
@@ -156,24 +160,29 @@ def scaling_table(model: str, level_seconds: float) -> str:
     opt = optim.adam(1e-3)
     train = fnn.train_step(net, losses.softmax_cross_entropy, opt)
     state = fnn.train_state(opt, params, key)
-    update = best_of(lambda: train(state, (images, labels))) - gradient[128]
-    one = gradient[128] + update
+    leaves, treedef = fnn.tree.flatten(params)
+    layout = fnn.tree.layout_of(leaves, treedef)
+    flat_grads = np.full(layout.size, 1e-3, layout.dtype)
+    update = best_of(lambda: opt._update(state.opt, flat_grads, leaves, layout))
+    rest = best_of(lambda: train(state, (images, labels))) - gradient[128] - update
+    one = gradient[128] + rest + update
     lines = [
-        f"{model.upper()}: gradient of 128 rows {gradient[128] * 1e3:.2f} ms, update "
-        f"{update * 1e3:.2f} ms, a reduction level {level_seconds * 1e6:.0f} us (modelled)",
+        f"{model.upper()}: gradient of 128 rows {gradient[128] * 1e3:.2f} ms, Adam "
+        f"{update * 1e3:.2f} ms, the rest {rest * 1e3:.2f} ms, a full-vector reduction "
+        f"level {level_seconds * 1e6:.0f} us (modelled)",
         "",
-        "| processes | rows per shard | gradient ms | reduction ms | step ms | speed-up "
-        "| 128 rows per process: step ms | throughput x |",
-        "|---|---|---|---|---|---|---|---|",
+        "| processes | rows per shard | gradient ms | update ms | communication ms | step ms "
+        "| speed-up | 128 rows per process: step ms | throughput x |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in (1, 2, 4, 8, 16, 32, 64):
-        levels = n.bit_length() - 1
-        reduce = levels * level_seconds
-        step = gradient[128 // n] + update + reduce
-        weak = gradient[128] + update + reduce
+        talk = 4 * (1 - 1 / n) * level_seconds
+        step = gradient[128 // n] + rest + update / n + talk
+        weak = gradient[128] + rest + update / n + talk
         lines.append(
-            f"| {n} | {128 // n} | {gradient[128 // n] * 1e3:.3f} | {reduce * 1e3:.3f} | "
-            f"{step * 1e3:.3f} | {one / step:.2f} | {weak * 1e3:.3f} | {n * one / weak:.1f} |"
+            f"| {n} | {128 // n} | {gradient[128 // n] * 1e3:.3f} | {update / n * 1e3:.3f} | "
+            f"{talk * 1e3:.3f} | {step * 1e3:.3f} | {one / step:.2f} | {weak * 1e3:.3f} | "
+            f"{n * one / weak:.1f} |"
         )
     return "\n".join(lines)
 

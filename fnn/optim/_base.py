@@ -79,6 +79,15 @@ class Transform:
             template.
         learning_rate: the schedule, for transforms that scale by a learning rate.
         name: how error messages name the transform (default: the state class's name).
+        elementwise: the transform's promise that its update treats every entry alike
+            and on its own: it reads neither ``params`` nor ``layout``, and entry ``i``
+            of its updates and moments depends only on entry ``i`` of the updates and
+            moments it is given (and on the step and the updates' scale). Such a rule
+            gives the same bits applied to any slice of the flat arrays, so data-parallel
+            training may update each process's slice only (:mod:`fnn.parallel`).
+            Adam, RMSprop, Adagrad, momentum, ``clip`` and the learning rate are
+            elementwise; weight decay (reads the params), ``clip_by_global_norm`` (a
+            norm over every entry) and ``freeze`` (per-leaf masks) are not.
     """
 
     init: Callable[[Array, Layout], Moments]
@@ -86,6 +95,7 @@ class Transform:
     state: type
     learning_rate: Schedule | None = None
     name: str = ""
+    elementwise: bool = False
 
     @property
     def label(self) -> str:
@@ -105,8 +115,11 @@ def stateless(
     update: Callable[[Updates, Any, int, Layout], Updates],
     learning_rate: Schedule | None = None,
     name: str = "",
+    *,
+    elementwise: bool = False,
 ) -> Transform:
-    """A transform without moments from ``update(updates, params, step, layout)``."""
+    """A transform without moments from ``update(updates, params, step, layout)``
+    (``elementwise`` as in :class:`Transform`)."""
 
     def init(flat: Array, layout: Layout) -> Moments:
         return ()
@@ -116,7 +129,9 @@ def stateless(
     ) -> tuple[Updates, Moments]:
         return update(u, params, step, layout), ()
 
-    return Transform(init, update_fn, EmptyState, learning_rate, name or update.__name__)
+    return Transform(
+        init, update_fn, EmptyState, learning_rate, name or update.__name__, elementwise
+    )
 
 
 def _as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
@@ -154,11 +169,16 @@ def _opt_state(state: Any) -> OptState[Any]:
 
 
 def _check_moments(
-    transform: Transform, values: Any, layout: Layout, what: str, count: int
+    transform: Transform,
+    values: Any,
+    layout: Layout,
+    what: str,
+    count: int,
+    size: int | None = None,
 ) -> Moments:
     """``values`` as a tuple of ``count`` flat arrays like the params' buffer (one per field
-    of the transform's state record), else an error naming the transform and ``what``
-    (its output or the state it was given)."""
+    of the transform's state record), or like a slice of ``size`` entries of it, else an
+    error naming the transform and ``what`` (its output or the state it was given)."""
     if not isinstance(values, tuple):
         raise TypeError(
             f"{transform.label} {what} a {type(values).__name__} of moments, expected a tuple"
@@ -169,22 +189,29 @@ def _check_moments(
             f"{transform.label} {what} {len(values)} moments, expected {count}: one per "
             f"field of its state {transform.state.__name__} ({', '.join(fields)})"
         )
-    size, dtype = (layout.size,), layout.dtype
+    shape, dtype = (layout.size if size is None else size,), layout.dtype
     for v in values:
-        if type(v) is not np.ndarray or v.shape != size or v.dtype != dtype:
+        if type(v) is not np.ndarray or v.shape != shape or v.dtype != dtype:
             got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
             raise ValueError(
                 f"{transform.label} {what} a moment that is not a flat {layout.dtype} array "
-                f"of shape ({layout.size},) like the raveled params: got {got}"
+                f"of shape {shape} like the raveled params{_part(size)}: got {got}"
             )
     return values
 
 
-def _check_output(transform: Transform, result: Any, layout: Layout) -> tuple[Updates, Any]:
+def _part(size: int | None) -> str:
+    """How messages name the slice of the flat buffer an update was asked for."""
+    return "" if size is None else "' slice it was given"
+
+
+def _check_output(
+    transform: Transform, result: Any, layout: Layout, size: int | None = None
+) -> tuple[Updates, Any]:
     """A transform's ``update`` result as ``(updates, moments)``, its updates checked to be
-    a flat array like the params' buffer times a Python float, else an error naming the
-    transform (its moments are checked by :func:`_check_moments`). A few type and shape
-    comparisons, run at every update."""
+    a flat array like the params' buffer (or a slice of ``size`` entries of it) times a
+    Python float, else an error naming the transform (its moments are checked by
+    :func:`_check_moments`). A few type and shape comparisons, run at every update."""
     if type(result) is not tuple or len(result) != 2:
         got = type(result).__name__
         if isinstance(result, Updates):
@@ -193,10 +220,11 @@ def _check_output(transform: Transform, result: Any, layout: Layout) -> tuple[Up
             got = f"a tuple of {len(result)}"
         raise TypeError(f"{transform.label}'s update must return (updates, moments), got {got}")
     u = result[0]
+    shape = (layout.size if size is None else size,)
     if not (
         type(u) is Updates
         and type(u.array) is np.ndarray
-        and u.array.shape == (layout.size,)
+        and u.array.shape == shape
         and u.array.dtype == layout.dtype
         and type(u.scale) is float
     ):
@@ -208,8 +236,8 @@ def _check_output(transform: Transform, result: Any, layout: Layout) -> tuple[Up
             got = f"Updates({u.array.dtype} {u.array.shape}, {type(u.scale).__name__} scale)"
         raise ValueError(
             f"{transform.label} returned updates that are not Updates of a flat "
-            f"{layout.dtype} array of shape ({layout.size},) like the params and a Python "
-            f"float scale: got {got} (make them with Updates(array, float(scale)))"
+            f"{layout.dtype} array of shape {shape} like the params{_part(size)} and a "
+            f"Python float scale: got {got} (make them with Updates(array, float(scale)))"
         )
     return result
 
@@ -242,12 +270,17 @@ def moment_trees(state: OptState[Any]) -> tuple[Any, ...]:
     )
 
 
-def _apply(params: list[Array], u: Updates, layout: Layout) -> Array:
-    """``params + scale * array`` as a new flat buffer (two passes), added leaf by leaf (the
-    params need not be one buffer)."""
+def _apply(params: list[Array], u: Updates, layout: Layout, span: tuple[int, int]) -> Array:
+    """``params + scale * array`` on the flat entries ``span = (lo, hi)`` (``array`` holds
+    just those) as a new buffer of ``hi - lo`` entries (two passes), added leaf by leaf
+    (the params need not be one buffer)."""
+    lo, hi = span
     out: Array = np.multiply(u.array, u.scale) if u.scale != 1.0 else u.array.copy()
-    for view, p in zip(layout.views(out), params):
-        np.add(view, p, out=view)  # into the buffer this function has just made
+    for start, stop, p in zip(layout.offsets, layout.offsets[1:], params):
+        a, b = max(start, lo), min(stop, hi)
+        if a < b:
+            into = out[a - lo : b - lo]  # into the buffer this function has just made
+            np.add(into, p.reshape(-1)[a - start : b - start], out=into)
     return out
 
 
@@ -306,13 +339,66 @@ class Optimizer:
     ) -> OptState[P]:
         """:meth:`update` for a gradient already laid out flat, given the params' leaves
         and layout (as :func:`fnn.train_step` has them at hand). ``flat_grads`` is read."""
+        flat, moments = self._update_span(state, flat_grads, leaves, layout, None)
+        return self._state(layout, flat, moments, state.step + 1)
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether every transform of the chain is elementwise (see :class:`Transform`):
+        the update of a slice of the flat params is then that slice of the whole update,
+        bit for bit."""
+        return all(t.elementwise for t in self.transforms)
+
+    def _update_sharded(
+        self,
+        state: OptState[P],
+        grads: Array,
+        leaves: list[Array],
+        layout: Layout,
+        span: tuple[int, int],
+        gather: Callable[[list[Array]], list[Array]],
+    ) -> OptState[P]:
+        """The state :meth:`_update` would make from the whole gradient, computed from its
+        entries ``span = (lo, hi)`` only: this process updates that slice of the params and
+        moments, and ``gather`` (a collective call, e.g. :func:`fnn.parallel.gather_spans`)
+        turns the list of slices into the list of whole flat arrays from every process's
+        slices. Only for an :attr:`elementwise` chain, for which the bits are the same.
+
+        Raises:
+            ValueError: the chain is not elementwise.
+        """
+        if not self.elementwise:
+            names = [t.label for t in self.transforms if not t.elementwise]
+            raise ValueError(f"a sharded update needs elementwise transforms, not {names}")
+        flat, moments = self._update_span(state, grads, leaves, layout, span)
+        whole = iter(gather([flat, *(m for ms in moments for m in ms)]))
+        new_flat = next(whole)
+        new_moments = [tuple(next(whole) for _ in ms) for ms in moments]
+        return self._state(layout, new_flat, new_moments, state.step + 1)
+
+    def _update_span(
+        self,
+        state: OptState[P],
+        grads: Array,
+        leaves: list[Array],
+        layout: Layout,
+        span: tuple[int, int] | None,
+    ) -> tuple[Array, list[Moments]]:
+        """The new flat params and each transform's new moments on the entries ``span``
+        (all of them for None) from ``grads``, the gradient's entries there."""
         moments = _state_moments(state, self.transforms, layout)
-        u = Updates(flat_grads)
+        size = None
+        if span is not None:
+            lo, hi = span
+            moments = [tuple(m[lo:hi] for m in ms) for ms in moments]
+            size = hi - lo
+        u = Updates(grads)
         new_moments = []
         for t, m in zip(self.transforms, moments):
-            u, new_m = _check_output(t, t.update(u, m, state.params, state.step, layout), layout)
-            new_moments.append(_check_moments(t, new_m, layout, "returned", len(m)))
-        return self._state(layout, _apply(leaves, u, layout), new_moments, state.step + 1)
+            result = t.update(u, m, state.params, state.step, layout)
+            u, new_m = _check_output(t, result, layout, size)
+            new_moments.append(_check_moments(t, new_m, layout, "returned", len(m), size))
+        return _apply(leaves, u, layout, span or (0, layout.size)), new_moments
 
     def _state(
         self, layout: Layout, flat_params: Array, moments: Sequence[Moments], step: int

@@ -133,7 +133,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
         np.divide(new_mu, direction, out=direction)
         return Updates(direction, root_bc2 / (1.0 - b1**t)), (new_mu, new_nu)
 
-    return Transform(init, update, AdamState, name="scale_by_adam")
+    return Transform(init, update, AdamState, name="scale_by_adam", elementwise=True)
 
 
 def trace(momentum: float, nesterov: bool = False) -> Transform:
@@ -161,7 +161,7 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
 
-    return Transform(init, update, TraceState, name="trace")
+    return Transform(init, update, TraceState, name="trace", elementwise=True)
 
 
 def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
@@ -184,7 +184,7 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.zeros_like(flat),)
 
-    return Transform(init, update, RmsState, name="scale_by_rms")
+    return Transform(init, update, RmsState, name="scale_by_rms", elementwise=True)
 
 
 def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
@@ -210,7 +210,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
         np.divide(g, direction, out=direction)
         return Updates(direction), (new_total,)
 
-    return Transform(init, update, AdagradState, name="scale_by_adagrad")
+    return Transform(init, update, AdagradState, name="scale_by_adagrad", elementwise=True)
 
 
 def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
@@ -224,7 +224,7 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
             raise ValueError(f"the learning-rate schedule gave {lr} at step {step}")
         return u.scaled(-lr)
 
-    return stateless(update, schedule, "scale_by_learning_rate")
+    return stateless(update, schedule, "scale_by_learning_rate", elementwise=True)
 
 
 def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform:
@@ -287,7 +287,7 @@ def clip(max_abs: float) -> Transform:
         bound = limit / abs(u.scale)
         return Updates(np.clip(u.array, -bound, bound), u.scale)
 
-    return stateless(update, name="clip")
+    return stateless(update, name="clip", elementwise=True)
 
 
 def freeze(mask: Any) -> Transform:
