@@ -7,26 +7,32 @@ combines them as ``sum_s (n_s / B) * v_s`` (``n_s`` the shard's rows) over a fix
 tree of shard numbers (:func:`reduce_shards`): node ``[lo, hi)`` is the sum of
 ``[lo, mid)`` and ``[mid, hi)`` with ``mid = (lo + hi) // 2``, the left one first. With
 ``N`` processes (``N`` dividing ``S``), process ``r`` owns shards ``r * S/N`` to ``(r + 1)
-* S/N - 1``; a tree node is added up by the process owning its first shard, which receives
-the right half from its owner when that is another process (point-to-point messages), and
-the root, on process 0, is broadcast to all. The additions are the same whichever process
-does them, so for a given ``S`` the bits do not depend on ``N``: one process with
-``shards=4`` gives the bits of four.
+* S/N - 1``. Each process first adds up its own block of shards. When ``N`` is a
+power of two, the levels above the blocks are partner swaps: at level ``k`` process
+``r`` and ``r ^ 2**k`` exchange their nodes' values and both add ``left + right``, so
+every process ends with the root (:func:`reduce_shards`). Otherwise a node is added up
+by the process owning its first shard, which receives the right half from its owner
+when that is another process (point-to-point messages), and the root, on process 0, is
+broadcast to all. The additions are the same whichever process does them, so for a
+given ``S`` the bits do not depend on ``N``: one process with ``shards=4`` gives the
+bits of four.
 
 When the number of processes is a power of two and the optimizer is elementwise
 (:attr:`fnn.optim.Optimizer.elementwise`: Adam, SGD, RMSprop, Adagrad; no penalty),
-:func:`fnn.train_step` shares out the update as well: the swaps above become recursive
+:func:`fnn.train_step` shares out the update as well: the partner swaps become recursive
 halving (:func:`reduce_scatter_shards`: at each level a process sends its partner only
 the half the partner keeps, and both add that half in the same order), so each process
 ends with its slice of the summed gradient (:func:`span`); it updates that slice of the
 params and moments and :func:`gather_spans` gives every process the whole of them. Each
 entry is added and updated by the same operations as before, so the bits are those of
-one process; every process still ends each step with the same, whole state.
+one process; every process still ends each step with the same, whole state. Otherwise
+every process applies the same update to the whole summed gradient.
 
 Processes talk through a :class:`Communicator`: ``mpi4py.MPI.COMM_WORLD`` (the optional
-extra ``fnn[mpi]``), or nothing for one process. Only the shards' weighted gradients,
-losses, accuracy counts and float model state travel; every process reads the data and
-keeps the same key, shuffles, params and optimizer state.
+extra ``fnn[mpi]``), or nothing for one process. What travels: the shards' weighted
+gradients, losses, accuracy counts and float model state, and, when the update is shared
+out, each process's slice of the new params and optimizer moments. Every process reads
+the data itself and keeps the same key and shuffles.
 """
 
 from __future__ import annotations
@@ -265,7 +271,7 @@ def reduce_scatter_shards(
     :func:`gather_spans`). Needs :func:`scatters` true for ``comm`` and every shard
     nonempty; ``values`` holds this process's shards.
     """
-    rank, size = rank_and_size(comm)
+    rank, size = _scattering(comm)
     per = shards // size
     value = _block_sum(values, rank * per, (rank + 1) * per)
     lo, hi, group = 0, len(value), 1
@@ -276,7 +282,7 @@ def reduce_scatter_shards(
             ((mid, hi - lo), (0, mid)) if rank & group else ((0, mid), (mid, hi - lo))
         )
         theirs = np.empty(keep_hi - keep_lo, value.dtype)
-        comm.Sendrecv(value[give_lo:give_hi], partner, group, theirs, partner, group)
+        comm.Sendrecv(value[give_lo:give_hi], partner, _TAG, theirs, partner, _TAG)
         mine = value[keep_lo:keep_hi]
         value = mine + theirs if rank < partner else theirs + mine  # the left block first
         lo, hi = lo + keep_lo, lo + keep_hi
@@ -289,7 +295,7 @@ def gather_spans(parts: Sequence[Array], length: int, comm: Communicator) -> lis
     :func:`span` of them (``parts``, one per vector): :func:`reduce_scatter_shards`' levels
     in reverse, each process swapping what it holds with its partner (recursive
     doubling). Needs :func:`scatters` true for ``comm``; returns new arrays."""
-    rank, size = rank_and_size(comm)
+    rank, size = _scattering(comm)
     levels = size.bit_length() - 1
     lo, hi = span(length, rank, size)
     whole = [np.empty(length, p.dtype) for p in parts]
@@ -300,9 +306,29 @@ def gather_spans(parts: Sequence[Array], length: int, comm: Communicator) -> lis
         mine, theirs = span(length, rank, size, level), span(length, partner, size, level)
         for out in whole:
             comm.Sendrecv(
-                out[mine[0] : mine[1]], partner, level, out[theirs[0] : theirs[1]], partner, level
+                out[mine[0] : mine[1]], partner, _TAG, out[theirs[0] : theirs[1]], partner, _TAG
             )
     return whole
+
+
+_TAG = 0
+"""The tag of the reduce-scatter's and gather's messages. Every exchange is a blocking
+``Sendrecv`` made in the same order on both partners, and MPI never lets a message
+overtake an earlier one between the same two processes, so one tag serves them all."""
+
+
+def _scattering(comm: Communicator) -> tuple[int, int]:
+    """``(rank, size)`` of ``comm``, which must :func:`scatter <scatters>`.
+
+    Raises:
+        ValueError: one process, or a number of processes that is not a power of two.
+    """
+    rank, size = rank_and_size(comm)
+    if not scatters(comm):
+        raise ValueError(
+            f"a reduce-scatter needs a power of two processes, more than one; got {size}"
+        )
+    return rank, size
 
 
 def _block_sum(values: Mapping[int, Array], lo: int, hi: int) -> Array:

@@ -466,6 +466,8 @@ def test_elementwise_names_the_rules_that_may_update_a_slice() -> None:
     for opt in (optim.sgd(0.1, 0.9, True), optim.adam(), optim.rmsprop(momentum=0.5)):
         assert opt.elementwise
     assert optim.adagrad().elementwise and optim.chain(optim.clip(1.0), optim.sgd()).elementwise
+    assert optim.adamw(weight_decay=0.0).elementwise  # decays nothing
+    assert optim.chain(optim.sgd(), optim.freeze({"w": False})).elementwise  # freezes nothing
     for opt in (
         optim.adamw(),
         optim.chain(optim.clip_by_global_norm(1.0), optim.adam()),
@@ -491,7 +493,7 @@ def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
     are the whole update, bit for bit, step after step."""
     params = random_tree(key, np.float32)
     grads = [tree.astype(g, np.float32) for g in gradients(key, params, 20)]
-    spans = [(0, 5), (5, 13), (13, 26)]
+    spans = [(0, 5), (5, 5), (5, 13), (13, 26)]  # an empty one too
     whole = pieces = opt.init(params)
     for g in grads:
         whole, _ = opt.update(whole, g)
@@ -506,9 +508,25 @@ def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
         def gather(mine: list[Any], parts: Any = parts) -> list[Any]:
             """Every slice put together (what fnn.parallel.gather_spans does)."""
             slices = [[flat, *(m for ms in moments for m in ms)] for flat, moments in parts]
-            assert [a.tobytes() for a in mine] == [b.tobytes() for b in slices[1]]
+            assert [a.tobytes() for a in mine] == [b.tobytes() for b in slices[2]]
             return [np.concatenate(column) for column in zip(*slices)]
 
-        lo, hi = spans[1]
+        lo, hi = spans[2]
         pieces = opt._update_sharded(pieces, flat_g[lo:hi], leaves, layout, (lo, hi), gather)
         assert tree.equal(pieces, whole)
+
+
+def test_a_transform_wrongly_marked_elementwise_fails_on_a_slice(key: random.Key) -> None:
+    """A rule that reads the layout gives wrong numbers on a slice: it must not train."""
+
+    def update(u: optim.Updates, params: Any, step: int, layout: tree.Layout) -> optim.Updates:
+        return optim.Updates(u.value() * (layout.size / 26.0))
+
+    liar = optim.chain(optim.stateless(update, name="liar", elementwise=True), optim.sgd(0.1))
+    params = random_tree(key, np.float32)
+    state = liar.init(params)
+    leaves, treedef = tree.flatten(state.params)
+    layout = tree.layout_of(leaves, treedef)
+    liar.update(state, params)  # the whole vector: fine
+    with pytest.raises(TypeError, match=r"liar is marked elementwise but read .*\.size"):
+        liar._update_span(state, np.zeros(5, np.float32), leaves, layout, (0, 5))

@@ -105,7 +105,10 @@ class FakeComm:
         self.channels(self.rank, dest, tag).put(np.array(buf, copy=True))
 
     def Recv(self, buf: Any, source: int, tag: int) -> None:  # noqa: N802
-        buf[...] = self.channels(source, self.rank, tag).get(timeout=60)
+        got = self.channels(source, self.rank, tag).get(timeout=60)
+        assert isinstance(buf, np.ndarray) and buf.flags.c_contiguous  # as MPI needs
+        assert (got.size, got.dtype) == (buf.size, buf.dtype), "MPI_ERR_TRUNCATE"
+        buf[...] = got.reshape(buf.shape)
 
     def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
         if self.rank == root:
@@ -207,7 +210,8 @@ def test_empty_shards_are_left_out_on_any_number_of_processes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("shards", "size", "length"), [(2, 2, 1000), (4, 4, 7), (8, 8, 1000), (8, 4, 3)]
+    ("shards", "size", "length"),
+    [(2, 2, 1000), (4, 4, 7), (8, 8, 1000), (8, 4, 3), (8, 8, 3), (8, 8, 1), (4, 4, 0)],
 )
 def test_reduce_scatter_then_gather_give_the_bits_of_reduce_shards(
     shards: int, size: int, length: int

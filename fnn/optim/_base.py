@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -84,10 +84,15 @@ class Transform:
             of its updates and moments depends only on entry ``i`` of the updates and
             moments it is given (and on the step and the updates' scale). Such a rule
             gives the same bits applied to any slice of the flat arrays, so data-parallel
-            training may update each process's slice only (:mod:`fnn.parallel`).
-            Adam, RMSprop, Adagrad, momentum, ``clip`` and the learning rate are
-            elementwise; weight decay (reads the params), ``clip_by_global_norm`` (a
-            norm over every entry) and ``freeze`` (per-leaf masks) are not.
+            training may update each process's slice only (:mod:`fnn.parallel`): the
+            update is then given slices of the updates and moments (of any length, zero
+            included), and ``params`` and ``layout`` are stand-ins that raise a
+            TypeError naming the transform when read, so a rule that breaks the promise
+            fails instead of training on wrong numbers. Adam, RMSprop, Adagrad,
+            momentum, ``clip`` and the learning rate are elementwise; weight decay (reads
+            the params; elementwise at rate 0), ``clip_by_global_norm`` (a norm over
+            every entry) and ``freeze`` (per-leaf masks; elementwise when it freezes
+            nothing) are not.
     """
 
     init: Callable[[Array, Layout], Moments]
@@ -284,6 +289,22 @@ def _apply(params: list[Array], u: Updates, layout: Layout, span: tuple[int, int
     return out
 
 
+class _Unread:
+    """What an elementwise transform is given for ``params`` and ``layout`` when it
+    updates a slice: reading it raises, naming the transform (see
+    :attr:`Transform.elementwise`)."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        raise TypeError(
+            f"{self._label} is marked elementwise but read params or layout (.{name}); "
+            "an elementwise transform is given slices of the flat arrays in data-parallel "
+            "training and must use only its updates, moments and step"
+        )
+
+
 @attrs.frozen(eq=False)
 class Optimizer:
     """An optimizer: a chain of transforms, then ``params + updates``.
@@ -368,7 +389,7 @@ class Optimizer:
             ValueError: the chain is not elementwise.
         """
         if not self.elementwise:
-            names = [t.label for t in self.transforms if not t.elementwise]
+            names = ", ".join(t.label for t in self.transforms if not t.elementwise)
             raise ValueError(f"a sharded update needs elementwise transforms, not {names}")
         flat, moments = self._update_span(state, grads, leaves, layout, span)
         whole = iter(gather([flat, *(m for ms in moments for m in ms)]))
@@ -395,7 +416,11 @@ class Optimizer:
         u = Updates(grads)
         new_moments = []
         for t, m in zip(self.transforms, moments):
-            result = t.update(u, m, state.params, state.step, layout)
+            if span is None:
+                result = t.update(u, m, state.params, state.step, layout)
+            else:  # an elementwise rule promised to read neither
+                stand_in = cast(Layout, _Unread(t.label))
+                result = t.update(u, m, stand_in, state.step, stand_in)
             u, new_m = _check_output(t, result, layout, size)
             new_moments.append(_check_moments(t, new_m, layout, "returned", len(m), size))
         return _apply(leaves, u, layout, span or (0, layout.size)), new_moments

@@ -253,7 +253,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
             out[start:stop] += flat[start:stop] * r
         return Updates(out)
 
-    return stateless(update, name="add_decayed_weights")
+    return stateless(update, name="add_decayed_weights", elementwise=r == 0.0)
 
 
 def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
@@ -315,6 +315,8 @@ def freeze(mask: Any) -> Transform:
     def update(
         u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
+        if not any(flags):  # nothing frozen: elementwise, and layout unread
+            return u, ()
         spans = layout.ranges(flags)
         if not spans:
             return u, ()
@@ -323,4 +325,4 @@ def freeze(mask: Any) -> Transform:
             out[start:stop] = 0
         return Updates(out, u.scale), ()
 
-    return Transform(init, update, EmptyState, name="freeze")
+    return Transform(init, update, EmptyState, name="freeze", elementwise=not any(flags))
