@@ -806,16 +806,16 @@ def _train_on(
         x_test,
         y_test,
         model_state=final.model_state,
+        comm=comm,  # each process evaluates its share of the chunks
     )
-    predictions = predict_proba(model, final.params, x_test, model_state=final.model_state).argmax(
-        axis=1
-    )
-    matrix = metrics.confusion_matrix(y_test, predictions, num_classes)
-
     out.write(callbacks.history_table(final.history, times.seconds) + "\n")
     out.write(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}\n")
     if not lead:
         return 0
+    predictions = predict_proba(model, final.params, x_test, model_state=final.model_state).argmax(
+        axis=1
+    )
+    matrix = metrics.confusion_matrix(y_test, predictions, num_classes)
 
     io.save_model(
         directory / MODEL_FILE,

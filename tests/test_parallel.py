@@ -321,6 +321,32 @@ def run_unsharded(opt: optim.Optimizer, x: Array, y: Array) -> Any:
                    epochs=2, batch_size=20).params  # fmt: skip
 
 
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_evaluation_shared_out_gives_the_bits_of_one_process(size: int) -> None:
+    """Each process evaluates its share of the chunks (here 5 chunks of 16 rows; with 4
+    processes one has two chunks) and all add the chunks' sums in order."""
+    params = PLAIN.init(random.key(5), (8, 8))
+    rows = random.permutation(random.key(6), 80)[:70]  # indices: rows gathered per chunk
+    chunks_seen: list[int] = []
+
+    def loss(out: Array, y: Array) -> tuple[float, Array]:
+        chunks_seen.append(len(out))
+        return losses.softmax_cross_entropy(out, y)
+
+    def run(comm: Any) -> Any:
+        return fnn.evaluate(PLAIN, loss, params, X, Y, batch_size=16, indices=rows, comm=comm)
+
+    one = run(None)
+    assert len(chunks_seen) == 5
+    chunks_seen.clear()
+    for result in on_threads(size, run):
+        assert (result.loss, result.accuracy) == (one.loss, one.accuracy)  # exact
+    assert sorted(chunks_seen) == [6, 16, 16, 16, 16]  # each chunk once, over all processes
+    assert one.accuracy == pytest.approx(
+        float(np.mean(PLAIN.apply(params, X[rows]).argmax(1) == Y[rows]))
+    )
+
+
 def test_one_shard_is_the_unsharded_step_and_resumes_across_process_counts() -> None:
     plain = fnn.fit(MODEL, losses.softmax_cross_entropy, optim.adam(1e-2), X, Y,
                     key=random.key(3), epochs=2, batch_size=20)  # fmt: skip
