@@ -130,6 +130,14 @@ def test_combinators_check_through_their_children(key: random.Key) -> None:
         block.apply(other.init(key, (6,)), x)
 
 
+def fit_once(model: nn.Layer[Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
+    """``fit`` for one epoch of SGD on the cross-entropy, with ``options`` (what the tests
+    below give it to be refused or warned about)."""
+    return fnn.fit(
+        model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1, **options
+    )
+
+
 def test_fit_refuses_params_of_another_width_before_training(key: random.Key) -> None:
     x, y = blobs(key)
     events: list[str] = []
@@ -138,14 +146,11 @@ def test_fit_refuses_params_of_another_width_before_training(key: random.Key) ->
         match=r"fit's params do not fit the model for inputs of shape \(6,\): at \[1\]\.w: "
         r"expected float32 \(6, 64\), got float32 \(6, 32\)",
     ):
-        fnn.fit(
+        fit_once(
             nn.mlp((64, 3)),
-            losses.softmax_cross_entropy,
-            optim.sgd(0.1),
             x,
             y,
-            key=key,
-            epochs=1,
+            key,
             params=nn.mlp((32, 3)).init(key, (6,)),
             callbacks=[lambda event: events.append(event.kind)],
         )
@@ -169,16 +174,7 @@ def test_fit_refuses_a_model_state_of_another_width(key: random.Key) -> None:
     with pytest.raises(
         ValueError, match=r"fit's state do not fit .*at \[1\]\.mean: expected float32 \(8,\)"
     ):
-        fnn.fit(
-            model,
-            losses.softmax_cross_entropy,
-            optim.sgd(0.1),
-            x,
-            y,
-            key=key,
-            epochs=1,
-            model_state=wrong,
-        )
+        fit_once(model, x, y, key, model_state=wrong)
 
 
 def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
@@ -187,16 +183,7 @@ def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
     p = model.init(key, (6,))
     mixed = (*p[:3], nn.DenseParams(p[3].w, p[3].b.astype(np.float64)))
     with pytest.raises(ValueError, match=r"at \[3\]\.b: expected float32 \(3,\), got float64"):
-        fnn.fit(
-            model,
-            losses.softmax_cross_entropy,
-            optim.sgd(0.1),
-            x,
-            y,
-            key=key,
-            epochs=1,
-            params=mixed,
-        )
+        fit_once(model, x, y, key, params=mixed)
 
 
 # -- 2. float64 data --------------------------------------------------------------------------
@@ -261,16 +248,7 @@ def test_fit_converts_batch_by_batch_without_copying_the_dataset(key: random.Key
     tracemalloc.start()
     try:
         with pytest.warns(UserWarning, match="x is float64"):
-            fnn.fit(
-                model,
-                losses.softmax_cross_entropy,
-                optim.sgd(0.1),
-                x,
-                y,
-                key=key,
-                epochs=1,
-                batch_size=256,
-            )
+            fit_once(model, x, y, key, batch_size=256)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -533,16 +511,7 @@ def test_accuracy_of_an_unknown_loss_follows_the_targets_or_the_argument(key: ra
         nn.mlp((3,)), my_loss, optim.sgd(0.1), x, one_hot(y), key=key, epochs=1, accuracy=True
     )
     assert asked.history[0].accuracy == labels.history[0].accuracy
-    off = fnn.fit(
-        nn.mlp((3,)),
-        losses.softmax_cross_entropy,
-        optim.sgd(0.1),
-        x,
-        y,
-        key=key,
-        epochs=1,
-        accuracy=False,
-    )
+    off = fit_once(nn.mlp((3,)), x, y, key, accuracy=False)
     assert np.isnan(off.history[0].accuracy) and off.history[0].loss == labels.history[0].loss
 
 
