@@ -156,18 +156,16 @@ def reduce_shards(
                 _send(comm, right or (), first)
             elif rank == first:
                 right = _receive(comm, template, second)
-        if rank != first:
-            return None
-        if left is None or right is None:
-            return left if right is None else right
-        return [a + b for a, b in zip(left, right)]
+        return _add(left, right) if rank == first else None
 
-    if comm is not None and size > 1 and size & (size - 1) == 0:
-        return _butterfly(node(rank * per, (rank + 1) * per), rank, size, per, has, template, comm)
-    total = node(0, shards)
     if comm is None or size == 1:
+        total = _block_sum(values, 0, shards, nonempty)
         assert total is not None, "every shard is empty"
         return total
+    if scatters(comm):
+        mine = _block_sum(values, rank * per, (rank + 1) * per, nonempty)
+        return _butterfly(mine, rank, size, per, has, template, comm)
+    total = node(0, shards)
     out = total if rank == 0 else [np.empty_like(t) for t in template]
     assert out is not None, "every shard is empty"
     for part in out:
@@ -221,12 +219,7 @@ def _butterfly(
             _send(comm, value, partner)
         elif theirs_has:
             theirs = _receive(comm, template, partner)
-        if value is None or theirs is None:
-            value = value if theirs is None else theirs
-        elif mine_lo < theirs_lo:
-            value = [a + b for a, b in zip(value, theirs)]
-        else:
-            value = [a + b for a, b in zip(theirs, value)]
+        value = _add(value, theirs) if mine_lo < theirs_lo else _add(theirs, value)
         group *= 2
     assert value is not None, "every shard is empty"
     return value
@@ -273,7 +266,9 @@ def reduce_scatter_shards(
     """
     rank, size = _scattering(comm)
     per = shards // size
-    value = _block_sum(values, rank * per, (rank + 1) * per)
+    block = _block_sum({s: [v] for s, v in values.items()}, rank * per, (rank + 1) * per)
+    assert block is not None, "every shard must be nonempty"
+    value = block[0]
     lo, hi, group = 0, len(value), 1
     while group < size:
         partner = rank ^ group
@@ -331,13 +326,25 @@ def _scattering(comm: Communicator) -> tuple[int, int]:
     return rank, size
 
 
-def _block_sum(values: Mapping[int, Array], lo: int, hi: int) -> Array:
-    """The sum over shards ``[lo, hi)``, all held here, in the module docstring's order."""
+def _block_sum(
+    values: Mapping[int, Sequence[Array]],
+    lo: int,
+    hi: int,
+    nonempty: Sequence[bool] | None = None,
+) -> list[Array] | None:
+    """The sum over shards ``[lo, hi)``, all held here, in the module docstring's order,
+    leaving out those ``nonempty`` marks empty (None when all are; default: none is)."""
     if hi - lo == 1:
-        return values[lo]
+        return list(values[lo]) if nonempty is None or nonempty[lo] else None
     mid = (lo + hi) // 2
-    total: Array = _block_sum(values, lo, mid) + _block_sum(values, mid, hi)
-    return total
+    return _add(_block_sum(values, lo, mid, nonempty), _block_sum(values, mid, hi, nonempty))
+
+
+def _add(left: list[Array] | None, right: list[Array] | None) -> list[Array] | None:
+    """``left + right`` part by part, or the one that is not None (a node's sum)."""
+    if left is None or right is None:
+        return left if right is None else right
+    return [a + b for a, b in zip(left, right)]
 
 
 # -- launching under MPI -----------------------------------------------------------------
