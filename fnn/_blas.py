@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,20 +38,38 @@ def _loaded_openblas() -> list[Path]:
     return sorted(bundled.glob("*openblas*")) if bundled.is_dir() else []
 
 
-def set_threads(n: int) -> bool:
-    """Ask NumPy's OpenBLAS to use ``n`` threads; returns whether one was found and set."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the BLAS thread count must be an int >= 1, got {n!r}")
+def _function(names: tuple[str, ...]) -> Any:
+    """The first function of ``names`` that NumPy's OpenBLAS exports, or None."""
     for path in _loaded_openblas():
         try:
             library = ctypes.CDLL(str(path))
         except OSError:
             continue
-        for name in _SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                setter(n)
-                return True
-    return False
+        for name in names:
+            function = getattr(library, name, None)
+            if function is not None:
+                return function
+    return None
+
+
+def set_threads(n: int) -> bool:
+    """Ask NumPy's OpenBLAS to use ``n`` threads; returns whether one was found and set."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the BLAS thread count must be an int >= 1, got {n!r}")
+    setter = _function(_SETTERS)
+    if setter is None:
+        return False
+    setter.argtypes = [ctypes.c_int]
+    setter.restype = None
+    setter(n)
+    return True
+
+
+def threads() -> int | None:
+    """The number of threads NumPy's OpenBLAS uses, or None where it is not OpenBLAS."""
+    getter = _function(tuple(name.replace("_set_", "_get_") for name in _SETTERS))
+    if getter is None:
+        return None
+    getter.argtypes = []
+    getter.restype = ctypes.c_int
+    return int(getter())

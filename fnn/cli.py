@@ -456,8 +456,9 @@ def _parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="BLAS threads (default 1: small models gain little from more, and lose much "
-        "on a busy machine)",
+        help="threads per process (default 1: small models gain little from more, and lose "
+        "much on a busy machine); with --shards, up to this many of the process's shards "
+        "run at once, one thread each (the rest go to BLAS), else all go to BLAS",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
@@ -709,14 +710,25 @@ def _check_same_data(config: Config, run: dict[str, Any] | None, checksums: dict
         )
 
 
+def thread_plan(threads: int, shards: int, comm: parallel.Communicator | None) -> tuple[int, int]:
+    """``(workers, blas)`` for ``--threads``: the shards of this process computed at once
+    (each on a thread of its own, :func:`fnn.train_step`) and the threads left to each of
+    their matrix products. Shards on threads use the cores for all of a step's work, not
+    only its matrix products (the CNN: 1.15-1.3x faster on two threads here), and give
+    the same bits however many run at once."""
+    workers = min(threads, len(parallel.owned_shards(shards, comm)))
+    return workers, max(1, threads // workers)
+
+
 def _train_on(
     args: argparse.Namespace, out: TextIO, comm: parallel.Communicator | None, lead: bool
 ) -> int:
     config, directory, run = _run_config(args)
     if lead:
         _check_out(directory)
-    if not runtime.set_blas_threads(args.threads):
-        out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect\n")
+    workers, blas = thread_plan(args.threads, config.shards, comm)
+    if not runtime.set_blas_threads(blas):
+        out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect on it\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
 
     dataset = _load_config_data(config, args)
@@ -792,6 +804,7 @@ def _train_on(
             augment=build_augment(config),
             shards=config.shards,
             comm=comm,
+            threads=workers,
             callbacks=hooks,
         )
     except NonFiniteLossError as err:

@@ -4,7 +4,7 @@ fnn's core sets nothing global; these two functions change how the whole process
 so a program calls them once, at its start (``fnn train`` does, from ``--threads``):
 
 * :func:`set_blas_threads` — the number of threads NumPy's OpenBLAS uses for matrix
-  products;
+  products (:func:`blas_threads` reads it);
 * :func:`keep_freed_memory` — ask the C library's allocator to keep freed memory for
   reuse instead of giving it back to the kernel.
 
@@ -31,6 +31,13 @@ def set_blas_threads(n: int) -> bool:
         ValueError: ``n`` is not an int >= 1.
     """
     return _blas.set_threads(n)
+
+
+def blas_threads() -> int | None:
+    """The number of threads NumPy's OpenBLAS uses for matrix products (None where NumPy's
+    BLAS is not OpenBLAS). Training on threads (``fnn.train_step(..., threads=2)``) wants
+    1: each thread's products then run on its own core."""
+    return _blas.threads()
 
 
 def keep_freed_memory(limit: int = 2**30) -> bool:

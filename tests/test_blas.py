@@ -21,6 +21,10 @@ def test_set_threads_reaches_numpys_openblas() -> None:
         "getter.restype = ctypes.c_int\n"
         "assert getter() == 1, getter()\n"
         "assert _blas.set_threads(2) and getter() == 2\n"
+        "assert _blas.threads() == 2\n"
+        "assert _blas.set_threads(1) and _blas.threads() == 1\n"
+        "import fnn\n"
+        "assert fnn.runtime.blas_threads() == 1\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
 

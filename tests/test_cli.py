@@ -104,6 +104,33 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     assert resumed["config"] == whole["config"]
 
 
+def test_threads_run_shards_at_once_with_the_same_bits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--threads 2 with --shards 2: one thread a shard, one BLAS thread each; the bits of
+    --threads 1, and a run resumes with another thread count."""
+    blas: list[int] = []
+    real = fnn.runtime.set_blas_threads
+
+    def recorded(n: int) -> bool:
+        blas.append(n)
+        return real(n)
+
+    monkeypatch.setattr(fnn.runtime, "set_blas_threads", recorded)
+    one = train(tmp_path / "one", "--shards", "2")
+    two = train(tmp_path / "two", "--shards", "2", "--threads", "2")
+    assert blas == [1, 1]
+    assert two["params_sha256"] == one["params_sha256"] and two["epochs"] == one["epochs"]
+    train(tmp_path / "part", "--shards", "2", "--threads", "2", "--stop-after", "1")
+    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet", "--threads", "1")
+    assert status == 0, text
+    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert resumed["params_sha256"] == one["params_sha256"]
+    train(tmp_path / "blas", "--threads", "2")  # one shard: both threads go to BLAS
+    assert blas[-1] == 2
+    real(1)
+
+
 def test_evaluate_and_predict(tmp_path: Path) -> None:
     train(tmp_path)
     status, text = run("evaluate", str(tmp_path))

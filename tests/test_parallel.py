@@ -4,6 +4,7 @@ bit-identical for any number of processes, resume across process counts, failure
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import itertools
@@ -365,6 +366,90 @@ def test_a_penalty_is_added_once_to_the_sum() -> None:
     alone = fit(2, epochs=1, penalty=penalty)
     assert fnn.tree.equal(with_penalty[1].params, alone.params)
     assert not fnn.tree.equal(alone.params, fit(2, epochs=1).params)
+
+
+# -- shards on threads of one process -------------------------------------------------------
+
+
+@pytest.fixture
+def blas_threads(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make ``fnn.runtime.blas_threads`` report a count (1 by default): the warning about
+    competing BLAS threads depends on it, and the tests here check bits, not speed."""
+
+    def report(count: int) -> None:
+        monkeypatch.setattr(fnn.runtime, "blas_threads", lambda: count)
+
+    report(1)
+    return report
+
+
+def recording_loss(names: set[str]) -> Any:
+    """Softmax cross-entropy that records the name of each thread it runs on."""
+
+    @functools.wraps(losses.softmax_cross_entropy)
+    def loss(out: Array, y: Array) -> tuple[float, Array]:
+        names.add(threading.current_thread().name)
+        return losses.softmax_cross_entropy(out, y)
+
+    return loss
+
+
+@pytest.mark.usefixtures("blas_threads")
+def test_shards_on_threads_have_the_bits_of_one_thread() -> None:
+    """Dropout keys, batch statistics and the gradient sum do not depend on how many shards
+    run at once, nor on how the processes run theirs."""
+    one = fit(4)
+    for threads in (2, 3, 4):
+        names: set[str] = set()
+        state = fnn.fit(MODEL, recording_loss(names), optim.adam(1e-2), X, Y,
+                        key=random.key(3), epochs=2, batch_size=20, shards=4,
+                        threads=threads)  # fmt: skip
+        assert fnn.tree.equal(state.opt, one.opt)
+        assert fnn.tree.equal(state.model_state, one.model_state)
+        assert repr(state.history) == repr(one.history)
+        assert len(names) >= 2 and all(n.startswith("fnn-shard") for n in names), names
+    for state in on_threads(2, lambda comm: fit(4, comm, threads=2)):  # 2 processes x 2
+        assert fnn.tree.equal(state.opt, one.opt)
+        assert repr(state.history) == repr(one.history)
+
+
+@pytest.mark.usefixtures("blas_threads")
+def test_an_error_in_a_shard_on_a_thread_reaches_the_caller() -> None:
+    def loss(out: Array, y: Array) -> tuple[float, Array]:
+        if len(out) == 4:  # the last two shards of the last batch, of 18 rows
+            raise ArithmeticError("shard 3 failed")
+        return losses.softmax_cross_entropy(out, y)
+
+    with pytest.raises(ArithmeticError, match="shard 3 failed"):
+        fnn.fit(PLAIN, loss, optim.adam(1e-2), X[:78], Y[:78], key=random.key(3), epochs=1,
+                batch_size=20, shards=4, threads=4, accuracy=True)  # fmt: skip
+
+
+def test_threads_are_checked_and_competing_blas_threads_are_named(
+    blas_threads: Callable[[int], None],
+) -> None:
+    opt = optim.adam(1e-2)
+    with pytest.raises(ValueError, match=r"threads=2 computes shards .* but shards=1"):
+        fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, threads=2)
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=0)
+    with pytest.raises(TypeError, match="threads must be an int, got float"):
+        fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2.0)  # type: ignore[arg-type]
+    blas_threads(4)
+    with pytest.warns(RuntimeWarning, match=r"2 shards at once .* uses 4 threads .*"
+                      r"set_blas_threads\(1\)"):  # fmt: skip
+        fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2)
+    # one shard per process: nothing runs at once, so nothing to warn about
+    fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2,
+                   comm=FakeComm(0, 2, Channels()))  # fmt: skip
+
+
+def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
+    four = FakeComm(0, 4, Channels())
+    plans = [cli.thread_plan(t, s, c) for t, s, c in
+             [(1, 1, None), (2, 1, None), (2, 2, None), (4, 2, None), (3, 2, None),
+              (2, 4, four), (2, 8, four)]]  # fmt: skip
+    assert plans == [(1, 1), (1, 2), (2, 1), (2, 2), (2, 1), (1, 2), (2, 1)]
 
 
 # -- real processes (mpirun) -----------------------------------------------------------------

@@ -15,6 +15,14 @@ after the ReLU: the same function, fnn's ReLU runs on a quarter of the entries
 (``nn.cnn`` also pools inside the convolution, ``conv2d(..., pool=2)``). The dropout
 masks come from the training state's key, one per step.
 
+At ``T > 1`` threads the CNN trains as ``fnn train --model cnn --shards T --threads T``
+does: ``T`` shards of each batch on ``T`` threads (``fnn.train_step(..., shards=T,
+threads=T)``), NumPy's OpenBLAS at one thread, so that every core runs the shards'
+patch copies, pooling and elementwise work as well as their GEMMs; the shards' sum is
+the same gradient, with the same keys per shard on any thread count (:func:`plan`). The
+MLP keeps one shard and ``T`` BLAS threads (its millisecond step loses more to thread
+handoffs than it gains).
+
 With ``shards > 1`` each step splits its batch into that many shards
 (``fnn.train_step(..., shards=S, comm=fnn.parallel.world())``): started by ``mpirun -n N``
 (``parallel_speed.py``), the N processes compute ``S / N`` shards each and process 0
@@ -57,12 +65,25 @@ def build_model(w: wl.Workload) -> tuple[Any, tuple[int, ...]]:
     return nn.serial(*layers), wl.IMAGE_SHAPE
 
 
+def plan(w: wl.Workload, shards: int, processes: int) -> tuple[int, int]:
+    """``(shards, threads)`` of the step: the CNN on one process with ``T > 1`` threads
+    trains ``T`` shards of each batch on ``T`` threads, one BLAS thread each (the shards'
+    whole-array work runs on every core, not only the matrix products); otherwise
+    ``shards`` on one thread, with ``T`` BLAS threads."""
+    if w.model == "cnn" and w.threads > 1 and shards == 1 and processes == 1:
+        return w.threads, w.threads
+    return shards, 1
+
+
 def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
     """Train and time ``w``; the record (None on MPI processes other than the first)."""
     import fnn
     from fnn import data, losses, optim
 
     comm = fnn.parallel.world()
+    shards, threads = plan(w, shards, fnn.parallel.rank_and_size(comm)[1])
+    if threads > 1:
+        fnn.runtime.set_blas_threads(1)  # as fnn train --threads T --shards T does
 
     fnn.runtime.keep_freed_memory()  # as fnn train does
     d = wl.load_data(w.model, w.train_size)
@@ -70,7 +91,9 @@ def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
     k_init, k_data = fnn.random.split(fnn.random.key(w.seed))
     params = model.init(k_init, in_shape)  # He-normal weights, zero biases
     opt = optim.adam(w.lr)
-    step = fnn.train_step(model, losses.softmax_cross_entropy, opt, shards=shards, comm=comm)
+    step = fnn.train_step(
+        model, losses.softmax_cross_entropy, opt, shards=shards, comm=comm, threads=threads
+    )
     state = fnn.train_state(opt, params, k_data)
 
     rss = wl.rss_bytes()
@@ -91,5 +114,5 @@ def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
         return None
     return wl.result(
         "fnn", w, clock, logits, d.y_test, versions, rss, built_with=built, shards=shards,
-        processes=processes,
+        processes=processes, shard_threads=threads,
     )  # fmt: skip
