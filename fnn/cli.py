@@ -457,8 +457,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="threads per process (default 1: small models gain little from more, and lose "
-        "much on a busy machine); with --shards, up to this many of the process's shards "
-        "run at once, one thread each (the rest go to BLAS), else all go to BLAS",
+        "much on a busy machine): with two or more shards a process, up to this many of "
+        "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
@@ -711,13 +711,23 @@ def _check_same_data(config: Config, run: dict[str, Any] | None, checksums: dict
 
 
 def thread_plan(threads: int, shards: int, comm: parallel.Communicator | None) -> tuple[int, int]:
-    """``(workers, blas)`` for ``--threads``: the shards of this process computed at once
-    (each on a thread of its own, :func:`fnn.train_step`) and the threads left to each of
-    their matrix products. Shards on threads use the cores for all of a step's work, not
-    only its matrix products (the CNN: 1.15-1.3x faster on two threads here), and give
-    the same bits however many run at once."""
-    workers = min(threads, len(parallel.owned_shards(shards, comm)))
-    return workers, max(1, threads // workers)
+    """``(workers, blas)`` for ``--threads``: how many of this process's shards are
+    computed at once (each on a thread of its own, :func:`fnn.train_step`) and NumPy's
+    BLAS threads: all ``threads`` when one shard runs at a time, else 1 (OpenBLAS has one
+    pool of threads for the whole process, which the shards' threads would compete with).
+    Shards on threads use the cores for all of a step's work, not only its matrix
+    products (the CNN: 1.15-1.3x faster on two threads here), and give the same bits
+    however many run at once.
+
+    Raises:
+        UsageError: the processes of ``comm`` do not divide ``shards``.
+    """
+    try:
+        owned = parallel.owned_shards(parallel.check_plan(shards, comm), comm)
+    except ValueError as err:
+        raise UsageError(f"--shards {shards}: {err}") from None
+    workers = min(threads, len(owned))
+    return workers, threads if workers == 1 else 1
 
 
 def _train_on(

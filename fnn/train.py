@@ -17,9 +17,11 @@ augmentation of update ``t`` ``fold_in(fold_in(key, 4), t)``, so a run depends o
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 import operator
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +42,7 @@ from .nn import Layer, param_dtype
 from .optim import Optimizer, OptState
 
 P = TypeVar("P")
+R = TypeVar("R")
 
 Batch = tuple[Array, Array]
 
@@ -272,10 +275,33 @@ def train_step(
     main job, whose step takes about a millisecond, trains 1.7x slower (the threads'
     handoffs cost more than they save).
 
+    The loss and the layers' ``forward``/``backward`` then run on several threads at once:
+    fnn's own are pure, and a loss or layer of your own must be too (no writes to shared
+    objects). Each shard runs under the calling thread's ``np.errstate``.
+
     Raises:
-        ValueError: ``shards`` or ``threads`` is not an int >= 1, ``threads > 1`` with
-            ``shards=1``, or ``shards`` does not fit the processes of ``comm``.
+        ValueError, TypeError: ``shards`` or ``threads`` is not an int >= 1, ``threads >
+            1`` with ``shards=1``, or ``shards`` does not fit the processes of ``comm``.
     """
+    return _train_step(
+        model, loss, optimizer, penalty, augment, shards, comm, threads, accuracy, warn_level=4
+    )
+
+
+def _train_step(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    penalty: Penalty[P] | None,
+    augment: data.Augment | None,
+    shards: int,
+    comm: parallel.Communicator | None,
+    threads: int,
+    accuracy: bool | None,
+    warn_level: int,
+) -> Callable[[TrainState[P], Batch], TrainState[P]]:
+    """:func:`train_step`; a warning points ``warn_level`` frames up from the warning
+    call (4: the caller of the public function that called this one)."""
     shards = parallel.check_plan(shards, comm)
     threads = _checks.positive_int(threads, "threads")
     if threads > 1 and shards == 1:
@@ -285,7 +311,7 @@ def train_step(
         )
     workers = min(threads, len(parallel.owned_shards(shards, comm)))
     if workers > 1:
-        _warn_blas_threads(workers)
+        _warn_blas_threads(workers, warn_level)
     scores = _scores(loss, accuracy)
     stochastic = model.stochastic
     scatter = parallel.scatters(comm) and optimizer.elementwise and penalty is None
@@ -371,8 +397,9 @@ def _single_batch(
     return batch
 
 
-def _warn_blas_threads(workers: int) -> None:
-    """Warn when NumPy's OpenBLAS runs threads of its own beside ``workers`` shard threads."""
+def _warn_blas_threads(workers: int, level: int) -> None:
+    """Warn (at ``stacklevel=level``) when NumPy's OpenBLAS runs threads of its own beside
+    ``workers`` shard threads."""
     blas = runtime.blas_threads()
     if blas is not None and blas > 1:
         warnings.warn(
@@ -380,8 +407,44 @@ def _warn_blas_threads(workers: int) -> None:
             f"uses {blas} threads of its own: they compete for the cores (measured about 2x "
             "slower than one BLAS thread here); call fnn.runtime.set_blas_threads(1)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=level,
         )
+
+
+class _ShardThreads:
+    """Calls of one function computed up to ``workers`` at once, on a thread pool made on
+    first use (and made again in a forked child, which inherits no threads)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def map(self, fn: Callable[[int], R], items: Sequence[int]) -> list[R]:
+        """``[fn(i) for i in items]``, computed on the pool under the calling thread's
+        NumPy floating-point error settings (``np.errstate``; threads do not inherit them).
+        Every call is awaited before an error is raised: the first, in ``items``' order."""
+        pool = self._pool
+        if pool is None or self._pid != os.getpid():
+            pool = self._pool = ThreadPoolExecutor(self.workers, "fnn-shard")
+            self._pid = os.getpid()
+        errors, handler = np.geterr(), np.geterrcall()
+
+        def run(i: int) -> R:
+            settings = np.errstate(**errors)
+            if handler is not None:
+                settings = np.errstate(call=handler, **errors)
+            with settings:
+                return fn(i)
+
+        futures = [pool.submit(run, i) for i in items]
+        try:
+            concurrent.futures.wait(futures)
+        except BaseException:  # interrupted: drop the calls not yet started
+            for future in futures:
+                future.cancel()
+            raise
+        return [future.result() for future in futures]
 
 
 def _sharded_batch(
@@ -403,7 +466,7 @@ def _sharded_batch(
     updates that span (half the work on 2 processes) before a gather."""
     run = _forward_backward_flat(model, loss, None)
     mine = parallel.owned_shards(shards, comm)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="fnn-shard") if workers > 1 else None
+    threads = _ShardThreads(workers) if workers > 1 else None
 
     def batch(
         params: Any, layout: _tree.Layout, x: Array, y: Array, state: Any, key: Any
@@ -436,7 +499,7 @@ def _sharded_batch(
                 *(leaf * share for leaf in _tree.leaves(r.state)),
             ]
 
-        results = [shard(s) for s in mine] if pool is None else list(pool.map(shard, mine))
+        results = [shard(s) for s in mine] if threads is None else threads.map(shard, mine)
         local = {s: result for s, result in zip(mine, results) if result is not None}
         template = [
             np.empty(layout.size, layout.dtype),
@@ -920,8 +983,8 @@ def fit(
 
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = train_step(
-        model, loss, optimizer, penalty, augment, shards, comm, threads=threads, accuracy=counted
+    step = _train_step(
+        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, warn_level=4
     )
     n_fit = len(x) if train_rows is None else len(train_rows)
     n_batches = data.num_batches(n_fit, batch_size, drop_last)

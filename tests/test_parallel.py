@@ -425,6 +425,61 @@ def test_an_error_in_a_shard_on_a_thread_reaches_the_caller() -> None:
                 batch_size=20, shards=4, threads=4, accuracy=True)  # fmt: skip
 
 
+@pytest.mark.usefixtures("blas_threads")
+def test_shards_on_threads_keep_the_callers_errstate_and_finish_before_an_error() -> None:
+    """A shard's floating-point error is the one it raises on the calling thread (the
+    tests' strict numerics raise on overflow), and no shard is left running after it."""
+
+    def overflowing(out: Array, y: Array) -> tuple[float, Array]:
+        np.multiply(out, np.float32(3e38))  # overflows: raises under np.errstate(over="raise")
+        return losses.softmax_cross_entropy(out, y)
+
+    for threads in (1, 2):
+        with pytest.raises(FloatingPointError, match="overflow"):
+            fnn.fit(PLAIN, overflowing, optim.adam(1e-2), X, Y, key=random.key(3), epochs=1,
+                    batch_size=20, shards=2, threads=threads, accuracy=True)  # fmt: skip
+    finished: list[int] = []
+
+    def slow_or_failing(out: Array, y: Array) -> tuple[float, Array]:
+        if np.array_equal(y, Y[:10]):  # the first shard of the first batch (no shuffle)
+            raise ArithmeticError("one shard failed")
+        time.sleep(0.2)
+        finished.append(len(out))
+        return losses.softmax_cross_entropy(out, y)
+
+    with pytest.raises(ArithmeticError, match="one shard failed"):
+        fnn.fit(PLAIN, slow_or_failing, optim.adam(1e-2), X, Y, key=random.key(3), epochs=1,
+                batch_size=20, shuffle=False, shards=2, threads=2, accuracy=True)  # fmt: skip
+    assert finished == [10]  # the other shard ran to its end before the error was raised
+
+
+def test_a_step_with_threads_runs_in_a_forked_child() -> None:
+    """The pool is made again in a child process, which inherits no threads."""
+    script = (
+        "import os, signal, sys, time, fnn\n"
+        "from fnn import losses, nn, optim, random\n"
+        "fnn.runtime.set_blas_threads(1)\n"
+        "model = nn.mlp((8, 3))\n"
+        "x, y = random.uniform(random.key(0), (16, 4)), random.permutation(random.key(0), 16) % 3\n"
+        "def loss(out, y):\n"
+        "    time.sleep(0.05)  # both shards at once: the pool spawns both its threads\n"
+        "    return losses.softmax_cross_entropy(out, y)\n"
+        "opt = optim.adam(1e-2)\n"
+        "step = fnn.train_step(model, loss, opt, shards=2, threads=2)\n"
+        "state = fnn.train_state(opt, model.init(random.key(1), (4,)), random.key(2))\n"
+        "parent = step(state, (x, y))\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    signal.alarm(20)  # a pool without threads would wait forever\n"
+        "    again = step(state, (x, y))\n"
+        "    os._exit(0 if fnn.tree.equal(again.params, parent.params) else 3)\n"
+        "_, status = os.waitpid(child, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert done.returncode == 0
+
+
 def test_threads_are_checked_and_competing_blas_threads_are_named(
     blas_threads: Callable[[int], None],
 ) -> None:
@@ -449,7 +504,9 @@ def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
     plans = [cli.thread_plan(t, s, c) for t, s, c in
              [(1, 1, None), (2, 1, None), (2, 2, None), (4, 2, None), (3, 2, None),
               (2, 4, four), (2, 8, four)]]  # fmt: skip
-    assert plans == [(1, 1), (1, 2), (2, 1), (2, 2), (2, 1), (1, 2), (2, 1)]
+    assert plans == [(1, 1), (1, 2), (2, 1), (2, 1), (2, 1), (1, 2), (2, 1)]
+    with pytest.raises(cli.UsageError, match=r"--shards 1: shards must be a multiple of .*2"):
+        cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))
 
 
 # -- real processes (mpirun) -----------------------------------------------------------------
