@@ -492,8 +492,12 @@ def test_threads_are_checked_and_competing_blas_threads_are_named(
         fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2.0)  # type: ignore[arg-type]
     blas_threads(4)
     with pytest.warns(RuntimeWarning, match=r"2 shards at once .* uses 4 threads .*"
-                      r"set_blas_threads\(1\)"):  # fmt: skip
+                      r"set_blas_threads\(1\)") as caught:  # fmt: skip
         fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2)
+    with pytest.warns(RuntimeWarning, match="2 shards at once") as through_fit:
+        fnn.fit(PLAIN, losses.softmax_cross_entropy, opt, X[:8], Y[:8], key=random.key(0),
+                epochs=1, batch_size=8, shards=2, threads=2)  # fmt: skip
+    assert caught[0].filename == through_fit[0].filename == __file__  # the caller's line
     # one shard per process: nothing runs at once, so nothing to warn about
     fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2,
                    comm=FakeComm(0, 2, Channels()))  # fmt: skip
