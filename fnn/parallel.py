@@ -33,6 +33,10 @@ extra ``fnn[mpi]``), or nothing for one process. What travels: the shards' weigh
 gradients, losses, accuracy counts and float model state, and, when the update is shared
 out, each process's slice of the new params and optimizer moments. Every process reads
 the data itself and keeps the same key and shuffles.
+
+Within a process, ``threads=T`` (:func:`fnn.train_step`, :func:`fnn.fit`, ``fnn train
+--threads T``) computes up to ``T`` of its shards at once on threads; their results are
+summed in the same tree, so the bits depend neither on ``N`` nor on ``T``.
 """
 
 from __future__ import annotations
