@@ -723,10 +723,9 @@ def thread_plan(threads: int, shards: int, comm: parallel.Communicator | None) -
         UsageError: the processes of ``comm`` do not divide ``shards``.
     """
     try:
-        owned = parallel.owned_shards(parallel.check_plan(shards, comm), comm)
+        workers = parallel.shards_at_once(threads, parallel.check_plan(shards, comm), comm)
     except ValueError as err:
         raise UsageError(f"--shards {shards}: {err}") from None
-    workers = min(threads, len(owned))
     return workers, threads if workers == 1 else 1
 
 

@@ -118,6 +118,12 @@ def owned_shards(shards: int, comm: Communicator | None) -> range:
     return range(rank * per, (rank + 1) * per)
 
 
+def shards_at_once(threads: int, shards: int, comm: Communicator | None) -> int:
+    """How many of this process's shards run at once on ``threads`` threads
+    (:func:`fnn.train_step`'s ``threads``): ``threads``, at most the shards it owns."""
+    return min(threads, len(owned_shards(shards, comm)))
+
+
 def reduce_shards(
     values: Mapping[int, Sequence[Array]],
     shards: int,

@@ -283,9 +283,7 @@ def train_step(
         ValueError, TypeError: ``shards`` or ``threads`` is not an int >= 1, ``threads >
             1`` with ``shards=1``, or ``shards`` does not fit the processes of ``comm``.
     """
-    return _train_step(
-        model, loss, optimizer, penalty, augment, shards, comm, threads, accuracy, warn_level=4
-    )
+    return _train_step(model, loss, optimizer, penalty, augment, shards, comm, threads, accuracy)
 
 
 def _train_step(
@@ -298,10 +296,8 @@ def _train_step(
     comm: parallel.Communicator | None,
     threads: int,
     accuracy: bool | None,
-    warn_level: int,
 ) -> Callable[[TrainState[P], Batch], TrainState[P]]:
-    """:func:`train_step`; a warning points ``warn_level`` frames up from the warning
-    call (4: the caller of the public function that called this one)."""
+    """:func:`train_step`, for it and :func:`fit`: its warning points at their caller."""
     shards = parallel.check_plan(shards, comm)
     threads = _checks.positive_int(threads, "threads")
     if threads > 1 and shards == 1:
@@ -309,9 +305,9 @@ def _train_step(
             f"threads={threads} computes shards of a batch at once, but shards=1: give "
             f"shards >= 2 (for example shards={threads})"
         )
-    workers = min(threads, len(parallel.owned_shards(shards, comm)))
+    workers = parallel.shards_at_once(threads, shards, comm)
     if workers > 1:
-        _warn_blas_threads(workers, warn_level)
+        _warn_blas_threads(workers)
     scores = _scores(loss, accuracy)
     stochastic = model.stochastic
     scatter = parallel.scatters(comm) and optimizer.elementwise and penalty is None
@@ -397,9 +393,10 @@ def _single_batch(
     return batch
 
 
-def _warn_blas_threads(workers: int, level: int) -> None:
-    """Warn (at ``stacklevel=level``) when NumPy's OpenBLAS runs threads of its own beside
-    ``workers`` shard threads."""
+def _warn_blas_threads(workers: int) -> None:
+    """Warn when NumPy's OpenBLAS runs threads of its own beside ``workers`` shard threads,
+    at the line that called :func:`train_step` or :func:`fit` (through
+    :func:`_train_step`)."""
     blas = runtime.blas_threads()
     if blas is not None and blas > 1:
         warnings.warn(
@@ -407,7 +404,7 @@ def _warn_blas_threads(workers: int, level: int) -> None:
             f"uses {blas} threads of its own: they compete for the cores (measured about 2x "
             "slower than one BLAS thread here); call fnn.runtime.set_blas_threads(1)",
             RuntimeWarning,
-            stacklevel=level,
+            stacklevel=4,
         )
 
 
@@ -983,9 +980,7 @@ def fit(
 
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = _train_step(
-        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, warn_level=4
-    )
+    step = _train_step(model, loss, optimizer, penalty, augment, shards, comm, threads, counted)
     n_fit = len(x) if train_rows is None else len(train_rows)
     n_batches = data.num_batches(n_fit, batch_size, drop_last)
 
