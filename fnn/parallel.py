@@ -279,20 +279,19 @@ def reduce_scatter_shards(
     block = _block_sum({s: [v] for s, v in values.items()}, rank * per, (rank + 1) * per)
     assert block is not None, "every shard must be nonempty"
     value = block[0]
-    lo, hi, group = 0, len(value), 1
-    while group < size:
-        partner = rank ^ group
-        mid = (hi - lo) // 2  # the halves of [lo, hi), counted from lo
+    length, lo = len(value), 0  # value holds entries lo:lo + len(value) of the sum
+    for level in range(1, size.bit_length()):
+        partner = rank ^ (1 << (level - 1))
         (keep_lo, keep_hi), (give_lo, give_hi) = (
-            ((mid, hi - lo), (0, mid)) if rank & group else ((0, mid), (mid, hi - lo))
+            span(length, rank, size, level),
+            span(length, partner, size, level),
         )
         theirs = np.empty(keep_hi - keep_lo, value.dtype)
-        comm.Sendrecv(value[give_lo:give_hi], partner, _TAG, theirs, partner, _TAG)
-        mine = value[keep_lo:keep_hi]
+        comm.Sendrecv(value[give_lo - lo : give_hi - lo], partner, _TAG, theirs, partner, _TAG)
+        mine = value[keep_lo - lo : keep_hi - lo]
         value = mine + theirs if rank < partner else theirs + mine  # the left block first
-        lo, hi = lo + keep_lo, lo + keep_hi
-        group *= 2
-    return value, (lo, hi)
+        lo = keep_lo
+    return value, (lo, lo + len(value))
 
 
 def gather_spans(parts: Sequence[Array], length: int, comm: Communicator) -> list[Array]:
