@@ -498,11 +498,7 @@ def _sharded_batch(
 
         results = [shard(s) for s in mine] if threads is None else threads.map(shard, mine)
         local = {s: result for s, result in zip(mine, results) if result is not None}
-        template = [
-            np.empty(layout.size, layout.dtype),
-            np.empty(2, np.float64),
-            *(np.empty_like(leaf) for leaf in state_leaves),
-        ]
+        small_template = [np.empty(2, np.float64), *(np.empty_like(leaf) for leaf in state_leaves)]
         nonempty = [hi > lo for lo, hi in bounds]
         span = None
         if scatter and all(nonempty):
@@ -511,8 +507,9 @@ def _sharded_batch(
                 {s: v[0] for s, v in local.items()}, shards, comm
             )
             small = {s: v[1:] for s, v in local.items()}
-            total = [grads, *parallel.reduce_shards(small, shards, nonempty, template[1:], comm)]
+            total = [grads, *parallel.reduce_shards(small, shards, nonempty, small_template, comm)]
         else:
+            template = [np.empty(layout.size, layout.dtype), *small_template]
             total = parallel.reduce_shards(local, shards, nonempty, template, comm)
         grads, scalars = total[0], total[1]
         value = float(scalars[0])
