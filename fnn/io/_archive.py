@@ -15,7 +15,6 @@ import contextlib
 import io
 import os
 import struct
-import tokenize
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,7 +40,8 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 2**24
 _ZIP64 = 2**31
 
-# What zipfile, struct and NumPy's header parser (ast, tokenize) raise on malformed input.
+# What zipfile and struct raise on malformed input (the .npy header parser turns its own
+# errors into FormatError).
 _PARSE_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
@@ -51,9 +51,6 @@ _PARSE_ERRORS = (
     OverflowError,
     ValueError,
     TypeError,
-    SyntaxError,
-    RecursionError,
-    tokenize.TokenError,
     OSError,
 )
 
