@@ -81,7 +81,8 @@ def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
     from fnn import data, losses, optim
 
     comm = fnn.parallel.world()
-    shards, threads = plan(w, shards, fnn.parallel.rank_and_size(comm)[1])
+    rank, processes = fnn.parallel.rank_and_size(comm)
+    shards, threads = plan(w, shards, processes)
     if threads > 1:
         fnn.runtime.set_blas_threads(1)  # as fnn train --threads T --shards T does
 
@@ -109,7 +110,6 @@ def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
     logits = wl.in_chunks(lambda x: model.apply(final, x), d.x_test, w.eval_chunk)
     built = "nn.mlp" if w.model == "mlp" else ("nn.cnn" if _has_cnn() else "nn.serial")
     versions = {"fnn": fnn.__version__}
-    rank, processes = fnn.parallel.rank_and_size(comm)
     if rank:
         return None
     return wl.result(

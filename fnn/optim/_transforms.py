@@ -305,6 +305,7 @@ def freeze(mask: Any) -> Transform:
     """
     flags_tree = mask
     flags = [bool(f) for f in _tree.leaves(mask)]
+    frozen = any(flags)
 
     def init(flat: Array, layout: Layout) -> Moments:
         found = _tree.difference(layout.treedef, _tree.structure(flags_tree))
@@ -315,7 +316,7 @@ def freeze(mask: Any) -> Transform:
     def update(
         u: Updates, moments: Moments, params: Any, step: int, layout: Layout
     ) -> tuple[Updates, Moments]:
-        if not any(flags):  # nothing frozen: elementwise, and layout unread
+        if not frozen:  # nothing frozen: elementwise, and layout unread
             return u, ()
         spans = layout.ranges(flags)
         if not spans:
@@ -325,4 +326,4 @@ def freeze(mask: Any) -> Transform:
             out[start:stop] = 0
         return Updates(out, u.scale), ()
 
-    return Transform(init, update, EmptyState, name="freeze", elementwise=not any(flags))
+    return Transform(init, update, EmptyState, name="freeze", elementwise=not frozen)
