@@ -6,6 +6,7 @@ optimizers are pure functions over them; training is a fold. See the README.
 
 from . import callbacks as callbacks
 from . import data as data
+from . import inference as inference
 from . import io as io
 from . import losses as losses
 from . import metrics as metrics
@@ -23,21 +24,21 @@ from .gradient import check_model as check_model
 from .gradient import forward_backward as forward_backward
 from .gradient import grad as grad
 from .gradient import value_and_grad as value_and_grad
+from .inference import Evaluation as Evaluation
+from .inference import evaluate as evaluate
+from .inference import predict as predict
+from .inference import predict_proba as predict_proba
 from .io import load as load
 from .io import save as save
 from .train import Callback as Callback
 from .train import EarlyStopping as EarlyStopping
 from .train import EpochMetrics as EpochMetrics
-from .train import Evaluation as Evaluation
 from .train import Event as Event
 from .train import Metrics as Metrics
 from .train import NonFiniteLossError as NonFiniteLossError
 from .train import TrainState as TrainState
 from .train import augment_key as augment_key
-from .train import evaluate as evaluate
 from .train import fit as fit
-from .train import predict as predict
-from .train import predict_proba as predict_proba
 from .train import step_key as step_key
 from .train import train_epoch as train_epoch
 from .train import train_state as train_state

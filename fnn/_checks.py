@@ -31,6 +31,18 @@ def float_array(x: Any, what: str, dtype: np.dtype[Any] | None = None) -> Array:
     return x
 
 
+def float_dtype(dtype: Any, what: str = "parameters") -> np.dtype[Any]:
+    """``dtype`` as a NumPy dtype if it is float32 or float64 (fnn computes in those two).
+
+    Raises:
+        TypeError: any other dtype (``what`` names what it was for).
+    """
+    dt: np.dtype[Any] = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{what} must be float32 or float64, got dtype {dt}")
+    return dt
+
+
 def finite(x: Array, what: str) -> Array:
     """Return ``x`` if every entry is finite, else raise naming the first bad entry.
 

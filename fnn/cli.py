@@ -57,14 +57,13 @@ from . import tree as _tree
 from ._atomic import write_bytes_atomic
 from ._files import open_regular
 from ._types import Array
+from .inference import evaluate, predict_proba
 from .train import (
     Callback,
     EarlyStopping,
     NonFiniteLossError,
     TrainState,
-    evaluate,
     fit,
-    predict_proba,
 )
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "nesterov", "adagrad", "rmsprop")
@@ -711,22 +710,15 @@ def _check_same_data(config: Config, run: dict[str, Any] | None, checksums: dict
 
 
 def thread_plan(threads: int, shards: int, comm: parallel.Communicator | None) -> tuple[int, int]:
-    """``(workers, blas)`` for ``--threads``: how many of this process's shards are
-    computed at once (each on a thread of its own, :func:`fnn.train_step`) and NumPy's
-    BLAS threads: all ``threads`` when one shard runs at a time, else 1 (OpenBLAS has one
-    pool of threads for the whole process, which the shards' threads would compete with).
-    Shards on threads use the cores for all of a step's work, not only its matrix
-    products (the CNN: 1.15-1.3x faster on two threads here), and give the same bits
-    however many run at once.
+    """:func:`fnn.parallel.thread_plan` for ``--threads`` and ``--shards``.
 
     Raises:
         UsageError: the processes of ``comm`` do not divide ``shards``.
     """
     try:
-        workers = parallel.shards_at_once(threads, parallel.check_plan(shards, comm), comm)
+        return parallel.thread_plan(threads, shards, comm)
     except ValueError as err:
         raise UsageError(f"--shards {shards}: {err}") from None
-    return workers, threads if workers == 1 else 1
 
 
 def _train_on(

@@ -18,7 +18,6 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 import numpy as np
 
-from . import _checks
 from . import random as _random
 from . import tree as _tree
 from ._types import Array
@@ -73,10 +72,21 @@ class GradFn(Protocol[P]):
     ) -> P: ...
 
 
+# -- the flat interface (for fnn.train and fnn.parallel) --------------------------------------
+
+
 @attrs.frozen(eq=False)
-class _FlatLossAndGrad:
-    """:class:`LossAndGrad` with the gradient as one read-only flat buffer laid out as
-    ``layout`` (the params')."""
+class FlatLossAndGrad:
+    """One training forward and backward pass with the gradient as one flat buffer.
+
+    Attributes:
+        value: the batch-mean loss (no penalty: :func:`finish_gradient` adds it).
+        grads: the gradient w.r.t. the params, one writable flat buffer laid out as the
+            params' :class:`fnn.tree.Layout` (the layers' ``backward`` wrote into views
+            of it).
+        state: the model state after the training forward.
+        output: the model's output for the batch.
+    """
 
     value: float
     grads: Array
@@ -84,12 +94,22 @@ class _FlatLossAndGrad:
     output: Array
 
 
-def _forward_backward_flat(
-    model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None
-) -> Callable[[P, _tree.Layout, Array, Array, Any, _random.Key | None], _FlatLossAndGrad]:
-    """The pipeline, with the gradient in one flat buffer laid out as ``layout`` (the
-    params' flat layout, :func:`fnn.tree.layout`): the layers' ``backward`` write straight
-    into views of it. :func:`forward_backward` and :func:`fnn.train_step` both run it."""
+FlatPipeline = Callable[
+    [Any, _tree.Layout, Array, Array, Any, "_random.Key | None"], FlatLossAndGrad
+]
+"""``run(params, layout, x, y, state, key) -> FlatLossAndGrad``."""
+
+
+def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
+    """The gradient pipeline with the gradient in one flat buffer laid out as ``layout``
+    (the params' flat layout, :func:`fnn.tree.layout`): the model's training forward, the
+    loss, and the model's ``backward`` (without the input gradient) writing straight into
+    views of the buffer. The penalty and the read-only marking come after, once, from
+    :func:`finish_gradient`, on a batch's whole gradient (after the shards' sum when
+    :mod:`fnn.parallel` splits the batch).
+
+    This and :func:`finish_gradient` are the flat interface :func:`forward_backward`,
+    :func:`fnn.train_step` and :mod:`fnn.parallel` share; it trusts its inputs."""
 
     def run(
         params: P,
@@ -98,27 +118,28 @@ def _forward_backward_flat(
         y: Array,
         state: Any = None,
         key: _random.Key | None = None,
-    ) -> _FlatLossAndGrad:
+    ) -> FlatLossAndGrad:
         out, new_state, residuals = model.forward(params, x, state, key)
         value, dout = loss(out, y)
         grads = np.empty(layout.size, layout.dtype)
         model.backward(params, residuals, dout, False, layout.buffers(grads))
-        if penalty is not None:
-            value = _add_penalty(penalty, params, layout, value, grads)
-        grads.flags.writeable = False
-        return _FlatLossAndGrad(value, grads, new_state, out)
+        return FlatLossAndGrad(value, grads, new_state, out)
 
     return run
 
 
-def _add_penalty(
-    penalty: Penalty[P], params: P, layout: _tree.Layout, value: float, grads: Array
+def finish_gradient(
+    value: float, grads: Array, params: P, layout: _tree.Layout, penalty: Penalty[P] | None
 ) -> float:
-    """Add ``penalty(params)``'s gradient into the flat ``grads`` (in place); returns
-    ``value`` plus the penalty's value."""
-    extra, extra_grads = penalty(params)
-    grads += layout.ravel(extra_grads, "the penalty's gradient")
-    return value + extra
+    """Add ``penalty(params)`` (if any) to a batch's flat gradient ``grads`` (in place) and
+    make ``grads`` read-only; returns ``value`` plus the penalty's value. ``grads`` may be
+    a slice of the flat gradient only when there is no penalty."""
+    if penalty is not None:
+        extra, extra_grads = penalty(params)
+        grads += layout.ravel(extra_grads, "the penalty's gradient")
+        value += extra
+    grads.flags.writeable = False
+    return value
 
 
 def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> Pipeline[P]:
@@ -141,28 +162,29 @@ def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = N
     It trusts its inputs (training checks the data once, up front); :func:`value_and_grad`
     and :func:`grad` check ``x``, ``state`` and ``key`` first.
     """
-    flat = _forward_backward_flat(model, loss, penalty)
+    flat = flat_forward_backward(model, loss)
 
     def run(
         params: P, x: Array, y: Array, state: Any = None, key: _random.Key | None = None
     ) -> LossAndGrad[P]:
         layout = _tree.layout(params)
         result = flat(params, layout, x, y, state, key)
+        value = finish_gradient(result.value, result.grads, params, layout, penalty)
         grads: P = layout.unravel(result.grads)
-        return LossAndGrad(result.value, grads, result.state, result.output)
+        return LossAndGrad(value, grads, result.state, result.output)
 
     return run
 
 
-def check_call(model: Layer[Any], x: Any, state: Any, key: Any) -> None:
-    """Check what a training forward of ``model`` is given: a finite float ``x``, the
-    model's state exactly when it keeps one, and a key exactly when it is stochastic.
+def check_call(model: Layer[Any], params: Any, x: Any, state: Any, key: Any) -> None:
+    """Check what a training forward of ``model`` is given: a finite float ``x`` of the
+    params' dtype, params and a state that fit the model for ``x``'s examples
+    (:meth:`fnn.nn.Layer.check`), and a key exactly when the model is stochastic.
 
     Raises:
         TypeError, ValueError: naming what was expected and what came.
     """
-    _checks.finite(_checks.float_array(x, "x"), "x")
-    model.check_state(state)
+    model.check_inputs(params, x, state)
     if model.stochastic and not isinstance(key, _random.Key):
         raise TypeError(
             "this model draws random numbers in training (dropout): pass key=, an "
@@ -186,7 +208,7 @@ def value_and_grad(
     def value_and_grad_fn(
         params: P, x: Array, y: Array, *, state: Any = None, key: _random.Key | None = None
     ) -> tuple[float, P]:
-        check_call(model, x, state, key)
+        check_call(model, params, x, state, key)
         result = run(params, x, y, state, key)
         return result.value, result.grads
 
@@ -324,18 +346,14 @@ def _warn_if_imprecise(point: Any, what: str) -> None:
 
 def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: Array) -> None:
     """Raise if the layer's ``shapes`` disagree with its params, state or output."""
-    described = layer.shapes(x.shape[1:], x.dtype)
-    for what, have, want in (
-        ("params", params, described.params),
-        ("state", state, described.state),
-    ):
-        found = _tree.mismatch(want, have, "shapes says")
-        if found is not None:
-            raise ValueError(f"the layer's shapes() does not describe its {what}: {found}")
-    if described.output != y.shape[1:]:
+    found = layer.mismatch(params, state, x.shape[1:])
+    if found is not None:
+        raise ValueError(f"the layer's declaration does not describe its {found}")
+    described = layer.output_shape(x.shape[1:])
+    if described != y.shape[1:]:
         raise ValueError(
-            f"the layer's shapes() gives the output shape {described.output}, but its "
-            f"forward returned {y.shape[1:]}"
+            f"the layer declares the output shape {described}, but its forward returned "
+            f"{y.shape[1:]}"
         )
 
 
@@ -379,7 +397,7 @@ def check_layer(
     unwritten = [p for p, o in zip(_tree.leaf_paths(treedef), out) if np.isnan(o).any()]
     if unwritten:
         raise ValueError(
-            "the layer's backward left entries of out unwritten (still NaN) at params"
+            "the layer's backward left entries of grads unwritten (still NaN) at params"
             f"{unwritten[0]}: it must write every entry of each param's gradient"
         )
     if dx is None or np.shape(dx) != np.shape(x):
@@ -421,7 +439,7 @@ def check_model(
     params and inputs (float32 gives a warning). ``options`` go to :func:`check_grad`.
     """
     _warn_if_imprecise((params, x), "check_model")
-    check_call(model, x, state, key)
+    check_call(model, params, x, state, key)
     run = forward_backward(model, loss, penalty)
     return check_grad(
         lambda p: run(p, x, y, state, key).value,

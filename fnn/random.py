@@ -29,6 +29,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import _checks
 from . import tree as _tree
 from ._types import Array
 
@@ -115,18 +116,11 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return dims
 
 
-def _float_dtype(dtype: DTypeLike) -> np.dtype[Any]:
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
 def normal(
     k: Key, shape: int | tuple[int, ...], dtype: DTypeLike = np.float32, std: float = 1.0
 ) -> Array:
     """Draws from a normal distribution with mean 0 and standard deviation ``std``."""
-    dt = _float_dtype(dtype)
+    dt = _checks.float_dtype(dtype, "dtype")
     out = generator(k).standard_normal(_shape(shape)) * float(std)
     return out.astype(dt, copy=False)
 
@@ -139,7 +133,7 @@ def uniform(
     dtype: DTypeLike = np.float32,
 ) -> Array:
     """Draws from the uniform distribution on ``[low, high)``."""
-    dt = _float_dtype(dtype)
+    dt = _checks.float_dtype(dtype, "dtype")
     for value, what in ((low, "low"), (high, "high")):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(

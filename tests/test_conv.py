@@ -24,6 +24,11 @@ CONV_CASES = [
 ]
 
 
+def as_grads(params: Any, arrays: list[Any]) -> Any:
+    """``arrays`` arranged as the writable ``grads`` a layer's backward writes into."""
+    return fnn.tree.buffers(fnn.tree.structure(params), iter(arrays))
+
+
 @pytest.mark.parametrize(("kernel", "stride", "padding", "hw", "channels"), CONV_CASES)
 def test_conv2d_gradients(
     key: random.Key, kernel: Any, stride: Any, padding: Any, hw: tuple[int, int], channels: int
@@ -98,7 +103,13 @@ def test_pooled_conv2d_is_conv2d_then_max_pool(
     z, _, residuals = plain.forward(params, x, None, None)
     y_ref, dz = first_max_pool(z, _pair(pool), small_integers(random.fold_in(key, 3), y.shape))
     dw_ref, db_ref = np.empty_like(dw), np.empty_like(db)
-    dx_ref = plain.backward(params, residuals, dz, True, [dw_ref, db_ref])
+    dx_ref = plain.backward(
+        params,
+        residuals,
+        dz,
+        True,
+        as_grads(params, [dw_ref, db_ref]),
+    )
     assert dx_ref is not None
     assert np.array_equal(y, y_ref) and np.array_equal(dx, dx_ref)
     assert np.array_equal(dw, dw_ref) and np.array_equal(db, db_ref)
@@ -198,8 +209,8 @@ def test_dropout_masks_scale_and_pass_through(key: random.Key) -> None:
 @pytest.mark.parametrize(
     ("make", "x_shape", "error", "message"),
     [
-        (lambda: nn.conv2d(4, 3), (2, 5, 5), ValueError, r"shape \(batch, height, width, 1\)"),
-        (lambda: nn.conv2d(4, 3), (2, 5, 5, 2), ValueError, r"width, 1\), got \(2, 5, 5, 2\)"),
+        (lambda: nn.conv2d(4, 3), (2, 5, 5), ValueError, r"add nn\.reshape\(\(5, 5, 1\)\)"),
+        (lambda: nn.conv2d(4, 3), (2, 5, 5, 2), ValueError, r"needs float32 \(3, 3, 2, 4\), got "),
         (lambda: nn.conv2d(4, 9), (2, 5, 5, 1), ValueError, "kernel does not fit"),
         (lambda: nn.max_pool(7), (2, 5, 5, 1), ValueError, "window does not fit an input of 5x5"),
     ],
@@ -274,7 +285,7 @@ def test_conv2d_agrees_with_pytorch(
     y, _, residuals = layer.forward(params, x, None, None)
     dy = random.normal(random.fold_in(key, 2), y.shape, np.float64)
     dw, db = np.empty_like(params.w), np.empty_like(params.b)
-    dx = layer.backward(params, residuals, dy, True, [dw, db])
+    dx = layer.backward(params, residuals, dy, True, as_grads(params, [dw, db]))
     assert dx is not None
 
     tx = torch.tensor(nchw(x), requires_grad=True)

@@ -63,9 +63,11 @@ def doubled_dense(features: int) -> nn.Layer[nn.DenseParams]:
     """A dense layer whose backward doubles the weight gradient: a wrong derivative."""
     inner = nn.dense(features)
 
-    def backward(params: nn.DenseParams, x: Any, dy: Any, need_dx: bool, out: list[Any]) -> Any:
-        dx = inner.backward(params, x, dy, need_dx, out)
-        out[0] *= 2
+    def backward(
+        params: nn.DenseParams, x: Any, dy: Any, need_dx: bool, grads: nn.DenseParams
+    ) -> Any:
+        dx = inner.backward(params, x, dy, need_dx, grads)
+        grads.w[...] *= 2
         return dx
 
     return attrs.evolve(inner, backward=backward)
@@ -89,13 +91,13 @@ def test_a_wrong_derivative_in_the_training_path_fails_the_checks(key: random.Ke
 def test_a_backward_that_leaves_its_buffers_unwritten_is_caught(key: random.Key) -> None:
     inner = nn.dense(3)
 
-    def backward(p: nn.DenseParams, x: Any, dy: Any, need_dx: bool, out: list[Any]) -> Any:
-        np.matmul(x.T, dy, out=out[0])  # forgets the bias
+    def backward(p: nn.DenseParams, x: Any, dy: Any, need_dx: bool, grads: nn.DenseParams) -> Any:
+        np.matmul(x.T, dy, out=grads.w)  # forgets the bias
         return dy @ p.w.T
 
     layer = attrs.evolve(inner, backward=backward)
     params = layer.init(key, (4,), np.float64)
-    with pytest.raises(ValueError, match=r"left entries of out unwritten .* at params\.b"):
+    with pytest.raises(ValueError, match=r"left entries of grads unwritten .* at params\.b"):
         fnn.check_layer(layer, params, random.normal(key, (5, 4), np.float64))
 
 
@@ -114,13 +116,12 @@ def test_check_layer_and_check_model_warn_in_float32(key: random.Key) -> None:
 
 def test_check_layer_checks_what_a_layer_says_of_itself(key: random.Key) -> None:
     inner = nn.dense(3)
-    wrong = attrs.evolve(
-        inner, shapes=lambda in_shape, dtype=np.float32: nn.dense(4).shapes(in_shape, dtype)
-    )
+    wrong = attrs.evolve(inner, declare=nn.dense(4).declare)
     params = inner.init(key, (2,), np.float64)
     with pytest.raises(
         ValueError,
-        match=r"shapes\(\) does not describe its params: at \.w: shapes says float64 \(2, 4\)",
+        match=r"declaration does not describe its params at \.w: the model needs float64 "
+        r"\(2, 4\), got float64 \(2, 3\)",
     ):
         fnn.check_layer(wrong, params, random.normal(key, (3, 2), np.float64))
 
@@ -345,7 +346,7 @@ def test_a_registered_layer_with_state_saves_loads_and_resumes_in_a_new_process(
 
 
 def test_an_unregistered_layer_says_how_to_save_it(tmp_path: Path, key: random.Key) -> None:
-    plain = nn.parameterless("plain", lambda x: (x, None), lambda r, dy: dy)
+    plain = nn.parameterless(lambda x: (x, None), lambda r, dy: dy)
     model = nn.serial(nn.dense(2), plain)
     assert model.spec is None
     with pytest.raises(ValueError, match="register it"):

@@ -26,8 +26,13 @@ def bad(value: Any) -> Any:
 
 
 CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
-    ("params of another kind", lambda: MODEL.apply(bad(None), X), TypeError, "tuple of 4"),
-    ("x without batch axis", lambda: MODEL.apply(PARAMS, X[0]), ValueError, r"\(batch, \.\.\.\)"),
+    ("params of another kind", lambda: MODEL.apply(bad(None), X), TypeError, "expected a tuple"),
+    (
+        "x without batch axis",
+        lambda: MODEL.apply(PARAMS, X[0]),
+        ValueError,
+        r"examples of shape \(\)",
+    ),
     ("x a number", lambda: MODEL.apply(PARAMS, np.float32(1)), TypeError, "NumPy array"),
     ("key not a Key", lambda: MODEL.init(bad(0), (5,)), TypeError, "fnn.random.Key"),
     ("negative shape", lambda: MODEL.init(KEY, (-5,)), TypeError, "positive ints"),

@@ -182,7 +182,7 @@ def test_readable_with_plain_numpy_and_json(tmp_path: Path, key: random.Key) -> 
         desc = json.loads(npz["fnn.json"])
         assert desc["format"] == "fnn" and desc["version"] == 1
         dense = desc["tree"]["children"][1]
-        assert dense["type"] == "fnn.nn.DenseParams" and dense["fields"] == ["w", "b"]
+        assert dense["type"] == "dense.DenseParams" and dense["fields"] == ["w", "b"]
         w_leaf = dense["children"][0]
         w = npz[f"leaf_{w_leaf['index']}"]
         assert w.dtype.str == w_leaf["dtype"] and list(w.shape) == w_leaf["shape"]
@@ -237,7 +237,7 @@ def test_template_mismatch_names_the_path(tmp_path: Path, key: random.Key) -> No
         (
             nn.DenseParams(np.ones((1, 1)), np.ones(1)),
             Scaled(np.ones(1), 0.5),
-            "expected test_io.Scaled, got fnn.nn.DenseParams",
+            "expected test_io.Scaled, got dense.DenseParams",
         ),
         (
             Scaled(np.ones(1), 0.5),
@@ -263,9 +263,20 @@ def test_without_template_only_allow_listed_types(tmp_path: Path) -> None:
 
 
 def test_allow_list() -> None:
-    """fnn's own types, by their stable names; users' types join through registration."""
-    own = {name: cls for name, cls in fnn.io.TYPES.items() if name.startswith("fnn.")}
+    """fnn's own types, by their stable names (a layer's records by the layer's name, and
+    the names files written before 0.2 gave them); users' types join through registration."""
+    layers = {"dense", "conv2d", "batch_norm", "layer_norm"}
+    own = {
+        name: cls
+        for name, cls in fnn.io.TYPES.items()
+        if name.startswith("fnn.") or name.split(".")[0] in layers
+    }
     assert own == {
+        "dense.DenseParams": nn.DenseParams,
+        "conv2d.Conv2DParams": nn.Conv2DParams,
+        "batch_norm.BatchNormParams": nn.BatchNormParams,
+        "batch_norm.BatchNormState": nn.BatchNormState,
+        "layer_norm.LayerNormParams": nn.LayerNormParams,
         "fnn.nn.DenseParams": nn.DenseParams,
         "fnn.nn.Conv2DParams": nn.Conv2DParams,
         "fnn.nn.BatchNormParams": nn.BatchNormParams,
@@ -457,8 +468,8 @@ def test_save_model_refuses(tmp_path: Path, key: random.Key) -> None:
     with pytest.raises(
         ValueError,
         match=re.escape(
-            "params do not fit the model for in_shape (4,): at [1].w: expected float32 (4, 5), "
-            "got float32 (3, 5)"
+            "do not fit the model for in_shape (4,): params at [1].w: the model needs float32 "
+            "(4, 5), got float32 (3, 5)"
         ),
     ):
         fnn.io.save_model(tmp_path / "m.npz", model, params, in_shape=(4,))

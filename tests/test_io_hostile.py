@@ -415,7 +415,7 @@ def edited(valid: Members, edit: Callable[[dict[str, Any]], None]) -> bytes:
 
 def _dense(desc: dict[str, Any]) -> dict[str, Any]:
     node: dict[str, Any] = desc["tree"]["children"][1]["children"][1]  # ['params'][1]
-    assert node["type"] == "fnn.nn.DenseParams"
+    assert node["type"] == "dense.DenseParams"
     return node
 
 
@@ -504,7 +504,7 @@ def test_unknown_type_names_are_never_imported(
         FormatError, match=f"at \\['params'\\]\\[1\\]: unknown type {re.escape(repr(name))}"
     ):
         fnn.io.load(path)
-    with pytest.raises(ValueError, match=f"expected fnn.nn.DenseParams, got {re.escape(name)}"):
+    with pytest.raises(ValueError, match=f"expected dense.DenseParams, got {re.escape(name)}"):
         fnn.io.load(path, like=sample(key))
     path.write_bytes(edited(valid, _as_namedtuple(name)))
     with pytest.raises(FormatError, match="unknown type"):
@@ -597,19 +597,20 @@ def _deep_spec(levels: int) -> dict[str, Any]:
         (_set(_model, "in_shape", "3"), "needs 'in_shape' as a list of positive ints"),
         (
             _set(_model, "in_shape", [4]),
-            "params do not fit the model for in_shape \\(4,\\): at \\[1\\].w: expected "
+            "do not fit the model for in_shape \\(4,\\): params at \\[1\\].w: the model needs "
             "float32 \\(4, 4\\), got float32 \\(3, 4\\)",
         ),
         (
             _set(_model, "dtype", "float64"),
-            "params do not fit the model for in_shape \\(3,\\): at \\[1\\].w: expected float64",
+            "do not fit the model for in_shape \\(3,\\): params of dtype float32, the model entry "
+            "says float64",
         ),
         (_set(_model, "dtype", "object"), "needs 'dtype' 'float32' or 'float64'"),
         (_set(_model, "extra", 1), "must be an object with the entries"),
         (_set(TOP, "model", None), "must be an object with the entries"),
         (
             _set(_model, "spec", {"layer": "dense", "features": 2**40}),
-            "at the root: expected fnn.nn.DenseParams, got a tuple",
+            "at the root: expected DenseParams, got a tuple",
         ),
         (
             _set(
@@ -622,7 +623,7 @@ def _deep_spec(levels: int) -> dict[str, Any]:
             _set(_model, "spec", {"layer": "leaky_relu", "negative_slope": "nan"}),
             "cannot be rebuilt",
         ),
-        (_set(_model, "spec", {"layer": "dense", "features": 4}), "params do not fit the model"),
+        (_set(_model, "spec", {"layer": "dense", "features": 4}), "do not fit the model"),
     ],
 )
 def test_bad_model_entries(
@@ -637,7 +638,11 @@ def test_bad_model_entries(
 @pytest.mark.parametrize(
     ("features", "in_shape", "message"),
     [
-        (2**31, [3], "\\[1\\].w: expected float64 \\(3, 2147483648\\), got float32 \\(3, 4\\)"),
+        (
+            2**31,
+            [3],
+            "\\[1\\].w: the model needs float32 \\(3, 2147483648\\), got float32 \\(3, 4\\)",
+        ),
         (4, [2**31, 2**31], "more entries than NumPy can index"),
     ],
 )

@@ -23,6 +23,11 @@ BIG = 70_000  # more than 65,535
 KEY = fnn.random.key(0)
 
 
+def as_grads(params: Any, arrays: list[Any]) -> Any:
+    """``arrays`` arranged as the writable ``grads`` a layer's backward writes into."""
+    return fnn.tree.buffers(fnn.tree.structure(params), iter(arrays))
+
+
 def uniform(shape: tuple[int, ...], seed: int) -> Array:
     return np.random.default_rng(seed).random(shape).astype(np.float32)
 
@@ -47,7 +52,13 @@ def test_layers_keep_float32(
     assert y.dtype == np.float32
     assert all(a.dtype == np.float32 for a in fnn.tree.leaves(new_state))
     out = [np.zeros_like(a) for a in fnn.tree.leaves(params)]
-    dx = layer.backward(params, saved, uniform(y.shape, 2), True, out)
+    dx = layer.backward(
+        params,
+        saved,
+        uniform(y.shape, 2),
+        True,
+        as_grads(params, out),
+    )
     assert dx is not None and dx.dtype == np.float32
     assert layer.apply(params, x, state=new_state).dtype == np.float32
 

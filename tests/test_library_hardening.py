@@ -49,10 +49,7 @@ def test_a_dense_layer_refuses_params_of_another_width(key: random.Key) -> None:
     params_32 = nn.mlp((32, 10)).init(key, (20,))
     x = np.ones((4, 20), np.float32)
     wider = nn.mlp((64, 10))
-    message = (
-        r"dense\(64\) expected params w of shape \(in_features, 64\) and b of shape \(64,\)"
-        r".*got w float32 \(20, 32\) and b float32 \(32,\)"
-    )
+    message = r"at \[1\]\.w: the model needs float32 \(20, 64\), got float32 \(20, 32\)"
     with pytest.raises(ValueError, match=message):
         wider.apply(params_32, x)
     with pytest.raises(ValueError, match=message):  # the training path too
@@ -62,8 +59,8 @@ def test_a_dense_layer_refuses_params_of_another_width(key: random.Key) -> None:
 @pytest.mark.parametrize(
     ("b", "got"),
     [
-        (np.zeros(3, np.float32), r"b float32 \(3,\)"),
-        (np.zeros(4, np.float64), r"b float64 \(4,\)"),
+        (np.zeros(3, np.float32), r"at \.b: the model needs float32 \(4,\), got float32 \(3,\)"),
+        (np.zeros(4, np.float64), r"at \.b: the model needs float32 \(4,\), got float64 \(4,\)"),
     ],
 )
 def test_a_dense_layer_refuses_a_bias_of_another_shape_or_dtype(
@@ -78,9 +75,9 @@ def test_a_dense_layer_refuses_a_bias_of_another_shape_or_dtype(
 @pytest.mark.parametrize(
     ("other", "got"),
     [
-        (nn.conv2d(8, 5), r"got w float32 \(5, 5, 1, 8\)"),  # another kernel size
-        (nn.conv2d(16, 3), r"got w float32 \(3, 3, 1, 16\)"),  # another width
-        (nn.conv2d(8, (3, 5)), r"got w float32 \(3, 5, 1, 8\)"),
+        (nn.conv2d(8, 5), r"got float32 \(5, 5, 1, 8\)"),  # another kernel size
+        (nn.conv2d(16, 3), r"got float32 \(3, 3, 1, 16\)"),  # another width
+        (nn.conv2d(8, (3, 5)), r"got float32 \(3, 5, 1, 8\)"),
     ],
 )
 def test_conv2d_refuses_params_of_another_kernel_size_or_width(
@@ -88,11 +85,9 @@ def test_conv2d_refuses_params_of_another_kernel_size_or_width(
 ) -> None:
     layer = nn.conv2d(8, 3, padding="same")
     x = np.ones((2, 7, 7, 1), np.float32)
-    with pytest.raises(
-        ValueError, match=r"conv2d\(8, kernel_size=\(3, 3\)\) expected params w of shape "
-    ) as info:
+    with pytest.raises(ValueError, match=r"at \.w: the model needs float32 \(3, 3, 1, 8\)") as info:
         layer.apply(other.init(key, (7, 7, 1)), x)
-    assert info.match(got) and info.match(r"\(3, 3, in_channels, 8\)")
+    assert info.match(got)
 
 
 @pytest.mark.parametrize("make", [nn.batch_norm, nn.layer_norm])
@@ -105,19 +100,28 @@ def test_norm_layers_need_params_that_agree_with_the_input(
     state = state_of(layer, (4,))
     x = random.normal(key, (3, 4))
     record = type(params)
-    with pytest.raises(ValueError, match=rf"{name} expected params scale and bias of shape"):
+    assert name == layer.name
+    with pytest.raises(
+        ValueError, match=r"at \.bias: the model needs float32 \(4,\), got float32 \(5,\)"
+    ):
         layer.apply(record(params.scale, np.zeros(5, np.float32)), x, state)
-    with pytest.raises(ValueError, match=r"scale float32 \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"at \.scale: the model needs float32 \(4,\), got float32 \(2, 2\)"
+    ):
         layer.apply(record(params.scale.reshape(2, 2), params.bias.reshape(2, 2)), x, state)
     other = make().init(key, (6,))
-    with pytest.raises(ValueError, match=r"its params' scale and bias are \(6,\)"):
+    with pytest.raises(
+        ValueError, match=r"at \.scale: the model needs float32 \(4,\), got float32 \(6,\)"
+    ):
         layer.apply(other, x, state_of(make(), (6,)))
 
 
 def test_batch_norm_refuses_a_state_of_another_width(key: random.Key) -> None:
     layer = nn.batch_norm()
     params = layer.init(key, (4,))
-    with pytest.raises(ValueError, match=r"batch_norm expected state\.mean of shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"state do not fit .* at \.mean: the model needs float32 \(4,\)"
+    ):
         layer.apply(params, random.normal(key, (3, 4)), state_of(layer, (5,)))
 
 
@@ -126,7 +130,10 @@ def test_combinators_check_through_their_children(key: random.Key) -> None:
     other = nn.residual(nn.serial(nn.dense(16), nn.relu(), nn.dense(4)), nn.dense(4))
     x = random.normal(key, (2, 6))
     assert block.apply(block.init(key, (6,)), x).shape == (2, 4)
-    with pytest.raises(ValueError, match=r"dense\(8\) expected params .*\(6, 16\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"at \[0\]\[0\]\.w: the model needs float32 \(6, 8\), got float32 \(6, 16\)",
+    ):
         block.apply(other.init(key, (6,)), x)
 
 
@@ -144,7 +151,7 @@ def test_fit_refuses_params_of_another_width_before_training(key: random.Key) ->
     with pytest.raises(
         ValueError,
         match=r"fit's params do not fit the model for inputs of shape \(6,\): at \[1\]\.w: "
-        r"expected float32 \(6, 64\), got float32 \(6, 32\)",
+        r"the model needs float32 \(6, 64\), got float32 \(6, 32\)",
     ):
         fit_once(
             nn.mlp((64, 3)),
@@ -172,7 +179,7 @@ def test_fit_refuses_a_model_state_of_another_width(key: random.Key) -> None:
     model = nn.serial(nn.dense(8), nn.batch_norm(), nn.relu(), nn.dense(3))
     wrong = state_of(nn.serial(nn.dense(5), nn.batch_norm(), nn.relu(), nn.dense(3)), (6,))
     with pytest.raises(
-        ValueError, match=r"fit's state do not fit .*at \[1\]\.mean: expected float32 \(8,\)"
+        ValueError, match=r"fit's state do not fit .*at \[1\]\.mean: the model needs float32 \(8,\)"
     ):
         fit_once(model, x, y, key, model_state=wrong)
 
@@ -182,7 +189,9 @@ def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
     model = nn.mlp((8, 3))
     p = model.init(key, (6,))
     mixed = (*p[:3], nn.DenseParams(p[3].w, p[3].b.astype(np.float64)))
-    with pytest.raises(ValueError, match=r"at \[3\]\.b: expected float32 \(3,\), got float64"):
+    with pytest.raises(
+        ValueError, match=r"at \[3\]\.b: the model needs float32 \(3,\), got float64"
+    ):
         fit_once(model, x, y, key, params=mixed)
 
 

@@ -478,10 +478,9 @@ def test_elementwise_names_the_rules_that_may_update_a_slice() -> None:
         state = opt.init({"w": np.zeros(4, np.float32)})
         leaves, treedef = tree.flatten(state.params)
         with pytest.raises(ValueError, match="elementwise transforms"):
-            opt._update_sharded(
-                state, np.zeros(2, np.float32), leaves, tree.layout_of(leaves, treedef),
-                (0, 2), lambda parts: parts,
-            )  # fmt: skip
+            opt.update_span(
+                state, np.zeros(2, np.float32), tree.layout_of(leaves, treedef), leaves, (0, 2)
+            )
 
 
 @pytest.mark.parametrize("opt", ELEMENTWISE)
@@ -502,7 +501,7 @@ def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
         assert layout.size == spans[-1][1]
         flat_g = layout.ravel(g)
         parts = [
-            opt._update_span(pieces, flat_g[lo:hi], leaves, layout, (lo, hi)) for lo, hi in spans
+            opt.update_span(pieces, flat_g[lo:hi], layout, leaves, (lo, hi)) for lo, hi in spans
         ]
 
         def gather(mine: list[Any], parts: Any = parts) -> list[Any]:
@@ -511,8 +510,11 @@ def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
             assert [a.tobytes() for a in mine] == [b.tobytes() for b in slices[2]]
             return [np.concatenate(column) for column in zip(*slices)]
 
-        lo, hi = spans[2]
-        pieces = opt._update_sharded(pieces, flat_g[lo:hi], leaves, layout, (lo, hi), gather)
+        flat, moments = parts[2]
+        new_flat, *new_moments = gather([flat, *(m for ms in moments for m in ms)])
+        each = iter(new_moments)
+        grouped = [tuple(next(each) for _ in ms) for ms in moments]
+        pieces = opt.assemble(layout, new_flat, grouped, pieces.step + 1)
         assert tree.equal(pieces, whole)
 
 
@@ -529,4 +531,4 @@ def test_a_transform_wrongly_marked_elementwise_fails_on_a_slice(key: random.Key
     layout = tree.layout_of(leaves, treedef)
     liar.update(state, params)  # the whole vector: fine
     with pytest.raises(TypeError, match=r"liar is marked elementwise but read .*\.size"):
-        liar._update_span(state, np.zeros(5, np.float32), leaves, layout, (0, 5))
+        liar.update_span(state, np.zeros(5, np.float32), layout, leaves, (0, 5))

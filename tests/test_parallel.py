@@ -268,7 +268,7 @@ def test_sharded_fit_has_the_same_bits_on_1_2_and_4_threads_as_processes() -> No
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Count the calls of ``fnn.parallel.<name>`` (one entry per call)."""
+    """Count the calls of ``fnn.parallel.<name>`` by the sharded step (one entry per call)."""
     calls: list[int] = []
     real = getattr(parallel, name)
 
@@ -276,7 +276,7 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(parallel, name, counted)
+    monkeypatch.setattr(f"fnn.parallel._step.{name}", counted)
     return calls
 
 
@@ -377,7 +377,7 @@ def blas_threads(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     competing BLAS threads depends on it, and the tests here check bits, not speed."""
 
     def report(count: int) -> None:
-        monkeypatch.setattr(fnn.runtime, "blas_threads", lambda: count)
+        monkeypatch.setattr("fnn._blas.threads", lambda: count)
 
     report(1)
     return report
@@ -505,10 +505,12 @@ def test_threads_are_checked_and_competing_blas_threads_are_named(
 
 def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
     four = FakeComm(0, 4, Channels())
-    plans = [cli.thread_plan(t, s, c) for t, s, c in
+    plans = [parallel.thread_plan(t, s, c) for t, s, c in
              [(1, 1, None), (2, 1, None), (2, 2, None), (4, 2, None), (3, 2, None),
               (2, 4, four), (2, 8, four)]]  # fmt: skip
     assert plans == [(1, 1), (1, 2), (2, 1), (2, 1), (2, 1), (1, 2), (2, 1)]
+    with pytest.raises(ValueError, match=r"shards must be a multiple of .*2"):
+        parallel.thread_plan(2, 1, FakeComm(0, 2, Channels()))
     with pytest.raises(cli.UsageError, match=r"--shards 1: shards must be a multiple of .*2"):
         cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))
 

@@ -25,7 +25,7 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     for block in python_blocks():
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
-    assert "dense expected input of shape (batch, 784), got (32, 700)" in out
+    assert "at [1].w: the model needs float32 (700, 128), got float32 (784, 128)" in out
     assert "max relative error" in out
     assert "3 3e-05" in out
     assert "10 True" in out
@@ -46,7 +46,7 @@ def test_the_format_pages_example_reads_a_file_with_numpy(
     fnn.io.save(path, {"params": params, "step": 100})
     (block,) = python_blocks(FORMAT)
     exec(compile(block, str(FORMAT), "exec"), {"path": path})
-    assert capsys.readouterr().out == "fnn 1 fnn.nn.DenseParams float32 (784, 128)\n"
+    assert capsys.readouterr().out == "fnn 1 dense.DenseParams float32 (784, 128)\n"
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -89,7 +89,7 @@ def test_params_and_their_types(key: random.Key) -> None:
     assert isinstance(q[0], nn.DenseParams) and isinstance(q[1], nn.DenseParams)
     assert q[0].w.shape == q[1].w.shape == (4, 3)
     assert not np.array_equal(q[0].w, q[1].w)  # the branches draw from different keys
-    assert plain.init_state is None and not plain.stochastic
+    assert not plain.stateful and plain.init_state((3,)) is None and not plain.stochastic
     assert mapped.shapes((4,)).state is None
 
 
@@ -156,8 +156,8 @@ def test_a_stateful_shortcut_threads_its_state(key: random.Key) -> None:
     tree.assert_same_structure(described.state, state)
     report = fnn.check_layer(layer, params, normal64(key, (5, 3)), state=state)
     assert report.max_rel_error < TOL, report
-    with pytest.raises(TypeError, match=r"state as a tuple of 2, .* got CenterState"):
-        layer.forward(params, normal64(key, (5, 3)), state[1], None)
+    with pytest.raises(TypeError, match=r"state do not fit .* expected a tuple, got CenterState"):
+        layer.apply(params, normal64(key, (5, 3)), state[1])
 
 
 def test_keys_reach_a_stochastic_layer(key: random.Key) -> None:
@@ -224,12 +224,12 @@ def test_bad_arguments_and_params_are_refused(key: random.Key) -> None:
     layer = residual(nn.dense(3))
     params = layer.init(key, (3,))
     x = np.ones((2, 3), np.float32)
-    with pytest.raises(TypeError, match=r"params as a tuple of 2, .* got DenseParams"):
+    with pytest.raises(TypeError, match=r"at the root: expected a tuple, got DenseParams"):
         layer.apply(params[0], x)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"identity shortcut expected None .* got DenseParams"):
+    with pytest.raises(TypeError, match=r"at \[1\]: expected None, got DenseParams"):
         layer.apply((params[0], params[0]), x)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="keeps no state"):
-        layer.forward(params, x, (None, None), None)
+        layer.apply(params, x, (None, None))
 
 
 # -- specs, files and training -------------------------------------------------------------

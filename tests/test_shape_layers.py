@@ -146,10 +146,7 @@ def test_global_avg_pool_rejects_other_shapes(key: random.Key) -> None:
         layer.init(key, (4, 3))
     with pytest.raises(ValueError, match=message):
         layer.shapes((4, 3))
-    with pytest.raises(
-        ValueError,
-        match=r"expected input of shape \(batch, height, width, channels\), got \(2, 4, 3\)",
-    ):
+    with pytest.raises(ValueError, match=message):
         layer.apply(None, np.zeros((2, 4, 3), np.float32))
 
 

@@ -10,15 +10,13 @@ import pytest
 
 import fnn
 from fnn import callbacks, losses, nn, optim, random, tree
+from fnn.inference import evaluate, predict, predict_proba
 from fnn.train import (
     EarlyStopping,
     Event,
     NonFiniteLossError,
     TrainState,
-    evaluate,
     fit,
-    predict,
-    predict_proba,
     train_epoch,
     train_step,
 )

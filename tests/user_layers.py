@@ -8,7 +8,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-from numpy.typing import DTypeLike
 
 import fnn
 from fnn import nn
@@ -34,47 +33,32 @@ def center(momentum: float = 0.9) -> nn.Layer[CenterParams]:
     """``y = scale * (x - mean)``: the batch mean in training (the running mean moves
     towards it), the running mean in inference. Inputs ``(batch, features)``."""
 
-    def features(in_shape: Shape) -> int:
-        (n,) = nn.check_in_shape(in_shape, "center")
-        return n
-
-    def init(key: fnn.random.Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> CenterParams:
-        return CenterParams(np.ones(features(in_shape), nn.param_dtype(dtype)))
-
-    def init_state(in_shape: Shape, dtype: DTypeLike = np.float32) -> CenterState:
-        return CenterState(np.zeros(features(in_shape), nn.param_dtype(dtype)))
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> nn.Shapes:
-        n, dt = features(in_shape), nn.param_dtype(dtype)
-        return nn.Shapes(
-            (n,), CenterParams(nn.placeholder((n,), dt)), CenterState(nn.placeholder((n,), dt))
-        )
+    def declare(in_shape: Shape) -> nn.Declared[CenterParams]:
+        (n,) = in_shape
+        return nn.Declared((n,), CenterParams(nn.param((n,), nn.ones)), CenterState(nn.param((n,))))
 
     def infer(params: CenterParams, x: Array, state: CenterState) -> Array:
-        x = nn.check_input(x, "center", params.scale.dtype, params.scale.shape)
         out: Array = params.scale * (x - state.mean)
         return out
 
     def forward(
         params: CenterParams, x: Array, state: CenterState, key: fnn.random.Key | None
     ) -> tuple[Array, CenterState, Array]:
-        x = nn.check_input(x, "center", params.scale.dtype, params.scale.shape)
         centered = x - x.mean(axis=0)
         moved = momentum * state.mean + (1 - momentum) * x.mean(axis=0)
         return params.scale * centered, CenterState(moved.astype(x.dtype)), centered
 
     def backward(
-        params: CenterParams, centered: Array, dy: Array, need_dx: bool, out: list[Array]
+        params: CenterParams, centered: Array, dy: Array, need_dx: bool, grads: CenterParams
     ) -> Array | None:
-        (dscale,) = out
-        np.sum(dy * centered, axis=0, out=dscale)
+        np.sum(dy * centered, axis=0, out=grads.scale)
         if not need_dx:
             return None
         scaled: Array = params.scale * dy
         dx: Array = scaled - scaled.mean(axis=0)
         return dx
 
-    return nn.Layer(init, shapes, infer, forward, backward, init_state=init_state)
+    return nn.Layer(declare, infer, forward, backward, stateful=True)
 
 
 @nn.register("test_mask")
@@ -82,8 +66,11 @@ def mask(rate: float = 0.5) -> nn.Layer[None]:
     """Training: keep each entry with probability ``1 - rate`` (no rescaling); inference:
     the identity. The mask comes from the key of the training forward."""
 
+    def declare(in_shape: Shape) -> nn.Declared[None]:
+        return nn.Declared(in_shape)
+
     def infer(params: None, x: Array, state: None) -> Array:
-        return nn.check_input(x, "mask")
+        return x
 
     def forward(
         params: None, x: Array, state: None, key: fnn.random.Key | None
@@ -91,13 +78,12 @@ def mask(rate: float = 0.5) -> nn.Layer[None]:
         if key is None:
             raise ValueError("mask needs a key in training")
         keep = fnn.random.bernoulli(key, 1 - rate, x.shape)
-        return np.where(keep, nn.check_input(x, "mask"), 0), None, keep
+        return np.where(keep, x, 0), None, keep
 
-    def backward(params: None, keep: Array, dy: Array, need_dx: bool, out: None) -> Array | None:
+    def backward(params: None, keep: Array, dy: Array, need_dx: bool, grads: None) -> Array | None:
         return np.where(keep, dy, 0) if need_dx else None
 
-    plain = nn.parameterless("mask", lambda x: (x, None), lambda r, dy: dy)
-    return attrs.evolve(plain, infer=infer, forward=forward, backward=backward, stochastic=True)
+    return nn.Layer(declare, infer, forward, backward, stochastic=True)
 
 
 def model() -> nn.Layer[tuple[Any, ...]]:

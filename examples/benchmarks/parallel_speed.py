@@ -174,9 +174,9 @@ def scaling_table(model: str, level_seconds: float) -> str:
     leaves, treedef = fnn.tree.flatten(params)
     layout = fnn.tree.layout_of(leaves, treedef)
     flat_grads = np.full(layout.size, 1e-3, layout.dtype)
-    after_one = opt._update(state.opt, flat_grads, leaves, layout)  # step 1: a step that
+    after_one = opt.update_flat(state.opt, flat_grads, layout, leaves)  # step 1: a step that
     leaves = fnn.tree.leaves(after_one.params)  # does not sweep tiny moments (1 in 16 do)
-    update = best_of(lambda: opt._update(after_one, flat_grads, leaves, layout))
+    update = best_of(lambda: opt.update_flat(after_one, flat_grads, layout, leaves))
     rest = best_of(lambda: train(state, (images, labels))) - gradient[128] - update
     one = gradient[128] + rest + update
     lines = [

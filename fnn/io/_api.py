@@ -29,7 +29,7 @@ from ._format import (
     check_path,
 )
 from ._json import check_json, depth, encode
-from ._tree_json import Leaf, convert, leaf_of, named, place, resolve, to_json
+from ._tree_json import Leaf, canonical, convert, leaf_of, named, place, resolve, to_json
 
 T = TypeVar("T")
 
@@ -70,15 +70,10 @@ def _describe(tree: Any, what: str) -> _Described:
 
 def _mismatch(template: _Described, treedef: TreeDef, leaves: tuple[Leaf, ...]) -> str | None:
     """Where a file's tree first differs from a template's, in words such as
-    ``"at [1].w: expected float32 (784, 128), got float64 (784, 127)"``, or None. How a
-    leaf comes back (array, NumPy scalar or Python number) may differ: the template wins."""
-    found = _tree.difference(template.named, treedef)
-    if found is not None:
-        return found
-    for path, want, have in zip(_tree.leaf_paths(treedef), template.leaves, leaves):
-        if want.dtype != have.dtype or want.shape != have.shape:
-            return f"at {place(path)}: expected {want}, got {have}"
-    return None
+    ``"at [1].w: expected float32 (784, 128), got float64 (784, 127)"``, or None. A record
+    the file names by an older alias of a registered type is that type; how a leaf comes
+    back (array, NumPy scalar or Python number) may differ: the template wins."""
+    return _tree.first_difference(template.named, template.leaves, canonical(treedef), leaves)
 
 
 def _restore(template: _Described, arrays: list[Array]) -> Any:
@@ -284,21 +279,34 @@ def _saved_tree(model: nn.Layer[Any], params: Any, state: Any) -> Any:
     return {"params": params, "state": state} if model.stateful else params
 
 
-def _rebuild(
-    entry: ModelEntry, error: type[ValueError], what: str
-) -> tuple[nn.Layer[Any], _Described]:
-    """The model an entry describes and, as a template, the params (and state) it makes
-    for the entry's input shape and dtype: placeholders from ``model.shapes``, so nothing
-    the size of the params is allocated before a file's params are known to fit."""
+def _model_of(entry: ModelEntry, what: str) -> nn.Layer[Any]:
+    """The model a file's entry describes, rebuilt from registered layer names only."""
     try:
-        model = nn.from_spec(entry.spec)
+        return nn.from_spec(entry.spec)
     except (ValueError, TypeError) as e:
-        raise error(f"{what}: the model spec cannot be rebuilt: {e}") from None
+        raise FormatError(f"{what}: the model spec cannot be rebuilt: {e}") from None
+
+
+def _check_saved(model: nn.Layer[Any], saved: Any, entry: ModelEntry, what: str) -> None:
+    """Raise a FormatError unless the tree ``saved`` (placeholders of a file's leaves)
+    holds params (and state) that fit ``model`` for the entry's input shape and dtype:
+    :meth:`fnn.nn.Layer.mismatch`, before any array is read."""
+    if model.stateful and not (isinstance(saved, dict) and set(saved) == {"params", "state"}):
+        raise FormatError(f"{what}: a stateful model's file holds {{'params', 'state'}}")
+    params, state = (saved["params"], saved["state"]) if model.stateful else (saved, None)
     try:
-        shapes = model.shapes(entry.in_shape, entry.dtype)
+        found = model.mismatch(params, state, entry.in_shape)
     except (ValueError, TypeError) as e:
-        raise error(f"{what}: the model does not accept in_shape {entry.in_shape}: {e}") from None
-    return model, _describe(_saved_tree(model, shapes.params, shapes.state), "the model's shapes")
+        raise FormatError(
+            f"{what}: the model does not accept in_shape {entry.in_shape}: {e}"
+        ) from None
+    if found is None and nn.params_dtype(params, entry.dtype) != entry.dtype:
+        found = f"params of dtype {nn.params_dtype(params)}, the model entry says {entry.dtype}"
+    if found is not None:
+        raise FormatError(
+            f"{what}: the params and state do not fit the model for in_shape "
+            f"{entry.in_shape}: {found}"
+        )
 
 
 class LoadedModel(NamedTuple):
@@ -369,11 +377,14 @@ def save_model(
     shape = _in_shape(in_shape)
     described = _describe(_saved_tree(model, params, model.check_state(model_state)), "params")
     entry = ModelEntry(spec, shape, _params_dtype(described))
-    _, template = _rebuild(entry, ValueError, "save_model")
-    found = _mismatch(template, described.named, described.leaves)
+    try:
+        same = nn.from_spec(spec)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"save_model: the model spec cannot be rebuilt: {e}") from None
+    found = same.mismatch(params, model_state, shape)
     if found is not None:
         raise ValueError(
-            f"save_model: the params do not fit the model for in_shape {shape}: {found}"
+            f"save_model: the params and state do not fit the model for in_shape {shape}: {found}"
         )
     return _write(target, described, metadata, entry)
 
@@ -403,13 +414,18 @@ def load_model(path: PathLike) -> LoadedModel:
             raise FormatError(
                 f"{target} holds a tree, not a model (no 'model' entry): load it with fnn.io.load"
             )
-        model, template = _rebuild(entry, FormatError, str(target))
-        found = _mismatch(template, description.treedef, description.leaves)
-        if found is not None:
-            raise FormatError(
-                f"{target}: the params do not fit the model for in_shape {entry.in_shape}: {found}"
-            )
-        saved = _restore(template, _leaves(archive, description))
+        model = _model_of(entry, str(target))
+        treedef = resolve(description.treedef, str(target))
+        shapes = [nn.placeholder(leaf.shape, leaf.dtype) for leaf in description.leaves]
+        try:
+            _check_saved(model, treedef.build(iter(shapes)), entry, str(target))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, FormatError):
+                raise
+            raise FormatError(f"{target}: a class refused the file's values: {e}") from None
+        values = _leaves(archive, description)
+        leaves = [convert(a, leaf.kind) for a, leaf in zip(values, description.leaves)]
+        saved = treedef.build(iter(leaves))
     if model.stateful:
         return LoadedModel(model, saved["params"], saved["state"])
     return LoadedModel(model, saved, None)

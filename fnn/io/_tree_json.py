@@ -305,6 +305,17 @@ def from_json(obj: Any, what: str) -> tuple[TreeDef, tuple[Leaf, ...]]:
     return treedef, tuple(reader.leaves)
 
 
+def canonical(treedef: TreeDef) -> TreeDef:
+    """A :func:`named` structure with each registered name (or older alias, see
+    :func:`fnn.tree.register_type`) replaced by the name its class is registered under."""
+    kids = tuple(canonical(c) for c in treedef.children)
+    node_type = treedef.node_type
+    cls = _tree.TYPES.get(node_type) if isinstance(node_type, str) else None
+    if cls is not None:
+        node_type = _tree.type_name(cls)
+    return _tree.node(treedef.kind, node_type, treedef.names, treedef.static, kids)
+
+
 def resolve(treedef: TreeDef, what: str, path: str = "") -> TreeDef:
     """A :func:`named` structure with each name replaced by its registered class.
 

@@ -1,14 +1,18 @@
-"""Layers as records of pure functions, combinators that compose them, and the registry.
+"""Layers as declarations and pure functions, combinators that compose them, the registry.
 
-A layer is a :class:`Layer`: ``init``, ``shapes``, ``infer`` (called through ``apply``),
-the training ``forward`` and one hand-derived ``backward``; stateful layers add
-``init_state`` and stochastic ones set ``stochastic``. ``serial`` composes layers; ``mlp``
-builds the classic multilayer perceptron. :func:`register` adds a layer constructor to
-the one registry that specs and files name layers by.
+A layer is a :class:`Layer`: ``declare`` (its output shape, params and state as
+:class:`Param` leaves, stated once), ``infer`` (called through ``apply``), the training
+``forward`` and one hand-derived ``backward``; ``init``, ``init_state``, ``shapes`` and
+every check of params, state and inputs follow from the declaration. :func:`combinator`
+wires layers into a layer (:func:`serial`, :func:`residual`); ``mlp`` and ``cnn`` build
+the classic networks. :func:`register` adds a layer constructor to the one registry that
+specs and files name layers by; :func:`register_initializer` does the same for
+initializers.
 """
 
 from .._types import Array as Array
 from .._types import Shape as Shape
+from . import _legacy  # noqa: F401  (older files' record names)
 from ._activations import elu as elu
 from ._activations import flatten as flatten
 from ._activations import gelu as gelu
@@ -22,31 +26,35 @@ from ._activations import silu as silu
 from ._activations import softmax as softmax
 from ._activations import tanh as tanh
 from ._cnn import cnn as cnn
+from ._combinator import Back as Back
+from ._combinator import combinator as combinator
 from ._conv import Conv2DParams as Conv2DParams
 from ._conv import conv2d as conv2d
 from ._dense import DenseParams as DenseParams
 from ._dense import dense as dense
 from ._init import INITIALIZERS as INITIALIZERS
 from ._init import Initializer as Initializer
+from ._init import constant as constant
 from ._init import glorot_normal as glorot_normal
 from ._init import glorot_uniform as glorot_uniform
 from ._init import he_normal as he_normal
 from ._init import he_uniform as he_uniform
 from ._init import initializer as initializer
 from ._init import lecun_normal as lecun_normal
+from ._init import normal as normal
+from ._init import ones as ones
+from ._init import register_initializer as register_initializer
 from ._init import zeros as zeros
 from ._layer import BackwardFn as BackwardFn
+from ._layer import Declared as Declared
+from ._layer import DeclareFn as DeclareFn
 from ._layer import ForwardFn as ForwardFn
 from ._layer import InferFn as InferFn
-from ._layer import InitFn as InitFn
-from ._layer import InitStateFn as InitStateFn
 from ._layer import Layer as Layer
+from ._layer import Param as Param
 from ._layer import Shapes as Shapes
-from ._layer import ShapesFn as ShapesFn
-from ._layer import check_in_shape as check_in_shape
-from ._layer import check_input as check_input
-from ._layer import check_no_state as check_no_state
-from ._layer import param_dtype as param_dtype
+from ._layer import param as param
+from ._layer import params_dtype as params_dtype
 from ._layer import placeholder as placeholder
 from ._layer import readonly as readonly
 from ._mlp import mlp as mlp
@@ -70,3 +78,72 @@ from ._shape_layers import reshape as reshape
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform
+
+__all__ = [
+    "INITIALIZERS",
+    "LAYERS",
+    "Array",
+    "Back",
+    "BackwardFn",
+    "BatchNormParams",
+    "BatchNormState",
+    "Conv2DParams",
+    "DeclareFn",
+    "Declared",
+    "DenseParams",
+    "ForwardFn",
+    "InferFn",
+    "Initializer",
+    "Layer",
+    "LayerNormParams",
+    "Param",
+    "Registered",
+    "Shape",
+    "Shapes",
+    "activation",
+    "avg_pool",
+    "batch_norm",
+    "cnn",
+    "combinator",
+    "constant",
+    "conv2d",
+    "dense",
+    "dropout",
+    "elu",
+    "flatten",
+    "from_spec",
+    "gelu",
+    "global_avg_pool",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "initializer",
+    "layer_norm",
+    "leaky_relu",
+    "lecun_normal",
+    "log_softmax",
+    "max_pool",
+    "mlp",
+    "normal",
+    "ones",
+    "param",
+    "parameterless",
+    "params_dtype",
+    "placeholder",
+    "readonly",
+    "register",
+    "register_initializer",
+    "relu",
+    "reshape",
+    "residual",
+    "serial",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "tanh",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]

@@ -7,17 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import DTypeLike
 
 from .. import _checks
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import Layer, Shapes, check_in_shape, check_input, check_no_state
+from ._layer import Declared, Layer
 from ._registry import register
 
 
 def parameterless(
-    name: str,
     forward: Callable[[Array], tuple[Array, Any]],
     backward: Callable[[Any, Array], Array],
     *,
@@ -26,44 +24,34 @@ def parameterless(
     """A layer without params or state from two functions of arrays.
 
     Args:
-        name: the layer's name in error messages.
         forward: ``forward(x) -> (y, residuals)``, for inference and training alike.
         backward: ``backward(residuals, dy) -> dx``.
-        output_shape: ``output_shape(in_shape) -> out_shape`` (default: the same shape).
+        output_shape: ``output_shape(in_shape) -> out_shape`` (default: the same shape);
+            a ValueError there refuses an input shape.
 
-    The layer checks that its params and state are ``None`` and that its input is a float
-    array; it computes ``dx`` only when asked. Register its constructor with
-    :func:`register` (``activation=True`` for an activation) to save models that use it.
+    The layer computes ``dx`` only when asked. Register its constructor with
+    :func:`register` (``activation=True`` for an activation) to name it and to save models
+    that use it.
     """
-    same: Callable[[Shape], Shape] = lambda shape: shape  # noqa: E731
-    out_shape = output_shape or same
 
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> None:
-        check_in_shape(in_shape, name)
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
-        return Shapes(out_shape(check_in_shape(in_shape, name)))
-
-    def check(params: None, x: Array, state: Any) -> Array:
-        if params is not None:
-            raise TypeError(f"{name} has no parameters: expected None, got {type(params).__name__}")
-        if state is not None:
-            check_no_state(state, name)
-        return check_input(x, name)
+    def declare(in_shape: Shape) -> Declared[None]:
+        return Declared(in_shape if output_shape is None else output_shape(in_shape))
 
     def infer(params: None, x: Array, state: None) -> Array:
-        return forward(check(params, x, state))[0]
+        return forward(x)[0]
 
     def train_forward(
         params: None, x: Array, state: None, key: Key | None
     ) -> tuple[Array, None, Any]:
-        y, residuals = forward(check(params, x, state))
+        y, residuals = forward(x)
         return y, None, residuals
 
-    def train_backward(params: None, res: Any, dy: Array, need_dx: bool, out: None) -> Array | None:
+    def train_backward(
+        params: None, res: Any, dy: Array, need_dx: bool, grads: None
+    ) -> Array | None:
         return backward(res, dy) if need_dx else None
 
-    return Layer(init, shapes, infer, train_forward, train_backward)
+    return Layer(declare, infer, train_forward, train_backward)
 
 
 def _relu_forward(x: Array) -> tuple[Array, Array]:
@@ -74,7 +62,7 @@ def _relu_forward(x: Array) -> tuple[Array, Array]:
 @register("relu", activation=True)
 def relu() -> Layer[None]:
     """``y = max(x, 0)``; backward ``dx = dy * (x > 0)`` (zero at the kink)."""
-    return parameterless("relu", _relu_forward, lambda y, dy: np.multiply(dy, y > 0))
+    return parameterless(_relu_forward, lambda y, dy: np.multiply(dy, y > 0))
 
 
 @register("leaky_relu", activation=True)
@@ -91,7 +79,7 @@ def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
     def backward(positive: Array, dy: Array) -> Array:
         return np.where(positive, dy, dy * slope)
 
-    return parameterless("leaky_relu", forward, backward)
+    return parameterless(forward, backward)
 
 
 def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
@@ -105,7 +93,7 @@ def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
 @register("sigmoid", activation=True)
 def sigmoid() -> Layer[None]:
     """``y = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dy * y * (1 - y)``."""
-    return parameterless("sigmoid", _sigmoid_forward, lambda slope, dy: dy * slope)
+    return parameterless(_sigmoid_forward, lambda slope, dy: dy * slope)
 
 
 def _tanh_forward(x: Array) -> tuple[Array, Array]:
@@ -116,7 +104,7 @@ def _tanh_forward(x: Array) -> tuple[Array, Array]:
 @register("tanh", activation=True)
 def tanh() -> Layer[None]:
     """``y = tanh(x)``; ``dx = dy * (1 - y**2)``."""
-    return parameterless("tanh", _tanh_forward, lambda y, dy: dy * (1 - y * y))
+    return parameterless(_tanh_forward, lambda y, dy: dy * (1 - y * y))
 
 
 def _softmax_forward(x: Array) -> tuple[Array, Array]:
@@ -138,7 +126,7 @@ def softmax() -> Layer[None]:
     :func:`fnn.losses.softmax_cross_entropy`; a model ending in ``softmax`` pairs with
     :func:`fnn.losses.categorical_cross_entropy`.
     """
-    return parameterless("softmax", _softmax_forward, _softmax_backward)
+    return parameterless(_softmax_forward, _softmax_backward)
 
 
 def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
@@ -151,7 +139,6 @@ def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
 def log_softmax() -> Layer[None]:
     """``y = x - logsumexp(x)`` over the last axis; ``dx = dy - exp(y) * sum(dy)``."""
     return parameterless(
-        "log_softmax",
         _log_softmax_forward,
         lambda y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True),
     )
@@ -160,7 +147,7 @@ def log_softmax() -> Layer[None]:
 @register("identity", activation=True)
 def identity() -> Layer[None]:
     """``y = x`` (the "linear" activation); ``dx = dy``."""
-    return parameterless("identity", lambda x: (x, None), lambda res, dy: dy)
+    return parameterless(lambda x: (x, None), lambda res, dy: dy)
 
 
 @register("flatten")
@@ -168,12 +155,9 @@ def flatten() -> Layer[None]:
     """Flattens each example: ``(batch, *in_shape) -> (batch, prod(in_shape))``."""
 
     def forward(x: Array) -> tuple[Array, Shape]:
-        if x.ndim < 2:
-            raise ValueError(f"flatten expects input of shape (batch, ...), got {x.shape}")
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape
 
     return parameterless(
-        "flatten",
         forward,
         lambda shape, dy: dy.reshape(shape),
         output_shape=lambda in_shape: (math.prod(in_shape),),
@@ -232,7 +216,7 @@ def gelu() -> Layer[None]:
     >>> fnn.nn.activation("gelu").apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
     array([[   -0.,     0., 10000.]], dtype=float32)
     """
-    return parameterless("gelu", _gelu_forward, lambda slope, dy: dy * slope)
+    return parameterless(_gelu_forward, lambda slope, dy: dy * slope)
 
 
 def _silu_forward(x: Array) -> tuple[Array, Array]:
@@ -262,7 +246,7 @@ def silu() -> Layer[None]:
     >>> fnn.nn.activation("silu").apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
     array([[   -0.,     0., 10000.]], dtype=float32)
     """
-    return parameterless("silu", _silu_forward, lambda slope, dy: dy * slope)
+    return parameterless(_silu_forward, lambda slope, dy: dy * slope)
 
 
 @register("elu", activation=True)
@@ -299,4 +283,4 @@ def elu(alpha: float = 1.0) -> Layer[None]:
         slope += positive
         return y, slope
 
-    return parameterless("elu", forward, lambda slope, dy: dy * slope)
+    return parameterless(forward, lambda slope, dy: dy * slope)

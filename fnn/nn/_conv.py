@@ -8,23 +8,13 @@ from typing import Any
 import attrs
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from numpy.typing import DTypeLike
 
 from .. import _checks
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._init import Initializer, initializer
-from ._layer import (
-    Layer,
-    Shapes,
-    check_in_shape,
-    check_input,
-    check_no_state,
-    param_dtype,
-    placeholder,
-    readonly,
-)
+from ._init import Initializer, initializer_of
+from ._layer import Declared, Layer, param, readonly
 from ._pool import first_max, route_first_max
 from ._registry import register
 
@@ -42,9 +32,6 @@ class Conv2DParams:
 
     w: Array = _tree.field(weight=True, converter=readonly)
     b: Array = _tree.field(converter=readonly)
-
-
-_tree.register_type(Conv2DParams, "fnn.nn.Conv2DParams")
 
 
 def _pair(value: Any, what: str) -> Pair:
@@ -105,9 +92,10 @@ def conv2d(
         padding: ``"valid"`` (none), ``"same"`` (TensorFlow's: ``ceil(size / stride)``
             outputs, zeros split evenly with the odd one after; PyTorch's ``"same"`` for
             stride 1 and odd kernels) or explicit ``((top, bottom), (left, right))``.
-        weight_init: an initializer name or function, called with the kernels seen as a
-            ``(kh * kw * in_channels, features)`` matrix (so ``fan_in = kh kw
-            in_channels``, as for PyTorch and Keras); biases start at zero.
+        weight_init: an initializer name or function ``(key, (kh, kw, in_channels,
+            features), dtype) -> array``; the named ones see the kernels as a ``(kh * kw *
+            in_channels, features)`` matrix (so ``fan_in = kh kw in_channels``, as for
+            PyTorch and Keras); biases start at zero.
         pool: ``ph`` and ``pw`` (an int or a pair): the output is ``z`` max-pooled over
             ``ph x pw`` windows that tile it ("valid"), exactly as ``conv2d`` followed by
             ``max_pool(pool)`` (the same values, and gradients sent to each window's first
@@ -115,10 +103,8 @@ def conv2d(
             the pooling reads contiguous blocks. The default, 1, does not pool.
 
     Shapes: ``x (batch, h, w, in_channels) -> y (batch, oh // ph, ow // pw, features)``
-    with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike). Params of another
-    kernel size or width (``w`` not ``(kh, kw, in_channels, features)``, ``b`` not
-    ``(features,)``, or the two of different dtypes) raise a ValueError naming what was
-    expected and what came.
+    with ``oh = (h + top + bottom - kh) // sh + 1`` (and ``ow`` alike); params ``w``
+    ``(kh, kw, in_channels, features)`` and ``b`` ``(features,)``.
 
     Computed as matrix products, a chunk of the batch at a time (chunks of about 2 MiB of
     patches and outputs, fixed by the shapes, so the results do not depend on anything
@@ -144,19 +130,14 @@ def conv2d(
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(pool, "pool")
     explicit = _explicit_padding(padding)
-    if isinstance(weight_init, str):
-        init_w = initializer(weight_init)
-    elif callable(weight_init):
-        init_w = weight_init
-    else:
-        raise TypeError(f"weight_init must be a name or a function, got {weight_init!r}")
+    init_w = initializer_of(weight_init, "weight_init")
     # Pooling offset (a, b) of a window holds the convolution outputs (ph I + a, pw J + b):
     # their patches start at rows (ph I + a) sh and columns (pw J + b) sw of the input.
     offsets = [(a, b) for a in range(ph) for b in range(pw)]  # row by row: the max's order
 
     def geometry(in_shape: Shape) -> tuple[int, Padding, Shape]:
         """Input channels, padding and the output shape for ``in_shape``."""
-        shape = check_in_shape(in_shape, "conv2d")
+        shape = in_shape
         if len(shape) != 3:
             raise ValueError(
                 f"conv2d expects inputs of shape (height, width, channels) per example, got "
@@ -178,47 +159,15 @@ def conv2d(
             raise ValueError(f"conv2d's {ph}x{pw} pool does not fit its {oh}x{ow} outputs")
         return c, pad, (oh // ph, ow // pw, features)
 
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> Conv2DParams:
-        c, _, _ = geometry(in_shape)
-        dt = param_dtype(dtype)
-        w = np.asarray(init_w(key, (kh * kw * c, features), dt), dtype=dt)
-        return Conv2DParams(w.reshape(kh, kw, c, features), np.zeros(features, dtype=dt))
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+    def declare(in_shape: Shape) -> Declared[Conv2DParams]:
         c, _, out = geometry(in_shape)
-        dt = param_dtype(dtype)
-        w, b = placeholder((kh, kw, c, features), dt), placeholder((features,), dt)
-        return Shapes(out, Conv2DParams(w, b))
+        w, b = param((kh, kw, c, features), init_w), param((features,))
+        return Declared(out, Conv2DParams(w, b))
 
-    def checked(params: Any, x: Any, state: Any) -> tuple[Array, Shape, Padding, Shape]:
-        """The checked input, its shape, its padding and the output shape ``(n, oh', ow',
-        features)``."""
-        if not isinstance(params, Conv2DParams):
-            raise TypeError(f"conv2d expected Conv2DParams, got {type(params).__name__}")
-        if state is not None:
-            check_no_state(state, "conv2d")
-        w, b = params.w, params.b
-        if (
-            w.ndim != 4
-            or w.shape[:2] != (kh, kw)
-            or w.shape[3] != features
-            or b.shape != (features,)
-            or b.dtype != w.dtype
-        ):
-            raise ValueError(
-                f"conv2d({features}, kernel_size=({kh}, {kw})) expected params w of shape "
-                f"({kh}, {kw}, in_channels, {features}) and b of shape ({features},), of one "
-                f"dtype, got w {w.dtype} {w.shape} and b {b.dtype} {b.shape}: the params of "
-                "another model?"
-            )
-        x = check_input(x, "conv2d", w.dtype)
-        c = w.shape[2]
-        if x.ndim != 4 or x.shape[3] != c:
-            raise ValueError(
-                f"conv2d expected input of shape (batch, height, width, {c}), got {x.shape}"
-            )
+    def checked(x: Array) -> tuple[Shape, Padding, Shape]:
+        """The input's shape, its padding and the output shape ``(n, oh', ow', features)``."""
         _, pad, (out_h, out_w, _) = geometry(x.shape[1:])
-        return x, x.shape, pad, (x.shape[0], out_h, out_w, features)
+        return x.shape, pad, (x.shape[0], out_h, out_w, features)
 
     def chunks(out: Shape, c: int, itemsize: int) -> list[slice]:
         """The batch in chunks of about equal size whose patches and outputs take about
@@ -269,7 +218,7 @@ def conv2d(
         return x if pad == ((0, 0), (0, 0)) else np.pad(x, ((0, 0), *pad, (0, 0)))
 
     def infer(params: Conv2DParams, x: Array, state: None) -> Array:
-        x, _, pad, out = checked(params, x, state)
+        _, pad, out = checked(x)
         x, matrix = padded(x, pad), kernels(params)
         y = np.empty(out, x.dtype)
         for part in chunks(out, x.shape[3], x.itemsize):
@@ -281,7 +230,7 @@ def conv2d(
     def forward(
         params: Conv2DParams, x: Array, state: None, key: Key | None
     ) -> tuple[Array, None, tuple[list[Array], list[list[Array]], list[slice], Shape]]:
-        x, in_shape, pad, out = checked(params, x, state)
+        in_shape, pad, out = checked(x)
         x, matrix = padded(x, pad), kernels(params)
         y = np.empty(out, x.dtype)
         parts = chunks(out, x.shape[3], x.itemsize)
@@ -299,10 +248,9 @@ def conv2d(
         residuals: tuple[list[Array], list[list[Array]], list[slice], Shape],
         dy: Array,
         need_dx: bool,
-        out: list[Array],
+        grads: Conv2DParams,
     ) -> Array | None:
         kept, wins, parts, in_shape = residuals
-        dw, db = out
         n, h, w, c = in_shape
         _, ((top, bottom), (left, right)), (out_h, out_w, _) = geometry((h, w, c))
         w_stack = params.w.reshape(kh * kw, c, features).transpose(0, 2, 1)  # (p q, f, c)
@@ -313,8 +261,7 @@ def conv2d(
             chunk = dy[part]
             dz = np.empty((len(offsets), *chunk.shape), dy.dtype)
             route_first_max(chunk, won, list(dz))  # the pooling's gradient
-            grads = dz.reshape(-1, features)
-            both += cols.T @ grads
+            both += cols.T @ dz.reshape(-1, features)
             if dx is None:
                 continue
             # dx: the rows of dz in output order (m, u, v) (u = ph i + a, v = pw j + b), one
@@ -330,11 +277,11 @@ def conv2d(
             for p in range(kh):
                 for q in range(kw):
                     target[:, p : p + rows : sh, q : q + columns : sw] += shares[p, q]
-        dw.reshape(-1, features)[...] = both[:-1]
-        db[...] = both[-1]
+        grads.w.reshape(-1, features)[...] = both[:-1]
+        grads.b[...] = both[-1]
         if dx is None:
             return None
         result: Array = dx[:, top : top + h, left : left + w]
         return result
 
-    return Layer(init, shapes, infer, forward, backward)
+    return Layer(declare, infer, forward, backward)

@@ -1,4 +1,8 @@
-"""Weight initializers: ``init(key, (fan_in, fan_out), dtype) -> array``.
+"""Initializers: ``init(key, shape, dtype) -> array``, and their registry.
+
+A weight initializer sees a param of any shape as a matrix: ``fan_in`` is the product of
+all axes but the last (``in`` of a dense ``(in, out)`` matrix, ``kh kw in_channels`` of
+convolution kernels ``(kh, kw, in_channels, features)``) and ``fan_out`` the last axis.
 
 ========================  ==========================================================
 name                      distribution of each weight
@@ -8,77 +12,172 @@ name                      distribution of each weight
 ``glorot_normal``         normal, std ``sqrt(2 / (fan_in + fan_out))`` (Xavier)
 ``glorot_uniform``        uniform on ``[-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``
 ``lecun_normal``          normal, std ``sqrt(1 / fan_in)``
-``zeros``                 all zeros
+``zeros``, ``ones``       all zeros, all ones
 ========================  ==========================================================
 
 ``xavier_normal`` and ``xavier_uniform`` are aliases of the glorot names. The normal
 initializers draw from the plain (untruncated) normal, as the classic from-scratch
-MNIST code and PyTorch's ``kaiming_normal_`` do.
+MNIST code and PyTorch's ``kaiming_normal_`` do; the draws fill the array in C order, so
+a shape's draws do not depend on how it is split into axes. :func:`register_initializer`
+adds a name (``dense(..., weight_init="mine")`` and ``fnn train --init mine`` then find
+it); :func:`normal` and :func:`constant` make initializers with a fixed scale or value.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .. import random
-from .._types import Array
+from .. import _checks, random
+from .._registry import Registry
+from .._types import Array, Shape
 from ..random import Key
 
-Initializer = Callable[[Key, tuple[int, int], DTypeLike], Array]
+Initializer = Callable[[Key, Shape, DTypeLike], Array]
+"""``init(key, shape, dtype) -> array``: a param's starting values."""
+
+_INITIALIZERS: Registry[Initializer] = Registry("weight initializer")
+
+INITIALIZERS: Mapping[str, Initializer] = _INITIALIZERS.view
+"""Every registered initializer by name (a read-only live view)."""
 
 
-def he_normal(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
+def register_initializer(name: str) -> Callable[[Initializer], Initializer]:
+    """Register an initializer under ``name`` (a decorator), as layers are registered
+    with :func:`fnn.nn.register`: ``dense(n, weight_init=name)``, ``conv2d(...,
+    weight_init=name)``, specs and model files and ``fnn train --init name`` then find it.
+
+    Raises:
+        ValueError: a bad name, or one taken by another initializer.
+
+    >>> import fnn, numpy as np
+    >>> @fnn.nn.register_initializer("halves")
+    ... def halves(key, shape, dtype=np.float32):
+    ...     return np.full(shape, 0.5, dtype)
+    >>> fnn.nn.dense(2, weight_init="halves").init(fnn.random.key(0), (3,)).w[0]
+    array([0.5, 0.5], dtype=float32)
+    """
+    _INITIALIZERS.check_name(name)
+
+    def decorate(init: Initializer) -> Initializer:
+        return _INITIALIZERS.add(name, init)
+
+    return decorate
+
+
+def _fans(shape: Shape) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a param seen as a matrix (all axes but the last, the last)."""
+    if not shape:
+        return 1, 1
+    return max(math.prod(shape[:-1]), 1), shape[-1]
+
+
+@register_initializer("he_normal")
+def he_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(2 / fan_in)``."""
-    return random.normal(key, shape, dtype, std=math.sqrt(2.0 / shape[0]))
+    return random.normal(key, shape, dtype, std=math.sqrt(2.0 / _fans(shape)[0]))
 
 
-def he_uniform(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
+@register_initializer("he_uniform")
+def he_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / fan_in)``."""
-    a = math.sqrt(6.0 / shape[0])
+    a = math.sqrt(6.0 / _fans(shape)[0])
     return random.uniform(key, shape, -a, a, dtype)
 
 
-def glorot_normal(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
+@register_initializer("glorot_normal")
+def glorot_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(2 / (fan_in + fan_out))``."""
-    return random.normal(key, shape, dtype, std=math.sqrt(2.0 / (shape[0] + shape[1])))
+    return random.normal(key, shape, dtype, std=math.sqrt(2.0 / sum(_fans(shape))))
 
 
-def glorot_uniform(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
+@register_initializer("glorot_uniform")
+def glorot_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``."""
-    a = math.sqrt(6.0 / (shape[0] + shape[1]))
+    a = math.sqrt(6.0 / sum(_fans(shape)))
     return random.uniform(key, shape, -a, a, dtype)
 
 
-def lecun_normal(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
+@register_initializer("lecun_normal")
+def lecun_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(1 / fan_in)``."""
-    return random.normal(key, shape, dtype, std=math.sqrt(1.0 / shape[0]))
+    return random.normal(key, shape, dtype, std=math.sqrt(1.0 / _fans(shape)[0]))
 
 
-def zeros(key: Key, shape: tuple[int, int], dtype: DTypeLike = np.float32) -> Array:
-    """All-zero weights (the key is unused)."""
+@register_initializer("zeros")
+def zeros(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
+    """All zeros (the key is unused)."""
     return np.zeros(shape, dtype=dtype)
 
 
-INITIALIZERS: dict[str, Initializer] = {
-    "he_normal": he_normal,
-    "he_uniform": he_uniform,
-    "glorot_normal": glorot_normal,
-    "glorot_uniform": glorot_uniform,
-    "xavier_normal": glorot_normal,
-    "xavier_uniform": glorot_uniform,
-    "lecun_normal": lecun_normal,
-    "zeros": zeros,
-}
+@register_initializer("ones")
+def ones(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
+    """All ones (the key is unused)."""
+    return np.ones(shape, dtype=dtype)
+
+
+_INITIALIZERS.add("xavier_normal", glorot_normal)
+_INITIALIZERS.add("xavier_uniform", glorot_uniform)
+
+
+def normal(std: float) -> Initializer:
+    """An initializer drawing normal weights with a fixed standard deviation ``std``
+    (GPT-2's ``normal(0.02)``), whatever the shape.
+
+    >>> import fnn
+    >>> float(normal(0.02)(fnn.random.key(0), (1000,), np.float64).std().round(3))
+    0.02
+    """
+    scale = _checks.real(std, "normal std")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"normal std must be a finite number > 0, got {std}")
+
+    def init(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
+        return random.normal(key, shape, dtype, std=scale)
+
+    return init
+
+
+def constant(value: float) -> Initializer:
+    """An initializer filling every entry with ``value``.
+
+    >>> import fnn
+    >>> constant(0.25)(fnn.random.key(0), (2,), np.float32)
+    array([0.25, 0.25], dtype=float32)
+    """
+    number = _checks.real(value, "constant value")
+    if not math.isfinite(number):
+        raise ValueError(f"constant needs a finite value, got {value}")
+
+    def init(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
+        return np.full(shape, number, dtype)
+
+    return init
 
 
 def initializer(name: str) -> Initializer:
-    """The initializer called ``name`` (see the table above)."""
-    try:
-        return INITIALIZERS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(INITIALIZERS))
-        raise ValueError(f"unknown weight initializer {name!r}; expected one of: {known}") from None
+    """The initializer registered as ``name`` (see the table above).
+
+    Raises:
+        ValueError: no such name (the message lists the registered ones).
+    """
+    return _INITIALIZERS.get(name)
+
+
+def initializer_of(value: Any, what: str) -> Initializer:
+    """``value`` as an initializer: a registered name or a function ``(key, shape, dtype)``.
+
+    Raises:
+        ValueError: an unknown name.
+        TypeError: neither a name nor a function (``what`` names the argument).
+    """
+    if isinstance(value, str):
+        return initializer(value)
+    if callable(value):
+        found: Initializer = value
+        return found
+    raise TypeError(f"{what} must be an initializer name or a function, got {value!r}")

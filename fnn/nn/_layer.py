@@ -1,8 +1,10 @@
-"""The layer record: a frozen bundle of pure functions over a params type ``P``, and the
-checks and helpers every layer, built-in or written by a user, shares."""
+"""The layer record: what a layer declares (its params and state, once) and its pure
+functions; everything else (``init``, ``shapes``, ``init_state``, every check of params,
+state and inputs) is derived here, in one place, for built-in and users' layers alike."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -11,28 +13,74 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import _checks
+from .. import random as _random
+from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
+from ._init import Initializer, zeros
 
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
 
 
-class InitFn(Protocol[P_co]):
-    """``init(key, in_shape, dtype=float32) -> params``; shapes exclude the batch axis."""
+@attrs.frozen(eq=False)
+class Param:
+    """One declared leaf of a layer's params or state: its shape (batch axis excluded),
+    how it starts (an initializer ``init(key, shape, dtype)``, zeros by default), and its
+    dtype (None: the model's float dtype, float32 or float64). Make one with
+    :func:`param`.
+    """
 
-    def __call__(self, key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> P_co: ...
+    __fnn_leaf__ = True  # a leaf of the declaration tree (see fnn.tree.LEAF_TYPES)
+
+    shape: Shape
+    init: Initializer = zeros
+    dtype: np.dtype[Any] | None = None
 
 
-class InitStateFn(Protocol):
-    """``init_state(in_shape, dtype=float32) -> state``: a stateful layer's initial state."""
+def param(shape: Shape, init: Initializer = zeros, dtype: DTypeLike | None = None) -> Array:
+    """A declared leaf (:class:`Param`) of ``shape``, made by ``init`` (zeros by default),
+    in ``dtype`` (None: the model's float dtype), to put where the array will be in a
+    layer's :class:`Declared` params or state: ``DenseParams(param((784, 128),
+    he_normal), param((128,)))``. Records whose fields convert with :func:`readonly` take
+    it as it is. It is typed as the array it stands for, so that a declaration
+    type-checks as the record it describes; it is not an array.
 
-    def __call__(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Any: ...
+    Raises:
+        TypeError: ``shape`` is not a tuple of ints >= 0, or ``init`` is not callable.
+    """
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else None
+    if dims is None or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims
+    ):
+        raise TypeError(f"a param's shape must be a tuple of ints >= 0, got {shape!r}")
+    if not callable(init):
+        raise TypeError(f"a param's init must be a function (key, shape, dtype), got {init!r}")
+    declared: Any = Param(
+        tuple(int(d) for d in dims), init, None if dtype is None else np.dtype(dtype)
+    )
+    return declared  # type: ignore[no-any-return]
+
+
+@attrs.frozen(eq=False)
+class Declared(Generic[P_co]):
+    """What a layer makes of an input shape: its output shape, and its params and model
+    state as trees of :class:`Param` leaves (``None`` for none).
+
+    Attributes:
+        output: the output shape (batch axis excluded).
+        params: the params record (or tuple, for a combinator) with ``Param`` leaves.
+        state: the same for the model state (``None`` for a layer without).
+    """
+
+    output: Shape
+    params: P_co = attrs.field(default=None)
+    state: Any = None
 
 
 @attrs.frozen(eq=False)
 class Shapes:
-    """What a layer makes of an input shape, worked out without allocating anything.
+    """The params and state a layer would make for an input shape, without making them.
 
     Attributes:
         output: the output shape (batch axis excluded).
@@ -46,10 +94,11 @@ class Shapes:
     state: Any = None
 
 
-class ShapesFn(Protocol):
-    """``shapes(in_shape, dtype=float32) -> Shapes``."""
+class DeclareFn(Protocol[P_co]):
+    """``declare(in_shape) -> Declared``: the output shape, params and state for inputs of
+    ``in_shape`` (a tuple of positive ints, checked before the call)."""
 
-    def __call__(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes: ...
+    def __call__(self, in_shape: Shape, /) -> Declared[P_co]: ...
 
 
 InferFn = Callable[[P, Array, Any], Array]
@@ -58,81 +107,186 @@ InferFn = Callable[[P, Array, Any], Array]
 ForwardFn = Callable[[P, Array, Any, Key | None], tuple[Array, Any, Any]]
 """``forward(params, x, state, key) -> (y, new_state, residuals)``: the training forward."""
 
-BackwardFn = Callable[[P, Any, Array, bool, Any], Array | None]
-"""``backward(params, residuals, dy, need_dx, out) -> dx``: the params' gradients are
-written into ``out`` (buffers shaped like the params, records as lists); ``dx`` is None
-unless asked for."""
+BackwardFn = Callable[[P, Any, Array, bool, P], Array | None]
+"""``backward(params, residuals, dy, need_dx, grads) -> dx``: the params' gradients are
+written into ``grads`` (writable buffers arranged as the params, ``grads.w``); ``dx`` is
+None unless asked for."""
 
 
 @attrs.frozen(eq=False)
 class Layer(Generic[P]):
-    """A layer: a frozen record of pure functions over params of type ``P``.
+    """A layer: what it declares and four pure functions, over params of type ``P``.
+
+    A layer states its params and state once, in ``declare``; ``init``, ``init_state``,
+    ``shapes`` and the checks of params, state and inputs (structure, record types,
+    shapes, dtypes) follow from that declaration, here, the same for every layer. The
+    functions are called with inputs already checked, so they hold only the layer's math.
 
     Attributes:
-        init: ``init(key, in_shape, dtype=np.float32) -> params``. ``in_shape`` excludes
-            the batch axis; layers without parameters return ``None``.
-        shapes: ``shapes(in_shape, dtype=np.float32) -> Shapes``: the output shape and
-            the shapes and dtypes of the params (and state) ``init`` (and ``init_state``)
-            would make, without making them (:func:`placeholder` leaves). Loading a model
-            file checks the file against it before allocating anything.
+        declare: ``declare(in_shape) -> Declared(output, params, state)``: the output
+            shape and the params (and state) as trees of :class:`Param` leaves. Raise a
+            ValueError for an input shape the layer cannot take.
         infer: ``infer(params, x, state) -> y``, inference: no randomness, running
-            statistics read from ``state``. Call it through :meth:`apply`.
+            statistics read from ``state``. Call it through :meth:`apply`, which checks.
         forward: ``forward(params, x, state, key) -> (y, new_state, residuals)``, the
             training forward: ``y`` (what the loss sees), the state after this batch
-            (``state`` itself for layers without state) and what ``backward`` needs.
+            (``state`` itself, or None, for layers without) and what ``backward`` needs.
             ``key`` is an :class:`fnn.random.Key` for stochastic layers, else ``None``.
-        backward: ``backward(params, residuals, dy, need_dx, out) -> dx``: writes the
-            gradient of a scalar loss w.r.t. ``params`` into ``out`` and returns the
-            gradient w.r.t. the input when ``need_dx`` is true (else ``None``). ``out``
-            holds writable arrays shaped like the params' leaves, arranged like the
-            params with each record (attrs class) as the list of its fields
-            (:func:`fnn.tree.buffers`): ``dw, db = out`` for :class:`DenseParams`, one
-            entry per layer for a ``serial``, ``None`` for a layer without params. Every
-            entry must be written. This is the layer's one derivative: training runs it
-            (``out`` are views into the optimizer's flat gradient buffer) and
-            :func:`fnn.check_layer` checks it.
-        init_state: ``init_state(in_shape, dtype) -> state`` for a layer that keeps model
-            state (batch norm's running statistics); ``None`` (the default) for layers
-            without, whose state is ``None`` everywhere.
+        backward: ``backward(params, residuals, dy, need_dx, grads) -> dx``: writes the
+            gradient of a scalar loss w.r.t. ``params`` into ``grads`` (writable arrays
+            arranged exactly as the params, addressed by field: ``grads.w``, ``grads.b``;
+            a tuple of the children's for a combinator; ``None`` without params) and
+            returns the gradient w.r.t. the input when ``need_dx`` is true (else
+            ``None``). Every entry of every buffer must be written. This is the layer's
+            one derivative: training runs it (``grads`` are views into the optimizer's
+            flat gradient buffer) and :func:`fnn.check_layer` checks it.
+        name: how messages name the layer (:func:`register` sets the registered name).
+        stateful: whether the layer keeps model state (batch norm's running statistics):
+            its declaration then has a ``state``.
         stochastic: whether the training forward draws random numbers (dropout): it is
             then handed a key, derived per step from the training state's key.
         spec: a JSON-able description (``{"layer": "dense", "features": 128, ...}``)
             from which :func:`fnn.nn.from_spec` rebuilds the layer, or ``None``.
             Constructors registered with :func:`fnn.nn.register` set it.
 
-    None of the functions modifies its arguments. Combinators (:func:`serial`) thread
-    params, state, keys and residuals through their children, so a layer written by a
-    user takes part in training, checking and saving exactly as a built-in one does.
+    None of the functions modifies its arguments. Combinators (:func:`combinator`,
+    :func:`serial`) thread params, state, keys and residuals through their children, so
+    a layer written by a user takes part in training, checking and saving exactly as a
+    built-in one does.
     """
 
-    init: InitFn[P]
-    shapes: ShapesFn
+    declare: DeclareFn[P]
     infer: InferFn[P]
     forward: ForwardFn[P]
     backward: BackwardFn[P]
-    init_state: InitStateFn | None = None
+    name: str = ""
+    stateful: bool = False
     stochastic: bool = False
     spec: Mapping[str, Any] | None = None
 
-    @property
-    def stateful(self) -> bool:
-        """Whether the layer keeps model state (``init_state`` is set)."""
-        return self.init_state is not None
+    def declared(self, in_shape: Shape) -> Declared[P]:
+        """``declare(in_shape)`` after checking the shape, and that a state is declared
+        exactly when the layer is :attr:`stateful`.
+
+        Raises:
+            TypeError: ``in_shape`` is not a tuple of positive ints.
+            ValueError: the layer cannot take inputs of that shape.
+        """
+        found = self.declare(check_in_shape(in_shape, self.name or "layer"))
+        if not isinstance(found, Declared):
+            raise TypeError(
+                f"{self.name or 'a layer'}'s declare must return nn.Declared, got "
+                f"{type(found).__name__}"
+            )
+        if (found.state is not None) != self.stateful:
+            raise TypeError(
+                f"{self.name or 'a layer'} is {'' if self.stateful else 'not '}stateful but "
+                f"declares {'no' if found.state is None else 'a'} state"
+            )
+        return found
+
+    def init(self, key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> P:
+        """The initial params for inputs of ``in_shape`` (batch axis excluded), in ``dtype``
+        (float32 or float64), each declared leaf made by its ``init`` from a key derived
+        from ``key``: a record's (or dict's) first field gets ``key`` itself and field
+        ``j`` gets ``fold_in(key, j)``; a tuple's (a combinator's) ``n`` children get
+        ``split(key, n)``. ``None`` for a layer without params."""
+        params: P = _make(self.declared(in_shape).params, key, _checks.float_dtype(dtype))
+        return params
+
+    def init_state(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Any:
+        """The initial model state for inputs of ``in_shape``: ``None`` for a layer that
+        keeps none, so generic code needs no branch."""
+        return _make(self.declared(in_shape).state, _random.key(0), _checks.float_dtype(dtype))
+
+    def shapes(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+        """What the layer makes of ``in_shape``, without allocating: the output shape and
+        the params and state as :func:`placeholder` arrays of their shapes and dtypes.
+        Loading a model file checks the file against it before reading any array."""
+        found, dt = self.declared(in_shape), _checks.float_dtype(dtype)
+        return Shapes(found.output, _placeholders(found.params, dt), _placeholders(found.state, dt))
 
     def output_shape(self, in_shape: Shape) -> Shape:
         """The output shape for inputs of shape ``(batch, *in_shape)``."""
-        return self.shapes(in_shape).output
+        return self.declared(in_shape).output
 
-    def apply(self, params: P, x: Array, state: Any = None) -> Array:
-        """Inference: ``infer(params, x, state)`` after checking that ``x`` is a finite float
-        array and that ``state`` is given exactly when the layer keeps state.
+    def mismatch(self, params: Any, state: Any, in_shape: Shape) -> str | None:
+        """Where ``params`` (then ``state``) first depart from what the layer declares for
+        inputs of ``in_shape`` in the params' dtype (structure, record types, shapes,
+        dtypes), in words (``"params at [1].w: the model needs float32 (784, 128), got
+        float32 (700, 128)"``); None when they fit. The one "these params fit this model"
+        check: applying, training, resuming, loading and checking layers all ask it.
 
         Raises:
-            TypeError: ``x`` is not a float array; ``state`` given to a stateless layer.
-            ValueError: NaN or Inf in ``x``; no ``state`` for a layer that keeps one.
+            TypeError, ValueError: the layer cannot take inputs of ``in_shape``.
         """
-        _checks.finite(check_input(x, "model"), "model input")
-        return self.infer(params, x, self.check_state(state))
+        found = self._difference(params, state, in_shape)
+        return None if found is None else f"{found[0]} {found[1]}"
+
+    def _difference(self, params: Any, state: Any, in_shape: Shape) -> tuple[str, str, bool] | None:
+        """``(what, where, in structure)`` of the first difference :meth:`mismatch` finds."""
+        expected = self.shapes(in_shape, params_dtype(params))
+        for what, want, have in (
+            ("params", expected.params, params),
+            ("state", expected.state, state),
+        ):
+            try:
+                have_leaves, have_def = _tree.flatten(have)
+            except TypeError as err:  # not a tree at all
+                return what, f"at the root: {err}", True
+            want_leaves, want_def = _tree.flatten(want)
+            found = _tree.difference(want_def, have_def)
+            if found is not None:
+                return what, found, True
+            found = _tree.first_difference(
+                want_def, want_leaves, have_def, have_leaves, "the model needs"
+            )
+            if found is not None:
+                return what, found, False
+        return None
+
+    def check(self, params: Any, state: Any, in_shape: Shape, what: str = "the") -> None:
+        """Raise unless ``params`` and ``state`` fit the layer for inputs of ``in_shape``
+        (:meth:`mismatch`), naming the first difference.
+
+        Raises:
+            TypeError: a params or state tree of another structure (record types, tuple
+                lengths), or a state given to a layer without one.
+            ValueError: a leaf of another shape or dtype; no state for a layer with one.
+        """
+        self.check_state(state)
+        found = self._difference(params, state, in_shape)
+        if found is not None:
+            kind, where, structural = found
+            message = (
+                f"{what} {kind} do not fit the model for inputs of shape {tuple(in_shape)}: {where}"
+            )
+            raise TypeError(message) if structural else ValueError(message)
+
+    def check_inputs(self, params: P, x: Any, state: Any = None) -> Array:
+        """``x`` after checking a call of the layer: ``x`` a finite float array of the
+        params' dtype with a batch axis, and ``params`` and ``state`` what the layer
+        declares for ``x``'s examples (:meth:`check`).
+
+        Raises:
+            TypeError: ``x`` is not a float array of the params' dtype; a state given to a
+                layer without one.
+            ValueError: NaN or Inf in ``x``; no ``state`` for a layer that keeps one;
+                params or state that do not fit ``x`` (naming where).
+        """
+        arr = check_input(x, "model", params_dtype(params, None))
+        _checks.finite(arr, "model input")
+        examples = f"a batch of {len(arr)} examples of shape {arr.shape[1:]}"
+        self.check(params, state, arr.shape[1:], f"x has shape {arr.shape} ({examples}), but the")
+        return arr
+
+    def apply(self, params: P, x: Array, state: Any = None) -> Array:
+        """Inference, checked (:meth:`check_inputs`): ``infer(params, x, state)``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`check_inputs`.
+        """
+        return self.infer(params, self.check_inputs(params, x, state), state)
 
     def check_state(self, state: Any) -> Any:
         """``state`` if it is given exactly when the layer keeps state, else an error.
@@ -141,11 +295,11 @@ class Layer(Generic[P]):
             TypeError: a state for a layer that keeps none.
             ValueError: no state for a layer that keeps one.
         """
-        if self.init_state is None and state is not None:
+        if not self.stateful and state is not None:
             raise TypeError(
                 f"this model keeps no state: expected state=None, got {type(state).__name__}"
             )
-        if self.init_state is not None and state is None:
+        if self.stateful and state is None:
             raise ValueError(
                 "this model keeps state (running statistics): pass its state, e.g. "
                 "train_state.model_state or the state fnn.io.load_model returns"
@@ -153,9 +307,82 @@ class Layer(Generic[P]):
         return state
 
 
+# -- making params from a declaration --------------------------------------------------------
+
+
+def _leaf_keys(treedef: _tree.TreeDef, key: Key, out: list[Key]) -> None:
+    """The key of every leaf of a declaration, in flatten order (see :meth:`Layer.init`)."""
+    if treedef.kind == "leaf":
+        out.append(key)
+        return
+    count = len(treedef.children)
+    if treedef.kind in ("tuple", "list"):
+        keys = _random.split(key, count) if count else ()
+    else:
+        keys = tuple(key if j == 0 else _random.fold_in(key, j) for j in range(count))
+    for child, k in zip(treedef.children, keys):
+        _leaf_keys(child, k, out)
+
+
+def _declared_leaves(declared: Any) -> tuple[list[Param], _tree.TreeDef]:
+    """The :class:`Param` leaves and the structure of a declared tree.
+
+    Raises:
+        TypeError: a leaf that is not a Param (a record whose converter wrapped it).
+    """
+    leaves, treedef = _tree.flatten(declared)
+    for path, leaf in zip(_tree.leaf_paths(treedef), leaves):
+        if not isinstance(leaf, Param):
+            raise TypeError(
+                f"a declaration holds nn.Param leaves, got {type(leaf).__name__} at "
+                f"{path or 'the root'} (declare record fields with converter=nn.readonly, "
+                "which keeps a Param as it is)"
+            )
+    return leaves, treedef
+
+
+def _make(declared: Any, key: Key, dtype: np.dtype[Any]) -> Any:
+    """The tree a declaration describes, each leaf made by its ``init``."""
+    if declared is None:
+        return None
+    leaves, treedef = _declared_leaves(declared)
+    keys: list[Key] = []
+    _leaf_keys(treedef, key, keys)
+    values = []
+    for path, leaf, k in zip(_tree.leaf_paths(treedef), leaves, keys):
+        dt = leaf.dtype or dtype
+        value = np.asarray(leaf.init(k, leaf.shape, dt), dtype=dt)
+        if value.shape != leaf.shape:
+            raise ValueError(
+                f"the initializer of {path or 'the root'} made an array of shape "
+                f"{value.shape}, declared {leaf.shape}"
+            )
+        values.append(value)
+    return treedef.build(iter(values))
+
+
+def _placeholders(declared: Any, dtype: np.dtype[Any]) -> Any:
+    """The tree a declaration describes, with :func:`placeholder` leaves."""
+    if declared is None:
+        return None
+    leaves, treedef = _declared_leaves(declared)
+    return treedef.build(iter([placeholder(p.shape, p.dtype or dtype) for p in leaves]))
+
+
+def params_dtype(params: Any, default: DTypeLike | None = np.float32) -> Any:
+    """The dtype of the first array leaf of ``params`` (``default`` when it has none)."""
+    for leaf in _tree.leaves(params):
+        if isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f":
+            return leaf.dtype
+    return None if default is None else np.dtype(default)
+
+
+# -- helpers for layers and records ----------------------------------------------------------
+
+
 def placeholder(shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """A read-only array of ``shape`` and ``dtype`` that takes no memory (a broadcast
-    zero): what :attr:`Layer.shapes` puts where the real params would be."""
+    zero): what :meth:`Layer.shapes` puts where the real params would be."""
     zero: Array = np.zeros((), dtype=dtype)
     try:
         out: Array = np.broadcast_to(zero, shape)
@@ -167,27 +394,19 @@ def placeholder(shape: Shape, dtype: DTypeLike = np.float32) -> Array:
 
 
 def readonly(x: Any) -> Array:
-    """A read-only view of ``x`` as an array (no copy; the caller's array is untouched).
+    """A read-only view of ``x`` as an array (no copy; the caller's array is untouched);
+    a declared :class:`Param` is kept as it is.
 
     Use it as the converter of a params record's fields, as :class:`DenseParams` does."""
+    if isinstance(x, Param):
+        kept: Any = x
+        return kept  # type: ignore[no-any-return]
     arr: Array = np.asarray(x)
     if not arr.flags.writeable:
         return arr
     view: Array = arr.view()
     view.flags.writeable = False
     return view
-
-
-def param_dtype(dtype: DTypeLike) -> np.dtype[Any]:
-    """The parameter dtype chosen at init: float32 (default) or float64.
-
-    Raises:
-        TypeError: any other dtype.
-    """
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"parameters must be float32 or float64, got dtype {dt}")
-    return dt
 
 
 def check_in_shape(in_shape: Any, what: str) -> Shape:
@@ -200,32 +419,22 @@ def check_in_shape(in_shape: Any, what: str) -> Shape:
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in in_shape
     ):
         raise TypeError(f"{what} needs in_shape as a tuple of positive ints, got {in_shape!r}")
+    if math.prod(in_shape) >= 2**63:
+        raise ValueError(f"{what} needs in_shape of fewer than 2**63 entries, got {in_shape}")
     return tuple(int(d) for d in in_shape)
 
 
-def check_input(
-    x: Any, name: str, dtype: np.dtype[Any] | None = None, shape: Shape | None = None
-) -> Array:
-    """Check the input of the layer called ``name``: a float NumPy array with a batch axis,
-    of ``dtype`` (the params' dtype) and per-example ``shape`` when given. Returns ``x``.
+def check_input(x: Any, name: str, dtype: np.dtype[Any] | None = None) -> Array:
+    """Check an input called ``name``: a float NumPy array with a batch axis, of ``dtype``
+    (the params' dtype) when given. Returns ``x``.
 
     Raises:
         TypeError: not a NumPy array, not floating, or not of ``dtype``.
-        ValueError: no batch axis, or not ``(batch, *shape)``, e.g. ``"dense expected input
-            of shape (batch, 784), got (32, 700)"``.
+        ValueError: no batch axis.
     """
     arr: Array = x
     if type(x) is not np.ndarray or x.dtype.kind != "f" or (dtype is not None and x.dtype != dtype):
         arr = _checks.float_array(x, f"{name} input", dtype)  # raises, naming what came
     if arr.ndim < 1:
         raise ValueError(f"{name} input needs a batch axis, got a 0-d array")
-    if shape is not None and arr.shape[1:] != shape:
-        expected = ", ".join(["batch", *map(str, shape)])
-        raise ValueError(f"{name} expected input of shape ({expected}), got {arr.shape}")
     return arr
-
-
-def check_no_state(state: Any, what: str) -> None:
-    """Raise a TypeError unless ``state`` is None (for layers that keep no state)."""
-    if state is not None:
-        raise TypeError(f"{what} keeps no state: expected None, got {type(state).__name__}")

@@ -16,22 +16,13 @@ from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
-from numpy.typing import DTypeLike
 
 from .. import _checks
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import (
-    Layer,
-    Shapes,
-    check_in_shape,
-    check_input,
-    check_no_state,
-    param_dtype,
-    placeholder,
-    readonly,
-)
+from ._init import ones
+from ._layer import Declared, Layer, param, readonly
 from ._registry import register
 
 _BLOCK = 32768
@@ -68,11 +59,6 @@ class LayerNormParams:
 
     scale: Array = _tree.field(converter=readonly)
     bias: Array = _tree.field(converter=readonly)
-
-
-_tree.register_type(BatchNormParams, "fnn.nn.BatchNormParams")
-_tree.register_type(BatchNormState, "fnn.nn.BatchNormState")
-_tree.register_type(LayerNormParams, "fnn.nn.LayerNormParams")
 
 
 class _BatchNormSaved(NamedTuple):
@@ -116,52 +102,17 @@ def _check_eps(eps: Any, name: str) -> float:
 
 def _last_axis(in_shape: Shape, name: str, what: str) -> int:
     """The size of the last axis of a per-example shape (``channels`` or ``features``)."""
-    shape = check_in_shape(in_shape, name)
-    if not shape:
+    if not in_shape:
         raise ValueError(
             f"{name} expects inputs of shape (batch, ..., {what}), got in_shape (): "
             f"each example needs a {what} axis"
         )
-    return shape[-1]
+    return in_shape[-1]
 
 
-def _check_rows(x: Any, name: str, scale: Array, bias: Array, what: str) -> Array:
-    """``x`` as a ``(rows, size)`` array, after checking that the params ``scale`` and
-    ``bias`` are two vectors ``(size,)`` of one dtype and that ``x`` is of that dtype with
-    ``size`` entries along its last axis (the layer has no configured width: its params
-    and its input must agree)."""
-    if scale.ndim != 1 or bias.shape != scale.shape or bias.dtype != scale.dtype:
-        raise ValueError(
-            f"{name} expected params scale and bias of shape ({what},), of one dtype, got "
-            f"scale {scale.dtype} {scale.shape} and bias {bias.dtype} {bias.shape}"
-        )
-    size = scale.shape[0]
-    arr = check_input(x, name, scale.dtype)
-    if arr.ndim < 2 or arr.shape[-1] != size:
-        raise ValueError(
-            f"{name} expected input of shape (batch, ..., {size}) ({what} last), got "
-            f"{arr.shape}: its params' scale and bias are ({size},)"
-        )
-    return arr.reshape(-1, size)
-
-
-def _check_record(value: Any, cls: type, name: str, what: str) -> Any:
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} expected {what} as {cls.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _check_state(state: Any, params: BatchNormParams) -> BatchNormState:
-    state = _check_record(state, BatchNormState, "batch_norm", "its state (from init_state)")
-    want = params.scale
-    for field, arr in (("mean", state.mean), ("var", state.var)):
-        if arr.shape != want.shape or arr.dtype != want.dtype:
-            raise ValueError(
-                f"batch_norm expected state.{field} of shape {want.shape} and dtype "
-                f"{want.dtype} (as its params), got {arr.shape} {arr.dtype}"
-            )
-    result: BatchNormState = state
-    return result
+def _rows(x: Array) -> Array:
+    """``x`` as a ``(rows, size)`` array: every axis but the last flattened (a view)."""
+    return x.reshape(-1, x.shape[-1])
 
 
 # -- blockwise helpers on (rows, channels) arrays ------------------------------------------------
@@ -354,40 +305,23 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
     momentum = _check_momentum(momentum)
     eps = _check_eps(eps, "batch_norm")
 
-    def check_params(params: Any) -> BatchNormParams:
-        checked: BatchNormParams = _check_record(params, BatchNormParams, "batch_norm", "params")
-        return checked
-
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> BatchNormParams:
-        c, dt = _last_axis(in_shape, "batch_norm", "channels"), param_dtype(dtype)
-        return BatchNormParams(np.ones(c, dt), np.zeros(c, dt))
-
-    def init_state(in_shape: Shape, dtype: DTypeLike = np.float32) -> BatchNormState:
-        c, dt = _last_axis(in_shape, "batch_norm", "channels"), param_dtype(dtype)
-        return BatchNormState(np.zeros(c, dt), np.ones(c, dt))
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
-        c, dt = _last_axis(in_shape, "batch_norm", "channels"), param_dtype(dtype)
-        vector = placeholder((c,), dt)
-        return Shapes(
-            check_in_shape(in_shape, "batch_norm"),
-            BatchNormParams(vector, vector),
-            BatchNormState(vector, vector),
+    def declare(in_shape: Shape) -> Declared[BatchNormParams]:
+        c = _last_axis(in_shape, "batch_norm", "channels")
+        return Declared(
+            in_shape,
+            BatchNormParams(param((c,), ones), param((c,))),
+            BatchNormState(param((c,)), param((c,), ones)),
         )
 
     def infer(params: BatchNormParams, x: Array, state: BatchNormState) -> Array:
-        params = check_params(params)
-        x2 = _check_rows(x, "batch_norm", params.scale, params.bias, "channels")
-        state = _check_state(state, params)
+        x2 = _rows(x)
         k = params.scale / np.sqrt(state.var + eps)
         return _batch_norm_infer(x2, state.mean, k, params.bias).reshape(x.shape)
 
     def forward(
         params: BatchNormParams, x: Array, state: BatchNormState, key: Key | None
     ) -> tuple[Array, BatchNormState, _BatchNormSaved]:
-        params = check_params(params)
-        x2 = _check_rows(x, "batch_norm", params.scale, params.bias, "channels")
-        state = _check_state(state, params)
+        x2 = _rows(x)
         n = x2.shape[0]
         if n < 2:
             raise ValueError(
@@ -407,14 +341,15 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
         saved: _BatchNormSaved,
         dy: Array,
         need_dx: bool,
-        out: list[Array],
+        grads: BatchNormParams,
     ) -> Array | None:
-        dscale, dbias = out
         x = saved.x
-        dx = _batch_norm_backward(saved, params.scale, dy.reshape(x.shape), need_dx, dscale, dbias)
+        dx = _batch_norm_backward(
+            saved, params.scale, dy.reshape(x.shape), need_dx, grads.scale, grads.bias
+        )
         return None if dx is None else dx.reshape(dy.shape)
 
-    return Layer(init, shapes, infer, forward, backward, init_state=init_state)
+    return Layer(declare, infer, forward, backward, stateful=True)
 
 
 # -- layer norm ------------------------------------------------------------------------------
@@ -448,26 +383,14 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
     """
     eps = _check_eps(eps, "layer_norm")
 
-    def check_params(params: Any) -> LayerNormParams:
-        checked: LayerNormParams = _check_record(params, LayerNormParams, "layer_norm", "params")
-        return checked
-
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> LayerNormParams:
-        f, dt = _last_axis(in_shape, "layer_norm", "features"), param_dtype(dtype)
-        return LayerNormParams(np.ones(f, dt), np.zeros(f, dt))
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
-        f, dt = _last_axis(in_shape, "layer_norm", "features"), param_dtype(dtype)
-        vector = placeholder((f,), dt)
-        return Shapes(check_in_shape(in_shape, "layer_norm"), LayerNormParams(vector, vector))
+    def declare(in_shape: Shape) -> Declared[LayerNormParams]:
+        f = _last_axis(in_shape, "layer_norm", "features")
+        return Declared(in_shape, LayerNormParams(param((f,), ones), param((f,))))
 
     def forward(
         params: LayerNormParams, x: Array, state: None, key: Key | None
     ) -> tuple[Array, None, _LayerNormSaved]:
-        params = check_params(params)
-        if state is not None:
-            check_no_state(state, "layer_norm")
-        x2 = _check_rows(x, "layer_norm", params.scale, params.bias, "features")
+        x2 = _rows(x)
         xhat = x2 - x2.mean(axis=1, keepdims=True)
         var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(x2.shape[1])
         inv_std = 1 / np.sqrt(var + eps)
@@ -484,14 +407,13 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
         saved: _LayerNormSaved,
         dy: Array,
         need_dx: bool,
-        out: list[Array],
+        grads: LayerNormParams,
     ) -> Array | None:
-        dscale, dbias = out
         xhat, inv_std = saved
         dy2 = dy.reshape(xhat.shape)
         step = _block_rows(*xhat.shape)
-        np.copyto(dscale, _column_sums(dy2 * xhat, step))
-        np.copyto(dbias, _column_sums(dy2, step))
+        np.copyto(grads.scale, _column_sums(dy2 * xhat, step))
+        np.copyto(grads.bias, _column_sums(dy2, step))
         if not need_dx:
             return None
         g = dy2 * params.scale
@@ -503,4 +425,4 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
         g *= inv_std
         return g.reshape(dy.shape)
 
-    return Layer(init, shapes, infer, forward, backward)
+    return Layer(declare, infer, forward, backward)

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import DTypeLike
 
 from .. import _checks
 from .. import random as _random
 from .._types import Array, Shape
 from ..random import Key
 from ._activations import parameterless
-from ._layer import Layer, Shapes, check_in_shape, check_input, check_no_state
+from ._layer import Declared, Layer
 from ._registry import register
 
 Pair = tuple[int, int]
@@ -36,7 +35,7 @@ def _windows(
 
     def geometry(in_shape: Shape) -> Shape:
         """The output shape for a ``(height, width, channels)`` input ("valid" pooling)."""
-        shape = check_in_shape(in_shape, name)
+        shape = in_shape
         if len(shape) != 3:
             raise ValueError(
                 f"{name} expects inputs of shape (height, width, channels) per example, got {shape}"
@@ -66,17 +65,8 @@ def _pool(
         rows, cols = sh * (oh - 1) + 1, sw * (ow - 1) + 1
         return [x[:, p : p + rows : sh, q : q + cols : sw, :] for p in range(wh) for q in range(ww)]
 
-    def checked(x: Array) -> tuple[Array, int, int]:
-        x = check_input(x, name)
-        if x.ndim != 4:
-            raise ValueError(
-                f"{name} expected input of shape (batch, height, width, channels), got {x.shape}"
-            )
-        oh, ow, _ = geometry(x.shape[1:])
-        return x, oh, ow
-
     def forward(x: Array) -> tuple[Array, Any]:
-        x, oh, ow = checked(x)
+        oh, ow, _ = geometry(x.shape[1:])
         y, residuals = forward_views(views(x, oh, ow))
         return y, (residuals, x.shape, x.dtype, oh, ow)
 
@@ -86,7 +76,7 @@ def _pool(
         backward_views(kept, dy, views(dx, oh, ow))
         return dx
 
-    return parameterless(name, forward, backward, output_shape=geometry)
+    return parameterless(forward, backward, output_shape=geometry)
 
 
 def _tiled(name: str, window: Pair, forward_tiles: Any, backward_tiles: Any) -> Layer[None]:
@@ -96,11 +86,6 @@ def _tiled(name: str, window: Pair, forward_tiles: Any, backward_tiles: Any) -> 
     _, _, geometry = _windows(name, window, None)
 
     def forward(x: Array) -> tuple[Array, Any]:
-        x = check_input(x, name)
-        if x.ndim != 4:
-            raise ValueError(
-                f"{name} expected input of shape (batch, height, width, channels), got {x.shape}"
-            )
         oh, ow, _ = geometry(x.shape[1:])
         y, residuals = forward_tiles(x, oh, ow)
         return y, (residuals, x.shape, oh, ow)
@@ -111,7 +96,7 @@ def _tiled(name: str, window: Pair, forward_tiles: Any, backward_tiles: Any) -> 
         backward_tiles(kept, dy, dx, oh, ow)
         return dx
 
-    return parameterless(name, forward, backward, output_shape=geometry)
+    return parameterless(forward, backward, output_shape=geometry)
 
 
 def _max_forward(views: list[Array]) -> tuple[Array, Array]:
@@ -258,33 +243,20 @@ def dropout(rate: float) -> Layer[None]:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
     keep = 1.0 - p
 
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> None:
-        check_in_shape(in_shape, "dropout")
-
-    def shapes(in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
-        return Shapes(check_in_shape(in_shape, "dropout"))
-
-    def checked(params: None, x: Array, state: None) -> Array:
-        if params is not None:
-            raise TypeError(
-                f"dropout has no parameters: expected None, got {type(params).__name__}"
-            )
-        if state is not None:
-            check_no_state(state, "dropout")
-        return check_input(x, "dropout")
+    def declare(in_shape: Shape) -> Declared[None]:
+        return Declared(in_shape)
 
     def infer(params: None, x: Array, state: None) -> Array:
-        return checked(params, x, state)
+        return x
 
     def forward(params: None, x: Array, state: None, key: Key | None) -> tuple[Array, None, Array]:
-        x = checked(params, x, state)
         if not isinstance(key, Key):
             raise TypeError(f"dropout's training forward needs an fnn.random.Key, got {key!r}")
         mask = _random.bernoulli(key, keep, x.shape).astype(x.dtype)
         mask /= keep
         return x * mask, None, mask
 
-    def backward(params: None, mask: Array, dy: Array, need_dx: bool, out: None) -> Array | None:
+    def backward(params: None, mask: Array, dy: Array, need_dx: bool, grads: None) -> Array | None:
         return dy * mask if need_dx else None
 
-    return Layer(init, shapes, infer, forward, backward, stochastic=True)
+    return Layer(declare, infer, forward, backward, stochastic=True)

@@ -3,10 +3,12 @@ spec, and the record types of its params and state.
 
 ``@register("dense", types=(DenseParams,))`` on a layer constructor makes the layers it
 returns carry a spec (``{"layer": "dense", "features": 128, "weight_init": "he_normal"}``,
-the constructor's arguments), lets :func:`from_spec` rebuild them, and names their
-records so that :func:`fnn.io.load` rebuilds them without a template. Built-in layers and
-users' layers register the same way; a spec or a file can only ever name registered
-layers, so reading one never imports or runs anything else.
+the constructor's arguments) and the name ``"dense"``, lets :func:`from_spec` rebuild
+them, and names their records (``"dense.DenseParams"``) so that :func:`fnn.io.load`
+rebuilds them without a template, in any process that registers the layer, wherever its
+code lives (``__main__`` included). Built-in layers and users' layers register the same
+way; a spec or a file can only ever name registered layers, so reading one never imports
+or runs anything else.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
 import numpy as np
 
 from .. import tree as _tree
+from .._registry import Registry, origin
 from ._layer import Layer
 
 Args = ParamSpec("Args")
@@ -41,9 +43,9 @@ class Registered:
     activation: bool
 
 
-_LAYERS: dict[str, Registered] = {}
+_LAYERS: Registry[Registered] = Registry("layer", lambda entry: origin(entry.make))
 
-LAYERS: Mapping[str, Registered] = MappingProxyType(_LAYERS)
+LAYERS: Mapping[str, Registered] = _LAYERS.view
 """Every registered layer by name (a read-only live view)."""
 
 _ALIASES = {"linear": "identity"}
@@ -100,7 +102,8 @@ def register(
     Args:
         name: the layer's name in specs and files; never rename a registered layer.
         types: the attrs classes (or named tuples) of the layer's params and state, which
-            files may then name (see :func:`fnn.tree.register_type`).
+            files may then name: each is registered (:func:`fnn.tree.register_type`) as
+            ``"<name>.<ClassName>"`` unless it has a name already.
         activation: whether :func:`activation` (and so ``mlp(..., activation=name)`` and
             ``fnn train --activation``) may build it; it must take no arguments.
 
@@ -111,14 +114,13 @@ def register(
     >>> import fnn, numpy as np
     >>> @fnn.nn.register("twice", activation=True)
     ... def twice() -> fnn.nn.Layer[None]:
-    ...     return fnn.nn.parameterless("twice", lambda x: (2 * x, None), lambda r, dy: 2 * dy)
-    >>> twice().spec
-    {'layer': 'twice'}
+    ...     return fnn.nn.parameterless(lambda x: (2 * x, None), lambda r, dy: 2 * dy)
+    >>> twice().spec, twice().name
+    ({'layer': 'twice'}, 'twice')
     >>> fnn.nn.from_spec({"layer": "twice"}).apply(None, np.ones((1, 2), np.float32))
     array([[2., 2.]], dtype=float32)
     """
-    if not isinstance(name, str) or not 0 < len(name) <= 100:
-        raise ValueError(f"a layer name must be a str of 1 to 100 characters, got {name!r}")
+    _LAYERS.check_name(name)
 
     def decorate(make: Callable[Args, Layer[P]]) -> Callable[Args, Layer[P]]:
         signature = inspect.signature(make)
@@ -136,23 +138,15 @@ def register(
             layer = make(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            return attrs.evolve(layer, spec=_spec(name, bound))
+            return attrs.evolve(layer, spec=_spec(name, bound), name=layer.name or name)
 
-        known = _LAYERS.get(name)
-        if known is not None and _origin(known.make) != _origin(build):
-            raise ValueError(
-                f"the layer name {name!r} is already registered for {_origin(known.make)}"
-            )
+        _LAYERS.add(name, Registered(name, build, signature, tuple(types), activation))
         for cls in types:
-            _tree.register_type(cls)
-        _LAYERS[name] = Registered(name, build, signature, tuple(types), activation)
+            if _tree.registered_name(cls) is None:
+                _tree.register_type(cls, f"{name}.{cls.__qualname__}")
         return build
 
     return decorate
-
-
-def _origin(make: Callable[..., Any]) -> str:
-    return f"{make.__module__}.{make.__qualname__}"
 
 
 def _layers_in(value: Any) -> Any:
@@ -177,10 +171,9 @@ def from_spec(spec: Any) -> Layer[Any]:
     if not isinstance(spec, Mapping):
         raise TypeError(f"a layer spec must be a mapping, got {type(spec).__name__}")
     name = spec.get("layer")
-    entry = _LAYERS.get(name) if isinstance(name, str) else None
-    if entry is None:
-        known = ", ".join(sorted(_LAYERS))
-        raise ValueError(f"unknown layer {name!r} in spec; expected one of: {known}")
+    if name not in _LAYERS:
+        raise ValueError(f"unknown layer {name!r} in spec; expected one of: {_LAYERS.known()}")
+    entry = _LAYERS.get(name)
     params = entry.signature.parameters
     keyword = {k for k, p in params.items() if p.kind is not p.POSITIONAL_ONLY}
     only = [p for p in params.values() if p.kind is p.POSITIONAL_ONLY]
@@ -220,9 +213,10 @@ def activation(name: str) -> Layer[None]:
     Raises:
         ValueError: no such activation.
     """
-    entry = _LAYERS.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
+    entry = _LAYERS.view.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
     if entry is None or not entry.activation:
-        known = ", ".join(sorted([n for n, e in _LAYERS.items() if e.activation] + [*_ALIASES]))
+        names = [n for n, e in _LAYERS.view.items() if e.activation] + [*_ALIASES]
+        known = ", ".join(sorted(names))
         raise ValueError(f"unknown activation {name!r}; expected one of: {known}")
     layer: Layer[None] = entry.make()
     return layer

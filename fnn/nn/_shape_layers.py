@@ -7,12 +7,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import numpy as np
-from numpy.typing import DTypeLike
 
 from .._types import Array, Shape
-from ..random import Key
 from ._activations import parameterless
 from ._layer import Layer
 from ._registry import register
@@ -47,16 +44,6 @@ def _resolve(target: Shape, in_shape: Shape) -> Shape:
     )
 
 
-def _checking_init(layer: Layer[None]) -> Layer[None]:
-    """``layer`` whose ``init`` also checks the input shape as ``shapes`` does (the
-    parameterless ``init`` only checks that it is a shape)."""
-
-    def init(key: Key, in_shape: Shape, dtype: DTypeLike = np.float32) -> None:
-        layer.shapes(in_shape, dtype)
-
-    return attrs.evolve(layer, init=init)
-
-
 @register("reshape")
 def reshape(shape: Sequence[int]) -> Layer[None]:
     """Reshapes each example: ``(batch, *in_shape) -> (batch, *shape)``.
@@ -86,13 +73,11 @@ def reshape(shape: Sequence[int]) -> Layer[None]:
         new = _resolve(target, x.shape[1:])
         return x.reshape(x.shape[0], *new), x.shape
 
-    layer = parameterless(
-        "reshape",
+    return parameterless(
         forward,
         lambda in_shape, dy: dy.reshape(in_shape),
         output_shape=lambda in_shape: _resolve(target, in_shape),
     )
-    return _checking_init(layer)
 
 
 def _channels(in_shape: Shape) -> Shape:
@@ -104,11 +89,6 @@ def _channels(in_shape: Shape) -> Shape:
 
 
 def _pool_forward(x: Array) -> tuple[Array, Shape]:
-    if x.ndim != 4:
-        raise ValueError(
-            "global_avg_pool expected input of shape (batch, height, width, channels), "
-            f"got {x.shape}"
-        )
     y: Array = x.mean(axis=(1, 2))
     return y, x.shape
 
@@ -133,5 +113,4 @@ def global_avg_pool() -> Layer[None]:
     >>> global_avg_pool().apply(None, x)
     array([[3., 4.]], dtype=float32)
     """
-    layer = parameterless("global_avg_pool", _pool_forward, _pool_backward, output_shape=_channels)
-    return _checking_init(layer)
+    return parameterless(_pool_forward, _pool_backward, output_shape=_channels)

@@ -337,7 +337,7 @@ class Optimizer:
             )
             for t in self.transforms
         ]
-        return self._state(layout, flat, moments, 0)
+        return self.assemble(layout, flat, moments, 0)
 
     def update(self, state: OptState[P], grads: P) -> tuple[OptState[P], P]:
         """Apply one step: returns the new state and the new params (``new_state.params``).
@@ -352,16 +352,19 @@ class Optimizer:
         """
         leaves, treedef = _tree.flatten(_opt_state(state).params)
         layout = _tree.layout_of(leaves, treedef)
-        new_state = self._update(state, layout.ravel(grads, "grads"), leaves, layout)
+        new_state = self.update_flat(state, layout.ravel(grads, "grads"), layout, leaves)
         return new_state, new_state.params
 
-    def _update(
-        self, state: OptState[P], flat_grads: Array, leaves: list[Array], layout: Layout
+    # -- the flat interface (for fnn.train and fnn.parallel) ----------------------------------
+
+    def update_flat(
+        self, state: OptState[P], grads: Array, layout: Layout, leaves: list[Array]
     ) -> OptState[P]:
-        """:meth:`update` for a gradient already laid out flat, given the params' leaves
-        and layout (as :func:`fnn.train_step` has them at hand). ``flat_grads`` is read."""
-        flat, moments = self._update_span(state, flat_grads, leaves, layout, None)
-        return self._state(layout, flat, moments, state.step + 1)
+        """:meth:`update` for a gradient already laid out flat as ``layout`` (the params'),
+        given the params' leaves (as :func:`fnn.train_step` has them at hand). ``grads``
+        is read, never written."""
+        flat, moments = self.update_span(state, grads, layout, leaves, None)
+        return self.assemble(layout, flat, moments, state.step + 1)
 
     @property
     def elementwise(self) -> bool:
@@ -370,43 +373,26 @@ class Optimizer:
         bit for bit."""
         return all(t.elementwise for t in self.transforms)
 
-    def _update_sharded(
+    def update_span(
         self,
         state: OptState[P],
         grads: Array,
-        leaves: list[Array],
         layout: Layout,
-        span: tuple[int, int],
-        gather: Callable[[list[Array]], list[Array]],
-    ) -> OptState[P]:
-        """The state :meth:`_update` would make from the whole gradient, computed from its
-        entries ``span = (lo, hi)`` only: this process updates that slice of the params and
-        moments, and ``gather`` (a collective call, e.g. :func:`fnn.parallel.gather_spans`)
-        turns the list of slices into the list of whole flat arrays from every process's
-        slices. Only for an :attr:`elementwise` chain, for which the bits are the same.
-
-        Raises:
-            ValueError: the chain is not elementwise.
-        """
-        if not self.elementwise:
-            names = ", ".join(t.label for t in self.transforms if not t.elementwise)
-            raise ValueError(f"a sharded update needs elementwise transforms, not {names}")
-        flat, moments = self._update_span(state, grads, leaves, layout, span)
-        whole = iter(gather([flat, *(m for ms in moments for m in ms)]))
-        new_flat = next(whole)
-        new_moments = [tuple(next(whole) for _ in ms) for ms in moments]
-        return self._state(layout, new_flat, new_moments, state.step + 1)
-
-    def _update_span(
-        self,
-        state: OptState[P],
-        grads: Array,
         leaves: list[Array],
-        layout: Layout,
         span: tuple[int, int] | None,
     ) -> tuple[Array, list[Moments]]:
-        """The new flat params and each transform's new moments on the entries ``span``
-        (all of them for None) from ``grads``, the gradient's entries there."""
+        """The new flat params and each transform's new moments on the entries ``span =
+        (lo, hi)`` of the flat buffer (all of them for None), from ``grads``, the
+        gradient's entries there. A span other than None needs an :attr:`elementwise`
+        chain: the result is then that slice of the whole update, bit for bit (what
+        :func:`fnn.parallel.sharded_update` gives each process).
+
+        Raises:
+            ValueError: a span for a chain that is not elementwise.
+        """
+        if span is not None and not self.elementwise:
+            names = ", ".join(t.label for t in self.transforms if not t.elementwise)
+            raise ValueError(f"an update of a slice needs elementwise transforms, not {names}")
         moments = _state_moments(state, self.transforms, layout)
         size = None
         if span is not None:
@@ -425,9 +411,11 @@ class Optimizer:
             new_moments.append(_check_moments(t, new_m, layout, "returned", len(m), size))
         return _apply(leaves, u, layout, span or (0, layout.size)), new_moments
 
-    def _state(
+    def assemble(
         self, layout: Layout, flat_params: Array, moments: Sequence[Moments], step: int
     ) -> OptState[Any]:
+        """The optimizer state holding the whole flat params (laid out as ``layout``), each
+        transform's whole flat moments and ``step``, all made read-only."""
         records = []
         for t, ms in zip(self.transforms, moments):
             for m in ms:

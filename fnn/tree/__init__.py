@@ -39,6 +39,7 @@ from ._arith import zeros_like as zeros_like
 from ._compare import allclose as allclose
 from ._compare import equal as equal
 from ._compare import fingerprint as fingerprint
+from ._compare import first_difference as first_difference
 from ._compare import max_abs_difference as max_abs_difference
 from ._compare import mismatch as mismatch
 from ._layout import Layout as Layout
@@ -49,6 +50,7 @@ from ._structure import TYPES as TYPES
 from ._structure import TreeDef as TreeDef
 from ._structure import assert_same_structure as assert_same_structure
 from ._structure import buffers as buffers
+from ._structure import buffers_like as buffers_like
 from ._structure import depth as depth
 from ._structure import difference as difference
 from ._structure import field as field
@@ -61,6 +63,7 @@ from ._structure import path_step as path_step
 from ._structure import paths as paths
 from ._structure import record_fields as record_fields
 from ._structure import register_type as register_type
+from ._structure import registered_name as registered_name
 from ._structure import structure as structure
 from ._structure import type_name as type_name
 from ._structure import unflatten as unflatten

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ._structure import difference, flatten, flatten_like, leaf_paths
+from ._structure import TreeDef, difference, flatten, flatten_like, leaf_paths
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -63,18 +64,38 @@ def mismatch(expected: Any, got: Any, says: str = "expected") -> str | None:
     """Where ``got`` first departs from ``expected`` in structure, or else in a leaf's
     shape or dtype, in words (``"at [1].w: expected float32 (20, 64), got float32
     (20, 32)"``); None when they agree. Only shapes and dtypes are compared, so
-    ``expected`` may hold placeholders (what :attr:`fnn.nn.Layer.shapes` describes).
-    ``says`` names the expectation in the leaves' case (``"shapes says"``)."""
+    ``expected`` may hold placeholders (what :meth:`fnn.nn.Layer.shapes` describes).
+    ``says`` names the expectation in the leaves' case (``"inputs of shape (784,) need"``)."""
     want_leaves, want_def = flatten(expected)
     have_leaves, have_def = flatten(got)
+    return first_difference(want_def, want_leaves, have_def, have_leaves, says)
+
+
+def _described(leaf: Any) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """A leaf's dtype and shape: its own attributes (arrays, a file's leaf entries), or
+    those of ``np.asarray(leaf)`` (Python numbers)."""
+    if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+        return np.dtype(leaf.dtype), tuple(leaf.shape)
+    arr = np.asarray(leaf)
+    return arr.dtype, arr.shape
+
+
+def first_difference(
+    want_def: TreeDef,
+    want_leaves: Sequence[Any],
+    have_def: TreeDef,
+    have_leaves: Sequence[Any],
+    says: str = "expected",
+) -> str | None:
+    """:func:`mismatch` of two trees already taken apart, whose leaves are anything with a
+    ``dtype`` and a ``shape`` (arrays, placeholders, a file's leaf entries) or numbers:
+    the one "where do two trees first differ" of fnn (``fnn.io`` compares a file's
+    description with it before reading any array)."""
     found = difference(want_def, have_def)
     if found is not None:
         return found
     for path, w, h in zip(leaf_paths(want_def), want_leaves, have_leaves):
-        w_dtype, h_dtype = np.asarray(w).dtype, np.asarray(h).dtype
-        if np.shape(w) != np.shape(h) or w_dtype != h_dtype:
-            return (
-                f"at {path or 'the root'}: {says} {w_dtype} {np.shape(w)}, "
-                f"got {h_dtype} {np.shape(h)}"
-            )
+        (w_dtype, w_shape), (h_dtype, h_shape) = _described(w), _described(h)
+        if w_shape != h_shape or w_dtype != h_dtype:
+            return f"at {path or 'the root'}: {says} {w_dtype} {w_shape}, got {h_dtype} {h_shape}"
     return None

@@ -12,7 +12,8 @@ import attrs
 import numpy as np
 
 LEAF_TYPES = (np.ndarray, np.generic, bool, int, float, complex)
-"""The types of a tree's leaves."""
+"""The types of a tree's leaves (and any class with a true ``__fnn_leaf__`` attribute, such
+as :class:`fnn.nn.Param`, the leaf of a layer's declaration)."""
 
 KINDS = ("leaf", "none", "tuple", "list", "dict", "namedtuple", "attrs")
 """The kinds of node a tree is made of."""
@@ -177,7 +178,7 @@ def _record(cls: type) -> Flattener:
 
 
 def _flattener(cls: type) -> Flattener:
-    if issubclass(cls, LEAF_TYPES):
+    if issubclass(cls, LEAF_TYPES) or getattr(cls, "__fnn_leaf__", False) is True:
         return _leaf
     if cls is type(None):
         return _none
@@ -302,7 +303,8 @@ Builder = Callable[[Iterator[Any]], Any]
 
 def _builder(td: TreeDef, records: bool) -> Builder:
     """A function that builds a tree of structure ``td`` from an iterator of leaves; with
-    ``records`` false, records (attrs classes, named tuples) become lists of children.
+    ``records`` false, attrs records are made without running their converters,
+    validators or ``__attrs_post_init__`` (see :func:`buffers`).
 
     Compiled once per structure, except where static fields are: equal structures may hold
     static values that compare equal but differ (``0.0`` and ``-0.0``, ``1`` and ``True``),
@@ -321,13 +323,28 @@ def _compile(td: TreeDef, records: bool) -> Builder:
     if td.kind == "dict":
         keys = td.names
         return lambda it: {k: b(it) for k, b in zip(keys, subs)}
-    if td.kind == "list" or not records:
+    if td.kind == "list":
         return lambda it: [b(it) for b in subs]
     make = cast(Callable[..., Any], td.node_type)
     if td.kind == "namedtuple":
         return lambda it: make(*[b(it) for b in subs])
-    aliases = record_fields(cast(type, td.node_type)).aliases
+    fields = record_fields(cast(type, td.node_type))
     static = dict(td.static)
+    if not records:
+        names = fields.children
+
+        cls = cast(type, td.node_type)
+
+        def raw(it: Iterator[Any]) -> Any:
+            obj: Any = object.__new__(cls)
+            for name, b in zip(names, subs):
+                object.__setattr__(obj, name, b(it))
+            for name, value in static.items():
+                object.__setattr__(obj, name, value)
+            return obj
+
+        return raw
+    aliases = fields.aliases
 
     def record(it: Iterator[Any]) -> Any:
         kwargs = {a: b(it) for a, b in zip(aliases, subs)}
@@ -346,10 +363,24 @@ def _has_static(td: TreeDef) -> bool:
 
 
 def buffers(treedef: TreeDef, leaves: Iterator[Any]) -> Any:
-    """A tree of structure ``treedef`` whose records (attrs classes, named tuples) are
-    plain lists of their children, holding ``leaves`` in order: the ``out`` a layer's
-    backward writes its gradients into (records convert their arrays to read-only ones)."""
+    """A tree of structure ``treedef`` holding ``leaves`` in order, its attrs records made
+    without their converters (which would make the arrays read-only): the ``grads`` a
+    layer's backward writes its gradients into, field by field (``grads.w``, ``grads.b``).
+    The records are still frozen: a field can be written into, not replaced."""
     return _builder(treedef, False)(leaves)
+
+
+def buffers_like(tree: Any) -> Any:
+    """New zeroed writable arrays shaped like the leaves of ``tree``, arranged as
+    :func:`buffers` arranges them: the ``grads`` to hand a layer's backward outside
+    training (training hands it views of one flat buffer).
+
+    >>> import numpy as np
+    >>> buffers_like({"w": np.ones((2, 3), np.float32)})["w"].flags.writeable
+    True
+    """
+    values, treedef = flatten(tree)
+    return buffers(treedef, iter([np.zeros(np.shape(v), np.asarray(v).dtype) for v in values]))
 
 
 # -- paths and differences --------------------------------------------------------------------
@@ -501,20 +532,25 @@ TYPES: Mapping[str, type] = MappingProxyType(_TYPES)
 """Every registered record type by its stable name (a read-only live view)."""
 
 
-def register_type(cls: type, name: str | None = None) -> type:
+def register_type(cls: type, name: str | None = None, *, aliases: Sequence[str] = ()) -> type:
     """Give an attrs class or named tuple a stable name by which files may refer to it.
 
     :func:`fnn.io.load` rebuilds, without a template, only the types registered here: a
-    file can never make fnn import a name. ``name`` defaults to ``module.QualName``; a name
-    is part of the file format, so never rename a registered type. Registering a class
-    again under its name (or with no name) does nothing.
+    file can never make fnn import a name. A name is part of the file format, so never
+    rename a registered type; files keep loading under ``aliases``, older names that are
+    read but never written. ``name`` defaults to ``module.QualName``, except for a class
+    defined in ``__main__`` (a script run as ``python script.py``), whose module name no
+    other process shares: it needs an explicit name. Layer records get theirs from
+    :func:`fnn.nn.register` (``"<layer name>.<ClassName>"``). Registering a class again
+    under its name (or with no name) does nothing.
 
     Returns:
         ``cls``, so this works as a class decorator.
 
     Raises:
         TypeError: ``cls`` is neither an attrs class nor a named tuple.
-        ValueError: the name already belongs to another class, or the class to another name.
+        ValueError: the name (or an alias) already belongs to another class, or the class
+            to another name; a ``__main__`` class without a name.
     """
     if not isinstance(cls, type) or not (
         attrs.has(cls) or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
@@ -522,17 +558,33 @@ def register_type(cls: type, name: str | None = None) -> type:
         raise TypeError(f"register_type expects an attrs class or a named tuple, got {cls!r}")
     if attrs.has(cls):
         record_fields(cls)  # fails now, not at load time, for fields a tree cannot hold
-    stable = name or _NAMES.get(cls) or f"{cls.__module__}.{cls.__qualname__}"
-    if not isinstance(stable, str) or not 0 < len(stable) <= 200:
-        raise ValueError(f"a type name must be a str of 1 to 200 characters, got {stable!r}")
-    known = _TYPES.get(stable)
-    if known is not None and known is not cls:
-        raise ValueError(f"the type name {stable!r} already belongs to {known!r}")
+    stable = name or _NAMES.get(cls)
+    if stable is None:
+        if cls.__module__ == "__main__":
+            raise ValueError(
+                f"{cls.__qualname__} is defined in __main__, a name no other process shares: "
+                "give it a stable name, register_type(cls, 'mypackage.ClassName') (a layer's "
+                "records get one from fnn.nn.register)"
+            )
+        stable = f"{cls.__module__}.{cls.__qualname__}"
+    names = [stable, *aliases]
+    for each in names:
+        if not isinstance(each, str) or not 0 < len(each) <= 200:
+            raise ValueError(f"a type name must be a str of 1 to 200 characters, got {each!r}")
+        known = _TYPES.get(each)
+        if known is not None and known is not cls:
+            raise ValueError(f"the type name {each!r} already belongs to {known!r}")
     if _NAMES.get(cls, stable) != stable:
         raise ValueError(f"{cls!r} is already registered as {_NAMES[cls]!r}")
-    _TYPES[stable] = cls
+    for each in names:
+        _TYPES[each] = cls
     _NAMES[cls] = stable
     return cls
+
+
+def registered_name(cls: type) -> str | None:
+    """The name ``cls`` was registered under (:func:`register_type`), or None."""
+    return _NAMES.get(cls)
 
 
 def type_name(cls: type) -> str:

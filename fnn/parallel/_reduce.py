@@ -1,101 +1,15 @@
-"""Data parallelism: each batch split into a fixed number of shards, summed in a fixed order.
-
-A training step with ``shards=S`` (:func:`fnn.train_step`, :func:`fnn.fit`, ``fnn train
---shards S``) splits its batch of ``B`` rows into ``S`` contiguous shards
-(:func:`shard_bounds`), computes each shard's loss and gradient on its own rows, and
-combines them as ``sum_s (n_s / B) * v_s`` (``n_s`` the shard's rows) over a fixed binary
-tree of shard numbers (:func:`reduce_shards`): node ``[lo, hi)`` is the sum of
-``[lo, mid)`` and ``[mid, hi)`` with ``mid = (lo + hi) // 2``, the left one first. With
-``N`` processes (``N`` dividing ``S``), process ``r`` owns shards ``r * S/N`` to ``(r + 1)
-* S/N - 1``. Each process first adds up its own block of shards. When ``N`` is a
-power of two, the levels above the blocks are partner swaps: at level ``k`` process
-``r`` and ``r ^ 2**k`` exchange their nodes' values and both add ``left + right``, so
-every process ends with the root (:func:`reduce_shards`). Otherwise a node is added up
-by the process owning its first shard, which receives the right half from its owner
-when that is another process (point-to-point messages), and the root, on process 0, is
-broadcast to all. The additions are the same whichever process does them, so for a
-given ``S`` the bits do not depend on ``N``: one process with ``shards=4`` gives the
-bits of four.
-
-When the number of processes is a power of two and the optimizer is elementwise
-(:attr:`fnn.optim.Optimizer.elementwise`: Adam, SGD, RMSprop, Adagrad; no penalty),
-:func:`fnn.train_step` shares out the update as well: the partner swaps become recursive
-halving (:func:`reduce_scatter_shards`: at each level a process sends its partner only
-the half the partner keeps, and both add that half in the same order), so each process
-ends with its slice of the summed gradient (:func:`span`); it updates that slice of the
-params and moments and :func:`gather_spans` gives every process the whole of them. Each
-entry is added and updated by the same operations as before, so the bits are those of
-one process; every process still ends each step with the same, whole state. Otherwise
-every process applies the same update to the whole summed gradient.
-
-Processes talk through a :class:`Communicator`: ``mpi4py.MPI.COMM_WORLD`` (the optional
-extra ``fnn[mpi]``), or nothing for one process. What travels: the shards' weighted
-gradients, losses, accuracy counts and float model state, and, when the update is shared
-out, each process's slice of the new params and optimizer moments. Every process reads
-the data itself and keeps the same key and shuffles.
-
-Within a process, ``threads=T`` (:func:`fnn.train_step`, :func:`fnn.fit`, ``fnn train
---threads T``) computes up to ``T`` of its shards at once on threads; their results are
-summed in the same tree, so the bits depend neither on ``N`` nor on ``T``.
-"""
+"""The fixed-order sums over shards, on one process or several (private; see
+:mod:`fnn.parallel`)."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import itertools
-import os
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _checks
-from ._types import Array
-
-
-class Communicator(Protocol):
-    """The part of an ``mpi4py.MPI.Comm`` fnn uses (buffers are NumPy arrays)."""
-
-    def Get_rank(self) -> int: ...  # noqa: N802
-
-    def Get_size(self) -> int: ...  # noqa: N802
-
-    def Send(self, buf: Any, dest: int, tag: int = 0) -> None: ...  # noqa: N802
-
-    def Recv(self, buf: Any, source: int, tag: int) -> Any: ...  # noqa: N802
-
-    def Bcast(self, buf: Any, root: int = 0) -> Any: ...  # noqa: N802
-
-    def Sendrecv(  # noqa: N802
-        self, sendbuf: Any, dest: int, sendtag: int, recvbuf: Any, source: int, recvtag: int
-    ) -> Any: ...
-
-    def Abort(self, errorcode: int = 0) -> Any: ...  # noqa: N802
-
-
-def rank_and_size(comm: Communicator | None) -> tuple[int, int]:
-    """``(rank, number of processes)`` of ``comm``; ``(0, 1)`` for None."""
-    if comm is None:
-        return 0, 1
-    return int(comm.Get_rank()), int(comm.Get_size())
-
-
-def check_plan(shards: Any, comm: Communicator | None) -> int:
-    """``shards`` as an int >= 1 that the number of processes divides.
-
-    Raises:
-        ValueError, TypeError: naming what was expected and what came.
-    """
-    count = _checks.positive_int(shards, "shards")
-    _, size = rank_and_size(comm)
-    if count % size:
-        raise ValueError(
-            f"shards must be a multiple of the number of processes ({size}), got {count}: "
-            "each process computes the same number of shards"
-        )
-    return count
+from .._types import Array
+from ._comm import Communicator, rank_and_size
 
 
 def shard_bounds(rows: int, shards: int) -> tuple[tuple[int, int], ...]:
@@ -116,12 +30,6 @@ def owned_shards(shards: int, comm: Communicator | None) -> range:
     rank, size = rank_and_size(comm)
     per = shards // size
     return range(rank * per, (rank + 1) * per)
-
-
-def shards_at_once(threads: int, shards: int, comm: Communicator | None) -> int:
-    """How many of this process's shards run at once on ``threads`` threads
-    (:func:`fnn.train_step`'s ``threads``): ``threads``, at most the shards it owns."""
-    return min(threads, len(owned_shards(shards, comm)))
 
 
 def reduce_shards(
@@ -354,64 +262,3 @@ def _add(left: list[Array] | None, right: list[Array] | None) -> list[Array] | N
     if left is None or right is None:
         return left if right is None else right
     return [a + b for a, b in zip(left, right)]
-
-
-# -- launching under MPI -----------------------------------------------------------------
-
-_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
-
-
-def launched_processes(environ: Mapping[str, str] | None = None) -> int:
-    """How many processes ``mpirun``/``mpiexec`` started (1 when not launched by one),
-    from the variables Open MPI, MPICH and PMIx set."""
-    env = os.environ if environ is None else environ
-    for name in _SIZE_VARIABLES:
-        text = env.get(name, "")
-        if text.isdigit():
-            return int(text)
-    return 1
-
-
-def world(environ: Mapping[str, str] | None = None) -> Communicator | None:
-    """``mpi4py.MPI.COMM_WORLD`` when this process is one of several started by
-    ``mpirun``, else None.
-
-    Raises:
-        ImportError: launched with several processes but mpi4py is not installed (the
-            message says how to install it).
-    """
-    if launched_processes(environ) <= 1:
-        return None
-    try:
-        mpi: Any = importlib.import_module("mpi4py.MPI")
-    except ImportError as err:
-        raise ImportError(
-            f"started by mpirun with {launched_processes(environ)} processes, but mpi4py "
-            f"is not installed ({err}): pip install 'fnn[mpi]' (it needs an MPI library, "
-            "e.g. apt-get install openmpi-bin libopenmpi-dev)"
-        ) from None
-    comm: Communicator = mpi.COMM_WORLD
-    return comm
-
-
-@contextlib.contextmanager
-def abort_on_error(
-    comm: Communicator | None, report: Callable[[str], object] | None = None
-) -> Iterator[None]:
-    """Run the body; if it raises on any process of several, report the error (to
-    stderr by default, naming the rank) and abort every process (``comm.Abort(2)``), so
-    a failure on one process ends the run instead of leaving the others waiting.
-
-    With one process (or ``comm`` None) the exception propagates unchanged.
-    """
-    try:
-        yield
-    except BaseException as err:
-        rank, size = rank_and_size(comm)
-        if comm is None or size == 1 or isinstance(err, (KeyboardInterrupt, GeneratorExit)):
-            raise
-        message = f"process {rank} of {size}: {type(err).__name__}: {err}\n"
-        (report or sys.stderr.write)(message)
-        sys.stderr.flush()
-        comm.Abort(2)
-        raise

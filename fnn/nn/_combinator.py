@@ -1,0 +1,174 @@
+"""The one combinator helper: a layer made of layers, from how data flows through them.
+
+A combinator says only how its children are wired: ``forward(run, x)`` calls
+``run(i, x)`` for child ``i`` and combines the results; ``backward(back, dy, need_dx)``
+calls ``back(i, dy, need)`` in reverse and combines the input gradients; ``output(run,
+in_shape)`` does the same with shapes (``forward`` itself by default, which suits a
+chain). :func:`combinator` threads everything else, once, for :func:`serial`,
+:func:`residual` and every block to come: the params (a tuple of the children's), the
+model state (a tuple, ``None`` for children without, or ``None`` when no child keeps
+one), the keys (child ``i`` gets ``fold_in(key, i)`` when it is stochastic), the
+residuals, and the gradient buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from .. import random
+from .. import tree as _tree
+from .._types import Array, Shape
+from ..random import Key
+from ._layer import Declared, Layer
+
+Run = Callable[[int, Any], Any]
+"""``run(i, x) -> y``: child ``i`` applied (to an array, or to a shape in ``output``)."""
+
+
+class Back:
+    """What a combinator's ``backward`` is handed: ``back(i, dy, need_dx) -> dx`` runs
+    child ``i``'s backward (writing its params' gradients), and :meth:`has_params` says
+    whether child ``i`` has any."""
+
+    def __init__(self, call: Callable[[int, Array, bool], Array | None], grads: tuple[Any, ...]):
+        self._call = call
+        self._grads = grads
+
+    def __call__(self, i: int, dy: Array, need_dx: bool) -> Array | None:
+        return self._call(i, dy, need_dx)
+
+    def has_params(self, i: int) -> bool:
+        """Whether child ``i`` has params (buffers to write), so its backward must run."""
+        return _has_buffers(self._grads[i])
+
+
+Flow = Callable[[Run, Array], Array]
+BackFlow = Callable[[Back, Array, bool], Array | None]
+ShapeFlow = Callable[[Run, Shape], Shape]
+
+
+def combinator(
+    layers: Sequence[Layer[Any] | None],
+    forward: Flow,
+    backward: BackFlow,
+    output: ShapeFlow | None = None,
+) -> Layer[tuple[Any, ...]]:
+    """A layer made of ``layers`` (``None`` stands for a child that is not there, whose
+    params and state are ``None``), wired by ``forward``, ``backward`` and ``output``.
+
+    Args:
+        layers: the children, in the order of the params tuple.
+        forward: ``forward(run, x) -> y``, where ``run(i, x)`` applies child ``i`` (its
+            inference, or its training forward, as the combinator is called). Each child
+            runs at most once per call.
+        backward: ``backward(back, dy, need_dx) -> dx``: calls ``back(i, dy_i, need)``
+            for the children that ran, last first, and returns the input gradient when
+            ``need_dx`` (else None). ``back(i, dy, need)`` returns child ``i``'s input
+            gradient when ``need`` (a TypeError if the child gives none).
+        output: ``output(run, in_shape) -> out_shape``, where ``run(i, shape)`` is child
+            ``i``'s output shape; ``forward`` when None.
+
+    Raises:
+        TypeError: a child is neither a Layer nor None.
+
+    >>> import fnn, numpy as np
+    >>> twice = fnn.nn.combinator(
+    ...     [fnn.nn.dense(3), fnn.nn.dense(3)],
+    ...     forward=lambda run, x: run(1, run(0, x)),
+    ...     backward=lambda back, dy, need: back(0, back(1, dy, True), need),
+    ... )
+    >>> params = twice.init(fnn.random.key(0), (3,))
+    >>> twice.apply(params, np.ones((2, 3), np.float32)).shape
+    (2, 3)
+    """
+    children = tuple(layers)
+    for i, layer in enumerate(children):
+        if layer is not None and not isinstance(layer, Layer):
+            raise TypeError(
+                f"a combinator's children are Layers, got {type(layer).__name__} at {i}"
+            )
+    n = len(children)
+    present = [layer for layer in children if layer is not None]
+    stateful = any(layer.stateful for layer in present)
+    stochastic = any(layer.stochastic for layer in present)
+    no_states: tuple[Any, ...] = (None,) * n
+    shape_flow = cast(ShapeFlow, forward) if output is None else output
+
+    def child(i: int) -> Layer[Any]:
+        layer = children[i]
+        if layer is None:
+            raise IndexError(f"child {i} of this combinator is not there (None)")
+        return layer
+
+    def declare(in_shape: Shape) -> Declared[tuple[Any, ...]]:
+        params: list[Any] = [None] * n
+        states: list[Any] = [None] * n
+
+        def run(i: int, shape: Shape) -> Shape:
+            found = child(i).declared(shape)
+            params[i], states[i] = found.params, found.state
+            return found.output
+
+        out = shape_flow(run, in_shape)
+        return Declared(out, tuple(params), tuple(states) if stateful else None)
+
+    def infer(params: tuple[Any, ...], x: Array, state: Any) -> Array:
+        states = state if stateful else no_states
+
+        def run(i: int, h: Array) -> Array:
+            return child(i).infer(params[i], h, states[i])
+
+        return forward(run, x)
+
+    def train_forward(
+        params: tuple[Any, ...], x: Array, state: Any, key: Key | None
+    ) -> tuple[Array, Any, tuple[Any, ...]]:
+        if stochastic and key is None:
+            raise ValueError(
+                "this model draws random numbers in training (dropout): its training "
+                "forward needs a key"
+            )
+        states = state if stateful else no_states
+        new_states = list(states)
+        residuals: list[Any] = [None] * n
+
+        def run(i: int, h: Array) -> Array:
+            layer = child(i)
+            k = random.fold_in(cast(Key, key), i) if layer.stochastic else None
+            y, new_states[i], residuals[i] = layer.forward(params[i], h, states[i], k)
+            return y
+
+        y = forward(run, x)
+        return y, tuple(new_states) if stateful else None, tuple(residuals)
+
+    def train_backward(
+        params: tuple[Any, ...],
+        residuals: tuple[Any, ...],
+        dy: Array,
+        need_dx: bool,
+        grads: tuple[Any, ...],
+    ) -> Array | None:
+        def call(i: int, d: Array, need: bool) -> Array | None:
+            dx = child(i).backward(params[i], residuals[i], d, need, grads[i])
+            if need and dx is None:
+                raise TypeError(
+                    f"layer {i} of this combinator returned no input gradient when asked"
+                )
+            return dx
+
+        return backward(Back(call, grads), dy, need_dx)
+
+    return Layer(
+        declare,
+        infer,
+        train_forward,
+        train_backward,
+        stateful=stateful,
+        stochastic=stochastic,
+    )
+
+
+def _has_buffers(grads: Any) -> bool:
+    """Whether a child's ``grads`` (buffers arranged like its params) hold any buffer."""
+    return _tree.structure(grads).num_leaves > 0

@@ -1,0 +1,458 @@
+"""``fit``: prepare a run, then fold epochs; early stopping and the events callbacks see
+(private; see :mod:`fnn.train`)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .. import _checks, data, parallel
+from .. import random as _random
+from .._supervised import Batch, check_accuracy, check_data, converted, scores
+from .._types import Array
+from ..inference import evaluate_checked
+from ..losses import Loss, Penalty
+from ..nn import Layer, params_dtype
+from ..optim import Optimizer, OptState
+from ._state import (
+    DATA_KEY,
+    INIT_KEY,
+    SPLIT_KEY,
+    Best,
+    EpochMetrics,
+    Metrics,
+    TrainState,
+)
+from ._step import Step, make_step, train_epoch
+
+P = TypeVar("P")
+
+
+@attrs.frozen
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; with ``restore_best`` the final params are the best epoch's.
+
+    ``monitor`` is ``"val_loss"`` (default; falls back to ``"loss"`` without validation
+    data), ``"loss"``, ``"accuracy"`` or ``"val_accuracy"``; losses are minimized and
+    accuracies maximized.
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        EpochMetrics(0, 0.0, 0.0).get(self.monitor)  # validates the name
+        _checks.positive_int(self.patience, "patience")
+        delta = _checks.real(self.min_delta, "min_delta")
+        if not (math.isfinite(delta) and delta >= 0):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta}")
+
+
+EventKind = Literal["train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end"]
+
+
+@attrs.frozen(eq=False)
+class Event:
+    """What a callback is told.
+
+    Attributes:
+        kind: ``train_begin``, ``epoch_begin``, ``batch_end``, ``epoch_end`` or ``train_end``.
+        epoch: the 0-based epoch in progress (or just finished).
+        epochs: the total number of epochs asked for.
+        batch: batches done in this epoch; ``batches`` how many it has.
+        state: the training state after the event.
+        record: the finished epoch's metrics (``epoch_end``), else None.
+        seconds: wall time since the epoch began (for display only; never in the state).
+    """
+
+    kind: EventKind
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    state: TrainState[Any]
+    record: EpochMetrics | None = None
+    seconds: float = 0.0
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput of the epoch so far."""
+        return self.state.metrics.count / self.seconds if self.seconds > 0 else math.nan
+
+
+Callback = Callable[[Event], None]
+
+
+def _warn_narrowing(
+    x: Array, validation_data: tuple[Array, Array] | None, dtype: np.dtype[Any]
+) -> None:
+    """Warn once (for :func:`fit`) when inputs in a wider float than the params' ``dtype``
+    are to be converted to it batch by batch."""
+    inputs = [("x", x)] + (
+        [] if validation_data is None else [("validation x", validation_data[0])]
+    )
+    wider = [
+        f"{what} is {arr.dtype}" for what, arr in inputs if arr.dtype.itemsize > dtype.itemsize
+    ]
+    if wider:
+        warnings.warn(
+            f"fit: {' and '.join(wider)} but the params are {dtype}: each batch is converted "
+            f"to {dtype} (the dataset is not copied). To train in float64, pass "
+            "dtype=np.float64 (or float64 params); to silence this, convert the data "
+            "first, e.g. x_uint8.astype(np.float32) / 255",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool:
+    if math.isnan(value):
+        return False
+    if monitor.endswith("loss"):
+        return value < best - min_delta
+    return value > best + min_delta
+
+
+@attrs.frozen(eq=False)
+class _Run(Generic[P]):
+    """What :func:`fit` prepared: the step, the data and how it is batched, validation and
+    early stopping, and the callbacks."""
+
+    model: Layer[P]
+    loss: Loss
+    step: Step[P]
+    x: Array
+    y: Array
+    train_rows: Array | None
+    validation: tuple[Array, Array] | None
+    val_rows: Array | None
+    counted: bool
+    dtype: np.dtype[Any]
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    epochs: int
+    batches: int
+    early_stopping: EarlyStopping | None
+    monitor: str | None
+    comm: parallel.Communicator | None
+    callbacks: Sequence[Callback]
+
+    def notify(self, event: Event) -> None:
+        for callback in self.callbacks:
+            callback(event)
+
+
+def fit(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    x: Array,
+    y: Array,
+    *,
+    key: _random.Key,
+    epochs: int,
+    batch_size: int = 32,
+    params: P | None = None,
+    model_state: Any = None,
+    state: TrainState[P] | None = None,
+    validation_split: float = 0.0,
+    validation_data: tuple[Array, Array] | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    penalty: Penalty[P] | None = None,
+    augment: data.Augment | None = None,
+    shards: int = 1,
+    comm: parallel.Communicator | None = None,
+    threads: int = 1,
+    callbacks: Sequence[Callback] = (),
+    dtype: DTypeLike | None = None,
+    accuracy: bool | None = None,
+) -> TrainState[P]:
+    """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
+
+    Args:
+        model, loss, optimizer: what to train, on what objective, with what rule.
+        x, y: training inputs ``(n, ...)`` (floats) and integer labels ``(n,)`` or
+            targets shaped like the model's outputs. Checked once, NaN included. Inputs
+            of another dtype than the params' are converted batch by batch (never the
+            whole dataset at once); float64 inputs for float32 params (``x_uint8 /
+            255.0``) give one ``UserWarning`` per call that says so.
+        key: the run's key: initial params (when neither ``params`` nor ``state`` is
+            given), the validation split and every epoch's shuffle derive from it.
+        epochs: the total number of epochs; a resumed ``state`` that has finished
+            ``k`` epochs trains ``epochs - k`` more.
+        batch_size, shuffle, drop_last: how each epoch is batched.
+        params: the initial params (default: ``model.init`` from the key, in ``dtype``).
+        model_state: the initial model state of a stateful model (default:
+            ``model.init_state``); the training forward updates it batch by batch and
+            validation reads it.
+        state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
+            continues bit-identically to one that never stopped. Given ``params``,
+            ``model_state`` or ``state`` must be what ``model.init`` (``init_state``)
+            makes for inputs shaped like ``x``'s rows (structure, shapes, one dtype),
+            else a ValueError names the first difference before anything is trained.
+        validation_split: the fraction of ``(x, y)`` held out for validation (a
+            deterministic split from the key); or ``validation_data=(x_val, y_val)``.
+        early_stopping: an :class:`EarlyStopping`, or None.
+        penalty: an optional penalty on the params added to the loss (e.g. L2).
+        augment: an optional keyed transform of each training batch's inputs,
+            ``augment(key, x) -> x`` (e.g. ``fnn.data.random_flip``; see
+            :func:`train_step`); validation and evaluation data are never augmented.
+        shards, comm: data parallelism (:mod:`fnn.parallel`): each batch in ``shards``
+            shards summed in a fixed order, computed by the processes of ``comm`` (an
+            ``mpi4py`` communicator; None for this process alone). Every process must call
+            ``fit`` with the same arguments and data; they end with the same state, whose
+            bits depend on ``shards`` but not on the number of processes. Validation is
+            shared out too (see :func:`evaluate`), with the same bits. Callbacks run
+            on every process (give them to one, e.g. rank 0, for output).
+        threads: how many of this process's shards are computed at once, each on a
+            thread of its own (see :func:`train_step`; the bits do not depend on it).
+        callbacks: functions of an :class:`Event`, for progress bars, logging,
+            checkpoints (see :mod:`fnn.callbacks`).
+        dtype: the params' dtype, float32 or float64. None (the default) means float32
+            for the params ``fit`` makes, as Keras and PyTorch do whatever the data's
+            dtype, and the dtype of ``params`` or ``state`` when given (``dtype`` must
+            then agree with it). Training in float64 takes twice the memory and about
+            twice the time; ask for it with ``dtype=np.float64``.
+        accuracy: whether to count accuracy in the history (``accuracy``,
+            ``val_accuracy``; NaN when not counted). None (the default): for a
+            classification loss (:func:`fnn.losses.is_classification`: the two
+            cross-entropies, ``functools.partial`` objects of them, wrappers made with
+            ``functools.wraps``, losses marked with
+            :func:`fnn.losses.classification_loss`) and, for a loss that declares
+            nothing, when ``y`` holds integer labels.
+
+    Returns:
+        The final :class:`TrainState`; ``state.history`` has one record per epoch.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite (the message names the step).
+        ValueError, TypeError: bad data, or params or state that do not fit the model.
+
+    >>> import fnn, numpy as np
+    >>> x = fnn.random.uniform(fnn.random.key(1), (64, 4))
+    >>> y = (x[:, 0] > 0.5).astype(np.int64)
+    >>> final = fnn.fit(fnn.nn.mlp((8, 2)), fnn.losses.softmax_cross_entropy,
+    ...                 fnn.optim.adam(1e-2), x, y, key=fnn.random.key(0), epochs=3)
+    >>> len(final.history), final.epoch
+    (3, 3)
+    """
+    run, state = _prepare(
+        model,
+        loss,
+        optimizer,
+        x,
+        y,
+        key,
+        epochs,
+        batch_size,
+        params,
+        model_state,
+        state,
+        validation_split,
+        validation_data,
+        shuffle,
+        drop_last,
+        early_stopping,
+        penalty,
+        augment,
+        shards,
+        comm,
+        threads,
+        callbacks,
+        dtype,
+        accuracy,
+    )
+    run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches, state))
+    for epoch in range(state.epoch, run.epochs):
+        if state.stopped:
+            break
+        state = _epoch(run, state, epoch)
+    if early_stopping is not None and early_stopping.restore_best and state.best is not None:
+        restored = OptState(state.best.params, state.opt.step, state.opt.inner)
+        state = attrs.evolve(state, opt=restored, model_state=state.best.model_state)
+    run.notify(Event("train_end", state.epoch, run.epochs, 0, run.batches, state))
+    return state
+
+
+def _prepare(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    x: Array,
+    y: Array,
+    key: _random.Key,
+    epochs: int,
+    batch_size: int,
+    params: P | None,
+    model_state: Any,
+    state: TrainState[P] | None,
+    validation_split: float,
+    validation_data: tuple[Array, Array] | None,
+    shuffle: bool,
+    drop_last: bool,
+    early_stopping: EarlyStopping | None,
+    penalty: Penalty[P] | None,
+    augment: data.Augment | None,
+    shards: int,
+    comm: parallel.Communicator | None,
+    threads: int,
+    callbacks: Sequence[Callback],
+    dtype: DTypeLike | None,
+    accuracy: bool | None,
+) -> tuple[_Run[P], TrainState[P]]:
+    """Check everything :func:`fit` is given, before anything is trained, and make the
+    run and its first state."""
+    epochs = _checks.positive_int(epochs, "epochs")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    if not isinstance(key, _random.Key):
+        raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
+    if validation_data is not None and validation_split:
+        raise ValueError("give validation_split or validation_data, not both")
+    if not 0.0 <= _checks.real(validation_split, "validation_split") < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    wanted = None if dtype is None else _checks.float_dtype(dtype)
+    check_data(model, x, y, "training")
+    if validation_data is not None:
+        check_data(model, *validation_data, "validation")
+    in_shape = x.shape[1:]
+    counted = check_accuracy(scores(loss, accuracy), y, model.output_shape(in_shape), "training")
+    train_rows: Array | None = None  # a split selects rows; it never copies the data
+    val_rows: Array | None = None
+    if validation_split:
+        train_rows, val_rows = data.split_indices(
+            _random.fold_in(key, SPLIT_KEY), len(x), validation_split
+        )
+        validation_data = (x, y)
+    if state is None:
+        if params is None:
+            init_key = _random.fold_in(key, INIT_KEY)
+            params = model.init(init_key, in_shape, np.float32 if wanted is None else wanted)
+        if model_state is None:
+            model_state = model.init_state(in_shape, params_dtype(params))
+        model.check(params, model_state, in_shape, "fit's")
+        state = TrainState(optimizer.init(params), key, model_state)
+    elif params is not None or model_state is not None:
+        raise ValueError("give params (and model_state) or state, not both")
+    else:
+        model.check(state.params, state.model_state, in_shape, "the state's")
+    dt = params_dtype(state.params)
+    if wanted is not None and wanted != dt:
+        raise ValueError(
+            f"dtype={wanted} was asked for, but the params given are {dt}; convert them "
+            f"with fnn.tree.astype(params, np.{wanted}) or leave out dtype"
+        )
+    _warn_narrowing(x, None if validation_split else validation_data, dt)
+    monitor = None
+    if early_stopping is not None:
+        monitor = early_stopping.monitor
+        if validation_data is None and monitor.startswith("val_"):
+            monitor = monitor[4:]
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
+    step = make_step(
+        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, stacklevel=3
+    )
+    n_fit = len(x) if train_rows is None else len(train_rows)
+    run = _Run(
+        model,
+        loss,
+        step,
+        x,
+        y,
+        train_rows,
+        validation_data,
+        val_rows,
+        counted,
+        dt,
+        batch_size,
+        shuffle,
+        drop_last,
+        epochs,
+        data.num_batches(n_fit, batch_size, drop_last),
+        early_stopping,
+        monitor,
+        comm,
+        tuple(callbacks),
+    )
+    return run, state
+
+
+def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
+    """One epoch of ``run`` from ``state``: the fold of the step over the epoch's batches,
+    the validation, the early-stopping record, and the events around them."""
+    began = time.perf_counter()
+    state = attrs.evolve(state, metrics=Metrics())
+    run.notify(Event("epoch_begin", epoch, run.epochs, 0, run.batches, state))
+
+    def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
+        s = run.step(s, batch)
+        if run.callbacks:
+            done = -(-s.metrics.count // run.batch_size)
+            seconds = time.perf_counter() - began
+            run.notify(Event("batch_end", epoch, run.epochs, done, run.batches, s, None, seconds))
+        return s
+
+    batches: Iterable[Batch] = data.batches(
+        _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch),
+        run.x,
+        run.y,
+        run.batch_size,
+        shuffle=run.shuffle,
+        drop_last=run.drop_last,
+        indices=run.train_rows,
+    )
+    if run.x.dtype != run.dtype:
+        batches = converted(batches, run.dtype)
+    state = train_epoch(step_and_report, state, batches)
+    record = EpochMetrics(epoch, state.metrics.loss, state.metrics.accuracy)
+    if run.validation is not None:
+        x_val, y_val = run.validation
+        result = evaluate_checked(
+            run.model,
+            run.loss,
+            state.params,
+            state.model_state,
+            x_val,
+            y_val,
+            1024,
+            run.val_rows,
+            run.counted,
+            run.comm,
+        )
+        record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
+    best, stopped = state.best, False
+    if run.early_stopping is not None and run.monitor is not None:
+        value = record.get(run.monitor)
+        if best is None or _improved(run.monitor, value, best.value, run.early_stopping.min_delta):
+            best = Best(value, epoch, state.params, 0, state.model_state)
+        else:
+            best = attrs.evolve(best, wait=best.wait + 1)
+            stopped = best.wait >= run.early_stopping.patience
+    state = TrainState(
+        state.opt,
+        state.key,
+        state.model_state,
+        epoch + 1,
+        state.metrics,
+        (*state.history, record),
+        best,
+        stopped,
+    )
+    seconds = time.perf_counter() - began
+    run.notify(
+        Event("epoch_end", epoch, run.epochs, run.batches, run.batches, state, record, seconds)
+    )
+    return state

@@ -1,0 +1,153 @@
+"""The training state: a frozen tree holding everything a run needs to continue (private;
+see :mod:`fnn.train`)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .. import random as _random
+from .. import tree as _tree
+from ..optim import Optimizer, OptState
+
+P = TypeVar("P")
+
+DATA_KEY, SPLIT_KEY, STEP_KEY, INIT_KEY, AUGMENT_KEY = 0, 1, 2, 3, 4
+"""What each stream of a run's randomness folds into its key (see :mod:`fnn.train`)."""
+
+
+@attrs.frozen(eq=False)
+class Metrics:
+    """Running sums over the batches of the epoch in progress.
+
+    Attributes:
+        loss_sum: the sum over batches of ``batch loss * batch size``.
+        correct: how many examples were classified correctly.
+        count: how many examples were seen.
+        scored: how many of them had their accuracy counted (0 for regression losses).
+    """
+
+    loss_sum: float = attrs.field(default=0.0, converter=float)
+    correct: int = attrs.field(default=0, converter=operator.index)
+    count: int = attrs.field(default=0, converter=operator.index)
+    scored: int = attrs.field(default=0, converter=operator.index)
+
+    @property
+    def loss(self) -> float:
+        """The mean loss so far (NaN before the first batch)."""
+        return self.loss_sum / self.count if self.count else math.nan
+
+    @property
+    def accuracy(self) -> float:
+        """The accuracy so far (NaN when not tracked or before the first batch)."""
+        return self.correct / self.scored if self.scored else math.nan
+
+
+@attrs.frozen(eq=False)
+class EpochMetrics:
+    """The record of one finished epoch (validation values are NaN without validation).
+
+    ``loss`` is the mean training objective over the epoch's batches, penalty included
+    when ``fit`` was given one; ``val_loss`` is the data loss alone (as
+    :func:`evaluate` computes it), so the two differ by the penalty.
+    """
+
+    epoch: int = attrs.field(converter=operator.index)
+    loss: float = attrs.field(converter=float)
+    accuracy: float = attrs.field(converter=float)
+    val_loss: float = attrs.field(default=math.nan, converter=float)
+    val_accuracy: float = attrs.field(default=math.nan, converter=float)
+
+    def get(self, name: str) -> float:
+        """The metric called ``name`` (``"loss"``, ``"val_accuracy"``, ...)."""
+        if name not in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            raise ValueError(
+                f"unknown metric {name!r}; expected loss, accuracy, val_loss or val_accuracy"
+            )
+        value: float = getattr(self, name)
+        return value
+
+
+def _records(values: Iterable[EpochMetrics]) -> tuple[EpochMetrics, ...]:
+    return tuple(values)
+
+
+_tree.register_type(Metrics, "fnn.train.Metrics")
+_tree.register_type(EpochMetrics, "fnn.train.EpochMetrics")
+
+
+@attrs.frozen(eq=False)
+class Best(Generic[P]):
+    """Early stopping's record: the best monitored value, its epoch, the params and the
+    model state then, and how many epochs have passed without improvement."""
+
+    value: float = attrs.field(converter=float)
+    epoch: int = attrs.field(converter=operator.index)
+    params: P
+    wait: int = attrs.field(default=0, converter=operator.index)
+    model_state: Any = None
+
+
+_tree.register_type(Best, "fnn.train.Best")
+
+
+@attrs.frozen(eq=False)
+class TrainState(Generic[P]):
+    """Everything a training run needs to continue exactly where it stopped.
+
+    Attributes:
+        opt: the optimizer state; ``opt.params`` are the current params.
+        key: the run's key (shuffles, splits and dropout masks are derived from it).
+        model_state: the model state (batch norm's running statistics), ``None`` for
+            models without; the optimizer never sees it.
+        epoch: the number of finished epochs.
+        metrics: the running metrics of the epoch in progress.
+        history: one :class:`EpochMetrics` per finished epoch.
+        best: early stopping's record, or None when it is not used.
+        stopped: whether early stopping ended the run.
+    """
+
+    opt: OptState[P]
+    key: _random.Key
+    model_state: Any = None
+    epoch: int = attrs.field(default=0, converter=operator.index)
+    metrics: Metrics = Metrics()
+    history: tuple[EpochMetrics, ...] = attrs.field(default=(), converter=_records)
+    best: Best[P] | None = None
+    stopped: bool = attrs.field(default=False, converter=bool)
+
+    @property
+    def params(self) -> P:
+        """The current parameters."""
+        return self.opt.params
+
+    @property
+    def step(self) -> int:
+        """The number of updates applied so far."""
+        return self.opt.step
+
+
+_tree.register_type(TrainState, "fnn.train.TrainState")
+
+
+def train_state(
+    optimizer: Optimizer, params: P, key: _random.Key, model_state: Any = None
+) -> TrainState[P]:
+    """A fresh training state for ``params`` (and the model state of a stateful model)."""
+    return TrainState(optimizer.init(params), key, model_state)
+
+
+def step_key(key: _random.Key, step: int) -> _random.Key:
+    """The key of the training forward of update ``step`` (0-based) of a run keyed ``key``:
+    a dropout mask depends only on (seed, step), so a resumed run draws the same ones."""
+    return _random.fold_in(_random.fold_in(key, STEP_KEY), step)
+
+
+def augment_key(key: _random.Key, step: int) -> _random.Key:
+    """The key of the data augmentation of update ``step`` (0-based) of a run keyed
+    ``key``: like dropout masks, the transforms depend only on (seed, step)."""
+    return _random.fold_in(_random.fold_in(key, AUGMENT_KEY), step)
