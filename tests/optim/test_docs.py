@@ -10,7 +10,7 @@ import inspect
 import re
 import sys
 import types
-from typing import Any
+from typing import Any, get_origin
 
 import attrs
 import pytest
@@ -48,8 +48,13 @@ def public(name: str) -> Any:
     return getattr(optim, name)
 
 
+def is_class(obj: Any) -> bool:
+    """A class, not a generic alias such as ``Schedule`` (which Python 3.10 calls a class)."""
+    return inspect.isclass(obj) and get_origin(obj) is None
+
+
 FUNCTIONS_AND_CLASSES = [
-    n for n in optim.__all__ if inspect.isfunction(public(n)) or inspect.isclass(public(n))
+    n for n in optim.__all__ if inspect.isfunction(public(n)) or is_class(public(n))
 ]
 RULES = [
     n
