@@ -50,3 +50,47 @@ from ._transforms import scale_by_adam as scale_by_adam
 from ._transforms import scale_by_learning_rate as scale_by_learning_rate
 from ._transforms import scale_by_rms as scale_by_rms
 from ._transforms import trace as trace
+
+__all__ = [
+    # the named optimizers
+    "adagrad",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "sgd",
+    # gradient transforms and their states
+    "AdagradState",
+    "AdamState",
+    "RmsState",
+    "TraceState",
+    "add_decayed_weights",
+    "add_l2",
+    "clip",
+    "clip_by_global_norm",
+    "freeze",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "trace",
+    # learning-rate schedules
+    "Schedule",
+    "as_schedule",
+    "constant",
+    "cosine_decay",
+    "exponential_decay",
+    "inverse_time_decay",
+    "linear_warmup",
+    "piecewise_constant",
+    "step_decay",
+    # the optimizer and transform records, the state, chain
+    "EmptyState",
+    "Optimizer",
+    "OptState",
+    "Transform",
+    "Updates",
+    "chain",
+    "moment_trees",
+    "params",
+    "stateless",
+]

@@ -1,7 +1,17 @@
 """The named optimizers, each a short chain of transforms.
 
 Defaults follow PyTorch's ``torch.optim`` (where PyTorch, optax and Keras disagree,
-the docstring says so).
+the docstring says so). Each rule is written for the flat params ``p`` and gradient ``g``
+(the whole tree raveled, every operation entrywise), with ``t`` the 1-based number of the
+update being made and ``lr = learning_rate(t - 1)``. The examples make one or two updates
+of ``p = [1, 2]`` with the gradient ``g = [0.5, -1]``.
+
+>>> import fnn, numpy as np
+>>> opt = fnn.optim.sgd(0.1)
+>>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+>>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+>>> params["w"], state.step  # p - 0.1 g
+(array([0.95, 2.1 ], dtype=float32), 1)
 """
 
 from __future__ import annotations
@@ -23,12 +33,59 @@ def sgd(
 ) -> Optimizer:
     """Stochastic gradient descent, with optional (Nesterov) momentum.
 
-    ``p = p - lr * g``; with momentum ``v = momentum * v + g`` and ``p = p - lr * v``
-    (PyTorch's form; Keras keeps ``lr`` inside ``v``, which differs only when ``lr``
-    changes); with ``nesterov``, ``p = p - lr * (g + momentum * v)``.
+    The rule::
+
+        p = p - lr * g                       # momentum = 0
+        v = momentum * v + g                 # momentum > 0; v starts at zero
+        p = p - lr * v                       # heavy ball
+        p = p - lr * (g + momentum * v)      # with nesterov, after the same v
+
+    PyTorch's form (dampening 0): the learning rate multiplies ``v`` rather than being
+    kept inside it as Keras does, which differs only while ``lr`` changes. It is
+    ``chain(trace(momentum, nesterov), scale_by_learning_rate(learning_rate))``, without
+    :func:`trace` when ``momentum`` is 0.
 
     For the classic "SGD with momentum and decay" use
-    ``sgd(inverse_time_decay(lr, decay), momentum=0.9)``.
+    ``sgd(inverse_time_decay(lr, decay), momentum=0.9)``. PyTorch's ``weight_decay``
+    argument is ``chain(add_l2(weight_decay, weights_only=False), sgd(...))``.
+
+    Args:
+        learning_rate: a finite float > 0 or a :data:`Schedule` (default 0.01, Keras'
+            default; PyTorch's ``SGD`` long had none and now uses 1e-3, and optax's
+            ``sgd`` has none).
+        momentum: the decay of the velocity ``v``; in [0, 1) (default 0: no momentum,
+            no velocity kept in the state).
+        nesterov: use Nesterov's look-ahead ``g + momentum * v`` (default False); needs
+            ``momentum > 0``.
+
+    Returns:
+        An :class:`Optimizer`.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable, or ``momentum``
+            is not a real number.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0, ``momentum``
+            is not in [0, 1), or ``nesterov`` is asked for without momentum.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.sgd(0.1, momentum=0.9)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # v = g: p - 0.1 g
+    >>> state, params = opt.update(state, g)  # v = 1.9 g: p - 0.19 g
+    >>> params["w"]
+    array([0.855, 2.29 ], dtype=float32)
+
+    References:
+        Robbins & Monro, "A Stochastic Approximation Method", The Annals of Mathematical
+        Statistics 22(3), 1951.
+
+        Polyak, "Some methods of speeding up the convergence of iteration methods", USSR
+        Computational Mathematics and Mathematical Physics 4(5), 1964.
+
+        Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and
+        momentum in deep learning", ICML 2013 (momentum and Nesterov's form for deep
+        networks), http://proceedings.mlr.press/v28/sutskever13.pdf
     """
     if nesterov and momentum == 0.0:
         raise ValueError("nesterov momentum needs momentum > 0")
@@ -41,9 +98,48 @@ def adagrad(
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
 ) -> Optimizer:
-    """Adagrad: ``G = G + g**2``, ``p = p - lr * g / (sqrt(G) + eps)``.
+    """Adagrad: each entry's step divided by the root of its summed squared gradients.
 
-    PyTorch's defaults (optax and Keras start ``G`` at 0.1 and use ``eps=1e-7``).
+    The rule::
+
+        G = G + g**2                         # G starts at initial_accumulator_value
+        p = p - lr * g / (sqrt(G) + eps)
+
+    PyTorch's defaults (optax and Keras start ``G`` at 0.1 and use ``eps=1e-7``; optax
+    also puts ``eps`` inside the square root). PyTorch's ``lr_decay`` is
+    ``adagrad(inverse_time_decay(lr, lr_decay))``. It is
+    ``chain(scale_by_adagrad(initial_accumulator_value, eps),
+    scale_by_learning_rate(learning_rate))``.
+
+    Args:
+        learning_rate: a finite float > 0 or a :data:`Schedule` (default 0.01, PyTorch's;
+            Keras uses 0.001).
+        initial_accumulator_value: where ``G`` starts; a finite number >= 0 (default 0).
+        eps: added to ``sqrt(G)``; a finite number > 0 (default 1e-10).
+
+    Returns:
+        An :class:`Optimizer`.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable, or another
+            argument is not a real number.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0,
+            ``initial_accumulator_value`` is negative or not finite, or ``eps`` is not
+            finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.adagrad(0.1)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # p - 0.1 sign(g)
+    >>> state, params = opt.update(state, g)  # then p - 0.1 sign(g) / sqrt(2)
+    >>> params["w"]
+    array([0.8292893, 2.1707106], dtype=float32)
+
+    References:
+        Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+        Stochastic Optimization", JMLR 12, 2011,
+        https://jmlr.org/papers/v12/duchi11a.html
     """
     return chain(
         scale_by_adagrad(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
@@ -56,10 +152,50 @@ def rmsprop(
     eps: float = 1e-8,
     momentum: float = 0.0,
 ) -> Optimizer:
-    """RMSprop: ``nu = rho nu + (1 - rho) g**2``, ``p = p - lr * g / (sqrt(nu) + eps)``;
-    with momentum ``b = momentum * b + g / (sqrt(nu) + eps)`` and ``p = p - lr * b``.
+    """RMSprop: each entry's step divided by the root of a running mean of its squares.
 
-    PyTorch's defaults (Keras and optax use ``rho=0.9``; Keras ``lr=0.001``).
+    The rule::
+
+        nu = rho nu + (1 - rho) g**2          # nu starts at zero
+        p = p - lr * g / (sqrt(nu) + eps)     # momentum = 0
+        b = momentum * b + g / (sqrt(nu) + eps)
+        p = p - lr * b                        # momentum > 0; b starts at zero
+
+    PyTorch's defaults and form (not centered; ``eps`` outside the square root); Keras
+    and optax use ``rho=0.9``, Keras ``lr=0.001`` and ``epsilon=1e-7``, and optax puts
+    ``eps`` inside the square root. ``nu`` is not bias-corrected, so the first steps
+    are the largest: about ``lr / sqrt(1 - rho)`` per entry, ``10 lr`` at the default
+    ``rho``. It is ``chain(scale_by_rms(rho, eps), trace(momentum),
+    scale_by_learning_rate(learning_rate))``, without :func:`trace` when ``momentum`` is
+    0.
+
+    Args:
+        learning_rate: a finite float > 0 or a :data:`Schedule` (default 0.01).
+        rho: the decay of the mean of squares ``nu`` (PyTorch's ``alpha``); in [0, 1)
+            (default 0.99).
+        eps: added to ``sqrt(nu)``; a finite number > 0 (default 1e-8).
+        momentum: the decay of the momentum buffer ``b``; in [0, 1) (default 0: none).
+
+    Returns:
+        An :class:`Optimizer`.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable, or another
+            argument is not a real number.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0, ``rho`` or
+            ``momentum`` is not in [0, 1), or ``eps`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.rmsprop(0.01)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"]  # p - 0.01 g / (0.1 |g|): a step of 10 lr
+    array([0.90000004, 2.1       ], dtype=float32)
+
+    References:
+        Tieleman & Hinton, "Lecture 6.5 - RMSProp: Divide the gradient by a running
+        average of its recent magnitude", COURSERA: Neural Networks for Machine
+        Learning, 2012, https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
     """
     parts = [scale_by_rms(rho, eps)]
     if momentum:
@@ -73,9 +209,54 @@ def adam(
     b2: float = 0.999,
     eps: float = 1e-8,
 ) -> Optimizer:
-    """Adam: ``p = p - lr * mu_hat / (sqrt(nu_hat) + eps)`` (see :func:`scale_by_adam`).
+    """Adam: momentum divided by the root of a running mean of squares, both
+    bias-corrected.
 
-    The defaults of the paper, PyTorch, optax and Keras (Keras uses ``eps=1e-7``).
+    The rule (Algorithm 1 of the paper)::
+
+        mu = b1 mu + (1 - b1) g               # mu and nu start at zero
+        nu = b2 nu + (1 - b2) g**2
+        mu_hat = mu / (1 - b1**t)
+        nu_hat = nu / (1 - b2**t)
+        p = p - lr * mu_hat / (sqrt(nu_hat) + eps)
+
+    The defaults of the paper, PyTorch, optax and Keras (Keras uses ``eps=1e-7``, and
+    adds it before the bias correction; see :func:`scale_by_adam`). The first step is
+    about ``lr`` per entry, ``lr * g / (|g| + eps)``. It is
+    ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))``.
+    PyTorch's ``weight_decay`` argument of ``Adam`` is an L2 penalty,
+    ``chain(add_l2(weight_decay, weights_only=False), adam(...))``; for decoupled decay
+    use :func:`adamw`.
+
+    Args:
+        learning_rate: a finite float > 0 or a :data:`Schedule` (default 1e-3).
+        b1: the decay of the first moment ``mu``; in [0, 1) (default 0.9).
+        b2: the decay of the second moment ``nu``; in [0, 1) (default 0.999).
+        eps: added to ``sqrt(nu_hat)``; a finite number > 0 (default 1e-8).
+
+    Returns:
+        An :class:`Optimizer`.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable, or another
+            argument is not a real number.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0, ``b1`` or
+            ``b2`` is not in [0, 1), or ``eps`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.adam(0.1)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # p - 0.1 g / (|g| + eps)
+    >>> params["w"]
+    array([0.90000004, 2.1       ], dtype=float32)
+    >>> state, params = opt.update(state, g)  # the same gradient: the same step
+    >>> params["w"]
+    array([0.8      , 2.1999998], dtype=float32)
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+        https://arxiv.org/abs/1412.6980
     """
     return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
@@ -89,11 +270,57 @@ def adamw(
     *,
     weights_only: bool = False,
 ) -> Optimizer:
-    """AdamW (Loshchilov & Hutter, 2019), weight decay decoupled from the gradient:
-    ``p = p - lr * (mu_hat / (sqrt(nu_hat) + eps) + weight_decay * p)``.
+    """AdamW (Loshchilov & Hutter, 2019): Adam with weight decay decoupled from the
+    gradient.
 
-    PyTorch's defaults (``weight_decay=0.01``, every leaf decayed; optax uses 1e-4).
-    ``weights_only`` decays only the leaves marked as weights, not biases.
+    The rule, with ``mu_hat`` and ``nu_hat`` as in :func:`adam`::
+
+        p = p - lr * (mu_hat / (sqrt(nu_hat) + eps) + weight_decay * p)
+
+    ``p`` on the right is the params before the update, so the decay does not pass
+    through Adam's rescaling (as an L2 penalty in :func:`adam` would). PyTorch's
+    defaults (``weight_decay=0.01``, every leaf decayed; optax uses 1e-4). As in PyTorch
+    and optax the decay is multiplied by the learning rate, schedule included: the
+    paper's ``eta_t * lambda`` (with its ``lambda`` not multiplied by Adam's step size
+    ``alpha``) is ``lr * weight_decay`` here. It is ``chain(scale_by_adam(b1, b2, eps),
+    add_decayed_weights(weight_decay, weights_only=weights_only),
+    scale_by_learning_rate(learning_rate))``.
+
+    Args:
+        learning_rate: a finite float > 0 or a :data:`Schedule` (default 1e-3).
+        b1: the decay of the first moment; in [0, 1) (default 0.9).
+        b2: the decay of the second moment; in [0, 1) (default 0.999).
+        eps: added to ``sqrt(nu_hat)``; a finite number > 0 (default 1e-8).
+        weight_decay: the decay rate; a finite number >= 0 (default 0.01; 0 gives
+            :func:`adam`).
+        weights_only: decay only the leaves marked as weights (fields declared
+            ``fnn.tree.field(weight=True)``, such as the ``w`` of dense layers), not
+            biases (keyword only; default False: every leaf, as PyTorch does within a
+            parameter group). Leaves of plain dicts, lists and tuples are never weights.
+
+    Returns:
+        An :class:`Optimizer`.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable, or another
+            argument is not a real number.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0, ``b1`` or
+            ``b2`` is not in [0, 1), ``eps`` is not finite and > 0, or ``weight_decay``
+            is negative or not finite.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.adamw(0.1, weight_decay=0.1)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"]  # p - 0.1 (sign(g) + 0.1 p)
+    array([0.89, 2.08], dtype=float32)
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
+        https://arxiv.org/abs/1711.05101
+
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+        https://arxiv.org/abs/1412.6980
     """
     return chain(
         scale_by_adam(b1, b2, eps),

@@ -2,7 +2,21 @@
 
 Every rule is a pure function of one flat array ``g`` (the whole gradient tree, raveled):
 it returns its updates and new moments in fresh arrays and modifies nothing it is given
-(arrays it has just made itself it may finish in place).
+(arrays it has just made itself it may finish in place). The equations below are
+written for that one array, every operation entrywise; ``t`` is the 1-based number of
+the update being made and ``p`` the flat params before it. The moments live in the
+state records (:class:`AdamState`, ...), flat like ``g``.
+
+A chain of transforms without a learning rate adds its updates to the params, so the
+examples below chain one transform alone onto zero params: the new params are then the
+transform's updates.
+
+>>> import fnn, numpy as np
+>>> opt = fnn.optim.chain(fnn.optim.clip(1.0))
+>>> state = opt.init({"w": np.zeros(2, np.float32)})
+>>> state, params = opt.update(state, {"w": np.array([0.5, -3.0], np.float32)})
+>>> params["w"]
+array([ 0.5, -1. ], dtype=float32)
 """
 
 from __future__ import annotations
@@ -31,7 +45,28 @@ from ._schedules import Schedule, as_schedule
 
 @attrs.frozen(eq=False)
 class AdamState:
-    """Adam's moments: ``mu`` (first) and ``nu`` (second), flat like the raveled params."""
+    """The state of :func:`scale_by_adam`: Adam's first and second moments.
+
+    Saved and loaded as ``"fnn.optim.AdamState"`` (see :func:`fnn.tree.register_type`).
+
+    Attributes:
+        mu: the running mean of the gradient, ``mu = b1 mu + (1 - b1) g``; a read-only
+            flat array of the params' dtype and size (the raveled params' layout).
+        nu: the running mean of the squared gradient, ``nu = b2 nu + (1 - b2) g**2``;
+            laid out like ``mu``. Both start at zero and are not bias-corrected.
+
+    :func:`fnn.optim.moment_trees` shows the moments shaped like the params.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.adam(0.1)
+    >>> state = opt.init({"w": np.zeros((1, 2), np.float32)})
+    >>> state, _ = opt.update(state, {"w": np.array([[0.5, -1.0]], np.float32)})
+    >>> state.inner[0]
+    AdamState(mu=array([ 0.05, -0.1 ], dtype=float32),
+              nu=array([0.00025, 0.001  ], dtype=float32))
+    >>> fnn.optim.moment_trees(state)[0].mu
+    {'w': array([[ 0.05, -0.1 ]], dtype=float32)}
+    """
 
     mu: Any
     nu: Any
@@ -42,7 +77,21 @@ _tree.register_type(AdamState, "fnn.optim.AdamState")
 
 @attrs.frozen(eq=False)
 class TraceState:
-    """The momentum buffer (velocity) of :func:`trace`."""
+    """The state of :func:`trace`: the momentum buffer (velocity).
+
+    Saved and loaded as ``"fnn.optim.TraceState"``.
+
+    Attributes:
+        momentum: ``v = momentum * v + g``, starting at zero (so after the first update it
+            is the gradient); a read-only flat array of the params' dtype and size.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.sgd(0.1, momentum=0.9)
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, _ = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> state.inner[0]
+    TraceState(momentum=array([ 0.5, -1. ], dtype=float32))
+    """
 
     momentum: Any
 
@@ -52,7 +101,21 @@ _tree.register_type(TraceState, "fnn.optim.TraceState")
 
 @attrs.frozen(eq=False)
 class RmsState:
-    """The running mean of squared gradients of :func:`scale_by_rms`."""
+    """The state of :func:`scale_by_rms`: the running mean of squared gradients.
+
+    Saved and loaded as ``"fnn.optim.RmsState"``.
+
+    Attributes:
+        nu: ``nu = rho nu + (1 - rho) g**2``, starting at zero (PyTorch's start; TF1
+            started at 1); a read-only flat array of the params' dtype and size.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.rmsprop()  # rho = 0.99
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, _ = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> state.inner[0]  # 0.01 * g**2
+    RmsState(nu=array([0.0025, 0.01  ], dtype=float32))
+    """
 
     nu: Any
 
@@ -62,7 +125,21 @@ _tree.register_type(RmsState, "fnn.optim.RmsState")
 
 @attrs.frozen(eq=False)
 class AdagradState:
-    """The running sum of squared gradients of :func:`scale_by_adagrad`."""
+    """The state of :func:`scale_by_adagrad`: the running sum of squared gradients.
+
+    Saved and loaded as ``"fnn.optim.AdagradState"``.
+
+    Attributes:
+        sum_of_squares: ``G = G + g**2``, starting at ``initial_accumulator_value``; a
+            read-only flat array of the params' dtype and size.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.adagrad(initial_accumulator_value=0.1)
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, _ = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> state.inner[0]  # 0.1 + g**2
+    AdagradState(sum_of_squares=array([0.35, 1.1 ], dtype=float32))
+    """
 
     sum_of_squares: Any
 
@@ -104,13 +181,48 @@ def _ema(old: Array, new: Array, decay: float, *, new_is_ours: bool = False) -> 
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform:
-    """Adam's direction (Kingma & Ba, 2015), with ``t`` the 1-based step:
+    """Adam's direction (Kingma & Ba, 2015), with ``t`` the 1-based step::
 
-    ``mu = b1 mu + (1 - b1) g``, ``nu = b2 nu + (1 - b2) g**2``,
-    ``direction = mu_hat / (sqrt(nu_hat) + eps)`` with ``mu_hat = mu / (1 - b1**t)`` and
-    ``nu_hat = nu / (1 - b2**t)``. ``eps`` is added outside the square root, as in
-    PyTorch, optax and Keras; the bias corrections are folded into one scalar
-    (``sqrt(1 - b2**t) / (1 - b1**t) * mu / (sqrt(nu) + eps sqrt(1 - b2**t))``).
+        mu = b1 mu + (1 - b1) g
+        nu = b2 nu + (1 - b2) g**2
+        mu_hat = mu / (1 - b1**t)
+        nu_hat = nu / (1 - b2**t)
+        direction = mu_hat / (sqrt(nu_hat) + eps)
+
+    ``mu`` and ``nu`` start at zero (:class:`AdamState`). ``eps`` is added to the
+    bias-corrected ``sqrt(nu_hat)``, outside the square root, as in the paper's Algorithm
+    1, PyTorch and optax; the bias corrections are folded into one scalar
+    (``sqrt(1 - b2**t) / (1 - b1**t) * mu / (sqrt(nu) + eps sqrt(1 - b2**t))``, the same
+    direction). Keras adds its ``epsilon`` to the uncorrected ``sqrt(nu)`` (the paper's
+    "epsilon hat", just before its Section 2.1), so it acts as
+    ``eps = epsilon / sqrt(1 - b2**t)`` would here. The first direction is
+    ``g / (|g| + eps)``, about ``sign(g)``. Every 16 updates, moment entries below
+    ``2**-100`` in magnitude are set to zero (see :func:`flush_tiny`). The descent step,
+    ``-lr * direction``, is :func:`scale_by_learning_rate`'s; :func:`adam` chains the two.
+
+    Args:
+        b1: the decay of the first moment ``mu``; in [0, 1) (default 0.9).
+        b2: the decay of the second moment ``nu``; in [0, 1) (default 0.999).
+        eps: added to ``sqrt(nu_hat)`` so that the division is safe; a finite number > 0
+            (default 1e-8, as PyTorch and optax; Keras uses 1e-7).
+
+    Returns:
+        An elementwise :class:`Transform` whose state is :class:`AdamState`.
+
+    Raises:
+        TypeError: an argument is not a real number.
+        ValueError: ``b1`` or ``b2`` is not in [0, 1), or ``eps`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.scale_by_adam())
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"]  # the first direction: g / (|g| + eps)
+    array([ 0.99999994, -0.99999994], dtype=float32)
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+        https://arxiv.org/abs/1412.6980
     """
     b1 = check_fraction(b1, "b1")
     b2 = check_fraction(b2, "b2")
@@ -137,10 +249,49 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
 
 
 def trace(momentum: float, nesterov: bool = False) -> Transform:
-    """Momentum as PyTorch's ``SGD`` (dampening 0) and optax's ``trace`` define it:
+    """Momentum as PyTorch's ``SGD`` (dampening 0) and optax's ``trace`` define it::
 
-    ``v = momentum * v + g``; the update is ``v``, or ``g + momentum * v`` with
-    ``nesterov``. ``v`` starts at zero, so the first update is ``g``.
+        v = momentum * v + g
+        direction = v                     # heavy ball (Polyak)
+        direction = g + momentum * v      # with nesterov (Sutskever et al.'s form)
+
+    ``v`` starts at zero (:class:`TraceState`), so the first update is ``g`` (``(1 +
+    momentum) g`` with ``nesterov``). The learning rate is applied after, to the
+    direction (PyTorch's form; Keras keeps it inside ``v``, which differs only while the
+    rate changes). Every 16 updates, entries of ``v`` below ``2**-100`` in magnitude are
+    set to zero (see :func:`flush_tiny`).
+
+    Args:
+        momentum: the decay of the velocity ``v`` (optax's ``decay``); in [0, 1)
+            (no default; 0 passes the gradient through).
+        nesterov: use Nesterov's look-ahead ``g + momentum * v`` (default False).
+
+    Returns:
+        An elementwise :class:`Transform` whose state is :class:`TraceState`.
+
+    Raises:
+        TypeError: ``momentum`` is not a real number.
+        ValueError: ``momentum`` is not in [0, 1).
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.trace(0.9))
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # v = g
+    >>> state, params = opt.update(state, g)  # v = 0.9 g + g; the params g + 1.9 g
+    >>> params["w"], state.inner[0].momentum
+    (array([ 1.45, -2.9 ], dtype=float32), array([ 0.95, -1.9 ], dtype=float32))
+
+    References:
+        Polyak, "Some methods of speeding up the convergence of iteration methods", USSR
+        Computational Mathematics and Mathematical Physics 4(5), 1964.
+
+        Nesterov, "A method of solving a convex programming problem with convergence
+        rate O(1/k^2)", Soviet Mathematics Doklady 27, 1983.
+
+        Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and
+        momentum in deep learning", ICML 2013,
+        http://proceedings.mlr.press/v28/sutskever13.pdf
     """
     m = check_fraction(momentum, "momentum")
 
@@ -165,8 +316,42 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
 
 
 def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
-    """RMSprop's direction as in PyTorch: ``nu = rho nu + (1 - rho) g**2``,
-    ``direction = g / (sqrt(nu) + eps)`` (``eps`` outside the square root)."""
+    """RMSprop's direction as in PyTorch (Tieleman & Hinton, 2012)::
+
+        nu = rho nu + (1 - rho) g**2
+        direction = g / (sqrt(nu) + eps)
+
+    ``nu`` starts at zero (:class:`RmsState`) and is not bias-corrected, so the first
+    direction is ``g / (sqrt(1 - rho) |g| + eps)``, about ``10 sign(g)`` at ``rho=0.99``:
+    under a steady gradient RMSprop's first steps are its largest. ``eps`` is outside the
+    square root as in PyTorch and Keras; optax's ``scale_by_rms`` puts it inside
+    (``eps_in_sqrt=True``) and decays with 0.9 by default. Every 16 updates, entries of
+    ``nu`` below ``2**-100`` are set to zero (see :func:`flush_tiny`).
+
+    Args:
+        rho: the decay of the mean of squares ``nu`` (PyTorch's ``alpha``, optax's
+            ``decay``); in [0, 1) (default 0.99, PyTorch's; Keras and optax use 0.9).
+        eps: added to ``sqrt(nu)``; a finite number > 0 (default 1e-8).
+
+    Returns:
+        An elementwise :class:`Transform` whose state is :class:`RmsState`.
+
+    Raises:
+        TypeError: an argument is not a real number.
+        ValueError: ``rho`` is not in [0, 1), or ``eps`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.scale_by_rms())
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"]  # g / (0.1 |g| + eps)
+    array([ 9.999998, -9.999999], dtype=float32)
+
+    References:
+        Tieleman & Hinton, "Lecture 6.5 - RMSProp: Divide the gradient by a running
+        average of its recent magnitude", COURSERA: Neural Networks for Machine
+        Learning, 2012, https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+    """
     rho = check_fraction(rho, "rho")
     eps = check_positive(eps, "eps")
 
@@ -188,8 +373,43 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
 
 
 def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
-    """Adagrad's direction (Duchi et al., 2011) as in PyTorch: ``G = G + g**2``,
-    ``direction = g / (sqrt(G) + eps)``, ``G`` starting at ``initial_accumulator_value``."""
+    """Adagrad's direction (Duchi et al., 2011) as in PyTorch::
+
+        G = G + g**2
+        direction = g / (sqrt(G) + eps)
+
+    ``G`` starts at ``initial_accumulator_value`` (:class:`AdagradState`) and only grows,
+    so each entry's steps shrink like ``1 / sqrt(t)`` under a steady gradient. ``eps`` is
+    outside the square root as in PyTorch; optax's ``scale_by_rss`` puts it inside.
+
+    Args:
+        initial_accumulator_value: where ``G`` starts; a finite number >= 0 (default 0,
+            PyTorch's; optax and Keras start at 0.1).
+        eps: added to ``sqrt(G)``; a finite number > 0 (default 1e-10, PyTorch's; optax
+            and Keras use 1e-7).
+
+    Returns:
+        An elementwise :class:`Transform` whose state is :class:`AdagradState`.
+
+    Raises:
+        TypeError: an argument is not a real number.
+        ValueError: ``initial_accumulator_value`` is negative or not finite, or ``eps``
+            is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.scale_by_adagrad())
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # g / |g|
+    >>> state, params = opt.update(state, g)  # plus g / (sqrt(2) |g|)
+    >>> params["w"], state.inner[0].sum_of_squares
+    (array([ 1.7071068, -1.7071068], dtype=float32), array([0.5, 2. ], dtype=float32))
+
+    References:
+        Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+        Stochastic Optimization", JMLR 12, 2011,
+        https://jmlr.org/papers/v12/duchi11a.html
+    """
     start = _checks.real(initial_accumulator_value, "initial_accumulator_value")
     if not (math.isfinite(start) and start >= 0):
         raise ValueError(f"initial_accumulator_value must be >= 0, got {start}")
@@ -214,8 +434,33 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
 
 
 def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
-    """``updates = -lr(step) * updates`` (the descent step); ``learning_rate`` is a float
-    or a schedule of the step count."""
+    """The descent step: ``updates = -lr(t - 1) * updates``.
+
+    ``lr`` is the schedule of ``learning_rate`` read at the number of updates made before
+    this one (so ``lr(0)`` scales the first). Only the scalar factor of the updates is
+    multiplied (see :class:`Updates`); no pass over the array. Every named optimizer ends
+    with it, and :meth:`Optimizer.learning_rate` reads its schedule.
+
+    Args:
+        learning_rate: a finite float > 0, or a :data:`Schedule` (no default).
+
+    Returns:
+        An elementwise stateless :class:`Transform` carrying the schedule.
+
+    Raises:
+        TypeError: ``learning_rate`` is neither a number nor a callable.
+        ValueError: ``learning_rate`` is a float that is not finite and > 0; at an update,
+            the schedule gave a rate that is not finite (the message names the step).
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.scale_by_learning_rate(fnn.optim.step_decay(0.1, 0.5, 1)))
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> g = {"w": np.array([0.5, -1.0], np.float32)}
+    >>> state, params = opt.update(state, g)  # p - 0.1 g
+    >>> state, params = opt.update(state, g)  # p - 0.05 g
+    >>> params["w"], opt.learning_rate(state)
+    (array([0.925    , 2.1499999], dtype=float32), 0.025)
+    """
     schedule = as_schedule(learning_rate)
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
@@ -228,12 +473,46 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
 
 
 def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform:
-    """``updates = updates + rate * params``: decoupled weight decay when placed after an
-    update rule's direction (as in :func:`adamw`), an L2 penalty's gradient when placed
-    in front of it (see :func:`add_l2`).
+    """Weight decay: ``updates = updates + rate * p``.
 
-    ``weights_only`` restricts it to the leaves marked as weights (the ``w`` of dense
-    layers), leaving biases alone.
+    ``p`` are the params before the update. Placed after an update rule's direction and
+    before :func:`scale_by_learning_rate` (as in :func:`adamw`) this is decoupled weight
+    decay (Loshchilov & Hutter): the params shrink by ``lr * rate * p`` beside the rule's
+    step, whatever the rule does to the gradient. Placed in front of the rule it is the
+    gradient of an L2 penalty, which the rule then rescales (see :func:`add_l2`). The same
+    as optax's ``add_decayed_weights``.
+
+    Args:
+        rate: the decay rate; a finite number >= 0 (0 makes the transform do nothing).
+        weights_only: decay only the leaves marked as weights, those in fields declared
+            ``fnn.tree.field(weight=True)`` such as the ``w`` of dense layers, leaving
+            biases alone (keyword only; default False: every leaf). Leaves of plain
+            dicts, lists and tuples are never weights, so with ``weights_only`` a tree
+            of those is not decayed at all.
+
+    Returns:
+        A stateless :class:`Transform`; it reads the params, so it is elementwise only
+        when ``rate`` is 0.
+
+    Raises:
+        TypeError: ``rate`` is not a real number.
+        ValueError: ``rate`` is negative or not finite (the message calls it the "weight
+            decay rate").
+
+    >>> import fnn, numpy as np
+    >>> p = fnn.nn.DenseParams(np.array([[1.0, 2.0]], np.float32), np.array([1.0], np.float32))
+    >>> zero = fnn.tree.map(np.zeros_like, p)
+    >>> opt = fnn.optim.chain(fnn.optim.add_decayed_weights(0.1), fnn.optim.sgd(1.0))
+    >>> opt.update(opt.init(p), zero)[1]  # p - 1.0 * (0 + 0.1 p)
+    DenseParams(w=array([[0.9, 1.8]], dtype=float32), b=array([0.9], dtype=float32))
+    >>> opt = fnn.optim.chain(
+    ...     fnn.optim.add_decayed_weights(0.1, weights_only=True), fnn.optim.sgd(1.0))
+    >>> opt.update(opt.init(p), zero)[1]  # the bias b is not decayed
+    DenseParams(w=array([[0.9, 1.8]], dtype=float32), b=array([1.], dtype=float32))
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
+        https://arxiv.org/abs/1711.05101
     """
     r = _checks.real(rate, "weight decay rate")
     if not (math.isfinite(r) and r >= 0):
@@ -258,14 +537,80 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
 
 def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
     """Add the gradient of the L2 penalty ``(lam / 2) * sum(w**2)``, ``lam * w``, to the
-    gradient. Place it in front of the update rule (``chain(add_l2(0.01), sgd(0.1))``).
-    By default it acts on weights only, as :func:`fnn.losses.l2_penalty` does."""
+    gradient: ``updates = updates + lam * w``.
+
+    Place it in front of the update rule (``chain(add_l2(0.01), sgd(0.1))``): the rule
+    then sees the penalised loss's gradient, as with PyTorch's ``weight_decay`` argument
+    of ``SGD``, ``Adam``, ``Adagrad`` and ``RMSprop``, which is
+    ``add_l2(weight_decay, weights_only=False)`` in front of the rule. For SGD this is
+    weight decay; for adaptive rules (Adam, RMSprop, Adagrad) it is not, since they
+    rescale it (Loshchilov & Hutter): use :func:`adamw` or :func:`add_decayed_weights`
+    after the rule for decoupled decay. :func:`add_decayed_weights` under another name
+    and default.
+
+    Args:
+        lam: the penalty's strength; a finite number >= 0.
+        weights_only: act only on the leaves marked as weights (fields declared
+            ``fnn.tree.field(weight=True)``, such as the ``w`` of dense layers), as
+            :func:`fnn.losses.l2_penalty` does (keyword only; default True). Leaves of
+            plain dicts, lists and tuples are never weights: for such a tree pass
+            ``weights_only=False``, or the penalty adds nothing.
+
+    Returns:
+        A stateless :class:`Transform` (not elementwise unless ``lam`` is 0).
+
+    Raises:
+        TypeError: ``lam`` is not a real number.
+        ValueError: ``lam`` is negative or not finite (the message calls it the "weight
+            decay rate").
+
+    >>> import fnn, numpy as np
+    >>> p = fnn.nn.DenseParams(np.array([[1.0, 2.0]], np.float32), np.array([1.0], np.float32))
+    >>> zero = fnn.tree.map(np.zeros_like, p)
+    >>> opt = fnn.optim.chain(fnn.optim.add_l2(0.1), fnn.optim.sgd(1.0))
+    >>> opt.update(opt.init(p), zero)[1]  # w - 1.0 * 0.1 w; the bias left alone
+    DenseParams(w=array([[0.9, 1.8]], dtype=float32), b=array([1.], dtype=float32))
+
+    References:
+        Krogh & Hertz, "A Simple Weight Decay Can Improve Generalization", Advances in
+        Neural Information Processing Systems 4 (NIPS 1991), 1992.
+
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (L2 and
+        weight decay differ for adaptive rules), https://arxiv.org/abs/1711.05101
+    """
     return add_decayed_weights(lam, weights_only=weights_only)
 
 
 def clip_by_global_norm(max_norm: float) -> Transform:
-    """Scale the whole gradient by ``min(1, max_norm / ||g||)``, ``||g||`` the Euclidean
-    norm over all leaves together."""
+    """Clip the gradient's global norm: ``updates = g * min(1, max_norm / ||g||)``.
+
+    ``||g|| = sqrt(sum(g**2))`` is the Euclidean norm over all leaves together, so the
+    direction is kept and only the length is capped (Pascanu et al.). The same rule as
+    optax's ``clip_by_global_norm``; PyTorch's ``clip_grad_norm_`` divides by
+    ``||g|| + 1e-6``, leaving the norm just under ``max_norm``. Only the scalar factor of
+    the updates changes. Put it first in a chain to clip the raw gradient.
+
+    Args:
+        max_norm: the largest norm let through; a finite number > 0 (no default).
+
+    Returns:
+        A stateless :class:`Transform`; not elementwise (the norm reads every entry).
+
+    Raises:
+        TypeError: ``max_norm`` is not a real number.
+        ValueError: ``max_norm`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0))
+    >>> state = opt.init({"w": np.zeros(2, np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([3.0, -4.0], np.float32)})
+    >>> params["w"]  # norm 5 scaled to norm 1
+    array([ 0.6, -0.8], dtype=float32)
+
+    References:
+        Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
+        networks", ICML 2013, https://arxiv.org/abs/1211.5063
+    """
     limit = check_positive(max_norm, "max_norm")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
@@ -278,7 +623,35 @@ def clip_by_global_norm(max_norm: float) -> Transform:
 
 
 def clip(max_abs: float) -> Transform:
-    """Clip every gradient entry to ``[-max_abs, max_abs]``."""
+    """Clip every gradient entry: ``updates = clip(g, -max_abs, max_abs)``.
+
+    Entry by entry, so unlike :func:`clip_by_global_norm` it can turn the direction. As
+    optax's ``clip`` and PyTorch's ``clip_grad_value_``. NaN entries stay NaN.
+
+    Args:
+        max_abs: the largest magnitude let through; a finite number > 0 (no default).
+
+    Returns:
+        An elementwise stateless :class:`Transform`.
+
+    Raises:
+        TypeError: ``max_abs`` is not a real number.
+        ValueError: ``max_abs`` is not finite and > 0.
+
+    >>> import fnn, numpy as np
+    >>> opt = fnn.optim.chain(fnn.optim.clip(1.0))
+    >>> state = opt.init({"w": np.zeros(3, np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -3.0, 2.0], np.float32)})
+    >>> params["w"]
+    array([ 0.5, -1. ,  1. ], dtype=float32)
+
+    References:
+        Mikolov, "Statistical Language Models Based on Neural Networks", PhD thesis, Brno
+        University of Technology, 2012 (element-wise clipping).
+
+        Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
+        networks", ICML 2013, https://arxiv.org/abs/1211.5063
+    """
     limit = check_positive(max_abs, "max_abs")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
@@ -294,14 +667,32 @@ def freeze(mask: Any) -> Transform:
     """Zero the updates of the leaves where ``mask`` (a tree of bools shaped like the
     params) is true. Place it last in a chain so frozen leaves do not move at all.
 
+    ``updates[leaf] = 0`` for each leaf whose flag is true. Transforms before it still
+    see the frozen leaves' gradients (Adam's moments of a frozen leaf keep moving); a
+    transform after it may move them again (weight decay would). Like optax's
+    ``set_to_zero`` under a mask, or much as ``requires_grad=False`` in PyTorch.
+
+    Args:
+        mask: a tree of the params' structure with one flag per leaf (a bool, or anything
+            ``bool()`` takes: not an array of several entries), true for the leaves to
+            freeze.
+
+    Returns:
+        A :class:`Transform` without moments (state :class:`EmptyState`); elementwise
+        when it freezes nothing.
+
+    Raises:
+        ValueError: at ``init``, the mask's structure does not match the params' (the
+            message says where).
+
     >>> import fnn
     >>> params = fnn.nn.mlp((4, 2)).init(fnn.random.key(0), (3,))
     >>> first_layer_frozen = (None, fnn.tree.map(lambda leaf: True, params[1]),
     ...                       None, fnn.tree.map(lambda leaf: False, params[3]))
     >>> opt = fnn.optim.chain(fnn.optim.sgd(0.1), fnn.optim.freeze(first_layer_frozen))
     >>> state, new_params = opt.update(opt.init(params), params)
-    >>> fnn.tree.equal(new_params[1], params[1])
-    True
+    >>> fnn.tree.equal(new_params[1], params[1]), fnn.tree.equal(new_params[3], params[3])
+    (True, False)
     """
     flags_tree = mask
     flags = [bool(f) for f in _tree.leaves(mask)]
