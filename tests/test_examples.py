@@ -27,7 +27,8 @@ import cnn
 import from_scratch
 import resnet_small
 import train_mlp
-from test_cli import synthetic
+
+from tests.test_cli import synthetic
 
 
 @pytest.fixture(autouse=True)
