@@ -3,6 +3,7 @@ and GELU (tanh form), SiLU and ELU against PyTorch."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -171,9 +172,9 @@ def torch_layer(torch: Any, name: str) -> Any:
     }[name]()
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_agrees_with_pytorch(key: random.Key, name: str) -> None:
-    torch = pytest.importorskip("torch")
+def test_agrees_with_pytorch(torch: ModuleType, key: random.Key, name: str) -> None:
     k1, k2 = random.split(key)
     x = np.concatenate(
         [wide_away_from_zero(k1, (4, 6)), [[-30.0, -8.0, -1e-3, 1e-3, 8.0, 30.0]]], axis=0

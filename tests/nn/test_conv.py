@@ -3,6 +3,7 @@ strided inputs, agreement with PyTorch in float64, and what bad input gets."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -196,11 +197,17 @@ def test_conv2d_refuses_params_of_another_kernel_size_or_width(
 # -- PyTorch, float64 -------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(("kernel", "stride", "padding", "hw", "channels"), CONV_CASES)
 def test_conv2d_agrees_with_pytorch(
-    key: random.Key, kernel: Any, stride: Any, padding: Any, hw: tuple[int, int], channels: int
+    torch: ModuleType,
+    key: random.Key,
+    kernel: Any,
+    stride: Any,
+    padding: Any,
+    hw: tuple[int, int],
+    channels: int,
 ) -> None:
-    torch = pytest.importorskip("torch")
     layer = nn.conv2d(5, kernel, stride, padding)
     params = layer.init(key, (*hw, channels), np.float64)
     params = nn.Conv2DParams(params.w, random.normal(key, (5,), np.float64))

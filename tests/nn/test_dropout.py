@@ -3,6 +3,8 @@ inference, and the distribution of PyTorch's."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -33,8 +35,8 @@ def test_dropout_masks_scale_and_pass_through(key: random.Key) -> None:
     assert zero.forward(None, x, None, key)[0].tobytes() == x.tobytes()
 
 
-def test_dropout_agrees_with_pytorch_in_distribution(key: random.Key) -> None:
-    torch = pytest.importorskip("torch")
+@pytest.mark.oracle
+def test_dropout_agrees_with_pytorch_in_distribution(torch: ModuleType, key: random.Key) -> None:
     x = np.ones((200, 100))
     ours = nn.dropout(0.3).forward(None, x, None, key)[0]
     torch.manual_seed(0)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -498,9 +499,11 @@ def from_torch_layout(a: Array) -> Array:
     return np.moveaxis(a, 1, -1) if a.ndim > 2 else a
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("shape", [(6, 3), (5, 4, 3), (3, 4, 5, 2)])
-def test_batch_norm_agrees_with_pytorch(key: random.Key, shape: tuple[int, ...]) -> None:
-    torch = pytest.importorskip("torch")
+def test_batch_norm_agrees_with_pytorch(
+    torch: ModuleType, key: random.Key, shape: tuple[int, ...]
+) -> None:
     eps, c = 1e-3, shape[-1]
     cls = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
     theirs = cls(c, eps=eps, momentum=0.1, dtype=torch.float64)
@@ -533,9 +536,11 @@ def test_batch_norm_agrees_with_pytorch(key: random.Key, shape: tuple[int, ...])
     assert_close(layer.apply(params, x, state), from_torch_layout(yt.numpy()))
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("shape", [(6, 5), (3, 4, 6)])
-def test_layer_norm_agrees_with_pytorch(key: random.Key, shape: tuple[int, ...]) -> None:
-    torch = pytest.importorskip("torch")
+def test_layer_norm_agrees_with_pytorch(
+    torch: ModuleType, key: random.Key, shape: tuple[int, ...]
+) -> None:
     eps, f = 1e-4, shape[-1]
     theirs = torch.nn.LayerNorm(f, eps=eps, dtype=torch.float64)
     layer = layer_norm(eps=eps)

@@ -3,6 +3,7 @@ float64, and pooling before a ReLU."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -65,12 +66,12 @@ def test_relu_and_max_pool_commute_values_and_gradients(key: random.Key) -> None
     assert dx1 is not None and dx2 is not None and np.array_equal(dx1, dx2)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize(("window", "stride", "hw"), POOL_CASES)
 def test_pools_agree_with_pytorch(
-    key: random.Key, kind: str, window: Any, stride: Any, hw: Any
+    torch: ModuleType, key: random.Key, kind: str, window: Any, stride: Any, hw: Any
 ) -> None:
-    torch = pytest.importorskip("torch")
     layer = (nn.max_pool if kind == "max" else nn.avg_pool)(window, stride)
     x = pool_input(key, (3, *hw, 2))
     y, _, residuals = layer.forward(None, x, None, None)

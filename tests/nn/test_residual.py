@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -300,8 +301,8 @@ def test_fit_trains_a_model_with_residuals() -> None:
 # -- PyTorch ----------------------------------------------------------------------------------
 
 
-def test_agrees_with_pytorch(key: random.Key) -> None:
-    torch = pytest.importorskip("torch")
+@pytest.mark.oracle
+def test_agrees_with_pytorch(torch: ModuleType, key: random.Key) -> None:
     layer = residual(nn.serial(nn.dense(5), nn.tanh()), shortcut=nn.dense(5))
     params = layer.init(key, (3,), np.float64)
     x = normal64(random.fold_in(key, 1), (4, 3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -95,8 +97,8 @@ def test_reshape_in_a_model_trains(key: random.Key) -> None:
     assert report.max_rel_error < TOL, report
 
 
-def test_reshape_agrees_with_pytorch(key: random.Key) -> None:
-    torch = pytest.importorskip("torch")
+@pytest.mark.oracle
+def test_reshape_agrees_with_pytorch(torch: ModuleType, key: random.Key) -> None:
     x = random.normal(key, (3, 4, 2), dtype=np.float64)
     dy = random.normal(random.fold_in(key, 1), (3, 2, 2, 2), dtype=np.float64)
     layer = reshape((2, -1, 2))
@@ -155,8 +157,8 @@ def test_global_avg_pool_in_a_model(key: random.Key) -> None:
     assert report.max_rel_error < TOL, report
 
 
-def test_global_avg_pool_agrees_with_pytorch(key: random.Key) -> None:
-    torch = pytest.importorskip("torch")
+@pytest.mark.oracle
+def test_global_avg_pool_agrees_with_pytorch(torch: ModuleType, key: random.Key) -> None:
     x = random.normal(key, (2, 5, 3, 4), dtype=np.float64)  # NHWC
     dy = random.normal(random.fold_in(key, 1), (2, 4), dtype=np.float64)
     layer = global_avg_pool()
