@@ -18,6 +18,7 @@ import fnn
 from fnn import callbacks, losses, nn, optim, random, tree
 from tests.support.data import blobs
 from tests.support.models import fit_mlp
+from tests.support.optional import needs_tqdm
 
 
 def data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -79,7 +80,7 @@ def test_resume_in_a_new_process_is_bit_identical(tmp_path: Path) -> None:
     assert tree.fingerprint(resumed.params) == tree.fingerprint(whole.params)
 
 
-@pytest.mark.parametrize("use_tqdm", [False, True])
+@pytest.mark.parametrize("use_tqdm", [False, pytest.param(True, marks=needs_tqdm)])
 def test_progress_bar_shows_loss_accuracy_and_speed(key: random.Key, use_tqdm: bool) -> None:
     x, y = blobs(key, n=64)
     out = io.StringIO()

@@ -24,6 +24,7 @@ import fnn
 from fnn import cli, random
 from fnn.train import NonFiniteLossError
 from tests.parallel.fake_comm import Channels, FakeComm
+from tests.support.optional import needs_matplotlib, needs_pillow
 
 
 def synthetic(name: str = "fashion-mnist") -> fnn.data.Dataset:
@@ -74,6 +75,7 @@ def train(directory: Path, *extra: str) -> dict[str, Any]:
     return record
 
 
+@needs_matplotlib
 def test_train_writes_model_record_checkpoint_and_plots(tmp_path: Path) -> None:
     status, text = run("train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
     assert status == 0, text
@@ -142,6 +144,7 @@ def test_threads_run_shards_at_once_with_the_same_bits(
     real(1)
 
 
+@needs_pillow
 def test_evaluate_and_predict(tmp_path: Path) -> None:
     train(tmp_path)
     status, text = run("evaluate", str(tmp_path))

@@ -15,6 +15,7 @@ import pytest
 from fnn import data
 from fnn.data import DataError
 from tests.support.files import LINUX, idx_header, refused_in_child
+from tests.support.optional import needs_pillow
 
 
 def test_max_bytes_bounds_npy_and_idx_images(tmp_path: Path) -> None:
@@ -36,6 +37,7 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
+@needs_pillow
 @pytest.mark.parametrize(
     ("width", "height", "message"),
     [
@@ -47,7 +49,6 @@ def png_header(width: int, height: int) -> bytes:
 def test_a_picture_too_large_is_refused_before_decoding(
     tmp_path: Path, width: int, height: int, message: str
 ) -> None:
-    pytest.importorskip("PIL")
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header(width, height))
     with pytest.raises(DataError, match=r"bomb\.png") as info:
@@ -62,6 +63,7 @@ def saved_picture(path: Path, array: np.ndarray[Any, Any], format: str = "PNG") 
     return path
 
 
+@needs_pillow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -74,7 +76,6 @@ def saved_picture(path: Path, array: np.ndarray[Any, Any], format: str = "PNG") 
 def test_damaged_or_not_pictures_are_data_errors(
     tmp_path: Path, make: Callable[[bytes], bytes], message: str
 ) -> None:
-    pytest.importorskip("PIL")
     rng = np.random.default_rng(0)
     good = saved_picture(tmp_path / "good.png", rng.integers(0, 256, (64, 64), np.uint8))
     path = tmp_path / "bad.png"
@@ -94,8 +95,8 @@ def test_read_images_reads_8_bytes_to_tell_the_format(tmp_path: Path) -> None:
     assert found.startswith("DataError") and "more than max_bytes" in found, found
 
 
+@needs_pillow
 def test_read_images_keeps_its_documented_behaviour(tmp_path: Path) -> None:
-    pytest.importorskip("PIL")
     one = np.full((28, 28), 255, np.uint8)
     np.save(tmp_path / "one.npy", one)
     out = data.read_images(tmp_path / "one.npy")
@@ -110,8 +111,8 @@ def test_read_images_keeps_its_documented_behaviour(tmp_path: Path) -> None:
         data.read_images(tmp_path / "wrong.npy")
 
 
+@needs_pillow
 def test_read_images_of_other_shapes(tmp_path: Path) -> None:
-    pytest.importorskip("PIL")
     rng = np.random.default_rng(1)
     color = rng.integers(0, 256, (10, 20, 3), np.uint8)
     picture = saved_picture(tmp_path / "color.png", color)

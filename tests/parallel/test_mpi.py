@@ -3,7 +3,6 @@ on 1, 2 and 4 processes, resume on another number of processes, and failures."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,17 +15,13 @@ from pathlib import Path
 import pytest
 
 import fnn
+from tests.support.optional import needs_mpi
 
 HERE = Path(__file__).resolve().parent
 
 SCRIPT = HERE / "mpi_script.py"
 
 MPIRUN = shutil.which("mpirun")
-
-needs_mpi = pytest.mark.skipif(
-    MPIRUN is None or importlib.util.find_spec("mpi4py") is None,
-    reason="needs Open MPI's mpirun and mpi4py (pip install 'fnn[mpi]')",
-)
 
 
 def mpirun(n: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
