@@ -1,10 +1,19 @@
-"""The fnn command, run in-process on a small synthetic stand-in for Fashion-MNIST."""
+"""The fnn command (fnn/cli.py), run in-process on a small synthetic stand-in for
+Fashion-MNIST: train, evaluate and predict, reruns and resumes, a user's own data, and
+hostile configurations and paths (one line on stderr and exit status 2 for every error a
+user can cause, checked before any file is touched; no stale checkpoint resumed under
+another run; bugs keep their tracebacks)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +21,10 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import cli, random
+from fnn import cli, parallel, random
+from fnn.train import NonFiniteLossError
+from tests.parallel.fake_comm import Channels, FakeComm
+from tests.support.optional import needs_matplotlib, needs_pillow
 
 
 def synthetic(name: str = "fashion-mnist") -> fnn.data.Dataset:
@@ -63,6 +75,7 @@ def train(directory: Path, *extra: str) -> dict[str, Any]:
     return record
 
 
+@needs_matplotlib
 def test_train_writes_model_record_checkpoint_and_plots(tmp_path: Path) -> None:
     status, text = run("train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
     assert status == 0, text
@@ -131,6 +144,7 @@ def test_threads_run_shards_at_once_with_the_same_bits(
     real(1)
 
 
+@needs_pillow
 def test_evaluate_and_predict(tmp_path: Path) -> None:
     train(tmp_path)
     status, text = run("evaluate", str(tmp_path))
@@ -154,7 +168,7 @@ def test_evaluate_and_predict(tmp_path: Path) -> None:
 
 def test_evaluate_and_predict_a_model_with_state(tmp_path: Path) -> None:
     """A model file holding running statistics: the command uses them as saved."""
-    import user_layers
+    from tests.support import user_layers
 
     data = synthetic()
     model = fnn.nn.serial(
@@ -298,3 +312,464 @@ def test_resume_needs_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixt
     status, _ = run("train", "--resume", str(tmp_path))
     assert status == 2
     assert "run.json not found" in capsys.readouterr().err
+
+
+# -- hostile configurations and paths ---------------------------------------------------------
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the command, check it failed with status 2 and one line on stderr; that line."""
+    status, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"fnn {argv[0]}: error: "), err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--lr", "-1"), "--lr must be a positive number, got -1.0"),
+        (("--lr", "nan"), "--lr must be a positive number, got nan"),
+        (("--epochs", "0"), "--epochs must be an integer >= 1, got 0"),
+        (("--stop-after", "0"), "--stop-after must be an integer >= 1, got 0"),
+        (("--validation-split", "1.5"), "--validation-split must be in [0, 1), got 1.5"),
+        (("--batch-size", "0"), "--batch-size must be an integer >= 1, got 0"),
+        (("--shards", "64", "--batch-size", "32"), "--shards must be in [1, the batch size 32]"),
+        (("--momentum", "1"), "--momentum must be in [0, 1), got 1.0"),
+        (("--dropout", "1", "--model", "cnn"), "--dropout must be in [0, 1), got 1.0"),
+        (("--seed", "-3"), "--seed must be an integer in [0, 2**63), got -3"),
+        (("--l2", "-0.1"), "--l2 must be a number >= 0, got -0.1"),
+        (("--patience", "-1"), "--patience must be an integer >= 0"),
+        (("--threads", "0"), "--threads must be an integer >= 1, got 0"),
+        (("--activation", "sigmoidd"), "sigmoidd"),
+        (("--init", "zeroes"), "zeroes"),
+        (("--batch-norm",), "--batch-norm applies to --model cnn"),
+        (("--hidden", "100000000"), "parameters: training it takes about"),
+    ],
+)
+def test_a_bad_configuration_touches_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "run"
+    began = time.perf_counter()
+    assert message in error_of(capsys, "train", "--out", str(out), "--quiet", *args)
+    assert time.perf_counter() - began < 10  # refused before allocating or training
+    assert not out.exists()
+
+
+def test_a_bad_configuration_keeps_the_earlier_run_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert "--epochs must be" in error_of(capsys, "train", "--out", str(tmp_path), "--epochs", "0")
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_unusable_output_places_fail_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_training(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("trained although the output cannot be written")
+
+    monkeypatch.setattr(cli, "fit", no_training)
+    afile = tmp_path / "a-file"
+    afile.write_text("keep me")
+    assert "exists and is not a directory" in error_of(capsys, "train", "--out", str(afile))
+    assert "is not a directory" in error_of(capsys, "train", "--out", str(afile / "sub"))
+    assert afile.read_text() == "keep me"
+    taken = tmp_path / "taken"
+    (taken / "model.npz").mkdir(parents=True)
+    assert "model.npz is a directory" in error_of(capsys, "train", "--out", str(taken))
+    assert not (taken / "run.json").exists()
+    # /sys refuses new entries even to root
+    assert "cannot " in error_of(capsys, "train", "--out", "/sys/fnn-cannot-write-here")
+
+
+def test_a_bug_is_not_reported_as_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def buggy(args: Any, out: Any) -> int:
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(cli, "_evaluate", buggy)
+    with pytest.raises(ValueError, match="an internal inconsistency"):
+        run("evaluate", "somewhere")
+
+
+def test_an_interrupt_exits_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    status, _ = run("train", "--out", str(tmp_path), "--quiet")
+    assert status == 130
+    assert capsys.readouterr().err == "fnn train: interrupted\n"
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_new_run_never_leaves_an_older_checkpoint_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finished = tmp_path / "finished"
+    train(finished)
+    x = copy_run(finished, tmp_path / "x")
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # killed before its first checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "fit", killed)
+        status, _ = run("train", "--out", str(x), "--seed", "5", "--epochs", "8", "--quiet")
+    assert status == 130
+    assert capsys.readouterr().err == "fnn train: interrupted\n"
+    assert json.loads((x / "run.json").read_text())["config"]["seed"] == 5
+    assert not (x / "model.npz").exists()  # the earlier run's model went with its record
+    assert "nothing to resume" in error_of(capsys, "train", "--resume", str(x))
+
+    # The old checkpoint put back (by hand, or by an fnn that did not remove it): refused.
+    shutil.copy(finished / "checkpoints" / "last.npz", x / "checkpoints" / "last.npz")
+    message = error_of(capsys, "train", "--resume", str(x))
+    assert "is not a checkpoint of the run in" in message and "another run" in message
+
+    record = json.loads((x / "run.json").read_text())
+    del record["run_id"]  # a run record from before run ids
+    (x / "run.json").write_text(json.dumps(record))
+    assert "carries no run id" in error_of(capsys, "train", "--resume", str(x))
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "1")
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"]["hidden"] = [64, 32]
+    record["config"]["lr"] = 0.5
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    message = error_of(capsys, "train", "--resume", str(tmp_path))
+    assert "was trained with another configuration" in message
+    assert "--hidden (128, 64) (run.json: (64, 32))" in message and "--lr" in message
+
+
+def test_resume_takes_no_options_that_would_change_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "1")
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--lr", "0.1", "--seed=3")
+    assert "--lr, --seed cannot change it" in message
+    status, _ = run("train", "--resume", str(tmp_path), "--quiet", "--no-plots")
+    assert status == 0
+
+
+def test_a_diverging_run_says_so_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fit = fnn.fit
+
+    def diverging(*args: Any, callbacks: list[Callable[[Any], None]], **kwargs: Any) -> Any:
+        def blow_up(event: Any) -> None:
+            if event.kind == "epoch_end" and event.record.epoch == 1:  # the second epoch
+                raise NonFiniteLossError("the loss is nan at step 40")
+
+        return real_fit(*args, callbacks=[*callbacks[:1], blow_up, *callbacks[1:]], **kwargs)
+
+    monkeypatch.setattr(cli, "fit", diverging)
+    message = error_of(capsys, "train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
+    last = tmp_path / "checkpoints" / "last.npz"
+    assert f"training diverged: the loss is nan at step 40; the last good checkpoint is {last}" in (
+        message
+    )
+    assert fnn.io.load(last).epoch == 1
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_class_names_and_paths_are_printed_safely(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path)
+    model, params, _ = fnn.io.load_model(tmp_path / "model.npz")
+    hostile = ["\x1b[2J\x1b[31mT-shirt", *(f"c{i}\x07" for i in range(1, 10))]
+    fnn.io.save_model(
+        tmp_path / "hostile.npz", model, params, in_shape=(28, 28), metadata={"classes": hostile}
+    )
+    images = tmp_path / "\x1b]0;title\x07.npy"
+    np.save(images, synthetic().x_test[:2])
+    status, text = run("predict", str(tmp_path / "hostile.npz"), str(images), "--top", "10")
+    assert status == 0
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J\\x1b[31mT-shirt" in text and "c1\\x07" in text and "\\x1b]0;title" in text
+    assert "--top must be an integer >= 1, got 0" in error_of(
+        capsys, "predict", str(tmp_path), str(images), "--top", "0"
+    )
+
+
+def write_own_data(directory: Path, shape: tuple[int, ...] = (12, 10), classes: int = 3) -> Path:
+    """A small dataset of its own: a bright band per class, uint8 images of ``shape``."""
+    rng = np.random.default_rng(7)
+
+    def split(n: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        labels = np.arange(n) % classes
+        images = rng.integers(0, 60, (n, *shape)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 3 * label : 3 * label + 3] += 150
+        return images, labels.astype(np.int64)
+
+    (x_train, y_train), (x_test, y_test) = split(240), split(60)
+    directory.mkdir(parents=True)
+    np.savez(directory / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+             y_test=y_test)  # fmt: skip
+    (directory / "classes.txt").write_text("low\nmiddle\nhigh\n")
+    return directory
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_training_on_a_directory_of_own_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str
+) -> None:
+    own = write_own_data(tmp_path / "own")
+    out = tmp_path / "run"
+    args = ("--data", str(own), "--model", model, "--batch-size", "16", "--quiet")
+    status, text = run("train", "--out", str(out), "--epochs", "4", *args)
+    assert status == 0, text
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["data"] == str(own.resolve())
+    assert record["config"]["dataset"] == "own"
+    sha = fnn.data.load_directory(own).sha256
+    assert record["data"]["sha256"] == dict(sha) and len(sha) >= 1
+    assert record["test"]["accuracy"] > 0.9
+    assert np.array(record["confusion_matrix"]).shape == (3, 3)
+
+    status, text = run("evaluate", str(out))  # the model file names its data directory
+    assert status == 0, text
+    assert [line.split()[0] for line in text.splitlines()[2:]] == ["low", "middle", "high"]
+    np.save(tmp_path / "pics.npy", np.load(own / "data.npz")["x_test"][:3])
+    status, text = run("predict", str(out), str(tmp_path / "pics.npy"), "--top", "1")
+    assert status == 0, text
+    assert [line.split(": ")[1].split()[0] for line in text.splitlines()] == [
+        "low",
+        "middle",
+        "high",
+    ]
+
+    # 28x28 pictures do not fit a model of 12x10 images, nor does another dataset.
+    assert "shape" in error_of(capsys, "evaluate", str(out), "--dataset", "fashion-mnist")
+
+
+def half_a_run_on_own_data(tmp_path: Path) -> tuple[Path, Path]:
+    """The data directory and the run directory of a run stopped after 1 of 2 epochs."""
+    own = write_own_data(tmp_path / "own")
+    out = tmp_path / "run"
+    status, _ = run("train", "--data", str(own), "--out", str(out), "--epochs", "2",
+                    "--stop-after", "1", "--quiet")  # fmt: skip
+    assert status == 0
+    return own, out
+
+
+def test_own_data_resumes_only_on_the_same_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own, out = half_a_run_on_own_data(tmp_path)
+    assert "give --data (your own data) or --dataset" in error_of(
+        capsys, "train", "--data", str(own), "--dataset", "mnist", "--out", str(out)
+    )
+    arrays = dict(np.load(own / "data.npz"))
+    arrays["y_train"] = arrays["y_train"][::-1].copy()
+    np.savez(own / "data.npz", **arrays)
+    assert "changed since the run began" in error_of(capsys, "train", "--resume", str(out))
+
+
+def test_a_real_divergence_ends_in_one_line(tmp_path: Path) -> None:
+    own = write_own_data(tmp_path / "own")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "fnn", "train", "--data", str(own), "--out",
+               str(tmp_path / "run"), "--optimizer", "sgd", "--lr", "1e30", "--quiet",
+               "--no-plots"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("fnn train: error: training diverged: the loss is ")
+
+
+def test_hostile_paths_end_in_one_line(tmp_path: Path) -> None:
+    """A model file that is a link to /dev/zero, a FIFO, and a directory of pictures: each
+    a one-line error within seconds (in a child process with a timeout and a memory cap,
+    so a regression fails instead of hanging or exhausting the machine)."""
+    zero = tmp_path / "zero.npz"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    cap = "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31)); "
+    main = "from fnn.cli import main; sys.exit(main(sys.argv[1:]))"
+    for argv, message in [
+        (["evaluate", str(zero)], "is a character device; expected a regular file"),
+        (["predict", str(fifo), str(pictures)], "is a FIFO (named pipe); expected a regular file"),
+    ]:
+        done = subprocess.run([sys.executable, "-c", cap + main, *argv], capture_output=True,
+                              text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_a_directory_is_not_a_picture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train(tmp_path)
+    assert "is a directory" in error_of(capsys, "predict", str(tmp_path), str(tmp_path))
+
+
+def test_predict_refuses_a_huge_image_file_from_its_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path)
+    huge = tmp_path / "huge-idx3-ubyte"
+    dims = (1_000_000, 28, 28)  # 784 MB of pixels declared, 784 MB * 4 as float32
+    huge.write_bytes(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims))
+    message = error_of(capsys, "predict", str(tmp_path), str(huge))
+    assert f"784000000 bytes of data, more than max_bytes={cli.PREDICT_MAX_BYTES}" in message
+
+
+def test_a_run_record_must_be_a_regular_file_of_bounded_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / "run.json")
+    assert "is a FIFO (named pipe)" in error_of(capsys, "train", "--resume", str(tmp_path))
+    (tmp_path / "run.json").unlink()
+    with (tmp_path / "run.json").open("wb") as record:
+        record.truncate(cli.MAX_RUN_RECORD + 10)
+    assert "larger than the" in error_of(capsys, "train", "--resume", str(tmp_path))
+
+
+def write_float_data(directory: Path) -> Path:
+    """The data of :func:`write_own_data` as float32 ``.npy`` files in [0, 1]."""
+    source = np.load(write_own_data(directory.parent / "uint8-source") / "data.npz")
+    directory.mkdir()
+    for name in ("x_train", "x_test"):
+        np.save(directory / f"{name}.npy", (source[name] / 255.0).astype(np.float32))
+    for name in ("y_train", "y_test"):
+        np.save(directory / f"{name}.npy", source[name])
+    return directory
+
+
+def test_float_images_train_and_a_killed_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = write_float_data(tmp_path / "floats")
+    out = tmp_path / "run"
+    real_fit = fnn.fit
+
+    def killed_after_first_checkpoint(
+        *args: Any, callbacks: list[Callable[[Any], None]], **kwargs: Any
+    ) -> Any:
+        def kill(event: Any) -> None:
+            if event.kind == "epoch_end":
+                raise KeyboardInterrupt
+
+        return real_fit(*args, callbacks=[*callbacks, kill], **kwargs)
+
+    argv = ("--data", str(own), "--out", str(out), "--epochs", "3", "--batch-size", "16")
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "fit", killed_after_first_checkpoint)
+        status, _ = run("train", *argv, "--quiet")
+    assert status == 130
+    assert fnn.io.load(out / "checkpoints" / "last.npz").epoch == 1
+    status, text = run("train", "--resume", str(out), "--quiet", "--no-plots")
+    assert status == 0, text
+    assert "resuming" in text
+    assert json.loads((out / "run.json").read_text())["test"]["accuracy"] > 0.9
+
+
+def test_resume_refuses_a_run_with_nothing_left_to_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "2")  # 2 of 3 epochs
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "2")
+    assert "the run has trained 2 epochs of its 2 already: nothing to train" in message
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--stop-after", "2")
+    assert "--stop-after 2 leaves nothing to train" in message
+
+
+def test_an_empty_validation_part_is_refused_before_any_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "tiny"
+    own.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 5), ("test", 3)):
+        np.save(own / f"x_{name}.npy", rng.integers(0, 255, (n, 6, 6)).astype(np.uint8))
+        np.save(own / f"y_{name}.npy", np.arange(n) % 2)
+    out = tmp_path / "run"
+    message = error_of(capsys, "train", "--data", str(own), "--out", str(out))
+    assert "--validation-split 0.1 of 5 training images leaves no validation images" in message
+    assert not out.exists()
+
+
+def test_model_names_and_size_are_checked_before_the_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_data(*args: Any) -> Any:
+        raise AssertionError("read the data before checking the configuration")
+
+    monkeypatch.setattr(cli, "_load_data", no_data)
+    assert "bogus" in error_of(capsys, "train", "--out", str(tmp_path), "--activation", "bogus")
+    monkeypatch.setattr(fnn.runtime, "memory_limit", lambda: 2**30)
+    message = error_of(capsys, "train", "--out", str(tmp_path), "--hidden", "100000")
+    assert "79,500,010 parameters" in message and "the 1.0 GiB this process may use" in message
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: {**r, "config": {**r["config"], "lr": 10**400}}, "config entry 'lr'"),
+        (lambda r: {**r, "data": "s"}, "changed since the run began"),
+        (lambda r: {**r, "config": json.loads("[" * 100_000 + "]" * 100_000)}, "cannot read"),
+    ],
+)
+def test_a_damaged_run_record_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, Any]], dict[str, Any]],
+    message: str,
+) -> None:
+    _, out = half_a_run_on_own_data(tmp_path)
+    record = json.loads((out / "run.json").read_text())
+    try:
+        damaged = json.dumps(damage(record))
+    except RecursionError:  # json cannot write what it cannot read: write it by hand
+        damaged = json.dumps(record).replace('"config": {', '"config": ' + "[" * 100_000, 1)
+    (out / "run.json").write_text(damaged)
+    assert message in error_of(capsys, "train", "--resume", str(out))
+
+
+def test_predict_takes_the_image_shape_from_the_model_file(tmp_path: Path) -> None:
+    model = fnn.nn.mlp((16, 3))
+    params = model.init(fnn.random.key(0), (8, 8))
+    fnn.io.save_model(tmp_path / "small.npz", model, params, in_shape=(8, 8))  # no metadata
+    assert fnn.io.load_in_shape(tmp_path / "small.npz") == (8, 8)
+    np.save(tmp_path / "eights.npy", np.zeros((2, 8, 8), np.uint8))
+    status, text = run("predict", str(tmp_path / "small.npz"), str(tmp_path / "eights.npy"))
+    assert status == 0, text
+    assert len(text.splitlines()) == 2
+    fnn.io.save(tmp_path / "tree.npz", params)
+    with pytest.raises(fnn.io.FormatError, match="holds a tree, not a model"):
+        fnn.io.load_in_shape(tmp_path / "tree.npz")
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
+    four = FakeComm(0, 4, Channels())
+    plans = [parallel.thread_plan(t, s, c) for t, s, c in
+             [(1, 1, None), (2, 1, None), (2, 2, None), (4, 2, None), (3, 2, None),
+              (2, 4, four), (2, 8, four)]]  # fmt: skip
+    assert plans == [(1, 1), (1, 2), (2, 1), (2, 1), (2, 1), (1, 2), (2, 1)]
+    with pytest.raises(cli.UsageError, match=r"--shards 1: shards must be a multiple of .*2"):
+        cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))

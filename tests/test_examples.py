@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import fnn
+from tests.support.optional import needs_matplotlib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
@@ -27,7 +28,8 @@ import cnn
 import from_scratch
 import resnet_small
 import train_mlp
-from test_cli import synthetic
+
+from tests.test_cli import synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +99,7 @@ def test_classic_a_saves_loads_and_predicts_identically(tmp_path: Path) -> None:
     assert result["test_accuracy"] > 0.5
 
 
+@needs_matplotlib
 def test_classic_b_compares_relu_and_sigmoid(tmp_path: Path, fake_data: list[str]) -> None:
     both = classic_b_sigmoid.main(["--epochs", "2", "--out", str(tmp_path), "--dataset", "mnist"])
     assert fake_data == ["mnist"]
@@ -123,6 +126,7 @@ def test_classic_c_shows_progress_and_saves(
     assert names == ["flatten", "dense", "relu", "dense", "relu", "dense"]
 
 
+@needs_matplotlib
 def test_classic_d_compares_four_optimizers(tmp_path: Path) -> None:
     result = classic_d_optimizers.main(["--epochs", "2", "--out", str(tmp_path)])
     names = [row[0] for row in result["rows"]]
@@ -132,6 +136,7 @@ def test_classic_d_compares_four_optimizers(tmp_path: Path) -> None:
     assert result["plot"] == tmp_path / "optimizers.png" and result["plot"].is_file()
 
 
+@needs_matplotlib
 def test_classic_e_plots_curves_and_confusion(tmp_path: Path) -> None:
     result = classic_e_he_init.main(["--epochs", "3", "--out", str(tmp_path), "--limit", "400"])
     matrix = result["confusion_matrix"]
@@ -168,6 +173,7 @@ def test_missing_data_ends_with_the_loaders_message(
     assert not (tmp_path / "out").exists()
 
 
+@needs_matplotlib
 def test_cnn_trains_saves_and_compares_its_variants(tmp_path: Path) -> None:
     result = cnn.main(["--epochs", "2", "--out", str(tmp_path)])
     assert losses_fall(result["history"]) and result["test_accuracy"] > 0.5

@@ -1,12 +1,19 @@
+"""The gradient pipeline (fnn/gradient.py): grad and value_and_grad, keys and model state
+in the training forward, and the checkers check_grad, check_layer and check_model."""
+
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
 import fnn
-from fnn import losses, nn, random
+from fnn import losses, nn, random, tree
+from tests.support import user_layers
+from tests.support.data import well_separated
+from tests.support.strict import no_warnings
 
 TOL = 1e-6
 
@@ -79,3 +86,137 @@ def test_value_and_grad_returns_the_loss(key: random.Key) -> None:
     value, grads = fnn.value_and_grad(model, losses.softmax_cross_entropy)(params, x, y)
     assert value == losses.softmax_cross_entropy(model.apply(params, x), y)[0]
     assert fnn.tree.equal(grads, fnn.grad(model, losses.softmax_cross_entropy)(params, x, y))
+
+
+def doubled_dense(features: int) -> nn.Layer[nn.DenseParams]:
+    """A dense layer whose backward doubles the weight gradient: a wrong derivative."""
+    inner = nn.dense(features)
+
+    def backward(
+        params: nn.DenseParams, x: Any, dy: Any, need_dx: bool, grads: nn.DenseParams
+    ) -> Any:
+        dx = inner.backward(params, x, dy, need_dx, grads)
+        grads.w[...] *= 2
+        return dx
+
+    return attrs.evolve(inner, backward=backward)
+
+
+def test_a_wrong_derivative_in_the_training_path_fails_the_checks(key: random.Key) -> None:
+    layer = doubled_dense(3)
+    params = layer.init(key, (4,), np.float64)
+    x = random.normal(key, (5, 4), np.float64)
+    report = fnn.check_layer(layer, params, x)
+    assert report.max_rel_error > 0.3 and report.where.startswith("params.w["), report
+    model = nn.serial(nn.flatten(), layer, nn.tanh(), nn.dense(2))
+    model_params = model.init(key, (4,), np.float64)
+    y = np.array([0, 1, 0, 1, 1])
+    found = fnn.check_model(model, losses.softmax_cross_entropy, model_params, x, y)
+    assert found.max_rel_error > 0.3 and found.where.startswith("params[1].w["), found
+    right = fnn.check_layer(nn.dense(3), params, x)
+    assert right.max_rel_error < 1e-6 and right.where.startswith(("params", "input")), right
+
+
+def test_a_backward_that_leaves_its_buffers_unwritten_is_caught(key: random.Key) -> None:
+    inner = nn.dense(3)
+
+    def backward(p: nn.DenseParams, x: Any, dy: Any, need_dx: bool, grads: nn.DenseParams) -> Any:
+        np.matmul(x.T, dy, out=grads.w)  # forgets the bias
+        return dy @ p.w.T
+
+    layer = attrs.evolve(inner, backward=backward)
+    params = layer.init(key, (4,), np.float64)
+    with pytest.raises(ValueError, match=r"left entries of grads unwritten .* at params\.b"):
+        fnn.check_layer(layer, params, random.normal(key, (5, 4), np.float64))
+
+
+def test_check_layer_and_check_model_warn_in_float32(key: random.Key) -> None:
+    layer = nn.dense(2)
+    params = layer.init(key, (3,))
+    x = random.normal(key, (4, 3))
+    with pytest.warns(UserWarning, match="check_layer in float32: finite differences need"):
+        fnn.check_layer(layer, params, x)
+    model = nn.mlp((2,))
+    with pytest.warns(UserWarning, match="check_model in float32"):
+        fnn.check_model(
+            model, losses.softmax_cross_entropy, model.init(key, (3,)), x, y=np.zeros(4, np.int64)
+        )
+
+
+def test_check_layer_checks_what_a_layer_says_of_itself(key: random.Key) -> None:
+    inner = nn.dense(3)
+    wrong = attrs.evolve(inner, declare=nn.dense(4).declare)
+    params = inner.init(key, (2,), np.float64)
+    with pytest.raises(
+        ValueError,
+        match=r"declaration does not describe its params at \.w: the model needs float64 "
+        r"\(2, 4\), got float64 \(2, 3\)",
+    ):
+        fnn.check_layer(wrong, params, random.normal(key, (3, 2), np.float64))
+
+
+def test_check_model_names_paths_in_the_params(key: random.Key) -> None:
+    model = nn.mlp((4, 3), "tanh")
+    params = model.init(key, (5,), np.float64)
+    x = random.normal(key, (4, 5), dtype=np.float64)
+    report = fnn.check_model(model, losses.softmax_cross_entropy, params, x, np.array([0, 1, 2, 0]))
+    assert report.where.startswith("params[") and report.max_rel_error < 1e-6, report
+    assert f" at {report.where} " in str(report)
+
+
+def test_check_grad_puts_a_name_before_its_paths() -> None:
+    at = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+    wrong = np.cos(at)
+    wrong[1, 2] += 1.0
+    report = fnn.check_grad(lambda v: float(np.sum(np.sin(v))), wrong, at, name="input")
+    assert report.where == "input[1, 2]" and "at input[1, 2]" in str(report)
+
+
+def test_gradient_checks_warn_in_float32(key: random.Key) -> None:
+    model, layer = nn.mlp((4, 3)), nn.dense(3)
+    p64, lp64 = model.init(key, (5,), np.float64), layer.init(key, (5,), np.float64)
+    x64 = random.normal(key, (4, 5), dtype=np.float64)
+    p32, lp32, x32 = (
+        tree.astype(p64, np.float32),
+        tree.astype(lp64, np.float32),
+        x64.astype(np.float32),
+    )
+    y = np.array([0, 1, 2, 0])
+    loss = losses.softmax_cross_entropy
+    with pytest.warns(
+        UserWarning, match="check_model in float32: finite differences need float64"
+    ) as record:
+        fnn.check_model(model, loss, p32, x32, y)
+    assert "dtype=np.float64" in str(record[0].message)
+    with pytest.warns(UserWarning, match="check_layer in float32"):
+        fnn.check_layer(layer, lp32, x32)
+    with no_warnings():
+        fnn.check_model(model, loss, p64, x64, y)
+        fnn.check_layer(layer, lp64, x64)
+
+
+def test_keys_reach_stochastic_layers_per_step(key: random.Key) -> None:
+    model = user_layers.model()
+    params = model.init(key, (4,))
+    x, y = well_separated(32)
+    assert model.init_state is not None
+    state = model.init_state((4,))
+    with pytest.raises(TypeError, match=r"draws random numbers in training .* pass key="):
+        fnn.grad(model, losses.softmax_cross_entropy)(params, x, y, state=state)
+    a = fnn.forward_backward(model, losses.softmax_cross_entropy)(params, x, y, state, key)
+    b = fnn.forward_backward(model, losses.softmax_cross_entropy)(params, x, y, state, key)
+    c = fnn.forward_backward(model, losses.softmax_cross_entropy)(
+        params, x, y, state, random.fold_in(key, 1)
+    )
+    assert tree.equal(a.grads, b.grads) and not tree.equal(a.grads, c.grads)
+    assert fnn.step_key(key, 3) == random.fold_in(random.fold_in(key, 2), 3)
+    report = fnn.check_model(
+        model,
+        losses.softmax_cross_entropy,
+        tree.astype(params, np.float64),
+        x.astype(np.float64),
+        y,
+        state=tree.astype(state, np.float64),
+        key=key,
+    )
+    assert report.max_rel_error < 1e-6, report

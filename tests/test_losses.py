@@ -1,5 +1,9 @@
+"""Losses (fnn/losses.py): values and gradients against references, stability, targets
+checked, float32 kept for large batches, and what declares a classification loss."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,6 +13,7 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import losses, nn, random, tree
+from tests.support.data import uniform
 
 TOL = 1e-6
 
@@ -181,3 +186,50 @@ def test_cross_entropy_gradient_property(batch: int, classes: int, seed: int) ->
     assert value == pytest.approx(reference_softmax_ce(logits, labels), rel=1e-10)
     result = fnn.check_grad(lambda z: losses.softmax_cross_entropy(z, labels)[0], grad, logits)
     assert result.max_rel_error < TOL, str(result)
+
+
+Array = np.ndarray[Any, Any]
+
+BIG = 70_000  # more than 65,535
+
+# -- float32 stays float32 when a count is large ----------------------------------------------
+#
+# NumPy 1.x (value-based casting) gives ``float32_array / n`` the dtype float64 when the
+# Python int ``n`` needs 32 bits (above 65535): a batch norm over 128 images of 26x26
+# pixels averages 86,528 rows. NumPy 2 keeps float32, so these tests guard the NumPy 1.26
+# run of the test command (``.venv-compat``): every mean or scale by a count in a layer or
+# a loss must keep the input's dtype.
+
+LOSSES: list[tuple[str, Callable[..., tuple[float, Array]], Array, Array]] = [
+    ("softmax_cross_entropy, labels", losses.softmax_cross_entropy, uniform((BIG, 3), 3),
+     np.zeros(BIG, np.int64)),
+    ("softmax_cross_entropy, one-hot", losses.softmax_cross_entropy, uniform((BIG, 3), 3),
+     np.eye(3, dtype=np.float32)[np.zeros(BIG, np.int64)]),
+    ("categorical_cross_entropy, labels", losses.categorical_cross_entropy,
+     0.1 + 0.8 * uniform((BIG, 3), 4), np.zeros(BIG, np.int64)),
+    ("categorical_cross_entropy, one-hot", losses.categorical_cross_entropy,
+     0.1 + 0.8 * uniform((BIG, 3), 4), np.eye(3, dtype=np.float32)[np.zeros(BIG, np.int64)]),
+    ("binary_cross_entropy", losses.binary_cross_entropy, uniform((BIG, 1), 5),
+     uniform((BIG, 1), 6).round()),
+    ("mean_squared_error", losses.mean_squared_error, uniform((BIG, 1), 7),
+     uniform((BIG, 1), 8)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "loss", "pred", "target"), LOSSES, ids=[c[0] for c in LOSSES])
+def test_losses_keep_float32(
+    name: str, loss: Callable[..., tuple[float, Array]], pred: Array, target: Array
+) -> None:
+    pred = pred.astype(np.float32)
+    _, grad = loss(pred, target)
+    assert grad.dtype == np.float32
+
+
+class Loss:
+    def value(self, logits: Array, y: Array) -> tuple[float, Array]:
+        return losses.softmax_cross_entropy(logits, y)
+
+
+def test_classification_loss_refuses_what_takes_no_attributes() -> None:
+    with pytest.raises(TypeError, match=r"pass accuracy=True to fnn\.fit"):
+        losses.classification_loss(Loss().value)

@@ -8,10 +8,12 @@ import pytest
 
 from fnn import plots
 from fnn.train import EpochMetrics
+from tests.support.optional import needs_matplotlib
 
 RECORDS = [EpochMetrics(0, 0.9, 0.7, 0.8, 0.72), EpochMetrics(1, 0.5, 0.85, 0.6, 0.8)]
 
 
+@needs_matplotlib
 def test_history_and_confusion_plots_are_pngs(tmp_path: Path) -> None:
     curves = plots.history(RECORDS, tmp_path / "curves.png")
     matrix = np.array([[5, 1], [2, 7]])
@@ -40,6 +42,7 @@ def test_without_matplotlib_the_error_says_how_to_get_it(
     assert not list(tmp_path.iterdir())
 
 
+@needs_matplotlib
 def test_compare_runs(tmp_path: Path) -> None:
     other = [EpochMetrics(0, 1.2, 0.6), EpochMetrics(1, 0.7, 0.8)]
     path = plots.compare({"sgd": RECORDS, "adam": other}, tmp_path / "c.png", metric="accuracy")

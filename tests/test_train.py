@@ -1,7 +1,17 @@
+"""Training (fnn/train.py): train_step, train_epoch and fit, TrainState, early stopping,
+keys and model state per step, reruns and resumes bit for bit, what fit refuses, float64
+data and labels, and which losses count accuracy."""
+
 from __future__ import annotations
 
-import io
+import functools
 import math
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -10,35 +20,21 @@ import pytest
 
 import fnn
 from fnn import callbacks, losses, nn, optim, random, tree
-from fnn.inference import evaluate, predict, predict_proba
+from fnn.inference import evaluate
 from fnn.train import (
     EarlyStopping,
     Event,
     NonFiniteLossError,
     TrainState,
-    fit,
     train_epoch,
     train_step,
 )
+from tests.support import user_layers
+from tests.support.data import blobs, separable, well_separated
+from tests.support.models import fit_mlp, model, state_of
+from tests.support.strict import no_warnings
 
-Data = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
-
-
-def blobs(key: random.Key, n: int = 240, noise: float = 0.8) -> Data:
-    """Three overlapping Gaussian blobs in 4-D: float32 x (n, 4), int64 labels."""
-    k1, k2 = random.split(key)
-    labels = random.permutation(k1, n) % 3
-    centres = np.array([[2, 0, 0, 1], [0, 2, 0, -1], [0, 0, 2, 0]], np.float32)
-    return centres[labels] + random.normal(k2, (n, 4)) * noise, labels
-
-
-def model() -> nn.Layer[tuple[Any, ...]]:
-    return nn.mlp((16, 3))
-
-
-def fit_mlp(opt: optim.Optimizer, x: Any, y: Any, **options: Any) -> TrainState[Any]:
-    """``fit`` of the test MLP with softmax cross-entropy."""
-    return fit(model(), losses.softmax_cross_entropy, opt, x, y, **options)
+Array = np.ndarray[Any, Any]
 
 
 def test_train_step_and_epoch_fold(key: random.Key) -> None:
@@ -200,67 +196,6 @@ def test_callbacks_see_every_event_in_order(key: random.Key) -> None:
     assert kinds == expected
 
 
-@pytest.mark.parametrize("use_tqdm", [False, True])
-def test_progress_bar_shows_loss_accuracy_and_speed(key: random.Key, use_tqdm: bool) -> None:
-    x, y = blobs(key, n=64)
-    out = io.StringIO()
-    fit_mlp(
-        optim.sgd(0.1),
-        x,
-        y,
-        key=key,
-        epochs=2,
-        batch_size=16,
-        validation_split=0.25,
-        callbacks=[callbacks.progress_bar(stream=out, use_tqdm=use_tqdm, min_interval=0.0)],
-    )
-    text = out.getvalue()
-    assert "epoch 1/2" in text and "epoch 2/2" in text
-    assert "loss" in text and "acc" in text and "val_loss" in text
-    if not use_tqdm:
-        assert "samples/s" in text and "3/3" in text
-
-
-def test_log_epochs_writes_one_line_per_epoch(key: random.Key) -> None:
-    x, y = blobs(key, n=40)
-    lines: list[str] = []
-    fit_mlp(
-        optim.sgd(0.1),
-        x,
-        y,
-        key=key,
-        epochs=3,
-        callbacks=[callbacks.log_epochs(lines.append)],
-    )
-    assert len(lines) == 3
-    assert lines[0].startswith("epoch 1/3 loss ") and " acc " in lines[0]
-
-
-def test_predict_and_predict_proba(key: random.Key) -> None:
-    x, _ = blobs(key, n=30)
-    logits_model = model()
-    params = logits_model.init(key, (4,))
-    probs = predict_proba(logits_model, params, x, batch_size=7)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
-    labels = predict(logits_model, params, x, batch_size=7)
-    np.testing.assert_array_equal(labels, logits_model.apply(params, x).argmax(axis=1))
-    np.testing.assert_array_equal(labels, probs.argmax(axis=1))
-    softmax_model = nn.mlp((16, 3), final_activation="softmax")
-    direct = predict_proba(softmax_model, (*params, None), x)
-    np.testing.assert_array_equal(direct, softmax_model.apply((*params, None), x))
-
-
-def test_evaluate_matches_one_big_batch(key: random.Key) -> None:
-    x, y = blobs(key, n=50)
-    m = model()
-    params = m.init(key, (4,), dtype=np.float64)
-    x64 = x.astype(np.float64)
-    result = evaluate(m, losses.softmax_cross_entropy, params, x64, y, batch_size=7)
-    whole, _ = losses.softmax_cross_entropy(m.apply(params, x64), y)
-    assert result.loss == pytest.approx(whole, rel=1e-12)
-    assert result.accuracy == fnn.metrics.accuracy(m.apply(params, x64), y)
-
-
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
@@ -295,13 +230,412 @@ def test_fit_rejects_bad_input(
         fit_mlp(optim.sgd(0.1), x, y, **options)
 
 
-def test_epoch_times_and_history_table(key: random.Key) -> None:
-    x, y = blobs(key, n=40)
-    times = callbacks.EpochTimes()
-    assert math.isnan(times.mean)
-    state = fit_mlp(optim.sgd(0.1), x, y, key=key, epochs=2, callbacks=[times])
-    assert sorted(times.seconds) == [0, 1] and times.mean > 0
-    table = callbacks.history_table(state.history, times.seconds).splitlines()
-    assert table[0].split() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-    assert len(table) == 3 and table[1].split()[0] == "1" and table[1].split()[3] == "-"
-    assert callbacks.history_table(state.history).splitlines()[2].split()[-1] == "-"
+# -- train_step is the gradient pipeline and an update ----------------------------------------
+
+OPTIMIZERS = {
+    "sgd": optim.sgd(0.1),
+    "momentum": optim.sgd(0.05, momentum=0.9),
+    "nesterov": optim.sgd(0.05, momentum=0.9, nesterov=True),
+    "adagrad": optim.adagrad(0.1),
+    "rmsprop": optim.rmsprop(0.01, momentum=0.5),
+    "adam": optim.adam(0.01),
+    "adamw": optim.adamw(0.01, weight_decay=0.1, weights_only=True),
+    "clipped": optim.chain(optim.clip_by_global_norm(0.5), optim.clip(0.1), optim.adam(0.01)),
+    "l2 + sgd": optim.chain(optim.add_l2(0.01), optim.sgd(0.1)),
+}
+
+
+def l2(params: Any) -> tuple[float, Any]:
+    return losses.l2_penalty(params, 0.01)
+
+
+@pytest.mark.parametrize("penalty", [None, l2], ids=["no penalty", "l2 penalty"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_train_step_is_grad_then_update_bit_for_bit(name: str, penalty: Any) -> None:
+    opt = OPTIMIZERS[name]
+    model = nn.mlp((16, 8, 3))
+    x, y = well_separated()
+    params = model.init(random.key(0), (4,))
+    step = fnn.train_step(model, losses.softmax_cross_entropy, opt, penalty)
+    grad = fnn.grad(model, losses.softmax_cross_entropy, penalty)
+    by_step = fnn.train_state(opt, params, random.key(1))
+    by_hand = opt.init(params)
+    for start in range(0, 96, 32):
+        batch = (x[start : start + 32], y[start : start + 32])
+        by_step = step(by_step, batch)
+        by_hand, _ = opt.update(by_hand, grad(by_hand.params, *batch))
+        assert tree.equal(by_step.opt, by_hand)
+
+
+# -- model state and keys ---------------------------------------------------------------------
+
+
+def fit_user_model(
+    epochs: int, state: Any = None, hooks: list[fnn.Callback] | None = None
+) -> fnn.TrainState[Any]:
+    x, y = well_separated(120)
+    return fnn.fit(
+        user_layers.model(),
+        losses.softmax_cross_entropy,
+        optim.adamw(0.05, weight_decay=0.1),
+        x,
+        y,
+        key=random.key(5),
+        epochs=epochs,
+        batch_size=16,
+        validation_split=0.2,
+        state=state,
+        callbacks=hooks or [],
+    )
+
+
+def test_model_state_is_trained_apart_from_the_params() -> None:
+    model = user_layers.model()
+    final = fit_user_model(3)
+    running = final.model_state[2]
+    assert isinstance(running, user_layers.CenterState)
+    assert running.mean.dtype == np.float32 and np.abs(running.mean).max() > 0.05
+    # the optimizer never sees it: not in its state, so no update, decay or clipping
+    assert all(leaf is not running.mean for leaf in tree.leaves(final.opt))
+    assert tree.size(final.opt.inner) == 2 * tree.size(final.params)
+    # inference reads it; forgetting it is an error, not a silent use of zeros
+    x, y = well_separated(120)
+    with pytest.raises(ValueError, match=r"keeps state .* pass its state"):
+        model.apply(final.params, x)
+    with pytest.raises(ValueError, match="keeps state"):
+        fnn.evaluate(model, losses.softmax_cross_entropy, final.params, x, y)
+    result = fnn.evaluate(
+        model, losses.softmax_cross_entropy, final.params, x, y, model_state=final.model_state
+    )
+    assert result.accuracy > 0.8
+    assert final.history[-1].val_accuracy > 0.8
+
+
+def test_train_step_hands_each_step_its_own_key(key: random.Key) -> None:
+    """The key of update t is fold_in(fold_in(run key, 2), t), and serial hands layer i
+    fold_in(that, i): a mask depends on (seed, step) and nothing else."""
+    seen: list[random.Key | None] = []
+    inner = user_layers.mask(0.5)
+
+    def forward(p: None, x: Any, s: None, k: random.Key | None) -> Any:
+        seen.append(k)
+        return inner.forward(p, x, s, k)
+
+    spy = attrs.evolve(inner, forward=forward)
+    model = nn.serial(nn.dense(3), spy)
+    opt = optim.sgd(0.1)
+    step = fnn.train_step(model, losses.softmax_cross_entropy, opt)
+    state = fnn.train_state(opt, model.init(key, (4,)), random.key(9))
+    x, y = well_separated(8)
+    for _ in range(3):
+        state = step(state, (x, y))
+    assert seen == [random.fold_in(fnn.step_key(random.key(9), t), 1) for t in range(3)]
+    assert len(set(seen)) == 3
+
+
+def test_runs_with_state_and_keys_are_bit_identical_on_rerun_and_resume(tmp_path: Path) -> None:
+    whole = fit_user_model(4)
+    assert tree.equal(whole, fit_user_model(4))
+    fit_user_model(2, hooks=[callbacks.checkpoint(tmp_path)])
+    resumed = fit_user_model(4, state=fnn.load(tmp_path / "last.npz"))
+    assert tree.equal(resumed, whole)
+
+
+def test_a_registered_layer_with_state_saves_loads_and_resumes_in_a_new_process(
+    tmp_path: Path,
+) -> None:
+    model = user_layers.model()
+    whole = fit_user_model(4)
+    early = fit_user_model(2, hooks=[callbacks.checkpoint(tmp_path)])
+    assert model.spec is not None and model.spec["layers"][2] == {
+        "layer": "test_center",
+        "momentum": 0.9,
+    }
+    fnn.io.save_model(
+        tmp_path / "model.npz", model, early.params, in_shape=(4,), model_state=early.model_state
+    )
+    x, _ = well_separated(120)
+    expected = fnn.predict_proba(model, early.params, x, model_state=early.model_state)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", expected)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        import numpy as np
+        import fnn
+        from tests import test_train
+        from tests.support import user_layers  # the user's code registers its layers
+
+        path = {str(tmp_path)!r}
+        model, params, state = fnn.io.load_model(path + "/model.npz")
+        probs = fnn.predict_proba(model, params, np.load(path + "/x.npy"), model_state=state)
+        assert probs.tobytes() == np.load(path + "/expected.npy").tobytes()
+        resumed = test_train.fit_user_model(4, state=fnn.load(path + "/last.npz"))
+        print(fnn.tree.fingerprint(resumed))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == tree.fingerprint(whole)
+
+
+# -- params of another model ------------------------------------------------------------------
+
+
+def fit_once(model: nn.Layer[Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
+    """``fit`` for one epoch of SGD on the cross-entropy, with ``options`` (what the tests
+    below give it to be refused or warned about)."""
+    return fnn.fit(
+        model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1, **options
+    )
+
+
+def test_fit_refuses_params_of_another_width_before_training(key: random.Key) -> None:
+    x, y = separable(key)
+    events: list[str] = []
+    with pytest.raises(
+        ValueError,
+        match=r"fit's params do not fit the model for inputs of shape \(6,\): at \[1\]\.w: "
+        r"the model needs float32 \(6, 64\), got float32 \(6, 32\)",
+    ):
+        fit_once(
+            nn.mlp((64, 3)),
+            x,
+            y,
+            key,
+            params=nn.mlp((32, 3)).init(key, (6,)),
+            callbacks=[lambda event: events.append(event.kind)],
+        )
+    assert events == []  # refused before train_begin
+
+
+def test_fit_refuses_a_state_of_another_model(key: random.Key) -> None:
+    x, y = separable(key)
+    opt = optim.adam(1e-3)
+    small = fnn.fit(nn.mlp((32, 3)), losses.softmax_cross_entropy, opt, x, y, key=key, epochs=1)
+    with pytest.raises(ValueError, match=r"the state's params do not fit the model .*\[1\]\.w"):
+        fnn.fit(
+            nn.mlp((64, 3)), losses.softmax_cross_entropy, opt, x, y, key=key, epochs=2, state=small
+        )
+
+
+def test_fit_refuses_a_model_state_of_another_width(key: random.Key) -> None:
+    x, y = separable(key)
+    model = nn.serial(nn.dense(8), nn.batch_norm(), nn.relu(), nn.dense(3))
+    wrong = state_of(nn.serial(nn.dense(5), nn.batch_norm(), nn.relu(), nn.dense(3)), (6,))
+    with pytest.raises(
+        ValueError, match=r"fit's state do not fit .*at \[1\]\.mean: the model needs float32 \(8,\)"
+    ):
+        fit_once(model, x, y, key, model_state=wrong)
+
+
+def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
+    x, y = separable(key)
+    model = nn.mlp((8, 3))
+    p = model.init(key, (6,))
+    mixed = (*p[:3], nn.DenseParams(p[3].w, p[3].b.astype(np.float64)))
+    with pytest.raises(
+        ValueError, match=r"at \[3\]\.b: the model needs float32 \(3,\), got float64"
+    ):
+        fit_once(model, x, y, key, params=mixed)
+
+
+# -- float64 data -----------------------------------------------------------------------------
+
+
+def fit_blobs(x: Array, y: Array, key: random.Key, **options: Any) -> fnn.TrainState[Any]:
+    return fnn.fit(
+        nn.mlp((16, 3)),
+        losses.softmax_cross_entropy,
+        optim.adam(1e-2),
+        x,
+        y,
+        key=key,
+        epochs=2,
+        batch_size=16,
+        **options,
+    )
+
+
+def test_fit_trains_float32_on_float64_data_and_says_so_once(key: random.Key) -> None:
+    x, y = separable(key)
+    x64 = x.astype(np.float64)
+    with pytest.warns(UserWarning, match=r"x is float64 but the params are float32") as record:
+        state = fit_blobs(x64, y, key, validation_split=0.25)
+    assert len(record) == 1 and "dtype=np.float64" in str(record[0].message)
+    assert {leaf.dtype for leaf in tree.leaves(state.params)} == {np.dtype(np.float32)}
+    # each batch converted: the same bits as training on the converted data
+    with no_warnings():
+        same = fit_blobs(x, y, key, validation_split=0.25)
+    assert tree.fingerprint(state) == tree.fingerprint(same)
+
+
+def test_fit_trains_float64_when_asked(key: random.Key) -> None:
+    x, y = separable(key)
+    x64 = x.astype(np.float64)
+    with no_warnings():
+        asked = fit_blobs(x64, y, key, dtype=np.float64)
+        given = fit_blobs(x64, y, key, params=nn.mlp((16, 3)).init(key, (6,), np.float64))
+        widened = fit_blobs(x, y, key, dtype=np.float64)  # float32 data, converted up
+    for state in (asked, given, widened):
+        assert {leaf.dtype for leaf in tree.leaves(state.params)} == {np.dtype(np.float64)}
+    assert tree.fingerprint(asked.params) == tree.fingerprint(widened.params)
+    with pytest.raises(ValueError, match=r"dtype=float64 was asked for, but the params given"):
+        fit_blobs(x64, y, key, dtype=np.float64, params=nn.mlp((16, 3)).init(key, (6,)))
+    with pytest.raises(TypeError, match="parameters must be float32 or float64"):
+        fit_blobs(x, y, key, dtype=np.float16)
+
+
+def test_fit_warns_for_float64_validation_data(key: random.Key) -> None:
+    x, y = separable(key)
+    with pytest.warns(UserWarning, match=r"fit: validation x is float64 but the params are"):
+        state = fit_blobs(x[:90], y[:90], key, validation_data=(x[90:].astype(np.float64), y[90:]))
+    with no_warnings():
+        same = fit_blobs(x[:90], y[:90], key, validation_data=(x[90:], y[90:]))
+    assert tree.fingerprint(state) == tree.fingerprint(same)
+
+
+def test_fit_converts_batch_by_batch_without_copying_the_dataset(key: random.Key) -> None:
+    x = random.normal(key, (20_000, 100), dtype=np.float64)
+    y = (np.arange(len(x)) % 3).astype(np.int64)
+    model = nn.mlp((3,))
+    tracemalloc.start()
+    try:
+        with pytest.warns(UserWarning, match="x is float64"):
+            fit_once(model, x, y, key, batch_size=256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 8, (peak, x.nbytes)  # a float32 copy would be x.nbytes / 2
+
+
+# -- float labels -----------------------------------------------------------------------------
+
+
+def test_float_labels_are_told_to_be_integers(key: random.Key) -> None:
+    x = random.normal(key, (512, 6))
+    y = (np.arange(512) % 10).astype(np.float64)
+    message = (
+        r"training targets are float64 labels of shape \(512,\); pass integer class labels "
+        r"\(y\.astype\(np\.int64\)\) or one-hot targets of shape \(n, 10\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        fnn.fit(
+            nn.mlp((10,)), losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1
+        )
+    params = nn.mlp((10,)).init(key, (6,))
+    with pytest.raises(ValueError, match=r"evaluation targets are float64 labels"):
+        fnn.evaluate(nn.mlp((10,)), losses.softmax_cross_entropy, params, x, y)
+
+
+def test_a_one_output_regression_keeps_its_shape_message(key: random.Key) -> None:
+    x = random.normal(key, (8, 6))
+    with pytest.raises(ValueError, match=r"targets must have shape \(n, 1\)"):
+        fnn.fit(
+            nn.mlp((1,)), losses.mean_squared_error, optim.sgd(0.1), x, x[:, 0], key=key, epochs=1
+        )
+
+
+# -- accuracy ---------------------------------------------------------------------------------
+
+
+def my_loss(logits: Array, y: Array) -> tuple[float, Array]:
+    return losses.softmax_cross_entropy(logits, y)
+
+
+@functools.wraps(losses.softmax_cross_entropy)
+def wrapped_loss(logits: Array, y: Array) -> tuple[float, Array]:
+    return losses.softmax_cross_entropy(logits, y)
+
+
+def one_hot(y: Array) -> Array:
+    return np.eye(3, dtype=np.float32)[y]
+
+
+DECLARED: dict[str, Callable[[], losses.Loss]] = {
+    "partial": lambda: functools.partial(losses.softmax_cross_entropy),
+    "functools.wraps": lambda: wrapped_loss,
+    "classification_loss": lambda: losses.classification_loss(functools.partial(my_loss)),
+}
+
+
+@pytest.mark.parametrize("how", list(DECLARED))
+def test_declared_classification_losses_track_accuracy_even_with_one_hot_targets(
+    key: random.Key, how: str
+) -> None:
+    loss = DECLARED[how]()
+    x, y = separable(key)
+    expected = fit_blobs(x, y, key, validation_split=0.25)
+    assert losses.is_classification(loss) is True
+    for targets in (y, one_hot(y)):
+        state = fnn.fit(
+            nn.mlp((16, 3)),
+            loss,
+            optim.adam(1e-2),
+            x,
+            targets,
+            key=key,
+            epochs=2,
+            batch_size=16,
+            validation_split=0.25,
+        )
+        assert [attrs.astuple(r) for r in state.history] == [
+            attrs.astuple(r) for r in expected.history
+        ]
+
+
+def test_accuracy_of_an_unknown_loss_follows_the_targets_or_the_argument(key: random.Key) -> None:
+    x, y = separable(key)
+    assert losses.is_classification(my_loss) is None
+    labels = fnn.fit(nn.mlp((3,)), my_loss, optim.sgd(0.1), x, y, key=key, epochs=1)
+    assert 0 < labels.history[0].accuracy <= 1
+    onehot = fnn.fit(nn.mlp((3,)), my_loss, optim.sgd(0.1), x, one_hot(y), key=key, epochs=1)
+    assert np.isnan(onehot.history[0].accuracy)
+    asked = fnn.fit(
+        nn.mlp((3,)), my_loss, optim.sgd(0.1), x, one_hot(y), key=key, epochs=1, accuracy=True
+    )
+    assert asked.history[0].accuracy == labels.history[0].accuracy
+    off = fit_once(nn.mlp((3,)), x, y, key, accuracy=False)
+    assert np.isnan(off.history[0].accuracy) and off.history[0].loss == labels.history[0].loss
+
+
+def test_regression_losses_do_not_track_accuracy(key: random.Key) -> None:
+    x, _ = separable(key)
+    state = fnn.fit(
+        nn.mlp((2,)), losses.mean_squared_error, optim.sgd(0.01), x, x[:, :2], key=key, epochs=1
+    )
+    assert np.isnan(state.history[0].accuracy)
+    with pytest.raises(
+        ValueError, match=r"accuracy needs class scores .*model outputs \(n, 4, 1\)"
+    ):
+        fnn.fit(
+            nn.serial(nn.dense(4), nn.reshape((4, 1))),
+            losses.mean_squared_error,
+            optim.sgd(0.01),
+            x,
+            x[:, :4, None],
+            key=key,
+            epochs=1,
+            accuracy=True,
+        )
+
+
+def test_train_step_and_evaluate_count_accuracy_for_a_partial(key: random.Key) -> None:
+    x, y = separable(key)
+    model = nn.mlp((3,))
+    loss = functools.partial(losses.softmax_cross_entropy)
+    opt = optim.sgd(0.1)
+    state = fnn.train_step(model, loss, opt)(
+        fnn.train_state(opt, model.init(key, (6,)), key), (x, y)
+    )
+    assert state.metrics.scored == len(x)
+    params = state.params
+    assert fnn.evaluate(model, loss, params, x, one_hot(y)) == fnn.evaluate(
+        model, losses.softmax_cross_entropy, params, x, y
+    )
+    assert np.isnan(fnn.evaluate(model, loss, params, x, y, accuracy=False).accuracy)
+    with pytest.raises(TypeError, match="accuracy must be True, False or None"):
+        fnn.train_step(model, loss, opt, accuracy="yes")  # type: ignore[arg-type]

@@ -1,0 +1,229 @@
+"""The description of an fnn file (fnn/io/_file.py, fnn/io/_json.py) against hostile files:
+bad JSON and entries, model entries, and specs too long or too deep."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fnn
+import fnn.io
+from fnn import nn, random, tree
+from fnn.io import FormatError
+from tests.io.io_files import (
+    TOP,
+    Members,
+    _set,
+    description,
+    edited,
+    members,
+    refused,
+    replace,
+    rezip,
+    sample,
+    with_description,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"not json", "fnn.json is not valid JSON"),
+        (b"\xff\xfe{}", "fnn.json is not UTF-8 text"),
+        (b"[]", "fnn.json must hold a JSON object, got \\[\\]"),
+        (b'{"format": "fnn", "format": "fnn"}', "duplicate key 'format'"),
+        (b'{"format": NaN}', "NaN is not JSON"),
+        (b'{"format": 1e999}', "out of range"),
+        (b'{"format": ' + b"1" * 5000 + b"}", "is not valid JSON"),
+        (b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests deeper than 200"),
+        (b'{"metadata": ' + b"[" * 300 + b"]" * 300 + b"}", "nests deeper than 200 levels"),
+        (b'{"format": "numpy", "version": 1}', "not an fnn file: 'format' is 'numpy'"),
+        (b'{"version": 1}', "'format' is None"),
+        (b'{"format": "fnn", "version": 2}', "format version 2 is not supported \\(written by"),
+        (b'{"format": "fnn", "version": "1"}', "format version '1' is not supported"),
+        (b'{"format": "fnn", "version": true}', "format version True is not supported"),
+        (b'{"format": "fnn", "version": 1}', "misses the entries \\['metadata', 'tree'\\]"),
+    ],
+)
+def test_bad_descriptions(
+    tmp_path: Path, key: random.Key, valid: Members, text: bytes, message: str
+) -> None:
+    refused(tmp_path, rezip(replace(valid, "fnn.json", text)), message, sample(key))
+
+
+# -- model entries ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_file(tmp_path: Path, key: random.Key) -> Members:
+    model = nn.mlp((4, 2))
+    path = tmp_path / "model.npz"
+    fnn.io.save_model(path, model, model.init(key, (3,)), in_shape=(3,))
+    return members(path)
+
+
+def _model(desc: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = desc["model"]
+    return entry
+
+
+def _spec(desc: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = desc["model"]["spec"]
+    return spec
+
+
+def _deep_spec(levels: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"layer": "relu"}
+    for _ in range(levels):
+        spec = {"layer": "serial", "layers": [spec]}
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set(_spec, "layer", "os.system"), "cannot be rebuilt: unknown layer 'os.system'"),
+        (
+            _set(_model, "spec", {"layer": "serial", "layers": [{"layer": "subprocess.Popen"}]}),
+            "unknown layer 'subprocess.Popen'",
+        ),
+        (_set(_spec, "layers", "relu"), "cannot be rebuilt: .* needs a list for 'layers'"),
+        (_set(_spec, "exec", "print(1)"), "unexpected keys \\['exec'\\]"),
+        (_set(_model, "spec", _deep_spec(40)), "nests deeper than 64 levels"),
+        (_set(_model, "spec", [1]), "needs a layer spec object"),
+        (_set(_model, "in_shape", [0]), "needs 'in_shape' as a list of positive ints"),
+        (_set(_model, "in_shape", "3"), "needs 'in_shape' as a list of positive ints"),
+        (
+            _set(_model, "in_shape", [4]),
+            "do not fit the model for in_shape \\(4,\\): params at \\[1\\].w: the model needs "
+            "float32 \\(4, 4\\), got float32 \\(3, 4\\)",
+        ),
+        (
+            _set(_model, "dtype", "float64"),
+            "do not fit the model for in_shape \\(3,\\): params of dtype float32, the model entry "
+            "says float64",
+        ),
+        (_set(_model, "dtype", "object"), "needs 'dtype' 'float32' or 'float64'"),
+        (_set(_model, "extra", 1), "must be an object with the entries"),
+        (_set(TOP, "model", None), "must be an object with the entries"),
+        (
+            _set(_model, "spec", {"layer": "dense", "features": 2**40}),
+            "at the root: expected DenseParams, got a tuple",
+        ),
+        (
+            _set(
+                _model, "spec", {"layer": "serial", "layers": [{"layer": "dense", "features": 2}]}
+            ),
+            "at the root: expected a tuple with 1 children, got 4",
+        ),
+        (_set(_model, "spec", {"layer": "dense", "features": "many"}), "cannot be rebuilt"),
+        (
+            _set(_model, "spec", {"layer": "leaky_relu", "negative_slope": "nan"}),
+            "cannot be rebuilt",
+        ),
+        (_set(_model, "spec", {"layer": "dense", "features": 4}), "do not fit the model"),
+    ],
+)
+def test_bad_model_entries(
+    tmp_path: Path, model_file: Members, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    path = tmp_path / "bad.npz"
+    path.write_bytes(edited(model_file, edit))
+    with pytest.raises(FormatError, match=message):
+        fnn.io.load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("features", "in_shape", "message"),
+    [
+        (
+            2**31,
+            [3],
+            "\\[1\\].w: the model needs float32 \\(3, 2147483648\\), got float32 \\(3, 4\\)",
+        ),
+        (4, [2**31, 2**31], "more entries than NumPy can index"),
+    ],
+)
+def test_hostile_numbers_in_a_spec_allocate_nothing(
+    tmp_path: Path, model_file: Members, features: int, in_shape: list[int], message: str
+) -> None:
+    """The file's own model with a hostile width or input shape: its init would build
+    exabytes; the params are compared with the spec's shapes before init runs."""
+    spec = description(model_file)["model"]["spec"]
+    spec["layers"][1]["features"] = features
+    desc = description(model_file)
+    desc["model"] = {"spec": spec, "in_shape": in_shape, "dtype": "float64"}
+    path = tmp_path / "bad.npz"
+    path.write_bytes(rezip(with_description(model_file, desc)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match=f"in_shape \\({in_shape[0]},.*{message}"):
+            fnn.io.load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_spec_that_refuses_its_in_shape(tmp_path: Path, model_file: Members) -> None:
+    desc = description(model_file)
+    desc["model"]["spec"]["layers"].pop(0)  # no flatten before the first dense
+    desc["model"]["in_shape"] = [3, 1]
+    path = tmp_path / "bad.npz"
+    path.write_bytes(rezip(with_description(model_file, desc)))
+    message = "does not accept in_shape \\(3, 1\\): dense expects inputs of shape \\(features,\\)"
+    with pytest.raises(FormatError, match=message):
+        fnn.io.load_model(path)
+
+
+def test_model_file_params_load_alone(tmp_path: Path, key: random.Key, model_file: Members) -> None:
+    path = tmp_path / "m.npz"
+    path.write_bytes(rezip(model_file))
+    params = fnn.io.load(path)
+    assert tree.equal(params, nn.mlp((4, 2)).init(key, (3,)))
+
+
+def relu_model_file(path: Path, layers: int) -> Path:
+    """A model file whose spec is ``serial`` of ``layers`` relus (and a matching tree)."""
+    description = {
+        "format": "fnn",
+        "version": 1,
+        "metadata": {},
+        "model": {
+            "spec": {"layer": "serial", "layers": [{"layer": "relu"}] * layers},
+            "in_shape": [4],
+            "dtype": "float32",
+        },
+        "tree": {"kind": "tuple", "children": [{"kind": "none"}] * layers},
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fnn.json", json.dumps(description))
+    return path
+
+
+def test_a_spec_of_too_many_layers_is_refused_before_any_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(fnn.io.load_model(relu_model_file(tmp_path / "ok.npz", 9_999)).params) == 9_999
+
+    def never(spec: Any) -> Any:
+        raise AssertionError("a layer was built")
+
+    monkeypatch.setattr(nn, "from_spec", never)
+    path = relu_model_file(tmp_path / "long.npz", 10_000)
+    with pytest.raises(FormatError, match="spec of 10001 layers, more than the 10000"):
+        fnn.io.load_model(path)
+    with pytest.raises(FormatError, match="10001 layers"):
+        fnn.io.load_metadata(path)
+
+
+def test_save_model_refuses_a_spec_it_could_not_load(tmp_path: Path, key: Any) -> None:
+    model = nn.serial(*[nn.relu()] * 10_001)
+    with pytest.raises(ValueError, match=r"model\.spec holds 10002 layers, more than the 10000"):
+        fnn.io.save_model(tmp_path / "m.npz", model, model.init(key, (3,)), in_shape=(3,))

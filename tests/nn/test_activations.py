@@ -1,0 +1,188 @@
+"""Activations and flatten (fnn/nn/_activations.py): values, gradients, huge inputs, specs,
+and GELU (tanh form), SiLU and ELU against PyTorch."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import losses, nn, random
+from fnn.nn._activations import elu, gelu, silu
+from tests.support.data import away_from_zero
+
+TOL = 1e-6
+
+ACTIVATION_CASES = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "identity"]
+
+
+@pytest.mark.parametrize("name", ACTIVATION_CASES)
+def test_activation_gradients(key: random.Key, name: str) -> None:
+    layer = nn.activation(name)
+    x = away_from_zero(key, (4, 6))
+    result = fnn.check_layer(layer, None, x)
+    assert result.max_rel_error < TOL, str(result)
+
+
+def test_activation_values(key: random.Key) -> None:
+    x = np.array([[-2.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(nn.relu().apply(None, x), [[0.0, 0.0, 3.0]])
+    np.testing.assert_allclose(nn.leaky_relu(0.1).apply(None, x), [[-0.2, 0.0, 3.0]])
+    np.testing.assert_allclose(nn.sigmoid().apply(None, x), 1 / (1 + np.exp(-x)))
+    np.testing.assert_allclose(nn.tanh().apply(None, x), np.tanh(x))
+    sm = nn.softmax().apply(None, x)
+    np.testing.assert_allclose(sm, np.exp(x) / np.exp(x).sum())
+    np.testing.assert_allclose(nn.log_softmax().apply(None, x), np.log(sm))
+    assert nn.identity().apply(None, x) is x
+    assert nn.activation("linear").spec == {"layer": "identity"}
+
+
+def test_activations_are_stable_for_huge_inputs() -> None:
+    x = np.array([[-1e4, 0.0, 1e4]], np.float32)
+    np.testing.assert_array_equal(nn.sigmoid().apply(None, x), [[0.0, 0.5, 1.0]])
+    np.testing.assert_array_equal(nn.softmax().apply(None, x), [[0.0, 0.0, 1.0]])
+    assert np.isfinite(nn.log_softmax().apply(None, x)).all()
+
+
+def test_flatten_shapes(key: random.Key) -> None:
+    layer = nn.flatten()
+    assert layer.output_shape((28, 28)) == (784,)
+    assert layer.apply(None, np.zeros((2, 28, 28), np.float32)).shape == (2, 784)
+
+
+# -- GELU (tanh form), SiLU and ELU -----------------------------------------------------------
+
+LAYERS: dict[str, nn.Layer[None]] = {
+    "gelu": gelu(),
+    "silu": silu(),
+    "elu": elu(),
+    "elu(0.5)": elu(0.5),
+    "elu(2)": elu(2.0),
+}
+
+
+def wide_away_from_zero(k: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """Float64 inputs at least 0.1 away from zero (ELU's kink), spread over [-4, 4] and
+    beyond, so both sides and GELU's curved part are exercised."""
+    x = 2 * random.normal(k, shape, dtype=np.float64)
+    return np.where(x >= 0, x + 0.1, x - 0.1)
+
+
+def backward(layer: nn.Layer[None], x: np.ndarray[Any, Any], dy: np.ndarray[Any, Any]) -> Any:
+    y, _, res = layer.forward(None, x, None, None)
+    return y, layer.backward(None, res, dy, True, None)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_gradients_check(key: random.Key, name: str) -> None:
+    x = wide_away_from_zero(key, (5, 7))
+    report = fnn.check_layer(LAYERS[name], None, x)
+    assert report.max_rel_error < TOL, report
+
+
+def test_values_follow_their_formulas() -> None:
+    x = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0]])
+    c = np.sqrt(2 / np.pi)
+    expected_gelu = 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**3)))
+    np.testing.assert_allclose(gelu().apply(None, x), expected_gelu, rtol=1e-15)
+    np.testing.assert_allclose(silu().apply(None, x), x / (1 + np.exp(-x)), rtol=1e-15)
+    np.testing.assert_allclose(
+        elu(0.7).apply(None, x), np.where(x > 0, x, 0.7 * (np.exp(x) - 1)), rtol=1e-15
+    )
+
+
+def test_registered_as_activations_with_specs() -> None:
+    assert nn.activation("gelu").spec == {"layer": "gelu"}
+    assert nn.activation("silu").spec == {"layer": "silu"}
+    assert nn.activation("elu").spec == {"layer": "elu", "alpha": 1.0}
+    rebuilt = nn.from_spec({"layer": "elu", "alpha": 0.5})
+    x = np.array([[-1.0, 1.0]])
+    np.testing.assert_array_equal(rebuilt.apply(None, x), elu(0.5).apply(None, x))
+
+
+def test_elu_rejects_a_bad_alpha() -> None:
+    with pytest.raises(TypeError, match="elu alpha must be a number, got str"):
+        elu("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="elu needs a finite alpha, got inf"):
+        elu(float("inf"))
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_float32_stays_float32(key: random.Key, name: str) -> None:
+    x = random.normal(key, (3, 4))
+    y, dx = backward(LAYERS[name], x, np.ones_like(x))
+    assert y.dtype == np.float32 and dx.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_huge_inputs_give_finite_values_and_gradients(name: str) -> None:
+    """np.seterr raises on overflow in every test, so an exp(1e4) or a cube of 3e38 fails
+    here."""
+    big = float(np.finfo(np.float32).max)
+    x = np.array([[-big, -1e4, -100.0, 100.0, 1e4, big]], np.float32)
+    layer = LAYERS[name]
+    y, dx = backward(layer, x, np.ones_like(x))
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+    positive = x > 0
+    np.testing.assert_array_equal(y[positive], x[positive])  # y = x on the far right
+    np.testing.assert_array_equal(dx[positive], 1.0)
+    alpha = {"elu": 1.0, "elu(0.5)": 0.5, "elu(2)": 2.0}.get(name, 0.0)
+    # and 0 or -alpha on the far left (silu(-100) is a subnormal -100 exp(-100))
+    np.testing.assert_allclose(y[~positive], -alpha, rtol=0, atol=1e-30)
+    np.testing.assert_allclose(dx[~positive], 0.0, rtol=0, atol=1e-30)
+
+
+def test_gelu_is_unchanged_across_its_internal_clip() -> None:
+    """The cubic is taken of x clipped to [-10, 10]; around the clip the values and slopes
+    must run on smoothly (y = x beyond, slope 1; y = 0 and slope 0 on the left)."""
+    for dtype in (np.float32, np.float64):
+        x = np.array([[-10.5, -10.0, -9.5, 9.5, 10.0, 10.5]], dtype)
+        y, dx = backward(gelu(), x, np.ones_like(x))
+        np.testing.assert_allclose(y, np.where(x > 0, x, 0.0), atol=1e-12)
+        np.testing.assert_allclose(dx, np.where(x > 0, 1.0, 0.0), atol=1e-12)
+
+
+def test_mlp_with_gelu_silu_and_elu(key: random.Key) -> None:
+    x = random.normal(key, (6, 5), dtype=np.float64)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    for name in ("gelu", "silu", "elu"):
+        model = nn.mlp((8, 3), name)
+        assert model.spec is not None and model.spec["layers"][2] == nn.activation(name).spec
+        params = model.init(key, (5,), np.float64)
+        assert model.apply(params, x).shape == (6, 3)
+        report = fnn.check_model(model, losses.softmax_cross_entropy, params, x, y)
+        assert report.max_rel_error < TOL, (name, report)
+        p32 = model.init(key, (5,))
+        assert model.apply(p32, x.astype(np.float32)).dtype == np.float32
+
+
+# -- PyTorch ----------------------------------------------------------------------------------
+
+
+def torch_layer(torch: Any, name: str) -> Any:
+    return {
+        "gelu": lambda: torch.nn.GELU(approximate="tanh"),
+        "silu": lambda: torch.nn.SiLU(),
+        "elu": lambda: torch.nn.ELU(),
+        "elu(0.5)": lambda: torch.nn.ELU(alpha=0.5),
+        "elu(2)": lambda: torch.nn.ELU(alpha=2.0),
+    }[name]()
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_agrees_with_pytorch(torch: ModuleType, key: random.Key, name: str) -> None:
+    k1, k2 = random.split(key)
+    x = np.concatenate(
+        [wide_away_from_zero(k1, (4, 6)), [[-30.0, -8.0, -1e-3, 1e-3, 8.0, 30.0]]], axis=0
+    )
+    dy = random.normal(k2, x.shape, dtype=np.float64)
+    y, dx = backward(LAYERS[name], x, dy)
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    ty = torch_layer(torch, name)(tx)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -1,0 +1,1 @@
+"""Tests of fnn.parallel and the sharded training step."""

@@ -1,0 +1,119 @@
+"""Bad input at the public entry points fails early with a clear error, never deep in NumPy."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import data, losses, metrics, nn, optim
+
+KEY = fnn.random.key(0)
+
+MODEL = nn.mlp((4, 3))
+
+PARAMS = MODEL.init(KEY, (5,))
+
+X = np.ones((2, 5), np.float32)
+
+Y = np.array([0, 1])
+
+GRAD = fnn.grad(MODEL, losses.softmax_cross_entropy)
+
+
+def bad(value: Any) -> Any:
+    """``value`` typed as Any: the calls below are wrong on purpose."""
+    return value
+
+
+CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    ("params of another kind", lambda: MODEL.apply(bad(None), X), TypeError, "expected a tuple"),
+    (
+        "x without batch axis",
+        lambda: MODEL.apply(PARAMS, X[0]),
+        ValueError,
+        r"examples of shape \(\)",
+    ),
+    ("x a number", lambda: MODEL.apply(PARAMS, np.float32(1)), TypeError, "NumPy array"),
+    ("key not a Key", lambda: MODEL.init(bad(0), (5,)), TypeError, "fnn.random.Key"),
+    ("negative shape", lambda: MODEL.init(KEY, (-5,)), TypeError, "positive ints"),
+    ("float labels", lambda: GRAD(PARAMS, X, np.array([0.0, 1.0])), ValueError, "shape"),
+    ("labels as list", lambda: GRAD(PARAMS, X, bad([0, 1])), TypeError, "NumPy array"),
+    (
+        "inf in x",
+        lambda: GRAD(PARAMS, np.full((2, 5), np.inf, np.float32), Y),
+        ValueError,
+        "finite",
+    ),
+    ("string hyperparameter", lambda: optim.adam(b1=bad("0.9")), TypeError, "b1 must be a number"),
+    (
+        "string lam",
+        lambda: losses.l2_penalty(PARAMS, bad("0.1")),
+        TypeError,
+        "lam must be a number",
+    ),
+    ("bool slope", lambda: nn.leaky_relu(True), TypeError, "negative_slope must be a number"),
+    (
+        "string validation split",
+        lambda: fnn.fit(
+            MODEL,
+            losses.softmax_cross_entropy,
+            optim.sgd(),
+            X,
+            Y,
+            key=KEY,
+            epochs=1,
+            validation_split=bad("0.1"),
+        ),
+        TypeError,
+        "validation_split must be a number",
+    ),
+    ("batch size zero", lambda: list(data.batches(KEY, X, Y, 0)), ValueError, "batch_size"),
+    ("shuffle without key", lambda: list(data.batches(None, X, Y, 1)), TypeError, "Key"),
+    ("unknown dataset", lambda: data.load_dataset("cifar"), ValueError, "unknown dataset"),
+    (
+        "missing IDX file",
+        lambda: data.read_idx("/nonexistent"),
+        FileNotFoundError,
+        "does not exist",
+    ),
+    ("missing checkpoint", lambda: fnn.load("/nonexistent.npz"), FileNotFoundError, "No such file"),
+    ("path not a path", lambda: fnn.load(bad(3)), TypeError, "str or os.PathLike"),
+    (
+        "f not scalar",
+        lambda: fnn.check_grad(bad(lambda p: np.ones(2)), np.ones(2), np.ones(2)),
+        TypeError,
+        "return a scalar",
+    ),
+    (
+        "empty accuracy",
+        lambda: metrics.accuracy(np.array([], np.int64), np.array([], np.int64)),
+        ValueError,
+        "at least one",
+    ),
+    (
+        "float16 params",
+        lambda: nn.dense(3).init(KEY, (2,), np.float16),
+        TypeError,
+        "float32 or float64",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "error", "message"), CASES, ids=[c[0] for c in CASES])
+def test_clear_errors(
+    name: str, call: Callable[[], Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        call()
+    origin = traceback.extract_tb(info.value.__traceback__)[-1].filename
+    assert "/fnn/" in origin, f"raised deep in {origin}, not by fnn's own checks"
+
+
+def test_an_empty_batch_is_not_an_error() -> None:
+    out = MODEL.apply(PARAMS, np.ones((0, 5), np.float32))
+    assert out.shape == (0, 3)

@@ -1,0 +1,58 @@
+"""Inference (evaluate, predict, predict_proba; fnn/inference.py): chunked evaluation equals
+one big batch, probabilities and labels, and float64 inputs converted to the params'
+dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import losses, nn, random
+from fnn.inference import evaluate, predict, predict_proba
+from tests.support.data import blobs, separable
+from tests.support.models import model
+from tests.support.strict import no_warnings
+
+
+def test_predict_and_predict_proba(key: random.Key) -> None:
+    x, _ = blobs(key, n=30)
+    logits_model = model()
+    params = logits_model.init(key, (4,))
+    probs = predict_proba(logits_model, params, x, batch_size=7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    labels = predict(logits_model, params, x, batch_size=7)
+    np.testing.assert_array_equal(labels, logits_model.apply(params, x).argmax(axis=1))
+    np.testing.assert_array_equal(labels, probs.argmax(axis=1))
+    softmax_model = nn.mlp((16, 3), final_activation="softmax")
+    direct = predict_proba(softmax_model, (*params, None), x)
+    np.testing.assert_array_equal(direct, softmax_model.apply((*params, None), x))
+
+
+def test_evaluate_matches_one_big_batch(key: random.Key) -> None:
+    x, y = blobs(key, n=50)
+    m = model()
+    params = m.init(key, (4,), dtype=np.float64)
+    x64 = x.astype(np.float64)
+    result = evaluate(m, losses.softmax_cross_entropy, params, x64, y, batch_size=7)
+    whole, _ = losses.softmax_cross_entropy(m.apply(params, x64), y)
+    assert result.loss == pytest.approx(whole, rel=1e-12)
+    assert result.accuracy == fnn.metrics.accuracy(m.apply(params, x64), y)
+
+
+def test_inference_converts_float64_inputs_to_the_params_dtype(key: random.Key) -> None:
+    x, y = separable(key)
+    model = nn.mlp((16, 3))
+    params = model.init(key, (6,))
+    x64 = x.astype(np.float64)
+    loss = losses.softmax_cross_entropy
+    with no_warnings():
+        assert fnn.evaluate(model, loss, params, x64, y) == fnn.evaluate(model, loss, params, x, y)
+        assert fnn.predict_proba(model, params, x64).tobytes() == (
+            fnn.predict_proba(model, params, x).tobytes()
+        )
+        np.testing.assert_array_equal(
+            fnn.predict(model, params, x64), fnn.predict(model, params, x)
+        )
+    with pytest.raises(TypeError, match="must have dtype float32"):
+        model.apply(params, x64)  # the layer itself stays strict

@@ -1,0 +1,61 @@
+"""Runtime settings (fnn/runtime.py, fnn/_blas.py): BLAS threads, freed memory, the memory
+limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fnn import _blas
+
+
+def test_set_threads_reaches_numpys_openblas() -> None:
+    script = (
+        "import numpy as np, re\n"
+        "from fnn import _blas\n"
+        "assert _blas.set_threads(1)\n"
+        "libs = _blas._loaded_openblas()\n"
+        "import ctypes\n"
+        "lib = ctypes.CDLL(str(libs[0]))\n"
+        "names = [n.replace('set', 'get') for n in _blas._SETTERS]\n"
+        "getter = next(getattr(lib, n) for n in names if hasattr(lib, n))\n"
+        "getter.restype = ctypes.c_int\n"
+        "assert getter() == 1, getter()\n"
+        "assert _blas.set_threads(2) and getter() == 2\n"
+        "assert _blas.threads() == 2\n"
+        "assert _blas.set_threads(1) and _blas.threads() == 1\n"
+        "import fnn\n"
+        "assert fnn.runtime.blas_threads() == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_bad_thread_counts() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="thread count must be an int >= 1"):
+            _blas.set_threads(bad)  # type: ignore[arg-type]
+
+
+def test_runtime_settings_apply_here_and_check_their_arguments() -> None:
+    from fnn import runtime
+
+    script = (
+        "import fnn\n"
+        "assert fnn.runtime.keep_freed_memory()\n"
+        "assert fnn.runtime.set_blas_threads(1)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # glibc, OpenBLAS
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="limit must be an int >= 1"):
+            runtime.keep_freed_memory(bad)  # type: ignore[arg-type]
+
+
+def test_the_memory_limit_follows_ulimit() -> None:
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (2**32, 2**32)); "
+        "from fnn import runtime; print(runtime.memory_limit())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(done.stdout) == 2**32

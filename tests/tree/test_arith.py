@@ -1,0 +1,49 @@
+"""fnn.tree's arithmetic (fnn/tree/_arith.py): map over several trees, add, scale, norms,
+dtype conversion, and inputs left unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fnn import tree
+from tests.tree.samples import sample
+
+
+def test_map_over_several_trees() -> None:
+    a = (np.ones(2), {"k": 2.0})
+    b = (np.full(2, 3.0), {"k": 4.0})
+    out = tree.map(lambda x, y: x * y, a, b)
+    np.testing.assert_array_equal(out[0], [3.0, 3.0])
+    assert out[1]["k"] == 8.0
+
+
+def test_arithmetic() -> None:
+    a = {"x": np.array([1.0, 2.0], np.float32), "y": np.array(3.0, np.float32)}
+    b = {"x": np.array([0.5, 0.5], np.float32), "y": np.array(1.0, np.float32)}
+    np.testing.assert_array_equal(tree.add(a, b)["x"], [1.5, 2.5])
+    np.testing.assert_array_equal(tree.sub(a, b)["x"], [0.5, 1.5])
+    scaled = tree.scale(np.float64(0.5), a)
+    assert scaled["x"].dtype == np.float32  # no float64 promotion
+    np.testing.assert_array_equal(scaled["x"], [0.5, 1.0])
+    zeros = tree.zeros_like(a)
+    assert zeros["x"].dtype == np.float32 and not zeros["x"].any()
+    assert tree.vdot(a, b) == pytest.approx(1.5 + 3.0)
+    assert tree.global_norm(a) == pytest.approx(np.sqrt(1 + 4 + 9))
+    assert tree.size(a) == 3
+
+
+def test_astype_converts_floats_only() -> None:
+    t = (np.ones(2, np.float32), np.arange(2))
+    out = tree.astype(t, np.float64)
+    assert out[0].dtype == np.float64 and out[1].dtype == t[1].dtype
+
+
+def test_functions_leave_their_inputs_unchanged() -> None:
+    a = sample()
+    before = tree.map(np.copy, a)
+    tree.add(a, a)
+    tree.scale(3.0, a)
+    tree.global_norm(a)
+    tree.ravel(a["a"])
+    assert tree.equal(a, before)
