@@ -7,6 +7,7 @@ range or value) with a message that names what was expected and what came.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,21 @@ def finite(x: Array, what: str) -> Array:
         f"{what} must hold finite values, got {x[where]} at index {where} "
         f"({int(bad.sum())} non-finite entries in all)"
     )
+
+
+def finite_leaves(leaves: Iterable[tuple[str, Any]]) -> None:
+    """Raise for the first ``(name, leaf)`` whose float or complex values are not all
+    finite, as :func:`finite` does, naming the leaf: ``"params[1].w must hold finite
+    values, got nan at index (3, 0) (2 non-finite entries in all)"``.
+
+    Args:
+        leaves: names and leaves (arrays, NumPy scalars or Python numbers), in the order
+            to search; bool and integer leaves are always finite.
+    """
+    for name, leaf in leaves:
+        array = np.asarray(leaf)
+        if array.dtype.kind in "fc":
+            finite(array, name)
 
 
 def real(value: Any, what: str) -> float:

@@ -40,3 +40,18 @@ def test_finite_sees_opposite_infinities() -> None:
     x = np.array([np.inf, -np.inf], np.float16)
     with pytest.raises(ValueError, match=r"\(2 non-finite entries in all\)"):
         _checks.finite(x, "x")
+
+
+def test_finite_leaves_names_the_first_non_finite_leaf() -> None:
+    leaves = [
+        ("mask", np.array([True, False])),
+        ("step", 3),
+        ("params[1].w", np.ones((2, 2), np.float32)),
+        ("params[1].b", np.array([0.0, np.nan], np.float32)),
+        ("loss", float("inf")),
+    ]
+    with pytest.raises(ValueError, match=r"^params\[1\]\.b must hold finite values, got nan"):
+        _checks.finite_leaves(leaves)
+    with pytest.raises(ValueError, match=r"^loss must hold finite values, got inf at index \(\)"):
+        _checks.finite_leaves(leaves[:3] + leaves[4:])
+    _checks.finite_leaves(leaves[:3] + [("z", np.array([1 + 2j]))])
