@@ -54,4 +54,4 @@ def test_finite_leaves_names_the_first_non_finite_leaf() -> None:
         _checks.finite_leaves(leaves)
     with pytest.raises(ValueError, match=r"^loss must hold finite values, got inf at index \(\)"):
         _checks.finite_leaves(leaves[:3] + leaves[4:])
-    _checks.finite_leaves(leaves[:3] + [("z", np.array([1 + 2j]))])
+    _checks.finite_leaves([*leaves[:3], ("z", np.array([1 + 2j]))])
