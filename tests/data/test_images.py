@@ -132,7 +132,7 @@ def test_a_mask_reads_the_same_alone_and_in_a_batch(tmp_path: Path, dtype: type)
     np.save(tmp_path / "batch.npy", np.stack([mask, bright]))
     alone = data.read_images(tmp_path / "alone.npy")[0]
     np.testing.assert_array_equal(alone, data.read_images(tmp_path / "batch.npy")[0])
-    assert alone.max() == (1 / 255 if dtype == np.uint8 else 1.0)
+    assert alone.max() == (np.float32(1) / np.float32(255) if dtype == np.uint8 else 1)
 
 
 @pytest.mark.parametrize(
