@@ -4,7 +4,10 @@ The data go to a temporary file in the destination's directory (named
 ``.<name>.<host>-<pid>.<random>.tmp``, so no loader mistakes it for the real file), which
 is flushed and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX),
 and the directory is fsynced so the rename itself survives a power cut. If anything
-fails, the temporary file is removed and ``path`` keeps its previous content.
+fails, the temporary file is removed and ``path`` keeps its previous content. When the
+file system refuses the write (a full disk, an exceeded quota, a file-size limit, an I/O
+error or a read-only file system: :data:`REFUSALS`), the OS's error names no file (or
+only the temporary); it is raised again with the same errno, naming ``path``.
 
 A process killed mid-write cannot remove its temporary file; the next write to the same
 ``path`` does: it removes the temporaries of ``path`` written on this host whose writing
@@ -18,6 +21,7 @@ write goes on.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -28,6 +32,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 TEMP_SUFFIX = ".tmp"
+
+REFUSALS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO", "EROFS")
+    if hasattr(errno, name)
+)
+"""The errnos of a file system refusing a write: no space left, disk quota exceeded, file
+too large, input/output error, read-only file system. Raised while writing, they are
+raised again naming the file written."""
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
@@ -43,6 +56,11 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     Raises:
         FileNotFoundError: the destination's directory does not exist.
         IsADirectoryError: ``path`` is an existing directory.
+        OSError: the file system refuses the write (an errno of :data:`REFUSALS`, such as
+            ENOSPC "No space left on device"), from ``write`` or from fnn's own writing:
+            the same errno, with ``filename`` set to ``path``; the temporary file is gone.
+            Any other exception (a download's network error in ``write``) is raised as
+            it came.
     """
     target = Path(path)
     directory = target.parent
@@ -52,7 +70,13 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         raise IsADirectoryError(f"cannot write {target}: it is a directory")
     remove_stale_temporaries(target)
     prefix = f".{target.name}.{_writer()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as e:  # out of inodes, a read-only file system: no temporary was made
+        refusal = _refusal(e, target, e.filename)  # any file it names is a temporary
+        if refusal is None:
+            raise
+        raise refusal from e
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
@@ -60,10 +84,13 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):  # best effort: the write's error is the one to see
             os.unlink(tmp)
-        raise
+        refusal = _refusal(e, target, tmp)
+        if refusal is None:
+            raise
+        raise refusal from e
     _fsync_directory(directory)
     return target
 
@@ -75,6 +102,19 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         f.write(data)
 
     return write_atomic(path, write)
+
+
+def _refusal(error: BaseException, target: Path, temporary: object) -> OSError | None:
+    """``error`` naming ``target``, if it is a file system's refusal (an OSError of
+    :data:`REFUSALS`) that names no file or only ``temporary``: the same errno and message
+    (so the same subclass of OSError), ``filename`` set to ``target``. None for any other
+    error, which is raised as it came."""
+    if not isinstance(error, OSError) or error.filename not in (None, temporary):
+        return None
+    code = error.errno
+    if code is None or code not in REFUSALS:
+        return None
+    return OSError(code, error.strerror or os.strerror(code), os.fspath(target))
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:

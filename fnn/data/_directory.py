@@ -280,20 +280,7 @@ def _check_images(train_name: str, x_train: Array, test_name: str, x_test: Array
                 f"{name}: expected images (n, h, w) or (n, h, w, c) of positive sizes, got "
                 f"shape {x.shape}"
             )
-        if x.dtype != np.uint8 and x.dtype not in _FLOATS:
-            raise DataError(
-                f"{name}: expected uint8 images (0-255) or float32/float64 images in [0, 1], "
-                f"got {x.dtype}"
-            )
-        if x.dtype in _FLOATS and x.size:
-            low, high = float(x.min()), float(x.max())  # NaN propagates; no temporaries
-            if not (np.isfinite(low) and np.isfinite(high)):
-                raise DataError(f"{name}: float pixels must be finite, found NaN or infinity")
-            if low < 0 or high > 1:
-                raise DataError(
-                    f"{name}: float pixels must be in [0, 1], found values in [{low}, {high}]; "
-                    "store uint8 0-255 or divide by 255"
-                )
+        check_pixels(name, x)
     for name, x, part in ((train_name, x_train, "training"), (test_name, x_test, "test")):
         if len(x) == 0:
             raise DataError(f"{name}: the {part} set is empty; it needs at least one image")
@@ -302,6 +289,38 @@ def _check_images(train_name: str, x_train: Array, test_name: str, x_test: Array
             f"train and test images differ in shape: {x_train.shape[1:]} in {train_name}, "
             f"{x_test.shape[1:]} in {test_name}"
         )
+
+
+def check_pixels(name: str, images: Array) -> None:
+    """Refuse pixels fnn does not read as images: the one rule of training
+    (:func:`load_directory`) and prediction (:func:`fnn.data.read_images`).
+
+    Pixels are uint8, read as ``x / 255``, or float32/float64 already in [0, 1], read as
+    they are. The dtype alone decides how values are read, never the values of the other
+    images in the file; so a 0/1 mask of uint8 is dark (``1/255``) wherever it comes.
+
+    Args:
+        name: the file (or member) named in errors.
+        images: an array of any shape.
+
+    Raises:
+        DataError: another dtype (uint16, int64, bool, float16, ...); float pixels that
+            are NaN or infinite, or outside [0, 1] (the message gives the range found).
+    """
+    if images.dtype != np.uint8 and images.dtype not in _FLOATS:
+        raise DataError(
+            f"{name}: expected uint8 images (0-255) or float32/float64 images in [0, 1], "
+            f"got {images.dtype}"
+        )
+    if images.dtype in _FLOATS and images.size:
+        low, high = float(images.min()), float(images.max())  # NaN propagates; no temporaries
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise DataError(f"{name}: float pixels must be finite, found NaN or infinity")
+        if low < 0 or high > 1:
+            raise DataError(
+                f"{name}: float pixels must be in [0, 1], found values in [{low}, {high}]; "
+                "scale them into [0, 1], or store uint8 0-255"
+            )
 
 
 def _check_labels(name: str, y: Array, n: int, images: str) -> Array:

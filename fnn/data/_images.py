@@ -4,6 +4,11 @@ Every path must name a regular file (a directory, a FIFO or a device is refused)
 nothing larger than a limit is allocated: an IDX or ``.npy`` file whose header declares
 more than ``max_bytes`` of data is refused from its header, and a picture of more than
 :data:`MAX_PICTURE_PIXELS` from its size, before it is decoded.
+
+Values are read by their dtype, as training reads them (:func:`check_pixels`): an array
+is uint8 (``/ 255``) or float32/float64 in [0, 1]; a picture's samples are 8-bit
+(``/ 255``), 16-bit (``/ 65535``) or float (in [0, 1]). A picture is turned upright by its
+EXIF orientation and its transparency composited onto white before it is converted.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ import os
 import struct
 import warnings
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._files import open_regular
 from .._types import Array
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as Picture
+from ._directory import check_pixels
 from ._errors import DataError
 from ._idx import DEFAULT_MAX_BYTES, read_idx
 from ._npy import MAGIC as _NPY_MAGIC
 from ._npy import read_npy
+from ._prep import to_float
 
 MAX_PICTURE_PIXELS = 8192 * 8192
 """The largest picture decoded: 64 megapixels (Pillow's own warning starts at about 89)."""
@@ -36,7 +46,16 @@ _PICTURE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-_GRAY = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"})
+_GRAY = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_SIXTEEN_BITS = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_MODE_I_IS_16_BITS = frozenset({"PNG", "PPM"})
+"""Formats whose pictures Pillow may open in mode I (32-bit) holding 16-bit samples: PNG
+has no deeper samples, and Pillow scales PGM samples to 0-65535."""
+
+BACKGROUND = 255
+"""The gray level transparent pixels are composited onto: white, as a drawing shows on
+a page or in a browser. Dark strokes on a transparent background then read as dark on
+light, which ``invert=True`` turns into MNIST's light-on-dark, as for any drawing."""
 
 
 def read_images(
@@ -66,16 +85,25 @@ def read_images(
         max_bytes: the largest array data an IDX or ``.npy`` header may declare.
 
     Returns:
-        A new float32 array ``(n, *image_shape)``. Pixel values above 1 are taken as
-        0-255 and divided by 255.
+        A new float32 array ``(n, *image_shape)`` in [0, 1], ``n >= 1``, read by dtype as
+        :func:`fnn.data.load_directory` reads training images: an array of uint8 as
+        ``x / 255``, of float32/float64 as it is (it must be in [0, 1]). A picture's
+        8-bit samples are divided by 255, 16-bit ones (PNG, TIFF, PGM) by 65535, and
+        float ones (a TIFF of mode F) are taken as they are (in [0, 1]). A picture is
+        first turned upright by its EXIF orientation, and its transparent pixels
+        (alpha, or a transparent palette entry) are composited onto white
+        (:data:`BACKGROUND`), unless ``c`` = 4 keeps the alpha channel.
 
     Raises:
         FileNotFoundError: nothing at ``path`` ("no such file").
         DataError: (a ValueError) ``path`` is a directory, a FIFO or a device; a picture
             Pillow cannot read (not a picture, truncated, damaged), larger than
-            :data:`MAX_PICTURE_PIXELS`, or read without Pillow installed; an invalid IDX
-            or ``.npy`` file, or one declaring more than ``max_bytes``; images of another
-            shape, of non-numeric dtype, or with non-finite values.
+            :data:`MAX_PICTURE_PIXELS`, or read without Pillow installed; a picture of
+            32-bit or signed integer samples (their range is unknown); an invalid IDX or
+            ``.npy`` file, or one declaring more than ``max_bytes``; no images; images of
+            another shape or dtype (uint16, int64, bool, float16, ...), float pixels that
+            are not finite or not in [0, 1]. The message names the file, what was
+            expected and what was found.
         TypeError, ValueError: ``image_shape`` is not a tuple of positive ints.
 
     >>> import numpy as np, tempfile, os
@@ -91,13 +119,8 @@ def read_images(
         array = _read_picture(name, shape)[None]
     else:
         array = _batch(_read_array(name, head, max_bytes), name, shape)
-    if array.dtype.kind not in "uif":
-        raise DataError(f"{name}: expected numeric pixels, got dtype {array.dtype}")
-    images = array.astype(np.float32)
-    if images.size and float(images.max()) > 1.0:
-        images /= 255.0
-    if not np.isfinite(images).all():
-        raise DataError(f"{name}: pixels must be finite")
+    check_pixels(name, array)
+    images = to_float(array) if array.dtype == np.uint8 else array.astype(np.float32)
     return 1.0 - images if invert else images
 
 
@@ -135,19 +158,24 @@ def _batch(array: Array, name: str, shape: tuple[int, ...] | None) -> Array:
             raise DataError(
                 f"{name}: expected a batch of images (n, ...), got an array of shape {array.shape}"
             )
-        return array
-    if array.shape == shape:
+    elif array.shape == shape:
         return array[None]
-    if array.shape[1:] != shape:
+    elif array.shape[1:] != shape:
         batch = "(n, " + ", ".join(str(d) for d in shape) + ")"
         raise DataError(f"{name}: expected images of shape {shape} or {batch}, got {array.shape}")
+    if len(array) == 0:
+        raise DataError(
+            f"{name}: holds no images (shape {array.shape}); expected at least one image of "
+            f"shape {array.shape[1:]}"
+        )
     return array
 
 
 def _read_picture(name: str, shape: tuple[int, ...] | None) -> Array:
-    """One picture as uint8 ``(h, w)`` or ``(h, w, c)``: converted and resized to ``shape``."""
+    """One picture, upright, as ``(h, w)`` or ``(h, w, c)``, converted and resized to
+    ``shape``: uint8 for 8-bit samples, float32 in [0, 1] for 16-bit or float ones."""
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
         raise DataError(
             f"{name}: reading pictures needs Pillow; install it with: pip install 'fnn[image]' "
@@ -162,12 +190,19 @@ def _read_picture(name: str, shape: tuple[int, ...] | None) -> Array:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(file, formats=PICTURE_FORMATS) as picture:
-                _check_pixels(name, picture.size)
-                mode = _MODES[shape[2] if len(shape) == 3 else 1] if shape else None
-                converted = picture.convert(mode or ("L" if picture.mode in _GRAY else "RGB"))
-                if shape is not None and converted.size != (shape[1], shape[0]):
-                    converted = converted.resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
-                pixels = np.asarray(converted, dtype=np.uint8)
+                _check_size(name, picture.size)
+                deep = _deep(name, picture.mode, picture.format)
+                ImageOps.exif_transpose(picture, in_place=True)
+                if deep:
+                    pixels = _deep_pixels(name, np.asarray(picture), shape)
+                else:
+                    mode = _MODES[shape[2] if len(shape) == 3 else 1] if shape else None
+                    pixels = _eight_bits(picture, mode or ("L" if picture.mode in _GRAY else "RGB"))
+                    if shape is not None and pixels.shape[:2] != shape[:2]:
+                        resized = Image.fromarray(pixels).resize(
+                            (shape[1], shape[0]), Image.Resampling.LANCZOS
+                        )
+                        pixels = np.asarray(resized)
         except UnidentifiedImageError:
             raise DataError(
                 f"{name}: not a picture Pillow can read; expected one of "
@@ -182,10 +217,64 @@ def _read_picture(name: str, shape: tuple[int, ...] | None) -> Array:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as e:
             raise DataError(f"{name}: the picture is truncated or damaged: {e}") from None
-    return pixels[..., None] if shape is not None and len(shape) == 3 and shape[2] == 1 else pixels
+    if pixels.ndim == 2 and shape is not None and len(shape) == 3:
+        return pixels[..., None]
+    return pixels
 
 
-def _check_pixels(name: str, size: tuple[int, int]) -> None:
+def _deep(name: str, mode: str, format: str | None) -> bool:
+    """Whether a picture of Pillow ``mode`` holds 16-bit or float samples (else 8-bit).
+
+    Raises:
+        DataError: 32-bit or signed integer samples, whose range no file states.
+    """
+    if mode == "F" or mode in _SIXTEEN_BITS or (mode == "I" and format in _MODE_I_IS_16_BITS):
+        return True
+    if mode.startswith("I"):
+        raise DataError(
+            f"{name}: 32-bit or signed integer pixels (a {format} of Pillow mode {mode}), "
+            "whose range is unknown; expected 8- or 16-bit pixels, or float pixels in [0, 1] "
+            "(save it as an 8- or 16-bit PNG, or a float TIFF)"
+        )
+    return False
+
+
+def _eight_bits(picture: Picture, mode: str) -> Array:
+    """An 8-bit picture as uint8 pixels of ``mode`` (L, RGB or RGBA); transparent pixels
+    composited onto :data:`BACKGROUND` unless ``mode`` keeps the alpha."""
+    from PIL import Image
+
+    bands = picture.getbands()
+    if mode != "RGBA" and ("A" in bands or "a" in bands or "transparency" in picture.info):
+        rgba = picture.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (BACKGROUND,) * 4)
+        picture = Image.alpha_composite(white, rgba)
+    return np.asarray(picture.convert(mode), dtype=np.uint8)
+
+
+def _deep_pixels(name: str, samples: Array, shape: tuple[int, ...] | None) -> Array:
+    """One-band 16-bit (uint16, or int32 holding 16 bits) or float32 ``samples`` ``(h, w)``
+    as float32 in [0, 1]: ``/ 65535``, or as they are for floats (checked by
+    :func:`check_pixels`); resized (Lanczos, clipped to [0, 1]) and given ``shape``'s
+    channels (gray repeated; alpha 1)."""
+    from PIL import Image
+
+    if samples.dtype.kind == "f":
+        check_pixels(name, samples)
+        unit = samples.astype(np.float32)
+    else:
+        unit = (samples / 65535.0).astype(np.float32)
+    if shape is not None and unit.shape != shape[:2]:
+        resized = Image.fromarray(unit).resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
+        unit = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    channels = shape[2] if shape is not None and len(shape) == 3 else 1
+    if channels == 1:
+        return unit
+    planes = [unit] * 3 + ([np.ones_like(unit)] if channels == 4 else [])
+    return np.stack(planes, axis=-1)
+
+
+def _check_size(name: str, size: tuple[int, int]) -> None:
     """Refuse a picture of more than :data:`MAX_PICTURE_PIXELS` before it is decoded."""
     width, height = size
     if math.prod(size) > MAX_PICTURE_PIXELS:

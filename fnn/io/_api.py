@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar, overload
 import attrs
 import numpy as np
 
-from .. import _atomic, nn
+from .. import _atomic, _checks, nn
 from .. import tree as _tree
 from .._types import Array
 from ..tree import TreeDef
@@ -170,14 +170,14 @@ def _leaves(archive: Archive, description: Description) -> list[Any]:
 
 
 @overload
-def load(path: PathLike, like: None = None) -> Any: ...
+def load(path: PathLike, like: None = None, *, finite: bool = False) -> Any: ...
 
 
 @overload
-def load(path: PathLike, like: T) -> T: ...
+def load(path: PathLike, like: T, *, finite: bool = False) -> T: ...
 
 
-def load(path: PathLike, like: Any = None) -> Any:
+def load(path: PathLike, like: Any = None, *, finite: bool = False) -> Any:
     """Load a tree saved by :func:`save` (or :func:`save_model`: its params).
 
     Args:
@@ -190,6 +190,11 @@ def load(path: PathLike, like: Any = None) -> Any:
             tuples, lists, dicts, and only the registered record types
             (:data:`fnn.io.TYPES`: fnn's own, and those added by :func:`fnn.nn.register`
             or :func:`fnn.tree.register_type`).
+        finite: refuse a file whose float or complex leaves (arrays and numbers) hold NaN
+            or infinity, as :func:`load_model` always does. Off by default: a tree file is
+            any data, where a NaN may mean something (a missing value, a metric not
+            measured). fnn never writes a non-finite training state (a run that diverges
+            keeps its last good checkpoint), so ``finite=True`` suits loading one.
 
     Returns:
         The tree. Its arrays are new read-only arrays (``.copy()`` gives a writable one);
@@ -204,7 +209,9 @@ def load(path: PathLike, like: Any = None) -> Any:
             or ``like`` nests deeper than a file can hold.
         FormatError: (a ValueError) the file is not a valid fnn file, or not a regular
             file (a FIFO, a device such as ``/dev/zero``), or, without ``like``, names a
-            type outside the allow-list.
+            type outside the allow-list; with ``finite=True``, a leaf holds NaN or
+            infinity (the message names the first such leaf, e.g. ``the leaf at
+            ['params'][1].w``, and the value's index).
     """
     target = check_path(path)
     template = None if like is None else _describe(like, "like")
@@ -212,16 +219,24 @@ def load(path: PathLike, like: Any = None) -> Any:
         description = _read(archive)
         if template is None:
             treedef = resolve(description.treedef, str(target))
-            values = _leaves(archive, description)
-            leaves = [convert(a, leaf.kind) for a, leaf in zip(values, description.leaves)]
-            try:
-                return treedef.build(iter(leaves))
-            except (TypeError, ValueError) as e:
-                raise FormatError(f"{target}: a class refused the file's values: {e}") from None
-        found = _mismatch(template, description.treedef, description.leaves)
-        if found is not None:
-            raise ValueError(f"{target} does not match the template: {found}")
-        return _restore(template, _leaves(archive, description))
+        else:
+            found = _mismatch(template, description.treedef, description.leaves)
+            if found is not None:
+                raise ValueError(f"{target} does not match the template: {found}")
+        values = _leaves(archive, description)
+    if finite:
+        paths = _tree.leaf_paths(description.treedef)
+        try:
+            _checks.finite_leaves((f"the leaf at {place(p)}", v) for p, v in zip(paths, values))
+        except ValueError as e:
+            raise FormatError(f"{target}: {e}") from None
+    if template is not None:
+        return _restore(template, values)
+    leaves = [convert(a, leaf.kind) for a, leaf in zip(values, description.leaves)]
+    try:
+        return treedef.build(iter(leaves))
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{target}: a class refused the file's values: {e}") from None
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
@@ -397,14 +412,18 @@ def load_model(path: PathLike) -> LoadedModel:
     the model reports for the saved input shape and dtype (:attr:`fnn.nn.Layer.shapes`,
     which allocates nothing) before any array is read: a hostile spec cannot make this
     allocate more than the file's params take. The metadata comes from
-    :func:`load_metadata`.
+    :func:`load_metadata`. Params and state must be finite: a model whose weights hold
+    NaN or infinity predicts NaN, so it is refused (:func:`load` reads such a file as it
+    is, unless told ``finite=True``).
 
     Raises:
         FileNotFoundError, TypeError: as :func:`load`.
         FormatError: not a valid fnn file, a tree file without a model, a spec of more
             than 10,000 layers (refused before any layer is built), a spec that names an
-            unknown layer or does not accept its input shape, or params that do not fit
-            the model.
+            unknown layer or does not accept its input shape, params that do not fit
+            the model, or params or state holding NaN or infinity (the message names the
+            first such leaf, e.g. ``params[1].w`` or ``state[2].var``, and the value's
+            index).
     """
     target = check_path(path)
     with open_archive(target) as archive:
@@ -426,6 +445,18 @@ def load_model(path: PathLike) -> LoadedModel:
         values = _leaves(archive, description)
         leaves = [convert(a, leaf.kind) for a, leaf in zip(values, description.leaves)]
         saved = treedef.build(iter(leaves))
-    if model.stateful:
-        return LoadedModel(model, saved["params"], saved["state"])
-    return LoadedModel(model, saved, None)
+    loaded = (
+        LoadedModel(model, saved["params"], saved["state"])
+        if model.stateful
+        else LoadedModel(model, saved, None)
+    )
+    parts = {"params": loaded.params, "state": loaded.state}
+    try:
+        _checks.finite_leaves(
+            (name + path, leaf)
+            for name, part in parts.items()
+            for path, leaf in zip(_tree.paths(part), _tree.leaves(part))
+        )
+    except ValueError as e:
+        raise FormatError(f"{target}: {e}") from None
+    return loaded
