@@ -6,6 +6,7 @@ range or value) with a message that names what was expected and what came.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -85,6 +86,24 @@ def finite_leaves(leaves: Iterable[tuple[str, Any]]) -> None:
         array = np.asarray(leaf)
         if array.dtype.kind in "fc":
             finite(array, name)
+
+
+def shape(value: Any, what: str, least: int = 1) -> tuple[int, ...]:
+    """``value`` as a tuple of ints, each at least ``least``, of fewer than 2**63 entries in
+    all (the shape of an example, the batch axis excluded, or of a param).
+
+    Raises:
+        TypeError: not a tuple of such ints (``what`` names whose shape it is).
+        ValueError: 2**63 entries or more.
+    """
+    if not isinstance(value, tuple) or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= least for d in value
+    ):
+        kind = "in_shape as a tuple of positive ints" if least == 1 else "a tuple of ints >= 0"
+        raise TypeError(f"{what} needs {kind}, got {value!r}")
+    if math.prod(value) >= 2**63:
+        raise ValueError(f"{what} needs fewer than 2**63 entries, got {value}")
+    return tuple(int(d) for d in value)
 
 
 def real(value: Any, what: str) -> float:

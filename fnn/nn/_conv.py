@@ -15,10 +15,9 @@ from .._types import Array, Shape
 from ..random import Key
 from ._init import Initializer, initializer_of
 from ._layer import Declared, Layer, param, readonly
-from ._pool import first_max, route_first_max
+from ._pool import Pair, _pair, first_max, route_first_max
 from ._registry import register
 
-Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]
 
 _CHUNK_BYTES = 2**21  # the patches and GEMM output of one chunk of a batch (2 MiB)
@@ -32,16 +31,6 @@ class Conv2DParams:
 
     w: Array = _tree.field(weight=True, converter=readonly)
     b: Array = _tree.field(converter=readonly)
-
-
-def _pair(value: Any, what: str) -> Pair:
-    """An int or a pair of ints (each >= 1) as a pair."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise TypeError(f"conv2d {what} must be an int or a pair of ints, got {value!r}")
-    first, second = (_checks.positive_int(v, f"conv2d {what}") for v in value)
-    return first, second
 
 
 def _explicit_padding(value: Any) -> Padding | None:
@@ -126,9 +115,9 @@ def conv2d(
     (13, 13, 8)
     """
     features = _checks.positive_int(features, "conv2d features")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(pool, "pool")
+    kh, kw = _pair(kernel_size, "conv2d", "kernel_size")
+    sh, sw = _pair(stride, "conv2d", "stride")
+    ph, pw = _pair(pool, "conv2d", "pool")
     explicit = _explicit_padding(padding)
     init_w = initializer_of(weight_init, "weight_init")
     # Pooling offset (a, b) of a window holds the convolution outputs (ph I + a, pw J + b):

@@ -4,9 +4,8 @@ state and inputs) is derived here, in one place, for built-in and users' layers 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 import numpy as np
@@ -49,27 +48,22 @@ def param(shape: Shape, init: Initializer = zeros, dtype: DTypeLike | None = Non
     Raises:
         TypeError: ``shape`` is not a tuple of ints >= 0, or ``init`` is not callable.
     """
-    dims = tuple(shape) if isinstance(shape, (tuple, list)) else None
-    if dims is None or not all(
-        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims
-    ):
-        raise TypeError(f"a param's shape must be a tuple of ints >= 0, got {shape!r}")
     if not callable(init):
         raise TypeError(f"a param's init must be a function (key, shape, dtype), got {init!r}")
-    declared: Any = Param(
-        tuple(int(d) for d in dims), init, None if dtype is None else np.dtype(dtype)
-    )
+    dims = _checks.shape(tuple(shape) if isinstance(shape, list) else shape, "a param's shape", 0)
+    declared: Any = Param(dims, init, None if dtype is None else np.dtype(dtype))
     return declared  # type: ignore[no-any-return]
 
 
 @attrs.frozen(eq=False)
 class Declared(Generic[P_co]):
     """What a layer makes of an input shape: its output shape, and its params and model
-    state as trees of :class:`Param` leaves (``None`` for none).
+    state as trees of :func:`param` leaves (``declare``) or of :func:`placeholder`
+    arrays (:meth:`Layer.shapes`).
 
     Attributes:
         output: the output shape (batch axis excluded).
-        params: the params record (or tuple, for a combinator) with ``Param`` leaves.
+        params: the params record (a tuple for a combinator; ``None`` for no params).
         state: the same for the model state (``None`` for a layer without).
     """
 
@@ -78,27 +72,9 @@ class Declared(Generic[P_co]):
     state: Any = None
 
 
-@attrs.frozen(eq=False)
-class Shapes:
-    """The params and state a layer would make for an input shape, without making them.
-
-    Attributes:
-        output: the output shape (batch axis excluded).
-        params: a tree shaped like the params ``init`` returns, whose leaves are
-            :func:`placeholder` arrays of the params' shapes and dtypes.
-        state: the same for the state ``init_state`` returns (``None`` without state).
-    """
-
-    output: Shape
-    params: Any = None
-    state: Any = None
-
-
-class DeclareFn(Protocol[P_co]):
-    """``declare(in_shape) -> Declared``: the output shape, params and state for inputs of
-    ``in_shape`` (a tuple of positive ints, checked before the call)."""
-
-    def __call__(self, in_shape: Shape, /) -> Declared[P_co]: ...
+DeclareFn = Callable[[Shape], Declared[P]]
+"""``declare(in_shape) -> Declared``: the output shape, params and state for inputs of
+``in_shape`` (a tuple of positive ints, checked before the call)."""
 
 
 InferFn = Callable[[P, Array, Any], Array]
@@ -172,7 +148,7 @@ class Layer(Generic[P]):
             TypeError: ``in_shape`` is not a tuple of positive ints.
             ValueError: the layer cannot take inputs of that shape.
         """
-        found = self.declare(check_in_shape(in_shape, self.name or "layer"))
+        found = self.declare(_checks.shape(in_shape, self.name or "layer"))
         if not isinstance(found, Declared):
             raise TypeError(
                 f"{self.name or 'a layer'}'s declare must return nn.Declared, got "
@@ -199,12 +175,14 @@ class Layer(Generic[P]):
         keeps none, so generic code needs no branch."""
         return _make(self.declared(in_shape).state, _random.key(0), _checks.float_dtype(dtype))
 
-    def shapes(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Shapes:
+    def shapes(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Declared[P]:
         """What the layer makes of ``in_shape``, without allocating: the output shape and
-        the params and state as :func:`placeholder` arrays of their shapes and dtypes.
-        Loading a model file checks the file against it before reading any array."""
+        the params and state with :func:`placeholder` arrays of their shapes and dtypes
+        for leaves."""
         found, dt = self.declared(in_shape), _checks.float_dtype(dtype)
-        return Shapes(found.output, _placeholders(found.params, dt), _placeholders(found.state, dt))
+        return Declared(
+            found.output, _placeholders(found.params, dt), _placeholders(found.state, dt)
+        )
 
     def output_shape(self, in_shape: Shape) -> Shape:
         """The output shape for inputs of shape ``(batch, *in_shape)``."""
@@ -274,7 +252,9 @@ class Layer(Generic[P]):
             ValueError: NaN or Inf in ``x``; no ``state`` for a layer that keeps one;
                 params or state that do not fit ``x`` (naming where).
         """
-        arr = check_input(x, "model", params_dtype(params, None))
+        arr = _checks.float_array(x, "model input", params_dtype(params, None))
+        if arr.ndim < 1:
+            raise ValueError("model input needs a batch axis, got a 0-d array")
         _checks.finite(arr, "model input")
         examples = f"a batch of {len(arr)} examples of shape {arr.shape[1:]}"
         self.check(params, state, arr.shape[1:], f"x has shape {arr.shape} ({examples}), but the")
@@ -407,34 +387,3 @@ def readonly(x: Any) -> Array:
     view: Array = arr.view()
     view.flags.writeable = False
     return view
-
-
-def check_in_shape(in_shape: Any, what: str) -> Shape:
-    """Validate an input shape (batch axis excluded) and return it as a tuple of ints.
-
-    Raises:
-        TypeError: not a tuple of positive ints (``what`` names the layer).
-    """
-    if not isinstance(in_shape, tuple) or not all(
-        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in in_shape
-    ):
-        raise TypeError(f"{what} needs in_shape as a tuple of positive ints, got {in_shape!r}")
-    if math.prod(in_shape) >= 2**63:
-        raise ValueError(f"{what} needs in_shape of fewer than 2**63 entries, got {in_shape}")
-    return tuple(int(d) for d in in_shape)
-
-
-def check_input(x: Any, name: str, dtype: np.dtype[Any] | None = None) -> Array:
-    """Check an input called ``name``: a float NumPy array with a batch axis, of ``dtype``
-    (the params' dtype) when given. Returns ``x``.
-
-    Raises:
-        TypeError: not a NumPy array, not floating, or not of ``dtype``.
-        ValueError: no batch axis.
-    """
-    arr: Array = x
-    if type(x) is not np.ndarray or x.dtype.kind != "f" or (dtype is not None and x.dtype != dtype):
-        arr = _checks.float_array(x, f"{name} input", dtype)  # raises, naming what came
-    if arr.ndim < 1:
-        raise ValueError(f"{name} input needs a batch axis, got a 0-d array")
-    return arr

@@ -35,12 +35,12 @@ def _windows(
 
     def geometry(in_shape: Shape) -> Shape:
         """The output shape for a ``(height, width, channels)`` input ("valid" pooling)."""
-        shape = in_shape
-        if len(shape) != 3:
+        if len(in_shape) != 3:
             raise ValueError(
-                f"{name} expects inputs of shape (height, width, channels) per example, got {shape}"
+                f"{name} expects inputs of shape (height, width, channels) per example, got "
+                f"{in_shape}"
             )
-        h, w, c = shape
+        h, w, c = in_shape
         if h < wh or w < ww:
             raise ValueError(f"{name}'s {wh}x{ww} window does not fit an input of {h}x{w}")
         return (h - wh) // sh + 1, (w - ww) // sw + 1, c

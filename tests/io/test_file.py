@@ -147,7 +147,7 @@ def test_bad_model_entries(
             [3],
             "\\[1\\].w: the model needs float32 \\(3, 2147483648\\), got float32 \\(3, 4\\)",
         ),
-        (4, [2**31, 2**31], "more entries than NumPy can index"),
+        (4, [2**31, 2**31], "fewer than 2\\*\\*63 entries"),
     ],
 )
 def test_hostile_numbers_in_a_spec_allocate_nothing(
