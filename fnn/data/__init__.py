@@ -23,7 +23,6 @@ from ._augment import random_flip as random_flip
 from ._augment import random_shift as random_shift
 from ._batches import batches as batches
 from ._batches import num_batches as num_batches
-from ._datasets import DATASETS as DATASETS
 from ._datasets import FASHION_MNIST as FASHION_MNIST
 from ._datasets import MNIST as MNIST
 from ._datasets import Dataset as Dataset
@@ -35,6 +34,11 @@ from ._datasets import load_mnist as load_mnist
 from ._directory import load_directory as load_directory
 from ._errors import DataError as DataError
 from ._idx import read_idx as read_idx
+from ._sources import DATASETS as DATASETS
+from ._sources import DataInfo as DataInfo
+from ._sources import Source as Source
+from ._sources import register as register
+from ._sources import source as source
 from ._idx import write_idx as write_idx
 from ._images import read_images as read_images
 from ._prep import flatten as flatten

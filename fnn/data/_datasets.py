@@ -43,6 +43,7 @@ from .._files import sha256 as _sha256
 from .._types import Array
 from ._errors import DataError
 from ._idx import read_idx_digest
+from ._sources import DataInfo, register, source
 
 MAX_DOWNLOAD_BYTES = 1 << 28
 """The largest file a download may bring: 256 MiB (the largest standard file is 26 MB)."""
@@ -178,12 +179,6 @@ FASHION_MNIST = DatasetSpec(
     ),
 )
 
-DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType(
-    {"mnist": MNIST, "fashion-mnist": FASHION_MNIST}
-)
-"""The datasets :func:`load_dataset` knows by name."""
-
-
 def _readonly(x: Array) -> Array:
     """A read-only view of ``x`` (the caller's array keeps its flags)."""
     view: Array = x.view()
@@ -247,11 +242,14 @@ def load_dataset(
     mirrors: Sequence[str] | None = None,
     timeout: float = 30.0,
 ) -> Dataset:
-    """Load a dataset of the MNIST family by name, verified against known checksums.
+    """Load a registered dataset by name (:func:`register`), or a dataset of the MNIST
+    family from its :class:`DatasetSpec`, verified against known checksums.
 
     Args:
-        name: ``"mnist"`` or ``"fashion-mnist"`` (``"fashion_mnist"`` also works), or a
-            :class:`DatasetSpec` for another copy, e.g. small test files.
+        name: a registered name (``"mnist"``, ``"fashion-mnist"``; ``"fashion_mnist"``
+            also works; the other arguments but ``data_dir`` and ``download`` are for
+            the MNIST family), or a :class:`DatasetSpec` for another copy of an IDX
+            dataset, e.g. small test files.
         data_dir: a directory to look in first (the files in it or in ``<name>/``).
         cache_dir: the per-user cache root; files are cached in ``cache_dir/<name>``.
             Default: ``$XDG_CACHE_HOME/fnn``, else ``~/.cache/fnn``.
@@ -274,7 +272,13 @@ def load_dataset(
         ValueError: an unknown name or a bad argument.
         TypeError: an argument of the wrong type.
     """
-    spec = _spec(name)
+    if not isinstance(name, DatasetSpec):
+        found = source(name)
+        if found.name not in _IDX_SPECS:  # a dataset of another kind: its own loader
+            loaded: Dataset = found.load(data_dir=data_dir, download=download)
+            return loaded
+        name = _IDX_SPECS[found.name]
+    spec = name
     mirror_list = _check_mirrors(spec.mirrors if mirrors is None else mirrors)
     if not isinstance(download, bool):
         raise TypeError(f"download must be True or False, got {download!r}")
@@ -344,18 +348,6 @@ def load_fashion_mnist(
         mirrors=mirrors,
         timeout=timeout,
     )
-
-
-def _spec(name: Any) -> DatasetSpec:
-    if isinstance(name, DatasetSpec):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a dataset name or a DatasetSpec, got {name!r}")
-    spec = DATASETS.get(name.lower().replace("_", "-"))
-    if spec is None:
-        known = ", ".join(repr(n) for n in DATASETS)
-        raise ValueError(f"unknown dataset {name!r}; expected one of {known}")
-    return spec
 
 
 def _check_mirrors(mirrors: Any) -> tuple[str, ...]:
@@ -586,3 +578,22 @@ def _not_found_message(
         + ", ".join(mirrors or ("(none known)",)),
     ]
     return "\n".join(lines)
+
+
+_IDX_SPECS: dict[str, DatasetSpec] = {}
+"""The registered datasets of the MNIST family, by name."""
+
+
+def _register_idx(spec: DatasetSpec) -> None:
+    """Register an IDX dataset of the MNIST family under its spec's name."""
+
+    def load(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+        return load_dataset(spec, data_dir=data_dir, download=download)
+
+    load.__qualname__ = f"load_{spec.name.replace('-', '_')}"
+    _IDX_SPECS[spec.name] = spec
+    register(spec.name, info=DataInfo(spec.image_shape, spec.classes))(load)
+
+
+_register_idx(MNIST)
+_register_idx(FASHION_MNIST)

@@ -13,9 +13,14 @@ are short chains. Learning rates are floats or schedules (pure functions of the 
 (dtype('float32'), 1)
 """
 
+from ._alias import OPTIMIZERS as OPTIMIZERS
 from ._alias import adagrad as adagrad
 from ._alias import adam as adam
 from ._alias import adamw as adamw
+from ._alias import momentum as momentum
+from ._alias import nesterov as nesterov
+from ._alias import optimizer as optimizer
+from ._alias import register as register
 from ._alias import rmsprop as rmsprop
 from ._alias import sgd as sgd
 from ._base import EmptyState as EmptyState
@@ -52,10 +57,15 @@ from ._transforms import scale_by_rms as scale_by_rms
 from ._transforms import trace as trace
 
 __all__ = [
-    # the named optimizers
+    # the named optimizers and their registry
+    "OPTIMIZERS",
     "adagrad",
     "adam",
     "adamw",
+    "momentum",
+    "nesterov",
+    "optimizer",
+    "register",
     "rmsprop",
     "sgd",
     # gradient transforms and their states

@@ -16,6 +16,10 @@ of ``p = [1, 2]`` with the gradient ``g = [0.5, -1]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from .._registry import Registry
 from ._base import Optimizer, chain
 from ._schedules import Schedule
 from ._transforms import (
@@ -27,7 +31,66 @@ from ._transforms import (
     trace,
 )
 
+F = TypeVar("F", bound=Callable[..., Optimizer])
 
+_OPTIMIZERS: Registry[Callable[..., Optimizer]] = Registry("optimizer")
+
+OPTIMIZERS: Mapping[str, Callable[..., Optimizer]] = _OPTIMIZERS.view
+"""Every registered optimizer constructor by name (a read-only live view)."""
+
+
+def register(name: str) -> Callable[[F], F]:
+    """Register an optimizer constructor under ``name`` (a decorator), as layers are
+    registered with :func:`fnn.nn.register`: ``fnn train --optimizer name`` then finds
+    it. Its first parameter is the learning rate (a float or a schedule); its other
+    parameters, each with a default and annotated ``bool``, ``int``, ``float`` or ``str``,
+    become options of ``fnn train`` (``--b1``, ``--weight-decay``).
+
+    Args:
+        name: the optimizer's name in the command and in run records.
+
+    Returns:
+        A decorator that registers the constructor and returns it unchanged.
+
+    Raises:
+        ValueError: a bad name, or one taken by another constructor.
+
+    >>> import fnn
+    >>> @fnn.optim.register("sgd_half")
+    ... def sgd_half(learning_rate: float = 0.01) -> fnn.optim.Optimizer:
+    ...     return fnn.optim.sgd(learning_rate / 2)
+    >>> fnn.optim.optimizer("sgd_half") is sgd_half
+    True
+    """
+    _OPTIMIZERS.check_name(name)
+
+    def decorate(make: F) -> F:
+        return _OPTIMIZERS.add(name, make)  # type: ignore[return-value]
+
+    return decorate
+
+
+def optimizer(name: str) -> Callable[..., Optimizer]:
+    """The optimizer constructor registered as ``name`` (:data:`OPTIMIZERS`).
+
+    Args:
+        name: a registered name: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"momentum"``,
+            ``"nesterov"``, ``"adagrad"``, ``"rmsprop"``, or one added with
+            :func:`register`.
+
+    Returns:
+        The constructor, e.g. :func:`adam`.
+
+    Raises:
+        ValueError: no such optimizer (the message lists the registered ones).
+
+    >>> optimizer("adam") is adam
+    True
+    """
+    return _OPTIMIZERS.get(name)
+
+
+@register("sgd")
 def sgd(
     learning_rate: float | Schedule = 0.01, momentum: float = 0.0, nesterov: bool = False
 ) -> Optimizer:
@@ -93,6 +156,7 @@ def sgd(
     return chain(*parts, scale_by_learning_rate(learning_rate))
 
 
+@register("adagrad")
 def adagrad(
     learning_rate: float | Schedule = 0.01,
     initial_accumulator_value: float = 0.0,
@@ -146,6 +210,7 @@ def adagrad(
     )
 
 
+@register("rmsprop")
 def rmsprop(
     learning_rate: float | Schedule = 0.01,
     rho: float = 0.99,
@@ -203,6 +268,7 @@ def rmsprop(
     return chain(*parts, scale_by_learning_rate(learning_rate))
 
 
+@register("adam")
 def adam(
     learning_rate: float | Schedule = 1e-3,
     b1: float = 0.9,
@@ -261,6 +327,7 @@ def adam(
     return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
+@register("adamw")
 def adamw(
     learning_rate: float | Schedule = 1e-3,
     b1: float = 0.9,
@@ -327,3 +394,69 @@ def adamw(
         add_decayed_weights(weight_decay, weights_only=weights_only),
         scale_by_learning_rate(learning_rate),
     )
+
+
+@register("momentum")
+def momentum(
+    learning_rate: float | Schedule = 0.01, momentum: float = 0.9, nesterov: bool = False
+) -> Optimizer:
+    """SGD with heavy-ball momentum, 0.9 by default: :func:`sgd` with ``momentum`` (what
+    ``fnn train --optimizer momentum`` trains with).
+
+    ``v = momentum * v + g``, ``p = p - lr * v`` (with ``nesterov``,
+    ``p = p - lr * (g + momentum * v)``).
+
+    Args:
+        learning_rate: a float > 0 or a schedule.
+        momentum: the momentum coefficient, in ``[0, 1)``.
+        nesterov: Nesterov's momentum instead of the heavy ball.
+
+    Returns:
+        The :class:`Optimizer` ``sgd(learning_rate, momentum, nesterov)``.
+
+    Raises:
+        ValueError: as :func:`sgd`.
+
+    >>> import numpy as np
+    >>> opt = momentum(0.1)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> for _ in range(2):
+    ...     state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"].round(4).tolist()  # v = g, then 1.9 g
+    [0.855, 2.29]
+
+    References:
+        Polyak, 1964, "Some methods of speeding up the convergence of iteration methods".
+    """
+    return sgd(learning_rate, momentum, nesterov)
+
+
+@register("nesterov")
+def nesterov(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> Optimizer:
+    """SGD with Nesterov momentum, 0.9 by default: :func:`sgd` with ``momentum`` and
+    ``nesterov=True``.
+
+    ``v = momentum * v + g``, ``p = p - lr * (g + momentum * v)``.
+
+    Args:
+        learning_rate: a float > 0 or a schedule.
+        momentum: the momentum coefficient, in ``(0, 1)``.
+
+    Returns:
+        The :class:`Optimizer` ``sgd(learning_rate, momentum, nesterov=True)``.
+
+    Raises:
+        ValueError: as :func:`sgd` (``momentum`` 0 is refused).
+
+    >>> import numpy as np
+    >>> opt = nesterov(0.1)
+    >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
+    >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
+    >>> params["w"].round(4).tolist()  # p - 0.1 (g + 0.9 g)
+    [0.905, 2.19]
+
+    References:
+        Sutskever, Martens, Dahl and Hinton, 2013, "On the importance of initialization
+        and momentum in deep learning".
+    """
+    return sgd(learning_rate, momentum, nesterov=True)
