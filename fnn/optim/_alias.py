@@ -422,7 +422,7 @@ def momentum(
     >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
     >>> for _ in range(2):
     ...     state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
-    >>> params["w"].round(4).tolist()  # v = g, then 1.9 g
+    >>> [round(float(v), 4) for v in params["w"]]  # v = g, then 1.9 g
     [0.855, 2.29]
 
     References:
@@ -452,7 +452,7 @@ def nesterov(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> O
     >>> opt = nesterov(0.1)
     >>> state = opt.init({"w": np.array([1.0, 2.0], np.float32)})
     >>> state, params = opt.update(state, {"w": np.array([0.5, -1.0], np.float32)})
-    >>> params["w"].round(4).tolist()  # p - 0.1 (g + 0.9 g)
+    >>> [round(float(v), 4) for v in params["w"]]  # p - 0.1 (g + 0.9 g)
     [0.905, 2.19]
 
     References:
