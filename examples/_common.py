@@ -60,7 +60,7 @@ def setup(args: argparse.Namespace) -> Data:
         ds.y_train[:n],
         data.to_float(ds.x_test[:n]),
         ds.y_test[:n],
-        list(data.DATASETS[args.dataset].classes),
+        list(data.source(args.dataset).info.classes),  # type: ignore[union-attr]
     )
 
 

@@ -113,12 +113,34 @@ def real(value: Any, what: str) -> float:
     return float(value)
 
 
+def positive(value: Any, what: str) -> float:
+    """``value`` as a float if it is a finite number > 0, else a ValueError."""
+    number = real(value, what)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{what} must be a finite number > 0, got {value}")
+    return number
+
+
+def fraction(value: Any, what: str) -> float:
+    """``value`` as a float if it is in [0, 1), else a ValueError."""
+    number = real(value, what)
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"{what} must be in [0, 1), got {value}")
+    return number
+
+
+MAX_INT = 2**63 - 1
+"""The largest count fnn takes (epochs, batch sizes, widths...): what fits in 64 bits."""
+
+
 def positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is an int >= 1, else raise."""
+    """Return ``value`` as an int if it is an int in ``[1, 2**63)``, else raise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{what} must be >= 1, got {value}")
+    if value > MAX_INT:
+        raise ValueError(f"{what} must fit in 64 bits (at most 2**63 - 1), got {value}")
     return int(value)
 
 

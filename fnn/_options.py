@@ -22,11 +22,11 @@ from typing import Any
 
 import attrs
 
-KINDS = (bool, int, float, str, tuple)
-"""The kinds of value an option holds; ``tuple`` is a tuple of ints (``--hidden 128,64``)."""
+from ._checks import MAX_INT
 
-MAX_INT = 2**63 - 1
-"""The largest integer an option takes: what fits in 64 bits (every count fnn keeps)."""
+KINDS = (bool, int, float, str, tuple, list)
+"""The kinds of value an option holds: ``tuple`` a tuple of ints (``--hidden 128,64``),
+``list`` a tuple of names (``--augment flip,shift``; ``none`` for the empty one)."""
 
 
 @attrs.frozen
@@ -53,10 +53,11 @@ class Option:
         try:
             if self.kind is tuple:
                 return tuple(int(part) for part in text.split(",") if part.strip())
+            if self.kind is list:
+                names = tuple(part.strip() for part in text.split(",") if part.strip())
+                return () if names == ("none",) else names
             if self.kind is bool:
                 return {"true": True, "false": False}[text.lower()]
-            if self.kind is int:
-                return _bounded(int(text), self.flag)
             return self.kind(text)
         except (ValueError, KeyError):
             raise ValueError(f"{self.flag} expects {self.expects()}, got {text!r}") from None
@@ -69,6 +70,7 @@ class Option:
             float: "a number",
             str: "a name",
             tuple: "integers like 128,64",
+            list: "names like a,b (or none)",
         }[self.kind]
 
     def from_json(self, value: Any, what: str) -> Any:
@@ -78,12 +80,16 @@ class Option:
             ValueError: a value of another type.
         """
         ok = False
-        if self.kind is tuple:
-            ok = isinstance(value, list) and all(_is_int(v) for v in value)
+        if self.kind in (tuple, list):
+            element = _is_int if self.kind is tuple else (lambda v: isinstance(v, str))
+            ok = isinstance(value, list) and all(element(v) for v in value)
             value = tuple(value) if ok else value
         elif self.kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
+            try:
+                value = float(value) if ok else value
+            except OverflowError:
+                ok = False
         elif self.kind is int:
             ok = _is_int(value) and abs(value) <= MAX_INT
         else:
@@ -91,7 +97,9 @@ class Option:
         if ok and self.kind is float and not math.isfinite(value):
             ok = False
         if not ok:
-            raise ValueError(f"{what}: config entry {self.name!r} must be {self.expects()}, got {value!r}")
+            raise ValueError(
+                f"{what}: config entry {self.name!r} must be {self.expects()}, got {value!r}"
+            )
         return value
 
     def to_json(self, value: Any) -> Any:
@@ -103,12 +111,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _bounded(value: int, flag: str) -> int:
-    if abs(value) > MAX_INT:
-        raise ValueError(f"{flag} must fit in 64 bits (at most {MAX_INT}), got {value}")
-    return value
-
-
 def _kind(annotation: Any, where: str) -> type:
     """The option kind of a parameter's type annotation."""
     if annotation in (bool, int, float, str):
@@ -116,9 +118,11 @@ def _kind(annotation: Any, where: str) -> type:
         return found
     if typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (int, ...):
         return tuple
+    if typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (str, ...):
+        return list
     raise TypeError(
-        f"{where}: an option must be annotated bool, int, float, str or tuple[int, ...], "
-        f"got {annotation!r}"
+        f"{where}: an option must be annotated bool, int, float, str, tuple[int, ...] or "
+        f"tuple[str, ...], got {annotation!r}"
     )
 
 

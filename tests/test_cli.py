@@ -22,6 +22,7 @@ import pytest
 
 import fnn
 from fnn import cli, parallel, random
+from fnn.cli import _train as cli_train
 from fnn.train import NonFiniteLossError
 from tests.parallel.fake_comm import Channels, FakeComm
 from tests.support.optional import needs_matplotlib, needs_pillow
@@ -50,13 +51,13 @@ def synthetic(name: str = "fashion-mnist") -> fnn.data.Dataset:
         (),
         {"train-images-idx3-ubyte": "0" * 64},
         num_classes=10,
-        classes=fnn.data.DATASETS[name].classes,
+        classes=fnn.data.source(name).info.classes,  # type: ignore[union-attr]
     )
 
 
 @pytest.fixture(autouse=True)
 def fake_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_load_data", lambda name, data_dir, no_download: synthetic(name))
+    monkeypatch.setattr(fnn.data, "load_dataset", lambda name, **kwargs: synthetic(name))
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -225,7 +226,10 @@ def test_the_cnn_trains_evaluates_and_predicts(tmp_path: Path) -> None:
     assert (
         state is not None
         and model.spec
-        == fnn.cli.build_model(fnn.cli.Config(model="cnn", batch_norm=True, dropout=0.25)).spec
+        == fnn.cli.build_model(
+            fnn.cli.complete({"model": "cnn"}, {"batch_norm": True, "dropout": 0.25}, {}),
+            fnn.data.DataInfo((28, 28), tuple("0123456789")),
+        ).spec
     )
     status, text = run("evaluate", str(tmp_path))
     assert status == 0 and f"test accuracy {record['test']['accuracy']:.4f}" in text
@@ -266,7 +270,7 @@ def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     [
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
         (("--padding", "valid"), "--padding applies to --model cnn"),
-        (("--augment", "rotate"), "expected none or a list of flip, shift, got 'rotate'"),
+        (("--augment", "rotate"), "--augment: unknown 'rotate'; expected names from"),
     ],
 )
 def test_cnn_options_and_their_errors(
@@ -329,19 +333,26 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--lr", "-1"), "--lr must be a positive number, got -1.0"),
-        (("--lr", "nan"), "--lr must be a positive number, got nan"),
-        (("--epochs", "0"), "--epochs must be an integer >= 1, got 0"),
-        (("--stop-after", "0"), "--stop-after must be an integer >= 1, got 0"),
-        (("--validation-split", "1.5"), "--validation-split must be in [0, 1), got 1.5"),
-        (("--batch-size", "0"), "--batch-size must be an integer >= 1, got 0"),
-        (("--shards", "64", "--batch-size", "32"), "--shards must be in [1, the batch size 32]"),
-        (("--momentum", "1"), "--momentum must be in [0, 1), got 1.0"),
-        (("--dropout", "1", "--model", "cnn"), "--dropout must be in [0, 1), got 1.0"),
-        (("--seed", "-3"), "--seed must be an integer in [0, 2**63), got -3"),
-        (("--l2", "-0.1"), "--l2 must be a number >= 0, got -0.1"),
-        (("--patience", "-1"), "--patience must be an integer >= 0"),
-        (("--threads", "0"), "--threads must be an integer >= 1, got 0"),
+        (("--lr", "-1"), "--lr: the learning rate must be a finite number > 0, got -1.0"),
+        (("--lr", "nan"), "--lr: the learning rate must be a finite number > 0, got nan"),
+        (("--epochs", "0"), "--epochs: epochs must be >= 1, got 0"),
+        (("--epochs", str(10**20)), "--epochs: epochs must fit in 64 bits"),
+        (("--batch-size", str(10**20)), "--batch-size: batch_size must fit in 64 bits"),
+        (("--patience", str(10**20)), "--patience: 0 (no early stopping) or patience must fit"),
+        (("--stop-after", "0"), "--stop-after must be an integer in [1, 2**31), got 0"),
+        (("--validation-split", "1.5"), "--validation-split: validation_split must be in [0, 1)"),
+        (("--batch-size", "0"), "--batch-size: batch_size must be >= 1, got 0"),
+        (("--shards", "64", "--batch-size", "32"), "--shards: at most the batch size 32, got 64"),
+        (("--momentum", "1"), "--momentum applies to --optimizer sgd or --optimizer rmsprop"),
+        (("--optimizer", "momentum", "--momentum", "1"), "momentum must be in [0, 1), got 1.0"),
+        (("--dropout", "1", "--model", "cnn"), "dropout rate must be in [0, 1), got 1.0"),
+        (("--seed", "-3"), "--seed: seed must be in [0, 2**63), got -3"),
+        (("--l2", "-0.1"), "--l2: the L2 penalty's lam must be a finite number >= 0, got -0.1"),
+        (("--patience", "-1"), "--patience: 0 (no early stopping) or patience must be >= 1"),
+        (("--threads", "0"), "--threads must be an integer in [1, 2**31), got 0"),
+        (("--optimizer", "adamm"), "unknown optimizer 'adamm'; expected one of: adagrad, adam"),
+        (("--model", "rnn"), "unknown model recipe 'rnn'; expected one of: cnn, mlp"),
+        (("--dataset", "cifar"), "unknown dataset 'cifar'; expected one of: fashion-mnist"),
         (("--activation", "sigmoidd"), "sigmoidd"),
         (("--init", "zeroes"), "zeroes"),
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
@@ -363,7 +374,9 @@ def test_a_bad_configuration_keeps_the_earlier_run_record(
 ) -> None:
     train(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert "--epochs must be" in error_of(capsys, "train", "--out", str(tmp_path), "--epochs", "0")
+    assert "--epochs: epochs must be" in error_of(
+        capsys, "train", "--out", str(tmp_path), "--epochs", "0"
+    )
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
 
@@ -374,7 +387,7 @@ def test_unusable_output_places_fail_before_training(
     def no_training(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("trained although the output cannot be written")
 
-    monkeypatch.setattr(cli, "fit", no_training)
+    monkeypatch.setattr(cli_train, "fit", no_training)
     afile = tmp_path / "a-file"
     afile.write_text("keep me")
     assert "exists and is not a directory" in error_of(capsys, "train", "--out", str(afile))
@@ -392,7 +405,7 @@ def test_a_bug_is_not_reported_as_a_usage_error(monkeypatch: pytest.MonkeyPatch)
     def buggy(args: Any, out: Any) -> int:
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr(cli, "_evaluate", buggy)
+    monkeypatch.setattr(cli, "evaluate_command", buggy)
     with pytest.raises(ValueError, match="an internal inconsistency"):
         run("evaluate", "somewhere")
 
@@ -403,7 +416,7 @@ def test_an_interrupt_exits_130(
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "fit", interrupted)
+    monkeypatch.setattr(cli_train, "fit", interrupted)
     status, _ = run("train", "--out", str(tmp_path), "--quiet")
     assert status == 130
     assert capsys.readouterr().err == "fnn train: interrupted\n"
@@ -425,7 +438,7 @@ def test_a_new_run_never_leaves_an_older_checkpoint_to_resume(
         raise KeyboardInterrupt  # killed before its first checkpoint
 
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "fit", killed)
+        patch.setattr(cli_train, "fit", killed)
         status, _ = run("train", "--out", str(x), "--seed", "5", "--epochs", "8", "--quiet")
     assert status == 130
     assert capsys.readouterr().err == "fnn train: interrupted\n"
@@ -454,7 +467,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(
     (tmp_path / "run.json").write_text(json.dumps(record))
     message = error_of(capsys, "train", "--resume", str(tmp_path))
     assert "was trained with another configuration" in message
-    assert "--hidden (128, 64) (run.json: (64, 32))" in message and "--lr" in message
+    assert "--hidden [128, 64] (run.json: [64, 32])" in message and "--lr" in message
 
 
 def test_resume_takes_no_options_that_would_change_the_run(
@@ -479,7 +492,7 @@ def test_a_diverging_run_says_so_and_keeps_the_last_good_checkpoint(
 
         return real_fit(*args, callbacks=[*callbacks[:1], blow_up, *callbacks[1:]], **kwargs)
 
-    monkeypatch.setattr(cli, "fit", diverging)
+    monkeypatch.setattr(cli_train, "fit", diverging)
     message = error_of(capsys, "train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
     last = tmp_path / "checkpoints" / "last.npz"
     assert f"training diverged: the loss is nan at step 40; the last good checkpoint is {last}" in (
@@ -676,7 +689,7 @@ def test_float_images_train_and_a_killed_run_resumes(
 
     argv = ("--data", str(own), "--out", str(out), "--epochs", "3", "--batch-size", "16")
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "fit", killed_after_first_checkpoint)
+        patch.setattr(cli_train, "fit", killed_after_first_checkpoint)
         status, _ = run("train", *argv, "--quiet")
     assert status == 130
     assert fnn.io.load(out / "checkpoints" / "last.npz").epoch == 1
@@ -686,14 +699,20 @@ def test_float_images_train_and_a_killed_run_resumes(
     assert json.loads((out / "run.json").read_text())["test"]["accuracy"] > 0.9
 
 
-def test_resume_refuses_a_run_with_nothing_left_to_train(
+def test_resume_to_a_target_already_reached_finishes_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train(tmp_path, "--stop-after", "2")  # 2 of 3 epochs
-    message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "2")
-    assert "the run has trained 2 epochs of its 2 already: nothing to train" in message
     message = error_of(capsys, "train", "--resume", str(tmp_path), "--stop-after", "2")
     assert "--stop-after 2 leaves nothing to train" in message
+    status, text = run("train", "--resume", str(tmp_path), "--epochs", "2", "--quiet")
+    assert status == 0, text
+    assert "after epoch 2 of 2 (training complete)" in text
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["config"]["epochs"] == 2 and len(record["epochs"]) == 2
+    assert record["params_sha256"] == fnn.tree.fingerprint(
+        fnn.io.load(tmp_path / "checkpoints" / "last.npz").params
+    )
 
 
 def test_an_empty_validation_part_is_refused_before_any_file(
@@ -714,10 +733,10 @@ def test_an_empty_validation_part_is_refused_before_any_file(
 def test_model_names_and_size_are_checked_before_the_data_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_data(*args: Any) -> Any:
+    def no_data(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("read the data before checking the configuration")
 
-    monkeypatch.setattr(cli, "_load_data", no_data)
+    monkeypatch.setattr(fnn.data, "load_dataset", no_data)
     assert "bogus" in error_of(capsys, "train", "--out", str(tmp_path), "--activation", "bogus")
     monkeypatch.setattr(fnn.runtime, "memory_limit", lambda: 2**30)
     message = error_of(capsys, "train", "--out", str(tmp_path), "--hidden", "100000")

@@ -34,11 +34,6 @@ from ._datasets import load_mnist as load_mnist
 from ._directory import load_directory as load_directory
 from ._errors import DataError as DataError
 from ._idx import read_idx as read_idx
-from ._sources import DATASETS as DATASETS
-from ._sources import DataInfo as DataInfo
-from ._sources import Source as Source
-from ._sources import register as register
-from ._sources import source as source
 from ._idx import write_idx as write_idx
 from ._images import read_images as read_images
 from ._prep import flatten as flatten
@@ -46,3 +41,8 @@ from ._prep import one_hot as one_hot
 from ._prep import split as split
 from ._prep import split_indices as split_indices
 from ._prep import to_float as to_float
+from ._sources import DATASETS as DATASETS
+from ._sources import DataInfo as DataInfo
+from ._sources import Source as Source
+from ._sources import register as register
+from ._sources import source as source

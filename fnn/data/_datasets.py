@@ -179,6 +179,7 @@ FASHION_MNIST = DatasetSpec(
     ),
 )
 
+
 def _readonly(x: Array) -> Array:
     """A read-only view of ``x`` (the caller's array keeps its flags)."""
     view: Array = x.view()
@@ -273,11 +274,11 @@ def load_dataset(
         TypeError: an argument of the wrong type.
     """
     if not isinstance(name, DatasetSpec):
-        found = source(name)
-        if found.name not in _IDX_SPECS:  # a dataset of another kind: its own loader
-            loaded: Dataset = found.load(data_dir=data_dir, download=download)
+        registered = source(name)
+        if registered.name not in _IDX_SPECS:  # a dataset of another kind: its own loader
+            loaded: Dataset = registered.load(data_dir=data_dir, download=download)
             return loaded
-        name = _IDX_SPECS[found.name]
+        name = _IDX_SPECS[registered.name]
     spec = name
     mirror_list = _check_mirrors(spec.mirrors if mirrors is None else mirrors)
     if not isinstance(download, bool):
@@ -447,7 +448,7 @@ def _verify(spec: DatasetSpec, f: FileSpec, path: Path, digest: str) -> None:
         return
     other = [
         f"{s.name}'s {g.name}"
-        for s in DATASETS.values()
+        for s in _IDX_SPECS.values()
         for g in s.files
         if g.sha256 == digest and s.name != spec.name
     ]

@@ -10,7 +10,7 @@ anything. MNIST and Fashion-MNIST register this way; so can a user's own dataset
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -18,6 +18,14 @@ import attrs
 from .._registry import Registry, origin
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ints(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
 
 
 @attrs.frozen
@@ -29,8 +37,8 @@ class DataInfo:
     10
     """
 
-    in_shape: tuple[int, ...] = attrs.field(converter=tuple)
-    classes: tuple[str, ...] = attrs.field(converter=tuple)
+    in_shape: tuple[int, ...] = attrs.field(converter=_ints)
+    classes: tuple[str, ...] = attrs.field(converter=_names)
 
     @property
     def num_classes(self) -> int:

@@ -104,14 +104,16 @@ def combinator(
     def declare(in_shape: Shape) -> Declared[tuple[Any, ...]]:
         params: list[Any] = [None] * n
         states: list[Any] = [None] * n
+        least = [1]
 
         def run(i: int, shape: Shape) -> Shape:
             found = child(i).declared(shape)
             params[i], states[i] = found.params, found.state
+            least.append(found.min_batch)
             return found.output
 
         out = shape_flow(run, in_shape)
-        return Declared(out, tuple(params), tuple(states) if stateful else None)
+        return Declared(out, tuple(params), tuple(states) if stateful else None, max(least))
 
     def infer(params: tuple[Any, ...], x: Array, state: Any) -> Array:
         states = state if stateful else no_states

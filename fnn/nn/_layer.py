@@ -65,11 +65,14 @@ class Declared(Generic[P_co]):
         output: the output shape (batch axis excluded).
         params: the params record (a tuple for a combinator; ``None`` for no params).
         state: the same for the model state (``None`` for a layer without).
+        min_batch: the fewest examples a training batch needs (batch norm needs two
+            values per channel to estimate a variance); :func:`fnn.fit` checks it.
     """
 
     output: Shape
     params: P_co = attrs.field(default=None)
     state: Any = None
+    min_batch: int = 1
 
 
 DeclareFn = Callable[[Shape], Declared[P]]

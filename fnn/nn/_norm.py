@@ -307,10 +307,12 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
 
     def declare(in_shape: Shape) -> Declared[BatchNormParams]:
         c = _last_axis(in_shape, "batch_norm", "channels")
+        per_example = math.prod(in_shape[:-1])  # the values of a channel in one example
         return Declared(
             in_shape,
             BatchNormParams(param((c,), ones), param((c,))),
             BatchNormState(param((c,)), param((c,), ones)),
+            min_batch=-(-2 // per_example),
         )
 
     def infer(params: BatchNormParams, x: Array, state: BatchNormState) -> Array:

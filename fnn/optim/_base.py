@@ -11,7 +11,6 @@ transform's moments), so it saves and loads like any tree.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar, cast
@@ -19,7 +18,6 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 import attrs
 import numpy as np
 
-from .. import _checks
 from .. import tree as _tree
 from .._types import Array
 from ..tree import Layout
@@ -458,19 +456,3 @@ def chain(*parts: Transform | Optimizer) -> Optimizer:
 def params(state: OptState[P]) -> P:
     """The parameters held by an optimizer state."""
     return state.params
-
-
-def check_positive(value: float, what: str) -> float:
-    """``value`` as a float if it is finite and > 0, else a ValueError."""
-    number = _checks.real(value, what)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{what} must be a finite number > 0, got {value}")
-    return number
-
-
-def check_fraction(value: float, what: str) -> float:
-    """``value`` as a float if it is in [0, 1), else a ValueError."""
-    number = _checks.real(value, what)
-    if not 0.0 <= number < 1.0:
-        raise ValueError(f"{what} must be in [0, 1), got {value}")
-    return number

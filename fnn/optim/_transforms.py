@@ -36,8 +36,6 @@ from ._base import (
     Moments,
     Transform,
     Updates,
-    check_fraction,
-    check_positive,
     stateless,
 )
 from ._schedules import Schedule, as_schedule
@@ -224,9 +222,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
         https://arxiv.org/abs/1412.6980
     """
-    b1 = check_fraction(b1, "b1")
-    b2 = check_fraction(b2, "b2")
-    eps = check_positive(eps, "eps")
+    b1 = _checks.fraction(b1, "b1")
+    b2 = _checks.fraction(b2, "b2")
+    eps = _checks.positive(eps, "eps")
 
     def init(flat: Array, layout: Layout) -> Moments:
         return np.zeros_like(flat), np.zeros_like(flat)
@@ -293,7 +291,7 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
         momentum in deep learning", ICML 2013,
         http://proceedings.mlr.press/v28/sutskever13.pdf
     """
-    m = check_fraction(momentum, "momentum")
+    m = _checks.fraction(momentum, "momentum")
 
     def update(
         u: Updates, moments: Moments, params: Any, step: int, layout: Layout
@@ -352,8 +350,8 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
         average of its recent magnitude", COURSERA: Neural Networks for Machine
         Learning, 2012, https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
     """
-    rho = check_fraction(rho, "rho")
-    eps = check_positive(eps, "eps")
+    rho = _checks.fraction(rho, "rho")
+    eps = _checks.positive(eps, "eps")
 
     def update(
         u: Updates, moments: Moments, params: Any, step: int, layout: Layout
@@ -413,7 +411,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
     start = _checks.real(initial_accumulator_value, "initial_accumulator_value")
     if not (math.isfinite(start) and start >= 0):
         raise ValueError(f"initial_accumulator_value must be >= 0, got {start}")
-    eps = check_positive(eps, "eps")
+    eps = _checks.positive(eps, "eps")
 
     def init(flat: Array, layout: Layout) -> Moments:
         return (np.full_like(flat, start),)
@@ -514,9 +512,15 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
         https://arxiv.org/abs/1711.05101
     """
-    r = _checks.real(rate, "weight decay rate")
+    return _decayed(rate, weights_only, "add_decayed_weights", "weight decay rate")
+
+
+def _decayed(rate: float, weights_only: bool, name: str, what: str) -> Transform:
+    """``updates + rate * p`` (on the weights only with ``weights_only``), named ``name``;
+    ``what`` names ``rate`` in the error for a negative or non-finite one."""
+    r = _checks.real(rate, what)
     if not (math.isfinite(r) and r >= 0):
-        raise ValueError(f"weight decay rate must be a finite number >= 0, got {rate}")
+        raise ValueError(f"{what} must be a finite number >= 0, got {rate}")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         if r == 0.0:
@@ -532,7 +536,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
             out[start:stop] += flat[start:stop] * r
         return Updates(out)
 
-    return stateless(update, name="add_decayed_weights", elementwise=r == 0.0)
+    return stateless(update, name=name, elementwise=r == 0.0)
 
 
 def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
@@ -561,8 +565,7 @@ def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
 
     Raises:
         TypeError: ``lam`` is not a real number.
-        ValueError: ``lam`` is negative or not finite (the message calls it the "weight
-            decay rate").
+        ValueError: ``lam`` is negative or not finite.
 
     >>> import fnn, numpy as np
     >>> p = fnn.nn.DenseParams(np.array([[1.0, 2.0]], np.float32), np.array([1.0], np.float32))
@@ -578,7 +581,7 @@ def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (L2 and
         weight decay differ for adaptive rules), https://arxiv.org/abs/1711.05101
     """
-    return add_decayed_weights(lam, weights_only=weights_only)
+    return _decayed(lam, weights_only, "add_l2", "the L2 penalty's lam")
 
 
 def clip_by_global_norm(max_norm: float) -> Transform:
@@ -611,7 +614,7 @@ def clip_by_global_norm(max_norm: float) -> Transform:
         Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
         networks", ICML 2013, https://arxiv.org/abs/1211.5063
     """
-    limit = check_positive(max_norm, "max_norm")
+    limit = _checks.positive(max_norm, "max_norm")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         norm = abs(u.scale) * math.sqrt(float(np.dot(u.array, u.array)))
@@ -652,7 +655,7 @@ def clip(max_abs: float) -> Transform:
         Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
         networks", ICML 2013, https://arxiv.org/abs/1211.5063
     """
-    limit = check_positive(max_abs, "max_abs")
+    limit = _checks.positive(max_abs, "max_abs")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         if u.scale == 0.0:

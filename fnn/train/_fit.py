@@ -30,7 +30,7 @@ from ._state import (
     Metrics,
     TrainState,
 )
-from ._step import Step, make_step, train_epoch
+from ._step import NonFiniteLossError, Step, make_step, train_epoch
 
 P = TypeVar("P")
 
@@ -147,6 +147,8 @@ class _Run(Generic[P]):
     monitor: str | None
     comm: parallel.Communicator | None
     callbacks: Sequence[Callback]
+    divergence: float | None
+    first_loss: list[float]
 
     def notify(self, event: Event) -> None:
         for callback in self.callbacks:
@@ -179,6 +181,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     dtype: DTypeLike | None = None,
     accuracy: bool | None = None,
+    divergence: float | None = 1e6,
 ) -> TrainState[P]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
 
@@ -233,6 +236,10 @@ def fit(
             ``functools.wraps``, losses marked with
             :func:`fnn.losses.classification_loss`) and, for a loss that declares
             nothing, when ``y`` holds integer labels.
+        divergence: end the run as diverged (a :class:`NonFiniteLossError`) when a step's
+            loss exceeds this many times the loss of the first step of this call (or
+            this many times 1, if that was smaller): a run whose loss grows a millionfold
+            (``lr`` far too large) is as lost as one whose loss is NaN. None never ends it.
 
     Returns:
         The final :class:`TrainState`; ``state.history`` has one record per epoch.
@@ -274,6 +281,7 @@ def fit(
         callbacks,
         dtype,
         accuracy,
+        divergence,
     )
     run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches, state))
     for epoch in range(state.epoch, run.epochs):
@@ -312,6 +320,7 @@ def _prepare(
     callbacks: Sequence[Callback],
     dtype: DTypeLike | None,
     accuracy: bool | None,
+    divergence: float | None,
 ) -> tuple[_Run[P], TrainState[P]]:
     """Check everything :func:`fit` is given, before anything is trained, and make the
     run and its first state."""
@@ -321,8 +330,7 @@ def _prepare(
         raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
     if validation_data is not None and validation_split:
         raise ValueError("give validation_split or validation_data, not both")
-    if not 0.0 <= _checks.real(validation_split, "validation_split") < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    _checks.fraction(validation_split, "validation_split")
     wanted = None if dtype is None else _checks.float_dtype(dtype)
     check_data(model, x, y, "training")
     if validation_data is not None:
@@ -365,7 +373,10 @@ def _prepare(
     step = make_step(
         model, loss, optimizer, penalty, augment, shards, comm, threads, counted, stacklevel=3
     )
+    if divergence is not None:
+        divergence = _checks.positive(divergence, "divergence")
     n_fit = len(x) if train_rows is None else len(train_rows)
+    _check_batches(model, in_shape, n_fit, batch_size, drop_last, shards)
     run = _Run(
         model,
         loss,
@@ -386,8 +397,51 @@ def _prepare(
         monitor,
         comm,
         tuple(callbacks),
+        divergence,
+        [],
     )
     return run, state
+
+
+def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
+    """End the run as diverged when a step's loss exceeds ``run.divergence`` times the loss
+    of the first step this ``fit`` made (or times 1, if that was smaller)."""
+    if run.divergence is None:
+        return
+    loss = (after.metrics.loss_sum - before.loss_sum) / max(after.metrics.count - before.count, 1)
+    if not run.first_loss:
+        run.first_loss.append(loss)
+    limit = run.divergence * max(run.first_loss[0], 1.0)
+    if loss > limit:
+        raise NonFiniteLossError(
+            f"the loss grew to {loss:.4g} at step {after.opt.step - 1} (epoch {after.epoch}), "
+            f"more than {run.divergence:g} times the {run.first_loss[0]:.4g} of this run's "
+            "first step: the run diverged; lower the learning rate or check the data"
+        )
+
+
+def _check_batches(
+    model: Layer[Any], in_shape: Any, rows: int, batch_size: int, drop_last: bool, shards: int
+) -> None:
+    """Refuse, before training, batches too small for the model (batch norm needs two
+    values per channel): every full batch's and the last batch's smallest shard."""
+    least = model.declared(in_shape).min_batch
+    if least <= 1:
+        return
+    sizes = [min(batch_size, rows)]
+    if rows % batch_size and not drop_last and rows > batch_size:
+        sizes.append(rows % batch_size)
+    for size in sizes:
+        smallest = max(size // shards, 1)  # empty shards are left out
+        if smallest < least:
+            what = "the last batch of each epoch" if size != sizes[0] else "each batch"
+            split, per = (f" in {shards} shards", " (shard)") if shards > 1 else ("", "")
+            raise ValueError(
+                f"{what} has {size} rows{split}, but the model needs at least {least} rows "
+                f"per batch{per} in training (batch norm estimates a variance from them): "
+                f"choose another batch_size for the {rows} training examples, or "
+                "drop_last=True"
+            )
 
 
 def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
@@ -398,7 +452,9 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
     run.notify(Event("epoch_begin", epoch, run.epochs, 0, run.batches, state))
 
     def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
+        before = s.metrics
         s = run.step(s, batch)
+        _check_growth(run, before, s)
         if run.callbacks:
             done = -(-s.metrics.count // run.batch_size)
             seconds = time.perf_counter() - began

@@ -351,8 +351,9 @@ def test_shapes_and_labels_are_checked(tmp_path: Path) -> None:
 
 
 def test_names_and_arguments(tmp_path: Path) -> None:
-    assert set(data.DATASETS) == {"mnist", "fashion-mnist"}
-    assert data.DATASETS["fashion-mnist"] is data.FASHION_MNIST
+    assert {"mnist", "fashion-mnist"} <= set(data.DATASETS)
+    info = data.DATASETS["fashion-mnist"].info
+    assert info == data.DataInfo(data.FASHION_MNIST.image_shape, data.FASHION_MNIST.classes)
     f = fake()
     d = f.put(tmp_path / "d")
     # Names resolve case- and underscore-insensitively (data_dir is searched first).
@@ -362,9 +363,11 @@ def test_names_and_arguments(tmp_path: Path) -> None:
         data.load_mnist(data_dir=d, download=False)
     with pytest.raises(ValueError, match="checksum mismatch for fashion-mnist"):
         data.load_fashion_mnist(data_dir=d, download=False)
-    with pytest.raises(ValueError, match="unknown dataset 'cifar10'; expected one of 'mnist', "):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar10'; expected one of: fashion"):
+        ValueError, match="unknown dataset 'cifar10'; expected one of: fashion-mnist"
+    ):
         data.load_dataset("cifar10")
-    with pytest.raises(TypeError, match="name must be a dataset name or a DatasetSpec"):
+    with pytest.raises(TypeError, match="a dataset name must be a str, got 3"):
         data.load_dataset(3)  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match=r"data_dir .*nowhere is not a directory"):
         data.load_dataset(f.spec, data_dir=tmp_path / "nowhere")
@@ -408,7 +411,9 @@ def test_the_real_fashion_mnist_from_debian() -> None:
 def test_class_names() -> None:
     assert data.FASHION_MNIST.classes[9] == "Ankle boot"
     assert data.MNIST.classes == tuple("0123456789")
-    assert all(len(s.classes) == s.num_classes for s in data.DATASETS.values())
+    assert all(len(s.classes) == s.num_classes for s in (data.MNIST, data.FASHION_MNIST))
+    assert data.DATASETS["mnist"].info is not None
+    assert data.DATASETS["mnist"].info.num_classes == 10
 
 
 def test_load_dataset_carries_the_spec_classes(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests import test_cli
 
-    cli._load_data = lambda name, data_dir, no_download: test_cli.synthetic(name)
+    fnn.data.load_dataset = lambda name, **kwargs: test_cli.synthetic(name)
     np.seterr(all="raise")
     return cli.main(argv[1:])
 

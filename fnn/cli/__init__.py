@@ -1,0 +1,317 @@
+"""The ``fnn`` command: ``fnn train``, ``fnn evaluate`` and ``fnn predict``.
+
+``fnn train --dataset fashion-mnist`` trains the default 784-128-64-10 ReLU MLP with
+Adam, shows progress, prints a per-epoch table and the test accuracy, and writes into
+its output directory:
+
+* ``model.npz`` — the architecture (a JSON spec of fnn layer names and numbers) and the
+  parameters, loadable by ``fnn evaluate`` and ``fnn predict`` (no code is run);
+* ``run.json`` — the configuration (the options that apply to the run), a run id, seed,
+  library versions, the conditions that decide the bits (threads, processes, CPU), data
+  checksums, per-epoch metrics, test metrics and a SHA-256 fingerprint of the params;
+* ``checkpoints/last.npz`` — the whole training state after the latest epoch, with the
+  run id and configuration it belongs to, for ``fnn train --resume DIR``;
+* ``curves.png`` and ``confusion.png`` — plots, when matplotlib is installed.
+
+The command is built from registries: ``--model`` names a recipe (:mod:`fnn.recipes`),
+``--optimizer`` an optimizer (:data:`fnn.optim.OPTIMIZERS`), ``--dataset`` a dataset
+(:data:`fnn.data.DATASETS`), and each brings its own options (``--hidden``,
+``--weight-decay``); ``--import MODULE`` (a module name or a ``.py`` file) imports a
+user's registrations first. Everything the command is given is checked with the
+library's own checks before it reads data, writes a file or trains; an error a user can
+cause ends with one line on stderr and exit status 2 (130 when interrupted), while a
+bug in fnn shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from .. import __version__, data, io, optim, recipes
+from .._options import Option
+from ..train import NonFiniteLossError
+from ._config import (
+    AUGMENTATIONS,
+    OPTIONS,
+    SCHEDULES,
+    Config,
+    UsageError,
+    build_model,
+    check_config,
+    complete,
+    every_option,
+    model_options,
+    optimizer_options,
+    resolved,
+)
+from ._output import Output, printable
+from ._rundir import MAX_RUN_RECORD, RUN_FILE
+from ._train import RESUME_OPTIONS, TRAINING_COPIES, check_memory, thread_plan, train
+from ._use import PREDICT_MAX_BYTES, evaluate_command, predict_command
+
+__all__ = [
+    "AUGMENTATIONS",
+    "MAX_RUN_RECORD",
+    "OPTIONS",
+    "PREDICT_MAX_BYTES",
+    "SCHEDULES",
+    "TRAINING_COPIES",
+    "USER_ERRORS",
+    "Config",
+    "UsageError",
+    "build_model",
+    "check_config",
+    "check_memory",
+    "complete",
+    "main",
+    "printable",
+    "thread_plan",
+]
+
+USER_ERRORS = (UsageError, io.FormatError, data.DataError, NonFiniteLossError, OSError)
+"""The errors the command reports in one line: its own usage errors, files that are not
+fnn or data files, a diverged run, and the file system's errors (a missing file, no
+permission, a full disk). Anything else is a bug and keeps its traceback."""
+
+
+def _value(option: Option) -> Callable[[str], object]:
+    """An argparse type for ``option``: its parse, with the message argparse prints."""
+
+    def parse(text: str) -> object:
+        try:
+            return option.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option.flag} ")) from None
+
+    parse.__name__ = option.name
+    return parse
+
+
+def _add(group: argparse._ArgumentGroup, option: Option, help: str) -> None:
+    if option.kind is bool:
+        action = argparse.BooleanOptionalAction
+        group.add_argument(option.flag, action=action, default=None, help=help)
+    else:
+        group.add_argument(option.flag, type=_value(option), default=None, help=help)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors one line (a :class:`UsageError`) rather than usage and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fnn",
+        description="Train, evaluate and use fnn models on MNIST-family data or your own.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"fnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    imports = {
+        "dest": "imports",
+        "action": "append",
+        "default": [],
+        "metavar": "MODULE",
+        "help": "import a module (or a .py file) that registers models, datasets, "
+        "optimizers or layers first",
+    }
+
+    train_cmd = commands.add_parser(
+        "train", help="train a model and write it with its run record", allow_abbrev=False
+    )
+    train_cmd.add_argument("--import", **imports)  # type: ignore[arg-type]
+    general = train_cmd.add_argument_group("training")
+    for option in OPTIONS:
+        default = "" if option.default is None else f" (default {option.to_json(option.default)})"
+        _add(general, option, option.help + default)
+    general.add_argument(
+        "--data",
+        type=Path,
+        help="train on your own data: a directory of the four IDX files, of x_train.npy, "
+        "y_train.npy, x_test.npy, y_test.npy, or of data.npz (see fnn.data.load_directory)",
+    )
+    own = train_cmd.add_argument_group("options of the model recipes and optimizers")
+    for name, options in sorted(every_option().items()):
+        owners = sorted(set(_owners(name)))
+        _add(own, options[0], f"{options[0].help} [{', '.join(owners)}]".strip())
+    run = train_cmd.add_argument_group("the run")
+    run.add_argument("--data-dir", type=Path, help="directory holding the dataset's files")
+    run.add_argument("--no-download", action="store_true", help="never download the data")
+    run.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default runs/<dataset>); a new run replaces the run there",
+    )
+    run.add_argument(
+        "--resume", type=Path, help="continue (or finish) the run saved in this directory"
+    )
+    run.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop after this many epochs of the run (resume later with --resume)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per process (default 1: small models gain little from more, and lose "
+        "much on a busy machine): with two or more shards a process, up to this many of "
+        "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="evaluate a saved model on test data", allow_abbrev=False
+    )
+    evaluate_cmd.add_argument("--import", **imports)  # type: ignore[arg-type]
+    evaluate_cmd.add_argument("model", type=Path, help="a run directory or a model .npz")
+    evaluate_cmd.add_argument("--dataset", help="a registered dataset")
+    evaluate_cmd.add_argument("--data", type=Path, help="a directory of your own data")
+    evaluate_cmd.add_argument("--data-dir", type=Path)
+    evaluate_cmd.add_argument("--no-download", action="store_true")
+
+    predict_cmd = commands.add_parser(
+        "predict", help="class probabilities for images", allow_abbrev=False
+    )
+    predict_cmd.add_argument("--import", **imports)  # type: ignore[arg-type]
+    predict_cmd.add_argument("model", type=Path, help="a run directory or a model .npz")
+    predict_cmd.add_argument("inputs", type=Path, nargs="+", help="PNG, IDX or NPY files")
+    predict_cmd.add_argument("--invert", action="store_true", help="dark objects on light")
+    predict_cmd.add_argument("--top", type=int, default=3, help="classes to show per image")
+    return parser
+
+
+def _owners(name: str) -> list[str]:
+    """The recipes and optimizers that take the option ``name``."""
+    found = [
+        f"--model {r}" for r in recipes.RECIPES if any(o.name == name for o in model_options(r))
+    ]
+    found += [
+        f"--optimizer {o}"
+        for o in optim.OPTIMIZERS
+        if any(x.name == name for x in optimizer_options(o))
+    ]
+    return found
+
+
+def _given(argv: Sequence[str]) -> set[str]:
+    """The long options present on a command line (abbreviations are refused)."""
+    return {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    """The configuration a command line asks for (its values not yet checked).
+
+    Raises:
+        UsageError: an option that does not apply to the chosen model and optimizer, or
+            ``--data`` with ``--dataset``.
+    """
+    general = {o.name: getattr(args, o.name) for o in OPTIONS}
+    directory = None
+    if args.data is not None:
+        if args.dataset is not None or args.data_dir is not None:
+            raise UsageError("give --data (your own data) or --dataset/--data-dir, not both")
+        directory, general["dataset"] = resolved(args.data), args.data.resolve().name
+    model = str(general["model"] or OPTIONS[1].default)
+    opt = str(general["optimizer"] or OPTIONS[2].default)
+    mine = {o.name for o in model_options(model)}
+    theirs = {o.name for o in optimizer_options(opt)}
+    given = {n: getattr(args, n) for n in every_option() if getattr(args, n) is not None}
+    stray = sorted(set(given) - mine - theirs)
+    if stray:
+        name = stray[0]
+        raise UsageError(
+            f"--{name.replace('_', '-')} applies to {' or '.join(_owners(name))}, not to "
+            f"--model {model} with --optimizer {opt}"
+        )
+    return complete(
+        general,
+        {k: v for k, v in given.items() if k in mine},
+        {k: v for k, v in given.items() if k in theirs},
+        directory,
+    )
+
+
+def _import(names: Sequence[str]) -> None:
+    """Import the modules (or ``.py`` files) the command line names, for their
+    registrations.
+
+    Raises:
+        UsageError: a module that cannot be imported (naming it and why).
+    """
+    for name in names:
+        try:
+            if name.endswith(".py") or os.sep in name:
+                path = Path(name)
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"not a Python file: {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules.setdefault(path.stem, module)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except (ImportError, OSError, SyntaxError) as err:
+            raise UsageError(f"--import {name}: {type(err).__name__}: {err}") from None
+
+
+def _imports(argv: Sequence[str]) -> list[str]:
+    """The values of ``--import`` on a command line."""
+    found = []
+    for i, token in enumerate(argv):
+        if token == "--import" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+        elif token.startswith("--import="):
+            found.append(token.split("=", 1)[1])
+    return found
+
+
+def _train_command(args: argparse.Namespace, out: Output) -> int:
+    if args.resume is not None:
+        foreign = sorted(_given(args.argv) - RESUME_OPTIONS)
+        if foreign:
+            raise UsageError(
+                f"--resume continues the run's own configuration ({args.resume / RUN_FILE}); "
+                f"{', '.join(foreign)} cannot change it: start a new run with --out instead"
+            )
+        return train(args, None, out)
+    return train(args, _config_from_args(args), out)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the ``fnn`` command; returns the exit status: 0 on success, 2 for an error the
+    user can fix (:data:`USER_ERRORS`, reported in one line on stderr), 130 when
+    interrupted. Any other exception is a bug in fnn and propagates with its traceback.
+    Printing to a closed or broken stream never fails a run."""
+    stream = Output(out if out is not None else sys.stdout)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if not a.startswith("-")), "fnn")
+    errors = Output(sys.stderr)
+    try:
+        _import(_imports(arguments))
+        args = _parser().parse_args(arguments)
+        args.argv = arguments
+        commands = {
+            "train": _train_command,
+            "evaluate": evaluate_command,
+            "predict": predict_command,
+        }
+        return commands[args.command](args, stream)
+    except USER_ERRORS as err:
+        lines = (printable(line.strip()) for line in str(err).splitlines())
+        errors.write(f"fnn {command}: error: {' '.join(filter(None, lines))}\n")
+        return 2
+    except KeyboardInterrupt:
+        errors.write(f"fnn {command}: interrupted\n")
+        return 130

@@ -1,0 +1,351 @@
+"""What a training run is: its options, its configuration, and the one check of both
+(private; see :mod:`fnn.cli`).
+
+The options come from three places, each written once: the command's own training
+options (:data:`OPTIONS`), the chosen model recipe's (:mod:`fnn.recipes`) and the chosen
+optimizer's (:data:`fnn.optim.OPTIMIZERS`), read from their signatures. Every value is
+checked by building what it configures, with the library's own checks
+(:func:`check_config`), before anything is read or written; a run's ``config`` holds
+only the options that apply to it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .. import _checks, data, nn, optim, parallel, recipes
+from .. import random as _random
+from .._checks import MAX_INT
+from .._options import Option, options_of
+from ..train import EarlyStopping
+
+
+class UsageError(Exception):
+    """A problem the user can fix (bad option, missing file): printed without a traceback."""
+
+
+def _option(name: str, kind: type, default: Any, help: str) -> Option:
+    return Option(name, kind, default, help)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _option("dataset", str, "fashion-mnist", "a registered dataset (mnist, fashion-mnist, ...)"),
+    _option("model", str, "mlp", "a registered model recipe (mlp, cnn, ...)"),
+    _option("optimizer", str, "adam", "a registered optimizer (adam, adamw, sgd, ...)"),
+    _option("lr", float, None, "the learning rate (default: the model recipe's)"),
+    _option("schedule", str, "cosine", "constant, inverse-time, cosine or step"),
+    _option("decay", float, 0.0, "inverse-time decay: lr / (1 + decay * step)"),
+    _option("l2", float, 0.0, "an L2 penalty on the weights, (l2 / 2) * sum(w**2)"),
+    _option("batch_size", int, None, "examples per update (default: the model recipe's)"),
+    _option("epochs", int, None, "epochs in all (default: the model recipe's)"),
+    _option("seed", int, 0, "the run's seed, in [0, 2**63)"),
+    _option("validation_split", float, 0.1, "the fraction held out for validation"),
+    _option("patience", int, 0, "stop after this many epochs without improvement (0: never)"),
+    _option("augment", list, (), "flip and/or shift each training batch (none, flip,shift)"),
+    _option("shards", int, 1, "split each batch into this many shards, summed in order"),
+)
+"""The command's own training options (the recipes and optimizers add theirs)."""
+
+GENERAL = {o.name: o for o in OPTIONS}
+
+SCHEDULES: dict[str, Callable[[float, float, int], optim.Schedule]] = {
+    "constant": lambda lr, decay, total: optim.constant(lr),
+    "inverse-time": lambda lr, decay, total: optim.inverse_time_decay(lr, decay),
+    "cosine": lambda lr, decay, total: optim.cosine_decay(lr, total),
+    "step": lambda lr, decay, total: optim.step_decay(lr, 0.5, max(total // 4, 1)),
+}
+"""The learning-rate schedules by name, each over the run's ``total`` steps."""
+
+AUGMENTATIONS: dict[str, data.Augment] = {"flip": data.random_flip, "shift": data.random_shift}
+"""The names ``--augment`` takes: left-right flips, and shifts of up to 2 pixels."""
+
+_RENAMED = {"weight_init": "init"}
+"""Config entries of runs recorded before fnn 0.2 whose options have another name now."""
+
+
+def model_options(model: str) -> tuple[Option, ...]:
+    """The options of the model recipe called ``model``.
+
+    Raises:
+        UsageError: no such recipe.
+    """
+    try:
+        return recipes.recipe(model).options
+    except ValueError as err:
+        raise UsageError(f"--model: {err}") from None
+
+
+def optimizer_options(name: str) -> tuple[Option, ...]:
+    """The options of the optimizer called ``name`` (its parameters but the learning rate).
+
+    Raises:
+        UsageError: no such optimizer.
+    """
+    try:
+        make = optim.optimizer(name)
+    except ValueError as err:
+        raise UsageError(f"--optimizer: {err}") from None
+    first = next(iter(inspect.signature(make).parameters))
+    return options_of(make, skip=(first,))
+
+
+def every_option() -> dict[str, list[Option]]:
+    """Every option of every recipe and optimizer, by name (for the parser and for
+    messages about options that do not apply)."""
+    found: dict[str, list[Option]] = {}
+    for name in recipes.RECIPES:
+        for option in model_options(name):
+            found.setdefault(option.name, []).append(option)
+    for name in optim.OPTIMIZERS:
+        for option in optimizer_options(name):
+            found.setdefault(option.name, []).append(option)
+    return found
+
+
+@attrs.frozen
+class Config:
+    """Everything that determines a training run (a run's ``config`` in ``run.json``).
+
+    Attributes:
+        general: the command's own options (:data:`OPTIONS`), all of them, defaults
+            filled in (the recipe's for ``lr``, ``epochs``, ``batch_size``), with
+            ``decay`` only for the inverse-time schedule.
+        model: the recipe's options, by name.
+        optimizer: the optimizer's options, by name.
+        data: the directory of a user's own data (``--data``), or None for the named
+            ``dataset`` (for a directory, ``dataset`` is the directory's name).
+    """
+
+    general: Mapping[str, Any] = attrs.field(converter=dict)
+    model: Mapping[str, Any] = attrs.field(converter=dict)
+    optimizer: Mapping[str, Any] = attrs.field(converter=dict)
+    data: str | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        for part in (self.general, self.model, self.optimizer):
+            if name in part:
+                return part[name]
+        raise KeyError(name)
+
+    def evolve(self, **general: Any) -> Config:
+        """This config with some general options changed."""
+        return attrs.evolve(self, general={**self.general, **general})
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as a flat JSON object: only the options that apply to the run."""
+        out: dict[str, Any] = {}
+        for options, values in (
+            (OPTIONS, self.general),
+            (model_options(self.general["model"]), self.model),
+            (optimizer_options(self.general["optimizer"]), self.optimizer),
+        ):
+            for option in options:
+                if option.name in values:
+                    out[option.name] = option.to_json(values[option.name])
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any, what: str) -> Config:
+        """The config recorded in ``what`` (a run record or a checkpoint), each entry
+        type-checked against its option. Entries of options that do not apply (records
+        made before configs held only those) are left out.
+
+        Raises:
+            UsageError: not an object, an unknown entry, or an entry of the wrong type.
+        """
+        if not isinstance(obj, dict):
+            raise UsageError(f"{what} has no config object")
+        entries = {_RENAMED.get(k, k): v for k, v in obj.items()}
+        given = {k: v for k, v in entries.items() if k in GENERAL}
+        model = str(given.get("model", GENERAL["model"].default))
+        opt = str(given.get("optimizer", GENERAL["optimizer"].default))
+        parts: list[dict[str, Any]] = [{}, {}, {}]
+        known = every_option()
+        for i, options in enumerate((OPTIONS, model_options(model), optimizer_options(opt))):
+            for option in options:
+                if option.name in entries and entries[option.name] is not None:
+                    try:
+                        parts[i][option.name] = option.from_json(entries[option.name], what)
+                    except ValueError as err:
+                        raise UsageError(str(err)) from None
+        unknown = sorted(str(k) for k in set(entries) - set(GENERAL) - set(known) - {"data"})
+        if unknown:
+            raise UsageError(f"{what} has unknown config entries {unknown}")
+        directory = entries.get("data")
+        if directory is not None and not isinstance(directory, str):
+            raise UsageError(f"{what}: config entry 'data' must be a path, got {directory!r}")
+        return complete(parts[0], parts[1], parts[2], directory)
+
+
+def complete(
+    general: Mapping[str, Any],
+    model: Mapping[str, Any],
+    optimizer: Mapping[str, Any],
+    directory: str | None = None,
+) -> Config:
+    """A config from the options given: every general option (the recipe's defaults,
+    then the command's, where one is not given), the recipe's and the optimizer's options
+    with their defaults filled in.
+
+    Raises:
+        UsageError: an unknown recipe or optimizer.
+    """
+    values = {o.name: o.default for o in OPTIONS}
+    given = {k: v for k, v in general.items() if v is not None}
+    name = str(given.get("model", values["model"]))
+    try:
+        values.update(recipes.recipe(name).defaults)
+    except ValueError as err:
+        raise UsageError(f"--model: {err}") from None
+    values.update(given)
+    if values["schedule"] != "inverse-time":
+        values.pop("decay", None)
+    model_values = {o.name: model.get(o.name, o.default) for o in model_options(name)}
+    opt_values = {
+        o.name: optimizer.get(o.name, o.default)
+        for o in optimizer_options(str(values["optimizer"]))
+    }
+    return Config(values, model_values, opt_values, directory)
+
+
+def build_model(config: Config, info: data.DataInfo) -> nn.Layer[Any]:
+    """The model of a config for a dataset: its recipe's build with its options.
+
+    Raises:
+        UsageError: the recipe refuses an option (its own check's message).
+    """
+    name = config.general["model"]
+    try:
+        return recipes.recipe(name).build(info, **config.model)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--model {name}: {err}") from None
+
+
+def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer:
+    """The optimizer of a config (with the L2 penalty's gradient in front when asked),
+    its learning rate following the config's schedule over the whole run.
+
+    Raises:
+        UsageError: the optimizer, the schedule or the L2 penalty refuses a value.
+    """
+    g = config.general
+    total = max(g["epochs"] * steps_per_epoch, 1)
+    try:
+        if g["schedule"] not in SCHEDULES:
+            raise ValueError(f"expected one of {', '.join(SCHEDULES)}, got {g['schedule']!r}")
+        schedule = SCHEDULES[g["schedule"]](
+            _checks.positive(g["lr"], "lr"), g.get("decay", 0.0), total
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--schedule {g['schedule']} with --lr {g['lr']}: {err}") from None
+    try:
+        rule = optim.optimizer(g["optimizer"])(schedule, **config.optimizer)
+        return optim.chain(optim.add_l2(g["l2"]), rule) if g["l2"] else rule
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--optimizer {g['optimizer']}: {err}") from None
+
+
+def build_augment(config: Config) -> data.Augment | None:
+    """The augmentation of a config's training batches (None for none)."""
+    names = config.general["augment"]
+    return data.augmentation(*(AUGMENTATIONS[n] for n in names)) if names else None
+
+
+_GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "lr": lambda v: _checks.positive(v, "the learning rate"),
+    "batch_size": lambda v: _checks.positive_int(v, "batch_size"),
+    "epochs": lambda v: _checks.positive_int(v, "epochs"),
+    "seed": _random.key,
+    "validation_split": lambda v: _checks.fraction(v, "validation_split"),
+    "patience": lambda v: v == 0 or _patience(v),
+    "decay": lambda v: optim.inverse_time_decay(1.0, v),
+    "l2": lambda v: v == 0 or optim.add_l2(v),
+    "shards": lambda v: parallel.check_plan(v, None),
+}
+"""The library's own check of each general option that has one."""
+
+
+def _patience(value: Any) -> EarlyStopping:
+    try:
+        return EarlyStopping(patience=value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"0 (no early stopping) or {err}") from None
+
+
+def check_config(config: Config, info: data.DataInfo | None) -> None:
+    """Check every value of ``config`` with the library's own checks, by building what it
+    configures: each general option, the dataset's name, the model (for ``info``, the
+    dataset's when it is known before reading it), the optimizer and its schedule.
+    Nothing is read or written.
+
+    Raises:
+        UsageError: naming the option and the library's message.
+    """
+    g = config.general
+    bad = []
+    for name, check in _GENERAL_CHECKS.items():
+        if name in g:
+            try:
+                check(g[name])
+            except (ValueError, TypeError) as err:
+                bad.append(f"{GENERAL[name].flag}: {err}")
+    unknown = [n for n in g["augment"] if n not in AUGMENTATIONS]
+    if unknown:
+        bad.append(
+            f"--augment: unknown {unknown[0]!r}; expected names from {sorted(AUGMENTATIONS)}"
+        )
+    if not bad and g["shards"] > g["batch_size"]:
+        bad.append(f"--shards: at most the batch size {g['batch_size']}, got {g['shards']}")
+    if config.data is None:
+        try:
+            data.source(g["dataset"])
+        except (ValueError, TypeError) as err:
+            bad.append(f"--dataset: {err}")
+    if bad:
+        raise UsageError("; ".join(bad))
+    build_optimizer(config, 1)
+    if info is not None:
+        build_model(config, info)
+    else:  # the shapes come with the data: the recipe checks its own options now
+        build_model(config, data.DataInfo((28, 28), tuple("0123456789")))
+
+
+def data_info(config: Config) -> data.DataInfo | None:
+    """What is known of a config's dataset before reading it (None for a directory or a
+    dataset that is not registered: :func:`check_config` says so)."""
+    if config.data is not None or config.general["dataset"] not in data.DATASETS:
+        return None
+    return data.source(config.general["dataset"]).info
+
+
+def resolved(path: Path) -> str:
+    """A path as a config records it: absolute, symbolic links resolved."""
+    return str(path.resolve())
+
+
+__all__ = [
+    "AUGMENTATIONS",
+    "GENERAL",
+    "MAX_INT",
+    "OPTIONS",
+    "SCHEDULES",
+    "Config",
+    "UsageError",
+    "build_augment",
+    "build_model",
+    "build_optimizer",
+    "check_config",
+    "complete",
+    "data_info",
+    "every_option",
+    "model_options",
+    "optimizer_options",
+    "resolved",
+]

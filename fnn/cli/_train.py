@@ -1,0 +1,517 @@
+"""``fnn train``: plan a run, train it, and finish it, from any point (private; see
+:mod:`fnn.cli`).
+
+A run goes through three phases, each of which a later ``fnn train --resume DIR`` picks up
+where it stopped:
+
+1. **plan**: every option is checked with the library's own checks before any file is
+   read or written (:func:`fnn.cli._config.check_config`); then the run directory is
+   locked (one writer per directory) and, for a new run, the earlier run's files are
+   removed and ``run.json`` records the configuration, the run id and the data's
+   checksums;
+2. **train**: ``fnn.fit``, with a checkpoint of the whole training state after every
+   epoch;
+3. **finish**: the test set is evaluated, ``model.npz`` and then ``run.json`` (with the
+   results and the params' fingerprint) are written, then the plots; only then is
+   anything printed. ``--resume`` of a run whose training is complete does only what is
+   left of this phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import io as _textio
+import platform
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .. import (
+    __version__,
+    _blas,
+    callbacks,
+    data,
+    io,
+    losses,
+    metrics,
+    nn,
+    parallel,
+    plots,
+    runtime,
+)
+from .. import random as _random
+from .. import tree as _tree
+from .._types import Array
+from ..inference import evaluate, predict_proba
+from ..train import Callback, EarlyStopping, NonFiniteLossError, TrainState, fit
+from ._config import (
+    Config,
+    UsageError,
+    build_augment,
+    build_model,
+    build_optimizer,
+    check_config,
+    data_info,
+)
+from ._output import Output, printable
+from ._rundir import (
+    CHECKPOINTS,
+    MODEL_FILE,
+    PLOTS,
+    RUN_FILE,
+    check_out,
+    checkpoint_of,
+    finished,
+    forget_run,
+    prepare_out,
+    read_run,
+    run_lock,
+    write_json,
+)
+
+TRAINING_COPIES = 6
+"""How many float32 copies of the parameters training holds at once, about: the params,
+their gradient, Adam's two moments, the update and the checkpoint being written."""
+
+RESUME_OPTIONS = frozenset(
+    {"--resume", "--epochs", "--stop-after", "--threads", "--quiet", "--no-plots"}
+    | {"--data-dir", "--no-download", "--import"}
+)
+"""The options ``--resume`` takes: the rest of the configuration is the run's own."""
+
+
+@attrs.frozen(eq=False)
+class Plan:
+    """A checked run: its configuration, its directory and, for ``--resume``, its record."""
+
+    config: Config
+    directory: Path
+    record: dict[str, Any] | None
+
+
+def train(args: argparse.Namespace, config: Config | None, out: Output) -> int:
+    """``fnn train``; under ``mpirun -n N`` (N > 1) every process trains its shards and
+    only process 0 prints and writes; an error on any process aborts them all."""
+    try:
+        comm = parallel.world()
+    except ImportError as err:  # started by mpirun without mpi4py
+        raise UsageError(str(err)) from None
+    lead = parallel.rank_and_size(comm)[0] == 0  # the one process that prints and writes
+    report = lambda text: sys.stderr.write(f"fnn train: error on {text}")  # noqa: E731
+    with parallel.abort_on_error(comm, report):
+        plan = _plan(args, config)  # every option checked before anything is touched
+        if not lead:
+            return _run(_prepare(plan, args, comm), args, Output(_textio.StringIO()), comm, False)
+        check_out(plan.directory)
+        ready = _prepare(plan, args, comm)  # the data read, the model checked: no file written
+        prepare_out(plan.directory)
+        with run_lock(plan.directory):
+            return _run(ready, args, out, comm, True)
+
+
+def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
+    """The checked run to train; nothing is written."""
+    for option, value in (("--stop-after", args.stop_after), ("--threads", args.threads)):
+        if value is not None and not 1 <= value <= 2**31 - 1:
+            raise UsageError(f"{option} must be an integer in [1, 2**31), got {value}")
+    record = None
+    if args.resume is None:
+        assert config is not None
+        directory = args.out or Path("runs") / config.general["dataset"]
+    else:
+        directory, record = args.resume, read_run(args.resume)
+        config = Config.from_json(record.get("config"), str(args.resume / RUN_FILE))
+        if args.epochs is not None:  # a new target: the schedule spans it
+            config = config.evolve(epochs=args.epochs)
+    info = data_info(config)
+    check_config(config, info)
+    if info is not None:  # the model's size, before the data is read
+        check_params(build_model(config, info), info.in_shape, runtime.memory_limit())
+    return Plan(config, directory, record)
+
+
+def _load(config: Config, args: argparse.Namespace) -> data.Dataset:
+    """The dataset of a config: a user's directory (``config.data``) or a named dataset."""
+    if config.data is not None:
+        return data.load_directory(config.data)
+    return data.load_dataset(
+        config.general["dataset"], data_dir=args.data_dir, download=not args.no_download
+    )
+
+
+def _float_images(images: Array) -> Array:
+    """float32 images in [0, 1]: uint8 ones scaled, float ones (a directory's) as float32."""
+    return data.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+def _check_same_data(config: Config, record: dict[str, Any] | None, sums: dict[str, str]) -> None:
+    """On resume, refuse a user's data whose files changed since the run began (a named
+    dataset's files are verified by their known checksums when read)."""
+    if record is None or config.data is None:
+        return
+    recorded = record.get("data")
+    recorded = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if recorded != sums:
+        where = config.data or config.general["dataset"]
+        raise UsageError(
+            f"the data of {where} changed since the run began (SHA-256 of its files {sums}, "
+            f"the run recorded {recorded}): resume with the same files"
+        )
+
+
+def check_params(model: nn.Layer[Any], in_shape: tuple[int, ...], memory: int | None) -> int:
+    """Refuse a model whose parameters alone would not fit in ``memory`` bytes in training,
+    counted from the model's declaration (nothing allocated): training holds about
+    :data:`TRAINING_COPIES` float32 copies of them. Returns those bytes.
+
+    Raises:
+        UsageError: naming the parameter count, the memory it needs and the limit.
+    """
+    try:
+        shapes = model.shapes(in_shape)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"the model cannot take inputs of shape {in_shape}: {err}") from None
+    count = _tree.size(shapes.params)
+    params = count * 4 * TRAINING_COPIES
+    if memory is not None and params > memory:
+        raise UsageError(
+            f"the model has {count:,} parameters: training it takes about "
+            f"{params / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB this "
+            "process may use; choose a smaller model"
+        )
+    return params
+
+
+def check_memory(
+    model: nn.Layer[Any], in_shape: tuple[int, ...], batch_size: int, memory: int | None
+) -> None:
+    """Refuse a model whose training would not fit in ``memory`` bytes, before training:
+    its parameters (:func:`check_params`), and what a batch's activations, residuals and
+    gradients take, measured by one training step and one inference of two examples
+    under ``tracemalloc`` and scaled to ``batch_size`` (and to the 1,024 examples of an
+    evaluation chunk).
+
+    Raises:
+        UsageError: naming what the training needs and the limit.
+    """
+    params = check_params(model, in_shape, memory)
+    if memory is None:
+        return
+    key = _random.key(0)
+    p, state = model.init(key, in_shape), model.init_state(in_shape)
+    x = np.zeros((2, *in_shape), np.float32)
+    per_example = []
+    for train in (True, False):
+        tracemalloc.start()
+        try:
+            if train:
+                y, _, residuals = model.forward(p, x, state, key if model.stochastic else None)
+                model.backward(p, residuals, np.ones_like(y), False, _tree.buffers_like(p))
+            else:
+                model.infer(p, x, state)
+            per_example.append(tracemalloc.get_traced_memory()[1] / 2)
+        finally:
+            tracemalloc.stop()
+    need = params + max(per_example[0] * batch_size, per_example[1] * 1024)
+    if need > memory:
+        raise UsageError(
+            f"training the model on batches of {batch_size} takes about {need / 2**30:,.1f} "
+            f"GiB ({per_example[0] / 2**20:,.1f} MiB of activations an example), more than "
+            f"the {memory / 2**30:,.1f} GiB this process may use; choose a smaller "
+            "--batch-size or model"
+        )
+
+
+@attrs.frozen(eq=False)
+class Ready:
+    """A run ready to train: its plan, data, model, optimizer and, on resume, the state
+    from its checkpoint; nothing of it has been written yet."""
+
+    plan: Plan
+    model: nn.Layer[Any]
+    info: data.DataInfo
+    train_set: tuple[Array, Array]
+    test_set: tuple[Array, Array]
+    optimizer: Any
+    data_record: dict[str, Any]
+    state: TrainState[Any] | None
+
+
+def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
+    """Read the data and check it, build the model and the optimizer, read the checkpoint
+    to resume: everything but writing."""
+    config, directory, record = plan.config, plan.directory, plan.record
+    g = config.general
+    thread_plan(args.threads, g["shards"], comm)
+    dataset = _load(config, args)
+    sums = dict(dataset.sha256)
+    _check_same_data(config, record, sums)
+    in_shape = tuple(dataset.x_train.shape[1:])
+    info = data.DataInfo(in_shape, dataset.classes)
+    if info.num_classes < 2:
+        raise UsageError(f"the dataset has {info.num_classes} class: a classifier needs at least 2")
+    model = build_model(config, info)
+    check_memory(model, in_shape, g["batch_size"], runtime.memory_limit())
+    x_train, y_train = _float_images(dataset.x_train), dataset.y_train
+    x_test, y_test = _float_images(dataset.x_test), dataset.y_test
+    del dataset  # the uint8 images: only the float32 copies are needed from here on
+    n_val = round(len(x_train) * g["validation_split"])
+    n_fit = len(x_train) - n_val
+    if n_fit < 1 or (g["validation_split"] > 0 and n_val < 1):
+        part = "training" if n_fit < 1 else "validation"
+        raise UsageError(
+            f"--validation-split {g['validation_split']} of {len(x_train)} training "
+            f"images leaves no {part} images"
+        )
+    optimizer = build_optimizer(config, data.num_batches(n_fit, g["batch_size"], False))
+    data_record: dict[str, Any] = {"dataset": g["dataset"], "sha256": sums}
+    if config.data is not None:
+        data_record["directory"] = config.data
+    state = None
+    if record is not None:
+        state = checkpoint_of(directory, record, config, model.shapes(in_shape).params)
+        if args.stop_after is not None and args.stop_after <= state.epoch < g["epochs"]:
+            raise UsageError(
+                f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "
+                f"{state.epoch} epochs already"
+            )
+    return Ready(
+        plan, model, info, (x_train, y_train), (x_test, y_test), optimizer, data_record, state
+    )
+
+
+def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: bool) -> int:
+    plan, model, state = ready.plan, ready.model, ready.state
+    config, directory, record = plan.config, plan.directory, plan.record
+    g = config.general
+    workers, blas = thread_plan(args.threads, g["shards"], comm)
+    if not runtime.set_blas_threads(blas):
+        out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect on it\n")
+    runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
+    data_record = ready.data_record
+    if record is not None and state is not None:
+        run_id = str(record["run_id"])
+        done = state.stopped or state.epoch >= g["epochs"]
+        out.write(
+            f"resuming {printable(str(directory))} after epoch {state.epoch} of "
+            f"{g['epochs']}{' (training complete)' if done else ''}\n"
+        )
+    else:
+        run_id = uuid.uuid4().hex
+    if lead:
+        begun = {
+            **(record or {}),
+            "config": config.to_json(),
+            "seed": g["seed"],
+            "run_id": run_id,
+            "data": data_record,
+        }
+        if record is None:
+            forget_run(directory)
+        if record is None or record.get("config") != begun["config"]:
+            write_json(directory / RUN_FILE, begun)  # the target a later --resume resumes to
+        record = begun
+
+    times = callbacks.EpochTimes()
+    hooks: list[Callback] = [times]
+    checkpoints = directory / CHECKPOINTS
+    if lead:
+        identity = {"run_id": run_id, "config": config.to_json()}
+        hooks.append(callbacks.checkpoint(checkpoints, metadata=identity))
+    if lead and not args.quiet:
+        hooks.append(callbacks.progress_bar(stream=Output(sys.stderr)))  # type: ignore[arg-type]
+    stop = EarlyStopping(patience=g["patience"]) if g["patience"] > 0 else None
+    began = time.perf_counter()
+    try:
+        final = fit(
+            model,
+            losses.softmax_cross_entropy,
+            ready.optimizer,
+            *ready.train_set,
+            key=_random.key(g["seed"]),
+            epochs=min(g["epochs"], args.stop_after or g["epochs"]),
+            batch_size=g["batch_size"],
+            validation_split=g["validation_split"],
+            early_stopping=stop,
+            state=state,
+            augment=build_augment(config),
+            shards=g["shards"],
+            comm=comm,
+            threads=workers,
+            callbacks=hooks,
+        )
+    except NonFiniteLossError as err:
+        last = checkpoints / callbacks.LAST
+        kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
+        raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
+    wall = time.perf_counter() - began
+    return _finish(
+        plan, args, out, comm, lead, model, final, ready.test_set, ready.info, record, times, wall
+    )
+
+
+def _finish(
+    plan: Plan,
+    args: argparse.Namespace,
+    out: Output,
+    comm: Any,
+    lead: bool,
+    model: nn.Layer[Any],
+    final: TrainState[Any],
+    test_set: tuple[Array, Array],
+    info: data.DataInfo,
+    record: dict[str, Any] | None,
+    times: callbacks.EpochTimes,
+    wall: float,
+) -> int:
+    """The final phase: what is left of evaluating, writing ``model.npz`` and ``run.json``
+    and drawing the plots, then the report, printed last."""
+    directory, config = plan.directory, plan.config
+    fingerprint = _tree.fingerprint(final.params)
+    previous = read_run(directory) if (directory / RUN_FILE).is_file() else {}
+    if not finished(directory, previous, fingerprint):
+        x_test, y_test = test_set
+        test = evaluate(
+            model,
+            losses.softmax_cross_entropy,
+            final.params,
+            x_test,
+            y_test,
+            model_state=final.model_state,
+            comm=comm,  # each process evaluates its share of the chunks
+        )
+        if not lead:
+            return 0
+        probs = predict_proba(model, final.params, x_test, model_state=final.model_state)
+        matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=1), info.num_classes)
+        io.save_model(
+            directory / MODEL_FILE,
+            model,
+            final.params,
+            in_shape=info.in_shape,
+            model_state=final.model_state,
+            metadata={
+                "dataset": config.general["dataset"],
+                "data": config.data,
+                "classes": list(info.classes),
+            },
+        )
+        timing = previous.get("timing") if isinstance(previous.get("timing"), dict) else {}
+        earlier = timing.get("epoch_seconds") if isinstance(timing, dict) else None
+        previous = {
+            **(record or previous),
+            "versions": _versions(),
+            "conditions": _conditions(config, comm, args.threads),
+            "epochs": [attrs.asdict(r) for r in final.history],
+            "stopped_early": final.stopped,
+            "test": {"loss": test.loss, "accuracy": test.accuracy},
+            "confusion_matrix": matrix.tolist(),
+            "params_sha256": fingerprint,
+            "timing": {
+                "epoch_seconds": {
+                    **(earlier if isinstance(earlier, dict) else {}),
+                    **{str(e): s for e, s in times.seconds.items()},
+                },
+                "wall_seconds": wall,
+            },
+        }
+        write_json(directory / RUN_FILE, previous)
+        _plots(directory, args, out, final, matrix, info, redraw=True)
+    elif lead:
+        matrix = np.asarray(previous["confusion_matrix"])
+        _plots(directory, args, out, final, matrix, info, redraw=False)
+    if not lead:
+        return 0
+    seconds = {int(k): v for k, v in previous.get("timing", {}).get("epoch_seconds", {}).items()}
+    out.write(callbacks.history_table(final.history, seconds) + "\n")
+    test_result = previous["test"]
+    out.write(f"test accuracy {test_result['accuracy']:.4f}  test loss {test_result['loss']:.4f}\n")
+    out.write(printable(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
+    return 0
+
+
+def _plots(
+    directory: Path,
+    args: argparse.Namespace,
+    out: Output,
+    final: TrainState[Any],
+    matrix: Array,
+    info: data.DataInfo,
+    redraw: bool,
+) -> None:
+    """Draw the run's curves and confusion matrix (those missing, unless ``redraw``)."""
+    if args.no_plots:
+        return
+    paths = [directory / name for name in PLOTS]
+    if not redraw and all(p.is_file() for p in paths):
+        return
+    try:
+        plots.history(final.history, paths[0])
+        plots.confusion_matrix(matrix, paths[1], list(info.classes))
+    except plots.PlottingUnavailableError as err:
+        out.write(f"note: {err}\n")
+
+
+def thread_plan(threads: int, shards: int, comm: Any) -> tuple[int, int]:
+    """:func:`fnn.parallel.thread_plan` for ``--threads`` and ``--shards``.
+
+    Raises:
+        UsageError: the processes of ``comm`` do not divide ``shards``.
+    """
+    try:
+        return parallel.thread_plan(threads, shards, comm)
+    except ValueError as err:
+        raise UsageError(f"--shards {shards}: {err}") from None
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "fnn": __version__,
+        "numpy": np.__version__,
+        "attrs": importlib.metadata.version("attrs"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _conditions(config: Config, comm: Any, threads: int) -> dict[str, Any]:
+    """What else decides a run's bits beside its configuration and data: the machine's
+    BLAS and threads, and the processes and shards."""
+    _, processes = parallel.rank_and_size(comm)
+    return {
+        "threads": threads,
+        "blas_threads": _blas.threads(),
+        "processes": processes,
+        "shards": config.general["shards"],
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = [
+    "RESUME_OPTIONS",
+    "TRAINING_COPIES",
+    "Plan",
+    "Ready",
+    "check_memory",
+    "check_params",
+    "thread_plan",
+    "train",
+]

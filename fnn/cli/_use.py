@@ -1,0 +1,102 @@
+"""``fnn evaluate`` and ``fnn predict``: a saved model on test data or on pictures
+(private; see :mod:`fnn.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import data, io, losses, metrics
+from ..inference import evaluate, predict_proba
+from ._config import UsageError
+from ._output import Output, printable
+from ._rundir import MODEL_FILE
+from ._train import _float_images
+
+PREDICT_MAX_BYTES = 2**28
+"""The most pixel data ``fnn predict`` reads from one IDX or ``.npy`` file: 256 MiB (over
+340,000 images of 28x28), which take 1 GiB as float32; larger files are refused from
+their header. ``fnn.data.read_images`` takes a larger ``max_bytes``."""
+
+
+def _model_path(path: Path) -> Path:
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+def _evaluation_data(args: argparse.Namespace, meta: dict[str, Any]) -> data.Dataset:
+    """The dataset ``fnn evaluate`` uses: ``--data``, ``--dataset``, or the model file's."""
+    if args.data is not None:
+        if args.dataset is not None:
+            raise UsageError("give --data or --dataset, not both")
+        return data.load_directory(args.data)
+    name = args.dataset or meta.get("dataset")
+    if args.dataset is None and isinstance(meta.get("data"), str):
+        return data.load_directory(meta["data"])
+    if not isinstance(name, str) or name not in data.DATASETS:
+        raise UsageError("the model file names no known dataset: pass --dataset or --data")
+    return data.load_dataset(name, data_dir=args.data_dir, download=not args.no_download)
+
+
+def evaluate_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn evaluate MODEL``: test accuracy and loss, and a per-class report."""
+    path = _model_path(args.model)
+    model, params, model_state = io.load_model(path)
+    meta = io.load_metadata(path)
+    dataset = _evaluation_data(args, meta)
+    image_shape = tuple(dataset.x_test.shape[1:])
+    takes = io.load_in_shape(path)
+    if takes != image_shape:
+        raise UsageError(f"{path} takes images of shape {takes}, the dataset's are {image_shape}")
+    outputs = model.output_shape(image_shape)[-1]
+    if outputs != dataset.num_classes:
+        raise UsageError(f"{path} has {outputs} outputs, the dataset {dataset.num_classes} classes")
+    x_test = _float_images(dataset.x_test)
+    result = evaluate(
+        model,
+        losses.softmax_cross_entropy,
+        params,
+        x_test,
+        dataset.y_test,
+        model_state=model_state,
+    )
+    labels = predict_proba(model, params, x_test, model_state=model_state).argmax(axis=1)
+    matrix = metrics.confusion_matrix(dataset.y_test, labels, outputs)
+    report = metrics.precision_recall(matrix)
+    out.write(f"test accuracy {result.accuracy:.4f}  test loss {result.loss:.4f}\n")
+    out.write("class          precision  recall      f1  support\n")
+    for i, cls in enumerate(dataset.classes):
+        out.write(
+            f"{printable(cls):<13}  {report.precision[i]:9.4f}  {report.recall[i]:6.4f}  "
+            f"{report.f1[i]:6.4f}  {report.support[i]:7d}\n"
+        )
+    return 0
+
+
+def predict_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn predict MODEL INPUTS...``: the top classes of each image."""
+    if args.top < 1:
+        raise UsageError(f"--top must be an integer >= 1, got {args.top}")
+    path = _model_path(args.model)
+    model, params, model_state = io.load_model(path)
+    meta = io.load_metadata(path)
+    raw_classes = meta.get("classes")
+    classes = [printable(str(c)) for c in raw_classes] if isinstance(raw_classes, list) else []
+    image_shape = io.load_in_shape(path)
+    for source in args.inputs:
+        images = data.read_images(
+            source, args.invert, image_shape=image_shape, max_bytes=PREDICT_MAX_BYTES
+        )
+        probs = predict_proba(model, params, images, model_state=model_state)
+        for i, row in enumerate(probs):
+            order = np.argsort(-row, kind="stable")[: args.top]
+            names = [classes[k] if k < len(classes) else str(k) for k in order]
+            shown = ", ".join(f"{n} {row[k]:.4f}" for n, k in zip(names, order))
+            label = printable(f"{source}[{i}]" if len(probs) > 1 else str(source))
+            out.write(f"{label}: {shown}\n")
+    return 0
+
+
+__all__ = ["PREDICT_MAX_BYTES", "evaluate_command", "predict_command"]

@@ -1,0 +1,160 @@
+"""Model recipes: the models ``fnn train --model NAME`` builds, registered as layers are.
+
+A recipe is a function ``build(data, **options) -> Layer`` that makes a model for a
+dataset (:class:`fnn.data.DataInfo`: one example's shape and the class names), registered
+with :func:`register` under a name, with the training settings it prefers (learning rate,
+epochs, batch size). Its keyword parameters are its options, written once: their types,
+defaults and help lines (from the docstring's ``Args:``) become ``fnn train``'s flags
+(``--hidden 256,128``) and the entries of a run's ``config``. Adding a model to the command
+is one registration; a user's own recipe, in a module the command imports with
+``fnn train --import mymodule``, works the same way.
+
+>>> import fnn
+>>> sorted(fnn.recipes.RECIPES)
+['cnn', 'mlp']
+>>> recipe = fnn.recipes.recipe("mlp")
+>>> [o.name for o in recipe.options], recipe.defaults["lr"]
+(['hidden', 'activation', 'init'], 0.002)
+>>> recipe.build(fnn.data.DataInfo((28, 28), "0123456789")).output_shape((28, 28))
+(10,)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from . import nn
+from ._options import Option, options_of
+from ._registry import Registry, origin
+from .data import DataInfo
+
+__all__ = ["RECIPES", "Recipe", "cnn", "mlp", "recipe", "register"]
+
+F = TypeVar("F", bound=Callable[..., nn.Layer[Any]])
+
+
+@attrs.frozen(eq=False)
+class Recipe:
+    """A registered model recipe.
+
+    Attributes:
+        name: the name ``fnn train --model`` takes.
+        build: ``build(data: DataInfo, **options) -> Layer``.
+        options: the build function's options (keyword parameters with defaults).
+        defaults: the training settings the recipe prefers, by ``fnn train`` option name
+            (``{"lr": 2e-3, "epochs": 20, "batch_size": 128}``); the command's own
+            defaults hold for the others.
+    """
+
+    name: str
+    build: Callable[..., nn.Layer[Any]]
+    options: tuple[Option, ...]
+    defaults: Mapping[str, Any]
+
+    @property
+    def summary(self) -> str:
+        """The first line of the build function's docstring."""
+        return (self.build.__doc__ or "").strip().splitlines()[0] if self.build.__doc__ else ""
+
+
+_RECIPES: Registry[Recipe] = Registry("model recipe", lambda r: origin(r.build))
+
+RECIPES: Mapping[str, Recipe] = _RECIPES.view
+"""Every registered recipe by name (a read-only live view)."""
+
+
+def register(name: str, **defaults: Any) -> Callable[[F], F]:
+    """Register a model recipe under ``name`` (a decorator).
+
+    Args:
+        name: the name ``fnn train --model`` takes; never rename a registered recipe
+            (run records name it).
+        **defaults: the training settings the recipe prefers, by ``fnn train`` option
+            name (``lr``, ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ...).
+
+    The decorated function is called ``build(data, **options)`` with a
+    :class:`fnn.data.DataInfo`; every other parameter must have a default and be
+    annotated ``bool``, ``int``, ``float``, ``str`` or ``tuple[int, ...]``: those are its
+    options. Their ranges are the model's own (a ValueError from the layers becomes a
+    usage error of the command).
+
+    Raises:
+        ValueError: a bad name, or one taken by another recipe.
+        TypeError: an option without a default or of another type.
+
+    >>> import fnn
+    >>> @fnn.recipes.register("tiny", lr=1e-2)
+    ... def tiny(data: fnn.data.DataInfo, *, width: int = 8) -> fnn.nn.Layer[Any]:
+    ...     '''A one-hidden-layer MLP.'''
+    ...     return fnn.nn.mlp((width, data.num_classes))
+    >>> [(o.flag, o.default) for o in fnn.recipes.recipe("tiny").options]
+    [('--width', 8)]
+    """
+    _RECIPES.check_name(name)
+
+    def decorate(build: F) -> F:
+        options = options_of(build, skip=(next(iter(_parameters(build))),))
+        _RECIPES.add(name, Recipe(name, build, options, dict(defaults)))
+        return build
+
+    return decorate
+
+
+def _parameters(build: Callable[..., Any]) -> list[str]:
+    names = list(inspect.signature(build).parameters)
+    if not names:
+        raise TypeError(f"a recipe takes the dataset's DataInfo first: {origin(build)}")
+    return names
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe registered as ``name``.
+
+    Raises:
+        ValueError: no such recipe (the message lists the registered ones).
+    """
+    return _RECIPES.get(name)
+
+
+@register("mlp", lr=2e-3, epochs=20, batch_size=128)
+def mlp(
+    data: DataInfo,
+    *,
+    hidden: tuple[int, ...] = (128, 64),
+    activation: str = "relu",
+    init: str = "he_normal",
+) -> nn.Layer[Any]:
+    """The multilayer perceptron: flatten, then dense and activation per hidden size,
+    then dense(classes) (:func:`fnn.nn.mlp`).
+
+    Args:
+        hidden: the hidden layers' sizes, e.g. 128,64.
+        activation: the hidden activation (relu, tanh, sigmoid, gelu, ...).
+        init: the dense layers' weight initializer (he_normal, glorot_uniform, ...).
+    """
+    return nn.mlp((*hidden, data.num_classes), activation, weight_init=init)
+
+
+@register("cnn", lr=1e-3, epochs=15, batch_size=64)
+def cnn(
+    data: DataInfo,
+    *,
+    batch_norm: bool = False,
+    dropout: float = 0.5,
+    padding: str = "same",
+) -> nn.Layer[Any]:
+    """The small CNN of :func:`fnn.nn.cnn`: two 3x3 conv blocks with max-pooling, then
+    dense 128, dropout and dense(classes).
+
+    Args:
+        batch_norm: batch norm after each conv and the hidden dense layer.
+        dropout: the dropout rate before the last layer.
+        padding: the convolutions' padding, same or valid.
+    """
+    return nn.cnn(
+        data.in_shape, data.num_classes, dropout=dropout, batch_norm=batch_norm, padding=padding
+    )
