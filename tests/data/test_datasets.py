@@ -364,8 +364,6 @@ def test_names_and_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="checksum mismatch for fashion-mnist"):
         data.load_fashion_mnist(data_dir=d, download=False)
     with pytest.raises(ValueError, match="unknown dataset 'cifar10'; expected one of: fashion"):
-        ValueError, match="unknown dataset 'cifar10'; expected one of: fashion-mnist"
-    ):
         data.load_dataset("cifar10")
     with pytest.raises(TypeError, match="a dataset name must be a str, got 3"):
         data.load_dataset(3)  # type: ignore[arg-type]
