@@ -28,6 +28,17 @@ from . import _checks
 from . import io as _io
 from .train import Callback, EpochMetrics, Event
 
+__all__ = [
+    "LAST",
+    "EpochTimes",
+    "checkpoint",
+    "describe_epoch",
+    "history_table",
+    "log_epochs",
+    "progress_bar",
+    "tqdm_available",
+]
+
 
 def _metrics_text(loss: float, accuracy: float) -> str:
     text = f"loss {loss:.4f}"

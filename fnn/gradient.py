@@ -26,6 +26,20 @@ from .nn import Layer
 
 P = TypeVar("P")
 
+__all__ = [
+    "GradCheck",
+    "GradFn",
+    "LossAndGrad",
+    "Pipeline",
+    "ValueAndGradFn",
+    "check_grad",
+    "check_layer",
+    "check_model",
+    "forward_backward",
+    "grad",
+    "value_and_grad",
+]
+
 _PROBE = 8_191_919
 """What check_layer folds into its key for the random output weights: far from the small
 numbers tests fold into the same key for their inputs (equal draws would hide errors)."""
@@ -72,12 +86,15 @@ class GradFn(Protocol[P]):
     ) -> P: ...
 
 
-# -- the flat interface (for fnn.train and fnn.parallel) --------------------------------------
+# -- the flat interface (internal: for fnn.train and fnn.parallel) ----------------------------
 
 
 @attrs.frozen(eq=False)
 class FlatLossAndGrad:
     """One training forward and backward pass with the gradient as one flat buffer.
+
+    Internal: part of the flat interface :func:`fnn.train_step` and :mod:`fnn.parallel`
+    share (see :func:`flat_forward_backward`); not in ``__all__``.
 
     Attributes:
         value: the batch-mean loss (no penalty: :func:`finish_gradient` adds it).
@@ -97,7 +114,8 @@ class FlatLossAndGrad:
 FlatPipeline = Callable[
     [Any, _tree.Layout, Array, Array, Any, "_random.Key | None"], FlatLossAndGrad
 ]
-"""``run(params, layout, x, y, state, key) -> FlatLossAndGrad``."""
+"""``run(params, layout, x, y, state, key) -> FlatLossAndGrad`` (internal: the type of
+:func:`flat_forward_backward`'s result; not in ``__all__``)."""
 
 
 def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
@@ -108,8 +126,19 @@ def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
     :func:`finish_gradient`, on a batch's whole gradient (after the shards' sum when
     :mod:`fnn.parallel` splits the batch).
 
-    This and :func:`finish_gradient` are the flat interface :func:`forward_backward`,
-    :func:`fnn.train_step` and :mod:`fnn.parallel` share; it trusts its inputs."""
+    Internal: this and :func:`finish_gradient` are the flat interface
+    :func:`forward_backward`, :func:`fnn.train_step` and :mod:`fnn.parallel` share (not in
+    ``__all__``, no promise of stability); it trusts its inputs.
+
+    Args:
+        model: the layer whose params are differentiated.
+        loss: ``loss(prediction, y) -> (value, dprediction)``.
+
+    Returns:
+        ``run(params, layout, x, y, state=None, key=None) -> FlatLossAndGrad``: ``layout``
+        is ``fnn.tree.layout(params)``, and ``grads`` comes back as a new writable flat
+        array of ``layout.size`` entries in ``layout.dtype``.
+    """
 
     def run(
         params: P,
@@ -133,7 +162,10 @@ def finish_gradient(
 ) -> float:
     """Add ``penalty(params)`` (if any) to a batch's flat gradient ``grads`` (in place) and
     make ``grads`` read-only; returns ``value`` plus the penalty's value. ``grads`` may be
-    a slice of the flat gradient only when there is no penalty."""
+    a slice of the flat gradient only when there is no penalty.
+
+    Internal: the second half of the flat interface (see :func:`flat_forward_backward`);
+    not in ``__all__``."""
     if penalty is not None:
         extra, extra_grads = penalty(params)
         grads += layout.ravel(extra_grads, "the penalty's gradient")
@@ -180,6 +212,9 @@ def check_call(model: Layer[Any], params: Any, x: Any, state: Any, key: Any) -> 
     """Check what a training forward of ``model`` is given: a finite float ``x`` of the
     params' dtype, params and a state that fit the model for ``x``'s examples
     (:meth:`fnn.nn.Layer.check`), and a key exactly when the model is stochastic.
+
+    Internal: the check :func:`value_and_grad` and :func:`check_model` share; not in
+    ``__all__``.
 
     Raises:
         TypeError, ValueError: naming what was expected and what came.

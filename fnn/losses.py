@@ -42,6 +42,18 @@ Penalty = Callable[[P], tuple[float, P]]
 
 L = TypeVar("L", bound=Callable[..., Any])
 
+__all__ = [
+    "Loss",
+    "Penalty",
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "classification_loss",
+    "is_classification",
+    "l2_penalty",
+    "mean_squared_error",
+    "softmax_cross_entropy",
+]
+
 _UNWRAP_LIMIT = 100
 """How many wrappers :func:`is_classification` looks through before giving up."""
 

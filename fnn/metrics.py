@@ -21,6 +21,8 @@ import numpy as np
 
 from ._types import Array
 
+__all__ = ["ClassReport", "accuracy", "confusion_matrix", "precision_recall"]
+
 
 def _labels(y: Any, what: str) -> Array:
     if not isinstance(y, np.ndarray):
@@ -33,7 +35,10 @@ def _labels(y: Any, what: str) -> Array:
 
 
 def as_labels(predictions: Any, what: str = "predictions") -> Array:
-    """Class labels from labels ``(n,)`` or scores ``(n, classes)`` (their argmax)."""
+    """Class labels from labels ``(n,)`` or scores ``(n, classes)`` (their argmax).
+
+    Internal: the conversion :func:`accuracy` and :func:`confusion_matrix` share (``what``
+    names the argument in error messages); not in ``__all__``."""
     if isinstance(predictions, np.ndarray) and predictions.ndim == 2:
         if predictions.dtype.kind not in "fiu":
             raise TypeError(f"{what} scores must be numeric, got dtype {predictions.dtype}")

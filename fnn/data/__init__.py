@@ -42,3 +42,31 @@ from ._prep import one_hot as one_hot
 from ._prep import split as split
 from ._prep import split_indices as split_indices
 from ._prep import to_float as to_float
+
+__all__ = [
+    "Augment",
+    "DATASETS",
+    "DataError",
+    "Dataset",
+    "DatasetSpec",
+    "FASHION_MNIST",
+    "FileSpec",
+    "MNIST",
+    "augmentation",
+    "batches",
+    "flatten",
+    "load_dataset",
+    "load_directory",
+    "load_fashion_mnist",
+    "load_mnist",
+    "num_batches",
+    "one_hot",
+    "random_flip",
+    "random_shift",
+    "read_idx",
+    "read_images",
+    "split",
+    "split_indices",
+    "to_float",
+    "write_idx",
+]

@@ -59,6 +59,8 @@ class EarlyStopping:
 
 
 EventKind = Literal["train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end"]
+"""What an :class:`Event` tells: the run began, an epoch began, a batch ended, an epoch
+ended (its record is ready), or the run ended."""
 
 
 @attrs.frozen(eq=False)
@@ -91,6 +93,8 @@ class Event:
 
 
 Callback = Callable[[Event], None]
+"""``callback(event) -> None``: what :func:`fit` calls at each :class:`Event` (see
+:mod:`fnn.callbacks`); it may print, log or write files, and never changes the state."""
 
 
 def _warn_narrowing(
