@@ -38,7 +38,10 @@ from .._types import Array, Shape
 from ..random import Key
 
 Initializer = Callable[[Key, Shape, DTypeLike], Array]
-"""``init(key, shape, dtype) -> array``: a param's starting values."""
+"""``init(key, shape, dtype) -> array``: a param's starting values, a new array of
+``shape`` (a tuple of ints) in ``dtype`` (float32 or float64; fnn's initializers take
+float32 by default and draw the same numbers in both, rounded), drawn from ``key`` alone.
+The named weight initializers take ``fan_in`` and ``fan_out`` from ``shape`` (see above)."""
 
 _INITIALIZERS: Registry[Initializer] = Registry("weight initializer")
 
@@ -80,14 +83,7 @@ def _fans(shape: Shape) -> tuple[int, int]:
 def he_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(2 / fan_in)`` (He et al., 2015; for ReLU).
 
-    Args:
-        key: the key of the draws.
-        shape: the param's shape; ``fan_in`` is the product of all axes but the last,
-            ``fan_out`` the last.
-        dtype: float32 (default) or float64 (the same draws, rounded).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn, math
     >>> std = math.sqrt(2 / 1000)  # fan_in 1000, fan_out 10
@@ -102,14 +98,7 @@ def he_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
 def he_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / fan_in)``.
 
-    Args:
-        key: the key of the draws.
-        shape: the param's shape; ``fan_in`` is the product of all axes but the last,
-            ``fan_out`` the last.
-        dtype: float32 (default) or float64 (the same draws, rounded).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn, math
     >>> a = math.sqrt(6 / 1000)  # fan_in 1000, fan_out 10
@@ -125,14 +114,7 @@ def he_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
 def glorot_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(2 / (fan_in + fan_out))`` (Glorot & Bengio, 2010).
 
-    Args:
-        key: the key of the draws.
-        shape: the param's shape; ``fan_in`` is the product of all axes but the last,
-            ``fan_out`` the last.
-        dtype: float32 (default) or float64 (the same draws, rounded).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn, math
     >>> std = math.sqrt(2 / (1000 + 10))  # fan_in 1000, fan_out 10
@@ -147,14 +129,7 @@ def glorot_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Arra
 def glorot_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
 
-    Args:
-        key: the key of the draws.
-        shape: the param's shape; ``fan_in`` is the product of all axes but the last,
-            ``fan_out`` the last.
-        dtype: float32 (default) or float64 (the same draws, rounded).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn, math
     >>> a = math.sqrt(6 / (1000 + 10))  # fan_in 1000, fan_out 10
@@ -170,14 +145,7 @@ def glorot_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Arr
 def lecun_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """Normal weights with std ``sqrt(1 / fan_in)`` (LeCun et al., 1998).
 
-    Args:
-        key: the key of the draws.
-        shape: the param's shape; ``fan_in`` is the product of all axes but the last,
-            ``fan_out`` the last.
-        dtype: float32 (default) or float64 (the same draws, rounded).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn, math
     >>> std = math.sqrt(1 / 1000)  # fan_in 1000, fan_out 10
@@ -192,13 +160,7 @@ def lecun_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array
 def zeros(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """All zeros (the key is unused): the biases' initializer.
 
-    Args:
-        key: unused (every initializer takes one).
-        shape: the param's shape.
-        dtype: the array's dtype (float32 by default).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn
     >>> fnn.nn.zeros(fnn.random.key(0), (2,))
@@ -211,13 +173,7 @@ def zeros(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
 def ones(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
     """All ones (the key is unused): batch and layer norm's ``scale``.
 
-    Args:
-        key: unused (every initializer takes one).
-        shape: the param's shape.
-        dtype: the array's dtype (float32 by default).
-
-    Returns:
-        A new array of ``shape`` and ``dtype``.
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
 
     >>> import fnn
     >>> fnn.nn.ones(fnn.random.key(0), (2,), np.float64)

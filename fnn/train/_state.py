@@ -191,8 +191,7 @@ def augment_key(key: _random.Key, step: int) -> _random.Key:
         ``fold_in(fold_in(key, 4), step)``, a new :class:`fnn.random.Key`.
 
     Raises:
-        TypeError, ValueError: ``key`` is not a key, or ``step`` not an int in
-            ``[0, 2**62)``.
+        TypeError, ValueError: as :func:`step_key`.
 
     >>> import fnn
     >>> key = fnn.random.key(0)
