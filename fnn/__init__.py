@@ -14,6 +14,7 @@ from . import nn as nn
 from . import optim as optim
 from . import parallel as parallel
 from . import random as random
+from . import recipes as recipes
 from . import runtime as runtime
 from . import tree as tree
 from .gradient import GradCheck as GradCheck
@@ -45,3 +46,51 @@ from .train import train_state as train_state
 from .train import train_step as train_step
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # the subpackages and modules re-exported here
+    "callbacks",
+    "data",
+    "inference",
+    "io",
+    "losses",
+    "metrics",
+    "nn",
+    "optim",
+    "parallel",
+    "random",
+    "recipes",
+    "runtime",
+    "tree",
+    # gradients and their checks (fnn.gradient)
+    "GradCheck",
+    "LossAndGrad",
+    "check_grad",
+    "check_layer",
+    "check_model",
+    "forward_backward",
+    "grad",
+    "value_and_grad",
+    # inference (fnn.inference)
+    "Evaluation",
+    "evaluate",
+    "predict",
+    "predict_proba",
+    # files (fnn.io)
+    "load",
+    "save",
+    # training (fnn.train)
+    "Callback",
+    "EarlyStopping",
+    "EpochMetrics",
+    "Event",
+    "Metrics",
+    "NonFiniteLossError",
+    "TrainState",
+    "augment_key",
+    "fit",
+    "step_key",
+    "train_epoch",
+    "train_state",
+    "train_step",
+]

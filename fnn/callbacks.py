@@ -28,6 +28,17 @@ from . import _checks
 from . import io as _io
 from .train import Callback, EpochMetrics, Event
 
+__all__ = [
+    "LAST",
+    "EpochTimes",
+    "checkpoint",
+    "describe_epoch",
+    "history_table",
+    "log_epochs",
+    "progress_bar",
+    "tqdm_available",
+]
+
 
 def _metrics_text(loss: float, accuracy: float) -> str:
     text = f"loss {loss:.4f}"
@@ -46,7 +57,23 @@ def _validation_text(record: EpochMetrics) -> str:
 
 
 def describe_epoch(record: EpochMetrics, epochs: int, seconds: float) -> str:
-    """One line for a finished epoch: ``epoch 3/20 loss 0.3012 acc 0.8912 ... (1.2 s)``."""
+    """One line for a finished epoch: ``epoch 3/20 loss 0.3012 acc 0.8912 ... (1.23 s)``.
+
+    Args:
+        record: the epoch's metrics (``epoch`` 0-based; NaN accuracy or validation
+            values are left out).
+        epochs: the run's number of epochs.
+        seconds: the epoch's wall time.
+
+    Returns:
+        The line, without a newline: what :func:`log_epochs` writes.
+
+    >>> import fnn
+    >>> describe_epoch(fnn.EpochMetrics(2, 0.30123, 0.8912), 20, 1.234)
+    'epoch 3/20 loss 0.3012 acc 0.8912 (1.23 s)'
+    >>> describe_epoch(fnn.EpochMetrics(2, 0.30123, float("nan"), 0.35, 0.87), 20, 1.234)
+    'epoch 3/20 loss 0.3012 val_loss 0.3500 val_acc 0.8700 (1.23 s)'
+    """
     return (
         f"epoch {record.epoch + 1}/{epochs} {_metrics_text(record.loss, record.accuracy)}"
         f"{_validation_text(record)} ({seconds:.2f} s)"
@@ -57,7 +84,22 @@ def history_table(
     records: Sequence[EpochMetrics], seconds: Mapping[int, float] | None = None
 ) -> str:
     """A plain-text table of a run's history, one row per epoch (``-`` where there is no
-    validation, and for epochs without a recorded time)."""
+    validation, and for epochs without a recorded time).
+
+    Args:
+        records: the epochs' metrics, e.g. ``state.history``.
+        seconds: wall times by 0-based epoch, e.g. :attr:`EpochTimes.seconds`.
+
+    Returns:
+        The table, lines joined by ``"\\n"`` (no final newline).
+
+    >>> import fnn
+    >>> records = [fnn.EpochMetrics(0, 0.5, 0.8), fnn.EpochMetrics(1, 0.25, 0.9, 0.3, 0.875)]
+    >>> print(history_table(records, {1: 1.5}))
+    epoch    loss  accuracy  val_loss  val_accuracy   seconds
+        1  0.5000    0.8000          -             -         -
+        2  0.2500    0.9000     0.3000        0.8750      1.50
+    """
     times = seconds or {}
     lines = ["epoch    loss  accuracy  val_loss  val_accuracy   seconds"]
     for r in records:
@@ -72,7 +114,12 @@ def history_table(
 
 
 def tqdm_available() -> bool:
-    """Whether the optional ``tqdm`` package can be imported."""
+    """Whether the optional ``tqdm`` package can be imported (what :func:`progress_bar`
+    uses by default); it is looked up, not imported.
+
+    >>> isinstance(tqdm_available(), bool)
+    True
+    """
     return importlib.util.find_spec("tqdm") is not None
 
 
@@ -85,6 +132,19 @@ def progress_bar(
         stream: where to draw (default ``sys.stderr``).
         use_tqdm: use tqdm (default: when it is installed) or the plain text bar.
         min_interval: the plain bar redraws at most this often (seconds).
+
+    Returns:
+        A callback for :func:`fnn.fit`: it draws at ``batch_end`` and ends the line at
+        ``epoch_end`` with the validation metrics and the epoch's seconds.
+
+    >>> import fnn, io, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> out = io.StringIO()
+    >>> bar = progress_bar(stream=out, use_tqdm=False)
+    >>> _ = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1), x, y,
+    ...             key=fnn.random.key(0), epochs=2, callbacks=[bar])
+    >>> out.getvalue().count("\\n"), out.getvalue().split("\\r")[-1].split(" loss")[0]
+    (2, 'epoch 2/2 [========================] 1/1')
     """
     out = stream
     if use_tqdm is None:
@@ -168,6 +228,18 @@ class EpochTimes:
     ``times.seconds`` maps epoch numbers to seconds; ``times.mean`` is their mean.
     Timing is kept here, apart from the training state, so states stay bit-identical
     across runs.
+
+    Attributes:
+        seconds: a dict from 0-based epoch numbers to their wall time (float seconds),
+            filled at each ``epoch_end``.
+
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> times = EpochTimes()
+    >>> _ = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1), x, y,
+    ...             key=fnn.random.key(0), epochs=2, callbacks=[times])
+    >>> sorted(times.seconds), times.mean >= 0.0
+    ([0, 1], True)
     """
 
     def __init__(self) -> None:
@@ -185,7 +257,22 @@ class EpochTimes:
 
 
 def log_epochs(write: Callable[[str], None] | None = None) -> Callback:
-    """Log one line per finished epoch (default: ``logging.getLogger("fnn").info``)."""
+    """Log one line per finished epoch (default: ``logging.getLogger("fnn").info``).
+
+    Args:
+        write: what each line (:func:`describe_epoch`, no newline) is given to.
+
+    Returns:
+        A callback for :func:`fnn.fit` that writes at each ``epoch_end``.
+
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> lines = []
+    >>> _ = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1), x, y,
+    ...             key=fnn.random.key(0), epochs=2, callbacks=[log_epochs(lines.append)])
+    >>> [line.split(" (")[0] for line in lines]  # without the seconds
+    ['epoch 1/2 loss 1.1813 acc 0.2500', 'epoch 2/2 loss 1.1637 acc 0.5000']
+    """
     emit = write or logging.getLogger("fnn").info
 
     def callback(event: Event) -> None:
@@ -224,6 +311,29 @@ def checkpoint(
     checkpoint of another run).
 
     Resume with ``fnn.fit(..., state=fnn.load(directory / "last.npz"))``.
+
+    Args:
+        directory: where the files go (made, parents included, at the first save).
+        keep_best: how many best epochs to keep beside ``last.npz`` (0: none).
+        monitor: ``"val_loss"``, ``"loss"``, ``"val_accuracy"`` or ``"accuracy"``.
+        metadata: JSON data stored in every file.
+
+    Returns:
+        A callback for :func:`fnn.fit` that saves at each ``epoch_end``.
+
+    Raises:
+        ValueError: ``metadata`` sets ``epoch``, ``monitor`` or ``value``; an unknown
+            ``monitor``; a negative ``keep_best``.
+        TypeError: ``keep_best`` is not an int.
+
+    >>> import fnn, os, tempfile, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save = checkpoint(tmp, keep_best=1, monitor="loss")
+    ...     _ = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1),
+    ...                 x, y, key=fnn.random.key(0), epochs=3, callbacks=[save])
+    ...     sorted(os.listdir(tmp)), fnn.load(os.path.join(tmp, LAST)).epoch
+    (['best-epoch0002.npz', 'last.npz'], 3)
     """
     root = Path(directory)
     extra = dict(metadata or {})

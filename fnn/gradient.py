@@ -26,6 +26,20 @@ from .nn import Layer
 
 P = TypeVar("P")
 
+__all__ = [
+    "GradCheck",
+    "GradFn",
+    "LossAndGrad",
+    "Pipeline",
+    "ValueAndGradFn",
+    "check_grad",
+    "check_layer",
+    "check_model",
+    "forward_backward",
+    "grad",
+    "value_and_grad",
+]
+
 _PROBE = 8_191_919
 """What check_layer folds into its key for the random output weights: far from the small
 numbers tests fold into the same key for their inputs (equal draws would hide errors)."""
@@ -72,12 +86,15 @@ class GradFn(Protocol[P]):
     ) -> P: ...
 
 
-# -- the flat interface (for fnn.train and fnn.parallel) --------------------------------------
+# -- the flat interface (internal: for fnn.train and fnn.parallel) ----------------------------
 
 
 @attrs.frozen(eq=False)
 class FlatLossAndGrad:
     """One training forward and backward pass with the gradient as one flat buffer.
+
+    Internal: part of the flat interface :func:`fnn.train_step` and :mod:`fnn.parallel`
+    share (see :func:`flat_forward_backward`); not in ``__all__``.
 
     Attributes:
         value: the batch-mean loss (no penalty: :func:`finish_gradient` adds it).
@@ -97,7 +114,8 @@ class FlatLossAndGrad:
 FlatPipeline = Callable[
     [Any, _tree.Layout, Array, Array, Any, "_random.Key | None"], FlatLossAndGrad
 ]
-"""``run(params, layout, x, y, state, key) -> FlatLossAndGrad``."""
+"""``run(params, layout, x, y, state, key) -> FlatLossAndGrad`` (internal: the type of
+:func:`flat_forward_backward`'s result; not in ``__all__``)."""
 
 
 def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
@@ -108,8 +126,19 @@ def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
     :func:`finish_gradient`, on a batch's whole gradient (after the shards' sum when
     :mod:`fnn.parallel` splits the batch).
 
-    This and :func:`finish_gradient` are the flat interface :func:`forward_backward`,
-    :func:`fnn.train_step` and :mod:`fnn.parallel` share; it trusts its inputs."""
+    Internal: this and :func:`finish_gradient` are the flat interface
+    :func:`forward_backward`, :func:`fnn.train_step` and :mod:`fnn.parallel` share (not in
+    ``__all__``, no promise of stability); it trusts its inputs.
+
+    Args:
+        model: the layer whose params are differentiated.
+        loss: ``loss(prediction, y) -> (value, dprediction)``.
+
+    Returns:
+        ``run(params, layout, x, y, state=None, key=None) -> FlatLossAndGrad``: ``layout``
+        is ``fnn.tree.layout(params)``, and ``grads`` comes back as a new writable flat
+        array of ``layout.size`` entries in ``layout.dtype``.
+    """
 
     def run(
         params: P,
@@ -133,7 +162,10 @@ def finish_gradient(
 ) -> float:
     """Add ``penalty(params)`` (if any) to a batch's flat gradient ``grads`` (in place) and
     make ``grads`` read-only; returns ``value`` plus the penalty's value. ``grads`` may be
-    a slice of the flat gradient only when there is no penalty."""
+    a slice of the flat gradient only when there is no penalty.
+
+    Internal: the second half of the flat interface (see :func:`flat_forward_backward`);
+    not in ``__all__``."""
     if penalty is not None:
         extra, extra_grads = penalty(params)
         grads += layout.ravel(extra_grads, "the penalty's gradient")
@@ -161,6 +193,23 @@ def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = N
 
     It trusts its inputs (training checks the data once, up front); :func:`value_and_grad`
     and :func:`grad` check ``x``, ``state`` and ``key`` first.
+
+    Returns:
+        ``f(params, x, y, state=None, key=None) -> LossAndGrad``: ``x`` a float batch
+        ``(batch, *in_shape)`` in the params' dtype, ``y`` what ``loss`` takes (integer
+        labels ``(batch,)`` or targets shaped like the output). The
+        :class:`LossAndGrad` holds ``value`` (a Python float: the batch-mean loss plus
+        the penalty), ``grads`` (read-only arrays of the params' shapes and dtype),
+        ``state`` (the new model state) and ``output`` (the model's output,
+        ``(batch, *out_shape)``).
+
+    >>> import fnn, numpy as np
+    >>> model = fnn.nn.mlp((3,))
+    >>> params = model.init(fnn.random.key(0), (4,))
+    >>> x, y = fnn.random.uniform(fnn.random.key(1), (2, 4)), np.array([0, 2])
+    >>> result = fnn.forward_backward(model, fnn.losses.softmax_cross_entropy)(params, x, y)
+    >>> round(result.value, 4), result.grads[1].w.shape, result.output.shape, result.state
+    (1.4729, (4, 3), (2, 3), None)
     """
     flat = flat_forward_backward(model, loss)
 
@@ -180,6 +229,9 @@ def check_call(model: Layer[Any], params: Any, x: Any, state: Any, key: Any) -> 
     """Check what a training forward of ``model`` is given: a finite float ``x`` of the
     params' dtype, params and a state that fit the model for ``x``'s examples
     (:meth:`fnn.nn.Layer.check`), and a key exactly when the model is stochastic.
+
+    Internal: the check :func:`value_and_grad` and :func:`check_model` share; not in
+    ``__all__``.
 
     Raises:
         TypeError, ValueError: naming what was expected and what came.
@@ -202,6 +254,31 @@ def value_and_grad(
     :func:`forward_backward` after checking its arguments (``x`` finite, ``state`` and
     ``key`` given exactly when the model needs them); the new model state is dropped
     (use :func:`forward_backward` to keep it). ``grads`` is a tree shaped like ``params``.
+
+    Args:
+        model: the layer whose params are differentiated.
+        loss: ``loss(prediction, y) -> (value, dprediction)``, e.g.
+            :func:`fnn.losses.softmax_cross_entropy`.
+        penalty: optional ``penalty(params) -> (value, grads)`` added to the loss.
+
+    Returns:
+        ``f(params, x, y, *, state=None, key=None) -> (value, grads)``: ``value`` a Python
+        float (the batch-mean loss plus the penalty), ``grads`` read-only arrays of the
+        params' shapes and dtype, arranged as the params.
+
+    Raises:
+        TypeError, ValueError: (from ``f``) ``x`` is not a finite float array of the
+            params' dtype, params or state do not fit the model for ``x``'s examples,
+            or ``state``/``key`` is missing or given to a model that takes none (each
+            message names what was expected and what came).
+
+    >>> import fnn, numpy as np
+    >>> model = fnn.nn.mlp((3,))
+    >>> params = model.init(fnn.random.key(0), (4,))
+    >>> x, y = fnn.random.uniform(fnn.random.key(1), (2, 4)), np.array([0, 2])
+    >>> value, grads = fnn.value_and_grad(model, fnn.losses.softmax_cross_entropy)(params, x, y)
+    >>> round(value, 4), [round(g, 4) for g in grads[1].b.tolist()]
+    (1.4729, [-0.147, 0.1096, 0.0374])
     """
     run = forward_backward(model, loss, penalty)
 
@@ -217,7 +294,27 @@ def value_and_grad(
 
 def grad(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> GradFn[P]:
     """``g(params, x, y, *, state=None, key=None) -> grads``: :func:`value_and_grad`
-    without the value."""
+    without the value.
+
+    Args:
+        model, loss, penalty: as for :func:`value_and_grad`.
+
+    Returns:
+        ``g(params, x, y, *, state=None, key=None) -> grads``: the gradient of the
+        batch-mean loss (plus the penalty) w.r.t. the params, read-only arrays of their
+        shapes and dtype, arranged as the params.
+
+    Raises:
+        TypeError, ValueError: (from ``g``) as :func:`value_and_grad`.
+
+    >>> import fnn, numpy as np
+    >>> model = fnn.nn.mlp((3,))
+    >>> params = model.init(fnn.random.key(0), (4,))
+    >>> x, y = fnn.random.uniform(fnn.random.key(1), (2, 4)), np.array([0, 2])
+    >>> grads = fnn.grad(model, fnn.losses.softmax_cross_entropy)(params, x, y)
+    >>> fnn.tree.structure(grads) == fnn.tree.structure(params), grads[1].w.flags.writeable
+    (True, False)
+    """
     vg = value_and_grad(model, loss, penalty)
 
     def grad_fn(
@@ -287,6 +384,19 @@ def check_grad(
     Returns:
         A :class:`GradCheck` with the worst relative error and where it occurred.
         ``at`` and ``grads`` are not modified.
+
+    Raises:
+        TypeError: a leaf of ``at`` is not a float array, or ``f`` returns no scalar.
+        ValueError: ``grads`` is not shaped like ``at`` (structure or a leaf's shape).
+
+    >>> import numpy as np
+    >>> at = {"w": np.array([1.0, -2.0, 3.0])}
+    >>> def f(t): return float(np.sum(t["w"] ** 3))
+    >>> right = check_grad(f, {"w": 3 * at["w"] ** 2}, at)
+    >>> right.checked, right.max_rel_error < 1e-8
+    (3, True)
+    >>> round(check_grad(f, {"w": at["w"] ** 2}, at).max_rel_error, 4)  # a wrong gradient
+    0.6667
     """
     values, treedef = _tree.flatten(at)
     _tree.assert_same_structure(at, grads, "the point and its gradient")
@@ -379,8 +489,32 @@ def check_layer(
     ``state`` and the output, and a layer without state or randomness must infer what it
     trains on. ``options`` go to :func:`check_grad`.
 
+    Args:
+        layer: the layer to check.
+        params: its params for inputs shaped like ``x``'s examples (float64 arrays).
+        x: an input batch ``(batch, *in_shape)``, float64.
+        state: the layer's model state (``None`` for a layer without).
+        key: the key of a stochastic layer's training forward (the same mask in every
+            evaluation), from which ``r`` and the checked entries are drawn too
+            (``fnn.random.key(0)`` for those when it is None).
+        options: ``step``, ``floor`` and ``max_entries``, as for :func:`check_grad`.
+
+    Returns:
+        A :class:`GradCheck` over the params' entries and the input's, its ``where``
+        ``params...`` or ``input[...]``.
+
     Raises:
-        ValueError: the layer's ``shapes`` or ``infer`` disagree with what it computes.
+        ValueError: the layer's ``shapes`` or ``infer`` disagree with what it computes,
+            its ``backward`` leaves a gradient entry unwritten, or returns no input
+            gradient (or one of the wrong shape).
+
+    >>> import fnn, numpy as np
+    >>> layer = fnn.nn.dense(3)
+    >>> params = layer.init(fnn.random.key(0), (4,), np.float64)
+    >>> x = fnn.random.normal(fnn.random.key(1), (2, 4), np.float64)
+    >>> report = fnn.check_layer(layer, params, x)
+    >>> report.checked, report.max_rel_error < 1e-6  # 12 + 3 params, 8 inputs
+    (23, True)
     """
     _warn_if_imprecise((params, x), "check_layer")
     k = _random.key(0) if key is None else key
@@ -437,6 +571,30 @@ def check_model(
 
     The report names its paths in the params, e.g. ``params[1].w[4, 1]``. Use float64
     params and inputs (float32 gives a warning). ``options`` go to :func:`check_grad`.
+
+    Args:
+        model, loss, penalty: as for :func:`forward_backward`.
+        params: the point, float64 params of ``model`` for ``x``'s examples.
+        x, y: a batch ``(batch, *in_shape)`` (float64) and its labels or targets.
+        state, key: the model state and the key of a stochastic model's training
+            forward, held fixed (given exactly when the model needs them).
+        options: ``step``, ``floor``, ``max_entries`` and ``name`` (``"params"`` by
+            default), as for :func:`check_grad`.
+
+    Returns:
+        A :class:`GradCheck` over the params' entries.
+
+    Raises:
+        TypeError, ValueError: as :func:`value_and_grad` for ``x``, params, ``state``
+            and ``key``.
+
+    >>> import fnn, numpy as np
+    >>> model = fnn.nn.mlp((5, 3))
+    >>> params = model.init(fnn.random.key(0), (4,), np.float64)
+    >>> x, y = fnn.random.normal(fnn.random.key(1), (6, 4), np.float64), np.arange(6) % 3
+    >>> report = fnn.check_model(model, fnn.losses.softmax_cross_entropy, params, x, y)
+    >>> report.checked, report.max_rel_error < 1e-6  # 4 * 5 + 5 + 5 * 3 + 3 params
+    (43, True)
     """
     _warn_if_imprecise((params, x), "check_model")
     check_call(model, params, x, state, key)

@@ -104,7 +104,10 @@ def evaluate_checked(
 ) -> Evaluation:
     """:func:`evaluate` on data already checked (as :func:`fnn.fit`'s validation is),
     counting accuracy when ``counted``: each chunk's loss sum and correct count (this
-    process's chunks with ``comm``), summed in chunk order."""
+    process's chunks with ``comm``), summed in chunk order.
+
+    Internal: what :func:`evaluate` and :func:`fnn.fit`'s validation share; not in
+    ``__all__``."""
     dtype = params_dtype(params, x.dtype)
     rank, size = parallel.rank_and_size(comm)
     n = len(x) if indices is None else len(indices)

@@ -42,6 +42,18 @@ Penalty = Callable[[P], tuple[float, P]]
 
 L = TypeVar("L", bound=Callable[..., Any])
 
+__all__ = [
+    "Loss",
+    "Penalty",
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "classification_loss",
+    "is_classification",
+    "l2_penalty",
+    "mean_squared_error",
+    "softmax_cross_entropy",
+]
+
 _UNWRAP_LIMIT = 100
 """How many wrappers :func:`is_classification` looks through before giving up."""
 
@@ -142,7 +154,22 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     Returns:
         ``(value, dlogits)``: ``value = mean_i sum_k t_ik (logsumexp(z_i) - z_ik)`` and
         ``dlogits = (softmax(z) * sum_k t_ik - t) / batch``, i.e. ``(p - t) / batch``
-        for targets that sum to one.
+        for targets that sum to one. ``value`` is a Python float, ``dlogits`` a new
+        array of the logits' shape and dtype.
+
+    Raises:
+        TypeError: ``logits`` or float targets are not float arrays, or labels are
+            neither integer nor float.
+        ValueError: ``logits`` is not ``(batch, classes)`` with ``batch >= 1``, a label is
+            outside ``[0, classes)``, or targets have another shape.
+
+    >>> import numpy as np
+    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], np.float32)
+    >>> value, dlogits = softmax_cross_entropy(logits, np.array([0, 2]))
+    >>> round(value, 4), dlogits.shape, dlogits.dtype
+    (0.6342, (2, 3), dtype('float32'))
+    >>> softmax_cross_entropy(np.array([[1e4, -1e4]], np.float32), np.array([1]))  # no overflow
+    (20000.0, array([[ 1., -1.]], dtype=float32))
     """
     logits = _prediction(logits, "logits")
     target = _targets(logits, target)
@@ -183,8 +210,22 @@ def categorical_cross_entropy(
         epsilon: the clipping margin.
 
     Returns:
-        ``(value, dprobs)``: ``value = -mean_i sum_k t_ik log(clip(p_ik))`` and
-        ``dprobs = -t / (clip(p) * batch)`` inside the clipping range, 0 outside.
+        ``(value, dprobs)``: ``value = -mean_i sum_k t_ik log(clip(p_ik))`` (a Python
+        float) and ``dprobs = -t / (clip(p) * batch)`` inside the clipping range, 0
+        outside (a new array of the probabilities' shape and dtype).
+
+    Raises:
+        TypeError: ``probs`` or float targets are not float arrays, or ``epsilon`` is not
+            a number.
+        ValueError: ``probs`` is not ``(batch, classes)`` with ``batch >= 1``, a label is
+            outside ``[0, classes)``, targets have another shape, or ``epsilon`` is not in
+            ``(0, 0.5)``.
+
+    >>> import numpy as np
+    >>> probs = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]], np.float32)
+    >>> value, dprobs = categorical_cross_entropy(probs, np.array([0, 1]))
+    >>> round(value, 4), [[round(g, 4) for g in row] for row in dprobs.tolist()]
+    (0.5249, [[-0.7143, 0.0, 0.0], [0.0, -1.0, 0.0]])
     """
     probs = _prediction(probs, "probabilities")
     target = _targets(probs, target)
@@ -214,8 +255,23 @@ _declare(categorical_cross_entropy, classification=True)
 def mean_squared_error(pred: Array, target: Array) -> tuple[float, Array]:
     """Mean of ``(pred - target)**2`` over all entries (as PyTorch's ``MSELoss``).
 
+    Args:
+        pred: predictions, a float array of any shape with a batch axis of at least one.
+        target: float targets of ``pred``'s shape.
+
     Returns:
-        ``(value, dpred)`` with ``dpred = 2 (pred - target) / pred.size``.
+        ``(value, dpred)``: ``value`` a Python float, ``dpred = 2 (pred - target) /
+        pred.size`` a new array of ``pred``'s shape.
+
+    Raises:
+        TypeError: ``pred`` or ``target`` is not a float array.
+        ValueError: an empty batch, or ``target`` of another shape.
+
+    >>> import numpy as np
+    >>> pred, target = np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 0.0], [3.0, 3.0]])
+    >>> value, dpred = mean_squared_error(pred, target)
+    >>> value, dpred.tolist()
+    (2.0, [[0.0, 1.0], [0.0, 1.0]])
     """
     pred = _prediction(pred, "predictions", ndim=None)
     _checks.float_array(target, "regression targets")
@@ -238,8 +294,23 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     The value per entry is ``max(z, 0) - t z + log(1 + exp(-|z|))``, which never
     overflows; the mean is over all entries.
 
+    Args:
+        logits: a float array of any shape with a batch axis of at least one.
+        target: float targets in ``[0, 1]`` of the logits' shape.
+
     Returns:
-        ``(value, dlogits)`` with ``dlogits = (sigmoid(z) - t) / logits.size``.
+        ``(value, dlogits)``: ``value`` a Python float, ``dlogits = (sigmoid(z) - t) /
+        logits.size`` a new array of the logits' shape.
+
+    Raises:
+        TypeError: ``logits`` or ``target`` is not a float array.
+        ValueError: an empty batch, or ``target`` of another shape.
+
+    >>> import numpy as np
+    >>> logits, target = np.array([[0.0, 1e4, -1e4]]), np.array([[1.0, 1.0, 0.0]])
+    >>> value, dlogits = binary_cross_entropy(logits, target)
+    >>> round(value, 4), np.round(dlogits, 4).tolist()  # log(2) / 3; no overflow
+    (0.231, [[-0.1667, 0.0, 0.0]])
     """
     logits = _prediction(logits, "logits", ndim=None)
     _checks.float_array(target, "binary targets")
@@ -263,9 +334,24 @@ def l2_penalty(params: P, lam: float) -> tuple[float, P]:
     Weights are the leaves held in fields marked ``weight=True`` (the ``w`` of dense
     layers); biases are not penalised, as in the classic MNIST projects.
 
+    Args:
+        params: a tree of float arrays (records declaring their weights with
+            ``fnn.tree.field(weight=True)``).
+        lam: the penalty's strength, a number >= 0.
+
     Returns:
-        ``(value, grads)``: ``grads`` is shaped like ``params`` with ``lam * w`` at the
-        weights and zeros elsewhere.
+        ``(value, grads)``: ``value`` a Python float; ``grads`` is shaped like ``params``
+        with ``lam * w`` at the weights and zeros elsewhere (new arrays).
+
+    Raises:
+        TypeError: ``lam`` is not a number.
+        ValueError: ``lam`` is negative or NaN.
+
+    >>> import fnn, numpy as np
+    >>> params = fnn.nn.DenseParams(np.array([[1.0, -2.0], [0.5, 0.0]]), np.ones(2))
+    >>> value, grads = l2_penalty(params, 0.1)
+    >>> round(value, 4), grads.w.tolist(), grads.b.tolist()  # 0.05 * (1 + 4 + 0.25)
+    (0.2625, [[0.1, -0.2], [0.05, 0.0]], [0.0, 0.0])
     """
     lam = _checks.real(lam, "lam")
     if not lam >= 0:

@@ -21,6 +21,8 @@ import numpy as np
 
 from ._types import Array
 
+__all__ = ["ClassReport", "accuracy", "confusion_matrix", "precision_recall"]
+
 
 def _labels(y: Any, what: str) -> Array:
     if not isinstance(y, np.ndarray):
@@ -33,7 +35,10 @@ def _labels(y: Any, what: str) -> Array:
 
 
 def as_labels(predictions: Any, what: str = "predictions") -> Array:
-    """Class labels from labels ``(n,)`` or scores ``(n, classes)`` (their argmax)."""
+    """Class labels from labels ``(n,)`` or scores ``(n, classes)`` (their argmax).
+
+    Internal: the conversion :func:`accuracy` and :func:`confusion_matrix` share (``what``
+    names the argument in error messages); not in ``__all__``."""
     if isinstance(predictions, np.ndarray) and predictions.ndim == 2:
         if predictions.dtype.kind not in "fiu":
             raise TypeError(f"{what} scores must be numeric, got dtype {predictions.dtype}")
@@ -48,6 +53,19 @@ def accuracy(predictions: Array, labels: Array) -> float:
     Args:
         predictions: predicted labels ``(n,)`` or scores ``(n, classes)``.
         labels: true labels ``(n,)`` or one-hot targets ``(n, classes)``.
+
+    Returns:
+        ``mean(argmax'd predictions == labels)``, a Python float in ``[0, 1]``.
+
+    Raises:
+        TypeError: an argument is not a NumPy array, labels are not integers, or scores
+            are not numeric.
+        ValueError: labels that are not ``(n,)``, different ``n``, or ``n == 0``.
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> accuracy(scores, np.array([0, 1, 1]))  # predicted 0, 1, 0
+    0.6666666666666666
     """
     pred = as_labels(predictions)
     true = as_labels(labels, "labels")
@@ -62,7 +80,26 @@ def confusion_matrix(labels: Array, predictions: Array, num_classes: int | None 
     """The ``(classes, classes)`` int64 matrix whose entry ``[i, j]`` counts examples of
     true class ``i`` predicted as ``j``.
 
-    ``num_classes`` defaults to one more than the largest label or prediction.
+    Args:
+        labels: true labels ``(n,)`` or one-hot targets ``(n, classes)``.
+        predictions: predicted labels ``(n,)`` or scores ``(n, classes)``.
+        num_classes: the matrix's size; defaults to one more than the largest label or
+            prediction.
+
+    Returns:
+        A new int64 array ``(classes, classes)``: rows are true classes, columns
+        predictions; row sums are each class's support.
+
+    Raises:
+        TypeError: as :func:`accuracy`.
+        ValueError: different ``n``, a negative label, or a label or prediction
+            ``>= num_classes``.
+
+    >>> import numpy as np
+    >>> confusion_matrix(np.array([0, 1]), np.array([0, 0]), num_classes=3)
+    array([[1, 0, 0],
+           [1, 0, 0],
+           [0, 0, 0]])
     """
     true = as_labels(labels, "labels")
     pred = as_labels(predictions)
@@ -84,6 +121,15 @@ class ClassReport:
     """Per-class precision, recall and F1 (arrays of shape ``(classes,)``) and support.
 
     A class never predicted has precision 0; a class absent from the labels has recall 0.
+
+    Attributes:
+        precision: float64 ``(classes,)``, correct predictions of each class over all
+            predictions of it.
+        recall: float64 ``(classes,)``, correct predictions of each class over its
+            examples.
+        f1: float64 ``(classes,)``, ``2 precision recall / (precision + recall)`` (0 where
+            both are 0).
+        support: int64 ``(classes,)``, each class's number of examples.
     """
 
     precision: Array
@@ -93,7 +139,28 @@ class ClassReport:
 
 
 def precision_recall(matrix: Array) -> ClassReport:
-    """Per-class precision, recall and F1 from a confusion matrix (rows: true classes)."""
+    """Per-class precision, recall and F1 from a confusion matrix (rows: true classes).
+
+    With ``C`` the matrix: ``precision_k = C[k, k] / sum_i C[i, k]``, ``recall_k = C[k, k]
+    / sum_j C[k, j]`` (0 where the sum is 0), ``f1_k = 2 p_k r_k / (p_k + r_k)``.
+
+    Args:
+        matrix: a square ``(classes, classes)`` array of counts, as
+            :func:`confusion_matrix` makes it.
+
+    Returns:
+        A :class:`ClassReport` of new arrays.
+
+    Raises:
+        ValueError: ``matrix`` is not a square 2-D NumPy array.
+
+    >>> import numpy as np
+    >>> report = precision_recall(confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2])))
+    >>> report.precision.tolist(), report.recall.tolist(), report.support.tolist()
+    ([1.0, 1.0, 0.5], [1.0, 0.5, 1.0], [1, 2, 1])
+    >>> np.round(report.f1, 4).tolist()
+    [1.0, 0.6667, 0.6667]
+    """
     if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         shape = getattr(matrix, "shape", type(matrix).__name__)
         raise ValueError(f"expected a square confusion matrix, got {shape}")

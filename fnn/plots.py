@@ -20,6 +20,8 @@ from ._atomic import write_bytes_atomic
 from ._types import Array
 from .train import EpochMetrics
 
+__all__ = ["PlottingUnavailableError", "compare", "confusion_matrix", "history"]
+
 
 class PlottingUnavailableError(ImportError):
     """matplotlib is not installed."""

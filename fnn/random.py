@@ -33,6 +33,18 @@ from . import _checks
 from . import tree as _tree
 from ._types import Array
 
+__all__ = [
+    "Key",
+    "bernoulli",
+    "fold_in",
+    "generator",
+    "key",
+    "normal",
+    "permutation",
+    "split",
+    "uniform",
+]
+
 _MAX_SEED = 2**63
 
 

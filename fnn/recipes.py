@@ -27,9 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from . import nn
-from ._options import Option, options_of
-from ._registry import Registry, origin
+from . import _options, _registry, nn
 from .data import DataInfo
 
 __all__ = ["RECIPES", "Recipe", "cnn", "mlp", "recipe", "register"]
@@ -52,7 +50,7 @@ class Recipe:
 
     name: str
     build: Callable[..., nn.Layer[Any]]
-    options: tuple[Option, ...]
+    options: tuple[_options.Option, ...]
     defaults: Mapping[str, Any]
 
     @property
@@ -61,7 +59,7 @@ class Recipe:
         return (self.build.__doc__ or "").strip().splitlines()[0] if self.build.__doc__ else ""
 
 
-_RECIPES: Registry[Recipe] = Registry("model recipe", lambda r: origin(r.build))
+_RECIPES = _registry.Registry[Recipe]("model recipe", lambda r: _registry.origin(r.build))
 
 RECIPES: Mapping[str, Recipe] = _RECIPES.view
 """Every registered recipe by name (a read-only live view)."""
@@ -97,7 +95,7 @@ def register(name: str, **defaults: Any) -> Callable[[F], F]:
     _RECIPES.check_name(name)
 
     def decorate(build: F) -> F:
-        options = options_of(build, skip=(next(iter(_parameters(build))),))
+        options = _options.options_of(build, skip=(next(iter(_parameters(build))),))
         _RECIPES.add(name, Recipe(name, build, options, dict(defaults)))
         return build
 
@@ -107,7 +105,7 @@ def register(name: str, **defaults: Any) -> Callable[[F], F]:
 def _parameters(build: Callable[..., Any]) -> list[str]:
     names = list(inspect.signature(build).parameters)
     if not names:
-        raise TypeError(f"a recipe takes the dataset's DataInfo first: {origin(build)}")
+        raise TypeError(f"a recipe takes the dataset's DataInfo first: {_registry.origin(build)}")
     return names
 
 

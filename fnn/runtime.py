@@ -20,6 +20,8 @@ import os
 
 from . import _blas
 
+__all__ = ["blas_threads", "keep_freed_memory", "memory_limit", "set_blas_threads"]
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 

@@ -405,7 +405,7 @@ def test_a_bug_is_not_reported_as_a_usage_error(monkeypatch: pytest.MonkeyPatch)
     def buggy(args: Any, out: Any) -> int:
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr(cli, "evaluate_command", buggy)
+    monkeypatch.setattr(fnn.cli._use, "evaluate_command", buggy)
     with pytest.raises(ValueError, match="an internal inconsistency"):
         run("evaluate", "somewhere")
 

@@ -34,27 +34,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from .. import __version__, data, io, optim, recipes
-from .._options import Option
+from .. import __version__, _options, data, io, optim, recipes
 from ..train import NonFiniteLossError
-from ._config import (
-    AUGMENTATIONS,
-    OPTIONS,
-    SCHEDULES,
-    Config,
-    UsageError,
-    build_model,
-    check_config,
-    complete,
-    every_option,
-    model_options,
-    optimizer_options,
-    resolved,
-)
-from ._output import Output, printable
-from ._rundir import MAX_RUN_RECORD, RUN_FILE
-from ._train import RESUME_OPTIONS, TRAINING_COPIES, check_memory, thread_plan, train
-from ._use import PREDICT_MAX_BYTES, evaluate_command, predict_command
+from . import _config, _output, _rundir, _train, _use
+from ._config import AUGMENTATIONS as AUGMENTATIONS
+from ._config import OPTIONS as OPTIONS
+from ._config import SCHEDULES as SCHEDULES
+from ._config import Config as Config
+from ._config import UsageError as UsageError
+from ._config import build_model as build_model
+from ._config import check_config as check_config
+from ._config import complete as complete
+from ._output import printable as printable
+from ._rundir import MAX_RUN_RECORD as MAX_RUN_RECORD
+from ._train import TRAINING_COPIES as TRAINING_COPIES
+from ._train import check_memory as check_memory
+from ._train import thread_plan as thread_plan
+from ._use import PREDICT_MAX_BYTES as PREDICT_MAX_BYTES
 
 __all__ = [
     "AUGMENTATIONS",
@@ -81,7 +77,7 @@ fnn or data files, a diverged run, and the file system's errors (a missing file,
 permission, a full disk). Anything else is a bug and keeps its traceback."""
 
 
-def _value(option: Option) -> Callable[[str], object]:
+def _value(option: _options.Option) -> Callable[[str], object]:
     """An argparse type for ``option``: its parse, with the message argparse prints."""
 
     def parse(text: str) -> object:
@@ -94,7 +90,7 @@ def _value(option: Option) -> Callable[[str], object]:
     return parse
 
 
-def _add(group: argparse._ArgumentGroup, option: Option, help: str) -> None:
+def _add(group: argparse._ArgumentGroup, option: _options.Option, help: str) -> None:
     if option.kind is bool:
         action = argparse.BooleanOptionalAction
         group.add_argument(option.flag, action=action, default=None, help=help)
@@ -141,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         "y_train.npy, x_test.npy, y_test.npy, or of data.npz (see fnn.data.load_directory)",
     )
     own = train_cmd.add_argument_group("options of the model recipes and optimizers")
-    for name, options in sorted(every_option().items()):
+    for name, options in sorted(_config.every_option().items()):
         owners = sorted(set(_owners(name)))
         _add(own, options[0], f"{options[0].help} [{', '.join(owners)}]".strip())
     run = train_cmd.add_argument_group("the run")
@@ -195,12 +191,14 @@ def _parser() -> argparse.ArgumentParser:
 def _owners(name: str) -> list[str]:
     """The recipes and optimizers that take the option ``name``."""
     found = [
-        f"--model {r}" for r in recipes.RECIPES if any(o.name == name for o in model_options(r))
+        f"--model {r}"
+        for r in recipes.RECIPES
+        if any(o.name == name for o in _config.model_options(r))
     ]
     found += [
         f"--optimizer {o}"
         for o in optim.OPTIMIZERS
-        if any(x.name == name for x in optimizer_options(o))
+        if any(x.name == name for x in _config.optimizer_options(o))
     ]
     return found
 
@@ -222,12 +220,12 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     if args.data is not None:
         if args.dataset is not None or args.data_dir is not None:
             raise UsageError("give --data (your own data) or --dataset/--data-dir, not both")
-        directory, general["dataset"] = resolved(args.data), args.data.resolve().name
+        directory, general["dataset"] = _config.resolved(args.data), args.data.resolve().name
     model = str(general["model"] or OPTIONS[1].default)
     opt = str(general["optimizer"] or OPTIONS[2].default)
-    mine = {o.name for o in model_options(model)}
-    theirs = {o.name for o in optimizer_options(opt)}
-    given = {n: getattr(args, n) for n in every_option() if getattr(args, n) is not None}
+    mine = {o.name for o in _config.model_options(model)}
+    theirs = {o.name for o in _config.optimizer_options(opt)}
+    given = {n: getattr(args, n) for n in _config.every_option() if getattr(args, n) is not None}
     stray = sorted(set(given) - mine - theirs)
     if stray:
         name = stray[0]
@@ -277,16 +275,17 @@ def _imports(argv: Sequence[str]) -> list[str]:
     return found
 
 
-def _train_command(args: argparse.Namespace, out: Output) -> int:
+def _train_command(args: argparse.Namespace, out: _output.Output) -> int:
     if args.resume is not None:
-        foreign = sorted(_given(args.argv) - RESUME_OPTIONS)
+        foreign = sorted(_given(args.argv) - _train.RESUME_OPTIONS)
         if foreign:
+            record = args.resume / _rundir.RUN_FILE
             raise UsageError(
-                f"--resume continues the run's own configuration ({args.resume / RUN_FILE}); "
+                f"--resume continues the run's own configuration ({record}); "
                 f"{', '.join(foreign)} cannot change it: start a new run with --out instead"
             )
-        return train(args, None, out)
-    return train(args, _config_from_args(args), out)
+        return _train.train(args, None, out)
+    return _train.train(args, _config_from_args(args), out)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -294,18 +293,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     user can fix (:data:`USER_ERRORS`, reported in one line on stderr), 130 when
     interrupted. Any other exception is a bug in fnn and propagates with its traceback.
     Printing to a closed or broken stream never fails a run."""
-    stream = Output(out if out is not None else sys.stdout)
+    stream = _output.Output(out if out is not None else sys.stdout)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in arguments if not a.startswith("-")), "fnn")
-    errors = Output(sys.stderr)
+    errors = _output.Output(sys.stderr)
     try:
         _import(_imports(arguments))
         args = _parser().parse_args(arguments)
         args.argv = arguments
         commands = {
             "train": _train_command,
-            "evaluate": evaluate_command,
-            "predict": predict_command,
+            "evaluate": _use.evaluate_command,
+            "predict": _use.predict_command,
         }
         return commands[args.command](args, stream)
     except USER_ERRORS as err:

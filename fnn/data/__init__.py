@@ -46,3 +46,35 @@ from ._sources import DataInfo as DataInfo
 from ._sources import Source as Source
 from ._sources import register as register
 from ._sources import source as source
+
+__all__ = [
+    "Augment",
+    "DATASETS",
+    "DataError",
+    "DataInfo",
+    "Dataset",
+    "DatasetSpec",
+    "FASHION_MNIST",
+    "FileSpec",
+    "MNIST",
+    "Source",
+    "augmentation",
+    "batches",
+    "flatten",
+    "load_dataset",
+    "load_directory",
+    "load_fashion_mnist",
+    "load_mnist",
+    "num_batches",
+    "one_hot",
+    "random_flip",
+    "random_shift",
+    "read_idx",
+    "read_images",
+    "register",
+    "source",
+    "split",
+    "split_indices",
+    "to_float",
+    "write_idx",
+]

@@ -43,6 +43,10 @@ def to_float(images: Array, dtype: DTypeLike = np.float32) -> Array:
         A new array of ``images``' shape and the given dtype; 0 maps to 0.0 and 255 to
         exactly 1.0. ``images`` is not modified.
 
+    Raises:
+        TypeError: ``images`` is not a uint8 NumPy array, or ``dtype`` is neither
+            float32 nor float64.
+
     >>> import numpy as np
     >>> to_float(np.array([0, 51, 255], np.uint8))
     array([0. , 0.2, 1. ], dtype=float32)
@@ -84,6 +88,20 @@ def one_hot(labels: Array, num_classes: int, dtype: DTypeLike = np.float32) -> A
     Row ``i`` is all zeros except a one at column ``labels[i]``. ``dtype`` may be any
     float or integer dtype (float32 by default).
 
+    Args:
+        labels: integer class labels, ``(n,)``.
+        num_classes: the number of classes, an int >= 1.
+        dtype: the result's dtype, float or integer.
+
+    Returns:
+        A new ``(n, num_classes)`` array of ``dtype``.
+
+    Raises:
+        TypeError: ``labels`` is not an integer array, ``num_classes`` not an int, or
+            ``dtype`` neither float nor integer.
+        ValueError: ``labels`` is not 1-D, a label is outside ``[0, num_classes)``, or
+            ``num_classes < 1``.
+
     >>> import numpy as np
     >>> one_hot(np.array([2, 0]), 3)
     array([[0., 0., 1.],
@@ -117,6 +135,12 @@ def split(
 
     Returns:
         ``((x_train, y_train), (x_val, y_val))``, new arrays (the inputs are untouched).
+
+    Raises:
+        TypeError: ``key`` is not a key, ``x`` or ``y`` not an array, or ``fraction``
+            not a number.
+        ValueError: ``x`` and ``y`` hold different numbers of examples, ``fraction`` is
+            not strictly between 0 and 1, or a part would be empty.
 
     >>> import fnn, numpy as np
     >>> (xt, yt), (xv, yv) = split(fnn.random.key(0), np.arange(10), np.arange(10), 0.2)

@@ -31,3 +31,18 @@ from ._api import save_model as save_model
 from ._format import FORMAT as FORMAT
 from ._format import VERSION as VERSION
 from ._format import FormatError as FormatError
+
+__all__ = [
+    "FORMAT",
+    "FormatError",
+    "LoadedModel",
+    "PathLike",
+    "TYPES",
+    "VERSION",
+    "load",
+    "load_in_shape",
+    "load_metadata",
+    "load_model",
+    "save",
+    "save_model",
+]

@@ -150,11 +150,11 @@ def save(path: PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -
             deeper than the format allows (checked without recursion, for any depth).
         FileNotFoundError: the directory of ``path`` does not exist.
 
-    >>> import numpy as np, tempfile, os, fnn.io
-    >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
-    >>> _ = fnn.io.save(path, {"w": np.ones(3, np.float32), "step": 7})
-    >>> fnn.io.load(path)
-    {'step': 7, 'w': array([1., 1., 1.], dtype=float32)}
+    >>> import fnn, os, tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = fnn.io.save(os.path.join(tmp, "t.npz"), {"w": np.ones(3, np.float32), "step": 7})
+    ...     path.name, fnn.io.load(path)
+    ('t.npz', {'step': 7, 'w': array([1., 1., 1.], dtype=float32)})
     """
     return _write(check_path(path), _describe(tree, "tree"), metadata)
 
@@ -212,6 +212,14 @@ def load(path: PathLike, like: Any = None, *, finite: bool = False) -> Any:
             type outside the allow-list; with ``finite=True``, a leaf holds NaN or
             infinity (the message names the first such leaf, e.g. ``the leaf at
             ['params'][1].w``, and the value's index).
+
+    >>> import fnn, os, tempfile
+    >>> params = fnn.nn.mlp((3,)).init(fnn.random.key(0), (2,))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = fnn.io.save(os.path.join(tmp, "params.npz"), params)
+    ...     back = fnn.io.load(path, like=params)
+    >>> fnn.tree.equal(back, params), type(back[1]).__name__, back[1].w.flags.writeable
+    (True, 'DenseParams', False)
     """
     target = check_path(path)
     template = None if like is None else _describe(like, "like")
@@ -369,6 +377,14 @@ def save_model(
             10,000 layers; no state for a
             stateful model; ``params`` (or the state) do not fit the model rebuilt from
             its spec (the message names the first difference).
+
+    >>> import fnn, os, tempfile
+    >>> model = fnn.nn.mlp((3,))
+    >>> params = model.init(fnn.random.key(0), (2,))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = fnn.io.save_model(os.path.join(tmp, "m.npz"), model, params, in_shape=(2,))
+    ...     fnn.io.load_in_shape(path), fnn.tree.equal(fnn.io.load(path), params)
+    ((2,), True)
     """
     target = check_path(path)
     if not isinstance(model, nn.Layer):
@@ -416,6 +432,14 @@ def load_model(path: PathLike) -> LoadedModel:
     NaN or infinity predicts NaN, so it is refused (:func:`load` reads such a file as it
     is, unless told ``finite=True``).
 
+    Args:
+        path: the file to read.
+
+    Returns:
+        A :class:`LoadedModel` ``(model, params, state)``: the rebuilt layer, its params
+        (new read-only arrays, in the saved dtype) and its model state (``None`` for a
+        model without).
+
     Raises:
         FileNotFoundError, TypeError: as :func:`load`.
         FormatError: not a valid fnn file, a tree file without a model, a spec of more
@@ -424,6 +448,18 @@ def load_model(path: PathLike) -> LoadedModel:
             the model, or params or state holding NaN or infinity (the message names the
             first such leaf, e.g. ``params[1].w`` or ``state[2].var``, and the value's
             index).
+
+    >>> import fnn, os, tempfile
+    >>> model = fnn.nn.serial(fnn.nn.dense(3), fnn.nn.batch_norm())
+    >>> params, state = model.init(fnn.random.key(0), (2,)), model.init_state((2,))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "m.npz")
+    ...     _ = fnn.io.save_model(path, model, params, in_shape=(2,), model_state=state)
+    ...     loaded = fnn.io.load_model(path)
+    >>> loaded.model.spec == model.spec, fnn.tree.equal(loaded.params, params)
+    (True, True)
+    >>> loaded.state[1].var.tolist()
+    [1.0, 1.0, 1.0]
     """
     target = check_path(path)
     with open_archive(target) as archive:

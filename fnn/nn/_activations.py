@@ -32,6 +32,17 @@ def parameterless(
     The layer computes ``dx`` only when asked. Register its constructor with
     :func:`register` (``activation=True`` for an activation) to name it and to save models
     that use it.
+
+    Returns:
+        A ``Layer[None]``: no params (``init`` gives ``None``), no state, not stochastic,
+        and no ``spec`` until a registered constructor returns it.
+
+    >>> import fnn, numpy as np
+    >>> square = fnn.nn.parameterless(lambda x: (x * x, x), lambda x, dy: 2 * x * dy)
+    >>> square.apply(None, np.array([[1.0, -3.0]], np.float32))
+    array([[1., 9.]], dtype=float32)
+    >>> square.init(fnn.random.key(0), (2,)), square.output_shape((2,))
+    (None, (2,))
     """
 
     def declare(in_shape: Shape) -> Declared[None]:
@@ -61,13 +72,35 @@ def _relu_forward(x: Array) -> tuple[Array, Array]:
 
 @register("relu", activation=True)
 def relu() -> Layer[None]:
-    """``y = max(x, 0)``; backward ``dx = dy * (x > 0)`` (zero at the kink)."""
+    """``y = max(x, 0)``; backward ``dx = dy * (x > 0)`` (zero at the kink).
+
+    Shapes: any ``(batch, ...)``, kept; no params.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.relu().apply(None, np.array([[-1.0, 0.0, 2.0]], np.float32))
+    array([[0., 0., 2.]], dtype=float32)
+    """
     return parameterless(_relu_forward, lambda y, dy: np.multiply(dy, y > 0))
 
 
 @register("leaky_relu", activation=True)
 def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
-    """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
+    """``y = x`` where ``x > 0``, else ``negative_slope * x``; backward ``dx = dy`` where
+    ``x > 0``, else ``negative_slope * dy``.
+
+    Shapes: any ``(batch, ...)``, kept; no params.
+
+    Args:
+        negative_slope: the slope for ``x <= 0``, a finite number.
+
+    Raises:
+        TypeError: ``negative_slope`` is not a number.
+        ValueError: ``negative_slope`` is not finite.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.leaky_relu(0.1).apply(None, np.array([[-2.0, 0.0, 3.0]], np.float32))
+    array([[-0.2,  0. ,  3. ]], dtype=float32)
+    """
     slope = _checks.real(negative_slope, "negative_slope")
     if not math.isfinite(slope):
         raise ValueError(f"leaky_relu needs a finite negative_slope, got {negative_slope}")
@@ -92,7 +125,14 @@ def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
 
 @register("sigmoid", activation=True)
 def sigmoid() -> Layer[None]:
-    """``y = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dy * y * (1 - y)``."""
+    """``y = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dy * y * (1 - y)``.
+
+    Shapes: any ``(batch, ...)``, kept; no params.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.sigmoid().apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
+    array([[0. , 0.5, 1. ]], dtype=float32)
+    """
     return parameterless(_sigmoid_forward, lambda slope, dy: dy * slope)
 
 
@@ -103,7 +143,14 @@ def _tanh_forward(x: Array) -> tuple[Array, Array]:
 
 @register("tanh", activation=True)
 def tanh() -> Layer[None]:
-    """``y = tanh(x)``; ``dx = dy * (1 - y**2)``."""
+    """``y = tanh(x)``; ``dx = dy * (1 - y**2)``.
+
+    Shapes: any ``(batch, ...)``, kept; no params.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.tanh().apply(None, np.array([[-1e4, 0.0, 1e4]], np.float32))
+    array([[-1.,  0.,  1.]], dtype=float32)
+    """
     return parameterless(_tanh_forward, lambda y, dy: dy * (1 - y * y))
 
 
@@ -125,6 +172,13 @@ def softmax() -> Layer[None]:
     Backward: ``dx = y * (dy - sum(dy * y))``. For training, prefer logits with
     :func:`fnn.losses.softmax_cross_entropy`; a model ending in ``softmax`` pairs with
     :func:`fnn.losses.categorical_cross_entropy`.
+
+    Shapes: any ``(batch, ..., classes)``, kept; each row along the last axis sums to 1.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.softmax().apply(None, np.array([[0.0, 0.0], [1e4, 0.0]], np.float32))
+    array([[0.5, 0.5],
+           [1. , 0. ]], dtype=float32)
     """
     return parameterless(_softmax_forward, _softmax_backward)
 
@@ -137,7 +191,16 @@ def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
 
 @register("log_softmax", activation=True)
 def log_softmax() -> Layer[None]:
-    """``y = x - logsumexp(x)`` over the last axis; ``dx = dy - exp(y) * sum(dy)``."""
+    """``y = x - logsumexp(x)`` over the last axis; ``dx = dy - exp(y) * sum(dy)``.
+
+    Shapes: any ``(batch, ..., classes)``, kept; shifted by the max, so large logits
+    neither overflow nor give ``log(0)``.
+
+    >>> import fnn, numpy as np
+    >>> y = fnn.nn.log_softmax().apply(None, np.array([[0.0, 0.0], [1e4, 0.0]]))  # float64
+    >>> np.round(y, 4).tolist()
+    [[-0.6931, -0.6931], [0.0, -10000.0]]
+    """
     return parameterless(
         _log_softmax_forward,
         lambda y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True),
@@ -146,13 +209,29 @@ def log_softmax() -> Layer[None]:
 
 @register("identity", activation=True)
 def identity() -> Layer[None]:
-    """``y = x`` (the "linear" activation); ``dx = dy``."""
+    """``y = x`` (the "linear" activation); ``dx = dy``.
+
+    Shapes: any ``(batch, ...)``, kept; no params.
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.identity().apply(None, np.array([[-1.0, 2.0]], np.float32))
+    array([[-1.,  2.]], dtype=float32)
+    >>> fnn.nn.activation("linear").spec
+    {'layer': 'identity'}
+    """
     return parameterless(lambda x: (x, None), lambda res, dy: dy)
 
 
 @register("flatten")
 def flatten() -> Layer[None]:
-    """Flattens each example: ``(batch, *in_shape) -> (batch, prod(in_shape))``."""
+    """Flattens each example: ``(batch, *in_shape) -> (batch, prod(in_shape))``; backward
+    reshapes ``dy`` back to the input's shape. No params.
+
+    >>> import fnn, numpy as np
+    >>> layer = fnn.nn.flatten()
+    >>> layer.output_shape((28, 28, 1)), layer.apply(None, np.zeros((2, 28, 28, 1))).shape
+    ((784,), (2, 784))
+    """
 
     def forward(x: Array) -> tuple[Array, Shape]:
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape

@@ -38,7 +38,10 @@ from .._types import Array, Shape
 from ..random import Key
 
 Initializer = Callable[[Key, Shape, DTypeLike], Array]
-"""``init(key, shape, dtype) -> array``: a param's starting values."""
+"""``init(key, shape, dtype) -> array``: a param's starting values, a new array of
+``shape`` (a tuple of ints) in ``dtype`` (float32 or float64; fnn's initializers take
+float32 by default and draw the same numbers in both, rounded), drawn from ``key`` alone.
+The named weight initializers take ``fan_in`` and ``fan_out`` from ``shape`` (see above)."""
 
 _INITIALIZERS: Registry[Initializer] = Registry("weight initializer")
 
@@ -78,45 +81,104 @@ def _fans(shape: Shape) -> tuple[int, int]:
 
 @register_initializer("he_normal")
 def he_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """Normal weights with std ``sqrt(2 / fan_in)``."""
+    """Normal weights with std ``sqrt(2 / fan_in)`` (He et al., 2015; for ReLU).
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn, math
+    >>> std = math.sqrt(2 / 1000)  # fan_in 1000, fan_out 10
+    >>> w = fnn.nn.he_normal(fnn.random.key(0), (1000, 10), np.float64)
+    >>> w.shape, round(float(w.std()) / std, 2)
+    ((1000, 10), 1.0)
+    """
     return random.normal(key, shape, dtype, std=math.sqrt(2.0 / _fans(shape)[0]))
 
 
 @register_initializer("he_uniform")
 def he_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / fan_in)``."""
+    """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / fan_in)``.
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn, math
+    >>> a = math.sqrt(6 / 1000)  # fan_in 1000, fan_out 10
+    >>> w = fnn.nn.he_uniform(fnn.random.key(0), (1000, 10))
+    >>> w.dtype, bool(abs(w).max() < a), round(float(abs(w).max()) / a, 2)
+    (dtype('float32'), True, 1.0)
+    """
     a = math.sqrt(6.0 / _fans(shape)[0])
     return random.uniform(key, shape, -a, a, dtype)
 
 
 @register_initializer("glorot_normal")
 def glorot_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """Normal weights with std ``sqrt(2 / (fan_in + fan_out))``."""
+    """Normal weights with std ``sqrt(2 / (fan_in + fan_out))`` (Glorot & Bengio, 2010).
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn, math
+    >>> std = math.sqrt(2 / (1000 + 10))  # fan_in 1000, fan_out 10
+    >>> w = fnn.nn.glorot_normal(fnn.random.key(0), (1000, 10), np.float64)
+    >>> w.shape, round(float(w.std()) / std, 2)
+    ((1000, 10), 1.0)
+    """
     return random.normal(key, shape, dtype, std=math.sqrt(2.0 / sum(_fans(shape))))
 
 
 @register_initializer("glorot_uniform")
 def glorot_uniform(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``."""
+    """Uniform weights on ``[-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn, math
+    >>> a = math.sqrt(6 / (1000 + 10))  # fan_in 1000, fan_out 10
+    >>> w = fnn.nn.glorot_uniform(fnn.random.key(0), (1000, 10))
+    >>> w.dtype, bool(abs(w).max() < a), round(float(abs(w).max()) / a, 2)
+    (dtype('float32'), True, 1.0)
+    """
     a = math.sqrt(6.0 / sum(_fans(shape)))
     return random.uniform(key, shape, -a, a, dtype)
 
 
 @register_initializer("lecun_normal")
 def lecun_normal(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """Normal weights with std ``sqrt(1 / fan_in)``."""
+    """Normal weights with std ``sqrt(1 / fan_in)`` (LeCun et al., 1998).
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn, math
+    >>> std = math.sqrt(1 / 1000)  # fan_in 1000, fan_out 10
+    >>> w = fnn.nn.lecun_normal(fnn.random.key(0), (1000, 10), np.float64)
+    >>> w.shape, round(float(w.std()) / std, 2)
+    ((1000, 10), 1.0)
+    """
     return random.normal(key, shape, dtype, std=math.sqrt(1.0 / _fans(shape)[0]))
 
 
 @register_initializer("zeros")
 def zeros(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """All zeros (the key is unused)."""
+    """All zeros (the key is unused): the biases' initializer.
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn
+    >>> fnn.nn.zeros(fnn.random.key(0), (2,))
+    array([0., 0.], dtype=float32)
+    """
     return np.zeros(shape, dtype=dtype)
 
 
 @register_initializer("ones")
 def ones(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
-    """All ones (the key is unused)."""
+    """All ones (the key is unused): batch and layer norm's ``scale``.
+
+    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
+
+    >>> import fnn
+    >>> fnn.nn.ones(fnn.random.key(0), (2,), np.float64)
+    array([1., 1.])
+    """
     return np.ones(shape, dtype=dtype)
 
 
@@ -162,8 +224,18 @@ def constant(value: float) -> Initializer:
 def initializer(name: str) -> Initializer:
     """The initializer registered as ``name`` (see the table above).
 
+    Args:
+        name: a registered initializer's name, e.g. ``"he_normal"`` or ``"xavier_uniform"``.
+
+    Returns:
+        The :data:`Initializer` function ``init(key, shape, dtype) -> array``.
+
     Raises:
         ValueError: no such name (the message lists the registered ones).
+
+    >>> import fnn
+    >>> fnn.nn.initializer("xavier_uniform") is fnn.nn.glorot_uniform
+    True
     """
     return _INITIALIZERS.get(name)
 

@@ -209,7 +209,25 @@ def avg_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = N
     """The mean over each ``window`` of height and width ("valid"), moved by ``stride``
     (default: the window), as PyTorch's ``AvgPool2d``.
 
-    Shapes: ``(batch, h, w, c) -> (batch, (h - wh) // sh + 1, (w - ww) // sw + 1, c)``.
+    Shapes: ``(batch, h, w, c) -> (batch, (h - wh) // sh + 1, (w - ww) // sw + 1, c)``;
+    no params. Backward adds ``dy / (wh * ww)`` to every input entry of each window.
+
+    Args:
+        window: ``wh`` and ``ww``, an int or a pair of ints >= 1.
+        stride: ``sh`` and ``sw``, an int or a pair (default: the window).
+
+    Raises:
+        TypeError: ``window`` or ``stride`` is not an int or a pair of ints.
+        ValueError: a size below 1; (from ``init``, ``shapes`` and the checked calls) an
+            input that is not ``(h, w, c)`` per example, or smaller than the window.
+
+    >>> import fnn, numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> fnn.nn.avg_pool(2).apply(None, x)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> fnn.nn.avg_pool(3, stride=1).output_shape((4, 4, 1))
+    (2, 2, 1)
     """
     size = float(np.prod(_pair(window, "avg_pool", "window")))
 
@@ -235,8 +253,22 @@ def dropout(rate: float) -> Layer[None]:
     identity. The mask comes only from the key of the training forward (in
     :func:`fnn.train_step`, a function of the run's seed and the step).
 
+    Shapes: any ``(batch, ...)``, kept; no params. The layer is ``stochastic``: its
+    training forward needs a key. Backward: ``dx = dy * mask`` (the scaled mask).
+
     Args:
         rate: the probability of dropping an entry, in ``[0, 1)``.
+
+    Raises:
+        TypeError: ``rate`` is not a number; (from the training forward) no key.
+        ValueError: ``rate`` is outside ``[0, 1)``.
+
+    >>> import fnn, numpy as np
+    >>> layer, x = fnn.nn.dropout(0.5), np.ones((1, 8), np.float32)
+    >>> layer.apply(None, x).tolist()  # inference: the identity
+    [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    >>> layer.forward(None, x, None, fnn.random.key(0))[0].tolist()  # training
+    [[0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]]
     """
     p = _checks.real(rate, "dropout rate")
     if not 0.0 <= p < 1.0:

@@ -164,9 +164,23 @@ def from_spec(spec: Any) -> Layer[Any]:
     Only registered layer names are accepted (see :func:`register`), each only with its
     constructor's own arguments: a spec can never name code to import or run.
 
+    Args:
+        spec: a mapping ``{"layer": name, **arguments}``, nested layers as their specs.
+
+    Returns:
+        A new layer, built by the registered constructor (so its ``spec`` equals
+        ``spec`` with the constructor's defaults filled in).
+
     Raises:
         ValueError: an unknown layer name, an unknown or missing key, or a bad value.
         TypeError: the spec is not a mapping, or a value has the wrong type.
+
+    >>> import fnn
+    >>> fnn.nn.from_spec({"layer": "dense", "features": 3}).spec
+    {'layer': 'dense', 'features': 3, 'weight_init': 'he_normal'}
+    >>> model = fnn.nn.mlp((4, 2))
+    >>> fnn.nn.from_spec(model.spec).spec == model.spec
+    True
     """
     if not isinstance(spec, Mapping):
         raise TypeError(f"a layer spec must be a mapping, got {type(spec).__name__}")
@@ -210,8 +224,22 @@ def activation(name: str) -> Layer[None]:
     """The activation layer called ``name`` (``"linear"`` is ``identity``): a registered
     layer marked ``activation=True``.
 
+    Args:
+        name: ``"relu"``, ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"gelu"``,
+            ``"silu"``, ``"elu"``, ``"softmax"``, ``"log_softmax"``, ``"identity"``
+            (``"linear"``), or one registered with ``activation=True``.
+
+    Returns:
+        A new ``Layer[None]``, built with the constructor's default arguments.
+
     Raises:
-        ValueError: no such activation.
+        ValueError: no such activation (the message lists them).
+
+    >>> import fnn, numpy as np
+    >>> fnn.nn.activation("tanh").spec, fnn.nn.activation("linear").name
+    ({'layer': 'tanh'}, 'identity')
+    >>> fnn.nn.activation("relu").apply(None, np.array([[-1.0, 1.0]], np.float32))
+    array([[0., 1.]], dtype=float32)
     """
     entry = _LAYERS.view.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
     if entry is None or not entry.activation:

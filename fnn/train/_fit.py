@@ -43,6 +43,28 @@ class EarlyStopping:
     ``monitor`` is ``"val_loss"`` (default; falls back to ``"loss"`` without validation
     data), ``"loss"``, ``"accuracy"`` or ``"val_accuracy"``; losses are minimized and
     accuracies maximized.
+
+    Attributes:
+        monitor: the metric watched, by its :class:`EpochMetrics` name.
+        patience: how many epochs in a row without improvement end the run, an int >= 1.
+        min_delta: by how much (a finite number >= 0) a value must beat the best one to
+            count as an improvement.
+        restore_best: end with the params and model state of the best epoch (kept in
+            :attr:`TrainState.best`) rather than the last one.
+
+    Raises:
+        ValueError: an unknown ``monitor``, ``patience < 1``, or a ``min_delta`` that is
+            negative or not finite.
+        TypeError: ``patience`` is not an int, or ``min_delta`` not a number.
+
+    >>> import fnn, numpy as np
+    >>> x = fnn.random.uniform(fnn.random.key(1), (32, 4))
+    >>> y = (x[:, 0] > 0.5).astype(np.int64)
+    >>> never = fnn.EarlyStopping("loss", patience=2, min_delta=1.0)  # no epoch improves by 1
+    >>> final = fnn.fit(fnn.nn.mlp((2,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1),
+    ...                 x, y, key=fnn.random.key(0), epochs=10, early_stopping=never)
+    >>> final.epoch, final.stopped, final.best.epoch  # params restored to epoch 0's
+    (3, True, 0)
     """
 
     monitor: str = "val_loss"
@@ -59,6 +81,8 @@ class EarlyStopping:
 
 
 EventKind = Literal["train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end"]
+"""What an :class:`Event` tells: the run began, an epoch began, a batch ended, an epoch
+ended (its record is ready), or the run ended."""
 
 
 @attrs.frozen(eq=False)
@@ -91,6 +115,8 @@ class Event:
 
 
 Callback = Callable[[Event], None]
+"""``callback(event) -> None``: what :func:`fit` calls at each :class:`Event` (see
+:mod:`fnn.callbacks`); it may print, log or write files, and never changes the state."""
 
 
 def _warn_narrowing(

@@ -137,17 +137,67 @@ _tree.register_type(TrainState, "fnn.train.TrainState")
 def train_state(
     optimizer: Optimizer, params: P, key: _random.Key, model_state: Any = None
 ) -> TrainState[P]:
-    """A fresh training state for ``params`` (and the model state of a stateful model)."""
+    """A fresh training state for ``params`` (and the model state of a stateful model).
+
+    Args:
+        optimizer: the update rule; ``optimizer.init(params)`` makes the state's ``opt``.
+        params: the initial params, a tree of float arrays of one dtype (as
+            ``model.init`` makes them).
+        key: the run's key (:class:`TrainState` ``key``).
+        model_state: the initial model state of a stateful model
+            (``model.init_state(in_shape)``); None for a model without.
+
+    Returns:
+        A :class:`TrainState` at step 0 and epoch 0, with empty metrics and history.
+
+    Raises:
+        TypeError: a leaf of ``params`` is not a float array, or the leaves mix dtypes.
+
+    >>> import fnn
+    >>> model, key = fnn.nn.mlp((3,)), fnn.random.key(0)
+    >>> state = fnn.train_state(fnn.optim.sgd(0.1), model.init(key, (2,)), key)
+    >>> state.step, state.epoch, state.history, state.params[1].w.shape
+    (0, 0, (), (2, 3))
+    """
     return TrainState(optimizer.init(params), key, model_state)
 
 
 def step_key(key: _random.Key, step: int) -> _random.Key:
     """The key of the training forward of update ``step`` (0-based) of a run keyed ``key``:
-    a dropout mask depends only on (seed, step), so a resumed run draws the same ones."""
+    a dropout mask depends only on (seed, step), so a resumed run draws the same ones.
+
+    Returns:
+        ``fold_in(fold_in(key, 2), step)``, a new :class:`fnn.random.Key`.
+
+    Raises:
+        TypeError, ValueError: ``key`` is not a key, or ``step`` not an int in
+            ``[0, 2**62)``.
+
+    >>> import fnn
+    >>> key = fnn.random.key(0)
+    >>> fnn.step_key(key, 5) == fnn.random.fold_in(fnn.random.fold_in(key, 2), 5)
+    True
+    >>> fnn.step_key(key, 5).path
+    (5, 11)
+    """
     return _random.fold_in(_random.fold_in(key, STEP_KEY), step)
 
 
 def augment_key(key: _random.Key, step: int) -> _random.Key:
     """The key of the data augmentation of update ``step`` (0-based) of a run keyed
-    ``key``: like dropout masks, the transforms depend only on (seed, step)."""
+    ``key``: like dropout masks, the transforms depend only on (seed, step).
+
+    Returns:
+        ``fold_in(fold_in(key, 4), step)``, a new :class:`fnn.random.Key`.
+
+    Raises:
+        TypeError, ValueError: as :func:`step_key`.
+
+    >>> import fnn
+    >>> key = fnn.random.key(0)
+    >>> fnn.augment_key(key, 5) == fnn.random.fold_in(fnn.random.fold_in(key, 4), 5)
+    True
+    >>> fnn.augment_key(key, 5) != fnn.step_key(key, 5)
+    True
+    """
     return _random.fold_in(_random.fold_in(key, AUGMENT_KEY), step)
