@@ -36,10 +36,10 @@ class Registry(Generic[T]):
     1
     >>> colors.get("red")
     1
-    >>> colors.get("blue")
+    >>> colors.get("blue")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown color 'blue'; expected one of: red
+    ValueError: unknown color 'blue'; expected one of: red (one registered by your own ...
     """
 
     def __init__(self, kind: str, identify: Callable[[T], str] = origin) -> None:
@@ -84,8 +84,16 @@ class Registry(Generic[T]):
         """
         found = self._items.get(name) if isinstance(name, str) else None
         if found is None:
-            raise ValueError(f"unknown {self.kind} {name!r}; expected one of: {self.known()}")
+            raise ValueError(self.unknown(name))
         return found
+
+    def unknown(self, name: object) -> str:
+        """The message for a name that is not registered: the known names, and how one
+        registered by a user's own code becomes known."""
+        return (
+            f"unknown {self.kind} {name!r}; expected one of: {self.known()} (one registered "
+            "by your own code is known once its module is imported: fnn --import MODULE)"
+        )
 
     def known(self) -> str:
         """The registered names, sorted and comma-separated (for messages)."""

@@ -792,3 +792,41 @@ def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
     assert plans == [(1, 1), (1, 2), (2, 1), (2, 1), (2, 1), (1, 2), (2, 1)]
     with pytest.raises(cli.UsageError, match=r"--shards 1: shards must be a multiple of .*2"):
         cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))
+
+
+def test_an_interrupted_extension_resumes_to_its_recorded_target(tmp_path: Path) -> None:
+    train(tmp_path)  # 3 epochs, complete
+    status, _ = run("train", "--resume", str(tmp_path), "--epochs", "5", "--stop-after", "4",
+                    "--quiet")  # fmt: skip
+    assert status == 0  # stopped after 4 of its new 5
+    assert json.loads((tmp_path / "run.json").read_text())["config"]["epochs"] == 5
+    status, text = run("train", "--resume", str(tmp_path), "--quiet", "--no-plots")
+    assert status == 0 and "after epoch 4 of 5" in text
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert len(record["epochs"]) == 5
+    straight = train(tmp_path / "straight", "--epochs", "5")
+    assert record["params_sha256"] != straight["params_sha256"]  # its schedule spans 3, then 5
+
+
+def test_a_dataset_of_one_class_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = write_own_data(tmp_path / "own", classes=1)
+    (own / "classes.txt").unlink()  # the labels say how many classes: one
+    message = error_of(capsys, "train", "--data", str(own), "--out", str(tmp_path / "run"))
+    assert "the dataset has 1 class: a classifier needs at least 2" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_check_counts_a_batchs_activations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fnn.runtime, "memory_limit", lambda: 600 * 2**20)
+    message = error_of(capsys, "train", "--model", "cnn", "--batch-size", "4096",
+                       "--out", str(tmp_path / "run"))  # fmt: skip
+    assert "training the model on batches of 4096 takes about" in message
+    assert "MiB of activations an example" in message and "--batch-size" in message
+    assert not (tmp_path / "run").exists()
+    status, _ = run("train", "--model", "cnn", "--batch-size", "16", "--epochs", "1",
+                    "--out", str(tmp_path / "small"), "--quiet", "--no-plots")  # fmt: skip
+    assert status == 0

@@ -639,3 +639,39 @@ def test_train_step_and_evaluate_count_accuracy_for_a_partial(key: random.Key) -
     assert np.isnan(fnn.evaluate(model, loss, params, x, y, accuracy=False).accuracy)
     with pytest.raises(TypeError, match="accuracy must be True, False or None"):
         fnn.train_step(model, loss, opt, accuracy="yes")  # type: ignore[arg-type]
+
+
+def test_fit_refuses_batches_too_small_for_batch_norm_before_training(key: random.Key) -> None:
+    x = random.normal(key, (9, 3))
+    y = np.arange(9) % 2
+    model = nn.serial(nn.dense(4), nn.batch_norm(), nn.relu(), nn.dense(2))
+    events: list[str] = []
+    last = "the last batch of each epoch has 1 rows, but the model needs at least 2 rows"
+    with pytest.raises(ValueError, match=last + r" per batch in training .*drop_last=True"):
+        fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1,
+                batch_size=4, callbacks=[lambda e: events.append(e.kind)])  # fmt: skip
+    assert events == []  # before train_begin
+    with pytest.raises(ValueError, match=r"each batch has 4 rows in 4 shards"):
+        fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x[:8], y[:8], key=key,
+                epochs=1, batch_size=4, shards=4)  # fmt: skip
+    done = fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1,
+                   batch_size=4, drop_last=True)  # fmt: skip
+    assert done.step == 2
+    images = nn.serial(nn.conv2d(2, 1), nn.batch_norm(), nn.flatten(), nn.dense(2))
+    x_img = random.normal(key, (5, 3, 3, 1))  # one image holds 9 values per channel
+    fnn.fit(images, losses.softmax_cross_entropy, optim.sgd(0.1), x_img, y[:5], key=key,
+            epochs=1, batch_size=4)  # fmt: skip
+
+
+def test_a_loss_that_grows_a_millionfold_ends_the_run_as_diverged(key: random.Key) -> None:
+    x = random.uniform(key, (256, 20))
+    y = (x[:, 0] > 0.5).astype(np.int64)
+    model = nn.mlp((64, 64, 2))
+    with pytest.raises(NonFiniteLossError, match=r"the loss grew to .* at step \d+ \(epoch 0\), "
+                       r"more than 1e\+06 times the .* of this run's first step"):  # fmt: skip
+        fnn.fit(model, losses.softmax_cross_entropy, optim.adam(1e3), x, y, key=key, epochs=3)
+    kept = fnn.fit(model, losses.softmax_cross_entropy, optim.adam(1e3), x, y, key=key, epochs=1,
+                   divergence=None)  # fmt: skip
+    assert kept.history[0].loss > 1e6
+    calm = fnn.fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), x, y, key=key, epochs=3)
+    assert calm.history[-1].loss < calm.history[0].loss

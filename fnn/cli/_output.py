@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, TextIO
 
 
@@ -30,7 +31,20 @@ class Output:
                 self._stream.flush()  # type: ignore[union-attr]
             except (OSError, ValueError, AttributeError):  # closed, broken, full, None
                 self.lost = True
+                self._silence()
         return len(text)
+
+    def _silence(self) -> None:
+        """Point the lost stream's file descriptor at ``/dev/null``, so that what is left
+        in its buffer cannot fail the interpreter's flush at exit (Python's advice for a
+        broken pipe)."""
+        try:
+            fd = self._stream.fileno()  # type: ignore[union-attr]
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # no descriptor: nothing to flush
+            pass
 
     def flush(self) -> None:
         """Nothing to do: every write is flushed (or lost)."""

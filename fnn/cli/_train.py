@@ -110,6 +110,9 @@ def train(args: argparse.Namespace, config: Config | None, out: Output) -> int:
         if not lead:
             return _run(_prepare(plan, args, comm), args, Output(_textio.StringIO()), comm, False)
         check_out(plan.directory)
+        if plan.record is not None:  # a run to resume: its directory is there to lock
+            with run_lock(plan.directory):
+                return _run(_prepare(plan, args, comm), args, out, comm, True)
         ready = _prepare(plan, args, comm)  # the data read, the model checked: no file written
         prepare_out(plan.directory)
         with run_lock(plan.directory):
@@ -206,9 +209,10 @@ def check_memory(
         return
     key = _random.key(0)
     p, state = model.init(key, in_shape), model.init_state(in_shape)
-    x = np.zeros((2, *in_shape), np.float32)
-    per_example = []
-    for train in (True, False):
+
+    def peak(rows: int, train: bool) -> float:
+        """The most memory a training step (or an inference) of ``rows`` examples took."""
+        x = np.zeros((rows, *in_shape), np.float32)
         tracemalloc.start()
         try:
             if train:
@@ -216,10 +220,19 @@ def check_memory(
                 model.backward(p, residuals, np.ones_like(y), False, _tree.buffers_like(p))
             else:
                 model.infer(p, x, state)
-            per_example.append(tracemalloc.get_traced_memory()[1] / 2)
+            return float(tracemalloc.get_traced_memory()[1])
         finally:
             tracemalloc.stop()
-    need = params + max(per_example[0] * batch_size, per_example[1] * 1024)
+
+    # What each example adds (the slope from 2 to 4 examples) and what does not grow.
+    per_example, fixed = [], []
+    for train in (True, False):
+        two, four = peak(2, train), peak(4, train)
+        per_example.append(max(four - two, 0.0) / 2)
+        fixed.append(max(two - 2 * per_example[-1], 0.0))
+    training = fixed[0] + per_example[0] * batch_size
+    evaluating = fixed[1] + per_example[1] * 1024
+    need = params + max(training, evaluating)
     if need > memory:
         raise UsageError(
             f"training the model on batches of {batch_size} takes about {need / 2**30:,.1f} "

@@ -186,7 +186,7 @@ def from_spec(spec: Any) -> Layer[Any]:
         raise TypeError(f"a layer spec must be a mapping, got {type(spec).__name__}")
     name = spec.get("layer")
     if name not in _LAYERS:
-        raise ValueError(f"unknown layer {name!r} in spec; expected one of: {_LAYERS.known()}")
+        raise ValueError(f"in a spec: {_LAYERS.unknown(name)}")
     entry = _LAYERS.get(name)
     params = entry.signature.parameters
     keyword = {k for k, p in params.items() if p.kind is not p.POSITIONAL_ONLY}
