@@ -44,6 +44,8 @@ fixed-order sums (``_reduce``), the plan of shards over processes and threads
 update (``_step``), which :func:`fnn.train_step` runs.
 """
 
+from ._agree import DisagreementError as DisagreementError
+from ._agree import agree as agree
 from ._comm import Communicator as Communicator
 from ._comm import abort_on_error as abort_on_error
 from ._comm import launched_processes as launched_processes
@@ -70,8 +72,10 @@ __all__ = [
     "BatchFn",
     "BatchResult",
     "Communicator",
+    "DisagreementError",
     "ShardThreads",
     "abort_on_error",
+    "agree",
     "check_plan",
     "gather_spans",
     "launched_processes",

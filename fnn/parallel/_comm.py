@@ -28,6 +28,8 @@ class Communicator(Protocol):
         self, sendbuf: Any, dest: int, sendtag: int, recvbuf: Any, source: int, recvtag: int
     ) -> Any: ...
 
+    def Allgather(self, sendbuf: Any, recvbuf: Any) -> Any: ...  # noqa: N802
+
     def Abort(self, errorcode: int = 0) -> Any: ...  # noqa: N802
 
 
