@@ -47,6 +47,8 @@ update (``_step``), which :func:`fnn.train_step` runs.
 from ._agree import DisagreementError as DisagreementError
 from ._agree import agree as agree
 from ._comm import Communicator as Communicator
+from ._comm import NonblockingCommunicator as NonblockingCommunicator
+from ._comm import Request as Request
 from ._comm import abort_on_error as abort_on_error
 from ._comm import launched_processes as launched_processes
 from ._comm import rank_and_size as rank_and_size
@@ -67,12 +69,17 @@ from ._step import BatchResult as BatchResult
 from ._step import sharded_batch as sharded_batch
 from ._step import sharded_update as sharded_update
 from ._threads import ShardThreads as ShardThreads
+from ._timeout import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from ._timeout import with_timeout as with_timeout
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "BatchFn",
     "BatchResult",
     "Communicator",
     "DisagreementError",
+    "NonblockingCommunicator",
+    "Request",
     "ShardThreads",
     "abort_on_error",
     "agree",
@@ -91,5 +98,6 @@ __all__ = [
     "span",
     "thread_plan",
     "warn_blas_threads",
+    "with_timeout",
     "world",
 ]
