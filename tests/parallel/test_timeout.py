@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import losses, nn, optim, parallel, random
+from fnn import losses, optim, parallel, random
 from tests.parallel.fake_comm import Channels, FakeComm, on_threads
+from tests.parallel.test_step import MODEL, X, Y
 
 Array = np.ndarray[Any, Any]
 
@@ -67,13 +68,6 @@ def test_a_reduction_on_a_stopped_partner_times_out_on_every_path() -> None:
         parallel.reduce_scatter_shards({0: np.ones(8, np.float32)}, 2, alone())
     with pytest.raises(TimeoutError, match="process 0 of 2 gave up on Sendrecv with process 1"):
         parallel.gather_spans([np.ones(4, np.float32)], 8, alone())
-
-
-MODEL = nn.cnn((8, 8), 3, channels=(4,), dense_size=6, batch_norm=True, padding="same")
-
-X = random.uniform(random.key(3), (80, 8, 8))
-
-Y = random.permutation(random.key(3), 80) % 3
 
 
 def fit(comm: parallel.Communicator | None, opt: optim.Optimizer, shards: int) -> Any:
