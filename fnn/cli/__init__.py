@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from .. import __version__, _options, data, io, optim, recipes
+from .. import __version__, _options, data, io, optim, parallel, recipes
 from ..train import NonFiniteLossError
 from . import _config, _output, _rundir, _train, _use
 from ._config import AUGMENTATIONS as AUGMENTATIONS
@@ -163,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
         help="threads per process (default 1: small models gain little from more, and lose "
         "much on a busy machine): with two or more shards a process, up to this many of "
         "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=parallel.DEFAULT_TIMEOUT,
+        help="under mpirun: end the job when a process waits this many seconds for the "
+        f"others (default {parallel.DEFAULT_TIMEOUT:g}; 0: wait forever)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")

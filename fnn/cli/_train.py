@@ -82,7 +82,7 @@ their gradient, Adam's two moments, the update and the checkpoint being written.
 
 RESUME_OPTIONS = frozenset(
     {"--resume", "--epochs", "--stop-after", "--threads", "--quiet", "--no-plots"}
-    | {"--data-dir", "--no-download", "--import"}
+    | {"--data-dir", "--no-download", "--import", "--timeout"}
 )
 """The options ``--resume`` takes: the rest of the configuration is the run's own."""
 
@@ -100,9 +100,11 @@ def train(args: argparse.Namespace, config: Config | None, out: Output) -> int:
     """``fnn train``; under ``mpirun -n N`` (N > 1) every process trains its shards and
     only process 0 prints and writes; an error on any process aborts them all."""
     try:
-        comm = parallel.world()
+        comm = parallel.with_timeout(parallel.world(), args.timeout)
     except ImportError as err:  # started by mpirun without mpi4py
         raise UsageError(str(err)) from None
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--timeout: {err}") from None
     lead = parallel.rank_and_size(comm)[0] == 0  # the one process that prints and writes
     report = lambda text: sys.stderr.write(f"fnn train: error on {text}")  # noqa: E731
     with parallel.abort_on_error(comm, report):
@@ -257,6 +259,11 @@ class Ready:
     state: TrainState[Any] | None
 
 
+def _described(array: Array) -> list[Any]:
+    """An array's shape and dtype, as JSON data (what processes compare)."""
+    return [list(array.shape), str(array.dtype)]
+
+
 def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     """Read the data and check it, build the model and the optimizer, read the checkpoint
     to resume: everything but writing."""
@@ -287,14 +294,33 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     data_record: dict[str, Any] = {"dataset": g["dataset"], "sha256": sums}
     if config.data is not None:
         data_record["directory"] = config.data
+    params = model.shapes(in_shape).params
     state = None
     if record is not None:
-        state = checkpoint_of(directory, record, config, model.shapes(in_shape).params)
+        state = checkpoint_of(directory, record, config, params)
         if args.stop_after is not None and args.stop_after <= state.epoch < g["epochs"]:
             raise UsageError(
                 f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "
                 f"{state.epoch} epochs already"
             )
+    resume = None
+    if record is not None and state is not None:
+        resume = [str(record["run_id"]), state.epoch, _tree.fingerprint(state)]
+    parallel.agree(  # every process the same run, or every process stops saying what differs
+        comm,
+        {
+            "config": config.to_json(),
+            "stop_after": args.stop_after,
+            "data": {
+                "sha256": sums,
+                "classes": list(info.classes),
+                "arrays": [_described(a) for a in (x_train, y_train, x_test, y_test)],
+            },
+            "params": [_described(leaf) for leaf in _tree.leaves(params)],
+            "resume": resume,
+        },
+        what="fnn train's setup",
+    )
     return Ready(
         plan, model, info, (x_train, y_train), (x_test, y_test), optimizer, data_record, state
     )

@@ -38,13 +38,36 @@ Within a process, ``threads=T`` (:func:`fnn.train_step`, :func:`fnn.fit`, ``fnn 
 --threads T``) computes up to ``T`` of its shards at once on threads; their results are
 summed in the same tree, so the bits depend neither on ``N`` nor on ``T``.
 
+Every process is given its data and options on its own, so two may differ: the exchanges
+then assume sizes that are not there (``MPI_ERR_TRUNCATE``, a crash) or train on different
+data without a word. Before training, every process calls :func:`agree` with what must be
+equal on all (the configuration, the data's SHA-256, shapes and dtypes, the model's
+parameter shapes): if any process's facts differ from process 0's, every process raises
+the same :class:`DisagreementError`, one line naming the first differing key, the
+processes and both values. And every exchange waits for another process, which may be
+stopped or hung: through :func:`with_timeout` (``comm`` wrapped once, before training),
+each exchange is made of nonblocking calls tested until done, and a process that waits
+longer than the timeout (:data:`DEFAULT_TIMEOUT` suggests 300 s) raises
+:class:`TimeoutError`; inside :func:`abort_on_error` it reports that and ends every
+process, instead of waiting forever. The messages, and so the bits, are the same.
+
+>>> comm = with_timeout(world(), DEFAULT_TIMEOUT)  # None: one process, not under mpirun
+>>> with abort_on_error(comm):
+...     agree(comm, {"seed": 0, "data": {"sha256": "ab12"}}, what="the run's setup")
+...     # fnn.fit(..., shards=2, comm=comm)
+
 The package holds one concept per module: processes and launching (``_comm``), the
 fixed-order sums (``_reduce``), the plan of shards over processes and threads
-(``_plan``), the shard threads (``_threads``) and the sharded step with its shared-out
-update (``_step``), which :func:`fnn.train_step` runs.
+(``_plan``), the shard threads (``_threads``), the sharded step with its shared-out
+update (``_step``), which :func:`fnn.train_step` runs, the check that the processes agree
+(``_agree``) and the timeout on their waits (``_timeout``).
 """
 
+from ._agree import DisagreementError as DisagreementError
+from ._agree import agree as agree
 from ._comm import Communicator as Communicator
+from ._comm import NonblockingCommunicator as NonblockingCommunicator
+from ._comm import Request as Request
 from ._comm import abort_on_error as abort_on_error
 from ._comm import launched_processes as launched_processes
 from ._comm import rank_and_size as rank_and_size
@@ -65,13 +88,20 @@ from ._step import BatchResult as BatchResult
 from ._step import sharded_batch as sharded_batch
 from ._step import sharded_update as sharded_update
 from ._threads import ShardThreads as ShardThreads
+from ._timeout import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from ._timeout import with_timeout as with_timeout
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "BatchFn",
     "BatchResult",
     "Communicator",
+    "DisagreementError",
+    "NonblockingCommunicator",
+    "Request",
     "ShardThreads",
     "abort_on_error",
+    "agree",
     "check_plan",
     "gather_spans",
     "launched_processes",
@@ -87,5 +117,6 @@ __all__ = [
     "span",
     "thread_plan",
     "warn_blas_threads",
+    "with_timeout",
     "world",
 ]

@@ -28,7 +28,28 @@ class Communicator(Protocol):
         self, sendbuf: Any, dest: int, sendtag: int, recvbuf: Any, source: int, recvtag: int
     ) -> Any: ...
 
+    def Allgather(self, sendbuf: Any, recvbuf: Any) -> Any: ...  # noqa: N802
+
     def Abort(self, errorcode: int = 0) -> Any: ...  # noqa: N802
+
+
+class Request(Protocol):
+    """The part of an ``mpi4py.MPI.Request`` fnn uses."""
+
+    def Test(self) -> bool: ...  # noqa: N802
+
+
+class NonblockingCommunicator(Communicator, Protocol):
+    """A :class:`Communicator` that also starts its calls without waiting, as
+    ``mpi4py.MPI.Comm`` does (what :func:`with_timeout` needs)."""
+
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request: ...  # noqa: N802
+
+    def Irecv(self, buf: Any, source: int, tag: int) -> Request: ...  # noqa: N802
+
+    def Ibcast(self, buf: Any, root: int = 0) -> Request: ...  # noqa: N802
+
+    def Iallgather(self, sendbuf: Any, recvbuf: Any) -> Request: ...  # noqa: N802
 
 
 def rank_and_size(comm: Communicator | None) -> tuple[int, int]:
@@ -52,7 +73,7 @@ def launched_processes(environ: Mapping[str, str] | None = None) -> int:
     return 1
 
 
-def world(environ: Mapping[str, str] | None = None) -> Communicator | None:
+def world(environ: Mapping[str, str] | None = None) -> NonblockingCommunicator | None:
     """``mpi4py.MPI.COMM_WORLD`` when this process is one of several started by
     ``mpirun``, else None.
 
@@ -70,7 +91,7 @@ def world(environ: Mapping[str, str] | None = None) -> Communicator | None:
             f"is not installed ({err}): pip install 'fnn[mpi]' (it needs an MPI library, "
             "e.g. apt-get install openmpi-bin libopenmpi-dev)"
         ) from None
-    comm: Communicator = mpi.COMM_WORLD
+    comm: NonblockingCommunicator = mpi.COMM_WORLD
     return comm
 
 

@@ -88,7 +88,10 @@ def _deep_spec(levels: int) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (_set(_spec, "layer", "os.system"), "cannot be rebuilt: in a spec: unknown layer 'os.system'"),
+        (
+            _set(_spec, "layer", "os.system"),
+            "cannot be rebuilt: in a spec: unknown layer 'os.system'",
+        ),
         (
             _set(_model, "spec", {"layer": "serial", "layers": [{"layer": "subprocess.Popen"}]}),
             "unknown layer 'subprocess.Popen'",

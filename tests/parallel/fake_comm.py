@@ -1,10 +1,12 @@
-"""Processes played by threads: an in-process communicator with the MPI calls fnn makes,
-and a function run on several such ranks at once."""
+"""Processes played by threads: an in-process communicator with the MPI calls fnn makes
+(blocking, and the nonblocking ones :func:`fnn.parallel.with_timeout` waits on), and a
+function run on several such ranks at once."""
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,8 +64,64 @@ class FakeComm:
         self.Send(sendbuf, dest, sendtag)
         self.Recv(recvbuf, source, recvtag)
 
+    def Allgather(self, sendbuf: Any, recvbuf: Any) -> None:  # noqa: N802
+        self.Iallgather(sendbuf, recvbuf).Wait()
+
     def Abort(self, errorcode: int = 0) -> None:  # noqa: N802
         raise AssertionError("abort")
+
+    # nonblocking: a request's Test takes what has arrived, never waits
+
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> FakeRequest:  # noqa: N802
+        self.Send(buf, dest, tag)
+        return FakeRequest([])
+
+    def Irecv(self, buf: Any, source: int, tag: int) -> FakeRequest:  # noqa: N802
+        return FakeRequest([(self.channels(source, self.rank, tag), buf)])
+
+    def Ibcast(self, buf: Any, root: int = 0) -> FakeRequest:  # noqa: N802
+        if self.rank != root:
+            return FakeRequest([(self.channels(root, self.rank, "bcast"), buf)])
+        self.Bcast(buf, root)
+        return FakeRequest([])
+
+    def Iallgather(self, sendbuf: Any, recvbuf: Any) -> FakeRequest:  # noqa: N802
+        assert isinstance(recvbuf, np.ndarray) and recvbuf.flags.c_contiguous
+        assert recvbuf.size == sendbuf.size * self.size, "MPI_ERR_TRUNCATE"
+        rows = recvbuf.reshape(self.size, -1)
+        rows[self.rank] = sendbuf.reshape(-1)
+        for other in range(self.size):
+            if other != self.rank:
+                self.channels(self.rank, other, "allgather").put(np.array(sendbuf, copy=True))
+        waits = [self.channels(r, self.rank, "allgather") for r in range(self.size)]
+        return FakeRequest([(w, rows[r]) for r, w in enumerate(waits) if r != self.rank])
+
+
+class FakeRequest:
+    """A nonblocking call's request: done when each of its queues has given its buffer an
+    array of the buffer's size and dtype (as MPI's receives need)."""
+
+    def __init__(self, waits: list[tuple[queue.Queue[Array], Array]]) -> None:
+        self.waits = waits
+
+    def Test(self) -> bool:  # noqa: N802
+        while self.waits:
+            channel, buf = self.waits[0]
+            try:
+                got = channel.get_nowait()
+            except queue.Empty:
+                return False
+            assert buf.flags.c_contiguous
+            assert (got.size, got.dtype) == (buf.size, buf.dtype), "MPI_ERR_TRUNCATE"
+            buf[...] = got.reshape(buf.shape)
+            self.waits.pop(0)
+        return True
+
+    def Wait(self) -> None:  # noqa: N802
+        deadline = time.monotonic() + 60
+        while not self.Test():
+            assert time.monotonic() < deadline, "no message within 60 s"
+            time.sleep(0.0001)
 
 
 def on_threads(size: int, work: Callable[[FakeComm | None], Any]) -> list[Any]:

@@ -112,3 +112,66 @@ def test_a_killed_process_ends_the_run_and_the_checkpoint_stays_whole(tmp_path: 
         assert time.monotonic() - began < 30
     state = fnn.io.load(checkpoint)  # written atomically: whole, whatever the kill hit
     assert isinstance(state, fnn.TrainState) and state.epoch >= 1
+
+
+@needs_mpi
+def test_processes_given_different_data_all_stop_with_one_line(tmp_path: Path) -> None:
+    """Process 1 has half the training rows (fewer steps: MPI_ERR_TRUNCATE or a crash
+    without agree); after agree on the data's SHA-256 every process reports the same line
+    and the job ends with the abort's status, not a signal."""
+    began = time.monotonic()
+    done = mpirun(2, "disagree", str(tmp_path / "out.json"), "2", timeout=60)
+    assert done.returncode == 2, done.stderr
+    line = "DisagreementError: process 1 of 2 disagrees with process 0 on data.sha256 (the " \
+           "training data): '"  # fmt: skip
+    assert f"process 0 of 2: {line}" in done.stderr or f"process 1 of 2: {line}" in done.stderr
+    assert "signal" not in done.stderr and "TRUNCATE" not in done.stderr
+    assert time.monotonic() - began < 60
+    assert not (tmp_path / "out.json").exists()
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_stopped_process_ends_the_run_after_the_timeout(tmp_path: Path) -> None:
+    """Process 1 stops itself (SIGSTOP) at its third step; process 0 gives up waiting
+    after the 3 s timeout and aborts the job, the stopped process included."""
+    out = tmp_path / "out.json"
+    began = time.monotonic()
+    done = mpirun(2, "stop", str(out), "2", "3", timeout=60)  # a hang fails here
+    took = time.monotonic() - began
+    assert done.returncode == 2, done.stderr
+    assert "process 0 of 2: TimeoutError: process 0 of 2 gave up on Sendrecv with process 1 " \
+           "after waiting 3 s (the timeout): it may be stopped" in done.stderr  # fmt: skip
+    assert 3 < took < 45
+    assert not out.exists()
+    assert rank_pids(str(out), 1) == []  # the stopped process was ended too
+
+
+@needs_mpi
+@pytest.mark.parametrize(
+    ("mode", "differs"),
+    [("cli-labels", "data.sha256.train-labels-idx1-ubyte"), ("cli-rows", "data.arrays[0]")],
+)
+def test_fnn_train_processes_given_different_data_all_stop_before_training(
+    tmp_path: Path, mode: str, differs: str
+) -> None:
+    out = tmp_path / "run"
+    done = mpirun(2, mode, "train", "--out", str(out), "--shards", "2", "--epochs", "1",
+                  "--quiet", timeout=120)  # fmt: skip
+    assert done.returncode != 0 and -done.returncode not in (signal.SIGSEGV, signal.SIGBUS)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("fnn train: error")]
+    assert lines and all(f"process 1 of 2 disagrees with process 0 on {differs}" in line
+                         for line in lines), done.stderr  # fmt: skip
+    assert "MPI_ERR" not in done.stderr
+    assert not (out / "checkpoints" / "last.npz").exists()  # refused before training
+
+
+@needs_mpi
+def test_fnn_train_ends_when_a_process_stops(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    began = time.perf_counter()
+    done = mpirun(2, "cli-stop", "train", "--out", str(out), "--shards", "2", "--epochs", "2",
+                  "--quiet", "--timeout", "3", timeout=90)  # fmt: skip
+    assert time.perf_counter() - began < 60
+    assert done.returncode != 0
+    assert "gave up on" in done.stderr and "after waiting 3 s (the timeout)" in done.stderr
