@@ -151,11 +151,6 @@ def _load(config: Config, args: argparse.Namespace) -> data.Dataset:
     )
 
 
-def _float_images(images: Array) -> Array:
-    """float32 images in [0, 1]: uint8 ones scaled, float ones (a directory's) as float32."""
-    return data.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
-
-
 def _check_same_data(config: Config, record: dict[str, Any] | None, sums: dict[str, str]) -> None:
     """On resume, refuse a user's data whose files changed since the run began (a named
     dataset's files are verified by their known checksums when read)."""
@@ -279,8 +274,8 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
         raise UsageError(f"the dataset has {info.num_classes} class: a classifier needs at least 2")
     model = build_model(config, info)
     check_memory(model, in_shape, g["batch_size"], runtime.memory_limit())
-    x_train, y_train = _float_images(dataset.x_train), dataset.y_train
-    x_test, y_test = _float_images(dataset.x_test), dataset.y_test
+    x_train, y_train = data.as_float_images(dataset.x_train), dataset.y_train
+    x_test, y_test = data.as_float_images(dataset.x_test), dataset.y_test
     del dataset  # the uint8 images: only the float32 copies are needed from here on
     n_val = round(len(x_train) * g["validation_split"])
     n_fit = len(x_train) - n_val

@@ -14,7 +14,6 @@ from ..inference import evaluate, predict_proba
 from ._config import UsageError
 from ._output import Output, printable
 from ._rundir import MODEL_FILE
-from ._train import _float_images
 
 PREDICT_MAX_BYTES = 2**28
 """The most pixel data ``fnn predict`` reads from one IDX or ``.npy`` file: 256 MiB (over
@@ -53,7 +52,7 @@ def evaluate_command(args: argparse.Namespace, out: Output) -> int:
     outputs = model.output_shape(image_shape)[-1]
     if outputs != dataset.num_classes:
         raise UsageError(f"{path} has {outputs} outputs, the dataset {dataset.num_classes} classes")
-    x_test = _float_images(dataset.x_test)
+    x_test = data.as_float_images(dataset.x_test)
     result = evaluate(
         model,
         losses.softmax_cross_entropy,

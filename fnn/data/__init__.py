@@ -31,6 +31,7 @@ from ._datasets import FileSpec as FileSpec
 from ._datasets import load_dataset as load_dataset
 from ._datasets import load_fashion_mnist as load_fashion_mnist
 from ._datasets import load_mnist as load_mnist
+from ._directory import as_float_images as as_float_images
 from ._directory import load_directory as load_directory
 from ._errors import DataError as DataError
 from ._idx import read_idx as read_idx
@@ -49,6 +50,7 @@ from ._sources import source as source
 
 __all__ = [
     "Augment",
+    "as_float_images",
     "DATASETS",
     "DataError",
     "DataInfo",

@@ -29,8 +29,9 @@ from .._files import sha256 as _sha256
 from .._types import Array
 from ._datasets import Dataset
 from ._errors import DataError
-from ._idx import DEFAULT_MAX_BYTES, _check_max_bytes, read_idx
+from ._idx import DEFAULT_MAX_BYTES, check_max_bytes, read_idx
 from ._npy import Header, Stream, read_data, read_header, read_npy
+from ._prep import to_float
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -111,7 +112,7 @@ def load_directory(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
             the number of classes; more than :data:`MAX_CLASSES` classes.
         TypeError, ValueError: ``max_bytes`` is not a non-negative int.
     """
-    limit = _check_max_bytes(max_bytes)
+    limit = check_max_bytes(max_bytes)
     directory = _directory(path)
     layout = _layout(directory)
     files = [directory / f for f in layout.files]
@@ -289,6 +290,22 @@ def _check_images(train_name: str, x_train: Array, test_name: str, x_test: Array
             f"train and test images differ in shape: {x_train.shape[1:]} in {train_name}, "
             f"{x_test.shape[1:]} in {test_name}"
         )
+
+
+def as_float_images(images: Array, name: str = "images") -> Array:
+    """``images`` as float32 in [0, 1] by the one pixel rule (:func:`check_pixels`): uint8
+    read as ``x / 255``, float32/float64 as they are.
+
+    Raises:
+        DataError: pixels of another dtype, or float pixels outside [0, 1] (``name``
+            names them).
+
+    >>> import numpy as np
+    >>> as_float_images(np.array([[0, 255]], np.uint8)).tolist()
+    [[0.0, 1.0]]
+    """
+    check_pixels(name, images)
+    return to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def check_pixels(name: str, images: Array) -> None:

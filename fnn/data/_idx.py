@@ -112,7 +112,7 @@ def read_idx_digest(
     The digest covers the whole decompressed file, header included, so it equals
     ``sha256sum`` of the gunzipped file.
     """
-    limit = _check_max_bytes(max_bytes)
+    limit = check_max_bytes(max_bytes)
     name, opened = _open(source)
     with opened as raw:
         head = raw.read(2)
@@ -177,7 +177,7 @@ def write_idx(path: str | os.PathLike[str], array: Array, *, compress: bool = Fa
     return write_atomic(path, write)
 
 
-def _check_max_bytes(max_bytes: Any) -> int:
+def check_max_bytes(max_bytes: Any) -> int:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)):
         raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
     if max_bytes < 0:

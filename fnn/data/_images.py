@@ -27,12 +27,11 @@ from .._types import Array
 
 if TYPE_CHECKING:
     from PIL.Image import Image as Picture
-from ._directory import check_pixels
+from ._directory import as_float_images, check_pixels
 from ._errors import DataError
 from ._idx import DEFAULT_MAX_BYTES, read_idx
 from ._npy import MAGIC as _NPY_MAGIC
 from ._npy import read_npy
-from ._prep import to_float
 
 MAX_PICTURE_PIXELS = 8192 * 8192
 """The largest picture decoded: 64 megapixels (Pillow's own warning starts at about 89)."""
@@ -119,8 +118,7 @@ def read_images(
         array = _read_picture(name, shape)[None]
     else:
         array = _batch(_read_array(name, head, max_bytes), name, shape)
-    check_pixels(name, array)
-    images = to_float(array) if array.dtype == np.uint8 else array.astype(np.float32)
+    images = as_float_images(array, name)
     return 1.0 - images if invert else images
 
 

@@ -15,7 +15,7 @@ from .._types import Array, Shape
 from ..random import Key
 from ._init import Initializer, initializer_of
 from ._layer import Declared, Layer, param, readonly
-from ._pool import Pair, _pair, first_max, route_first_max
+from ._pool import Pair, first_max, pair, route_first_max
 from ._registry import register
 
 Padding = tuple[Pair, Pair]
@@ -115,9 +115,9 @@ def conv2d(
     (13, 13, 8)
     """
     features = _checks.positive_int(features, "conv2d features")
-    kh, kw = _pair(kernel_size, "conv2d", "kernel_size")
-    sh, sw = _pair(stride, "conv2d", "stride")
-    ph, pw = _pair(pool, "conv2d", "pool")
+    kh, kw = pair(kernel_size, "conv2d", "kernel_size")
+    sh, sw = pair(stride, "conv2d", "stride")
+    ph, pw = pair(pool, "conv2d", "pool")
     explicit = _explicit_padding(padding)
     init_w = initializer_of(weight_init, "weight_init")
     # Pooling offset (a, b) of a window holds the convolution outputs (ph I + a, pw J + b):

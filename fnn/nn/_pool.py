@@ -18,7 +18,7 @@ from ._registry import register
 Pair = tuple[int, int]
 
 
-def _pair(value: Any, layer: str, what: str) -> Pair:
+def pair(value: Any, layer: str, what: str) -> Pair:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
@@ -30,8 +30,8 @@ def _pair(value: Any, layer: str, what: str) -> Pair:
 def _windows(
     name: str, window: Any, stride: Any
 ) -> tuple[Pair, Pair, Any]:  # (window, stride, geometry)
-    wh, ww = _pair(window, name, "window")
-    sh, sw = (wh, ww) if stride is None else _pair(stride, name, "stride")
+    wh, ww = pair(window, name, "window")
+    sh, sw = (wh, ww) if stride is None else pair(stride, name, "stride")
 
     def geometry(in_shape: Shape) -> Shape:
         """The output shape for a ``(height, width, channels)`` input ("valid" pooling)."""
@@ -229,7 +229,7 @@ def avg_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = N
     >>> fnn.nn.avg_pool(3, stride=1).output_shape((4, 4, 1))
     (2, 2, 1)
     """
-    size = float(np.prod(_pair(window, "avg_pool", "window")))
+    size = float(np.prod(pair(window, "avg_pool", "window")))
 
     def forward(views: list[Array]) -> tuple[Array, None]:
         y = views[0].copy()

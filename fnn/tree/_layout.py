@@ -13,11 +13,11 @@ from .._types import Array
 from ._structure import (
     Builder,
     TreeDef,
-    _builder,
-    _has_static,
     buffers,
+    builder,
     flatten,
     flatten_like,
+    has_static,
     leaf_paths,
     weight_flags,
 )
@@ -130,9 +130,9 @@ def _parts(
     offsets = [0]
     for s in shapes:
         offsets.append(offsets[-1] + int(np.prod(s, dtype=np.int64)))
-    static = _has_static(treedef)
-    build = None if static else _builder(treedef, True)
-    out = None if static else _builder(treedef, False)
+    static = has_static(treedef)
+    build = None if static else builder(treedef, True)
+    out = None if static else builder(treedef, False)
     return tuple(offsets), tuple(weight_flags(treedef)), build, out
 
 

@@ -110,7 +110,7 @@ class TreeDef(NamedTuple):
 
     def build(self, leaves: Iterator[Any]) -> Any:
         """A tree of this structure whose leaves are taken from ``leaves`` in order."""
-        return _builder(self, True)(leaves)
+        return builder(self, True)(leaves)
 
 
 def node(
@@ -301,7 +301,7 @@ def num_leaves(tree: Any) -> int:
 Builder = Callable[[Iterator[Any]], Any]
 
 
-def _builder(td: TreeDef, records: bool) -> Builder:
+def builder(td: TreeDef, records: bool) -> Builder:
     """A function that builds a tree of structure ``td`` from an iterator of leaves; with
     ``records`` false, attrs records are made without running their converters,
     validators or ``__attrs_post_init__`` (see :func:`buffers`).
@@ -309,7 +309,7 @@ def _builder(td: TreeDef, records: bool) -> Builder:
     Compiled once per structure, except where static fields are: equal structures may hold
     static values that compare equal but differ (``0.0`` and ``-0.0``, ``1`` and ``True``),
     and a tree is rebuilt with its own."""
-    return _compile(td, records) if _has_static(td) else _cached(td, records)
+    return _compile(td, records) if has_static(td) else _cached(td, records)
 
 
 def _compile(td: TreeDef, records: bool) -> Builder:
@@ -317,7 +317,7 @@ def _compile(td: TreeDef, records: bool) -> Builder:
         return next
     if td.kind == "none":
         return lambda it: None
-    subs = [_builder(c, records) for c in td.children]
+    subs = [builder(c, records) for c in td.children]
     if td.kind == "tuple":
         return lambda it: tuple([b(it) for b in subs])
     if td.kind == "dict":
@@ -358,8 +358,8 @@ _cached = functools.lru_cache(maxsize=512)(_compile)
 
 
 @functools.lru_cache(maxsize=512)
-def _has_static(td: TreeDef) -> bool:
-    return bool(td.static) or any(_has_static(c) for c in td.children)
+def has_static(td: TreeDef) -> bool:
+    return bool(td.static) or any(has_static(c) for c in td.children)
 
 
 def buffers(treedef: TreeDef, leaves: Iterator[Any]) -> Any:
@@ -367,7 +367,7 @@ def buffers(treedef: TreeDef, leaves: Iterator[Any]) -> Any:
     without their converters (which would make the arrays read-only): the ``grads`` a
     layer's backward writes its gradients into, field by field (``grads.w``, ``grads.b``).
     The records are still frozen: a field can be written into, not replaced."""
-    return _builder(treedef, False)(leaves)
+    return builder(treedef, False)(leaves)
 
 
 def buffers_like(tree: Any) -> Any:
