@@ -7,7 +7,8 @@ in_shape)`` does the same with shapes (``forward`` itself by default, which suit
 chain). :func:`combinator` threads everything else, once, for :func:`serial`,
 :func:`residual` and every block to come: the params (a tuple of the children's), the
 model state (a tuple, ``None`` for children without, or ``None`` when no child keeps
-one), the keys (child ``i`` gets ``fold_in(key, i)`` when it is stochastic), the
+one), the keys (child ``i`` gets ``fold_in(key, i)`` when it is stochastic), the mask
+of valid sequence positions (handed to the children that are :attr:`Layer.masked`), the
 residuals, and the gradient buffers.
 """
 
@@ -92,6 +93,7 @@ def combinator(
     present = [layer for layer in children if layer is not None]
     stateful = any(layer.stateful for layer in present)
     stochastic = any(layer.stochastic for layer in present)
+    masked = any(layer.masked for layer in present)
     no_states: tuple[Any, ...] = (None,) * n
     shape_flow = cast(ShapeFlow, forward) if output is None else output
 
@@ -104,27 +106,35 @@ def combinator(
     def declare(in_shape: Shape) -> Declared[tuple[Any, ...]]:
         params: list[Any] = [None] * n
         states: list[Any] = [None] * n
-        least = [1]
+        least, ids = [1], []
 
         def run(i: int, shape: Shape) -> Shape:
             found = child(i).declared(shape)
             params[i], states[i] = found.params, found.state
             least.append(found.min_batch)
+            if found.ids is not None:
+                ids.append(found.ids)
             return found.output
 
         out = shape_flow(run, in_shape)
-        return Declared(out, tuple(params), tuple(states) if stateful else None, max(least))
+        state = tuple(states) if stateful else None
+        return Declared(out, tuple(params), state, max(least), ids[0] if ids else None)
 
-    def infer(params: tuple[Any, ...], x: Array, state: Any) -> Array:
+    def infer(params: tuple[Any, ...], x: Array, state: Any, mask: Array | None = None) -> Array:
         states = state if stateful else no_states
 
         def run(i: int, h: Array) -> Array:
-            return child(i).infer(params[i], h, states[i])
+            layer = child(i)
+            if layer.masked:
+                masked_infer: Any = layer.infer
+                y: Array = masked_infer(params[i], h, states[i], mask)
+                return y
+            return layer.infer(params[i], h, states[i])
 
         return forward(run, x)
 
     def train_forward(
-        params: tuple[Any, ...], x: Array, state: Any, key: Key | None
+        params: tuple[Any, ...], x: Array, state: Any, key: Key | None, mask: Array | None = None
     ) -> tuple[Array, Any, tuple[Any, ...]]:
         if stochastic and key is None:
             raise ValueError(
@@ -138,7 +148,13 @@ def combinator(
         def run(i: int, h: Array) -> Array:
             layer = child(i)
             k = random.fold_in(cast(Key, key), i) if layer.stochastic else None
-            y, new_states[i], residuals[i] = layer.forward(params[i], h, states[i], k)
+            if layer.masked:
+                masked_forward: Any = layer.forward
+                out = masked_forward(params[i], h, states[i], k, mask)
+            else:
+                out = layer.forward(params[i], h, states[i], k)
+            y: Array = out[0]
+            new_states[i], residuals[i] = out[1], out[2]
             return y
 
         y = forward(run, x)
@@ -168,6 +184,7 @@ def combinator(
         train_backward,
         stateful=stateful,
         stochastic=stochastic,
+        masked=masked,
     )
 
 

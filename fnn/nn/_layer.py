@@ -67,12 +67,15 @@ class Declared(Generic[P_co]):
         state: the same for the model state (``None`` for a layer without).
         min_batch: the fewest examples a training batch needs (batch norm needs two
             values per channel to estimate a variance); :func:`fnn.fit` checks it.
+        ids: for a layer whose input is integer token ids (:func:`embedding`), the
+            vocabulary size: every id must be in ``[0, ids)``; ``None`` for float inputs.
     """
 
     output: Shape
     params: P_co = attrs.field(default=None)
     state: Any = None
     min_batch: int = 1
+    ids: int | None = None
 
 
 DeclareFn = Callable[[Shape], Declared[P]]
@@ -124,6 +127,12 @@ class Layer(Generic[P]):
             its declaration then has a ``state``.
         stochastic: whether the training forward draws random numbers (dropout): it is
             then handed a key, derived per step from the training state's key.
+        masked: whether the layer takes a mask of the valid positions of a sequence
+            (attention): its ``infer`` and ``forward`` then take it last, ``infer(params,
+            x, state, mask)`` and ``forward(params, x, state, key, mask)``, a bool array
+            ``(batch, time)`` (``True`` where a position is a token, ``False`` where it is
+            padding) or ``None`` (every position valid). A combinator hands its own mask to
+            its masked children; :func:`masked` makes one from token ids and a pad id.
         spec: a JSON-able description (``{"layer": "dense", "features": 128, ...}``)
             from which :func:`fnn.nn.from_spec` rebuilds the layer, or ``None``.
             Constructors registered with :func:`fnn.nn.register` set it.
@@ -141,6 +150,7 @@ class Layer(Generic[P]):
     name: str = ""
     stateful: bool = False
     stochastic: bool = False
+    masked: bool = False
     spec: Mapping[str, Any] | None = None
 
     def declared(self, in_shape: Shape) -> Declared[P]:
@@ -245,31 +255,57 @@ class Layer(Generic[P]):
             raise TypeError(message) if structural else ValueError(message)
 
     def check_inputs(self, params: P, x: Any, state: Any = None) -> Array:
-        """``x`` after checking a call of the layer: ``x`` a finite float array of the
-        params' dtype with a batch axis, and ``params`` and ``state`` what the layer
-        declares for ``x``'s examples (:meth:`check`).
+        """``x`` after checking a call of the layer: a NumPy array with a batch axis, of
+        finite floats of the params' dtype, or for a layer that takes token ids
+        (:attr:`Declared.ids`) of integer ids in ``[0, vocabulary)``; and ``params`` and
+        ``state`` what the layer declares for ``x``'s examples (:meth:`check`).
 
         Raises:
-            TypeError: ``x`` is not a float array of the params' dtype; a state given to a
-                layer without one.
-            ValueError: NaN or Inf in ``x``; no ``state`` for a layer that keeps one;
-                params or state that do not fit ``x`` (naming where).
+            TypeError: ``x`` is not an array of the kind the layer takes, or not of the
+                params' dtype; a state given to a layer without one.
+            ValueError: NaN or Inf in ``x``; an id outside the vocabulary (naming it);
+                no ``state`` for a layer that keeps one; params or state that do not fit
+                ``x`` (naming where).
         """
-        arr = _checks.float_array(x, "model input", params_dtype(params, None))
-        if arr.ndim < 1:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"model input must be a NumPy array, got {type(x).__name__}")
+        if x.ndim < 1:
             raise ValueError("model input needs a batch axis, got a 0-d array")
-        _checks.finite(arr, "model input")
+        vocabulary = self.declared(x.shape[1:]).ids
+        if vocabulary is None:
+            arr = _checks.float_array(x, "model input", params_dtype(params, None))
+            _checks.finite(arr, "model input")
+        else:
+            arr = check_ids(x, vocabulary, "model input")
         examples = f"a batch of {len(arr)} examples of shape {arr.shape[1:]}"
         self.check(params, state, arr.shape[1:], f"x has shape {arr.shape} ({examples}), but the")
         return arr
 
-    def apply(self, params: P, x: Array, state: Any = None) -> Array:
-        """Inference, checked (:meth:`check_inputs`): ``infer(params, x, state)``.
+    def apply(self, params: P, x: Array, state: Any = None, mask: Array | None = None) -> Array:
+        """Inference, checked (:meth:`check_inputs`): ``infer(params, x, state)`` (with
+        ``mask``, the valid positions of each sequence, for a :attr:`masked` layer).
 
         Raises:
-            TypeError, ValueError: as :meth:`check_inputs`.
+            TypeError, ValueError: as :meth:`check_inputs`; a mask for a layer that takes
+                none, or one not a bool array ``(batch, time)`` of ``x``'s.
         """
-        return self.infer(params, self.check_inputs(params, x, state), state)
+        x = self.check_inputs(params, x, state)
+        if mask is None:
+            return self.infer(params, x, state)
+        if not self.masked:
+            raise TypeError("this model takes no mask (none of its layers attends)")
+        if not (
+            isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == x.shape[:2]
+        ):
+            got = (
+                f"{mask.dtype} {mask.shape}"
+                if isinstance(mask, np.ndarray)
+                else type(mask).__name__
+            )
+            raise TypeError(f"a mask must be a bool array of shape {x.shape[:2]}, got {got}")
+        infer: Any = self.infer
+        result: Array = infer(params, x, state, mask)
+        return result
 
     def check_state(self, state: Any) -> Any:
         """``state`` if it is given exactly when the layer keeps state, else an error.
@@ -288,6 +324,31 @@ class Layer(Generic[P]):
                 "train_state.model_state or the state fnn.io.load_model returns"
             )
         return state
+
+
+def check_ids(x: Array, vocabulary: int, what: str) -> Array:
+    """``x`` if it holds integer token ids in ``[0, vocabulary)``, else an error naming the
+    first id outside it (checked before anything is computed).
+
+    Raises:
+        TypeError: not an integer array.
+        ValueError: an id outside the vocabulary.
+    """
+    if x.dtype.kind not in "iu":
+        raise TypeError(
+            f"{what} must be integer token ids (this model begins with an embedding of "
+            f"{vocabulary} ids), got dtype {x.dtype}"
+        )
+    if x.size:
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= vocabulary:
+            bad = low if low < 0 else high
+            where = tuple(int(i) for i in np.argwhere(x == bad)[0])
+            raise ValueError(
+                f"{what} holds the id {bad} at {where}, outside the vocabulary of "
+                f"{vocabulary} ids [0, {vocabulary})"
+            )
+    return x
 
 
 # -- making params from a declaration --------------------------------------------------------
