@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +20,29 @@ def python_blocks(page: Path = README) -> list[str]:
     return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
 
 
+def file_blocks() -> dict[str, str]:
+    """The README's Python files for the command (a block whose first line is ``# NAME.py:
+    ...``), by name: they register names for ``fnn train --import``, so they run in a
+    process of their own rather than in the examples' namespace."""
+    found = {}
+    for block in python_blocks():
+        named = re.match(r"# (\w+\.py):", block)
+        if named:
+            found[named.group(1)] = block
+    return found
+
+
+def namespace_blocks() -> list[str]:
+    return [b for b in python_blocks() if b not in file_blocks().values()]
+
+
 def test_readme_has_examples() -> None:
     assert len(python_blocks()) >= 3
 
 
 def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
-    for block in python_blocks():
+    for block in namespace_blocks():
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "at [1].w: the model needs float32 (700, 128), got float32 (784, 128)" in out
@@ -34,6 +54,36 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.count("True\n") >= 3  # the layer written in the README checks and rebuilds
     assert "LionState 1" in out
     assert not Path(namespace["directory"]).exists()  # the io example cleans up
+
+
+def test_the_readmes_module_brings_its_dataset_and_recipe_to_the_command(tmp_path: Path) -> None:
+    """mine.py, run as the README says: from its own directory, outside the repository."""
+    (tmp_path / "mine.py").write_text(file_blocks()["mine.py"])
+    train = (
+        "fnn train --import mine.py --dataset stripes --model small --width 8 --out runs/stripes"
+    )
+    assert train in README.read_text()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def fnn_command(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fnn", *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "OPENBLAS_NUM_THREADS": "1", "COLUMNS": "100"},
+        )
+
+    trained = fnn_command(*train.split()[1:], "--quiet", "--no-plots")
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((tmp_path / "runs" / "stripes" / "run.json").read_text())["config"]
+    assert (config["model"], config["width"], config["epochs"]) == ("small", 8, 3)
+    evaluated = fnn_command("evaluate", "--import", "mine.py", "runs/stripes")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "striped" in evaluated.stdout
+    helped = fnn_command("train", "--import", "mine.py", "--help")
+    assert re.search(r"--width WIDTH\s+the hidden layer's size. \[--model small\]", helped.stdout)
 
 
 def test_the_format_pages_example_reads_a_file_with_numpy(
