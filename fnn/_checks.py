@@ -144,19 +144,30 @@ def positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
-def labels(y: Any, n_classes: int, batch: int, what: str = "labels") -> Array:
-    """Return integer class labels ``y`` of shape ``(batch,)`` in ``[0, n_classes)``."""
+def labels(
+    y: Any,
+    n_classes: int,
+    batch: int | tuple[int, ...],
+    what: str = "labels",
+    *,
+    ignore: bool = False,
+) -> Array:
+    """Return integer class labels ``y`` of shape ``(batch,)`` (or the shape ``batch``
+    names) in ``[0, n_classes)``; with ``ignore``, ``-1`` (no target here) is allowed too."""
+    shape = (batch,) if isinstance(batch, int) else batch
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{what} must be a NumPy array, got {type(y).__name__}")
     if y.dtype.kind not in "iu":
         raise TypeError(f"integer {what} must have an integer dtype, got {y.dtype}")
-    if y.shape != (batch,):
-        raise ValueError(f"{what} must have shape ({batch},) to match the batch, got {y.shape}")
-    if batch:
-        low, high = int(np.minimum.reduce(y)), int(np.maximum.reduce(y))
-        if low < 0 or high >= n_classes:
-            bad = low if low < 0 else high
+    if y.shape != shape:
+        raise ValueError(f"{what} must have shape {shape} to match the batch, got {y.shape}")
+    if y.size:
+        low, high = int(np.minimum.reduce(y, axis=None)), int(np.maximum.reduce(y, axis=None))
+        least = -1 if ignore else 0
+        if low < least or high >= n_classes:
+            bad = low if low < least else high
+            also = " or -1 (no target)" if ignore else ""
             raise ValueError(
-                f"{what} must be in [0, {n_classes}) for {n_classes} classes, got {bad}"
+                f"{what} must be in [0, {n_classes}){also} for {n_classes} classes, got {bad}"
             )
     return y

@@ -43,6 +43,7 @@ Penalty = Callable[[P], tuple[float, P]]
 L = TypeVar("L", bound=Callable[..., Any])
 
 __all__ = [
+    "IGNORE",
     "Loss",
     "Penalty",
     "binary_cross_entropy",
@@ -53,6 +54,11 @@ __all__ = [
     "mean_squared_error",
     "softmax_cross_entropy",
 ]
+
+IGNORE = -1
+"""The integer target that marks a position without one (a padded position of a
+sequence): :func:`softmax_cross_entropy` leaves it out of its mean, as PyTorch's
+``ignore_index`` does."""
 
 _UNWRAP_LIMIT = 100
 """How many wrappers :func:`is_classification` looks through before giving up."""
@@ -121,6 +127,7 @@ def is_classification(loss: Callable[..., Any]) -> bool | None:
 
 
 def _prediction(x: Any, what: str, ndim: int | None = 2) -> Array:
+    """``x`` checked: a float array with ``ndim`` axes (None: any) and a batch."""
     pred = _checks.float_array(x, what)
     if ndim is not None and pred.ndim != ndim:
         raise ValueError(f"{what} must have shape (batch, classes), got {pred.shape}")
@@ -129,39 +136,46 @@ def _prediction(x: Any, what: str, ndim: int | None = 2) -> Array:
     return pred
 
 
-def _targets(pred: Array, target: Any) -> Array:
+def _targets(pred: Array, target: Any, ignore: bool = False) -> Array:
     """Class targets as a float array shaped like ``pred`` (one-hot or soft targets), or
     integer labels of shape ``(batch,)`` (checked to be in range)."""
     if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
-        return _checks.labels(target, pred.shape[1], pred.shape[0])
+        return _checks.labels(target, pred.shape[-1], pred.shape[:-1], ignore=ignore)
     targets = _checks.float_array(target, "one-hot or soft targets")
     if targets.shape != pred.shape:
         raise ValueError(
             f"one-hot or soft targets must have the prediction's shape {pred.shape}, "
-            f"got {targets.shape} (integer labels have shape ({pred.shape[0]},))"
+            f"got {targets.shape} (integer labels have shape {pred.shape[:-1]})"
         )
     return targets
 
 
 def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
-    """Cross-entropy of ``softmax(logits)`` against class targets, fused and stable.
+    """Cross-entropy of ``softmax(logits)`` against class targets, fused and stable: for
+    classifiers, one distribution per example; for sequence models, one per position.
 
     Args:
-        logits: ``(batch, classes)`` floats.
-        target: integer labels ``(batch,)`` in ``[0, classes)``, or one-hot / soft
-            targets ``(batch, classes)`` (each row a distribution).
+        logits: ``(batch, classes)`` floats, or ``(batch, ..., classes)`` (a language
+            model's ``(batch, time, vocab)``): the last axis holds the class scores.
+        target: integer labels of the logits' shape without its last axis (``(batch,)``,
+            ``(batch, time)``) in ``[0, classes)``, where ``-1`` (:data:`IGNORE`) marks a
+            position with no target (padding): it adds nothing to the value or the
+            gradient and the mean is over the other positions. Or one-hot / soft targets
+            of the logits' shape (each row a distribution).
 
     Returns:
-        ``(value, dlogits)``: ``value = mean_i sum_k t_ik (logsumexp(z_i) - z_ik)`` and
-        ``dlogits = (softmax(z) * sum_k t_ik - t) / batch``, i.e. ``(p - t) / batch``
-        for targets that sum to one. ``value`` is a Python float, ``dlogits`` a new
-        array of the logits' shape and dtype.
+        ``(value, dlogits)``: with ``z`` the logits of one position and ``t`` its target,
+        ``value`` is the mean over the ``m`` counted positions of
+        ``sum_k t_k (logsumexp(z) - z_k)``, and ``dlogits = (softmax(z) * sum_k t_k - t) /
+        m`` there (zero at ignored positions), i.e. ``(p - t) / m`` for targets that sum to
+        one. ``value`` is a Python float (0.0 when every position is ignored), ``dlogits``
+        a new array of the logits' shape and dtype.
 
     Raises:
         TypeError: ``logits`` or float targets are not float arrays, or labels are
             neither integer nor float.
-        ValueError: ``logits`` is not ``(batch, classes)`` with ``batch >= 1``, a label is
-            outside ``[0, classes)``, or targets have another shape.
+        ValueError: ``logits`` has fewer than 2 axes or no examples, a label is outside
+            ``[0, classes)`` and not -1, or targets have another shape.
 
     >>> import numpy as np
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], np.float32)
@@ -170,26 +184,48 @@ def softmax_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     (0.6342, (2, 3), dtype('float32'))
     >>> softmax_cross_entropy(np.array([[1e4, -1e4]], np.float32), np.array([1]))  # no overflow
     (20000.0, array([[ 1., -1.]], dtype=float32))
+    >>> tokens = np.zeros((2, 4, 3), np.float32)  # (batch, time, vocab)
+    >>> value, dlogits = softmax_cross_entropy(tokens, np.array([[0, 1, 2, -1], [1, 1, -1, -1]]))
+    >>> round(value, 4), dlogits[0, 3].tolist()  # log(3), over the 5 counted positions
+    (1.0986, [0.0, 0.0, 0.0])
     """
-    logits = _prediction(logits, "logits")
-    target = _targets(logits, target)
-    batch, classes = logits.shape
-    z = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+    logits = _prediction(logits, "logits", None)
+    if logits.ndim < 2:
+        raise ValueError(
+            f"logits must have shape (batch, classes) or (batch, ..., classes), got {logits.shape}"
+        )
+    target = _targets(logits, target, ignore=True)
+    classes = logits.shape[-1]
+    z = logits.reshape(-1, classes)
+    rows = z.shape[0]
+    z = z - np.maximum.reduce(z, axis=1, keepdims=True)
     grad = np.exp(z)
     s = np.add.reduce(grad, axis=1, keepdims=True)
     lse = np.log(s)
     grad /= s  # softmax
+    count = rows
     if target.dtype.kind in "iu":
-        at = np.arange(0, batch * classes, classes)  # flat index of each row's class
-        at += target
-        value = float(np.add.reduce(lse[:, 0] - z.take(at))) / batch
+        labels = target.reshape(-1)
+        keep = labels != IGNORE if rows and np.minimum.reduce(labels) == IGNORE else None
+        at = np.arange(0, rows * classes, classes)  # flat index of each row's class
+        if keep is None:
+            at += labels
+            value = float(np.add.reduce(lse[:, 0] - z.take(at)))
+        else:
+            count = int(np.count_nonzero(keep))
+            at = at[keep] + labels[keep]
+            value = float(np.add.reduce(lse[keep, 0] - z.take(at)))
+            grad[~keep] = 0
         grad.put(at, grad.take(at) - 1)
     else:
-        value = float(np.add.reduce(np.sum(target * (lse - z), axis=1))) / batch
-        grad *= target.sum(axis=1, keepdims=True)
-        grad -= target
-    grad /= float(batch)
-    return value, grad
+        t = target.reshape(-1, classes)
+        value = float(np.add.reduce(np.sum(t * (lse - z), axis=1)))
+        grad *= t.sum(axis=1, keepdims=True)
+        grad -= t
+    if count:
+        value /= count
+        grad /= float(count)
+    return value, grad.reshape(logits.shape)
 
 
 _declare(softmax_cross_entropy, classification=True)

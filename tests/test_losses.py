@@ -141,8 +141,12 @@ def test_penalty_composes_with_the_model_gradient(key: random.Key) -> None:
 @pytest.mark.parametrize(
     ("target", "error", "message"),
     [
-        (np.array([0, 3]), ValueError, r"must be in \[0, 3\) for 3 classes, got 3"),
-        (np.array([-1, 0]), ValueError, r"must be in \[0, 3\) for 3 classes, got -1"),
+        (np.array([0, 3]), ValueError, r"must be in \[0, 3\)( or -1 \(no target\))? for 3 .*got 3"),
+        (
+            np.array([-2, 0]),
+            ValueError,
+            r"must be in \[0, 3\)( or -1 \(no target\))? for 3 .*got -2",
+        ),
         (np.array([0, 1, 2]), ValueError, r"must have shape \(2,\) to match the batch, got \(3,\)"),
         (np.ones((2, 4)), ValueError, r"must have the prediction's shape \(2, 3\), got \(2, 4\)"),
         (np.array(["a", "b"]), TypeError, "must be a float array"),
@@ -156,8 +160,63 @@ def test_bad_targets(target: Any, error: type[Exception], message: str) -> None:
             loss(logits, target)
 
 
+def test_only_softmax_cross_entropy_leaves_out_minus_one() -> None:
+    logits = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"must be in \[0, 3\) for 3 classes, got -1"):
+        losses.categorical_cross_entropy(logits, np.array([-1, 0]))
+    value, grad = losses.softmax_cross_entropy(logits, np.array([-1, 0]))
+    assert value == pytest.approx(np.log(3)) and not grad[0].any()
+
+
+def test_sequence_cross_entropy_is_the_mean_over_positions(key: random.Key) -> None:
+    logits = random.normal(key, (3, 5, 7))
+    labels = (np.arange(15) % 7).reshape(3, 5)
+    value, grad = losses.softmax_cross_entropy(logits, labels)
+    flat_value, flat_grad = losses.softmax_cross_entropy(logits.reshape(15, 7), labels.ravel())
+    assert value == flat_value  # the same bits as 15 examples of a classifier
+    np.testing.assert_array_equal(grad, flat_grad.reshape(3, 5, 7))
+    one_hot = np.eye(7, dtype=np.float32)[labels]
+    soft_value, soft_grad = losses.softmax_cross_entropy(logits, one_hot)
+    assert soft_value == pytest.approx(value, rel=1e-6)
+    np.testing.assert_allclose(soft_grad, grad, atol=1e-7)
+
+
+def test_ignored_positions_add_nothing(key: random.Key) -> None:
+    logits = random.normal(key, (2, 4, 5), np.float64)
+    labels = np.array([[1, 2, -1, -1], [0, -1, 4, 3]])
+    value, grad = losses.softmax_cross_entropy(logits, labels)
+    kept = labels != -1
+    want, want_grad = losses.softmax_cross_entropy(logits[kept], labels[kept])
+    assert value == pytest.approx(want, rel=1e-14)
+    np.testing.assert_allclose(grad[kept], want_grad, rtol=1e-13)
+    assert not grad[~kept].any()
+    step = 1e-6
+    bumped = logits.copy()
+    bumped[1, 2, 4] += step
+    numeric = (losses.softmax_cross_entropy(bumped, labels)[0] - value) / step
+    assert numeric == pytest.approx(grad[1, 2, 4], rel=1e-4)
+    nothing, zero = losses.softmax_cross_entropy(logits, np.full((2, 4), -1))
+    assert nothing == 0.0 and not zero.any()
+
+
+@pytest.mark.oracle
+def test_sequence_cross_entropy_agrees_with_pytorch(torch: Any, key: random.Key) -> None:
+    logits = random.normal(key, (3, 6, 5), np.float64)
+    labels = (np.arange(18) % 5).reshape(3, 6)
+    labels[0, 4:] = -1
+    labels[2, 1] = -1
+    value, grad = losses.softmax_cross_entropy(logits, labels)
+    lt = torch.tensor(logits, requires_grad=True)
+    theirs = torch.nn.functional.cross_entropy(
+        lt.reshape(-1, 5), torch.from_numpy(labels.reshape(-1)), ignore_index=-1
+    )
+    theirs.backward()
+    assert value == pytest.approx(theirs.item(), rel=1e-13)
+    np.testing.assert_allclose(grad, lt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_bad_predictions() -> None:
-    with pytest.raises(ValueError, match=r"shape \(batch, classes\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"shape \(batch, classes\).*got \(3,\)"):
         losses.softmax_cross_entropy(np.zeros(3, np.float32), np.array([0, 1, 2]))
     with pytest.raises(TypeError, match="must be a float array"):
         losses.softmax_cross_entropy(np.zeros((1, 3), np.int64), np.array([0]))

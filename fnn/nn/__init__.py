@@ -60,8 +60,10 @@ from ._mlp import mlp as mlp
 from ._norm import BatchNormParams as BatchNormParams
 from ._norm import BatchNormState as BatchNormState
 from ._norm import LayerNormParams as LayerNormParams
+from ._norm import ScaleParams as ScaleParams
 from ._norm import batch_norm as batch_norm
 from ._norm import layer_norm as layer_norm
+from ._norm import rms_norm as rms_norm
 from ._pool import avg_pool as avg_pool
 from ._pool import dropout as dropout
 from ._pool import max_pool as max_pool
@@ -81,12 +83,12 @@ xavier_uniform = glorot_uniform
 __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "ForwardFn",
-    "InferFn", "Initializer", "Layer", "LayerNormParams", "Param", "Registered", "Shape",
-    "activation", "avg_pool", "batch_norm", "cnn", "combinator", "constant", "conv2d",
+    "InferFn", "Initializer", "Layer", "LayerNormParams", "Param", "Registered", "ScaleParams",
+    "Shape", "activation", "avg_pool", "batch_norm", "cnn", "combinator", "constant", "conv2d",
     "dense", "dropout", "elu", "flatten", "from_spec", "gelu", "global_avg_pool",
     "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "initializer",
     "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "max_pool", "mlp", "normal",
     "ones", "param", "parameterless", "params_dtype", "placeholder", "readonly", "register",
-    "register_initializer", "relu", "reshape", "residual", "serial", "sigmoid", "silu",
-    "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
+    "register_initializer", "relu", "reshape", "residual", "rms_norm", "serial", "sigmoid",
+    "silu", "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
 ]  # fmt: skip

@@ -38,11 +38,13 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
             :func:`register_initializer`) or a function ``(key, (in, features), dtype) ->
             array`` (the layer then has no spec). Biases start at zero.
 
-    Shapes: ``x (batch, in) -> y (batch, features)``; params ``w`` ``(in, features)`` and
-    ``b`` ``(features,)``.
+    Shapes: ``x (batch, ..., in) -> y (batch, ..., features)``: the layer acts on the
+    last axis, the same matrix at every position of a sequence ``(batch, time, in)``,
+    as one matrix product over all leading axes (``x`` seen as ``(rows, in)``, a view);
+    params ``w`` ``(in, features)`` and ``b`` ``(features,)``.
 
-    Backward, with ``dy`` the gradient w.r.t. ``y``: ``dw = x.T @ dy``,
-    ``db = sum(dy, axis=0)``, ``dx = dy @ w.T`` (only when asked for).
+    Backward, with ``dy`` the gradient w.r.t. ``y`` and both seen as ``(rows, ...)``:
+    ``dw = x.T @ dy``, ``db = sum(dy, axis=0)``, ``dx = dy @ w.T`` (only when asked for).
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.dense(3)
@@ -56,18 +58,18 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     init_w = initializer_of(weight_init, "weight_init")
 
     def declare(in_shape: Shape) -> Declared[DenseParams]:
-        if len(in_shape) != 1:
+        if not in_shape:
             raise ValueError(
-                f"dense expects inputs of shape (features,) per example, got {in_shape}; "
-                "add nn.flatten() before dense"
+                "dense expects inputs of shape (batch, ..., features), got examples of "
+                "shape (): each example needs a features axis"
             )
-        w, b = param((in_shape[0], features), init_w), param((features,))
-        return Declared((features,), DenseParams(w, b))
+        w, b = param((in_shape[-1], features), init_w), param((features,))
+        return Declared((*in_shape[:-1], features), DenseParams(w, b))
 
     def infer(params: DenseParams, x: Array, state: None) -> Array:
-        y = x @ params.w
+        y = as_rows(x) @ params.w
         y += params.b
-        return y
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], features)
 
     def forward(
         params: DenseParams, x: Array, state: None, key: Key | None
@@ -77,8 +79,18 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     def backward(
         params: DenseParams, x: Array, dy: Array, need_dx: bool, grads: DenseParams
     ) -> Array | None:
-        np.matmul(x.T, dy, out=grads.w)
-        np.add.reduce(dy, axis=0, out=grads.b)
-        return dy @ params.w.T if need_dx else None
+        x2, dy2 = as_rows(x), as_rows(dy)
+        np.matmul(x2.T, dy2, out=grads.w)
+        np.add.reduce(dy2, axis=0, out=grads.b)
+        if not need_dx:
+            return None
+        dx: Array = dy2 @ params.w.T
+        return dx if x.ndim == 2 else dx.reshape(x.shape)
 
     return Layer(declare, infer, forward, backward)
+
+
+def as_rows(a: Array) -> Array:
+    """``a`` ``(batch, ..., n)`` as ``(rows, n)``: a view of a contiguous array, and ``a``
+    itself when it has two axes."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])

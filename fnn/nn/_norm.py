@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import attrs
 import numpy as np
@@ -21,6 +21,7 @@ from .. import _checks
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
+from ._dense import as_rows
 from ._init import ones
 from ._layer import Declared, Layer, param, readonly
 from ._registry import register
@@ -61,6 +62,17 @@ class LayerNormParams:
     bias: Array = _tree.field(converter=readonly)
 
 
+@attrs.frozen(eq=False)
+class ScaleParams:
+    """Parameters of :func:`rms_norm` and of :func:`layer_norm` without a bias: ``scale``
+    ``(features,)`` (ones); not a weight."""
+
+    scale: Array = _tree.field(converter=readonly)
+
+
+_tree.register_type(ScaleParams, "norm.ScaleParams")
+
+
 class _BatchNormSaved(NamedTuple):
     """What batch norm's backward needs: the input as ``(rows, channels)`` (a view, not a
     copy, of a contiguous input), the shift and the rest of the batch mean
@@ -73,8 +85,8 @@ class _BatchNormSaved(NamedTuple):
 
 
 class _LayerNormSaved(NamedTuple):
-    """What layer norm's backward needs: ``xhat`` ``(rows, features)`` and
-    ``1 / sqrt(var + eps)`` ``(rows, 1)``."""
+    """What layer (and RMS) norm's backward needs: ``xhat`` ``(rows, features)`` and
+    ``1 / sqrt(var + eps)`` ``(rows, 1)`` (the mean square's, for RMS norm)."""
 
     xhat: Array
     inv_std: Array
@@ -108,11 +120,6 @@ def _last_axis(in_shape: Shape, name: str, what: str) -> int:
             f"each example needs a {what} axis"
         )
     return in_shape[-1]
-
-
-def _rows(x: Array) -> Array:
-    """``x`` as a ``(rows, size)`` array: every axis but the last flattened (a view)."""
-    return x.reshape(-1, x.shape[-1])
 
 
 # -- blockwise helpers on (rows, channels) arrays ------------------------------------------------
@@ -316,14 +323,14 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
         )
 
     def infer(params: BatchNormParams, x: Array, state: BatchNormState) -> Array:
-        x2 = _rows(x)
+        x2 = as_rows(x)
         k = params.scale / np.sqrt(state.var + eps)
         return _batch_norm_infer(x2, state.mean, k, params.bias).reshape(x.shape)
 
     def forward(
         params: BatchNormParams, x: Array, state: BatchNormState, key: Key | None
     ) -> tuple[Array, BatchNormState, _BatchNormSaved]:
-        x2 = _rows(x)
+        x2 = as_rows(x)
         n = x2.shape[0]
         if n < 2:
             raise ValueError(
@@ -354,24 +361,42 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
     return Layer(declare, infer, forward, backward, stateful=True)
 
 
-# -- layer norm ------------------------------------------------------------------------------
+# -- layer norm and RMS norm -------------------------------------------------------------------
+
+
+@overload
+def layer_norm(eps: float = 1e-5, *, bias: Literal[True] = True) -> Layer[LayerNormParams]: ...
+
+
+@overload
+def layer_norm(eps: float = 1e-5, *, bias: Literal[False]) -> Layer[ScaleParams]: ...
+
+
+@overload
+def layer_norm(
+    eps: float = 1e-5, *, bias: bool = True
+) -> Layer[LayerNormParams] | Layer[ScaleParams]: ...
 
 
 @register("layer_norm", types=(LayerNormParams,))
-def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
+def layer_norm(eps: float = 1e-5, *, bias: bool = True) -> Layer[Any]:
     """Layer normalization (Ba et al., 2016): each example's values along the last axis
     normalized with their own mean and biased variance, the same in training and
     inference (no state):
     ``y = scale * (x - mean) / sqrt(var + eps) + bias``.
 
-    Inputs are ``(batch, ..., features)`` (any rank >= 2); the output has their shape.
+    Inputs are ``(batch, ..., features)`` (any rank >= 2: a sequence's every position is
+    normalized on its own); the output has their shape.
 
     Args:
         eps: added to the variance, a finite number > 0.
+        bias: whether there is a ``bias`` (``False``: ``y = scale * xhat``, as GPT-2
+            without biases and nanoGPT's ``bias=False``).
 
     Params: :class:`LayerNormParams` ``scale`` (ones), ``bias`` (zeros), each
-    ``(features,)``; neither is a weight. They must agree with the input's last axis (a
-    ValueError names both otherwise).
+    ``(features,)``, or :class:`ScaleParams` ``scale`` without a bias; neither is a
+    weight. They must agree with the input's last axis (a ValueError names both
+    otherwise).
 
     Backward, with ``xhat = (x - mean) / sqrt(var + eps)``, ``g = dy * scale`` and means
     over the last axis: ``dscale = sum(dy * xhat)``, ``dbias = sum(dy)`` over all other
@@ -383,46 +408,80 @@ def layer_norm(eps: float = 1e-5) -> Layer[LayerNormParams]:
     >>> np.round(layer.apply(params, np.array([[1.0, 2.0, 3.0]], np.float32)), 3)
     array([[-1.225,  0.   ,  1.225]], dtype=float32)
     """
-    eps = _check_eps(eps, "layer_norm")
+    return _normalization("layer_norm", _check_eps(eps, "layer_norm"), True, bias)
 
-    def declare(in_shape: Shape) -> Declared[LayerNormParams]:
-        f = _last_axis(in_shape, "layer_norm", "features")
-        return Declared(in_shape, LayerNormParams(param((f,), ones), param((f,))))
+
+@register("rms_norm", types=(ScaleParams,))
+def rms_norm(eps: float = 1e-6) -> Layer[ScaleParams]:
+    """Root-mean-square normalization (Zhang & Sennrich, 2019): each example's values
+    along the last axis divided by their root mean square, then scaled, with no centering
+    and no bias: ``y = scale * x / sqrt(mean(x**2) + eps)``, the same in training and
+    inference.
+
+    Inputs are ``(batch, ..., features)`` (any rank >= 2); the output has their shape.
+
+    Args:
+        eps: added to the mean square, a finite number > 0.
+
+    Params: :class:`ScaleParams` ``scale`` ``(features,)`` (ones); not a weight.
+
+    Backward, with ``r = 1 / sqrt(mean(x**2) + eps)``, ``xhat = x * r``, ``g = dy * scale``
+    and means over the last axis: ``dscale = sum(dy * xhat)`` over all other axes,
+    ``dx = r * (g - xhat * mean(g * xhat))``.
+
+    >>> import fnn, numpy as np
+    >>> layer = rms_norm()
+    >>> params = layer.init(fnn.random.key(0), (2,))
+    >>> np.round(layer.apply(params, np.array([[3.0, 4.0]], np.float32)), 3)
+    array([[0.849, 1.131]], dtype=float32)
+    """
+    return _normalization("rms_norm", _check_eps(eps, "rms_norm"), False, False)
+
+
+def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any]:
+    """Layer norm (``center``) or RMS norm over the last axis, with or without a bias."""
+    if not isinstance(bias, bool):
+        raise TypeError(f"{name} bias must be True or False, got {bias!r}")
+
+    def declare(in_shape: Shape) -> Declared[Any]:
+        f = _last_axis(in_shape, name, "features")
+        scale = param((f,), ones)
+        return Declared(
+            in_shape, LayerNormParams(scale, param((f,))) if bias else ScaleParams(scale)
+        )
 
     def forward(
-        params: LayerNormParams, x: Array, state: None, key: Key | None
+        params: Any, x: Array, state: None, key: Key | None
     ) -> tuple[Array, None, _LayerNormSaved]:
-        x2 = _rows(x)
-        xhat = x2 - x2.mean(axis=1, keepdims=True)
+        x2 = as_rows(x)
+        xhat = x2 - x2.mean(axis=1, keepdims=True) if center else x2.copy()
         var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(x2.shape[1])
         inv_std = 1 / np.sqrt(var + eps)
         xhat *= inv_std
         y = xhat * params.scale
-        y += params.bias
+        if bias:
+            y += params.bias
         return y.reshape(x.shape), None, _LayerNormSaved(xhat, inv_std)
 
-    def infer(params: LayerNormParams, x: Array, state: None) -> Array:
+    def infer(params: Any, x: Array, state: None) -> Array:
         return forward(params, x, state, None)[0]
 
     def backward(
-        params: LayerNormParams,
-        saved: _LayerNormSaved,
-        dy: Array,
-        need_dx: bool,
-        grads: LayerNormParams,
+        params: Any, saved: _LayerNormSaved, dy: Array, need_dx: bool, grads: Any
     ) -> Array | None:
         xhat, inv_std = saved
         dy2 = dy.reshape(xhat.shape)
         step = _block_rows(*xhat.shape)
         np.copyto(grads.scale, _column_sums(dy2 * xhat, step))
-        np.copyto(grads.bias, _column_sums(dy2, step))
+        if bias:
+            np.copyto(grads.bias, _column_sums(dy2, step))
         if not need_dx:
             return None
-        g = dy2 * params.scale
+        g: Array = dy2 * params.scale
         features = xhat.shape[1]
-        mean_g = g.mean(axis=1, keepdims=True)
         mean_gx = np.einsum("ij,ij->i", g, xhat)[:, None] / float(features)
-        g -= mean_g
+        if center:
+            g -= g.mean(axis=1, keepdims=True)
         g -= xhat * mean_gx
         g *= inv_std
         return g.reshape(dy.shape)

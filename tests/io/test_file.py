@@ -176,11 +176,11 @@ def test_hostile_numbers_in_a_spec_allocate_nothing(
 
 def test_a_spec_that_refuses_its_in_shape(tmp_path: Path, model_file: Members) -> None:
     desc = description(model_file)
-    desc["model"]["spec"]["layers"].pop(0)  # no flatten before the first dense
+    desc["model"]["spec"]["layers"].insert(0, {"layer": "conv2d", "features": 2, "kernel_size": 3})
     desc["model"]["in_shape"] = [3, 1]
     path = tmp_path / "bad.npz"
     path.write_bytes(rezip(with_description(model_file, desc)))
-    message = "does not accept in_shape \\(3, 1\\): dense expects inputs of shape \\(features,\\)"
+    message = "does not accept in_shape \\(3, 1\\): conv2d expects"
     with pytest.raises(FormatError, match=message):
         fnn.io.load_model(path)
 

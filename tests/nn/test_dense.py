@@ -66,6 +66,19 @@ def test_dense_and_flatten_gradients(key: random.Key) -> None:
     assert flat.max_rel_error < TOL, str(flat)
 
 
+def test_dense_acts_on_the_last_axis_of_a_sequence(key: random.Key) -> None:
+    layer = nn.dense(4)
+    p = layer.init(key, (3,), np.float64)
+    x = random.normal(random.fold_in(key, 1), (2, 5, 3), np.float64)
+    assert layer.output_shape((5, 3)) == (5, 4)
+    y = layer.apply(p, x)
+    np.testing.assert_allclose(y, np.stack([layer.apply(p, x[i]) for i in range(2)]), rtol=1e-14)
+    report = fnn.check_layer(layer, p, x)
+    assert report.max_rel_error < TOL, str(report)
+    with pytest.raises(ValueError, match=r"dense expects inputs of shape \(batch, ..., features\)"):
+        layer.output_shape(())
+
+
 def test_a_dense_layer_refuses_params_of_another_width(key: random.Key) -> None:
     params_32 = nn.mlp((32, 10)).init(key, (20,))
     x = np.ones((4, 20), np.float32)
@@ -91,3 +104,26 @@ def test_a_dense_layer_refuses_a_bias_of_another_shape_or_dtype(
     params = layer.init(key, (5,))
     with pytest.raises(ValueError, match=got):
         layer.apply(nn.DenseParams(params.w, b), np.ones((2, 5), np.float32))
+
+
+@pytest.mark.oracle
+def test_dense_on_sequences_agrees_with_pytorch(torch: Any, key: random.Key) -> None:
+    layer = nn.dense(4)
+    p = layer.init(key, (3,), np.float64)
+    x = random.normal(random.fold_in(key, 1), (2, 5, 3), np.float64)
+    dy = random.normal(random.fold_in(key, 2), (2, 5, 4), np.float64)
+    theirs = torch.nn.Linear(3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(np.array(p.w.T)))
+        theirs.bias.copy_(torch.from_numpy(np.array(p.b)))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.from_numpy(dy))
+    y, _, saved = layer.forward(p, x, None, None)
+    grads = fnn.tree.buffers(fnn.tree.structure(p), iter([np.empty((3, 4)), np.empty(4)]))
+    dx = layer.backward(p, saved, dy, True, grads)
+    assert dx is not None
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grads.w, theirs.weight.grad.numpy().T, rtol=1e-12)
+    np.testing.assert_allclose(grads.b, theirs.bias.grad.numpy(), rtol=1e-12)

@@ -35,6 +35,7 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "dropout": (nn.dropout(0.5), (3,)),
     "batch_norm": (nn.batch_norm(), (4, 3)),
     "layer_norm": (nn.layer_norm(), (2, 5)),
+    "rms_norm": (nn.rms_norm(), (3, 4)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
 }
@@ -130,8 +131,6 @@ def test_wrong_params_are_rejected(key: random.Key) -> None:
         model.apply((None, None, None, None), x)
     with pytest.raises(TypeError, match=r"at \[2\]: expected None, got DenseParams"):
         model.apply((None, params[1], params[1], params[3]), x)
-    with pytest.raises(ValueError, match=r"add nn\.flatten"):
-        nn.dense(3).init(key, (2, 2))
     with pytest.raises(TypeError, match="float32 or float64"):
         model.init(key, (6,), dtype=np.int32)
 

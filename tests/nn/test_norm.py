@@ -14,8 +14,10 @@ from fnn.nn._norm import (
     BatchNormParams,
     BatchNormState,
     LayerNormParams,
+    ScaleParams,
     batch_norm,
     layer_norm,
+    rms_norm,
 )
 from tests.support.data import uniform, well_separated
 from tests.support.models import state_of
@@ -120,7 +122,40 @@ def test_layer_norm_gradients(key: random.Key, shape: tuple[int, ...]) -> None:
     assert report.max_rel_error < TOL, report
 
 
-@pytest.mark.parametrize("make", [batch_norm, layer_norm])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 6), (3, 1, 4)])
+@pytest.mark.parametrize("make", [rms_norm, lambda: layer_norm(bias=False)])
+def test_scale_only_norm_gradients(key: random.Key, shape: tuple[int, ...], make: Any) -> None:
+    layer = make()
+    params = ScaleParams(1 + 0.5 * random.normal(key, (shape[-1],), np.float64))
+    report = fnn.check_layer(layer, params, readonly(draw(key, shape, 3)))
+    assert report.max_rel_error < TOL, report
+
+
+def test_rms_norm_follows_its_formula(key: random.Key) -> None:
+    x = draw(key, (3, 4, 5), 7)
+    params = ScaleParams(1 + 0.5 * random.normal(key, (5,), np.float64))
+    y = rms_norm(eps=1e-3).apply(params, x)
+    want = params.scale * x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(y, want, rtol=1e-13)
+
+
+def test_layer_norm_without_bias_is_layer_norm_with_a_zero_bias(key: random.Key) -> None:
+    x = draw(key, (4, 3, 6), 8)
+    scale = 1 + 0.5 * random.normal(key, (6,), np.float64)
+    unbiased = layer_norm(bias=False)
+    assert isinstance(unbiased.init(key, (3, 6)), ScaleParams)
+    np.testing.assert_array_equal(
+        unbiased.apply(ScaleParams(scale), x),
+        layer_norm().apply(LayerNormParams(scale, np.zeros(6)), x),
+    )
+    assert nn.from_spec(unbiased.spec).spec == unbiased.spec == {
+        "layer": "layer_norm", "eps": 1e-5, "bias": False
+    }  # fmt: skip
+    with pytest.raises(TypeError, match="layer_norm bias must be True or False, got 0"):
+        layer_norm(bias=0)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("make", [batch_norm, layer_norm, rms_norm])
 def test_backward_without_dx_writes_the_same_param_gradients(key: random.Key, make: Any) -> None:
     layer = make()
     x = draw(key, (6, 4), 4)
@@ -128,8 +163,9 @@ def test_backward_without_dx_writes_the_same_param_gradients(key: random.Key, ma
     state = None if layer.init_state is None else layer.init_state((4,), np.float64)
     _, _, saved = layer.forward(params, x, state, None)
     dy = readonly(draw(key, (6, 4), 5))
-    with_dx = [np.full(4, np.nan), np.full(4, np.nan)]
-    without = [np.full(4, np.nan), np.full(4, np.nan)]
+    count = tree.structure(params).num_leaves
+    with_dx = [np.full(4, np.nan) for _ in range(count)]
+    without = [np.full(4, np.nan) for _ in range(count)]
     assert layer.backward(params, saved, dy, True, as_grads(params, with_dx)) is not None
     assert layer.backward(params, saved, dy, False, as_grads(params, without)) is None
     np.testing.assert_array_equal(with_dx, without)
@@ -342,9 +378,9 @@ def test_layers_keep_float32(
 
 
 def test_scale_and_bias_are_not_weights(key: random.Key) -> None:
-    for make in (batch_norm, layer_norm):
+    for make in (batch_norm, layer_norm, rms_norm):
         params = make().init(key, (3,), np.float64)
-        assert tree.leaves(tree.weight_mask(params)) == [False, False]
+        assert not any(tree.leaves(tree.weight_mask(params)))
         for weights_only, moved in ((True, False), (False, True)):
             opt = optim.adamw(0.1, weight_decay=0.5, weights_only=weights_only)
             after = opt.update(opt.init(params), tree.zeros_like(params))[1]
@@ -355,10 +391,12 @@ def test_specs_rebuild_the_layers() -> None:
     layer = batch_norm(momentum=0.8, eps=1e-3)
     assert layer.spec == {"layer": "batch_norm", "momentum": 0.8, "eps": 1e-3}
     assert nn.from_spec(layer.spec).spec == layer.spec
-    assert layer_norm().spec == {"layer": "layer_norm", "eps": 1e-5}
+    assert layer_norm().spec == {"layer": "layer_norm", "eps": 1e-5, "bias": True}
+    assert rms_norm().spec == {"layer": "rms_norm", "eps": 1e-6}
     assert nn.LAYERS["batch_norm"].types == (BatchNormParams, BatchNormState)
     assert tree.type_name(BatchNormState) == "batch_norm.BatchNormState"
     assert tree.type_name(LayerNormParams) == "layer_norm.LayerNormParams"
+    assert tree.type_name(ScaleParams) == "norm.ScaleParams"
     assert tree.TYPES["fnn.nn.BatchNormState"] is BatchNormState  # files written before 0.2
 
 
@@ -387,9 +425,11 @@ def test_batch_norm_rejects_bad_arguments(kwargs: Any, error: type, match: str) 
 @pytest.mark.parametrize(
     ("eps", "error"), [(0, ValueError), (float("nan"), ValueError), ("1e-5", TypeError)]
 )
-def test_layer_norm_rejects_bad_arguments(eps: Any, error: type) -> None:
+def test_norm_layers_reject_bad_eps(eps: Any, error: type) -> None:
     with pytest.raises(error, match="layer_norm eps must be"):
         layer_norm(eps=eps)
+    with pytest.raises(error, match="rms_norm eps must be"):
+        rms_norm(eps=eps)
 
 
 def test_batch_norm_rejects_bad_inputs(key: random.Key) -> None:
@@ -593,6 +633,31 @@ def test_layer_norm_agrees_with_pytorch(
     assert_close(dx, xt.grad.numpy())
     assert_close(out[0], theirs.weight.grad.numpy())
     assert_close(out[1], theirs.bias.grad.numpy())
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kind", ["rms_norm", "layer_norm without bias"])
+def test_scale_only_norms_agree_with_pytorch(torch: ModuleType, key: random.Key, kind: str) -> None:
+    eps, shape = 1e-4, (3, 4, 6)
+    if kind == "rms_norm":
+        theirs = torch.nn.RMSNorm(6, eps=eps, dtype=torch.float64)
+        layer: nn.Layer[ScaleParams] = rms_norm(eps=eps)
+    else:
+        theirs = torch.nn.LayerNorm(6, eps=eps, bias=False, dtype=torch.float64)
+        layer = layer_norm(eps=eps, bias=False)
+    params = ScaleParams(1 + 0.5 * random.normal(key, (6,), np.float64))
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(np.array(params.scale)))
+    x, dy = draw(key, shape, 62), draw(key, shape, 63)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.from_numpy(dy))
+    y, _, saved = layer.forward(params, x, None, None)
+    out = [np.empty(6)]
+    dx = layer.backward(params, saved, dy, True, as_grads(params, out))
+    assert_close(y, yt.detach().numpy())
+    assert_close(dx, xt.grad.numpy())
+    assert_close(out[0], theirs.weight.grad.numpy())
 
 
 def test_a_model_with_both_layers_saves_and_loads(tmp_path: Any, key: random.Key) -> None:
