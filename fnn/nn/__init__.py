@@ -31,6 +31,7 @@ from ._combinator import combinator as combinator
 from ._conv import Conv2DParams as Conv2DParams
 from ._conv import conv2d as conv2d
 from ._dense import DenseParams as DenseParams
+from ._dense import WeightParams as WeightParams
 from ._dense import dense as dense
 from ._init import INITIALIZERS as INITIALIZERS
 from ._init import Initializer as Initializer
@@ -84,11 +85,11 @@ __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "ForwardFn",
     "InferFn", "Initializer", "Layer", "LayerNormParams", "Param", "Registered", "ScaleParams",
-    "Shape", "activation", "avg_pool", "batch_norm", "cnn", "combinator", "constant", "conv2d",
-    "dense", "dropout", "elu", "flatten", "from_spec", "gelu", "global_avg_pool",
-    "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "initializer",
-    "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "max_pool", "mlp", "normal",
-    "ones", "param", "parameterless", "params_dtype", "placeholder", "readonly", "register",
-    "register_initializer", "relu", "reshape", "residual", "rms_norm", "serial", "sigmoid",
-    "silu", "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
+    "Shape", "WeightParams", "activation", "avg_pool", "batch_norm", "cnn", "combinator",
+    "constant", "conv2d", "dense", "dropout", "elu", "flatten", "from_spec", "gelu",
+    "global_avg_pool", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
+    "initializer", "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "max_pool", "mlp",
+    "normal", "ones", "param", "parameterless", "params_dtype", "placeholder", "readonly",
+    "register", "register_initializer", "relu", "reshape", "residual", "rms_norm", "serial",
+    "sigmoid", "silu", "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
 ]  # fmt: skip

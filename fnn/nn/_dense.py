@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import attrs
 import numpy as np
 
@@ -26,8 +28,36 @@ class DenseParams:
     b: Array = _tree.field(converter=readonly)
 
 
-@register("dense", types=(DenseParams,))
-def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Layer[DenseParams]:
+@attrs.frozen(eq=False)
+class WeightParams:
+    """Parameters of :func:`dense` without a bias: weights ``w`` ``(in, out)``, read-only,
+    a weight (L2 and weight decay act on it)."""
+
+    w: Array = _tree.field(weight=True, converter=readonly)
+
+
+@overload
+def dense(
+    features: int, *, weight_init: str | Initializer = ..., bias: Literal[True] = True
+) -> Layer[DenseParams]: ...
+
+
+@overload
+def dense(
+    features: int, *, weight_init: str | Initializer = ..., bias: Literal[False]
+) -> Layer[WeightParams]: ...
+
+
+@overload
+def dense(
+    features: int, *, weight_init: str | Initializer = ..., bias: bool = True
+) -> Layer[DenseParams] | Layer[WeightParams]: ...
+
+
+@register("dense", types=(DenseParams, WeightParams))
+def dense(
+    features: int, *, weight_init: str | Initializer = "he_normal", bias: bool = True
+) -> Layer[Any]:
     """A fully connected layer with ``features`` outputs: ``y = x @ w + b``.
 
     Args:
@@ -37,6 +67,8 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
             ``"lecun_normal"``, ``"zeros"``, or one added with
             :func:`register_initializer`) or a function ``(key, (in, features), dtype) ->
             array`` (the layer then has no spec). Biases start at zero.
+        bias: whether there is a bias ``b`` (``False``: ``y = x @ w``, params
+            :class:`WeightParams`, as the linear layers of GPT-2 without biases).
 
     Shapes: ``x (batch, ..., in) -> y (batch, ..., features)``: the layer acts on the
     last axis, the same matrix at every position of a sequence ``(batch, time, in)``,
@@ -56,32 +88,33 @@ def dense(features: int, *, weight_init: str | Initializer = "he_normal") -> Lay
     """
     features = _checks.positive_int(features, "dense features")
     init_w = initializer_of(weight_init, "weight_init")
+    if not isinstance(bias, bool):
+        raise TypeError(f"dense bias must be True or False, got {bias!r}")
 
-    def declare(in_shape: Shape) -> Declared[DenseParams]:
+    def declare(in_shape: Shape) -> Declared[Any]:
         if not in_shape:
             raise ValueError(
                 "dense expects inputs of shape (batch, ..., features), got examples of "
                 "shape (): each example needs a features axis"
             )
-        w, b = param((in_shape[-1], features), init_w), param((features,))
-        return Declared((*in_shape[:-1], features), DenseParams(w, b))
+        w = param((in_shape[-1], features), init_w)
+        params = DenseParams(w, param((features,))) if bias else WeightParams(w)
+        return Declared((*in_shape[:-1], features), params)
 
-    def infer(params: DenseParams, x: Array, state: None) -> Array:
-        y = as_rows(x) @ params.w
-        y += params.b
+    def infer(params: Any, x: Array, state: None) -> Array:
+        y: Array = as_rows(x) @ params.w
+        if bias:
+            y += params.b
         return y if x.ndim == 2 else y.reshape(*x.shape[:-1], features)
 
-    def forward(
-        params: DenseParams, x: Array, state: None, key: Key | None
-    ) -> tuple[Array, None, Array]:
+    def forward(params: Any, x: Array, state: None, key: Key | None) -> tuple[Array, None, Array]:
         return infer(params, x, state), None, x
 
-    def backward(
-        params: DenseParams, x: Array, dy: Array, need_dx: bool, grads: DenseParams
-    ) -> Array | None:
+    def backward(params: Any, x: Array, dy: Array, need_dx: bool, grads: Any) -> Array | None:
         x2, dy2 = as_rows(x), as_rows(dy)
         np.matmul(x2.T, dy2, out=grads.w)
-        np.add.reduce(dy2, axis=0, out=grads.b)
+        if bias:
+            np.add.reduce(dy2, axis=0, out=grads.b)
         if not need_dx:
             return None
         dx: Array = dy2 @ params.w.T

@@ -177,7 +177,7 @@ def from_spec(spec: Any) -> Layer[Any]:
 
     >>> import fnn
     >>> fnn.nn.from_spec({"layer": "dense", "features": 3}).spec
-    {'layer': 'dense', 'features': 3, 'weight_init': 'he_normal'}
+    {'layer': 'dense', 'features': 3, 'weight_init': 'he_normal', 'bias': True}
     >>> model = fnn.nn.mlp((4, 2))
     >>> fnn.nn.from_spec(model.spec).spec == model.spec
     True

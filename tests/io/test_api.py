@@ -269,7 +269,7 @@ def test_without_template_only_allow_listed_types(tmp_path: Path) -> None:
 def test_allow_list() -> None:
     """fnn's own types, by their stable names (a layer's records by the layer's name, and
     the names files written before 0.2 gave them); users' types join through registration."""
-    layers = {"dense", "conv2d", "batch_norm", "layer_norm"}
+    layers = {"dense", "conv2d", "batch_norm", "layer_norm", "norm"}
     own = {
         name: cls
         for name, cls in fnn.io.TYPES.items()
@@ -277,6 +277,8 @@ def test_allow_list() -> None:
     }
     assert own == {
         "dense.DenseParams": nn.DenseParams,
+        "dense.WeightParams": nn.WeightParams,
+        "norm.ScaleParams": nn.ScaleParams,
         "conv2d.Conv2DParams": nn.Conv2DParams,
         "batch_norm.BatchNormParams": nn.BatchNormParams,
         "batch_norm.BatchNormState": nn.BatchNormState,

@@ -127,3 +127,25 @@ def test_dense_on_sequences_agrees_with_pytorch(torch: Any, key: random.Key) -> 
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(grads.w, theirs.weight.grad.numpy().T, rtol=1e-12)
     np.testing.assert_allclose(grads.b, theirs.bias.grad.numpy(), rtol=1e-12)
+
+
+def test_dense_without_bias(key: random.Key) -> None:
+    layer = nn.dense(4, bias=False)
+    p = layer.init(key, (3,), np.float64)
+    assert isinstance(p, nn.WeightParams) and p.w.shape == (3, 4)
+    x = random.normal(random.fold_in(key, 1), (2, 5, 3), np.float64)
+    np.testing.assert_array_equal(
+        layer.apply(p, x), nn.dense(4).apply(nn.DenseParams(p.w, np.zeros(4)), x)
+    )
+    report = fnn.check_layer(layer, p, x)
+    assert report.max_rel_error < TOL, str(report)
+    assert nn.from_spec(layer.spec).spec == layer.spec
+    assert layer.spec == {
+        "layer": "dense",
+        "features": 4,
+        "weight_init": "he_normal",
+        "bias": False,
+    }
+    assert fnn.tree.type_name(nn.WeightParams) == "dense.WeightParams"
+    with pytest.raises(TypeError, match="dense bias must be True or False, got 'no'"):
+        nn.dense(4, bias="no")  # type: ignore[call-overload]

@@ -24,7 +24,9 @@ def test_mlp_structure_and_options(key: random.Key) -> None:
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
     spec = model.spec
     assert spec is not None
-    assert spec["layers"][1] == {"layer": "dense", "features": 16, "weight_init": "glorot_uniform"}
+    assert spec["layers"][1] == {
+        "layer": "dense", "features": 16, "weight_init": "glorot_uniform", "bias": True
+    }  # fmt: skip
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         nn.mlp((3,), "swish")
 

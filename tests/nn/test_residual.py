@@ -251,7 +251,7 @@ def test_spec_round_trip() -> None:
     assert residual(nn.dense(3)).spec == {
         "layer": "residual",
         "shortcut": None,
-        "args": [{"layer": "dense", "features": 3, "weight_init": "he_normal"}],
+        "args": [{"layer": "dense", "features": 3, "weight_init": "he_normal", "bias": True}],
     }
     shortcut = residual(nn.relu(), shortcut=nn.identity()).spec
     assert shortcut is not None and shortcut["shortcut"] == {"layer": "identity"}
