@@ -34,7 +34,7 @@ def test_unknown_initializer_and_bad_sizes() -> None:
     with pytest.raises(ValueError, match="dense features must be >= 1, got 0"):
         nn.dense(0)
     with pytest.raises(TypeError, match="dense features must be an int, got float"):
-        nn.dense(3.0)  # type: ignore[arg-type]
+        nn.dense(3.0)  # type: ignore[call-overload]
 
 
 def test_params_are_frozen_and_read_only(key: random.Key) -> None:
