@@ -20,12 +20,15 @@ initializers draw from the plain (untruncated) normal, as the classic from-scrat
 MNIST code and PyTorch's ``kaiming_normal_`` do; the draws fill the array in C order, so
 a shape's draws do not depend on how it is split into axes. :func:`register_initializer`
 adds a name (``dense(..., weight_init="mine")`` and ``fnn train --init mine`` then find
-it); :func:`normal` and :func:`constant` make initializers with a fixed scale or value.
+it); :func:`normal` and :func:`constant` make initializers with a fixed scale or value,
+named ``"normal(0.02)"`` and ``"constant(0.5)"`` wherever a name is taken, so a spec
+describes them.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -186,13 +189,31 @@ _INITIALIZERS.add("xavier_normal", glorot_normal)
 _INITIALIZERS.add("xavier_uniform", glorot_uniform)
 
 
+class _Parametric:
+    """An initializer made by a factory from one number (:func:`normal`, :func:`constant`),
+    named as a spec writes it: ``"normal(0.02)"``, which :func:`initializer` reads back."""
+
+    def __init__(self, name: str, init: Initializer) -> None:
+        self.name = name
+        self._init = init
+
+    def __call__(self, key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
+        return self._init(key, shape, dtype)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 def normal(std: float) -> Initializer:
     """An initializer drawing normal weights with a fixed standard deviation ``std``
-    (GPT-2's ``normal(0.02)``), whatever the shape.
+    (GPT-2's ``normal(0.02)``), whatever the shape. Named ``"normal(<std>)"`` wherever a
+    name is taken (``weight_init="normal(0.02)"``), so specs describe it.
 
     >>> import fnn
     >>> float(normal(0.02)(fnn.random.key(0), (1000,), np.float64).std().round(3))
     0.02
+    >>> normal(0.02), initializer("normal(0.02)")
+    (normal(0.02), normal(0.02))
     """
     scale = _checks.real(std, "normal std")
     if not (math.isfinite(scale) and scale > 0):
@@ -201,11 +222,11 @@ def normal(std: float) -> Initializer:
     def init(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
         return random.normal(key, shape, dtype, std=scale)
 
-    return init
+    return _Parametric(f"normal({scale!r})", init)
 
 
 def constant(value: float) -> Initializer:
-    """An initializer filling every entry with ``value``.
+    """An initializer filling every entry with ``value``; named ``"constant(<value>)"``.
 
     >>> import fnn
     >>> constant(0.25)(fnn.random.key(0), (2,), np.float32)
@@ -218,25 +239,50 @@ def constant(value: float) -> Initializer:
     def init(key: Key, shape: Shape, dtype: DTypeLike = np.float32) -> Array:
         return np.full(shape, number, dtype)
 
-    return init
+    return _Parametric(f"constant({number!r})", init)
+
+
+_FACTORIES: Mapping[str, Callable[[float], Initializer]] = {"normal": normal, "constant": constant}
+"""The initializers made from one number, by the name their results carry."""
+
+_PARAMETRIC = re.compile(r"(\w+)\(([^()]*)\)")
+
+
+def describe(init: Initializer) -> str | None:
+    """The name by which :func:`initializer` finds ``init`` again (a registered name, or
+    ``"normal(0.02)"`` for a made one), or None for a function of the user's own."""
+    if isinstance(init, _Parametric):
+        return init.name
+    return next((name for name, each in INITIALIZERS.items() if each is init), None)
 
 
 def initializer(name: str) -> Initializer:
     """The initializer registered as ``name`` (see the table above).
 
     Args:
-        name: a registered initializer's name, e.g. ``"he_normal"`` or ``"xavier_uniform"``.
+        name: a registered initializer's name, e.g. ``"he_normal"`` or ``"xavier_uniform"``,
+            or ``"normal(<std>)"`` / ``"constant(<value>)"`` (:func:`normal`,
+            :func:`constant`).
 
     Returns:
         The :data:`Initializer` function ``init(key, shape, dtype) -> array``.
 
     Raises:
-        ValueError: no such name (the message lists the registered ones).
+        ValueError: no such name (the message lists the registered ones), or a bad number.
 
     >>> import fnn
     >>> fnn.nn.initializer("xavier_uniform") is fnn.nn.glorot_uniform
     True
     """
+    made = _PARAMETRIC.fullmatch(name) if isinstance(name, str) else None
+    if made is not None and made.group(1) in _FACTORIES:
+        try:
+            number = float(made.group(2))
+        except ValueError:
+            raise ValueError(
+                f"{made.group(1)}(...) needs a number, as in {made.group(1)}(0.02), got {name!r}"
+            ) from None
+        return _FACTORIES[made.group(1)](number)
     return _INITIALIZERS.get(name)
 
 

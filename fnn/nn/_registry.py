@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import tree as _tree
 from .._registry import Registry, origin
+from ._init import describe
 from ._layer import Layer
 
 Args = ParamSpec("Args")
@@ -57,6 +58,9 @@ def _spec_value(value: Any) -> Any:
     """A constructor argument as JSON data for a spec, or ``_UNDESCRIBED``."""
     if isinstance(value, Layer):
         return value.spec if value.spec is not None else _UNDESCRIBED
+    if callable(value):  # an initializer fnn can name again, or a function of one's own
+        name = describe(value)
+        return _UNDESCRIBED if name is None else name
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)):
