@@ -40,6 +40,7 @@ from .train import NonFiniteLossError as NonFiniteLossError
 from .train import TrainState as TrainState
 from .train import augment_key as augment_key
 from .train import fit as fit
+from .train import fit_steps as fit_steps
 from .train import step_key as step_key
 from .train import train_epoch as train_epoch
 from .train import train_state as train_state
@@ -89,6 +90,7 @@ __all__ = [
     "TrainState",
     "augment_key",
     "fit",
+    "fit_steps",
     "step_key",
     "train_epoch",
     "train_state",

@@ -133,12 +133,12 @@ MAX_INT = 2**63 - 1
 """The largest count fnn takes (epochs, batch sizes, widths...): what fits in 64 bits."""
 
 
-def positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is an int in ``[1, 2**63)``, else raise."""
+def positive_int(value: Any, what: str, least: int = 1) -> int:
+    """Return ``value`` as an int if it is an int in ``[least, 2**63)``, else raise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
+    if value < least:
+        raise ValueError(f"{what} must be >= {least}, got {value}")
     if value > MAX_INT:
         raise ValueError(f"{what} must fit in 64 bits (at most 2**63 - 1), got {value}")
     return int(value)

@@ -13,7 +13,7 @@ import numpy as np
 from . import _checks
 from ._types import Array
 from .losses import Loss, is_classification
-from .nn import Layer
+from .nn import Layer, check_ids
 
 Batch = tuple[Array, Array]
 
@@ -52,6 +52,8 @@ def check_accuracy(counts: Scores, y: Array, out_shape: tuple[int, ...], what: s
     means nothing."""
     counted = counts(y)
     fits = len(out_shape) == 1 and (y.ndim == 1 or y.shape[1:] == out_shape)
+    if y.dtype.kind in "iu" and len(out_shape) > 1 and y.shape[1:] == out_shape[:-1]:
+        return False  # a class per position (a language model): its loss is what counts
     if counted and not fits and counts is _are_labels:
         return False  # integer targets of a model that does not output class scores
     if counted and not fits:
@@ -71,19 +73,36 @@ def count_correct(out: Array, y: Array) -> int:
     return int(np.count_nonzero(predicted == labels))
 
 
+def check_inputs(model: Layer[Any], x: Any, what: str) -> Array:
+    """``x`` if it is what ``model`` reads: integer token ids in its vocabulary for a
+    model that begins with an embedding (:attr:`fnn.nn.Declared.ids`), else finite
+    floats ``(n, features...)``.
+
+    Raises:
+        TypeError, ValueError: naming what was expected and what came.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
+    vocabulary = model.declared(x.shape[1:]).ids if x.ndim >= 1 else None
+    if vocabulary is not None:
+        return check_ids(x, vocabulary, what)
+    floats = _checks.float_array(x, what)
+    if floats.ndim < 2:
+        raise ValueError(f"{what} must have shape (n, features...), got {floats.shape}")
+    return _checks.finite(floats, what)
+
+
 def check_data(model: Layer[Any], x: Any, y: Any, what: str) -> None:
-    """Check a dataset ``(x, y)`` for ``model``: ``x`` finite floats ``(n, ...)``, ``y``
-    integer labels in range for a model with class outputs, or finite float targets
-    shaped like the outputs.
+    """Check a dataset ``(x, y)`` for ``model``: ``x`` what the model reads
+    (:func:`check_inputs`), ``y`` integer labels in range for a model with class outputs
+    (per position for a sequence model, ``-1`` where a position has no target), or
+    finite float targets shaped like the outputs.
 
     Raises:
         TypeError, ValueError: naming what was expected and what came (``what`` names the
             data: ``"training"``, ``"validation"``).
     """
-    x = _checks.float_array(x, f"{what} x")
-    if x.ndim < 2:
-        raise ValueError(f"{what} x must have shape (n, features...), got {x.shape}")
-    _checks.finite(x, f"{what} x")
+    x = check_inputs(model, x, f"{what} x")
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{what} y must be a NumPy array, got {type(y).__name__}")
     if len(y) != len(x):
@@ -94,6 +113,14 @@ def check_data(model: Layer[Any], x: Any, y: Any, what: str) -> None:
     if y.dtype.kind in "iu":
         if len(out_shape) == 1:
             _checks.labels(y, out_shape[0], len(x), f"{what} labels")
+        elif y.shape[1:] == out_shape[:-1]:  # a class per position of a sequence
+            _checks.labels(y, out_shape[-1], y.shape, f"{what} labels", ignore=True)
+        elif y.ndim == 1:
+            raise ValueError(
+                f"{what} labels {y.shape} need class scores (classes,) per example, but the "
+                f"model outputs {out_shape}: an image model needs nn.flatten() before its "
+                "first dense layer"
+            )
     elif y.dtype.kind == "f":
         _checks.finite(y, f"{what} y")
         if y.ndim == 1 and len(out_shape) == 1 and out_shape != (1,):
@@ -111,8 +138,9 @@ def check_data(model: Layer[Any], x: Any, y: Any, what: str) -> None:
 
 
 def as_dtype(x: Array, dtype: np.dtype[Any]) -> Array:
-    """``x`` converted to ``dtype`` (``x`` itself when it has it)."""
-    return x if x.dtype == dtype else x.astype(dtype)
+    """Float inputs ``x`` converted to ``dtype`` (``x`` itself when it has it, and token
+    ids, which stay integers)."""
+    return x if x.dtype == dtype or x.dtype.kind != "f" else x.astype(dtype)
 
 
 def converted(batches: Iterable[Batch], dtype: np.dtype[Any]) -> Iterable[Batch]:

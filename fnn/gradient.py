@@ -338,6 +338,8 @@ class GradCheck:
         analytic: the hand-derived gradient entry there.
         numeric: the finite-difference estimate there.
         checked: how many entries were compared.
+        skipped: what was not checked and why (``"input: integer token ids have no
+            gradient"`` from :func:`check_layer` on a model that reads ids), or ``""``.
     """
 
     max_rel_error: float
@@ -345,12 +347,14 @@ class GradCheck:
     analytic: float
     numeric: float
     checked: int
+    skipped: str = ""
 
     def __str__(self) -> str:
+        skipped = f"; not checked: {self.skipped}" if self.skipped else ""
         return (
             f"max relative error {self.max_rel_error:.3g} at {self.where} "
             f"(analytic {self.analytic:.10g}, numeric {self.numeric:.10g}; "
-            f"{self.checked} entries checked)"
+            f"{self.checked} entries checked{skipped})"
         )
 
 
@@ -443,7 +447,8 @@ def check_grad(
 
 
 def _warn_if_imprecise(point: Any, what: str) -> None:
-    low = sorted({str(np.asarray(v).dtype) for v in _tree.leaves(point)} - {"float64"})
+    dtypes = {np.asarray(v).dtype for v in _tree.leaves(point)}
+    low = sorted({str(d) for d in dtypes if d.kind not in "iu"} - {"float64"})  # ids: exact
     if low:
         warnings.warn(
             f"{what} in {', '.join(low)}: finite differences need float64 to mean anything "
@@ -474,6 +479,7 @@ def check_layer(
     *,
     state: Any = None,
     key: _random.Key | None = None,
+    mask: Array | None = None,
     **options: Any,
 ) -> GradCheck:
     """Check a layer's ``backward`` (params and input gradients) against finite differences
@@ -487,16 +493,20 @@ def check_layer(
     ``input[...]``. Use float64 params and inputs (float32 gives a warning). Before that,
     the layer's own description is checked: ``shapes`` must agree with ``params``,
     ``state`` and the output, and a layer without state or randomness must infer what it
-    trains on. ``options`` go to :func:`check_grad`.
+    trains on. ``options`` go to :func:`check_grad`. A layer that reads integer token ids
+    (an :func:`fnn.nn.embedding` first) is asked for no input gradient, ids having none:
+    only its params are checked, and the report's ``skipped`` says so.
 
     Args:
         layer: the layer to check.
         params: its params for inputs shaped like ``x``'s examples (float64 arrays).
-        x: an input batch ``(batch, *in_shape)``, float64.
+        x: an input batch ``(batch, *in_shape)``, float64 (or integer token ids).
         state: the layer's model state (``None`` for a layer without).
         key: the key of a stochastic layer's training forward (the same mask in every
             evaluation), from which ``r`` and the checked entries are drawn too
             (``fnn.random.key(0)`` for those when it is None).
+        mask: for a :attr:`~fnn.nn.Layer.masked` layer, the valid positions ``(batch,
+            time)`` (bools), handed to its forward and infer; None: all valid.
         options: ``step``, ``floor`` and ``max_entries``, as for :func:`check_grad`.
 
     Returns:
@@ -518,23 +528,29 @@ def check_layer(
     """
     _warn_if_imprecise((params, x), "check_layer")
     k = _random.key(0) if key is None else key
-    y, _, residuals = layer.forward(params, x, state, key)
+    ids = layer.declared(x.shape[1:]).ids is not None
+    with_mask: tuple[Any, ...] = (mask,) if layer.masked else ()
+    if mask is not None and not layer.masked:
+        raise TypeError("check_layer was given a mask, but the layer takes none")
+    forward: Any = layer.forward
+    y, _, residuals = forward(params, x, state, key, *with_mask)
     _check_description(layer, params, state, x, y)
     if not layer.stateful and not layer.stochastic:
-        inferred = layer.infer(params, x, None)
+        infer: Any = layer.infer
+        inferred = infer(params, x, None, *with_mask)
         if inferred.shape != y.shape or not np.allclose(inferred, y, rtol=1e-12, atol=0.0):
             raise ValueError("the layer's infer and forward compute different outputs")
     r = _random.normal(_random.fold_in(k, _PROBE), y.shape, dtype=y.dtype)
     values, treedef = _tree.flatten(params)
     out = [np.full(np.shape(v), np.nan, np.asarray(v).dtype) for v in values]
-    dx = layer.backward(params, residuals, r, True, _tree.buffers(treedef, iter(out)))
+    dx = layer.backward(params, residuals, r, not ids, _tree.buffers(treedef, iter(out)))
     unwritten = [p for p, o in zip(_tree.leaf_paths(treedef), out) if np.isnan(o).any()]
     if unwritten:
         raise ValueError(
             "the layer's backward left entries of grads unwritten (still NaN) at params"
             f"{unwritten[0]}: it must write every entry of each param's gradient"
         )
-    if dx is None or np.shape(dx) != np.shape(x):
+    if not ids and (dx is None or np.shape(dx) != np.shape(x)):
         raise ValueError(
             f"the layer's backward returned {'no' if dx is None else 'a wrong'} input "
             f"gradient ({None if dx is None else np.shape(dx)}) for an input of shape "
@@ -543,11 +559,16 @@ def check_layer(
     dparams = _tree.unflatten(treedef, out)
 
     def f(point: dict[str, Any]) -> float:
-        return float(np.vdot(layer.forward(point["params"], point["input"], state, key)[0], r))
+        at = x if ids else point["input"]
+        return float(np.vdot(forward(point["params"], at, state, key, *with_mask)[0], r))
 
-    found = check_grad(
-        f, {"input": dx, "params": dparams}, {"input": x, "params": params}, key=k, **options
-    )
+    grads: dict[str, Any] = {"params": dparams}
+    point: dict[str, Any] = {"params": params}
+    if not ids:
+        grads["input"], point["input"] = dx, x
+    found = check_grad(f, grads, point, key=k, **options)
+    if ids:
+        found = attrs.evolve(found, skipped="input: integer token ids have no gradient")
     for root in ("input", "params"):  # "['params'][1].w[0, 2]" -> "params[1].w[0, 2]"
         if found.where.startswith(f"[{root!r}]"):
             return attrs.evolve(found, where=root + found.where[len(root) + 4 :])

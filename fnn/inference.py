@@ -23,7 +23,15 @@ import attrs
 import numpy as np
 
 from . import _checks, parallel
-from ._supervised import as_dtype, check_accuracy, check_data, chunks, count_correct, scores
+from ._supervised import (
+    as_dtype,
+    check_accuracy,
+    check_data,
+    check_inputs,
+    chunks,
+    count_correct,
+    scores,
+)
 from ._types import Array
 from .losses import Loss
 from .nn import Layer, params_dtype
@@ -132,7 +140,7 @@ def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state:
     """The model's outputs for ``x``, in chunks of ``batch_size`` rows each converted to
     the params' dtype."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
-    x = _checks.float_array(x, "x")
+    x = check_inputs(model, x, "x")
     if len(x) == 0:
         raise ValueError("predict needs at least one example, got an empty x")
     dtype = params_dtype(params, x.dtype)
@@ -152,7 +160,8 @@ def predict_proba(
     *,
     model_state: Any = None,
 ) -> Array:
-    """Class probabilities ``(n, classes)``.
+    """Class probabilities ``(n, classes)`` (``(n, time, classes)`` for a sequence model:
+    a distribution over the last axis at each position).
 
     ``from_logits`` says whether the model outputs logits (softmax is applied) or
     probabilities already; by default it is true unless the model's last layer is a
@@ -170,9 +179,9 @@ def predict_proba(
         from_logits = not _ends_in_softmax(model)
     if not from_logits:
         return out
-    z: Array = out - out.max(axis=1, keepdims=True)
+    z: Array = out - out.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    z /= z.sum(axis=-1, keepdims=True)
     return z
 
 
@@ -186,7 +195,8 @@ def _ends_in_softmax(model: Layer[Any]) -> bool:
 def predict(
     model: Layer[P], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
 ) -> Array:
-    """Predicted class labels ``(n,)`` (the argmax of the model's outputs); a stateful model
+    """Predicted class labels ``(n,)`` (the argmax of the model's outputs over their last
+    axis; ``(n, time)`` for a sequence model); a stateful model
     needs its ``model_state``; ``x`` is converted to the params' dtype chunk by chunk.
 
     >>> import fnn, numpy as np
@@ -195,5 +205,5 @@ def predict(
     >>> fnn.predict(model, params, np.zeros((2, 4), np.float32))
     array([0, 0])
     """
-    labels: Array = _outputs(model, params, x, batch_size, model_state).argmax(axis=1)
+    labels: Array = _outputs(model, params, x, batch_size, model_state).argmax(axis=-1)
     return labels

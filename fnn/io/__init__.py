@@ -10,7 +10,8 @@ is specified in FORMAT.md beside this file.
   (:data:`TYPES`), never importing a name found in a file.
 * :func:`save_model` / :func:`load_model` — a model's spec, input shape, params and state.
 * :func:`load_metadata` — the metadata saved with either, without reading the arrays;
-  :func:`load_in_shape` — the input shape a model file's model takes, likewise.
+  :func:`load_in_shape` — the input shape a model file's model takes, likewise;
+  :func:`load_input_dtype` the dtype of its inputs (int64 token ids, or floats).
 
 Errors: :class:`FormatError` (a ``ValueError``) for any file that is not a valid fnn
 file, or not a regular file (a FIFO or a device is refused at once, never read);
@@ -24,6 +25,7 @@ from ._api import LoadedModel as LoadedModel
 from ._api import PathLike as PathLike
 from ._api import load as load
 from ._api import load_in_shape as load_in_shape
+from ._api import load_input_dtype as load_input_dtype
 from ._api import load_metadata as load_metadata
 from ._api import load_model as load_model
 from ._api import save as save
@@ -41,6 +43,7 @@ __all__ = [
     "VERSION",
     "load",
     "load_in_shape",
+    "load_input_dtype",
     "load_metadata",
     "load_model",
     "save",

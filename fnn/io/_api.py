@@ -277,6 +277,30 @@ def load_in_shape(path: PathLike) -> tuple[int, ...]:
     return entry.in_shape
 
 
+def load_input_dtype(path: PathLike) -> np.dtype[Any]:
+    """The dtype of the inputs a model file's model reads, without reading its arrays:
+    ``int64`` for a model over token ids (any integer dtype does), else its params'
+    float dtype (files written before this was recorded hold float models).
+
+    Raises:
+        FileNotFoundError, TypeError, FormatError: as :func:`load_in_shape`.
+    """
+    target = check_path(path)
+    with open_archive(target) as archive:
+        entry = _read(archive).model
+    if entry is None:
+        raise FormatError(
+            f"{target} holds a tree, not a model (no 'model' entry): load it with fnn.io.load"
+        )
+    return entry.dtype if entry.input_dtype is None else entry.input_dtype
+
+
+def input_dtype(model: nn.Layer[Any], in_shape: tuple[int, ...], dtype: Any) -> np.dtype[Any]:
+    """What ``model`` reads for examples of ``in_shape``: int64 token ids for a model that
+    begins with an embedding, else floats of its params' ``dtype``."""
+    return np.dtype(np.int64 if model.declared(in_shape).ids is not None else dtype)
+
+
 def _in_shape(in_shape: Any) -> tuple[int, ...]:
     if not isinstance(in_shape, tuple) or not all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in in_shape
@@ -325,6 +349,10 @@ def _check_saved(model: nn.Layer[Any], saved: Any, entry: ModelEntry, what: str)
         ) from None
     if found is None and nn.params_dtype(params, entry.dtype) != entry.dtype:
         found = f"params of dtype {nn.params_dtype(params)}, the model entry says {entry.dtype}"
+    if found is None and entry.input_dtype is not None:
+        reads = input_dtype(model, entry.in_shape, entry.dtype)
+        if reads != entry.input_dtype:
+            found = f"a model that reads {reads} inputs, the model entry says {entry.input_dtype}"
     if found is not None:
         raise FormatError(
             f"{what}: the params and state do not fit the model for in_shape "
@@ -407,7 +435,7 @@ def save_model(
         )
     shape = _in_shape(in_shape)
     described = _describe(_saved_tree(model, params, model.check_state(model_state)), "params")
-    entry = ModelEntry(spec, shape, _params_dtype(described))
+    dtype = _params_dtype(described)
     try:
         same = nn.from_spec(spec)
     except (ValueError, TypeError) as e:
@@ -417,6 +445,7 @@ def save_model(
         raise ValueError(
             f"save_model: the params and state do not fit the model for in_shape {shape}: {found}"
         )
+    entry = ModelEntry(spec, shape, dtype, input_dtype(same, shape, dtype))
     return _write(target, described, metadata, entry)
 
 

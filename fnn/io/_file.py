@@ -24,21 +24,30 @@ _REQUIRED = frozenset({"format", "version", "tree", "metadata"})
 _OPTIONAL = frozenset({"model"})
 _MODEL_KEYS = frozenset({"spec", "in_shape", "dtype"})
 _MODEL_DTYPES = ("float32", "float64")
+_INPUT_DTYPES = ("float32", "float64", "int64")
+"""What a model reads: floats of its params' dtype, or integer token ids (written as
+int64, the dtype the command feeds; any integer dtype is read)."""
 _MAX_IN_DIM = 2**31
 
 
 @attrs.frozen(eq=False)
 class ModelEntry:
     """What rebuilds a model: its layer ``spec``, the ``in_shape`` its ``init`` takes (batch
-    axis excluded) and its parameters' ``dtype`` (float32 or float64)."""
+    axis excluded), its parameters' ``dtype`` (float32 or float64) and the dtype of its
+    inputs (``int64`` for token ids; None in files written before it was recorded, which
+    read floats)."""
 
     spec: dict[str, Any]
     in_shape: tuple[int, ...]
     dtype: np.dtype[Any]
+    input_dtype: np.dtype[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``"model"`` entry of the description."""
-        return {"spec": self.spec, "in_shape": list(self.in_shape), "dtype": self.dtype.name}
+        entry = {"spec": self.spec, "in_shape": list(self.in_shape), "dtype": self.dtype.name}
+        if self.input_dtype is not None:
+            entry["input_dtype"] = self.input_dtype.name
+        return entry
 
 
 @attrs.frozen(eq=False)
@@ -71,9 +80,12 @@ def _model_entry(entry: Any, what: str) -> ModelEntry:
     def fail(message: str) -> FormatError:
         return FormatError(f"{what}: the 'model' entry {message}")
 
-    if not isinstance(entry, dict) or set(entry) != _MODEL_KEYS:
+    if not isinstance(entry, dict) or set(entry) - {"input_dtype"} != _MODEL_KEYS:
         got = sorted(entry) if isinstance(entry, dict) else short(entry)
-        raise fail(f"must be an object with the entries {sorted(_MODEL_KEYS)}, got {got}")
+        raise fail(
+            f"must be an object with the entries {sorted(_MODEL_KEYS)} (and 'input_dtype'), "
+            f"got {got}"
+        )
     spec, in_shape, dtype = entry["spec"], entry["in_shape"], entry["dtype"]
     if not isinstance(spec, dict):
         raise fail(f"needs a layer spec object, got {short(spec)}")
@@ -93,7 +105,12 @@ def _model_entry(entry: Any, what: str) -> ModelEntry:
         raise fail(f"needs 'in_shape' as a list of positive ints, got {short(in_shape)}")
     if dtype not in _MODEL_DTYPES:
         raise fail(f"needs 'dtype' 'float32' or 'float64', got {short(dtype)}")
-    return ModelEntry(spec, tuple(in_shape), np.dtype(dtype))
+    inputs = entry.get("input_dtype")
+    if inputs is not None and inputs not in _INPUT_DTYPES:
+        raise fail(f"needs 'input_dtype' one of {list(_INPUT_DTYPES)}, got {short(inputs)}")
+    return ModelEntry(
+        spec, tuple(in_shape), np.dtype(dtype), None if inputs is None else np.dtype(inputs)
+    )
 
 
 def parse_description(data: bytes, what: str) -> Description:

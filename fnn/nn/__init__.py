@@ -33,6 +33,13 @@ from ._conv import conv2d as conv2d
 from ._dense import DenseParams as DenseParams
 from ._dense import WeightParams as WeightParams
 from ._dense import dense as dense
+from ._embedding import EmbeddingParams as EmbeddingParams
+from ._embedding import PositionalParams as PositionalParams
+from ._embedding import embedding as embedding
+from ._embedding import masked as masked
+from ._embedding import positional_embedding as positional_embedding
+from ._embedding import sinusoidal_embedding as sinusoidal_embedding
+from ._embedding import tied as tied
 from ._init import INITIALIZERS as INITIALIZERS
 from ._init import Initializer as Initializer
 from ._init import constant as constant
@@ -53,6 +60,7 @@ from ._layer import ForwardFn as ForwardFn
 from ._layer import InferFn as InferFn
 from ._layer import Layer as Layer
 from ._layer import Param as Param
+from ._layer import check_ids as check_ids
 from ._layer import param as param
 from ._layer import params_dtype as params_dtype
 from ._layer import placeholder as placeholder
@@ -83,13 +91,15 @@ xavier_uniform = glorot_uniform
 
 __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
-    "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "ForwardFn",
-    "InferFn", "Initializer", "Layer", "LayerNormParams", "Param", "Registered", "ScaleParams",
-    "Shape", "WeightParams", "activation", "avg_pool", "batch_norm", "cnn", "combinator",
-    "constant", "conv2d", "dense", "dropout", "elu", "flatten", "from_spec", "gelu",
-    "global_avg_pool", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
-    "initializer", "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "max_pool", "mlp",
-    "normal", "ones", "param", "parameterless", "params_dtype", "placeholder", "readonly",
-    "register", "register_initializer", "relu", "reshape", "residual", "rms_norm", "serial",
-    "sigmoid", "silu", "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
+    "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "EmbeddingParams",
+    "ForwardFn", "InferFn", "Initializer", "Layer", "LayerNormParams", "Param",
+    "PositionalParams", "Registered", "ScaleParams", "Shape", "WeightParams", "activation",
+    "avg_pool", "batch_norm", "check_ids", "cnn", "combinator", "constant", "conv2d", "dense",
+    "dropout", "elu", "embedding", "flatten", "from_spec", "gelu", "global_avg_pool",
+    "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "initializer",
+    "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "masked", "max_pool", "mlp",
+    "normal", "ones", "param", "parameterless", "params_dtype", "placeholder",
+    "positional_embedding", "readonly", "register", "register_initializer", "relu", "reshape",
+    "residual", "rms_norm", "serial", "sigmoid", "silu", "sinusoidal_embedding", "softmax",
+    "tanh", "tied", "xavier_normal", "xavier_uniform", "zeros",
 ]  # fmt: skip

@@ -41,6 +41,7 @@ from ._schedules import inverse_time_decay as inverse_time_decay
 from ._schedules import linear_warmup as linear_warmup
 from ._schedules import piecewise_constant as piecewise_constant
 from ._schedules import step_decay as step_decay
+from ._schedules import warmup_cosine as warmup_cosine
 from ._transforms import AdagradState as AdagradState
 from ._transforms import AdamState as AdamState
 from ._transforms import RmsState as RmsState
@@ -93,6 +94,7 @@ __all__ = [
     "linear_warmup",
     "piecewise_constant",
     "step_decay",
+    "warmup_cosine",
     # the optimizer and transform records, the state, chain
     "EmptyState",
     "Optimizer",

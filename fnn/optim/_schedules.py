@@ -335,6 +335,56 @@ def linear_warmup(target: float | Schedule, steps: int, start: float = 0.0) -> S
     return schedule
 
 
+def warmup_cosine(value: float, warmup: int, steps: int, final: float = 0.0) -> Schedule:
+    """nanoGPT's learning rate (``get_lr`` in its ``train.py``): a linear warm-up to
+    ``value`` over ``warmup`` updates, then a cosine decay to ``final`` at update
+    ``steps``, then ``final``:
+
+    * ``lr(t) = value * (t + 1) / (warmup + 1)`` for ``t < warmup``;
+    * ``lr(t) = final + (value - final) * (1 + cos(pi * r)) / 2`` with
+      ``r = (t - warmup) / (steps - warmup)`` for ``warmup <= t <= steps``;
+    * ``lr(t) = final`` after ``steps``.
+
+    Unlike :func:`linear_warmup` of a :func:`cosine_decay`, the warm-up counts inside
+    ``steps`` (nanoGPT's ``lr_decay_iters``, optax's ``decay_steps``) and its first rate is
+    not 0 (``value / (warmup + 1)``), so every update moves the params.
+
+    Args:
+        value: the peak rate, reached at update ``warmup``; a finite number.
+        warmup: the warm-up's updates, an int >= 0 (0: the cosine from the first update).
+        steps: the update at which the rate reaches ``final``, an int > ``warmup``.
+        final: the rate at and after ``steps`` (nanoGPT's ``min_lr``); a finite number.
+
+    Returns:
+        The :data:`Schedule`.
+
+    Raises:
+        TypeError: ``value`` or ``final`` is not a real number.
+        ValueError: not finite, ``warmup`` not an int >= 0, or ``steps <= warmup``.
+
+    >>> s = warmup_cosine(1e-3, 100, 2000, final=1e-4)  # nanoGPT's Shakespeare recipe
+    >>> [round(s(t), 7) for t in (0, 99, 100, 1050, 2000, 5000)]
+    [9.9e-06, 0.0009901, 0.001, 0.00055, 0.0001, 0.0001]
+    """
+    peak = _finite(value, "learning rate")
+    end = _finite(final, "final learning rate")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup steps must be an int >= 0, got {warmup!r}")
+    n = _positive_steps(steps, "steps")
+    if n <= warmup:
+        raise ValueError(f"steps ({n}) must be more than the warmup steps ({warmup})")
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return peak * (step + 1) / (warmup + 1)
+        if step > n:
+            return end
+        ratio = (step - warmup) / (n - warmup)
+        return end + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (peak - end)
+
+    return schedule
+
+
 def as_schedule(learning_rate: float | Schedule) -> Schedule:
     """A schedule from a float (constant) or a schedule (returned as is).
 

@@ -4,7 +4,8 @@ A :class:`TrainState` is a frozen tree: the optimizer state (which holds the par
 the key, the number of finished epochs, the running metrics of the epoch in progress,
 the history of finished epochs and the early-stopping record. ``train_step(...)``
 returns a pure function ``(state, (x, y)) -> state``; ``train_epoch`` is
-``functools.reduce`` of it over batches; ``fit`` prepares a run and folds epochs.
+``functools.reduce`` of it over batches; ``fit`` prepares a run and folds epochs, and
+``fit_steps`` folds a number of updates on batches drawn from keys (language models).
 Progress display and logging are callbacks at the edge (:mod:`fnn.callbacks`); nothing
 in the state depends on time, so two runs with the same inputs give bit-identical
 states. Inference (``evaluate``, ``predict``) lives in :mod:`fnn.inference`; data
@@ -25,6 +26,7 @@ from ._fit import EarlyStopping as EarlyStopping
 from ._fit import Event as Event
 from ._fit import EventKind as EventKind
 from ._fit import fit as fit
+from ._fit import fit_steps as fit_steps
 from ._state import Best as Best
 from ._state import EpochMetrics as EpochMetrics
 from ._state import Metrics as Metrics
@@ -50,6 +52,7 @@ __all__ = [
     "TrainState",
     "augment_key",
     "fit",
+    "fit_steps",
     "step_key",
     "train_epoch",
     "train_state",

@@ -128,7 +128,9 @@ def _warn_narrowing(
         [] if validation_data is None else [("validation x", validation_data[0])]
     )
     wider = [
-        f"{what} is {arr.dtype}" for what, arr in inputs if arr.dtype.itemsize > dtype.itemsize
+        f"{what} is {arr.dtype}"
+        for what, arr in inputs
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize
     ]
     if wider:
         warnings.warn(
@@ -151,24 +153,20 @@ def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool
 
 @attrs.frozen(eq=False)
 class _Run(Generic[P]):
-    """What :func:`fit` prepared: the step, the data and how it is batched, validation and
-    early stopping, and the callbacks."""
+    """What :func:`fit` (or :func:`fit_steps`) prepared: the step, where each epoch's
+    batches come from, validation and early stopping, and the callbacks."""
 
     model: Layer[P]
     loss: Loss
     step: Step[P]
-    x: Array
-    y: Array
-    train_rows: Array | None
+    source: Callable[[TrainState[P], int], Iterable[Batch]]
+    batches: Callable[[int], int]
+    batch_size: int
+    epochs: int
     validation: tuple[Array, Array] | None
     val_rows: Array | None
+    eval_batch_size: int
     counted: bool
-    dtype: np.dtype[Any]
-    batch_size: int
-    shuffle: bool
-    drop_last: bool
-    epochs: int
-    batches: int
     early_stopping: EarlyStopping | None
     monitor: str | None
     comm: parallel.Communicator | None
@@ -309,15 +307,23 @@ def fit(
         accuracy,
         divergence,
     )
-    run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches, state))
+    return _run_epochs(run, state)
+
+
+def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
+    """The epochs of ``run`` from ``state`` (those it has not finished), the events
+    around them, and the best params restored when early stopping says so."""
+    run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches(state.epoch), state))
     for epoch in range(state.epoch, run.epochs):
         if state.stopped:
             break
         state = _epoch(run, state, epoch)
-    if early_stopping is not None and early_stopping.restore_best and state.best is not None:
+    stopping = run.early_stopping
+    if stopping is not None and stopping.restore_best and state.best is not None:
         restored = OptState(state.best.params, state.opt.step, state.opt.inner)
         state = attrs.evolve(state, opt=restored, model_state=state.best.model_state)
-    run.notify(Event("train_end", state.epoch, run.epochs, 0, run.batches, state))
+    last = run.batches(max(state.epoch - 1, 0))
+    run.notify(Event("train_end", state.epoch, run.epochs, 0, last, state))
     return state
 
 
@@ -370,6 +376,196 @@ def _prepare(
             _random.fold_in(key, SPLIT_KEY), len(x), validation_split
         )
         validation_data = (x, y)
+    state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
+    dt = params_dtype(state.params)
+    _warn_narrowing(x, None if validation_split else validation_data, dt)
+    monitor = None
+    if early_stopping is not None:
+        monitor = early_stopping.monitor
+        if validation_data is None and monitor.startswith("val_"):
+            monitor = monitor[4:]
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
+    step = make_step(
+        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, stacklevel=3
+    )
+    if divergence is not None:
+        divergence = _checks.positive(divergence, "divergence")
+    n_fit = len(x) if train_rows is None else len(train_rows)
+    _check_batches(model, in_shape, n_fit, batch_size, drop_last, shards)
+    per_epoch = data.num_batches(n_fit, batch_size, drop_last)
+
+    def source(state: TrainState[P], epoch: int) -> Iterable[Batch]:
+        shuffle_key = _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch)
+        batches = data.batches(
+            shuffle_key, x, y, batch_size, shuffle=shuffle, drop_last=drop_last, indices=train_rows
+        )
+        return batches if x.dtype == dt else converted(batches, dt)
+
+    run = _Run(
+        model,
+        loss,
+        step,
+        source,
+        lambda epoch: per_epoch,
+        batch_size,
+        epochs,
+        validation_data,
+        val_rows,
+        1024,
+        counted,
+        early_stopping,
+        monitor,
+        comm,
+        tuple(callbacks),
+        divergence,
+        [],
+    )
+    return run, state
+
+
+def fit_steps(
+    model: Layer[P],
+    loss: Loss,
+    optimizer: Optimizer,
+    sample: Callable[[_random.Key], Batch],
+    *,
+    key: _random.Key,
+    steps: int,
+    eval_every: int | None = None,
+    validation_data: tuple[Array, Array] | None = None,
+    params: P | None = None,
+    model_state: Any = None,
+    state: TrainState[P] | None = None,
+    penalty: Penalty[P] | None = None,
+    shards: int = 1,
+    comm: parallel.Communicator | None = None,
+    threads: int = 1,
+    callbacks: Sequence[Callback] = (),
+    dtype: DTypeLike | None = None,
+    accuracy: bool | None = None,
+    divergence: float | None = 1e6,
+    eval_batch_size: int = 256,
+) -> TrainState[P]:
+    """Train ``model`` for ``steps`` updates (in total) on batches drawn by ``sample``, with
+    a validation every ``eval_every`` updates, and return the final state: how language
+    models are trained (nanoGPT's ``max_iters`` and ``eval_interval``), where an epoch of
+    all windows of a text means nothing.
+
+    Update ``t`` trains on ``sample(fold_in(fold_in(key, 0), t))``, so a run depends only
+    on (seed, step): rerun, or resumed from a saved state, it gives the same bits.
+    ``steps`` are grouped in intervals of ``eval_every`` (the last one shorter when it
+    does not divide them): each is an "epoch" of the history (``state.epoch`` counts the
+    intervals done; a record's ``loss`` is the mean training loss of the interval's
+    updates) and its end runs the validation over the whole of ``validation_data`` and
+    the ``epoch_end`` callbacks (checkpoints, progress). Everything else is as
+    :func:`fit`.
+
+    Args:
+        model, loss, optimizer: what to train, on what objective, with what rule.
+        sample: ``sample(key) -> (x, y)``, a batch drawn from a key, the same for the same
+            key (e.g. ``functools.partial(fnn.data.random_windows, train_ids, context,
+            batch_size)``); the first batch's shapes are the model's input.
+        key: the run's key (initial params, every update's batch and dropout).
+        steps: the total number of updates; a resumed ``state`` that has made ``k``
+            continues from update ``k``.
+        eval_every: updates per interval (default: ``steps``, one interval).
+        validation_data: ``(x, y)`` evaluated whole after each interval (e.g.
+            ``fnn.data.fixed_windows(val_ids, context)``), in chunks of
+            ``eval_batch_size`` rows; None for none.
+        params, model_state, state, penalty, shards, comm, threads, callbacks, dtype,
+            accuracy, divergence: as for :func:`fit`.
+
+    Returns:
+        The final :class:`TrainState`; ``state.history`` has one record per interval.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite, or diverged.
+        ValueError, TypeError: bad arguments, a first batch the model cannot take, or
+            params or state that do not fit the model.
+
+    >>> import functools, fnn, numpy as np
+    >>> ids = np.arange(200) % 5  # a "text" that counts 0 1 2 3 4 0 1 ...
+    >>> model = fnn.nn.tied(5, 8, fnn.nn.positional_embedding(6))
+    >>> sample = functools.partial(fnn.data.random_windows, ids, 6, 4)
+    >>> final = fnn.fit_steps(model, fnn.losses.softmax_cross_entropy, fnn.optim.adam(0.1),
+    ...                       sample, key=fnn.random.key(0), steps=40, eval_every=20,
+    ...                       validation_data=fnn.data.fixed_windows(ids, 6))
+    >>> final.step, len(final.history), final.history[-1].val_loss < 0.1
+    (40, 2, True)
+    """
+    total = _checks.positive_int(steps, "steps")
+    every = total if eval_every is None else _checks.positive_int(eval_every, "eval_every")
+    size = _checks.positive_int(eval_batch_size, "eval_batch_size")
+    if not isinstance(key, _random.Key):
+        raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
+    if not callable(sample):
+        raise TypeError(f"sample must be a function key -> (x, y), got {sample!r}")
+    wanted = None if dtype is None else _checks.float_dtype(dtype)
+    x0, y0 = sample(_sample_key(key, 0))
+    check_data(model, x0, y0, "the sampled batch's")
+    if validation_data is not None:
+        check_data(model, *validation_data, "validation")
+    in_shape = x0.shape[1:]
+    counted = check_accuracy(scores(loss, accuracy), y0, model.output_shape(in_shape), "training")
+    state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
+    dt = params_dtype(state.params)
+    _check_batches(model, in_shape, len(x0), len(x0), False, shards)
+    step = make_step(
+        model, loss, optimizer, penalty, None, shards, comm, threads, counted, stacklevel=2
+    )
+    if divergence is not None:
+        divergence = _checks.positive(divergence, "divergence")
+
+    def source(state: TrainState[P], interval: int) -> Iterable[Batch]:
+        first, last = interval * every, min((interval + 1) * every, total)
+        batches = (sample(_sample_key(state.key, t)) for t in range(first, last))
+        return converted(batches, dt)
+
+    run = _Run(
+        model,
+        loss,
+        step,
+        source,
+        lambda interval: min(every, total - interval * every),
+        len(x0),
+        -(-total // every),
+        validation_data,
+        None,
+        size,
+        counted,
+        None,
+        None,
+        comm,
+        tuple(callbacks),
+        divergence,
+        [],
+    )
+    if state.step != state.epoch * every:
+        raise ValueError(
+            f"the state has made {state.step} updates in {state.epoch} intervals, which "
+            f"intervals of eval_every={every} updates cannot continue"
+        )
+    return _run_epochs(run, state)
+
+
+def _sample_key(key: _random.Key, step: int) -> _random.Key:
+    """The key :func:`fit_steps` draws update ``step``'s batch from."""
+    return _random.fold_in(_random.fold_in(key, DATA_KEY), step)
+
+
+def _first_state(
+    model: Layer[P],
+    optimizer: Optimizer,
+    key: _random.Key,
+    in_shape: tuple[int, ...],
+    params: P | None,
+    model_state: Any,
+    state: TrainState[P] | None,
+    wanted: np.dtype[Any] | None,
+) -> TrainState[P]:
+    """The state a run starts from: ``state`` (checked against the model), or a new one
+    from ``params`` and ``model_state`` (made from the key when not given)."""
     if state is None:
         if params is None:
             init_key = _random.fold_in(key, INIT_KEY)
@@ -388,45 +584,7 @@ def _prepare(
             f"dtype={wanted} was asked for, but the params given are {dt}; convert them "
             f"with fnn.tree.astype(params, np.{wanted}) or leave out dtype"
         )
-    _warn_narrowing(x, None if validation_split else validation_data, dt)
-    monitor = None
-    if early_stopping is not None:
-        monitor = early_stopping.monitor
-        if validation_data is None and monitor.startswith("val_"):
-            monitor = monitor[4:]
-    if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = make_step(
-        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, stacklevel=3
-    )
-    if divergence is not None:
-        divergence = _checks.positive(divergence, "divergence")
-    n_fit = len(x) if train_rows is None else len(train_rows)
-    _check_batches(model, in_shape, n_fit, batch_size, drop_last, shards)
-    run = _Run(
-        model,
-        loss,
-        step,
-        x,
-        y,
-        train_rows,
-        validation_data,
-        val_rows,
-        counted,
-        dt,
-        batch_size,
-        shuffle,
-        drop_last,
-        epochs,
-        data.num_batches(n_fit, batch_size, drop_last),
-        early_stopping,
-        monitor,
-        comm,
-        tuple(callbacks),
-        divergence,
-        [],
-    )
-    return run, state
+    return state
 
 
 def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
@@ -475,7 +633,8 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
     the validation, the early-stopping record, and the events around them."""
     began = time.perf_counter()
     state = attrs.evolve(state, metrics=Metrics())
-    run.notify(Event("epoch_begin", epoch, run.epochs, 0, run.batches, state))
+    batches = run.batches(epoch)
+    run.notify(Event("epoch_begin", epoch, run.epochs, 0, batches, state))
 
     def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
         before = s.metrics
@@ -484,21 +643,10 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
         if run.callbacks:
             done = -(-s.metrics.count // run.batch_size)
             seconds = time.perf_counter() - began
-            run.notify(Event("batch_end", epoch, run.epochs, done, run.batches, s, None, seconds))
+            run.notify(Event("batch_end", epoch, run.epochs, done, batches, s, None, seconds))
         return s
 
-    batches: Iterable[Batch] = data.batches(
-        _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch),
-        run.x,
-        run.y,
-        run.batch_size,
-        shuffle=run.shuffle,
-        drop_last=run.drop_last,
-        indices=run.train_rows,
-    )
-    if run.x.dtype != run.dtype:
-        batches = converted(batches, run.dtype)
-    state = train_epoch(step_and_report, state, batches)
+    state = train_epoch(step_and_report, state, run.source(state, epoch))
     record = EpochMetrics(epoch, state.metrics.loss, state.metrics.accuracy)
     if run.validation is not None:
         x_val, y_val = run.validation
@@ -509,7 +657,7 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
             state.model_state,
             x_val,
             y_val,
-            1024,
+            run.eval_batch_size,
             run.val_rows,
             run.counted,
             run.comm,
@@ -534,7 +682,5 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
         stopped,
     )
     seconds = time.perf_counter() - began
-    run.notify(
-        Event("epoch_end", epoch, run.epochs, run.batches, run.batches, state, record, seconds)
-    )
+    run.notify(Event("epoch_end", epoch, run.epochs, batches, batches, state, record, seconds))
     return state

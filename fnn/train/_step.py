@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .. import _checks, data, parallel
 from .. import tree as _tree
 from .._supervised import Batch, Scores, count_correct, scores
@@ -175,7 +177,8 @@ def _check_once(
     """Check a batch's inputs, the params and the model state against the model
     (:meth:`fnn.nn.Layer.check_inputs`) the first time this input shape and dtype and this
     params layout come (a step makes no other check of them: the layers trust theirs)."""
-    x = _checks.float_array(x, "the batch's x")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"the batch's x must be a NumPy array, got {type(x).__name__}")
     signature = (x.shape[1:], x.dtype, layout)
     if signature not in seen:
         model.check_inputs(params, x, state)

@@ -36,8 +36,14 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "batch_norm": (nn.batch_norm(), (4, 3)),
     "layer_norm": (nn.layer_norm(), (2, 5)),
     "rms_norm": (nn.rms_norm(), (3, 4)),
+    "embedding": (nn.embedding(7, 3), (5,)),
+    "positional_embedding": (nn.positional_embedding(6), (4, 3)),
+    "sinusoidal_embedding": (nn.sinusoidal_embedding(), (4, 3)),
+    "tied": (nn.tied(7, 3, nn.serial(nn.positional_embedding(5), nn.layer_norm())), (5,)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
+    "test_zero_padding": (user_layers.zero_padding(), (4, 3)),
+    "masked": (nn.masked(0, nn.tied(7, 3, user_layers.zero_padding())), (5,)),
 }
 
 
@@ -68,7 +74,12 @@ def test_shapes_agree_with_init_and_allocate_nothing(
             assert (w.shape, w.dtype) == (h.shape, h.dtype)
             assert w.strides == (0,) * w.ndim  # a placeholder: no memory behind it
     assert described.output == layer.output_shape(in_shape)
-    x = random.normal(key, (2, *in_shape), dtype)
+    vocab = layer.declared(in_shape).ids
+    x = (
+        random.normal(key, (2, *in_shape), dtype)
+        if vocab is None
+        else np.arange(10).reshape(2, 5) % vocab
+    )
     assert layer.apply(params, x, state).shape == (2, *described.output)
 
 

@@ -38,6 +38,28 @@ def test_cosine_decay() -> None:
     assert s(100) == pytest.approx(0.1) and s(1000) == pytest.approx(0.1)
 
 
+def nanogpt_get_lr(it: int) -> float:
+    """nanoGPT's train.py get_lr with its Shakespeare recipe, as written there."""
+    learning_rate, warmup_iters, lr_decay_iters, min_lr = 1e-3, 100, 2000, 1e-4
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    assert 0 <= decay_ratio <= 1
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+def test_warmup_cosine_is_nanogpts_get_lr() -> None:
+    s = optim.warmup_cosine(1e-3, 100, 2000, final=1e-4)
+    assert [s(t) for t in range(2500)] == [nanogpt_get_lr(t) for t in range(2500)]
+    no_warmup = optim.warmup_cosine(1.0, 0, 4)
+    assert [no_warmup(t) for t in range(6)] == pytest.approx(
+        [1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0], abs=1e-4
+    )
+
+
 def test_linear_warmup_composes_with_any_schedule() -> None:
     s = optim.linear_warmup(optim.inverse_time_decay(1.0, 1.0), 4, start=0.2)
     assert [s(t) for t in range(4)] == pytest.approx([0.2, 0.4, 0.6, 0.8])
@@ -63,6 +85,9 @@ def test_every_optimizer_accepts_a_schedule() -> None:
         lambda: optim.inverse_time_decay(0.1, -1.0),
         lambda: optim.cosine_decay(float("inf"), 10),
         lambda: optim.linear_warmup(0.1, 0),
+        lambda: optim.warmup_cosine(0.1, -1, 10),
+        lambda: optim.warmup_cosine(0.1, 10, 10),
+        lambda: optim.warmup_cosine(float("nan"), 1, 10),
     ],
 )
 def test_bad_schedule_arguments(make: object) -> None:

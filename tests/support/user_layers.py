@@ -86,6 +86,36 @@ def mask(rate: float = 0.5) -> nn.Layer[None]:
     return nn.Layer(declare, infer, forward, backward, stochastic=True)
 
 
+@nn.register("test_zero_padding")
+def zero_padding() -> nn.Layer[None]:
+    """A masked layer: the vectors at padded positions of ``(batch, time, features)`` set
+    to zero (the mask ``(batch, time)`` is True where a position is a token)."""
+
+    def declare(in_shape: Shape) -> nn.Declared[None]:
+        return nn.Declared(in_shape)
+
+    def infer(params: None, x: Array, state: None, mask: Array | None = None) -> Array:
+        return x if mask is None else x * mask[..., None]
+
+    def forward(
+        params: None,
+        x: Array,
+        state: None,
+        key: fnn.random.Key | None,
+        mask: Array | None = None,
+    ) -> tuple[Array, None, Array | None]:
+        return infer(params, x, state, mask), None, mask
+
+    def backward(
+        params: None, mask: Array | None, dy: Array, need_dx: bool, grads: None
+    ) -> Array | None:
+        if not need_dx:
+            return None
+        return dy if mask is None else dy * mask[..., None]
+
+    return nn.Layer(declare, infer, forward, backward, masked=True)
+
+
 def model() -> nn.Layer[tuple[Any, ...]]:
     """flatten, dense(8), center, relu, mask, dense(3): state and a key in one model."""
     return nn.serial(nn.flatten(), nn.dense(8), center(), nn.relu(), mask(0.25), nn.dense(3))
