@@ -464,7 +464,7 @@ def fit_steps(
     Args:
         model, loss, optimizer: what to train, on what objective, with what rule.
         sample: ``sample(key) -> (x, y)``, a batch drawn from a key, the same for the same
-            key (e.g. ``functools.partial(fnn.data.random_windows, train_ids, context,
+            key (e.g. ``lambda key: fnn.data.random_windows(key, train_ids, context,
             batch_size)``); the first batch's shapes are the model's input.
         key: the run's key (initial params, every update's batch and dropout).
         steps: the total number of updates; a resumed ``state`` that has made ``k``
@@ -484,10 +484,10 @@ def fit_steps(
         ValueError, TypeError: bad arguments, a first batch the model cannot take, or
             params or state that do not fit the model.
 
-    >>> import functools, fnn, numpy as np
+    >>> import fnn, numpy as np
     >>> ids = np.arange(200) % 5  # a "text" that counts 0 1 2 3 4 0 1 ...
     >>> model = fnn.nn.tied(5, 8, fnn.nn.positional_embedding(6))
-    >>> sample = functools.partial(fnn.data.random_windows, ids, 6, 4)
+    >>> sample = lambda key: fnn.data.random_windows(key, ids, 6, 4)
     >>> final = fnn.fit_steps(model, fnn.losses.softmax_cross_entropy, fnn.optim.adam(0.1),
     ...                       sample, key=fnn.random.key(0), steps=40, eval_every=20,
     ...                       validation_data=fnn.data.fixed_windows(ids, 6))
