@@ -144,6 +144,23 @@ def positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
+def int_vector(x: Any, what: str, kind: str = "integers") -> Array:
+    """Return ``x`` if it is a 1-d NumPy array of an integer dtype, else raise.
+
+    Raises:
+        TypeError: not a NumPy array, or not of an integer dtype (``"{what} must be
+            {kind}, got dtype ..."``).
+        ValueError: not 1-d.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be {kind}, got dtype {x.dtype}")
+    if x.ndim != 1:
+        raise ValueError(f"{what} must have shape (n,), got {x.shape}")
+    return x
+
+
 def labels(y: Any, n_classes: int, batch: int, what: str = "labels") -> Array:
     """Return integer class labels ``y`` of shape ``(batch,)`` in ``[0, n_classes)``."""
     if not isinstance(y, np.ndarray):
