@@ -21,7 +21,7 @@ downloaded from the mirrors into the cache directory: each is streamed to a temp
 file, its gz SHA-256 is checked, and only then is it moved into place atomically. A
 mirror that is down or serves a bad file is skipped for the next one.
 
-The search and the download are :mod:`fnn.data._fetch`'s.
+The search and the download are :mod:`fnn.data._fetch`'s, which :func:`load_text` shares.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ FASHION_MNIST = DatasetSpec(
 )
 
 
-def _readonly(x: Array) -> Array:
+def readonly(x: Array) -> Array:
     """A read-only view of ``x`` (the caller's array keeps its flags)."""
     view: Array = x.view()
     view.flags.writeable = False
@@ -226,10 +226,10 @@ class Dataset:
     """
 
     name: str
-    x_train: Array = attrs.field(converter=_readonly)
-    y_train: Array = attrs.field(converter=_readonly)
-    x_test: Array = attrs.field(converter=_readonly)
-    y_test: Array = attrs.field(converter=_readonly)
+    x_train: Array = attrs.field(converter=readonly)
+    y_train: Array = attrs.field(converter=readonly)
+    x_test: Array = attrs.field(converter=readonly)
+    y_test: Array = attrs.field(converter=readonly)
     directory: Path
     files: tuple[Path, ...]
     sha256: Mapping[str, str] = attrs.field(converter=_mapping)
@@ -423,8 +423,6 @@ def _download_missing(
     ]
     if not todo:
         return []
-    if not mirrors:
-        return ["no mirrors to download from"]
     unknown = [f.name for f in todo if f.gz_sha256 is None]
     if unknown:
         return [f"no gz checksum to verify a download of {', '.join(unknown)}"]

@@ -151,9 +151,11 @@ def download(
 
     Returns:
         Nothing when ``target`` holds the verified file; otherwise one line per mirror
-        saying why it failed (or why the cache directory could not be made), and
-        nothing is left at ``target`` or beside it.
+        saying why it failed (or that there are no mirrors, or why the cache directory
+        could not be made), and nothing is left at ``target`` or beside it.
     """
+    if not mirrors:
+        return ["no mirrors to download from"]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
