@@ -106,6 +106,23 @@ def shape(value: Any, what: str, least: int = 1) -> tuple[int, ...]:
     return tuple(int(d) for d in value)
 
 
+def int_vector(x: Any, what: str, kind: str = "integers") -> Array:
+    """Return ``x`` if it is a 1-d NumPy array of an integer dtype, else raise.
+
+    Raises:
+        TypeError: not a NumPy array, or not of an integer dtype (``"{what} must be
+            {kind}, got dtype ..."``).
+        ValueError: not 1-d.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be {kind}, got dtype {x.dtype}")
+    if x.ndim != 1:
+        raise ValueError(f"{what} must have shape (n,), got {x.shape}")
+    return x
+
+
 def real(value: Any, what: str) -> float:
     """Return ``value`` as a Python float if it is a real number (not a bool or str)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -19,19 +19,10 @@ from typing import Any
 import attrs
 import numpy as np
 
+from . import _checks
 from ._types import Array
 
 __all__ = ["ClassReport", "accuracy", "confusion_matrix", "precision_recall"]
-
-
-def _labels(y: Any, what: str) -> Array:
-    if not isinstance(y, np.ndarray):
-        raise TypeError(f"{what} must be a NumPy array, got {type(y).__name__}")
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be integer class labels, got dtype {y.dtype}")
-    if y.ndim != 1:
-        raise ValueError(f"{what} must have shape (n,), got {y.shape}")
-    return y
 
 
 def as_labels(predictions: Any, what: str = "predictions") -> Array:
@@ -44,7 +35,7 @@ def as_labels(predictions: Any, what: str = "predictions") -> Array:
             raise TypeError(f"{what} scores must be numeric, got dtype {predictions.dtype}")
         labels: Array = predictions.argmax(axis=1)
         return labels
-    return _labels(predictions, what)
+    return _checks.int_vector(predictions, what, "integer class labels")
 
 
 def accuracy(predictions: Array, labels: Array) -> float:

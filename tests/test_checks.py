@@ -166,3 +166,16 @@ def test_finite_leaves_names_the_first_non_finite_leaf() -> None:
     with pytest.raises(ValueError, match=r"^loss must hold finite values, got inf at index \(\)"):
         _checks.finite_leaves(leaves[:3] + leaves[4:])
     _checks.finite_leaves([*leaves[:3], ("z", np.array([1 + 2j]))])
+
+
+def test_int_vector_takes_1d_integer_arrays_only() -> None:
+    for ok in (np.arange(3), np.arange(3, dtype=np.uint8), np.zeros(0, np.int32)):
+        assert _checks.int_vector(ok, "ids") is ok
+    with pytest.raises(TypeError, match="ids must be a NumPy array, got list"):
+        _checks.int_vector([1, 2], "ids")
+    with pytest.raises(TypeError, match="ids must be integers, got dtype float64"):
+        _checks.int_vector(np.ones(2), "ids")
+    with pytest.raises(TypeError, match="labels must be class labels, got dtype bool"):
+        _checks.int_vector(np.ones(2, bool), "labels", "class labels")
+    with pytest.raises(ValueError, match=r"ids must have shape \(n,\), got \(1, 2\)"):
+        _checks.int_vector(np.ones((1, 2), np.int64), "ids")

@@ -11,6 +11,12 @@ predict on from a picture (Pillow), an IDX or a ``.npy`` file. ``to_float``,
 mini-batches driven by a key; ``random_flip``, ``random_shift`` and ``augmentation`` are
 keyed augmentations of images.
 
+For character-level language models, ``load_text`` reads a UTF-8 file, or a known text
+by name (``"tinyshakespeare"``: found as the datasets are, verified, downloaded if
+allowed), into a :class:`Text` (the sorted distinct characters and the text as int32
+ids); ``split_text`` splits the ids 90% / 10% in order; ``random_windows`` draws a batch
+of ``(x, y)`` windows from a key and ``fixed_windows`` cuts a whole split in windows.
+
 Every reader takes regular files only (a directory, a FIFO or a device such as
 ``/dev/zero`` is refused) and checks a file's header against a size limit (``max_bytes``,
 1 GiB by default) before allocating anything. A file that cannot be used raises
@@ -47,6 +53,13 @@ from ._sources import DataInfo as DataInfo
 from ._sources import Source as Source
 from ._sources import register as register
 from ._sources import source as source
+from ._text import TINY_SHAKESPEARE as TINY_SHAKESPEARE
+from ._text import Text as Text
+from ._text import TextSpec as TextSpec
+from ._text import fixed_windows as fixed_windows
+from ._text import load_text as load_text
+from ._text import random_windows as random_windows
+from ._text import split_text as split_text
 
 __all__ = [
     "Augment",
@@ -60,23 +73,30 @@ __all__ = [
     "FileSpec",
     "MNIST",
     "Source",
+    "TINY_SHAKESPEARE",
+    "Text",
+    "TextSpec",
     "augmentation",
     "batches",
+    "fixed_windows",
     "flatten",
     "load_dataset",
     "load_directory",
     "load_fashion_mnist",
     "load_mnist",
+    "load_text",
     "num_batches",
     "one_hot",
     "random_flip",
     "random_shift",
+    "random_windows",
     "read_idx",
     "read_images",
     "register",
     "source",
     "split",
     "split_indices",
+    "split_text",
     "to_float",
     "write_idx",
 ]

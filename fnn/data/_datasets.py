@@ -20,28 +20,33 @@ When no directory holds the four files and ``download`` is true, the missing fil
 downloaded from the mirrors into the cache directory: each is streamed to a temporary
 file, its gz SHA-256 is checked, and only then is it moved into place atomically. A
 mirror that is down or serves a bad file is skipped for the next one.
+
+The search and the download are :mod:`fnn.data._fetch`'s, which :func:`load_text` shares.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import math
 import os
 import types
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import attrs
 import numpy as np
 
-from .._atomic import write_atomic
 from .._files import sha256 as _sha256
 from .._types import Array
 from ._errors import DataError
+from ._fetch import (
+    cache_root,
+    check_options,
+    download,
+    find,
+    locations,
+    not_found_message,
+    search,
+)
 from ._idx import read_idx_digest
 from ._sources import DataInfo, register, source
 
@@ -180,7 +185,7 @@ FASHION_MNIST = DatasetSpec(
 )
 
 
-def _readonly(x: Array) -> Array:
+def readonly(x: Array) -> Array:
     """A read-only view of ``x`` (the caller's array keeps its flags)."""
     view: Array = x.view()
     view.flags.writeable = False
@@ -221,10 +226,10 @@ class Dataset:
     """
 
     name: str
-    x_train: Array = attrs.field(converter=_readonly)
-    y_train: Array = attrs.field(converter=_readonly)
-    x_test: Array = attrs.field(converter=_readonly)
-    y_test: Array = attrs.field(converter=_readonly)
+    x_train: Array = attrs.field(converter=readonly)
+    y_train: Array = attrs.field(converter=readonly)
+    x_test: Array = attrs.field(converter=readonly)
+    y_test: Array = attrs.field(converter=readonly)
     directory: Path
     files: tuple[Path, ...]
     sha256: Mapping[str, str] = attrs.field(converter=_mapping)
@@ -280,35 +285,23 @@ def load_dataset(
             return loaded
         name = _IDX_SPECS[registered.name]
     spec = name
-    mirror_list = _check_mirrors(spec.mirrors if mirrors is None else mirrors)
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be True or False, got {download!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
-    if not 0 < timeout < math.inf:
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
-
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise FileNotFoundError(
-            f"data_dir {data_dir} is not a directory; pass the directory that holds the "
-            f"{spec.name} files, or leave data_dir out to search the default locations"
-        )
-    cache = _cache_root(cache_dir) / spec.name
-    locations = _locations(spec, data_dir, cache)
-    reports = []
-    for where, directory in locations:
-        found, report = _find(spec, directory)
-        if found is not None:
-            return _load(spec, directory, found)
-        reports.append(f"{directory} ({where}): {report}")
+    mirror_list, seconds = check_options(
+        spec.name, data_dir, spec.mirrors if mirrors is None else mirrors, download, timeout
+    )
+    cache = cache_root(cache_dir) / spec.name
+    names = [f.name for f in spec.files]
+    places = locations(spec.name, data_dir, cache, spec.system_dirs)
+    found, reports = search(places, names, ("", ".gz"))
+    if found is not None:
+        return _load(spec, *found)
 
     failures: list[str] = []
     if download:
-        failures = _download_missing(spec, cache, mirror_list, float(timeout))
+        failures = _download_missing(spec, cache, mirror_list, seconds)
         if not failures:
-            found, report = _find(spec, cache)
-            if found is not None:
-                return _load(spec, cache, found)
+            paths, report = find(cache, names, ("", ".gz"))
+            if paths is not None:
+                return _load(spec, cache, paths)
             failures.append(f"{cache}: still incomplete after the download: {report}")
     raise FileNotFoundError(_not_found_message(spec, reports, mirror_list, download, failures))
 
@@ -349,64 +342,6 @@ def load_fashion_mnist(
         mirrors=mirrors,
         timeout=timeout,
     )
-
-
-def _check_mirrors(mirrors: Any) -> tuple[str, ...]:
-    if isinstance(mirrors, str) or not isinstance(mirrors, Sequence):
-        raise TypeError(f"mirrors must be a list of base URLs, got {mirrors!r}")
-    for m in mirrors:
-        if not isinstance(m, str) or not m.startswith(("http://", "https://")):
-            raise ValueError(f"a mirror must be an http:// or https:// URL, got {m!r}")
-    return tuple(mirrors)
-
-
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "fnn"
-    return Path.home() / ".cache" / "fnn"
-
-
-def _locations(
-    spec: DatasetSpec, data_dir: str | os.PathLike[str] | None, cache: Path
-) -> list[tuple[str, Path]]:
-    """The directories to search, in order, each with where it came from."""
-    candidates: list[tuple[str, Path]] = []
-    if data_dir is not None:
-        base = Path(data_dir)
-        candidates += [("data_dir", base / spec.name), ("data_dir", base)]
-    env = os.environ.get("FNN_DATA", "")
-    if env:
-        candidates += [("$FNN_DATA", Path(env) / spec.name), ("$FNN_DATA", Path(env))]
-    candidates.append(("cache", cache))
-    candidates += [("system", Path(d)) for d in spec.system_dirs]
-    seen: set[Path] = set()
-    unique = []
-    for where, path in candidates:
-        if path not in seen:
-            seen.add(path)
-            unique.append((where, path))
-    return unique
-
-
-def _find(spec: DatasetSpec, directory: Path) -> tuple[list[Path] | None, str]:
-    """The four files in ``directory`` (raw preferred over gz), or None and why not."""
-    if not directory.is_dir():
-        return None, "no such directory"
-    found: list[Path] = []
-    missing: list[str] = []
-    for f in spec.files:
-        for candidate in (directory / f.name, directory / f"{f.name}.gz"):
-            if candidate.is_file():
-                found.append(candidate)
-                break
-        else:
-            missing.append(f.name)
-    if missing:
-        return None, f"{len(found)} of 4 files, missing {', '.join(missing)}"
-    return found, "complete"
 
 
 def _load(spec: DatasetSpec, directory: Path, paths: list[Path]) -> Dataset:
@@ -477,15 +412,10 @@ def _check_split(spec: DatasetSpec, x_path: Path, y_path: Path, x: Array, y: Arr
         raise DataError(f"{y_path}: labels must be in [0, {spec.num_classes}), got {int(y.max())}")
 
 
-class _BadDownloadError(Exception):
-    """A mirror answered, but not with the expected file."""
-
-
 def _download_missing(
     spec: DatasetSpec, cache: Path, mirrors: tuple[str, ...], timeout: float
 ) -> list[str]:
     """Download each file missing from ``cache``; return why any could not be had."""
-    failures: list[str] = []
     todo = [
         f
         for f in spec.files
@@ -493,63 +423,16 @@ def _download_missing(
     ]
     if not todo:
         return []
-    if not mirrors:
-        return ["no mirrors to download from"]
     unknown = [f.name for f in todo if f.gz_sha256 is None]
     if unknown:
         return [f"no gz checksum to verify a download of {', '.join(unknown)}"]
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        return [f"cannot create the cache directory {cache}: {e}"]
     for f in todo:
-        errors = _download(f, cache, mirrors, timeout)
+        assert f.gz_sha256 is not None
+        gz = f"{f.name}.gz"
+        errors = download(gz, f.gz_sha256, cache / gz, mirrors, timeout, MAX_DOWNLOAD_BYTES)
         if errors:
-            failures += [f"{f.name}.gz:"] + [f"  {e}" for e in errors]
-            break
-    return failures
-
-
-def _download(f: FileSpec, cache: Path, mirrors: tuple[str, ...], timeout: float) -> list[str]:
-    """Download ``f``'s gz into ``cache`` from the first mirror that gives a good copy."""
-    assert f.gz_sha256 is not None
-    errors = []
-    for mirror in mirrors:
-        url = f"{mirror.rstrip('/')}/{f.name}.gz"
-        try:
-            write_atomic(cache / f"{f.name}.gz", _fetch(url, f.gz_sha256, timeout))
-            return []
-        except _BadDownloadError as e:
-            errors.append(f"{url}: {e}")
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            reason = e.reason if isinstance(e, urllib.error.URLError) else e
-            errors.append(f"{url}: {type(e).__name__}: {reason}")
-    return errors
-
-
-def _fetch(url: str, sha256: str, timeout: float) -> Callable[[BinaryIO], None]:
-    """A writer for :func:`write_atomic` that streams ``url`` and checks its SHA-256.
-
-    Raising inside the writer makes ``write_atomic`` discard the temporary file, so a
-    bad or partial download never reaches its final name.
-    """
-
-    def write(out: BinaryIO) -> None:
-        h = hashlib.sha256()
-        total = 0
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 16):
-                total += len(chunk)
-                if total > MAX_DOWNLOAD_BYTES:
-                    raise _BadDownloadError(f"more than {MAX_DOWNLOAD_BYTES} bytes; not the file")
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != sha256:
-            raise _BadDownloadError(
-                f"checksum mismatch: SHA-256 {h.hexdigest()} ({total} bytes), expected {sha256}"
-            )
-
-    return write
+            return [f"{gz}:"] + [f"  {e}" for e in errors]
+    return []
 
 
 def _not_found_message(
@@ -560,25 +443,14 @@ def _not_found_message(
     failures: list[str],
 ) -> str:
     names = ", ".join(f"{f.name}[.gz]" for f in spec.files)
-    lines = [
-        f"{spec.name} not found: looked for {names} in these directories, in order:",
-        *(f"  {i}. {r}" for i, r in enumerate(reports, 1)),
-    ]
-    if not download:
-        lines.append("Download not attempted (download=False).")
-    else:
-        lines.append("Download failed:")
-        lines += [f"  {e}" for e in failures]
-    lines.append("To get the files:")
-    if spec.install_hint:
-        lines.append(f"  - {spec.install_hint}, or")
-    lines += [
-        "  - put the four files (gzipped or not) in a directory and pass data_dir=... or "
+    hints = [f"{spec.install_hint}, or"] if spec.install_hint else []
+    hints += [
+        "put the four files (gzipped or not) in a directory and pass data_dir=... or "
         f"set FNN_DATA to it (or to its parent, with the files in {spec.name}/), or",
-        "  - call again with download=True where the mirrors are reachable: "
+        "call again with download=True where the mirrors are reachable: "
         + ", ".join(mirrors or ("(none known)",)),
     ]
-    return "\n".join(lines)
+    return not_found_message(spec.name, names, reports, download, failures, hints)
 
 
 _IDX_SPECS: dict[str, DatasetSpec] = {}

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,8 @@ NAMES = (
 )
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 def sha256(b: bytes) -> str:
@@ -70,59 +68,6 @@ def fake(seed: int = 0, *, max_label: int = 9, image_shape: tuple[int, ...] = (2
     tr_x, tr_y, te_x, te_y = (FileSpec(n, sha256(raw[n]), sha256(gz[n])) for n in NAMES)
     spec = DatasetSpec("fake-mnist", tr_x, tr_y, te_x, te_y, num_train=6, num_test=4)
     return Fake(arrays, raw, gz, spec)
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No $FNN_DATA, and a per-user cache inside tmp_path (never the real home)."""
-    monkeypatch.delenv("FNN_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-class Server:
-    """An HTTP server on 127.0.0.1 serving ``directory`` and recording the paths asked for."""
-
-    def __init__(self, directory: Path) -> None:
-        self.requests: list[str] = []
-        requests = self.requests
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        handler = functools.partial(Handler, directory=str(directory))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    servers: list[Server] = []
-
-    def start(files: dict[str, bytes], name: str) -> Server:
-        root = tmp_path / f"www-{name}"
-        (root / "files").mkdir(parents=True)
-        for fname, content in files.items():
-            (root / "files" / fname).write_bytes(content)
-        server = Server(root)
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 def closed_port_url() -> str:
