@@ -56,6 +56,7 @@ INTERNAL = {
         "evaluate_checked": "evaluate without its checks, for fit's validation",
         # fnn._supervised's helpers, imported for use under their own names
         "as_dtype": "a helper of fnn._supervised",
+        "check_inputs": "a helper of fnn._supervised",
         "check_accuracy": "a helper of fnn._supervised",
         "check_data": "a helper of fnn._supervised",
         "chunks": "a helper of fnn._supervised",

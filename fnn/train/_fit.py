@@ -486,7 +486,8 @@ def fit_steps(
 
     >>> import fnn, numpy as np
     >>> ids = np.arange(200) % 5  # a "text" that counts 0 1 2 3 4 0 1 ...
-    >>> model = fnn.nn.tied(5, 8, fnn.nn.positional_embedding(6))
+    >>> body = fnn.nn.serial(fnn.nn.positional_embedding(6), fnn.nn.dense(8), fnn.nn.relu())
+    >>> model = fnn.nn.tied(5, 8, fnn.nn.serial(body, fnn.nn.dense(8)))
     >>> sample = lambda key: fnn.data.random_windows(key, ids, 6, 4)
     >>> final = fnn.fit_steps(model, fnn.losses.softmax_cross_entropy, fnn.optim.adam(0.1),
     ...                       sample, key=fnn.random.key(0), steps=40, eval_every=20,

@@ -109,7 +109,7 @@ def test_bad_arguments() -> None:
         nn.positional_embedding(4).init(random.key(0), (5, 3))
     with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, time, features\)"):
         nn.sinusoidal_embedding().output_shape((3,))
-    with pytest.raises(ValueError, match="base must be a finite number > 1, got 1.0"):
+    with pytest.raises(ValueError, match=r"base must be a finite number > 1, got 1\.0"):
         nn.sinusoidal_embedding(1.0)
     with pytest.raises(ValueError, match="must keep the embedding's 4 features"):
         nn.tied(5, 4, nn.dense(3)).init(random.key(0), (2,))
