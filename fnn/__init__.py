@@ -27,6 +27,7 @@ from .gradient import grad as grad
 from .gradient import value_and_grad as value_and_grad
 from .inference import Evaluation as Evaluation
 from .inference import evaluate as evaluate
+from .inference import generate as generate
 from .inference import predict as predict
 from .inference import predict_proba as predict_proba
 from .io import load as load
@@ -75,6 +76,7 @@ __all__ = [
     # inference (fnn.inference)
     "Evaluation",
     "evaluate",
+    "generate",
     "predict",
     "predict_proba",
     # files (fnn.io)

@@ -1,5 +1,6 @@
-"""Inference: ``evaluate`` (mean loss and accuracy over a dataset), ``predict`` and
-``predict_proba``. Nothing here trains or draws: a stateful model reads its running
+"""Inference: ``evaluate`` (mean loss and accuracy over a dataset), ``predict``,
+``predict_proba`` and ``generate`` (token ids drawn from a language model). Nothing here
+trains, and only ``generate`` draws (from the key it is given): a stateful model reads its running
 statistics from ``model_state``, and every function works chunk by chunk, converting
 each chunk of ``x`` to the params' dtype.
 
@@ -23,6 +24,7 @@ import attrs
 import numpy as np
 
 from . import _checks, parallel
+from . import random as _random
 from ._supervised import (
     as_dtype,
     check_accuracy,
@@ -34,11 +36,11 @@ from ._supervised import (
 )
 from ._types import Array
 from .losses import Loss
-from .nn import Layer, params_dtype
+from .nn import Layer, decoder_of, params_dtype
 
 P = TypeVar("P")
 
-__all__ = ["Evaluation", "evaluate", "predict", "predict_proba"]
+__all__ = ["Evaluation", "evaluate", "generate", "predict", "predict_proba"]
 
 
 @attrs.frozen
@@ -207,3 +209,143 @@ def predict(
     """
     labels: Array = _outputs(model, params, x, batch_size, model_state).argmax(axis=-1)
     return labels
+
+
+def generate(
+    model: Layer[P],
+    params: P,
+    prompt: Array,
+    length: int,
+    *,
+    key: _random.Key,
+    context: int | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    model_state: Any = None,
+    cached: bool = True,
+) -> Array:
+    """``length`` new token ids drawn one after another from a language model's
+    predictions (a model from ids ``(batch, time)`` to logits ``(batch, time, vocab)``,
+    such as :func:`fnn.nn.gpt`), each from the distribution at the last position.
+
+    With ``cached`` (the default), each new token costs one position: the prompt goes
+    through the layers' :class:`~fnn.nn.Decoder`\\ s once, filling their caches (an
+    attention's keys and values), and each drawn token goes through them alone. The
+    model sees at most ``context`` positions: when a new token finds the window full,
+    the window restarts from the last ``context // 2`` tokens (their positions
+    recomputed once), so the cost stays one position per token on average. With
+    ``cached=False`` the whole window is recomputed for every token (what the caches
+    save; the same tokens, as the tests check). Before drawing, the stepped prompt's
+    last logits are compared with the whole forward's: a layer that mixes positions but
+    has no decoder is refused, not trusted.
+
+    Drawing: the logits divided by ``temperature`` (0: always the most likely token), cut
+    to the ``top_k`` most likely (None: all), then a softmax; token ``i`` is drawn with
+    ``fold_in(key, i)``: the same key, the same tokens.
+
+    Args:
+        model, params, model_state: the language model (in inference).
+        prompt: the ids to continue, ``(n,)`` or a batch ``(batch, n)``, ``n >= 1``.
+        length: how many ids to draw, an int >= 1.
+        key: an :class:`fnn.random.Key`.
+        context: the most positions the model takes (a GPT's ``context``); None: no
+            limit (a recurrent model).
+        temperature: a finite number >= 0 (default 1).
+        top_k: keep the ``top_k`` largest logits, an int >= 1, or None.
+        cached: decode one position at a time (default) or recompute every window.
+
+    Returns:
+        The new ids, ``(length,)`` (or ``(batch, length)``), int64.
+
+    Raises:
+        TypeError, ValueError: bad arguments; ids outside the model's vocabulary; a model
+            whose stepped outputs differ from its forward's.
+
+    >>> import fnn, numpy as np
+    >>> model = fnn.nn.gpt(vocab=5, context=8, layers=1, heads=2, features=8)
+    >>> params = model.init(fnn.random.key(0), (8,))
+    >>> out = fnn.generate(model, params, np.array([1, 2]), 20, key=fnn.random.key(1), context=8)
+    >>> out.shape, bool((out == fnn.generate(model, params, np.array([1, 2]), 20,
+    ...     key=fnn.random.key(1), context=8, cached=False)).all())
+    ((20,), True)
+    """
+    count = _checks.positive_int(length, "length")
+    if not isinstance(key, _random.Key):
+        raise TypeError(f"key must be an fnn.random.Key, got {type(key).__name__}")
+    tokens = _prompt(prompt)
+    window = (
+        count + tokens.shape[1] if context is None else _checks.positive_int(context, "context")
+    )
+    heat = _checks.real(temperature, "temperature")
+    if not (math.isfinite(heat) and heat >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    k = None if top_k is None else _checks.positive_int(top_k, "top_k")
+    batch, n = tokens.shape
+    model.check_inputs(params, tokens[:, -min(n, window) :], model_state)
+    decoder = decoder_of(model)
+    keep = max(window // 2, 1)
+    out = np.empty((batch, n + count), np.int64)
+    out[:, :n] = tokens
+    start = max(0, n - window)
+
+    def last_logits(stop: int) -> tuple[Array, Any]:
+        """The logits at position ``stop - 1`` of the window ``start:stop``, and the cache
+        filled by stepping through it (when ``cached``)."""
+        if not cached:
+            return model.infer(params, out[:, start:stop], model_state)[:, -1], None
+        cache = decoder.start(params, batch, window)
+        for t in range(stop - start):
+            logits = decoder.step(params, out[:, start + t], model_state, cache, t)
+        return logits, cache
+
+    logits, cache = last_logits(n)
+    whole = model.infer(params, out[:, start:n], model_state)[:, -1]
+    if not np.allclose(logits, whole, rtol=1e-4, atol=1e-4 * float(np.abs(whole).max())):
+        raise ValueError(
+            "generate: stepping the prompt one position at a time does not give the whole "
+            "forward's outputs: a layer mixes positions but has no nn.Decoder (pass "
+            "cached=False, or give the layer a decoder)"
+        )
+    for i in range(count):
+        at = n + i
+        out[:, at] = _draw(logits, _random.fold_in(key, i), heat, k)
+        if i == count - 1:
+            break
+        if at + 1 - start > window:  # the new token finds the window full
+            start = at + 1 - keep
+            logits, cache = last_logits(at + 1)
+        elif cached:
+            logits = decoder.step(params, out[:, at], model_state, cache, at - start)
+        else:
+            logits = model.infer(params, out[:, start : at + 1], model_state)[:, -1]
+    new = out[:, n:]
+    return new[0] if prompt.ndim == 1 else new
+
+
+def _prompt(prompt: Any) -> Array:
+    """A prompt of ids as ``(batch, n)`` int64, ``n >= 1``."""
+    if not isinstance(prompt, np.ndarray) or prompt.dtype.kind not in "iu":
+        got = f"dtype {prompt.dtype}" if isinstance(prompt, np.ndarray) else type(prompt).__name__
+        raise TypeError(f"prompt must be an integer array of token ids, got {got}")
+    if prompt.ndim not in (1, 2) or prompt.shape[-1] == 0 or prompt.size == 0:
+        raise ValueError(f"prompt must be (n,) or (batch, n) ids with n >= 1, got {prompt.shape}")
+    ids: Array = np.atleast_2d(prompt).astype(np.int64)
+    return ids
+
+
+def _draw(logits: Array, key: _random.Key, temperature: float, top_k: int | None) -> Array:
+    """One id per row of ``logits`` ``(batch, vocab)``: the argmax at temperature 0, else a
+    draw from ``softmax(logits / temperature)`` cut to the ``top_k`` largest."""
+    if temperature == 0:
+        picked: Array = logits.argmax(axis=-1)
+        return picked
+    z = logits.astype(np.float64) / temperature
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.partition(z, -top_k, axis=-1)[:, -top_k, np.newaxis]
+        z = np.where(z < kth, -np.inf, z)
+    z -= z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    cumulative = np.cumsum(p, axis=-1)
+    u = _random.uniform(key, (len(z), 1), dtype=np.float64) * cumulative[:, -1:]
+    chosen: Array = np.minimum((cumulative <= u).sum(axis=-1), z.shape[-1] - 1)
+    return chosen

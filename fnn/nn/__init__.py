@@ -56,11 +56,13 @@ from ._init import zeros as zeros
 from ._layer import BackwardFn as BackwardFn
 from ._layer import Declared as Declared
 from ._layer import DeclareFn as DeclareFn
+from ._layer import Decoder as Decoder
 from ._layer import ForwardFn as ForwardFn
 from ._layer import InferFn as InferFn
 from ._layer import Layer as Layer
 from ._layer import Param as Param
 from ._layer import check_ids as check_ids
+from ._layer import decoder_of as decoder_of
 from ._layer import param as param
 from ._layer import params_dtype as params_dtype
 from ._layer import placeholder as placeholder
@@ -91,15 +93,16 @@ xavier_uniform = glorot_uniform
 
 __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
-    "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "EmbeddingParams",
-    "ForwardFn", "InferFn", "Initializer", "Layer", "LayerNormParams", "Param",
-    "PositionalParams", "Registered", "ScaleParams", "Shape", "WeightParams", "activation",
-    "avg_pool", "batch_norm", "check_ids", "cnn", "combinator", "constant", "conv2d", "dense",
-    "dropout", "elu", "embedding", "flatten", "from_spec", "gelu", "global_avg_pool",
-    "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "initializer",
-    "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "masked", "max_pool", "mlp",
-    "normal", "ones", "param", "parameterless", "params_dtype", "placeholder",
-    "positional_embedding", "readonly", "register", "register_initializer", "relu", "reshape",
-    "residual", "rms_norm", "serial", "sigmoid", "silu", "sinusoidal_embedding", "softmax",
-    "tanh", "tied", "xavier_normal", "xavier_uniform", "zeros",
+    "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "Decoder", "DenseParams",
+    "EmbeddingParams", "ForwardFn", "InferFn", "Initializer", "Layer", "LayerNormParams",
+    "Param", "PositionalParams", "Registered", "ScaleParams", "Shape", "WeightParams",
+    "activation", "avg_pool", "batch_norm", "check_ids", "cnn", "combinator", "constant",
+    "conv2d", "decoder_of", "dense", "dropout", "elu", "embedding", "flatten", "from_spec",
+    "gelu", "global_avg_pool", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+    "identity", "initializer", "layer_norm", "leaky_relu", "lecun_normal", "log_softmax",
+    "masked", "max_pool", "mlp", "normal", "ones", "param", "parameterless", "params_dtype",
+    "placeholder", "positional_embedding", "readonly", "register", "register_initializer",
+    "relu", "reshape", "residual", "rms_norm", "serial", "sigmoid", "silu",
+    "sinusoidal_embedding", "softmax", "tanh", "tied", "xavier_normal", "xavier_uniform",
+    "zeros",
 ]  # fmt: skip

@@ -21,7 +21,7 @@ from .. import random
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._layer import Declared, Layer
+from ._layer import Declared, Decoder, Layer, decoder_of
 
 Run = Callable[[int, Any], Any]
 """``run(i, x) -> y``: child ``i`` applied (to an array, or to a shape in ``output``)."""
@@ -177,6 +177,27 @@ def combinator(
 
         return backward(Back(call, grads), dy, need_dx)
 
+    decoder = None
+    if any(layer.decoder is not None for layer in present):  # else each position alone
+        decoders = [None if layer is None else decoder_of(layer) for layer in children]
+
+        def start(params: tuple[Any, ...], batch: int, length: int) -> tuple[Any, ...]:
+            return tuple(
+                None if d is None else d.start(params[i], batch, length)
+                for i, d in enumerate(decoders)
+            )
+
+        def step(params: tuple[Any, ...], x: Array, state: Any, cache: Any, t: int) -> Array:
+            states = state if stateful else no_states
+
+            def run(i: int, h: Array) -> Array:
+                d = decoders[i]
+                assert d is not None  # forward runs only the children that are there
+                return d.step(params[i], h, states[i], cache[i], t)
+
+            return forward(run, x)
+
+        decoder = Decoder(start, step)
     return Layer(
         declare,
         infer,
@@ -185,6 +206,7 @@ def combinator(
         stateful=stateful,
         stochastic=stochastic,
         masked=masked,
+        decoder=decoder,
     )
 
 

@@ -24,7 +24,7 @@ from ..random import Key
 from ._activations import parameterless
 from ._dense import as_rows
 from ._init import Initializer, initializer_of
-from ._layer import Declared, Layer, param, readonly
+from ._layer import Declared, Decoder, Layer, no_cache, param, readonly
 from ._registry import register
 from ._serial import serial
 
@@ -193,16 +193,26 @@ def positional_embedding(
         grads.table[time:] = 0
         return dy if need_dx else None
 
-    return Layer(declare, infer, forward, backward)
+    def start(params: PositionalParams, batch: int, length: int) -> None:
+        if length > longest:
+            raise ValueError(
+                f"positional_embedding has {longest} positions, cannot decode {length}"
+            )
+
+    def step(params: PositionalParams, x: Array, state: None, cache: None, t: int) -> Array:
+        y: Array = x + params.table[t]
+        return y
+
+    return Layer(declare, infer, forward, backward, decoder=Decoder(start, step))
 
 
-def sinusoids(time: int, features: int, base: float, dtype: Any) -> Array:
-    """The Transformer's fixed position vectors ``(time, features)``: for pair ``i`` of
-    features, ``sin(t / base**(2i / features))`` then ``cos`` of the same (the last
-    feature of an odd count is a sine)."""
-    t = np.arange(time, dtype=np.float64)[:, None]
+def sinusoids(positions: Array, features: int, base: float, dtype: Any) -> Array:
+    """The Transformer's fixed vectors ``(len(positions), features)`` of ``positions``: for
+    pair ``i`` of features, ``sin(t / base**(2i / features))`` then ``cos`` of the same
+    (the last feature of an odd count is a sine)."""
+    t = positions.astype(np.float64)[:, None]
     rates = base ** (-np.arange(0, features, 2, dtype=np.float64) / features)
-    table = np.empty((time, features), np.float64)
+    table = np.empty((len(positions), features), np.float64)
     table[:, 0::2] = np.sin(t * rates)
     table[:, 1::2] = np.cos(t * rates[: features // 2])
     return table.astype(dtype)
@@ -231,14 +241,19 @@ def sinusoidal_embedding(base: float = 10000.0) -> Layer[None]:
         raise ValueError(f"sinusoidal_embedding base must be a finite number > 1, got {base!r}")
 
     def forward(x: Array) -> tuple[Array, None]:
-        y: Array = x + sinusoids(x.shape[1], x.shape[2], scale, x.dtype)
+        y: Array = x + sinusoids(np.arange(x.shape[1]), x.shape[2], scale, x.dtype)
         return y, None
 
     def output_shape(in_shape: Shape) -> Shape:
         _sequence(in_shape, "sinusoidal_embedding")
         return in_shape
 
-    return parameterless(forward, lambda _, dy: dy, output_shape=output_shape)
+    def step(params: None, x: Array, state: None, cache: None, t: int) -> Array:
+        y: Array = x + sinusoids(np.array([t]), x.shape[-1], scale, x.dtype)
+        return y
+
+    layer = parameterless(forward, lambda _, dy: dy, output_shape=output_shape)
+    return attrs.evolve(layer, decoder=Decoder(no_cache, step))
 
 
 @register("tied")
@@ -328,6 +343,16 @@ def tied(
         grads[0].table[...] += d.T @ as_rows(h)
         return None
 
+    decoder = None
+    if inner.decoder is not None:
+        inner_step = inner.decoder.step
+
+        def step(params: Any, x: Array, state: Any, cache: Any, t: int) -> Array:
+            h = inner_step(params, x, state, cache, t)
+            out: Array = h @ params[0].table.T
+            return out
+
+        decoder = Decoder(inner.decoder.start, step)
     return Layer(
         declare,
         infer,
@@ -336,6 +361,7 @@ def tied(
         stateful=inner.stateful,
         stochastic=inner.stochastic,
         masked=inner.masked,
+        decoder=decoder,
     )
 
 
@@ -387,4 +413,5 @@ def masked(pad_id: int, model: Layer[P]) -> Layer[P]:
         model.backward,
         stateful=model.stateful,
         stochastic=model.stochastic,
+        decoder=model.decoder,
     )

@@ -94,6 +94,37 @@ BackwardFn = Callable[[P, Any, Array, bool, P], Array | None]
 written into ``grads`` (writable buffers arranged as the params, ``grads.w``); ``dx`` is
 None unless asked for."""
 
+StartFn = Callable[[Any, int, int], Any]
+"""``start(params, batch, length) -> cache``: an empty cache for decoding ``batch``
+sequences of up to ``length`` positions (``None`` for a layer that needs none)."""
+
+StepFn = Callable[[Any, Array, Any, Any, int], Array]
+"""``step(params, x, state, cache, t) -> y``: the layer's output at position ``t`` of each
+sequence from its input there, ``x`` ``(batch, ...)`` (the time axis left out), given the
+positions ``0 .. t-1`` that went through ``step`` before (kept in ``cache``, which the
+step may write into)."""
+
+
+@attrs.frozen(eq=False)
+class Decoder:
+    """How a layer that mixes positions (attention, positional embeddings, recurrent
+    layers) runs one position at a time, as generation does: each new position costs one
+    position, not a whole sequence.
+
+    A layer without one (``Layer.decoder is None``) acts on each position alone (dense,
+    norms, activations): its step is its ``infer`` on the one position. Combinators
+    derive theirs from their children's. :func:`fnn.generate` checks, on the prompt,
+    that stepping gives what the whole forward gives, so a layer that mixes positions
+    without a decoder is found, not trusted.
+
+    Attributes:
+        start: ``start(params, batch, length) -> cache`` (:data:`StartFn`).
+        step: ``step(params, x, state, cache, t) -> y`` (:data:`StepFn`).
+    """
+
+    start: StartFn
+    step: StepFn
+
 
 @attrs.frozen(eq=False)
 class Layer(Generic[P]):
@@ -137,6 +168,8 @@ class Layer(Generic[P]):
         spec: a JSON-able description (``{"layer": "dense", "features": 128, ...}``)
             from which :func:`fnn.nn.from_spec` rebuilds the layer, or ``None``.
             Constructors registered with :func:`fnn.nn.register` set it.
+        decoder: how a layer that mixes positions decodes one position at a time
+            (:class:`Decoder`); ``None`` for a layer that acts on each position alone.
 
     None of the functions modifies its arguments. Combinators (:func:`combinator`,
     :func:`serial`) thread params, state, keys and residuals through their children, so
@@ -153,6 +186,7 @@ class Layer(Generic[P]):
     stochastic: bool = False
     masked: bool = False
     spec: Mapping[str, Any] | None = None
+    decoder: Decoder | None = None
 
     def declared(self, in_shape: Shape) -> Declared[P]:
         """``declare(in_shape)`` after checking the shape, and that a state is declared
@@ -350,6 +384,24 @@ def check_ids(x: Array, vocabulary: int, what: str) -> Array:
                 f"{vocabulary} ids [0, {vocabulary})"
             )
     return x
+
+
+def decoder_of(layer: Layer[Any]) -> Decoder:
+    """``layer``'s :class:`Decoder`, or for a layer that acts on each position alone, one
+    whose step is its ``infer`` on that position (and whose cache is None)."""
+    if layer.decoder is not None:
+        return layer.decoder
+
+    def step(params: Any, x: Array, state: Any, cache: Any, t: int) -> Array:
+        y: Array = layer.infer(params, x[:, np.newaxis], state)[:, 0]
+        return y
+
+    return Decoder(no_cache, step)
+
+
+def no_cache(params: Any, batch: int, length: int) -> None:
+    """The :data:`StartFn` of a decoder that keeps nothing between positions."""
+    return None
 
 
 # -- making params from a declaration --------------------------------------------------------
