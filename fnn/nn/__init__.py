@@ -65,6 +65,11 @@ from ._norm import layer_norm as layer_norm
 from ._pool import avg_pool as avg_pool
 from ._pool import dropout as dropout
 from ._pool import max_pool as max_pool
+from ._recurrent import GRUParams as GRUParams
+from ._recurrent import LSTMParams as LSTMParams
+from ._recurrent import gru as gru
+from ._recurrent import lstm as lstm
+from ._recurrent import pytorch_recurrent as pytorch_recurrent
 from ._registry import LAYERS as LAYERS
 from ._registry import Registered as Registered
 from ._registry import activation as activation
@@ -81,12 +86,13 @@ xavier_uniform = glorot_uniform
 __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "DenseParams", "ForwardFn",
-    "InferFn", "Initializer", "Layer", "LayerNormParams", "Param", "Registered", "Shape",
-    "activation", "avg_pool", "batch_norm", "cnn", "combinator", "constant", "conv2d",
-    "dense", "dropout", "elu", "flatten", "from_spec", "gelu", "global_avg_pool",
-    "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "initializer",
-    "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "max_pool", "mlp", "normal",
-    "ones", "param", "parameterless", "params_dtype", "placeholder", "readonly", "register",
-    "register_initializer", "relu", "reshape", "residual", "serial", "sigmoid", "silu",
-    "softmax", "tanh", "xavier_normal", "xavier_uniform", "zeros",
+    "GRUParams", "InferFn", "Initializer", "LSTMParams", "Layer", "LayerNormParams", "Param",
+    "Registered", "Shape", "activation", "avg_pool", "batch_norm", "cnn", "combinator",
+    "constant", "conv2d", "dense", "dropout", "elu", "flatten", "from_spec", "gelu",
+    "global_avg_pool", "glorot_normal", "glorot_uniform", "gru", "he_normal", "he_uniform",
+    "identity", "initializer", "layer_norm", "leaky_relu", "lecun_normal", "log_softmax",
+    "lstm", "max_pool", "mlp", "normal", "ones", "param", "parameterless", "params_dtype",
+    "placeholder", "pytorch_recurrent", "readonly", "register", "register_initializer",
+    "relu", "reshape", "residual", "serial", "sigmoid", "silu", "softmax", "tanh",
+    "xavier_normal", "xavier_uniform", "zeros",
 ]  # fmt: skip
