@@ -35,6 +35,8 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "dropout": (nn.dropout(0.5), (3,)),
     "batch_norm": (nn.batch_norm(), (4, 3)),
     "layer_norm": (nn.layer_norm(), (2, 5)),
+    "lstm": (nn.lstm(4), (5, 3)),
+    "gru": (nn.gru(4, return_sequences=False), (5, 3)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
 }
