@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import attrs
 import numpy as np
@@ -129,35 +129,64 @@ class _GRUSaved(NamedTuple):
     hn: Array
 
 
+class _Saved(Protocol):
+    """What a recurrent layer's forward keeps: the hidden states ``h`` among the rest."""
+
+    @property
+    def h(self) -> Array: ...
+
+
+P = TypeVar("P", LSTMParams, GRUParams)
+S = TypeVar("S", bound=_Saved)
+
+
 # -- shared pieces ------------------------------------------------------------------------------
 
 
-def _declare(
+def _recurrent_layer(
     name: str,
-    features: int,
     gates: int,
-    return_sequences: bool,
-    init_w: Initializer,
-    init_b: Initializer,
-    record: type[LSTMParams] | type[GRUParams],
-) -> Callable[[Shape], Declared[Any]]:
-    """The ``declare`` of a recurrent layer with ``gates`` gates of ``features`` each."""
-    width = gates * features
-    w, b = _per_gate(init_w, gates), _per_gate(init_b, gates)
+    record: type[P],
+    run: Callable[[P, Array], S],
+    differentiate: Callable[[P, S, Array, bool, P, bool], Array | None],
+    features: Any,
+    return_sequences: Any,
+    weight_init: Any,
+    bias_init: Any,
+) -> Layer[P]:
+    """A recurrent layer of ``gates`` gates: its arguments checked, its params declared
+    (``record(w_ih, w_hh, b_ih, b_hh)``), its forward ``run(params, x) -> saved`` (whose
+    ``saved.h`` are the hidden states) and its backward ``differentiate(params, saved, dy,
+    need_dx, grads, return_sequences)``."""
+    size = _checks.positive_int(features, f"{name} features")
+    sequences = _flag(return_sequences, f"{name} return_sequences")
+    width = gates * size
+    w = _per_gate(initializer_of(weight_init, "weight_init"), gates)
+    b = _per_gate(initializer_of(bias_init, "bias_init"), gates)
 
-    def declare(in_shape: Shape) -> Declared[Any]:
+    def declare(in_shape: Shape) -> Declared[P]:
         if len(in_shape) != 2:
             raise ValueError(
                 f"{name} expects sequences of shape (time, features) per example, got {in_shape}"
             )
-        time, size = in_shape
+        time, inputs = in_shape
         params = record(
-            param((size, width), w), param((features, width), w), param((width,), b),
+            param((inputs, width), w), param((size, width), w), param((width,), b),
             param((width,), b)
         )  # fmt: skip
-        return Declared((time, features) if return_sequences else (features,), params)
+        return Declared((time, size) if sequences else (size,), params)
 
-    return declare
+    def infer(params: P, x: Array, state: None) -> Array:
+        return _sequence_output(run(params, x).h, sequences)
+
+    def forward(params: P, x: Array, state: None, key: Key | None) -> tuple[Array, None, S]:
+        saved = run(params, x)
+        return _sequence_output(saved.h, sequences), None, saved
+
+    def backward(params: P, saved: S, dy: Array, need_dx: bool, grads: P) -> Array | None:
+        return differentiate(params, saved, dy, need_dx, grads, sequences)
+
+    return Layer(declare, infer, forward, backward)
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -359,8 +388,9 @@ def lstm(
 
     The input projections of all steps are one product ``x @ w_ih``; backpropagation
     through time (one backward, see the module) makes ``dw_ih``, ``dw_hh`` and ``dx`` one
-    product each over all steps. Memory: the training forward keeps about ``10 * batch *
-    time * H`` numbers for backward (inference allocates as much).
+    product each over all steps. Memory: the forward (inference too) makes about ``7 *
+    batch * time * H`` numbers, which training keeps for backward; backward adds ``4 *
+    batch * time * H``.
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.lstm(5)
@@ -372,27 +402,10 @@ def lstm(
     >>> fnn.nn.lstm(5, return_sequences=False).apply(p, np.ones((2, 7, 3), np.float32)).shape
     (2, 5)
     """
-    features = _checks.positive_int(features, "lstm features")
-    sequences = _flag(return_sequences, "lstm return_sequences")
-    init_w = initializer_of(weight_init, "weight_init")
-    init_b = initializer_of(bias_init, "bias_init")
-
-    def infer(params: LSTMParams, x: Array, state: None) -> Array:
-        return _sequence_output(_lstm_forward(params, x).h, sequences)
-
-    def forward(
-        params: LSTMParams, x: Array, state: None, key: Key | None
-    ) -> tuple[Array, None, _LSTMSaved]:
-        saved = _lstm_forward(params, x)
-        return _sequence_output(saved.h, sequences), None, saved
-
-    def backward(
-        params: LSTMParams, saved: _LSTMSaved, dy: Array, need_dx: bool, grads: LSTMParams
-    ) -> Array | None:
-        return _lstm_backward(params, saved, dy, need_dx, grads, sequences)
-
-    declare = _declare("lstm", features, 4, sequences, init_w, init_b, LSTMParams)
-    return Layer(declare, infer, forward, backward)
+    return _recurrent_layer(
+        "lstm", 4, LSTMParams, _lstm_forward, _lstm_backward, features, return_sequences,
+        weight_init, bias_init,
+    )  # fmt: skip
 
 
 # -- GRU ----------------------------------------------------------------------------------------
@@ -520,26 +533,10 @@ def gru(
     ``b_hr`` ... of ``b_hh``). PyTorch's ``weight_ih_l0`` is ``w_ih.T``, its
     ``weight_hh_l0`` ``w_hh.T``; its biases are ``b_ih`` and ``b_hh``.
 
-    Args:
-        features: the number of hidden units ``H``.
-        return_sequences: True (the default): the output is every step's ``h_t``,
-            ``(batch, time, H)``; False: the last one, ``h_time`` ``(batch, H)``.
-        weight_init: the initializer of ``w_ih`` and ``w_hh``, a registered name
-            (``"pytorch_recurrent"``, the default: uniform on ``[-1/sqrt(H),
-            1/sqrt(H))``, PyTorch's, or any of :data:`INITIALIZERS`) or a function
-            ``(key, shape, dtype)`` (the layer then has no spec, and a model using it
-            cannot be saved with :func:`fnn.io.save_model`). It is handed one gate's block
-            at a time, ``(in, H)`` and ``(H, H)``.
-        bias_init: the same for ``b_ih`` and ``b_hh``, one gate's ``(H,)`` at a time
-            (``"zeros"`` for zero biases).
-
-    Shapes: ``x (batch, time, in) -> (batch, time, H)`` or ``(batch, H)``; params
-    ``w_ih (in, 3H)``, ``w_hh (H, 3H)``, ``b_ih (3H,)``, ``b_hh (3H,)``.
-
-    The input projections of all steps are one product ``x @ w_ih``; backpropagation
-    through time (one backward, see the module) makes ``dw_ih``, ``dw_hh`` and ``dx`` one
-    product each over all steps. Memory: the training forward keeps about ``5 * batch *
-    time * H`` numbers for backward (inference allocates as much).
+    Arguments, defaults and costs as :func:`lstm`'s, with three gates where it has four:
+    params ``w_ih (in, 3H)``, ``w_hh (H, 3H)``, ``b_ih (3H,)``, ``b_hh (3H,)``; the
+    forward makes about ``5 * batch * time * H`` numbers and backward ``6 * batch * time *
+    H``.
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.gru(5, return_sequences=False)
@@ -549,24 +546,7 @@ def gru(
     >>> layer.apply(p, np.ones((2, 7, 3), np.float32)).shape
     (2, 5)
     """
-    features = _checks.positive_int(features, "gru features")
-    sequences = _flag(return_sequences, "gru return_sequences")
-    init_w = initializer_of(weight_init, "weight_init")
-    init_b = initializer_of(bias_init, "bias_init")
-
-    def infer(params: GRUParams, x: Array, state: None) -> Array:
-        return _sequence_output(_gru_forward(params, x).h, sequences)
-
-    def forward(
-        params: GRUParams, x: Array, state: None, key: Key | None
-    ) -> tuple[Array, None, _GRUSaved]:
-        saved = _gru_forward(params, x)
-        return _sequence_output(saved.h, sequences), None, saved
-
-    def backward(
-        params: GRUParams, saved: _GRUSaved, dy: Array, need_dx: bool, grads: GRUParams
-    ) -> Array | None:
-        return _gru_backward(params, saved, dy, need_dx, grads, sequences)
-
-    declare = _declare("gru", features, 3, sequences, init_w, init_b, GRUParams)
-    return Layer(declare, infer, forward, backward)
+    return _recurrent_layer(
+        "gru", 3, GRUParams, _gru_forward, _gru_backward, features, return_sequences,
+        weight_init, bias_init,
+    )  # fmt: skip
