@@ -78,6 +78,11 @@ from ._norm import rms_norm as rms_norm
 from ._pool import avg_pool as avg_pool
 from ._pool import dropout as dropout
 from ._pool import max_pool as max_pool
+from ._recurrent import GRUParams as GRUParams
+from ._recurrent import LSTMParams as LSTMParams
+from ._recurrent import gru as gru
+from ._recurrent import lstm as lstm
+from ._recurrent import pytorch_recurrent as pytorch_recurrent
 from ._registry import LAYERS as LAYERS
 from ._registry import Registered as Registered
 from ._registry import activation as activation
@@ -94,15 +99,15 @@ xavier_uniform = glorot_uniform
 __all__ = [
     "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "Decoder", "DenseParams",
-    "EmbeddingParams", "ForwardFn", "InferFn", "Initializer", "Layer", "LayerNormParams",
-    "Param", "PositionalParams", "Registered", "ScaleParams", "Shape", "WeightParams",
-    "activation", "avg_pool", "batch_norm", "check_ids", "cnn", "combinator", "constant",
-    "conv2d", "decoder_of", "dense", "dropout", "elu", "embedding", "flatten", "from_spec",
-    "gelu", "global_avg_pool", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-    "identity", "initializer", "layer_norm", "leaky_relu", "lecun_normal", "log_softmax",
-    "masked", "max_pool", "mlp", "normal", "ones", "param", "parameterless", "params_dtype",
-    "placeholder", "positional_embedding", "readonly", "register", "register_initializer",
-    "relu", "reshape", "residual", "rms_norm", "serial", "sigmoid", "silu",
-    "sinusoidal_embedding", "softmax", "tanh", "tied", "xavier_normal", "xavier_uniform",
-    "zeros",
+    "EmbeddingParams", "ForwardFn", "GRUParams", "InferFn", "Initializer", "LSTMParams",
+    "Layer", "LayerNormParams", "Param", "PositionalParams", "Registered", "ScaleParams",
+    "Shape", "WeightParams", "activation", "avg_pool", "batch_norm", "check_ids", "cnn",
+    "combinator", "constant", "conv2d", "decoder_of", "dense", "dropout", "elu", "embedding",
+    "flatten", "from_spec", "gelu", "global_avg_pool", "glorot_normal", "glorot_uniform", "gru",
+    "he_normal", "he_uniform", "identity", "initializer", "layer_norm", "leaky_relu",
+    "lecun_normal", "log_softmax", "lstm", "masked", "max_pool", "mlp", "normal", "ones",
+    "param", "parameterless", "params_dtype", "placeholder", "positional_embedding",
+    "pytorch_recurrent", "readonly", "register", "register_initializer", "relu", "reshape",
+    "residual", "rms_norm", "serial", "sigmoid", "silu", "sinusoidal_embedding", "softmax",
+    "tanh", "tied", "xavier_normal", "xavier_uniform", "zeros",
 ]  # fmt: skip

@@ -40,6 +40,8 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "positional_embedding": (nn.positional_embedding(6), (4, 3)),
     "sinusoidal_embedding": (nn.sinusoidal_embedding(), (4, 3)),
     "tied": (nn.tied(7, 3, nn.serial(nn.positional_embedding(5), nn.layer_norm())), (5,)),
+    "lstm": (nn.lstm(4), (5, 3)),
+    "gru": (nn.gru(4, return_sequences=False), (5, 3)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
     "test_zero_padding": (user_layers.zero_padding(), (4, 3)),
