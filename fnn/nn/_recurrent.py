@@ -28,7 +28,7 @@ from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
 from ._init import Initializer, initializer_of, register_initializer
-from ._layer import Declared, Layer, param, readonly
+from ._layer import Declared, Decoder, Layer, param, readonly
 from ._registry import register
 
 # -- the initializer ----------------------------------------------------------------------------
@@ -116,6 +116,11 @@ class _LSTMSaved(NamedTuple):
     gates: Array
     tanh_c: Array
 
+    @property
+    def states(self) -> tuple[Array, ...]:
+        """The states a step carries: ``(h, c)``."""
+        return self.h, self.c
+
 
 class _GRUSaved(NamedTuple):
     """What the GRU's backward needs, time-major: the input as ``(time * batch, in)``,
@@ -128,12 +133,21 @@ class _GRUSaved(NamedTuple):
     gates: Array
     hn: Array
 
+    @property
+    def states(self) -> tuple[Array, ...]:
+        """The states a step carries: ``(h,)``."""
+        return (self.h,)
+
 
 class _Saved(Protocol):
-    """What a recurrent layer's forward keeps: the hidden states ``h`` among the rest."""
+    """What a recurrent layer's forward keeps: the hidden states ``h`` among the rest, and
+    the states a step carries to the next (``states``, each ``(time + 1, batch, H)``)."""
 
     @property
     def h(self) -> Array: ...
+
+    @property
+    def states(self) -> tuple[Array, ...]: ...
 
 
 P = TypeVar("P", LSTMParams, GRUParams)
@@ -147,7 +161,7 @@ def _recurrent_layer(
     name: str,
     gates: int,
     record: type[P],
-    run: Callable[[P, Array], S],
+    run: Callable[[P, Array, tuple[Array, ...] | None], S],
     differentiate: Callable[[P, S, Array, bool, P, bool], Array | None],
     features: Any,
     return_sequences: Any,
@@ -177,16 +191,28 @@ def _recurrent_layer(
         return Declared((time, size) if sequences else (size,), params)
 
     def infer(params: P, x: Array, state: None) -> Array:
-        return _sequence_output(run(params, x).h, sequences)
+        return _sequence_output(run(params, x, None).h, sequences)
 
     def forward(params: P, x: Array, state: None, key: Key | None) -> tuple[Array, None, S]:
-        saved = run(params, x)
+        saved = run(params, x, None)
         return _sequence_output(saved.h, sequences), None, saved
 
     def backward(params: P, saved: S, dy: Array, need_dx: bool, grads: P) -> Array | None:
         return differentiate(params, saved, dy, need_dx, grads, sequences)
 
-    return Layer(declare, infer, forward, backward)
+    def start(params: P, batch: int, length: int) -> list[tuple[Array, ...] | None]:
+        return [None]  # the states after the last step (None: zeros, before the first)
+
+    def step(
+        params: P, x: Array, state: None, cache: list[tuple[Array, ...] | None], t: int
+    ) -> Array:
+        saved = run(params, x[:, np.newaxis], cache[0])
+        cache[0] = tuple(kept[-1] for kept in saved.states)
+        y: Array = saved.h[-1]
+        return y
+
+    decoder = Decoder(start, step) if sequences else None  # the last step alone: no stream
+    return Layer(declare, infer, forward, backward, decoder=decoder)
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -253,9 +279,12 @@ def _recurrent_gradient(h: Array, d: Array, dw_hh: Array) -> None:
 # -- LSTM ---------------------------------------------------------------------------------------
 
 
-def _lstm_forward(params: LSTMParams, x: Array) -> _LSTMSaved:
-    """The LSTM over ``x`` ``(batch, time, in)``, from zero states: what backward needs
-    (the outputs are its hidden states)."""
+def _lstm_forward(
+    params: LSTMParams, x: Array, initial: tuple[Array, ...] | None = None
+) -> _LSTMSaved:
+    """The LSTM over ``x`` ``(batch, time, in)``, from zero states (or ``initial``'s ``(h,
+    c)``, for decoding; backward assumes zeros): what backward needs (the outputs are its
+    hidden states)."""
     batch, time, _ = x.shape
     size = params.w_hh.shape[0]
     dtype = params.w_hh.dtype
@@ -266,14 +295,13 @@ def _lstm_forward(params: LSTMParams, x: Array) -> _LSTMSaved:
     w_hh = params.w_hh * scale
     h = np.empty((time + 1, batch, size), dtype)
     c = np.empty((time + 1, batch, size), dtype)
-    h[0] = 0
-    c[0] = 0
+    h[0], c[0] = (0, 0) if initial is None else initial
     tanh_c = np.empty((time, batch, size), dtype)
     step = np.empty((batch, 4 * size), dtype)
     scratch = np.empty((batch, size), dtype)
     for t in range(time):
         a = gates[t]
-        if t:
+        if t or initial is not None:
             np.matmul(h[t], w_hh, out=step)
             a += step
         np.tanh(a, out=a)
@@ -411,9 +439,12 @@ def lstm(
 # -- GRU ----------------------------------------------------------------------------------------
 
 
-def _gru_forward(params: GRUParams, x: Array) -> _GRUSaved:
-    """The GRU over ``x`` ``(batch, time, in)``, from a zero state: what backward needs
-    (the outputs are its hidden states)."""
+def _gru_forward(
+    params: GRUParams, x: Array, initial: tuple[Array, ...] | None = None
+) -> _GRUSaved:
+    """The GRU over ``x`` ``(batch, time, in)``, from a zero state (or ``initial``'s
+    ``(h,)``, for decoding; backward assumes zeros): what backward needs (the outputs are
+    its hidden states)."""
     batch, time, _ = x.shape
     size = params.w_hh.shape[0]
     dtype = params.w_hh.dtype
@@ -426,14 +457,14 @@ def _gru_forward(params: GRUParams, x: Array) -> _GRUSaved:
     w_hh = params.w_hh * scale
     b_hn = params.b_hh[2 * size :]
     h = np.empty((time + 1, batch, size), dtype)
-    h[0] = 0
+    h[0] = 0 if initial is None else initial[0]
     hn = np.empty((time, batch, size), dtype)
     step = np.empty((batch, 3 * size), dtype)
     scratch = np.empty((batch, size), dtype)
     for t in range(time):
         a = gates[t]
         rz, n = a[:, : 2 * size], a[:, 2 * size :]
-        if t:
+        if t or initial is not None:
             np.matmul(h[t], w_hh, out=step)
             rz += step[:, : 2 * size]
             np.add(step[:, 2 * size :], b_hn, out=hn[t])

@@ -243,3 +243,17 @@ def test_fit_learns_to_remember_the_first_step(name: str) -> None:
     )
     assert state.history[0].val_accuracy < 0.7
     assert state.history[-1].val_accuracy > 0.9, state.history
+
+
+@pytest.mark.parametrize("make", [nn.lstm, nn.gru])
+def test_decoding_step_by_step_gives_the_whole_forward(key: random.Key, make: Any) -> None:
+    """The decoder carries the states from one position to the next: stepping through a
+    sequence gives every position's output of the whole forward."""
+    layer = make(6)
+    params = layer.init(key, (7, 3), np.float64)
+    x = random.normal(random.fold_in(key, 1), (2, 7, 3), np.float64)
+    decoder = nn.decoder_of(layer)
+    cache = decoder.start(params, 2, 7)
+    stepped = np.stack([decoder.step(params, x[:, t], None, cache, t) for t in range(7)], axis=1)
+    np.testing.assert_allclose(stepped, layer.apply(params, x), rtol=1e-13, atol=1e-15)
+    assert make(6, return_sequences=False).decoder is None  # only its last step: nothing to stream
