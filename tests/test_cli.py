@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -116,6 +117,41 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     assert resumed["params_sha256"] == whole["params_sha256"]
     assert resumed["epochs"] == whole["epochs"]
     assert resumed["config"] == whole["config"]
+
+
+def test_a_run_without_validation_resumes_bit_identically(tmp_path: Path) -> None:
+    """Without validation the history's val_loss and val_accuracy are NaN by design (not
+    measured): the checkpoint holding them resumes, and the run ends on the bits of one
+    that never stopped."""
+    args = ("--epochs", "2", "--validation-split", "0")
+    whole = train(tmp_path / "whole", *args)
+    part = train(tmp_path / "part", *args, "--stop-after", "1")
+    assert np.isnan(part["epochs"][0]["val_loss"]) and np.isnan(whole["epochs"][1]["val_loss"])
+    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet", "--no-plots")
+    assert status == 0, text
+    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert resumed["params_sha256"] == whole["params_sha256"]
+    assert resumed["test"] == whole["test"]
+    assert json.dumps(resumed["epochs"]) == json.dumps(whole["epochs"])  # NaN where unmeasured
+    models = [fnn.io.load_model(tmp_path / d / "model.npz") for d in ("whole", "part")]
+    assert fnn.tree.equal(models[0].params, models[1].params)
+
+
+def test_resume_refuses_a_checkpoint_whose_params_are_not_finite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "1")
+    last = tmp_path / "checkpoints" / "last.npz"
+    state = fnn.io.load(last)
+    w = state.params[1].w.copy()
+    w[3, 0] = np.nan
+    params = (state.params[0], attrs.evolve(state.params[1], w=w), *state.params[2:])
+    opt = attrs.evolve(state.opt, params=params)
+    fnn.io.save(last, attrs.evolve(state, opt=opt), metadata=fnn.io.load_metadata(last))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    message = error_of(capsys, "train", "--resume", str(tmp_path))
+    assert "must hold finite values, got nan at index (3, 0)" in message
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def test_threads_run_shards_at_once_with_the_same_bits(
