@@ -393,6 +393,22 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--init", "zeroes"), "zeroes"),
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
         (("--hidden", "100000000"), "parameters: training it takes about"),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "1"),
+            "--batch-size 1: each batch has 1 rows, but the model needs at least 2 rows per "
+            "batch in training (batch norm estimates a variance from them): choose another "
+            "--batch-size for the 540 training images",
+        ),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "539"),
+            "--batch-size 539: the last batch of each epoch has 1 rows, but the model needs",
+        ),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "4", "--shards", "4"),
+            "--batch-size 4 with --shards 4: each batch has 4 rows in 4 shards, but the model "
+            "needs at least 2 rows per batch (shard) in training (batch norm estimates a "
+            "variance from them): choose another --batch-size or fewer --shards for the 540",
+        ),
     ],
 )
 def test_a_bad_configuration_touches_no_file(

@@ -50,7 +50,14 @@ from .. import random as _random
 from .. import tree as _tree
 from .._types import Array
 from ..inference import evaluate, predict_proba
-from ..train import Callback, EarlyStopping, NonFiniteLossError, TrainState, fit
+from ..train import (
+    Callback,
+    EarlyStopping,
+    NonFiniteLossError,
+    TrainState,
+    batch_shortfall,
+    fit,
+)
 from ._config import (
     Config,
     UsageError,
@@ -284,6 +291,14 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
         raise UsageError(
             f"--validation-split {g['validation_split']} of {len(x_train)} training "
             f"images leaves no {part} images"
+        )
+    short = batch_shortfall(model, in_shape, n_fit, g["batch_size"], shards=g["shards"])
+    if short is not None:  # fit's own check, made before any file is written
+        shards = f" with --shards {g['shards']}" if g["shards"] > 1 else ""
+        fewer = " or fewer --shards" if g["shards"] > 1 else ""
+        raise UsageError(
+            f"--batch-size {g['batch_size']}{shards}: {short}: choose another --batch-size"
+            f"{fewer} for the {n_fit} training images"
         )
     optimizer = build_optimizer(config, data.num_batches(n_fit, g["batch_size"], False))
     data_record: dict[str, Any] = {"dataset": g["dataset"], "sha256": sums}

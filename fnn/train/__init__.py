@@ -24,6 +24,7 @@ from ._fit import Callback as Callback
 from ._fit import EarlyStopping as EarlyStopping
 from ._fit import Event as Event
 from ._fit import EventKind as EventKind
+from ._fit import batch_shortfall as batch_shortfall
 from ._fit import fit as fit
 from ._state import UNMEASURED as UNMEASURED
 from ._state import Best as Best
@@ -52,6 +53,7 @@ __all__ = [
     "TrainState",
     "UNMEASURED",
     "augment_key",
+    "batch_shortfall",
     "check_finite",
     "fit",
     "step_key",

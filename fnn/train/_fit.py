@@ -402,7 +402,12 @@ def _prepare(
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
     n_fit = len(x) if train_rows is None else len(train_rows)
-    _check_batches(model, in_shape, n_fit, batch_size, drop_last, shards)
+    short = batch_shortfall(model, in_shape, n_fit, batch_size, shards=shards, drop_last=drop_last)
+    if short is not None:
+        raise ValueError(
+            f"{short}: choose another batch_size for the {n_fit} training examples, or "
+            "drop_last=True"
+        )
     run = _Run(
         model,
         loss,
@@ -446,14 +451,41 @@ def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
         )
 
 
-def _check_batches(
-    model: Layer[Any], in_shape: Any, rows: int, batch_size: int, drop_last: bool, shards: int
-) -> None:
-    """Refuse, before training, batches too small for the model (batch norm needs two
-    values per channel): every full batch's and the last batch's smallest shard."""
+def batch_shortfall(
+    model: Layer[Any],
+    in_shape: Any,
+    rows: int,
+    batch_size: int,
+    *,
+    shards: int = 1,
+    drop_last: bool = False,
+) -> str | None:
+    """What makes a run's batches too small for ``model`` in training, or None when none
+    is: the model's ``min_batch`` (batch norm needs two values per channel to estimate a
+    variance) against every full batch's and the last batch's smallest shard.
+    :func:`fit` refuses such a run before training, and so does ``fnn train``, each
+    naming its own fix.
+
+    Args:
+        model: the model.
+        in_shape: the shape of one example (without the batch axis).
+        rows: how many examples are trained on (after a validation split).
+        batch_size, shards, drop_last: as :func:`fit` takes them.
+
+    Returns:
+        The batch that is too small and what the model needs, in words, or None.
+
+    >>> import fnn
+    >>> model = fnn.nn.serial(fnn.nn.dense(4), fnn.nn.batch_norm())
+    >>> batch_shortfall(model, (3,), 9, 4)  # doctest: +NORMALIZE_WHITESPACE
+    'the last batch of each epoch has 1 rows, but the model needs at least 2 rows per
+    batch in training (batch norm estimates a variance from them)'
+    >>> batch_shortfall(model, (3,), 9, 4, drop_last=True) is None
+    True
+    """
     least = model.declared(in_shape).min_batch
     if least <= 1:
-        return
+        return None
     sizes = [min(batch_size, rows)]
     if rows % batch_size and not drop_last and rows > batch_size:
         sizes.append(rows % batch_size)
@@ -462,12 +494,11 @@ def _check_batches(
         if smallest < least:
             what = "the last batch of each epoch" if size != sizes[0] else "each batch"
             split, per = (f" in {shards} shards", " (shard)") if shards > 1 else ("", "")
-            raise ValueError(
+            return (
                 f"{what} has {size} rows{split}, but the model needs at least {least} rows "
-                f"per batch{per} in training (batch norm estimates a variance from them): "
-                f"choose another batch_size for the {rows} training examples, or "
-                "drop_last=True"
+                f"per batch{per} in training (batch norm estimates a variance from them)"
             )
+    return None
 
 
 def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
