@@ -767,6 +767,28 @@ def test_resume_to_a_target_already_reached_finishes_the_run(
     )
 
 
+@pytest.mark.parametrize("stop_after", [None, 2])
+def test_resume_refuses_a_target_below_the_epochs_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stop_after: int | None
+) -> None:
+    """A run of 3 epochs, finished or stopped after 2: --resume --epochs 1 would rewrite
+    its target below what it trained; refused, every file as it was."""
+    train(tmp_path, *(() if stop_after is None else ("--stop-after", str(stop_after))))
+    trained = stop_after or 3
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "1")
+    assert (
+        f"--epochs 1 is below the {trained} epochs the run has trained; give --epochs "
+        f"{trained} or more" in message
+    )
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"]["epochs"] = 1  # a record edited by hand
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    message = error_of(capsys, "train", "--resume", str(tmp_path))
+    assert f"run.json, 1 epochs, is below the {trained} epochs the run has trained" in message
+
+
 def test_an_empty_validation_part_is_refused_before_any_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -308,6 +308,14 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     state = None
     if record is not None:
         state = checkpoint_of(directory, record, config, params)
+        if state.epoch > g["epochs"]:  # run.json would record a target the run has passed
+            target = f"--epochs {g['epochs']}"
+            if args.epochs is None:
+                target = f"the target of {directory / RUN_FILE}, {g['epochs']} epochs,"
+            raise UsageError(
+                f"{target} is below the {state.epoch} epochs the run has trained; give "
+                f"--epochs {state.epoch} or more"
+            )
         if args.stop_after is not None and args.stop_after <= state.epoch < g["epochs"]:
             raise UsageError(
                 f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "
