@@ -421,6 +421,17 @@ def test_a_bad_configuration_touches_no_file(
     assert not out.exists()
 
 
+def test_an_error_before_any_command_names_fnn_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _ = run()
+    assert status == 2
+    assert capsys.readouterr().err == "fnn: error: the following arguments are required: command\n"
+    status, _ = run("trian", "--epochs", "1")
+    assert status == 2
+    assert capsys.readouterr().err.startswith(
+        "fnn: error: argument command: invalid choice: 'trian'"
+    )
+
+
 def test_a_bad_configuration_keeps_the_earlier_run_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
