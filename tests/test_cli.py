@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -352,6 +353,23 @@ def test_resume_needs_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixt
     status, _ = run("train", "--resume", str(tmp_path))
     assert status == 2
     assert "run.json not found" in capsys.readouterr().err
+
+
+def test_help_shows_each_options_whole_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each recipe's and optimizer's option shows its docstring's whole ``Args:`` entry,
+    continuation lines included, then what it applies to."""
+    with pytest.raises(SystemExit) as exit:
+        run("train", "--help")
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 0: no momentum, no velocity kept in the state). [--optimizer" in text
+    assert "(default 0.01; 0 gives adam). [--optimizer adamw]" in text
+    assert "Leaves of plain dicts, lists and tuples are never weights. [--optimizer adamw]" in text
+    assert "(default False); needs ``momentum > 0``. [--optimizer" in text
+    own = text[text.index("options of the model recipes and optimizers:") : text.index(" the run:")]
+    helps = re.split(r"(?<!,) --[a-z0-9-]+(?:, --no-[a-z0-9-]+)?(?: [A-Z0-9_]+)? ", own)[1:]
+    assert len(helps) == len(cli._config.every_option())
+    assert all(re.search(r"[.)] \[--(model|optimizer) [^]]+\]$", h) for h in helps), helps
 
 
 # -- hostile configurations and paths ---------------------------------------------------------
