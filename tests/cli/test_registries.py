@@ -124,6 +124,22 @@ def test_a_users_dataset_recipe_and_layer_work_in_the_command(tmp_path: Path) ->
     )
 
 
+def test_evaluate_without_the_module_of_its_dataset_says_to_import_it(tmp_path: Path) -> None:
+    """A built-in model trained on a user's dataset: ``fnn evaluate`` without the module
+    that registers the dataset names it and says how to import it, as train does."""
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    args = ("--dataset", "plugin-blobs", "--hidden", "8", "--epochs", "1", "--no-plots")
+    done = fnn_command(tmp_path, "train", "--import", "plugin.py", *args, "--out", "run")
+    assert done.returncode == 0, done.stderr
+    for extra in ((), ("--dataset", "plugin-blobs")):
+        alone = fnn_command(tmp_path, "evaluate", "run", *extra)
+        assert alone.returncode == 2 and alone.stderr.count("\n") == 1, alone.stderr
+        assert "unknown dataset 'plugin-blobs'; expected one of: fashion-mnist" in alone.stderr
+        assert "imported: fnn evaluate --import MODULE)" in alone.stderr
+    trained = fnn_command(tmp_path, "train", *args, "--out", "other")
+    assert "imported: fnn train --import MODULE)" in trained.stderr
+
+
 def test_the_fnn_script_imports_a_module_of_the_current_directory(tmp_path: Path) -> None:
     """``--import NAME`` finds ``NAME.py`` in the current directory with the installed
     ``fnn`` script as with ``python -m fnn`` (the script's own sys.path[0] is its bin
