@@ -310,7 +310,7 @@ def _command(argv: Sequence[str]) -> str | None:
     word that is not an option nor ``--import``'s value; None for none."""
     for i, token in enumerate(argv):
         if not token.startswith("-") and (i == 0 or argv[i - 1] != "--import"):
-            return token if token in _COMMANDS else None
+            return token if token in _commands() else None
     return None
 
 
@@ -327,11 +327,13 @@ def _train_command(args: argparse.Namespace, out: _output.Output) -> int:
     return _train.train(args, _config_from_args(args), out)
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, _output.Output], int]] = {
-    "train": _train_command,
-    "evaluate": _use.evaluate_command,
-    "predict": _use.predict_command,
-}
+def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]]:
+    """The commands by name."""
+    return {
+        "train": _train_command,
+        "evaluate": _use.evaluate_command,
+        "predict": _use.predict_command,
+    }
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -348,7 +350,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _import(_imports(arguments))
         args = _parser().parse_args(arguments)
         args.argv = arguments
-        return _COMMANDS[args.command](args, stream)
+        return _commands()[args.command](args, stream)
     except USER_ERRORS as err:
         text = str(err)
         if command is not None:  # how to import a module, in this command's own words
