@@ -78,6 +78,20 @@ def train(directory: Path, *extra: str) -> dict[str, Any]:
     return record
 
 
+def resume(directory: Path, *extra: str) -> dict[str, Any]:
+    """``fnn train --resume directory``, which must succeed; the run record it leaves."""
+    status, text = run("train", "--resume", str(directory), "--quiet", *extra)
+    assert status == 0, text
+    assert "resuming" in text
+    record: dict[str, Any] = json.loads((directory / "run.json").read_text())
+    return record
+
+
+def contents(directory: Path) -> dict[Path, bytes]:
+    """Every file below ``directory`` and its bytes (to show a command touched none)."""
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
 @needs_matplotlib
 def test_train_writes_model_record_checkpoint_and_plots(tmp_path: Path) -> None:
     status, text = run("train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
@@ -111,10 +125,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     whole = train(tmp_path / "whole", "--epochs", "4")
     part = train(tmp_path / "part", "--epochs", "4", "--stop-after", "2")
     assert len(part["epochs"]) == 2
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet")
-    assert status == 0, text
-    assert "resuming" in text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part")
     assert resumed["params_sha256"] == whole["params_sha256"]
     assert resumed["epochs"] == whole["epochs"]
     assert resumed["config"] == whole["config"]
@@ -128,9 +139,7 @@ def test_a_run_without_validation_resumes_bit_identically(tmp_path: Path) -> Non
     whole = train(tmp_path / "whole", *args)
     part = train(tmp_path / "part", *args, "--stop-after", "1")
     assert np.isnan(part["epochs"][0]["val_loss"]) and np.isnan(whole["epochs"][1]["val_loss"])
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet", "--no-plots")
-    assert status == 0, text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part", "--no-plots")
     assert resumed["params_sha256"] == whole["params_sha256"]
     assert resumed["test"] == whole["test"]
     assert json.dumps(resumed["epochs"]) == json.dumps(whole["epochs"])  # NaN where unmeasured
@@ -149,10 +158,10 @@ def test_resume_refuses_a_checkpoint_whose_params_are_not_finite(
     params = (state.params[0], attrs.evolve(state.params[1], w=w), *state.params[2:])
     opt = attrs.evolve(state.opt, params=params)
     fnn.io.save(last, attrs.evolve(state, opt=opt), metadata=fnn.io.load_metadata(last))
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = contents(tmp_path)
     message = error_of(capsys, "train", "--resume", str(tmp_path))
     assert "must hold finite values, got nan at index (3, 0)" in message
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert contents(tmp_path) == before
 
 
 def test_threads_run_shards_at_once_with_the_same_bits(
@@ -173,9 +182,7 @@ def test_threads_run_shards_at_once_with_the_same_bits(
     assert blas == [1, 1]
     assert two["params_sha256"] == one["params_sha256"] and two["epochs"] == one["epochs"]
     train(tmp_path / "part", "--shards", "2", "--threads", "2", "--stop-after", "1")
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet", "--threads", "1")
-    assert status == 0, text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part", "--threads", "1")
     assert resumed["params_sha256"] == one["params_sha256"]
     train(tmp_path / "blas", "--threads", "2")  # one shard: both threads go to BLAS
     assert blas[-1] == 2
@@ -286,9 +293,7 @@ def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     whole = train(tmp_path / "whole", *cnn)
     again = train(tmp_path / "again", *cnn)
     part = train(tmp_path / "part", *cnn, "--stop-after", "1")
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet")
-    assert status == 0, text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part")
     assert len(part["epochs"]) == 1
     assert again["params_sha256"] == resumed["params_sha256"] == whole["params_sha256"]
     assert again["epochs"] == resumed["epochs"] == whole["epochs"]
@@ -454,11 +459,11 @@ def test_a_bad_configuration_keeps_the_earlier_run_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train(tmp_path)
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = contents(tmp_path)
     assert "--epochs: epochs must be" in error_of(
         capsys, "train", "--out", str(tmp_path), "--epochs", "0"
     )
-    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    after = contents(tmp_path)
     assert after == before
 
 
@@ -804,13 +809,13 @@ def test_resume_refuses_a_target_below_the_epochs_trained(
     its target below what it trained; refused, every file as it was."""
     train(tmp_path, *(() if stop_after is None else ("--stop-after", str(stop_after))))
     trained = stop_after or 3
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = contents(tmp_path)
     message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "1")
     assert (
         f"--epochs 1 is below the {trained} epochs the run has trained; give --epochs "
         f"{trained} or more" in message
     )
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert contents(tmp_path) == before
     record = json.loads((tmp_path / "run.json").read_text())
     record["config"]["epochs"] = 1  # a record edited by hand
     (tmp_path / "run.json").write_text(json.dumps(record))
