@@ -448,11 +448,11 @@ def test_an_error_before_any_command_names_fnn_alone(capsys: pytest.CaptureFixtu
     status, _ = run()
     assert status == 2
     assert capsys.readouterr().err == "fnn: error: the following arguments are required: command\n"
-    status, _ = run("trian", "--epochs", "1")
-    assert status == 2
-    assert capsys.readouterr().err.startswith(
-        "fnn: error: argument command: invalid choice: 'trian'"
-    )
+    for argv in (("trian", "--epochs", "1"), ("trian", "--import", "json")):
+        status, _ = run(*argv)
+        assert status == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fnn: error: argument command: invalid choice: 'trian'"), err
 
 
 def test_a_bad_configuration_keeps_the_earlier_run_record(

@@ -297,7 +297,7 @@ def _imports(argv: Sequence[str]) -> list[str]:
             found.append(token.split("=", 1)[1])
         else:
             continue
-        if _command(argv[:i]) is None:
+        if _first_word(argv[:i]) is None:
             name = _command(argv) or "train"
             raise UsageError(
                 f"--import goes after the command's name: fnn {name} --import {found[-1]}"
@@ -305,13 +305,19 @@ def _imports(argv: Sequence[str]) -> list[str]:
     return found
 
 
-def _command(argv: Sequence[str]) -> str | None:
-    """The command a command line names (``train``, ``evaluate``, ``predict``): its first
-    word that is not an option nor ``--import``'s value; None for none."""
+def _first_word(argv: Sequence[str]) -> str | None:
+    """The first word of a command line that is neither an option nor ``--import``'s
+    value (where argparse looks for the command's name); None for none."""
     for i, token in enumerate(argv):
         if not token.startswith("-") and (i == 0 or argv[i - 1] != "--import"):
-            return token if token in _commands() else None
+            return token
     return None
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command a command line names (``train``, ``evaluate``, ``predict``), or None."""
+    word = _first_word(argv)
+    return word if word in _commands() else None
 
 
 def _train_command(args: argparse.Namespace, out: _output.Output) -> int:
