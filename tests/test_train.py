@@ -143,6 +143,19 @@ def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) 
             fnn.train.check_finite(damaged, "checkpoint")
 
 
+def test_early_stopping_on_an_accuracy_not_counted_is_refused(key: random.Key) -> None:
+    """A regression counts no accuracy (NaN in its history): early stopping on it could
+    only stop after ``patience`` epochs, whatever the run did, so it is refused before
+    training, naming the monitor and what to monitor instead."""
+    x, _ = separable(key)
+    for monitor in ("accuracy", "val_accuracy"):
+        with pytest.raises(ValueError, match=rf"early stopping monitors {monitor!r}, but .*"):
+            fnn.fit(
+                nn.mlp((2,)), losses.mean_squared_error, optim.sgd(0.01), x, x[:, :2], key=key,
+                epochs=2, validation_split=0.25, early_stopping=EarlyStopping(monitor=monitor),
+            )  # fmt: skip
+
+
 def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> None:
     x, y = blobs(key)
     seen: list[Any] = []

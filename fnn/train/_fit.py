@@ -272,7 +272,9 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names the step).
-        ValueError, TypeError: bad data, or params or state that do not fit the model.
+        ValueError, TypeError: bad data, params or state that do not fit the model,
+            batches too small for it (:func:`batch_shortfall`), or early stopping on an
+            accuracy the run does not count.
 
     >>> import fnn, numpy as np
     >>> x = fnn.random.uniform(fnn.random.key(1), (64, 4))
@@ -394,6 +396,12 @@ def _prepare(
         monitor = early_stopping.monitor
         if validation_data is None and monitor.startswith("val_"):
             monitor = monitor[4:]
+        if monitor.endswith("accuracy") and not counted:  # NaN every epoch: never improves
+            raise ValueError(
+                f"early stopping monitors {early_stopping.monitor!r}, but this run counts no "
+                "accuracy (a loss without class labels, or accuracy=False): monitor "
+                "'val_loss' or 'loss'"
+            )
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
     step = make_step(
