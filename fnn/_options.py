@@ -127,14 +127,20 @@ def _kind(annotation: Any, where: str) -> type:
 
 
 def _helps(doc: str | None) -> dict[str, str]:
-    """``{name: first line of its help}`` from a Google-style ``Args:`` section."""
+    """``{name: its help}`` from a Google-style ``Args:`` section: each entry whole, its
+    continuation lines (indented deeper than its name) joined into one line, and Sphinx
+    roles shown as their text (``:func:`adam``` as ``adam``)."""
     found: dict[str, str] = {}
     section = re.search(r"\n\s*Args:\n(.*?)(\n\s*\n|\Z)", doc or "", re.S)
+    name, indent = None, 0
     for line in (section.group(1) if section else "").splitlines():
-        entry = re.match(r"\s*(\w+): (.*)", line)
-        if entry:
-            found[entry.group(1)] = entry.group(2).strip()
-    return found
+        entry = re.match(r"(\s*)(\w+): (.*)", line)
+        if entry and (name is None or len(entry.group(1)) <= indent):
+            name, indent = entry.group(2), len(entry.group(1))
+            found[name] = entry.group(3).strip()
+        elif name is not None and line.strip():
+            found[name] += " " + line.strip()
+    return {k: re.sub(r":\w+:`~?([^`]+)`", r"\1", v) for k, v in found.items()}
 
 
 def options_of(function: Callable[..., Any], skip: Sequence[str] = ()) -> tuple[Option, ...]:

@@ -15,6 +15,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+IMPORT_HINT = "fnn COMMAND --import MODULE"
+"""How the message of an unknown name says to import a user's module in the ``fnn``
+command: ``--import`` comes after the command's name (``fnn train --import mine``);
+the command puts its own name in place of ``COMMAND`` when it prints the message."""
+
 
 def origin(thing: object) -> str:
     """Where ``thing`` was defined (``module.QualName``), to tell two definitions apart."""
@@ -89,10 +94,10 @@ class Registry(Generic[T]):
 
     def unknown(self, name: object) -> str:
         """The message for a name that is not registered: the known names, and how one
-        registered by a user's own code becomes known."""
+        registered by a user's own code becomes known (:data:`IMPORT_HINT`)."""
         return (
             f"unknown {self.kind} {name!r}; expected one of: {self.known()} (one registered "
-            "by your own code is known once its module is imported: fnn --import MODULE)"
+            f"by your own code is known once its module is imported: {IMPORT_HINT})"
         )
 
     def known(self) -> str:

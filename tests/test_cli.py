@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -76,6 +78,20 @@ def train(directory: Path, *extra: str) -> dict[str, Any]:
     return record
 
 
+def resume(directory: Path, *extra: str) -> dict[str, Any]:
+    """``fnn train --resume directory``, which must succeed; the run record it leaves."""
+    status, text = run("train", "--resume", str(directory), "--quiet", *extra)
+    assert status == 0, text
+    assert "resuming" in text
+    record: dict[str, Any] = json.loads((directory / "run.json").read_text())
+    return record
+
+
+def contents(directory: Path) -> dict[Path, bytes]:
+    """Every file below ``directory`` and its bytes (to show a command touched none)."""
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
 @needs_matplotlib
 def test_train_writes_model_record_checkpoint_and_plots(tmp_path: Path) -> None:
     status, text = run("train", "--out", str(tmp_path), "--epochs", "3", "--quiet")
@@ -109,13 +125,43 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     whole = train(tmp_path / "whole", "--epochs", "4")
     part = train(tmp_path / "part", "--epochs", "4", "--stop-after", "2")
     assert len(part["epochs"]) == 2
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet")
-    assert status == 0, text
-    assert "resuming" in text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part")
     assert resumed["params_sha256"] == whole["params_sha256"]
     assert resumed["epochs"] == whole["epochs"]
     assert resumed["config"] == whole["config"]
+
+
+def test_a_run_without_validation_resumes_bit_identically(tmp_path: Path) -> None:
+    """Without validation the history's val_loss and val_accuracy are NaN by design (not
+    measured): the checkpoint holding them resumes, and the run ends on the bits of one
+    that never stopped."""
+    args = ("--epochs", "2", "--validation-split", "0")
+    whole = train(tmp_path / "whole", *args)
+    part = train(tmp_path / "part", *args, "--stop-after", "1")
+    assert np.isnan(part["epochs"][0]["val_loss"]) and np.isnan(whole["epochs"][1]["val_loss"])
+    resumed = resume(tmp_path / "part", "--no-plots")
+    assert resumed["params_sha256"] == whole["params_sha256"]
+    assert resumed["test"] == whole["test"]
+    assert json.dumps(resumed["epochs"]) == json.dumps(whole["epochs"])  # NaN where unmeasured
+    models = [fnn.io.load_model(tmp_path / d / "model.npz") for d in ("whole", "part")]
+    assert fnn.tree.equal(models[0].params, models[1].params)
+
+
+def test_resume_refuses_a_checkpoint_whose_params_are_not_finite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tmp_path, "--stop-after", "1")
+    last = tmp_path / "checkpoints" / "last.npz"
+    state = fnn.io.load(last)
+    w = state.params[1].w.copy()
+    w[3, 0] = np.nan
+    params = (state.params[0], attrs.evolve(state.params[1], w=w), *state.params[2:])
+    opt = attrs.evolve(state.opt, params=params)
+    fnn.io.save(last, attrs.evolve(state, opt=opt), metadata=fnn.io.load_metadata(last))
+    before = contents(tmp_path)
+    message = error_of(capsys, "train", "--resume", str(tmp_path))
+    assert "must hold finite values, got nan at index (3, 0)" in message
+    assert contents(tmp_path) == before
 
 
 def test_threads_run_shards_at_once_with_the_same_bits(
@@ -136,9 +182,7 @@ def test_threads_run_shards_at_once_with_the_same_bits(
     assert blas == [1, 1]
     assert two["params_sha256"] == one["params_sha256"] and two["epochs"] == one["epochs"]
     train(tmp_path / "part", "--shards", "2", "--threads", "2", "--stop-after", "1")
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet", "--threads", "1")
-    assert status == 0, text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part", "--threads", "1")
     assert resumed["params_sha256"] == one["params_sha256"]
     train(tmp_path / "blas", "--threads", "2")  # one shard: both threads go to BLAS
     assert blas[-1] == 2
@@ -249,9 +293,7 @@ def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     whole = train(tmp_path / "whole", *cnn)
     again = train(tmp_path / "again", *cnn)
     part = train(tmp_path / "part", *cnn, "--stop-after", "1")
-    status, text = run("train", "--resume", str(tmp_path / "part"), "--quiet")
-    assert status == 0, text
-    resumed = json.loads((tmp_path / "part" / "run.json").read_text())
+    resumed = resume(tmp_path / "part")
     assert len(part["epochs"]) == 1
     assert again["params_sha256"] == resumed["params_sha256"] == whole["params_sha256"]
     assert again["epochs"] == resumed["epochs"] == whole["epochs"]
@@ -318,6 +360,23 @@ def test_resume_needs_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "run.json not found" in capsys.readouterr().err
 
 
+def test_help_shows_each_options_whole_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each recipe's and optimizer's option shows its docstring's whole ``Args:`` entry,
+    continuation lines included, then what it applies to."""
+    with pytest.raises(SystemExit) as exit:
+        run("train", "--help")
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 0: no momentum, no velocity kept in the state). [--optimizer" in text
+    assert "(default 0.01; 0 gives adam). [--optimizer adamw]" in text
+    assert "Leaves of plain dicts, lists and tuples are never weights. [--optimizer adamw]" in text
+    assert "(default False); needs ``momentum > 0``. [--optimizer" in text
+    own = text[text.index("options of the model recipes and optimizers:") : text.index(" the run:")]
+    helps = re.split(r"(?<!,) --[a-z0-9-]+(?:, --no-[a-z0-9-]+)?(?: [A-Z0-9_]+)? ", own)[1:]
+    assert len(helps) == len(cli._config.every_option())
+    assert all(re.search(r"[.)] \[--(model|optimizer) [^]]+\]$", h) for h in helps), helps
+
+
 # -- hostile configurations and paths ---------------------------------------------------------
 
 
@@ -357,6 +416,22 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--init", "zeroes"), "zeroes"),
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
         (("--hidden", "100000000"), "parameters: training it takes about"),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "1"),
+            "--batch-size 1: each batch has 1 rows, but the model needs at least 2 rows per "
+            "batch in training (batch norm estimates a variance from them): choose another "
+            "--batch-size for the 540 training images",
+        ),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "539"),
+            "--batch-size 539: the last batch of each epoch has 1 rows, but the model needs",
+        ),
+        (
+            ("--model", "cnn", "--batch-norm", "--batch-size", "4", "--shards", "4"),
+            "--batch-size 4 with --shards 4: each batch has 4 rows in 4 shards, but the model "
+            "needs at least 2 rows per batch (shard) in training (batch norm estimates a "
+            "variance from them): choose another --batch-size or fewer --shards for the 540",
+        ),
     ],
 )
 def test_a_bad_configuration_touches_no_file(
@@ -369,15 +444,26 @@ def test_a_bad_configuration_touches_no_file(
     assert not out.exists()
 
 
+def test_an_error_before_any_command_names_fnn_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _ = run()
+    assert status == 2
+    assert capsys.readouterr().err == "fnn: error: the following arguments are required: command\n"
+    for argv in (("trian", "--epochs", "1"), ("trian", "--import", "json")):
+        status, _ = run(*argv)
+        assert status == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fnn: error: argument command: invalid choice: 'trian'"), err
+
+
 def test_a_bad_configuration_keeps_the_earlier_run_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train(tmp_path)
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = contents(tmp_path)
     assert "--epochs: epochs must be" in error_of(
         capsys, "train", "--out", str(tmp_path), "--epochs", "0"
     )
-    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    after = contents(tmp_path)
     assert after == before
 
 
@@ -713,6 +799,28 @@ def test_resume_to_a_target_already_reached_finishes_the_run(
     assert record["params_sha256"] == fnn.tree.fingerprint(
         fnn.io.load(tmp_path / "checkpoints" / "last.npz").params
     )
+
+
+@pytest.mark.parametrize("stop_after", [None, 2])
+def test_resume_refuses_a_target_below_the_epochs_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stop_after: int | None
+) -> None:
+    """A run of 3 epochs, finished or stopped after 2: --resume --epochs 1 would rewrite
+    its target below what it trained; refused, every file as it was."""
+    train(tmp_path, *(() if stop_after is None else ("--stop-after", str(stop_after))))
+    trained = stop_after or 3
+    before = contents(tmp_path)
+    message = error_of(capsys, "train", "--resume", str(tmp_path), "--epochs", "1")
+    assert (
+        f"--epochs 1 is below the {trained} epochs the run has trained; give --epochs "
+        f"{trained} or more" in message
+    )
+    assert contents(tmp_path) == before
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"]["epochs"] = 1  # a record edited by hand
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    message = error_of(capsys, "train", "--resume", str(tmp_path))
+    assert f"run.json, 1 epochs, is below the {trained} epochs the run has trained" in message
 
 
 def test_an_empty_validation_part_is_refused_before_any_file(

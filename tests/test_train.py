@@ -119,6 +119,43 @@ def test_resume_continues_bit_identically() -> None:
     assert tree.equal(resumed, whole)
 
 
+def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) -> None:
+    """A regression without validation data: its history's accuracy and validation
+    metrics are NaN (not measured), and pass; NaN or infinity anywhere else does not."""
+    x, _ = separable(key)
+    state = fnn.fit(
+        nn.mlp((2,)), losses.mean_squared_error, optim.sgd(0.01), x, x[:, :2], key=key, epochs=2
+    )
+    assert all(np.isnan(r.get(name)) for r in state.history for name in fnn.train.UNMEASURED)
+    fnn.train.check_finite(state)
+    fnn.train.check_finite(tree.map(np.copy, state))  # rebuilt from its leaves, as loaded
+    *rest, last = state.params
+    w = last.w.copy()
+    w[1, 0] = np.nan
+    params = (*rest, attrs.evolve(last, w=w))
+    with pytest.raises(ValueError, match=rf"^state\.opt\.params\[{len(rest)}\]\.w must hold fin"):
+        fnn.train.check_finite(attrs.evolve(state, opt=attrs.evolve(state.opt, params=params)))
+    first = state.history[0]
+    for field, value in [("val_loss", math.inf), ("loss", math.nan), ("val_accuracy", -math.inf)]:
+        changed: dict[str, Any] = {field: value}
+        damaged = attrs.evolve(state, history=(attrs.evolve(first, **changed),))
+        with pytest.raises(ValueError, match=rf"^checkpoint\.history\[0\]\.{field} must hold"):
+            fnn.train.check_finite(damaged, "checkpoint")
+
+
+def test_early_stopping_on_an_accuracy_not_counted_is_refused(key: random.Key) -> None:
+    """A regression counts no accuracy (NaN in its history): early stopping on it could
+    only stop after ``patience`` epochs, whatever the run did, so it is refused before
+    training, naming the monitor and what to monitor instead."""
+    x, _ = separable(key)
+    for monitor in ("accuracy", "val_accuracy"):
+        with pytest.raises(ValueError, match=rf"early stopping monitors {monitor!r}, but .*"):
+            fnn.fit(
+                nn.mlp((2,)), losses.mean_squared_error, optim.sgd(0.01), x, x[:, :2], key=key,
+                epochs=2, validation_split=0.25, early_stopping=EarlyStopping(monitor=monitor),
+            )  # fmt: skip
+
+
 def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> None:
     x, y = blobs(key)
     seen: list[Any] = []

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from .. import __version__, _options, data, io, optim, parallel, recipes
+from .._registry import IMPORT_HINT
 from ..train import NonFiniteLossError
 from . import _config, _output, _rundir, _train, _use
 from ._config import AUGMENTATIONS as AUGMENTATIONS
@@ -250,14 +251,18 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 
 def _import(names: Sequence[str]) -> None:
     """Import the modules (or ``.py`` files) the command line names, for their
-    registrations.
+    registrations; a module name is looked up in the current directory first, as under
+    ``python -m fnn`` (:func:`_current_directory_first`).
 
     Raises:
         UsageError: a module that cannot be imported (naming it and why).
     """
     for name in names:
         try:
-            if name.endswith(".py") or os.sep in name:
+            if not (name.endswith(".py") or os.sep in name):
+                _current_directory_first()
+                importlib.import_module(name)
+            else:
                 path = Path(name)
                 spec = importlib.util.spec_from_file_location(path.stem, path)
                 if spec is None or spec.loader is None:
@@ -265,21 +270,54 @@ def _import(names: Sequence[str]) -> None:
                 module = importlib.util.module_from_spec(spec)
                 sys.modules.setdefault(path.stem, module)
                 spec.loader.exec_module(module)
-            else:
-                importlib.import_module(name)
         except (ImportError, OSError, SyntaxError) as err:
             raise UsageError(f"--import {name}: {type(err).__name__}: {err}") from None
 
 
+def _current_directory_first() -> None:
+    """Put the current directory first on ``sys.path`` unless it is there, as ``python -m``
+    does: the ``fnn`` script's ``sys.path[0]`` is the directory of the script itself."""
+    here = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
+        sys.path.insert(0, here)
+
+
 def _imports(argv: Sequence[str]) -> list[str]:
-    """The values of ``--import`` on a command line."""
+    """The values of ``--import`` on a command line.
+
+    Raises:
+        UsageError: ``--import`` before the command's name (where argparse would take its
+            value for the command).
+    """
     found = []
     for i, token in enumerate(argv):
         if token == "--import" and i + 1 < len(argv):
             found.append(argv[i + 1])
         elif token.startswith("--import="):
             found.append(token.split("=", 1)[1])
+        else:
+            continue
+        if _first_word(argv[:i]) is None:
+            name = _command(argv) or "train"
+            raise UsageError(
+                f"--import goes after the command's name: fnn {name} --import {found[-1]}"
+            )
     return found
+
+
+def _first_word(argv: Sequence[str]) -> str | None:
+    """The first word of a command line that is neither an option nor ``--import``'s
+    value (where argparse looks for the command's name); None for none."""
+    for i, token in enumerate(argv):
+        if not token.startswith("-") and (i == 0 or argv[i - 1] != "--import"):
+            return token
+    return None
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command a command line names (``train``, ``evaluate``, ``predict``), or None."""
+    word = _first_word(argv)
+    return word if word in _commands() else None
 
 
 def _train_command(args: argparse.Namespace, out: _output.Output) -> int:
@@ -295,6 +333,15 @@ def _train_command(args: argparse.Namespace, out: _output.Output) -> int:
     return _train.train(args, _config_from_args(args), out)
 
 
+def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]]:
+    """The commands by name."""
+    return {
+        "train": _train_command,
+        "evaluate": _use.evaluate_command,
+        "predict": _use.predict_command,
+    }
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the ``fnn`` command; returns the exit status: 0 on success, 2 for an error the
     user can fix (:data:`USER_ERRORS`, reported in one line on stderr), 130 when
@@ -302,22 +349,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     Printing to a closed or broken stream never fails a run."""
     stream = _output.Output(out if out is not None else sys.stdout)
     arguments = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in arguments if not a.startswith("-")), "fnn")
+    command = _command(arguments)
+    prog = "fnn" if command is None else f"fnn {command}"
     errors = _output.Output(sys.stderr)
     try:
         _import(_imports(arguments))
         args = _parser().parse_args(arguments)
         args.argv = arguments
-        commands = {
-            "train": _train_command,
-            "evaluate": _use.evaluate_command,
-            "predict": _use.predict_command,
-        }
-        return commands[args.command](args, stream)
+        return _commands()[args.command](args, stream)
     except USER_ERRORS as err:
-        lines = (printable(line.strip()) for line in str(err).splitlines())
-        errors.write(f"fnn {command}: error: {' '.join(filter(None, lines))}\n")
+        text = str(err)
+        if command is not None:  # how to import a module, in this command's own words
+            text = text.replace(IMPORT_HINT, f"fnn {command} --import MODULE")
+        lines = (printable(line.strip()) for line in text.splitlines())
+        errors.write(f"{prog}: error: {' '.join(filter(None, lines))}\n")
         return 2
     except KeyboardInterrupt:
-        errors.write(f"fnn {command}: interrupted\n")
+        errors.write(f"{prog}: interrupted\n")
         return 130

@@ -65,7 +65,8 @@ AUGMENTATIONS: dict[str, data.Augment] = {"flip": data.random_flip, "shift": dat
 """The names ``--augment`` takes: left-right flips, and shifts of up to 2 pixels."""
 
 _RENAMED = {"weight_init": "init"}
-"""Config entries of runs recorded before fnn 0.2 whose options have another name now."""
+"""Config entries of runs recorded by earlier development versions of fnn 0.1.0 (before
+the recipes' options came from their signatures) whose options have another name now."""
 
 
 def model_options(model: str) -> tuple[Option, ...]:

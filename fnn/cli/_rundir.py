@@ -25,7 +25,7 @@ from .. import tree as _tree
 from .._atomic import write_bytes_atomic
 from .._files import open_regular
 from ..data import DataError
-from ..train import TrainState
+from ..train import TrainState, check_finite
 from ._config import Config, UsageError
 
 MODEL_FILE = "model.npz"
@@ -152,7 +152,8 @@ def checkpoint_of(
         UsageError: no checkpoint, a checkpoint of another run (its run id differs from
             ``run.json``'s), of another configuration (naming the options that differ), or
             holding something else than a training state of params like ``expected`` (a
-            tree of :func:`fnn.nn.placeholder` arrays: the one "params fit" check).
+            tree of :func:`fnn.nn.placeholder` arrays: the one "params fit" check), or
+            one holding NaN or infinity where :func:`fnn.train.check_finite` refuses it.
     """
     path = directory / CHECKPOINTS / callbacks.LAST
     if not path.is_file():
@@ -179,12 +180,16 @@ def checkpoint_of(
     ]
     if differ:
         raise UsageError(f"{path} was trained with another configuration: {', '.join(differ)}")
-    state = io.load(path, finite=True)
+    state = io.load(path)
     if not isinstance(state, TrainState):
         raise UsageError(f"{path} does not hold a training state")
     found = _tree.mismatch(expected, state.params)
     if found is not None:
         raise UsageError(f"{path} does not hold the params of the run's model: {found}")
+    try:  # NaN only where a metric was not measured (val_loss without validation)
+        check_finite(state)
+    except ValueError as err:
+        raise UsageError(f"{path}: {err}") from None
     return state
 
 

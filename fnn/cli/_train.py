@@ -50,7 +50,14 @@ from .. import random as _random
 from .. import tree as _tree
 from .._types import Array
 from ..inference import evaluate, predict_proba
-from ..train import Callback, EarlyStopping, NonFiniteLossError, TrainState, fit
+from ..train import (
+    Callback,
+    EarlyStopping,
+    NonFiniteLossError,
+    TrainState,
+    batch_shortfall,
+    fit,
+)
 from ._config import (
     Config,
     UsageError,
@@ -285,6 +292,14 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
             f"--validation-split {g['validation_split']} of {len(x_train)} training "
             f"images leaves no {part} images"
         )
+    short = batch_shortfall(model, in_shape, n_fit, g["batch_size"], shards=g["shards"])
+    if short is not None:  # fit's own check, made before any file is written
+        shards = f" with --shards {g['shards']}" if g["shards"] > 1 else ""
+        fewer = " or fewer --shards" if g["shards"] > 1 else ""
+        raise UsageError(
+            f"--batch-size {g['batch_size']}{shards}: {short}: choose another --batch-size"
+            f"{fewer} for the {n_fit} training images"
+        )
     optimizer = build_optimizer(config, data.num_batches(n_fit, g["batch_size"], False))
     data_record: dict[str, Any] = {"dataset": g["dataset"], "sha256": sums}
     if config.data is not None:
@@ -293,6 +308,14 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     state = None
     if record is not None:
         state = checkpoint_of(directory, record, config, params)
+        if state.epoch > g["epochs"]:  # run.json would record a target the run has passed
+            target = f"--epochs {g['epochs']}"
+            if args.epochs is None:
+                target = f"the target of {directory / RUN_FILE}, {g['epochs']} epochs,"
+            raise UsageError(
+                f"{target} is below the {state.epoch} epochs the run has trained; give "
+                f"--epochs {state.epoch} or more"
+            )
         if args.stop_after is not None and args.stop_after <= state.epoch < g["epochs"]:
             raise UsageError(
                 f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "

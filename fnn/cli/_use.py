@@ -34,8 +34,13 @@ def _evaluation_data(args: argparse.Namespace, meta: dict[str, Any]) -> data.Dat
     name = args.dataset or meta.get("dataset")
     if args.dataset is None and isinstance(meta.get("data"), str):
         return data.load_directory(meta["data"])
-    if not isinstance(name, str) or name not in data.DATASETS:
-        raise UsageError("the model file names no known dataset: pass --dataset or --data")
+    if not isinstance(name, str):
+        raise UsageError("the model file names no dataset: pass --dataset or --data")
+    try:
+        data.source(name)  # one a module registers says so, and how to import it
+    except ValueError as err:
+        where = "--dataset" if args.dataset is not None else "the model file's dataset"
+        raise UsageError(f"{where}: {err}") from None
     return data.load_dataset(name, data_dir=args.data_dir, download=not args.no_download)
 
 

@@ -193,8 +193,10 @@ def load(path: PathLike, like: Any = None, *, finite: bool = False) -> Any:
         finite: refuse a file whose float or complex leaves (arrays and numbers) hold NaN
             or infinity, as :func:`load_model` always does. Off by default: a tree file is
             any data, where a NaN may mean something (a missing value, a metric not
-            measured). fnn never writes a non-finite training state (a run that diverges
-            keeps its last good checkpoint), so ``finite=True`` suits loading one.
+            measured). A training state is such a tree: its history's ``val_loss`` is
+            NaN for a run without validation data, so load a checkpoint without
+            ``finite`` and check it with :func:`fnn.train.check_finite`, which allows
+            NaN only there.
 
     Returns:
         The tree. Its arrays are new read-only arrays (``.copy()`` gives a writable one);

@@ -1,6 +1,7 @@
-"""The names files written before fnn 0.2 gave the built-in layers' records.
+"""The names files written by earlier development versions of fnn 0.1.0 (before each
+layer's records were named by its registration) gave the built-in layers' records.
 
-Until then a record's name in a file was ``fnn.nn.<ClassName>``; since, it is the one its
+Then a record's name in a file was ``fnn.nn.<ClassName>``; now it is the one its
 layer's registration gives (``"dense.DenseParams"``, see :func:`fnn.nn.register`). The
 old names stay readable, never written, so those files keep loading.
 """

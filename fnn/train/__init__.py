@@ -25,13 +25,16 @@ from ._fit import Callback as Callback
 from ._fit import EarlyStopping as EarlyStopping
 from ._fit import Event as Event
 from ._fit import EventKind as EventKind
+from ._fit import batch_shortfall as batch_shortfall
 from ._fit import fit as fit
 from ._fit import fit_steps as fit_steps
+from ._state import UNMEASURED as UNMEASURED
 from ._state import Best as Best
 from ._state import EpochMetrics as EpochMetrics
 from ._state import Metrics as Metrics
 from ._state import TrainState as TrainState
 from ._state import augment_key as augment_key
+from ._state import check_finite as check_finite
 from ._state import step_key as step_key
 from ._state import train_state as train_state
 from ._step import NonFiniteLossError as NonFiniteLossError
@@ -50,7 +53,10 @@ __all__ = [
     "NonFiniteLossError",
     "Step",
     "TrainState",
+    "UNMEASURED",
     "augment_key",
+    "batch_shortfall",
+    "check_finite",
     "fit",
     "fit_steps",
     "step_key",

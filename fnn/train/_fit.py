@@ -270,7 +270,9 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names the step).
-        ValueError, TypeError: bad data, or params or state that do not fit the model.
+        ValueError, TypeError: bad data, params or state that do not fit the model,
+            batches too small for it (:func:`batch_shortfall`), or early stopping on an
+            accuracy the run does not count.
 
     >>> import fnn, numpy as np
     >>> x = fnn.random.uniform(fnn.random.key(1), (64, 4))
@@ -384,6 +386,12 @@ def _prepare(
         monitor = early_stopping.monitor
         if validation_data is None and monitor.startswith("val_"):
             monitor = monitor[4:]
+        if monitor.endswith("accuracy") and not counted:  # NaN every epoch: never improves
+            raise ValueError(
+                f"early stopping monitors {early_stopping.monitor!r}, but this run counts no "
+                "accuracy (a loss without class labels, or accuracy=False): monitor "
+                "'val_loss' or 'loss'"
+            )
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
     step = make_step(
@@ -392,7 +400,12 @@ def _prepare(
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
     n_fit = len(x) if train_rows is None else len(train_rows)
-    _check_batches(model, in_shape, n_fit, batch_size, drop_last, shards)
+    short = batch_shortfall(model, in_shape, n_fit, batch_size, shards=shards, drop_last=drop_last)
+    if short is not None:
+        raise ValueError(
+            f"{short}: choose another batch_size for the {n_fit} training examples, or "
+            "drop_last=True"
+        )
     per_epoch = data.num_batches(n_fit, batch_size, drop_last)
 
     def source(state: TrainState[P], epoch: int) -> Iterable[Batch]:
@@ -511,7 +524,9 @@ def fit_steps(
     counted = check_accuracy(scores(loss, accuracy), y0, model.output_shape(in_shape), "training")
     state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
     dt = params_dtype(state.params)
-    _check_batches(model, in_shape, len(x0), len(x0), False, shards)
+    short = batch_shortfall(model, in_shape, len(x0), len(x0), shards=shards)
+    if short is not None:
+        raise ValueError(f"{short}: sample larger batches")
     step = make_step(
         model, loss, optimizer, penalty, None, shards, comm, threads, counted, stacklevel=2
     )
@@ -605,14 +620,41 @@ def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
         )
 
 
-def _check_batches(
-    model: Layer[Any], in_shape: Any, rows: int, batch_size: int, drop_last: bool, shards: int
-) -> None:
-    """Refuse, before training, batches too small for the model (batch norm needs two
-    values per channel): every full batch's and the last batch's smallest shard."""
+def batch_shortfall(
+    model: Layer[Any],
+    in_shape: Any,
+    rows: int,
+    batch_size: int,
+    *,
+    shards: int = 1,
+    drop_last: bool = False,
+) -> str | None:
+    """What makes a run's batches too small for ``model`` in training, or None when none
+    is: the model's ``min_batch`` (batch norm needs two values per channel to estimate a
+    variance) against every full batch's and the last batch's smallest shard.
+    :func:`fit` refuses such a run before training, and so does ``fnn train``, each
+    naming its own fix.
+
+    Args:
+        model: the model.
+        in_shape: the shape of one example (without the batch axis).
+        rows: how many examples are trained on (after a validation split).
+        batch_size, shards, drop_last: as :func:`fit` takes them.
+
+    Returns:
+        The batch that is too small and what the model needs, in words, or None.
+
+    >>> import fnn
+    >>> model = fnn.nn.serial(fnn.nn.dense(4), fnn.nn.batch_norm())
+    >>> batch_shortfall(model, (3,), 9, 4)  # doctest: +NORMALIZE_WHITESPACE
+    'the last batch of each epoch has 1 rows, but the model needs at least 2 rows per
+    batch in training (batch norm estimates a variance from them)'
+    >>> batch_shortfall(model, (3,), 9, 4, drop_last=True) is None
+    True
+    """
     least = model.declared(in_shape).min_batch
     if least <= 1:
-        return
+        return None
     sizes = [min(batch_size, rows)]
     if rows % batch_size and not drop_last and rows > batch_size:
         sizes.append(rows % batch_size)
@@ -621,12 +663,11 @@ def _check_batches(
         if smallest < least:
             what = "the last batch of each epoch" if size != sizes[0] else "each batch"
             split, per = (f" in {shards} shards", " (shard)") if shards > 1 else ("", "")
-            raise ValueError(
+            return (
                 f"{what} has {size} rows{split}, but the model needs at least {least} rows "
-                f"per batch{per} in training (batch norm estimates a variance from them): "
-                f"choose another batch_size for the {rows} training examples, or "
-                "drop_last=True"
+                f"per batch{per} in training (batch norm estimates a variance from them)"
             )
+    return None
 
 
 def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:

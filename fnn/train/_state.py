@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from .. import _checks
 from .. import random as _random
 from .. import tree as _tree
 from ..optim import Optimizer, OptState
@@ -132,6 +133,50 @@ class TrainState(Generic[P]):
 
 
 _tree.register_type(TrainState, "fnn.train.TrainState")
+
+
+UNMEASURED = ("accuracy", "val_loss", "val_accuracy")
+"""The metrics of an epoch's record that are NaN when they were not measured: the
+accuracy of a loss without labels to count, the validation metrics without validation
+data."""
+
+
+def check_finite(state: TrainState[Any], what: str = "state") -> None:
+    """Refuse a training state that holds NaN or infinity anywhere but where a NaN means a
+    metric was not measured (:data:`UNMEASURED` in its history, never infinity).
+
+    fnn never writes any other non-finite value into a training state: a run whose loss
+    turns NaN or infinite stops before its state is kept (:class:`NonFiniteLossError`),
+    so a state loaded from a file (``fnn.io.load``, which reads NaN as it is) is checked
+    with this before it is trusted: its params, optimizer moments, model state, running
+    metrics, early-stopping record and each epoch's loss must be finite.
+
+    Args:
+        state: a :class:`TrainState`.
+        what: names the state in the message (``"state"``: ``state.opt.params[1].w``).
+
+    Raises:
+        ValueError: naming the first leaf that is not finite and the value's index, e.g.
+            ``state.opt.params[1].w must hold finite values, got nan at index (3, 0) (1
+            non-finite entries in all)``.
+
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> state = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy,
+    ...                 fnn.optim.sgd(0.1), x, y, key=fnn.random.key(0), epochs=1)
+    >>> state.history[0].val_loss  # no validation data: not measured
+    nan
+    >>> check_finite(state)  # passes
+    """
+
+    def measured(record: EpochMetrics) -> EpochMetrics:  # a finite stand-in for each NaN
+        unmeasured: dict[str, Any] = {n: 0.0 for n in UNMEASURED if math.isnan(record.get(n))}
+        return attrs.evolve(record, **unmeasured)
+
+    checked = attrs.evolve(state, history=[measured(r) for r in state.history])
+    _checks.finite_leaves(
+        (what + path, leaf) for path, leaf in zip(_tree.paths(checked), _tree.leaves(checked))
+    )
 
 
 def train_state(

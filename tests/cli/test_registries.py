@@ -109,11 +109,60 @@ def test_a_users_dataset_recipe_and_layer_work_in_the_command(tmp_path: Path) ->
     np.save(tmp_path / "x.npy", np.full((2, 4), 0.5, np.float32))
     predicted = fnn_command(tmp_path, "predict", "--import", "plugin.py", "run", "x.npy")
     assert predicted.returncode == 0 and predicted.stdout.count("x.npy[") == 2
-    alone = fnn_command(tmp_path, "evaluate", "run")  # without the module that registers them
-    assert alone.returncode == 2 and alone.stderr.count("\n") == 1
-    assert "unknown layer 'plugin_scale'" in alone.stderr and "--import" in alone.stderr
+    for command in (("evaluate", "run"), ("predict", "run", "x.npy")):  # without the module
+        alone = fnn_command(tmp_path, *command)
+        assert alone.returncode == 2 and alone.stderr.count("\n") == 1
+        assert "unknown layer 'plugin_scale'" in alone.stderr
+        assert f"imported: fnn {command[0]} --import MODULE)" in alone.stderr
     resumed = fnn_command(tmp_path, "train", "--resume", "run", "--quiet")
-    assert resumed.returncode == 2 and "--import" in resumed.stderr
+    assert resumed.returncode == 2 and "unknown model recipe 'plugin_net'" in resumed.stderr
+    assert "imported: fnn train --import MODULE)" in resumed.stderr
+    before = fnn_command(tmp_path, "--import", "plugin.py", "evaluate", "run")
+    assert before.returncode == 2 and before.stderr == (
+        "fnn evaluate: error: --import goes after the command's name: fnn evaluate --import "
+        "plugin.py\n"
+    )
+
+
+def test_evaluate_without_the_module_of_its_dataset_says_to_import_it(tmp_path: Path) -> None:
+    """A built-in model trained on a user's dataset: ``fnn evaluate`` without the module
+    that registers the dataset names it and says how to import it, as train does."""
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    args = ("--dataset", "plugin-blobs", "--hidden", "8", "--epochs", "1", "--no-plots")
+    done = fnn_command(tmp_path, "train", "--import", "plugin.py", *args, "--out", "run")
+    assert done.returncode == 0, done.stderr
+    for extra in ((), ("--dataset", "plugin-blobs")):
+        alone = fnn_command(tmp_path, "evaluate", "run", *extra)
+        assert alone.returncode == 2 and alone.stderr.count("\n") == 1, alone.stderr
+        assert "unknown dataset 'plugin-blobs'; expected one of: fashion-mnist" in alone.stderr
+        assert "imported: fnn evaluate --import MODULE)" in alone.stderr
+    trained = fnn_command(tmp_path, "train", *args, "--out", "other")
+    assert "imported: fnn train --import MODULE)" in trained.stderr
+
+
+def test_the_fnn_script_imports_a_module_of_the_current_directory(tmp_path: Path) -> None:
+    """``--import NAME`` finds ``NAME.py`` in the current directory with the installed
+    ``fnn`` script as with ``python -m fnn`` (the script's own sys.path[0] is its bin
+    directory)."""
+    script = Path(sys.executable).with_name("fnn")
+    assert script.is_file(), f"no fnn script beside {sys.executable}: install fnn (pip -e .)"
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "__init__.py").write_text("from plugin import *  # noqa: F403\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["--dataset", "plugin-blobs", "--model", "plugin_net", "--epochs", "1"]
+    for module in ("plugin", "mine"):  # a module, and a package importing a sibling module
+        done = subprocess.run(
+            [str(script), "train", "--import", module, *args, "--out", f"run-{module}", "--quiet",
+             "--no-plots"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**env, "OPENBLAS_NUM_THREADS": "1"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (
+            json.loads((tmp_path / f"run-{module}" / "run.json").read_text())["config"]["width"]
+            == 8
+        )
 
 
 SCRIPT = """

@@ -268,7 +268,8 @@ def test_without_template_only_allow_listed_types(tmp_path: Path) -> None:
 
 def test_allow_list() -> None:
     """fnn's own types, by their stable names (a layer's records by the layer's name, and
-    the names files written before 0.2 gave them); users' types join through registration."""
+    the names older development versions of 0.1.0 gave them); users' types join through
+    registration."""
     layers = {"dense", "conv2d", "batch_norm", "layer_norm", "norm"}
     own = {
         name: cls

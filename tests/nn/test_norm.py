@@ -397,7 +397,7 @@ def test_specs_rebuild_the_layers() -> None:
     assert tree.type_name(BatchNormState) == "batch_norm.BatchNormState"
     assert tree.type_name(LayerNormParams) == "layer_norm.LayerNormParams"
     assert tree.type_name(ScaleParams) == "norm.ScaleParams"
-    assert tree.TYPES["fnn.nn.BatchNormState"] is BatchNormState  # files written before 0.2
+    assert tree.TYPES["fnn.nn.BatchNormState"] is BatchNormState  # older 0.1.0 files
 
 
 # -- errors -----------------------------------------------------------------------------------
