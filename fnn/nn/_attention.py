@@ -29,8 +29,8 @@ from .. import random as _random
 from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
-from ._init import Initializer, initializer_of, normal, register_initializer
-from ._layer import Declared, Layer, param, params_dtype, readonly
+from ._init import Initializer, initializer_of
+from ._layer import Declared, Decoder, Layer, param, params_dtype, readonly
 from ._registry import register
 
 _COLUMNS = 16
@@ -66,22 +66,6 @@ class AttentionParamsNoBias:
 
 AnyAttentionParams = AttentionParams | AttentionParamsNoBias
 """The params of an :func:`attention` layer, with or without biases."""
-
-
-@register_initializer("gpt2_normal")
-def gpt2_normal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
-    """Normal weights with std 0.02, whatever the shape: GPT-2's initializer.
-
-    An :data:`Initializer`: a new array of ``shape`` in ``dtype`` (float32 by default).
-    GPT-2 scales the residual projections further, to ``0.02 / sqrt(2 * layers)``:
-    ``attention(..., out_std=...)``.
-
-    >>> import fnn, numpy as np
-    >>> w = fnn.nn.gpt2_normal(fnn.random.key(0), (1000, 10), np.float64)
-    >>> w.shape, round(float(w.std()), 3)
-    ((1000, 10), 0.02)
-    """
-    return _random.normal(key, shape, dtype, std=0.02)
 
 
 def _biases(params: AnyAttentionParams) -> tuple[Array | None, Array | None]:
@@ -135,6 +119,16 @@ def _blocked(mask: Array | None, causal: bool, t: int, columns: int) -> Array | 
         padding = ~mask[:, None, :, None]
         blocked = padding if blocked is None else blocked | padding
     return blocked
+
+
+class AttentionCache(NamedTuple):
+    """The keys and values of the positions decoded so far, each ``(batch, heads,
+    max_length, features // heads)``: what an :func:`attention` layer's decoder keeps
+    (``layer.decoder.start(params, batch, max_length)`` makes an empty one) and
+    :func:`attend_step` writes into."""
+
+    keys: Array
+    values: Array
 
 
 class _Saved(NamedTuple):
@@ -240,7 +234,6 @@ def attention(
     bias: bool = True,
     weight_init: str | Initializer = "glorot_uniform",
     out_init: str | Initializer | None = None,
-    out_std: float | None = None,
 ) -> Layer[AnyAttentionParams]:
     """Multi-head self-attention (Vaswani et al., 2017) over sequences ``(batch, time,
     features)``, ``features`` divisible by ``heads``.
@@ -260,6 +253,11 @@ def attention(
     PyTorch's ``scaled_dot_product_attention(dropout_p=...)``; the layer is ``stochastic``
     only when ``dropout > 0``.
 
+    A causal layer decodes one position at a time (its :class:`Decoder`, which
+    :func:`fnn.generate` runs): the cache is an :class:`AttentionCache` of the keys and
+    values so far, and each step is :func:`attend_step`. A non-causal layer has no
+    decoder (every position sees the later ones).
+
     A position's output is the same bits in float32 and float64 whatever pads it in its
     batch, and the same bits as :func:`attend_step` computes from a cache (with NumPy's
     OpenBLAS; see this module's docstring for what that rests on).
@@ -271,13 +269,12 @@ def attention(
         bias: whether the projections have biases (``b_qkv``, ``b_out``, zeros at first).
         weight_init: the initializer of ``w_qkv`` (and of ``w_out`` by default): a
             registered name (``"glorot_uniform"``, the default, which PyTorch's
-            ``MultiheadAttention`` gives ``in_proj_weight``; ``"gpt2_normal"``, std 0.02;
-            any :data:`INITIALIZERS` name) or a function (the layer then has no spec).
-        out_init: the initializer of ``w_out``, likewise; None: ``weight_init``.
-        out_std: draw ``w_out`` from a normal of this std instead (GPT-2's
-            ``0.02 / sqrt(2 * layers)`` for the projections into the residual stream); a
-            plain number, so it stays in the spec. Give ``out_init`` or ``out_std``, not
-            both.
+            ``MultiheadAttention`` gives ``in_proj_weight``), ``"normal(<std>)"``
+            (GPT-2's ``"normal(0.02)"``), or a function (a spec can name fnn's, as
+            ``nn.normal(0.02)``; one of your own leaves the layer without a spec).
+        out_init: the initializer of ``w_out``, likewise; None: ``weight_init``. GPT-2
+            scales the projections into the residual stream to ``0.02 / sqrt(2 *
+            layers)``: ``out_init=f"normal({0.02 / math.sqrt(2 * layers)})"``.
 
     Shapes: ``x (batch, time, features) -> y (batch, time, features)``; params
     :class:`AttentionParams` (``bias=True``) or :class:`AttentionParamsNoBias`.
@@ -292,8 +289,7 @@ def attention(
             initializer neither a name nor a function; (training forward) no key with
             dropout.
         ValueError: ``heads < 1``, ``dropout`` outside ``[0, 1)``, an unknown
-            initializer name, ``out_std`` not a finite number > 0 or given with
-            ``out_init``; (from ``init`` and the checked calls) inputs not ``(time,
+            initializer name; (from ``init`` and the checked calls) inputs not ``(time,
             features)`` per example, or ``features`` not divisible by ``heads``.
 
     >>> import fnn, numpy as np
@@ -314,14 +310,7 @@ def attention(
     rate = _checks.fraction(dropout, "attention dropout")
     has_bias = _flag(bias, "bias")
     init_w = initializer_of(weight_init, "weight_init")
-    if out_std is not None:
-        if out_init is not None:
-            raise ValueError(
-                f"attention takes out_init or out_std, not both (got {out_init!r} and {out_std!r})"
-            )
-        init_out = normal(_checks.positive(out_std, "attention out_std"))
-    else:
-        init_out = init_w if out_init is None else initializer_of(out_init, "out_init")
+    init_out = init_w if out_init is None else initializer_of(out_init, "out_init")
 
     def declare(in_shape: Shape) -> Declared[AnyAttentionParams]:
         if len(in_shape) != 2:
@@ -370,7 +359,21 @@ def attention(
     ) -> Array | None:
         return _backward(params, h, saved, dy, need_dx, grads)
 
-    return Layer(declare, infer, forward, backward, stochastic=rate > 0, masked=True)
+    def start(params: AnyAttentionParams, batch: int, length: int) -> AttentionCache:
+        f = params.w_qkv.shape[0]
+        shape = (batch, h, length, f // h)
+        dtype = params_dtype(params)
+        return AttentionCache(np.zeros(shape, dtype), np.zeros(shape, dtype))
+
+    def step(
+        params: AnyAttentionParams, x: Array, state: None, cache: AttentionCache, t: int
+    ) -> Array:
+        return attend_step(params, h, x, cache.keys, cache.values, t)
+
+    decoder = Decoder(start, step) if is_causal else None
+    return Layer(
+        declare, infer, forward, backward, stochastic=rate > 0, masked=True, decoder=decoder
+    )
 
 
 def attend_step(
@@ -390,14 +393,17 @@ def attend_step(
     ``values[:, :, length]`` (the caller owns the buffers and nothing else changes them);
     it then attends to positions ``0 .. length``. Run it for ``length = 0, 1, ...``: each
     result is the bits of the full causal forward's row at that position (with NumPy's
-    OpenBLAS), without recomputing the earlier positions. Inference: no dropout.
+    OpenBLAS), without recomputing the earlier positions. Inference: no dropout. It is
+    the step of a causal layer's :class:`Decoder` (``layer.decoder``), which keeps the
+    buffers in an :class:`AttentionCache`.
 
     Args:
         params: the layer's :class:`AttentionParams` or :class:`AttentionParamsNoBias`.
         heads: the layer's number of heads.
         x_new: ``(batch, features)``, the new position's input, of the params' dtype.
         keys, values: the cache, ``(batch, heads, max_length, features // heads)`` of the
-            params' dtype, e.g. ``np.zeros(...)``; writable.
+            params' dtype, e.g. ``np.zeros(...)`` or ``layer.decoder.start(params, batch,
+            max_length)``'s; writable.
         length: how many positions the cache holds, ``0 <= length < max_length``.
         mask: the valid positions ``(batch, max_length)`` (bool), as the layer's mask:
             keys at ``False`` get no weight (left-padded prompts); None: all valid.
