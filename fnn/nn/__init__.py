@@ -25,6 +25,12 @@ from ._activations import sigmoid as sigmoid
 from ._activations import silu as silu
 from ._activations import softmax as softmax
 from ._activations import tanh as tanh
+from ._attention import AnyAttentionParams as AnyAttentionParams
+from ._attention import AttentionCache as AttentionCache
+from ._attention import AttentionParams as AttentionParams
+from ._attention import AttentionParamsNoBias as AttentionParamsNoBias
+from ._attention import attend_step as attend_step
+from ._attention import attention as attention
 from ._cnn import cnn as cnn
 from ._combinator import Back as Back
 from ._combinator import combinator as combinator
@@ -110,4 +116,6 @@ __all__ = [
     "pytorch_recurrent", "readonly", "register", "register_initializer", "relu", "reshape",
     "residual", "rms_norm", "serial", "sigmoid", "silu", "sinusoidal_embedding", "softmax",
     "tanh", "tied", "xavier_normal", "xavier_uniform", "zeros",
+    "AnyAttentionParams", "AttentionCache", "AttentionParams", "AttentionParamsNoBias",
+    "attend_step", "attention",
 ]  # fmt: skip

@@ -1,8 +1,9 @@
 """Activations and flatten (fnn/nn/_activations.py): values, gradients, huge inputs, specs,
-and GELU (tanh form), SiLU and ELU against PyTorch."""
+GELU (tanh and exact forms), SiLU and ELU against PyTorch, and erf against math.erf."""
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 import fnn
 from fnn import losses, nn, random
-from fnn.nn._activations import elu, gelu, silu
+from fnn.nn._activations import elu, erf, gelu, silu
 from tests.support.data import away_from_zero
 
 TOL = 1e-6
@@ -53,10 +54,11 @@ def test_flatten_shapes(key: random.Key) -> None:
     assert layer.apply(None, np.zeros((2, 28, 28), np.float32)).shape == (2, 784)
 
 
-# -- GELU (tanh form), SiLU and ELU -----------------------------------------------------------
+# -- GELU (tanh and exact forms), SiLU and ELU -----------------------------------------------
 
 LAYERS: dict[str, nn.Layer[None]] = {
     "gelu": gelu(),
+    "gelu(exact)": gelu(approximate=False),
     "silu": silu(),
     "elu": elu(),
     "elu(0.5)": elu(0.5),
@@ -88,6 +90,8 @@ def test_values_follow_their_formulas() -> None:
     c = np.sqrt(2 / np.pi)
     expected_gelu = 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**3)))
     np.testing.assert_allclose(gelu().apply(None, x), expected_gelu, rtol=1e-15)
+    exact = [[0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in row] for row in x]
+    np.testing.assert_allclose(gelu(approximate=False).apply(None, x), exact, rtol=1e-15)
     np.testing.assert_allclose(silu().apply(None, x), x / (1 + np.exp(-x)), rtol=1e-15)
     np.testing.assert_allclose(
         elu(0.7).apply(None, x), np.where(x > 0, x, 0.7 * (np.exp(x) - 1)), rtol=1e-15
@@ -95,12 +99,22 @@ def test_values_follow_their_formulas() -> None:
 
 
 def test_registered_as_activations_with_specs() -> None:
-    assert nn.activation("gelu").spec == {"layer": "gelu"}
+    assert nn.activation("gelu").spec == {"layer": "gelu", "approximate": True}
+    assert gelu(approximate=False).spec == {"layer": "gelu", "approximate": False}
     assert nn.activation("silu").spec == {"layer": "silu"}
     assert nn.activation("elu").spec == {"layer": "elu", "alpha": 1.0}
     rebuilt = nn.from_spec({"layer": "elu", "alpha": 0.5})
     x = np.array([[-1.0, 1.0]])
     np.testing.assert_array_equal(rebuilt.apply(None, x), elu(0.5).apply(None, x))
+
+
+def test_gelu_specs_saved_before_the_exact_form_keep_their_meaning() -> None:
+    x = np.array([[-1.0, 0.5, 2.0]])
+    old = nn.from_spec({"layer": "gelu"})  # a spec written when gelu took no argument
+    np.testing.assert_array_equal(old.apply(None, x), gelu(approximate=True).apply(None, x))
+    assert not np.array_equal(old.apply(None, x), gelu(approximate=False).apply(None, x))
+    with pytest.raises(TypeError, match=r"gelu's approximate must be True .* got 'tanh'"):
+        gelu("tanh")  # type: ignore[arg-type]
 
 
 def test_elu_rejects_a_bad_alpha() -> None:
@@ -135,14 +149,63 @@ def test_huge_inputs_give_finite_values_and_gradients(name: str) -> None:
     np.testing.assert_allclose(dx[~positive], 0.0, rtol=0, atol=1e-30)
 
 
-def test_gelu_is_unchanged_across_its_internal_clip() -> None:
-    """The cubic is taken of x clipped to [-10, 10]; around the clip the values and slopes
-    must run on smoothly (y = x beyond, slope 1; y = 0 and slope 0 on the left)."""
+@pytest.mark.parametrize(("approximate", "clip"), [(True, 10.0), (False, 13.0)])
+def test_gelu_is_unchanged_across_its_internal_clip(approximate: bool, clip: float) -> None:
+    """The tanh form's cubic is taken of x clipped to [-10, 10], the exact form's x phi(x)
+    of x clipped to [-13, 13]; around the clip the values and slopes must run on smoothly
+    (y = x beyond, slope 1; y = 0 and slope 0 on the left)."""
     for dtype in (np.float32, np.float64):
-        x = np.array([[-10.5, -10.0, -9.5, 9.5, 10.0, 10.5]], dtype)
-        y, dx = backward(gelu(), x, np.ones_like(x))
+        x = np.array([[-clip - 0.5, -clip, -clip + 0.5, clip - 0.5, clip, clip + 0.5]], dtype)
+        y, dx = backward(gelu(approximate), x, np.ones_like(x))
         np.testing.assert_allclose(y, np.where(x > 0, x, 0.0), atol=1e-12)
         np.testing.assert_allclose(dx, np.where(x > 0, 1.0, 0.0), atol=1e-12)
+
+
+def test_erf_is_float64_accurate_on_a_dense_grid() -> None:
+    """Against math.erf (the C library's) on [-7, 7] by 1e-5, tiny and huge magnitudes,
+    and both sides of each boundary of fdlibm's ranges: within one ulp everywhere, and
+    correctly rounded (as the C library is) for most entries of each range."""
+    edges = np.array([2.0**-28, 0.84375, 1.25, 1 / 0.35, 6.0])
+    grid = np.concatenate(
+        [
+            np.linspace(-7.0, 7.0, 1_400_001),
+            np.geomspace(1e-300, 1e300, 100_001),
+            -np.geomspace(1e-300, 1e300, 2_001),
+            np.nextafter(edges, 0.0),
+            edges,
+            np.nextafter(edges, np.inf),
+        ]
+    )
+    expected = np.array([math.erf(v) for v in grid])
+    with np.errstate(all="raise"):
+        got = erf(grid)
+    assert got.dtype == np.float64
+    nonzero = expected != 0
+    relative = np.abs(got - expected)[nonzero] / np.abs(expected[nonzero])
+    assert relative.max() <= 2.3e-16, (relative.max(), grid[nonzero][relative.argmax()])
+    a = np.abs(grid)
+    for low, high, share in [(0, 2.0**-28, 0.999), (2.0**-28, 0.84375, 0.93), (0.84375, 1.25, 0.95),
+                             (1.25, 1 / 0.35, 0.99), (1 / 0.35, np.inf, 0.999)]:  # fmt: skip
+        where = (a >= low) & (a < high)
+        assert np.mean(got[where] == expected[where]) >= share, (low, high)
+    np.testing.assert_array_equal(got[~nonzero], expected[~nonzero])
+    special = erf(np.array([np.inf, -np.inf, -0.0, 0.0, 5e-324, np.nan]))
+    np.testing.assert_array_equal(special[:5], [1.0, -1.0, -0.0, 0.0, 5e-324])
+    assert np.signbit(special[2]) and np.isnan(special[5])
+    np.testing.assert_array_equal(erf(np.float32(0.5)), math.erf(np.float32(0.5)))
+
+
+@pytest.mark.parametrize("approximate", [True, False])
+def test_gelu_of_float64_extremes_raises_no_floating_point_error(approximate: bool) -> None:
+    big = float(np.finfo(np.float64).max)
+    x = np.array([[-big, -1e200, -40.0, -1e-9, 0.0, 1e-9, 40.0, 1e200, big]])
+    with np.errstate(all="raise"):
+        y, dx = backward(gelu(approximate), x, np.ones_like(x))
+    np.testing.assert_array_equal(y[x > 1], x[x > 1])
+    np.testing.assert_array_equal(y[x < -1], 0.0)
+    np.testing.assert_array_equal(dx[x > 1], 1.0)
+    np.testing.assert_allclose(dx[x < -1], 0.0, rtol=0, atol=1e-30)
+    np.testing.assert_allclose(dx[np.abs(x) < 1], 0.5, rtol=0, atol=1e-8)
 
 
 def test_mlp_with_gelu_silu_and_elu(key: random.Key) -> None:
@@ -165,6 +228,7 @@ def test_mlp_with_gelu_silu_and_elu(key: random.Key) -> None:
 def torch_layer(torch: Any, name: str) -> Any:
     return {
         "gelu": lambda: torch.nn.GELU(approximate="tanh"),
+        "gelu(exact)": lambda: torch.nn.GELU(),
         "silu": lambda: torch.nn.SiLU(),
         "elu": lambda: torch.nn.ELU(),
         "elu(0.5)": lambda: torch.nn.ELU(alpha=0.5),

@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "tied": (nn.tied(7, 3, nn.serial(nn.positional_embedding(5), nn.layer_norm())), (5,)),
     "lstm": (nn.lstm(4), (5, 3)),
     "gru": (nn.gru(4, return_sequences=False), (5, 3)),
+    "attention": (nn.attention(2, causal=True), (4, 6)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
     "test_zero_padding": (user_layers.zero_padding(), (4, 3)),
