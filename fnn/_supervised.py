@@ -24,7 +24,8 @@ Scores = Callable[[Array], bool]
 def scores(loss: Loss, accuracy: bool | None) -> Scores:
     """Whether to count a batch's accuracy: as ``accuracy`` says; when it is None, as the
     loss declares (:func:`fnn.losses.is_classification`), and for a loss that declares
-    nothing, when the targets are integer class labels ``(batch,)``."""
+    nothing, when the targets are integer class labels ``(batch,)``. Targets of a class
+    per position (a language model's ``(batch, time)``) are never counted."""
     if accuracy is None:
         accuracy = is_classification(loss)
     if accuracy is None:
@@ -39,7 +40,7 @@ def _are_labels(y: Array) -> bool:
 
 
 def _always(y: Array) -> bool:
-    return True
+    return not (y.dtype.kind in "iu" and y.ndim > 1)  # a class per position: not counted
 
 
 def _never(y: Array) -> bool:

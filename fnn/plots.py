@@ -47,8 +47,12 @@ def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def history(records: Sequence[EpochMetrics], path: str | os.PathLike[str]) -> Path:
-    """Plot loss and accuracy per epoch (train and, when present, validation) to a PNG.
+def history(
+    records: Sequence[EpochMetrics], path: str | os.PathLike[str], *, updates: int | None = None
+) -> Path:
+    """Plot loss (and accuracy, where any was counted) per epoch, train and, when
+    present, validation, to a PNG. With ``updates``, each record is an interval of that
+    many updates (:func:`fnn.fit_steps`) and the x axis counts updates.
 
     Returns:
         The path written.
@@ -56,20 +60,22 @@ def history(records: Sequence[EpochMetrics], path: str | os.PathLike[str]) -> Pa
     if not records:
         raise ValueError("history needs at least one epoch record")
     plt = _pyplot()
-    epochs = [r.epoch + 1 for r in records]
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    x = [(r.epoch + 1) * (updates or 1) for r in records]
+    names = ["loss"]
+    if not all(math.isnan(r.get(n)) for r in records for n in ("accuracy", "val_accuracy")):
+        names.append("accuracy")
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     try:
-        for ax, name, label in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
-            ax.plot(epochs, [r.get(name) for r in records], "o-", label=f"train {label}")
+        for ax, name in zip(axes[0], names):
+            ax.plot(x, [r.get(name) for r in records], "o-", label=f"train {name}")
             val = [r.get("val_" + name) for r in records]
             if not all(math.isnan(v) for v in val):
-                ax.plot(epochs, val, "s--", label=f"validation {label}")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
+                ax.plot(x, val, "s--", label=f"validation {name}")
+            ax.set_xlabel("update" if updates else "epoch")
+            ax.set_ylabel(name)
+            ax.set_title(f"{name} per {'interval' if updates else 'epoch'}")
             ax.grid(alpha=0.3)
             ax.legend()
-        loss_ax.set_title("loss per epoch")
-        acc_ax.set_title("accuracy per epoch")
         return _save(figure, path)
     finally:
         plt.close(figure)

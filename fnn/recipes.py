@@ -11,7 +11,7 @@ is one registration; a user's own recipe, in a module the command imports with
 
 >>> import fnn
 >>> sorted(fnn.recipes.RECIPES)
-['cnn', 'mlp']
+['cnn', 'gpt', 'mlp']
 >>> recipe = fnn.recipes.recipe("mlp")
 >>> [o.name for o in recipe.options], recipe.defaults["lr"]
 (['hidden', 'activation', 'init'], 0.002)
@@ -30,7 +30,7 @@ import attrs
 from . import _options, _registry, nn
 from .data import DataInfo
 
-__all__ = ["RECIPES", "Recipe", "cnn", "mlp", "recipe", "register"]
+__all__ = ["RECIPES", "Recipe", "cnn", "gpt", "mlp", "recipe", "register"]
 
 F = TypeVar("F", bound=Callable[..., nn.Layer[Any]])
 
@@ -72,7 +72,8 @@ def register(name: str, **defaults: Any) -> Callable[[F], F]:
         name: the name ``fnn train --model`` takes; never rename a registered recipe
             (run records name it).
         **defaults: the training settings the recipe prefers, by ``fnn train`` option
-            name (``lr``, ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ...).
+            name (``lr``, ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ...,
+            and its optimizer's own options, ``weight_decay``, ``b2``, ...).
 
     The decorated function is called ``build(data, **options)`` with a
     :class:`fnn.data.DataInfo`; every other parameter must have a default and be
@@ -156,3 +157,47 @@ def cnn(
     return nn.cnn(
         data.in_shape, data.num_classes, dropout=dropout, batch_norm=batch_norm, padding=padding
     )
+
+
+@register(
+    "gpt",
+    text="tinyshakespeare",
+    steps=2000,
+    eval_every=500,
+    batch_size=12,
+    lr=1e-3,
+    optimizer="adamw",
+    b2=0.99,
+    weight_decay=0.1,
+    weights_only=True,
+    schedule="warmup-cosine",
+    warmup=100,
+    min_lr=1e-4,
+    clip=1.0,
+)
+def gpt(
+    data: DataInfo,
+    *,
+    context: int = 64,
+    layers: int = 4,
+    heads: int = 4,
+    features: int = 128,
+    dropout: float = 0.0,
+    bias: bool = False,
+    tied: bool = True,
+) -> nn.Layer[Any]:
+    """A character-level GPT (:func:`fnn.nn.gpt`) with nanoGPT's CPU recipe for Tiny
+    Shakespeare as its defaults: 4 layers of 4 heads, 128 wide, windows of 64, batches of
+    12, 2,000 updates of AdamW (betas 0.9, 0.99; weight decay 0.1 on the matrices),
+    warm-up 100 then cosine to 1e-4, gradients clipped to norm 1.
+
+    Args:
+        context: the window of characters the model reads (nanoGPT's block_size).
+        layers: the transformer blocks (n_layer).
+        heads: the attention heads of each block (n_head).
+        features: the width (n_embd).
+        dropout: the rate of every dropout (0: none).
+        bias: biases in the dense layers, projections and layer norms.
+        tied: the output layer reuses the embedding's table.
+    """
+    return nn.gpt(data.num_classes, context, layers, heads, features, dropout, bias, tied)

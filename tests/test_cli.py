@@ -410,7 +410,7 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--patience", "-1"), "--patience: 0 (no early stopping) or patience must be >= 1"),
         (("--threads", "0"), "--threads must be an integer in [1, 2**31), got 0"),
         (("--optimizer", "adamm"), "unknown optimizer 'adamm'; expected one of: adagrad, adam"),
-        (("--model", "rnn"), "unknown model recipe 'rnn'; expected one of: cnn, mlp"),
+        (("--model", "rnn"), "unknown model recipe 'rnn'; expected one of: cnn, gpt, mlp"),
         (("--dataset", "cifar"), "unknown dataset 'cifar'; expected one of: fashion-mnist"),
         (("--activation", "sigmoidd"), "sigmoidd"),
         (("--init", "zeroes"), "zeroes"),

@@ -1,4 +1,4 @@
-"""The ``fnn`` command: ``fnn train``, ``fnn evaluate`` and ``fnn predict``.
+"""The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict`` and ``fnn generate``.
 
 ``fnn train --dataset fashion-mnist`` trains the default 784-128-64-10 ReLU MLP with
 Adam, shows progress, prints a per-epoch table and the test accuracy, and writes into
@@ -182,7 +182,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument("model", type=Path, help="a run directory or a model .npz")
     evaluate_cmd.add_argument("--dataset", help="a registered dataset")
     evaluate_cmd.add_argument("--data", type=Path, help="a directory of your own data")
-    evaluate_cmd.add_argument("--data-dir", type=Path)
+    evaluate_cmd.add_argument(
+        "--data-dir", type=Path, help="directory holding the dataset's (or the text's) files"
+    )
     evaluate_cmd.add_argument("--no-download", action="store_true")
 
     predict_cmd = commands.add_parser(
@@ -193,6 +195,27 @@ def _parser() -> argparse.ArgumentParser:
     predict_cmd.add_argument("inputs", type=Path, nargs="+", help="PNG, IDX or NPY files")
     predict_cmd.add_argument("--invert", action="store_true", help="dark objects on light")
     predict_cmd.add_argument("--top", type=int, default=3, help="classes to show per image")
+    generate_cmd = commands.add_parser(
+        "generate", help="text from a language model", allow_abbrev=False
+    )
+    generate_cmd.add_argument("--import", **imports)  # type: ignore[arg-type]
+    generate_cmd.add_argument("model", type=Path, help="a run directory or a model .npz")
+    generate_cmd.add_argument("--prompt", default="", help="the text to continue")
+    generate_cmd.add_argument(
+        "--length", type=int, default=500, help="characters to generate (default 500)"
+    )
+    generate_cmd.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divide the logits by this (default 1; 0: always the most likely character)",
+    )
+    generate_cmd.add_argument(
+        "--top-k", type=int, help="draw from the k most likely characters only (default all)"
+    )
+    generate_cmd.add_argument(
+        "--seed", type=int, default=0, help="the seed of the draws (same seed, same text)"
+    )
     return parser
 
 
@@ -241,12 +264,21 @@ def _config_from_args(args: argparse.Namespace) -> Config:
             f"--{name.replace('_', '-')} applies to {' or '.join(_owners(name))}, not to "
             f"--model {model} with --optimizer {opt}"
         )
-    return complete(
+    config = complete(
         general,
         {k: v for k, v in given.items() if k in mine},
         {k: v for k, v in given.items() if k in theirs},
         directory,
     )
+    unused = [n for n, v in general.items() if v is not None and n not in config.general]
+    if unused:
+        flag = _config.GENERAL[unused[0]].flag
+        if unused[0] in _config.SCHEDULE_OPTIONS:
+            schedules = " or ".join(_config.SCHEDULE_OPTIONS[unused[0]])
+            raise UsageError(f"{flag} applies to --schedule {schedules} only")
+        kind = "a language model's (--text)" if unused[0] in _config.TEXT_ONLY else "a classifier's"
+        raise UsageError(f"{flag} applies to {kind} runs only, not to --model {model}'s")
+    return config
 
 
 def _import(names: Sequence[str]) -> None:
@@ -339,6 +371,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]
         "train": _train_command,
         "evaluate": _use.evaluate_command,
         "predict": _use.predict_command,
+        "generate": _use.generate_command,
     }
 
 

@@ -38,7 +38,7 @@ OPTIONS: tuple[Option, ...] = (
     _option("model", str, "mlp", "a registered model recipe (mlp, cnn, ...)"),
     _option("optimizer", str, "adam", "a registered optimizer (adam, adamw, sgd, ...)"),
     _option("lr", float, None, "the learning rate (default: the model recipe's)"),
-    _option("schedule", str, "cosine", "constant, inverse-time, cosine or step"),
+    _option("schedule", str, "cosine", "constant, inverse-time, cosine, step or warmup-cosine"),
     _option("decay", float, 0.0, "inverse-time decay: lr / (1 + decay * step)"),
     _option("l2", float, 0.0, "an L2 penalty on the weights, (l2 / 2) * sum(w**2)"),
     _option("batch_size", int, None, "examples per update (default: the model recipe's)"),
@@ -48,18 +48,42 @@ OPTIONS: tuple[Option, ...] = (
     _option("patience", int, 0, "stop after this many epochs without improvement (0: never)"),
     _option("augment", list, (), "flip and/or shift each training batch (none, flip,shift)"),
     _option("shards", int, 1, "split each batch into this many shards, summed in order"),
+    _option("clip", float, 0.0, "clip the gradient's global norm to this (0: never)"),
+    _option("warmup", int, 0, "warmup-cosine: the updates of the linear warm-up"),
+    _option("min_lr", float, 0.0, "warmup-cosine: the rate the cosine ends at"),
+    _option(
+        "text",
+        str,
+        None,
+        "train a language model on a text: a file or a known text (tinyshakespeare)",
+    ),
+    _option("steps", int, None, "a language model's updates in all (default: the recipe's)"),
+    _option("eval_every", int, None, "a language model's updates between validations"),
 )
 """The command's own training options (the recipes and optimizers add theirs)."""
 
+TEXT_ONLY = frozenset({"text", "steps", "eval_every"})
+"""The general options of a language model's run (``--text``) alone."""
+
+IMAGES_ONLY = frozenset({"dataset", "epochs", "patience", "augment"})
+"""The general options of a classifier's run alone: a language model trains by steps on
+random windows of its text (no epochs, so no early stopping), never augmented."""
+
 GENERAL = {o.name: o for o in OPTIONS}
 
-SCHEDULES: dict[str, Callable[[float, float, int], optim.Schedule]] = {
-    "constant": lambda lr, decay, total: optim.constant(lr),
-    "inverse-time": lambda lr, decay, total: optim.inverse_time_decay(lr, decay),
-    "cosine": lambda lr, decay, total: optim.cosine_decay(lr, total),
-    "step": lambda lr, decay, total: optim.step_decay(lr, 0.5, max(total // 4, 1)),
+SCHEDULES: dict[str, Callable[[Mapping[str, Any], int], optim.Schedule]] = {
+    "constant": lambda g, total: optim.constant(g["lr"]),
+    "inverse-time": lambda g, total: optim.inverse_time_decay(g["lr"], g["decay"]),
+    "cosine": lambda g, total: optim.cosine_decay(g["lr"], total),
+    "step": lambda g, total: optim.step_decay(g["lr"], 0.5, max(total // 4, 1)),
+    "warmup-cosine": lambda g, total: optim.warmup_cosine(g["lr"], g["warmup"], total, g["min_lr"]),
 }
-"""The learning-rate schedules by name, each over the run's ``total`` steps."""
+"""The learning-rate schedules by name, each over the run's ``total`` updates, from the
+general options (``lr``, and ``decay``, ``warmup`` and ``min_lr`` where they apply)."""
+
+SCHEDULE_OPTIONS = {"decay": ("inverse-time",), "warmup": ("warmup-cosine",)}
+SCHEDULE_OPTIONS["min_lr"] = ("warmup-cosine",)
+"""The general options that apply to some schedules only."""
 
 AUGMENTATIONS: dict[str, data.Augment] = {"flip": data.random_flip, "shift": data.random_shift}
 """The names ``--augment`` takes: left-right flips, and shifts of up to 2 pixels."""
@@ -202,15 +226,19 @@ def complete(
     given = {k: v for k, v in general.items() if v is not None}
     name = str(given.get("model", values["model"]))
     try:
-        values.update(recipes.recipe(name).defaults)
+        preferred = dict(recipes.recipe(name).defaults)
     except ValueError as err:
         raise UsageError(f"--model: {err}") from None
+    values.update({k: v for k, v in preferred.items() if k in GENERAL})
     values.update(given)
-    if values["schedule"] != "inverse-time":
-        values.pop("decay", None)
+    for option, schedules in SCHEDULE_OPTIONS.items():
+        if values["schedule"] not in schedules:
+            values.pop(option, None)
+    for option in IMAGES_ONLY if values.get("text") is not None else TEXT_ONLY:
+        values.pop(option, None)
     model_values = {o.name: model.get(o.name, o.default) for o in model_options(name)}
     opt_values = {
-        o.name: optimizer.get(o.name, o.default)
+        o.name: optimizer.get(o.name, preferred.get(o.name, o.default))
         for o in optimizer_options(str(values["optimizer"]))
     }
     return Config(values, model_values, opt_values, directory)
@@ -229,28 +257,37 @@ def build_model(config: Config, info: data.DataInfo) -> nn.Layer[Any]:
         raise UsageError(f"--model {name}: {err}") from None
 
 
+def total_updates(config: Config, steps_per_epoch: int) -> int:
+    """The updates of a whole run: a language model's ``steps``, a classifier's epochs of
+    ``steps_per_epoch``."""
+    g = config.general
+    return int(g["steps"]) if "steps" in g else max(g["epochs"] * steps_per_epoch, 1)
+
+
 def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer:
-    """The optimizer of a config (with the L2 penalty's gradient in front when asked),
-    its learning rate following the config's schedule over the whole run.
+    """The optimizer of a config (with the L2 penalty's gradient in front when asked, and
+    the global-norm clipping before both), its learning rate following the config's
+    schedule over the whole run.
 
     Raises:
-        UsageError: the optimizer, the schedule or the L2 penalty refuses a value.
+        UsageError: the optimizer, the schedule, the clipping or the L2 penalty refuses a
+            value.
     """
     g = config.general
-    total = max(g["epochs"] * steps_per_epoch, 1)
+    total = total_updates(config, steps_per_epoch)
     try:
         if g["schedule"] not in SCHEDULES:
             raise ValueError(f"expected one of {', '.join(SCHEDULES)}, got {g['schedule']!r}")
-        schedule = SCHEDULES[g["schedule"]](
-            _checks.positive(g["lr"], "lr"), g.get("decay", 0.0), total
-        )
+        _checks.positive(g["lr"], "lr")
+        schedule = SCHEDULES[g["schedule"]](g, total)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--schedule {g['schedule']} with --lr {g['lr']}: {err}") from None
     try:
         rule = optim.optimizer(g["optimizer"])(schedule, **config.optimizer)
-        return optim.chain(optim.add_l2(g["l2"]), rule) if g["l2"] else rule
+        rule = optim.chain(optim.add_l2(g["l2"]), rule) if g["l2"] else rule
     except (ValueError, TypeError) as err:
         raise UsageError(f"--optimizer {g['optimizer']}: {err}") from None
+    return optim.chain(optim.clip_by_global_norm(g["clip"]), rule) if g["clip"] else rule
 
 
 def build_augment(config: Config) -> data.Augment | None:
@@ -269,6 +306,9 @@ _GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "decay": lambda v: optim.inverse_time_decay(1.0, v),
     "l2": lambda v: v == 0 or optim.add_l2(v),
     "shards": lambda v: parallel.check_plan(v, None),
+    "clip": lambda v: v == 0 or optim.clip_by_global_norm(v),
+    "steps": lambda v: _checks.positive_int(v, "steps"),
+    "eval_every": lambda v: _checks.positive_int(v, "eval_every"),
 }
 """The library's own check of each general option that has one."""
 
@@ -304,7 +344,12 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
         )
     if not bad and g["shards"] > g["batch_size"]:
         bad.append(f"--shards: at most the batch size {g['batch_size']}, got {g['shards']}")
-    if config.data is None:
+    context = config.model.get("context")
+    if "text" in g and not isinstance(context, int):
+        bad.append(f"--text: --model {g['model']} is not a language model (it has no --context)")
+    elif "text" not in g and context is not None:
+        bad.append(f"--model {g['model']} is a language model: give --text (a file or a name)")
+    elif "dataset" in g and config.data is None:
         try:
             data.source(g["dataset"])
         except (ValueError, TypeError) as err:
@@ -319,11 +364,17 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
 
 
 def data_info(config: Config) -> data.DataInfo | None:
-    """What is known of a config's dataset before reading it (None for a directory or a
-    dataset that is not registered: :func:`check_config` says so)."""
-    if config.data is not None or config.general["dataset"] not in data.DATASETS:
+    """What is known of a config's data before reading it: a language model's windows
+    (a placeholder vocabulary: the text's comes when it is read), a registered dataset's
+    shapes and classes; None for a directory or a dataset that is not registered
+    (:func:`check_config` says so)."""
+    g = config.general
+    if "text" in g:
+        context = config.model.get("context")
+        return data.DataInfo((context,), ("a", "b")) if isinstance(context, int) else None
+    if config.data is not None or g["dataset"] not in data.DATASETS:
         return None
-    return data.source(config.general["dataset"]).info
+    return data.source(g["dataset"]).info
 
 
 def resolved(path: Path) -> str:
@@ -334,9 +385,12 @@ def resolved(path: Path) -> str:
 __all__ = [
     "AUGMENTATIONS",
     "GENERAL",
+    "IMAGES_ONLY",
     "MAX_INT",
     "OPTIONS",
     "SCHEDULES",
+    "SCHEDULE_OPTIONS",
+    "TEXT_ONLY",
     "Config",
     "UsageError",
     "build_augment",
@@ -349,4 +403,5 @@ __all__ = [
     "model_options",
     "optimizer_options",
     "resolved",
+    "total_updates",
 ]

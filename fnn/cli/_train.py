@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import io as _textio
+import math
 import platform
 import sys
 import time
@@ -57,6 +58,7 @@ from ..train import (
     TrainState,
     batch_shortfall,
     fit,
+    fit_steps,
 )
 from ._config import (
     Config,
@@ -88,7 +90,7 @@ TRAINING_COPIES = 6
 their gradient, Adam's two moments, the update and the checkpoint being written."""
 
 RESUME_OPTIONS = frozenset(
-    {"--resume", "--epochs", "--stop-after", "--threads", "--quiet", "--no-plots"}
+    {"--resume", "--epochs", "--steps", "--stop-after", "--threads", "--quiet", "--no-plots"}
     | {"--data-dir", "--no-download", "--import", "--timeout"}
 )
 """The options ``--resume`` takes: the rest of the configuration is the run's own."""
@@ -136,17 +138,29 @@ def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
     record = None
     if args.resume is None:
         assert config is not None
-        directory = args.out or Path("runs") / config.general["dataset"]
+        directory = args.out or Path("runs") / run_name(config)
     else:
         directory, record = args.resume, read_run(args.resume)
         config = Config.from_json(record.get("config"), str(args.resume / RUN_FILE))
-        if args.epochs is not None:  # a new target: the schedule spans it
-            config = config.evolve(epochs=args.epochs)
+        if args.epochs is not None or args.steps is not None:  # the schedule spans it
+            length = "steps" if "text" in config.general else "epochs"
+            given = args.steps if length == "steps" else args.epochs
+            if given is None:
+                other = "--epochs" if length == "steps" else "--steps"
+                raise UsageError(f"{other} does not apply: the run counts {length}")
+            config = config.evolve(**{length: given})
     info = data_info(config)
     check_config(config, info)
     if info is not None:  # the model's size, before the data is read
         check_params(build_model(config, info), info.in_shape, runtime.memory_limit())
     return Plan(config, directory, record)
+
+
+def run_name(config: Config) -> str:
+    """The directory under ``runs/`` a run goes to by default: its dataset's name, or its
+    text's (a file's name without its suffix)."""
+    g = config.general
+    return Path(g["text"]).stem if "text" in g else str(g["dataset"])
 
 
 def _load(config: Config, args: argparse.Namespace) -> data.Dataset:
@@ -213,10 +227,11 @@ def check_memory(
         return
     key = _random.key(0)
     p, state = model.init(key, in_shape), model.init_state(in_shape)
+    reads_floats = model.declared(in_shape).ids is None
 
     def peak(rows: int, train: bool) -> float:
         """The most memory a training step (or an inference) of ``rows`` examples took."""
-        x = np.zeros((rows, *in_shape), np.float32)
+        x = np.zeros((rows, *in_shape), np.float32 if reads_floats else np.int64)
         tracemalloc.start()
         try:
             if train:
@@ -259,6 +274,18 @@ class Ready:
     optimizer: Any
     data_record: dict[str, Any]
     state: TrainState[Any] | None
+    text: TextRun | None = None
+
+
+@attrs.frozen(eq=False)
+class TextRun:
+    """What a language model's run trains on: the training part of its text as ids, the
+    validation part cut into windows (None without validation), its vocabulary."""
+
+    train_ids: Array
+    validation: tuple[Array, Array] | None
+    chars: str
+    context: int
 
 
 def _described(array: Array) -> list[Any]:
@@ -269,9 +296,11 @@ def _described(array: Array) -> list[Any]:
 def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     """Read the data and check it, build the model and the optimizer, read the checkpoint
     to resume: everything but writing."""
-    config, directory, record = plan.config, plan.directory, plan.record
+    config, record = plan.config, plan.record
     g = config.general
     thread_plan(args.threads, g["shards"], comm)
+    if "text" in g:
+        return _prepare_text(plan, args, comm)
     dataset = _load(config, args)
     sums = dict(dataset.sha256)
     _check_same_data(config, record, sums)
@@ -305,42 +334,119 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     if config.data is not None:
         data_record["directory"] = config.data
     params = model.shapes(in_shape).params
-    state = None
-    if record is not None:
-        state = checkpoint_of(directory, record, config, params)
-        if state.epoch > g["epochs"]:  # run.json would record a target the run has passed
-            target = f"--epochs {g['epochs']}"
-            if args.epochs is None:
-                target = f"the target of {directory / RUN_FILE}, {g['epochs']} epochs,"
-            raise UsageError(
-                f"{target} is below the {state.epoch} epochs the run has trained; give "
-                f"--epochs {state.epoch} or more"
-            )
-        if args.stop_after is not None and args.stop_after <= state.epoch < g["epochs"]:
-            raise UsageError(
-                f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "
-                f"{state.epoch} epochs already"
-            )
+    state = _resumed(plan, args, params, "epochs", lambda st: st.epoch, g["epochs"])
+    arrays = [_described(a) for a in (x_train, y_train, x_test, y_test)]
+    _agree(
+        plan,
+        args,
+        comm,
+        state,
+        {"sha256": sums, "classes": list(info.classes), "arrays": arrays},
+        params,
+    )
+    return Ready(
+        plan, model, info, (x_train, y_train), (x_test, y_test), optimizer, data_record, state
+    )
+
+
+def _resumed(
+    plan: Plan,
+    args: argparse.Namespace,
+    params: Any,
+    unit: str,
+    done: Any,
+    target: int,
+) -> TrainState[Any] | None:
+    """The training state to resume (None for a new run), after checking that the target
+    (``target`` ``unit``, of which the state has made ``done(state)``) is not below what
+    the run has trained, and that ``--stop-after`` leaves something to train."""
+    config, directory, record = plan.config, plan.directory, plan.record
+    if record is None:
+        return None
+    state = checkpoint_of(directory, record, config, params)
+    made = int(done(state))
+    if made > target:  # run.json would record a target the run has passed
+        given = f"--{unit} {target}"
+        if (args.epochs if unit == "epochs" else args.steps) is None:
+            given = f"the target of {directory / RUN_FILE}, {target} {unit},"
+        raise UsageError(
+            f"{given} is below the {made} {unit} the run has trained; give --{unit} {made} or more"
+        )
+    if args.stop_after is not None and args.stop_after <= state.epoch and made < target:
+        raise UsageError(
+            f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "
+            f"{state.epoch} {'epochs' if unit == 'epochs' else 'intervals'} already"
+        )
+    return state
+
+
+def _agree(
+    plan: Plan,
+    args: argparse.Namespace,
+    comm: Any,
+    state: TrainState[Any] | None,
+    data_facts: dict[str, Any],
+    params: Any,
+) -> None:
+    """Every process the same run, or every process stops saying what differs."""
     resume = None
-    if record is not None and state is not None:
-        resume = [str(record["run_id"]), state.epoch, _tree.fingerprint(state)]
-    parallel.agree(  # every process the same run, or every process stops saying what differs
+    if plan.record is not None and state is not None:
+        resume = [str(plan.record["run_id"]), state.epoch, _tree.fingerprint(state)]
+    parallel.agree(
         comm,
         {
-            "config": config.to_json(),
+            "config": plan.config.to_json(),
             "stop_after": args.stop_after,
-            "data": {
-                "sha256": sums,
-                "classes": list(info.classes),
-                "arrays": [_described(a) for a in (x_train, y_train, x_test, y_test)],
-            },
+            "data": data_facts,
             "params": [_described(leaf) for leaf in _tree.leaves(params)],
             "resume": resume,
         },
         what="fnn train's setup",
     )
+
+
+def _prepare_text(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
+    """:func:`_prepare` for a language model: the text read and split (the first part to
+    train on, the last ``validation_split`` cut into windows to validate on), the model
+    built for its vocabulary."""
+    config, record = plan.config, plan.record
+    g = config.general
+    try:
+        text = data.load_text(g["text"], data_dir=args.data_dir, download=not args.no_download)
+    except ValueError as err:
+        raise UsageError(f"--text {g['text']}: {err}") from None
+    if record is not None:
+        recorded = record.get("data")
+        recorded = recorded.get("sha256") if isinstance(recorded, dict) else None
+        if recorded != text.sha256:
+            raise UsageError(
+                f"the text {g['text']} changed since the run began (SHA-256 {text.sha256}, "
+                f"the run recorded {recorded}): resume with the same text"
+            )
+    context = int(config.model["context"])
+    info = data.DataInfo((context,), tuple(text.chars))
+    model = build_model(config, info)
+    check_memory(model, (context,), g["batch_size"], runtime.memory_limit())
+    fraction = 1 - g["validation_split"]
+    train_ids, val_ids = data.split_text(text.ids, fraction) if fraction < 1 else (text.ids, None)
+    for part, ids in (("training", train_ids), ("validation", val_ids)):
+        if ids is not None and len(ids) < context + 1:
+            raise UsageError(
+                f"--validation-split {g['validation_split']} of the {len(text.ids)} characters "
+                f"of {g['text']} leaves {len(ids)} for {part}, fewer than a window of "
+                f"--context {context} + 1"
+            )
+    validation = None if val_ids is None else data.fixed_windows(val_ids, context)
+    optimizer = build_optimizer(config, 1)
+    data_record = {"text": g["text"], "sha256": text.sha256, "characters": len(text.ids)}
+    params = model.shapes((context,)).params
+    state = _resumed(plan, args, params, "steps", lambda st: st.step, g["steps"])
+    facts = {"sha256": text.sha256, "chars": text.chars}
+    _agree(plan, args, comm, state, facts, params)
+    empty = np.empty((0, context), np.int64)
+    run = TextRun(train_ids, validation, text.chars, context)
     return Ready(
-        plan, model, info, (x_train, y_train), (x_test, y_test), optimizer, data_record, state
+        plan, model, info, (empty, empty), (empty, empty), optimizer, data_record, state, run
     )
 
 
@@ -355,10 +461,12 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
     data_record = ready.data_record
     if record is not None and state is not None:
         run_id = str(record["run_id"])
-        done = state.stopped or state.epoch >= g["epochs"]
+        unit, made = ("step", state.step) if ready.text else ("epoch", state.epoch)
+        total = g[f"{unit}s"]
+        done = state.stopped or made >= total
         out.write(
-            f"resuming {printable(str(directory))} after epoch {state.epoch} of "
-            f"{g['epochs']}{' (training complete)' if done else ''}\n"
+            f"resuming {printable(str(directory))} after {unit} {made} of "
+            f"{total}{' (training complete)' if done else ''}\n"
         )
     else:
         run_id = uuid.uuid4().hex
@@ -384,81 +492,98 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         hooks.append(callbacks.checkpoint(checkpoints, metadata=identity))
     if lead and not args.quiet:
         hooks.append(callbacks.progress_bar(stream=Output(sys.stderr)))  # type: ignore[arg-type]
-    stop = EarlyStopping(patience=g["patience"]) if g["patience"] > 0 else None
+    stop = EarlyStopping(patience=g["patience"]) if g.get("patience", 0) > 0 else None
     began = time.perf_counter()
     try:
-        final = fit(
-            model,
-            losses.softmax_cross_entropy,
-            ready.optimizer,
-            *ready.train_set,
-            key=_random.key(g["seed"]),
-            epochs=min(g["epochs"], args.stop_after or g["epochs"]),
-            batch_size=g["batch_size"],
-            validation_split=g["validation_split"],
-            early_stopping=stop,
-            state=state,
-            augment=build_augment(config),
-            shards=g["shards"],
-            comm=comm,
-            threads=workers,
-            callbacks=hooks,
-        )
+        if ready.text is not None:
+            final = _fit_text(ready, args, comm, workers, hooks)
+        else:
+            final = fit(
+                model,
+                losses.softmax_cross_entropy,
+                ready.optimizer,
+                *ready.train_set,
+                key=_random.key(g["seed"]),
+                epochs=min(g["epochs"], args.stop_after or g["epochs"]),
+                batch_size=g["batch_size"],
+                validation_split=g["validation_split"],
+                early_stopping=stop,
+                state=state,
+                augment=build_augment(config),
+                shards=g["shards"],
+                comm=comm,
+                threads=workers,
+                callbacks=hooks,
+            )
     except NonFiniteLossError as err:
         last = checkpoints / callbacks.LAST
         kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
         raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
     wall = time.perf_counter() - began
-    return _finish(
-        plan, args, out, comm, lead, model, final, ready.test_set, ready.info, record, times, wall
+    return _finish(ready, args, out, comm, lead, final, record, times, wall)
+
+
+def _fit_text(
+    ready: Ready, args: argparse.Namespace, comm: Any, workers: int, hooks: list[Callback]
+) -> TrainState[Any]:
+    """A language model's training: ``steps`` updates on random windows of the text
+    (``--stop-after N``: the first ``N`` validation intervals), the whole validation part
+    evaluated after each interval."""
+    g, text = ready.plan.config.general, ready.text
+    assert text is not None
+    every, steps = g["eval_every"], g["steps"]
+    if args.stop_after is not None:
+        steps = min(steps, args.stop_after * every)
+    ids, context, batch = text.train_ids, text.context, g["batch_size"]
+    return fit_steps(
+        ready.model,
+        losses.softmax_cross_entropy,
+        ready.optimizer,
+        lambda key: data.random_windows(key, ids, context, batch),
+        key=_random.key(g["seed"]),
+        steps=steps,
+        eval_every=every,
+        validation_data=text.validation,
+        state=ready.state,
+        shards=g["shards"],
+        comm=comm,
+        threads=workers,
+        callbacks=hooks,
     )
 
 
 def _finish(
-    plan: Plan,
+    ready: Ready,
     args: argparse.Namespace,
     out: Output,
     comm: Any,
     lead: bool,
-    model: nn.Layer[Any],
     final: TrainState[Any],
-    test_set: tuple[Array, Array],
-    info: data.DataInfo,
     record: dict[str, Any] | None,
     times: callbacks.EpochTimes,
     wall: float,
 ) -> int:
     """The final phase: what is left of evaluating, writing ``model.npz`` and ``run.json``
     and drawing the plots, then the report, printed last."""
+    plan, model, info = ready.plan, ready.model, ready.info
     directory, config = plan.directory, plan.config
     fingerprint = _tree.fingerprint(final.params)
     previous = read_run(directory) if (directory / RUN_FILE).is_file() else {}
+    matrix = None
     if not finished(directory, previous, fingerprint):
-        x_test, y_test = test_set
-        test = evaluate(
-            model,
-            losses.softmax_cross_entropy,
-            final.params,
-            x_test,
-            y_test,
-            model_state=final.model_state,
-            comm=comm,  # each process evaluates its share of the chunks
-        )
+        if ready.text is None:
+            results, matrix, metadata = _image_results(ready, comm, final)
+        else:
+            results, metadata = _text_results(ready, final), _text_metadata(ready)
         if not lead:
             return 0
-        probs = predict_proba(model, final.params, x_test, model_state=final.model_state)
-        matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=1), info.num_classes)
         io.save_model(
             directory / MODEL_FILE,
             model,
             final.params,
             in_shape=info.in_shape,
             model_state=final.model_state,
-            metadata={
-                "dataset": config.general["dataset"],
-                "data": config.data,
-                "classes": list(info.classes),
-            },
+            metadata=metadata,
         )
         timing = previous.get("timing") if isinstance(previous.get("timing"), dict) else {}
         earlier = timing.get("epoch_seconds") if isinstance(timing, dict) else None
@@ -468,8 +593,7 @@ def _finish(
             "conditions": _conditions(config, comm, args.threads),
             "epochs": [attrs.asdict(r) for r in final.history],
             "stopped_early": final.stopped,
-            "test": {"loss": test.loss, "accuracy": test.accuracy},
-            "confusion_matrix": matrix.tolist(),
+            **results,
             "params_sha256": fingerprint,
             "timing": {
                 "epoch_seconds": {
@@ -480,18 +604,83 @@ def _finish(
             },
         }
         write_json(directory / RUN_FILE, previous)
-        _plots(directory, args, out, final, matrix, info, redraw=True)
+        redraw = True
     elif lead:
-        matrix = np.asarray(previous["confusion_matrix"])
-        _plots(directory, args, out, final, matrix, info, redraw=False)
+        kept = previous.get("confusion_matrix")
+        matrix, redraw = (None if kept is None else np.asarray(kept)), False
     if not lead:
         return 0
+    every = None if ready.text is None else config.general["eval_every"]
+    _plots(directory, args, out, final, matrix, info, redraw, every)
     seconds = {int(k): v for k, v in previous.get("timing", {}).get("epoch_seconds", {}).items()}
     out.write(callbacks.history_table(final.history, seconds) + "\n")
-    test_result = previous["test"]
-    out.write(f"test accuracy {test_result['accuracy']:.4f}  test loss {test_result['loss']:.4f}\n")
+    if ready.text is None:
+        test_result = previous["test"]
+        out.write(
+            f"test accuracy {test_result['accuracy']:.4f}  test loss {test_result['loss']:.4f}\n"
+        )
+    else:
+        found = previous["validation"]
+        out.write(
+            f"validation loss {found['loss']:.4f} ({found['bits_per_character']:.4f} bits per "
+            "character)\n"
+        )
     out.write(printable(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
     return 0
+
+
+def _image_results(
+    ready: Ready, comm: Any, final: TrainState[Any]
+) -> tuple[dict[str, Any], Array, dict[str, Any]]:
+    """A classifier's test results (each process evaluates its share of the chunks), its
+    confusion matrix and its model file's metadata."""
+    x_test, y_test = ready.test_set
+    model, info, config = ready.model, ready.info, ready.plan.config
+    test = evaluate(
+        model,
+        losses.softmax_cross_entropy,
+        final.params,
+        x_test,
+        y_test,
+        model_state=final.model_state,
+        comm=comm,
+    )
+    probs = predict_proba(model, final.params, x_test, model_state=final.model_state)
+    matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=1), info.num_classes)
+    results = {
+        "test": {"loss": test.loss, "accuracy": test.accuracy},
+        "confusion_matrix": matrix.tolist(),
+    }
+    metadata = {
+        "dataset": config.general["dataset"],
+        "data": config.data,
+        "classes": list(info.classes),
+    }
+    return results, matrix, metadata
+
+
+def _text_results(ready: Ready, final: TrainState[Any]) -> dict[str, Any]:
+    """A language model's results: its loss on the whole validation part, measured after
+    the last update (NaN without validation), in nats and in bits per character, and the
+    last interval's training loss."""
+    last = final.history[-1]
+    return {
+        "validation": {"loss": last.val_loss, "bits_per_character": last.val_loss / math.log(2)},
+        "train_loss": last.loss,
+    }
+
+
+def _text_metadata(ready: Ready) -> dict[str, Any]:
+    """What ``fnn evaluate`` and ``fnn generate`` need of a language model's text: its
+    name (or path), vocabulary, checksum and validation split."""
+    assert ready.text is not None
+    g = ready.plan.config.general
+    return {
+        "text": g["text"],
+        "chars": ready.text.chars,
+        "sha256": ready.data_record["sha256"],
+        "validation_split": g["validation_split"],
+    }
 
 
 def _plots(
@@ -499,19 +688,22 @@ def _plots(
     args: argparse.Namespace,
     out: Output,
     final: TrainState[Any],
-    matrix: Array,
+    matrix: Array | None,
     info: data.DataInfo,
     redraw: bool,
+    updates: int | None = None,
 ) -> None:
-    """Draw the run's curves and confusion matrix (those missing, unless ``redraw``)."""
+    """Draw the run's curves and (for a classifier) confusion matrix (those missing,
+    unless ``redraw``); ``updates``: a language model's updates per record."""
     if args.no_plots:
         return
-    paths = [directory / name for name in PLOTS]
+    paths = [directory / name for name in PLOTS][: 1 if matrix is None else 2]
     if not redraw and all(p.is_file() for p in paths):
         return
     try:
-        plots.history(final.history, paths[0])
-        plots.confusion_matrix(matrix, paths[1], list(info.classes))
+        plots.history(final.history, paths[0], updates=updates)
+        if matrix is not None:
+            plots.confusion_matrix(matrix, paths[1], list(info.classes))
     except plots.PlottingUnavailableError as err:
         out.write(f"note: {err}\n")
 
@@ -567,8 +759,10 @@ __all__ = [
     "TRAINING_COPIES",
     "Plan",
     "Ready",
+    "TextRun",
     "check_memory",
     "check_params",
+    "run_name",
     "thread_plan",
     "train",
 ]

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import data, io, losses, metrics
-from ..inference import evaluate, predict_proba
+from .. import random as _random
+from ..inference import evaluate, generate, predict_proba
 from ._config import UsageError
 from ._output import Output, printable
 from ._rundir import MODEL_FILE
@@ -44,11 +46,59 @@ def _evaluation_data(args: argparse.Namespace, meta: dict[str, Any]) -> data.Dat
     return data.load_dataset(name, data_dir=args.data_dir, download=not args.no_download)
 
 
-def evaluate_command(args: argparse.Namespace, out: Output) -> int:
-    """``fnn evaluate MODEL``: test accuracy and loss, and a per-class report."""
-    path = _model_path(args.model)
+def _text_of(path: Path, meta: dict[str, Any], args: argparse.Namespace) -> data.Text:
+    """The text a language model's file was trained on (its metadata names it), read and
+    checked to be the same text (its SHA-256) with the same vocabulary.
+
+    Raises:
+        UsageError: the file is not a language model's, or the text differs.
+    """
+    source, chars = meta.get("text"), meta.get("chars")
+    if not isinstance(source, str) or not isinstance(chars, str):
+        raise UsageError(f"{path} is not a language model's file (no text in its metadata)")
+    try:
+        text = data.load_text(source, data_dir=args.data_dir, download=not args.no_download)
+    except ValueError as err:
+        raise UsageError(f"the text of {path}, {source}: {err}") from None
+    if text.sha256 != meta.get("sha256") or text.chars != chars:
+        raise UsageError(
+            f"{source} is not the text {path} was trained on (SHA-256 {text.sha256}, the "
+            f"model file records {meta.get('sha256')})"
+        )
+    return text
+
+
+def _evaluate_text(path: Path, meta: dict[str, Any], args: argparse.Namespace, out: Output) -> int:
+    """``fnn evaluate`` of a language model: the loss over the whole validation part of
+    its text, in windows of its context."""
     model, params, model_state = io.load_model(path)
+    text = _text_of(path, meta, args)
+    split = meta.get("validation_split")
+    if not isinstance(split, float) or not 0 < split < 1:
+        raise UsageError(f"{path} was trained without a validation part: nothing to evaluate")
+    context = io.load_in_shape(path)[0]
+    _, val_ids = data.split_text(text.ids, 1 - split)
+    x, y = data.fixed_windows(val_ids, context)
+    result = evaluate(
+        model, losses.softmax_cross_entropy, params, x, y, 256, model_state=model_state
+    )
+    out.write(
+        f"validation loss {result.loss:.4f} ({result.loss / math.log(2):.4f} bits per "
+        f"character) over {x.size:,} characters in {len(x):,} windows of {context}\n"
+    )
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn evaluate MODEL``: test accuracy and loss, and a per-class report (a language
+    model: its validation loss)."""
+    path = _model_path(args.model)
     meta = io.load_metadata(path)
+    if "text" in meta:
+        if args.data is not None or args.dataset is not None:
+            raise UsageError(f"{path} is a language model: it is evaluated on its own text")
+        return _evaluate_text(path, meta, args, out)
+    model, params, model_state = io.load_model(path)
     dataset = _evaluation_data(args, meta)
     image_shape = tuple(dataset.x_test.shape[1:])
     takes = io.load_in_shape(path)
@@ -103,4 +153,37 @@ def predict_command(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-__all__ = ["PREDICT_MAX_BYTES", "evaluate_command", "predict_command"]
+def generate_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn generate MODEL``: text from a language model, continuing ``--prompt``."""
+    path = _model_path(args.model)
+    meta = io.load_metadata(path)
+    chars = meta.get("chars")
+    if not isinstance(chars, str) or not chars:
+        raise UsageError(f"{path} is not a language model's file (no vocabulary in its metadata)")
+    model, params, model_state = io.load_model(path)
+    prompt = args.prompt if args.prompt else chars[0]
+    unknown = [c for c in prompt if c not in chars]
+    if unknown:
+        raise UsageError(f"--prompt: the model has no character {unknown[0]!r} in its vocabulary")
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top-k must be an integer >= 1, got {args.top_k}")
+    lookup = {c: i for i, c in enumerate(chars)}
+    try:
+        ids = generate(
+            model,
+            params,
+            np.array([lookup[c] for c in prompt], np.int64),
+            args.length,
+            key=_random.key(args.seed),
+            context=io.load_in_shape(path)[0],
+            temperature=args.temperature,
+            top_k=args.top_k,
+            model_state=model_state,
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    out.write(args.prompt + "".join(chars[i] for i in ids) + "\n")
+    return 0
+
+
+__all__ = ["PREDICT_MAX_BYTES", "evaluate_command", "generate_command", "predict_command"]

@@ -98,24 +98,26 @@ from ._residual import residual as residual
 from ._serial import serial as serial
 from ._shape_layers import global_avg_pool as global_avg_pool
 from ._shape_layers import reshape as reshape
+from ._transformer import gpt as gpt
+from ._transformer import transformer_block as transformer_block
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform
 
 __all__ = [
-    "INITIALIZERS", "LAYERS", "Array", "Back", "BackwardFn", "BatchNormParams",
+    "INITIALIZERS", "LAYERS", "AnyAttentionParams", "Array", "AttentionCache",
+    "AttentionParams", "AttentionParamsNoBias", "Back", "BackwardFn", "BatchNormParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "Decoder", "DenseParams",
     "EmbeddingParams", "ForwardFn", "GRUParams", "InferFn", "Initializer", "LSTMParams",
     "Layer", "LayerNormParams", "Param", "PositionalParams", "Registered", "ScaleParams",
-    "Shape", "WeightParams", "activation", "avg_pool", "batch_norm", "check_ids", "cnn",
-    "combinator", "constant", "conv2d", "decoder_of", "dense", "dropout", "elu", "embedding",
-    "flatten", "from_spec", "gelu", "global_avg_pool", "glorot_normal", "glorot_uniform", "gru",
-    "he_normal", "he_uniform", "identity", "initializer", "layer_norm", "leaky_relu",
-    "lecun_normal", "log_softmax", "lstm", "masked", "max_pool", "mlp", "normal", "ones",
-    "param", "parameterless", "params_dtype", "placeholder", "positional_embedding",
-    "pytorch_recurrent", "readonly", "register", "register_initializer", "relu", "reshape",
-    "residual", "rms_norm", "serial", "sigmoid", "silu", "sinusoidal_embedding", "softmax",
-    "tanh", "tied", "xavier_normal", "xavier_uniform", "zeros",
-    "AnyAttentionParams", "AttentionCache", "AttentionParams", "AttentionParamsNoBias",
-    "attend_step", "attention",
+    "Shape", "WeightParams", "activation", "attend_step", "attention", "avg_pool", "batch_norm",
+    "check_ids", "cnn", "combinator", "constant", "conv2d", "decoder_of", "dense", "dropout",
+    "elu", "embedding", "flatten", "from_spec", "gelu", "global_avg_pool", "glorot_normal",
+    "glorot_uniform", "gpt", "gru", "he_normal", "he_uniform", "identity", "initializer",
+    "layer_norm", "leaky_relu", "lecun_normal", "log_softmax", "lstm", "masked", "max_pool",
+    "mlp", "normal", "ones", "param", "parameterless", "params_dtype", "placeholder",
+    "positional_embedding", "pytorch_recurrent", "readonly", "register", "register_initializer",
+    "relu", "reshape", "residual", "rms_norm", "serial", "sigmoid", "silu",
+    "sinusoidal_embedding", "softmax", "tanh", "tied", "transformer_block", "xavier_normal",
+    "xavier_uniform", "zeros",
 ]  # fmt: skip

@@ -43,6 +43,8 @@ SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
     "lstm": (nn.lstm(4), (5, 3)),
     "gru": (nn.gru(4, return_sequences=False), (5, 3)),
     "attention": (nn.attention(2, causal=True), (4, 6)),
+    "transformer_block": (nn.transformer_block(6, 2, hidden=8, causal=True), (4, 6)),
+    "gpt": (nn.gpt(vocab=9, context=5, layers=1, heads=2, features=4), (5,)),
     "test_center": (user_layers.center(), (3,)),
     "test_mask": (user_layers.mask(), (3,)),
     "test_zero_padding": (user_layers.zero_padding(), (4, 3)),
