@@ -292,7 +292,7 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer:
 
 def build_augment(config: Config) -> data.Augment | None:
     """The augmentation of a config's training batches (None for none)."""
-    names = config.general["augment"]
+    names = config.general.get("augment", ())
     return data.augmentation(*(AUGMENTATIONS[n] for n in names)) if names else None
 
 
@@ -337,7 +337,7 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
                 check(g[name])
             except (ValueError, TypeError) as err:
                 bad.append(f"{GENERAL[name].flag}: {err}")
-    unknown = [n for n in g["augment"] if n not in AUGMENTATIONS]
+    unknown = [n for n in g.get("augment", ()) if n not in AUGMENTATIONS]
     if unknown:
         bad.append(
             f"--augment: unknown {unknown[0]!r}; expected names from {sorted(AUGMENTATIONS)}"

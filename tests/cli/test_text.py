@@ -1,0 +1,142 @@
+"""fnn train on a text (a language model), fnn evaluate of its run and fnn generate:
+training by steps, resume bit for bit, the validation loss recomputed from the model
+file, generation repeatable by seed, and the options that do not apply refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import cli
+
+SHARED_TEXT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+TINY = (
+    "--layers", "1", "--heads", "2", "--features", "16", "--context", "16",
+    "--batch-size", "4", "--warmup", "2", "--quiet", "--no-plots",
+)  # fmt: skip
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = cli.main(list(argv), out=out)
+    return status, out.getvalue()
+
+
+@pytest.fixture
+def text(tmp_path: Path) -> Path:
+    """A small text whose next character follows from the last few."""
+    path = tmp_path / "verse.txt"
+    line = "the cat sat on the mat; the dog lay by the log.\n"
+    path.write_text(line * 120, encoding="utf-8")
+    return path
+
+
+def train(out: Path, text: Path, *extra: str) -> dict[str, Any]:
+    status, printed = run(
+        "train", "--model", "gpt", "--text", str(text), "--steps", "30", "--eval-every", "10",
+        "--out", str(out), *TINY, *extra,
+    )  # fmt: skip
+    assert status == 0, printed
+    record: dict[str, Any] = json.loads((out / "run.json").read_text())
+    return record
+
+
+def test_a_language_model_trains_evaluates_and_generates(tmp_path: Path, text: Path) -> None:
+    record = train(tmp_path / "run", text)
+    assert record["config"]["steps"] == 30 and "epochs" not in record["config"]
+    history = record["epochs"]
+    assert len(history) == 3 and history[-1]["val_loss"] < history[0]["val_loss"]
+    found = record["validation"]
+    assert found["bits_per_character"] == pytest.approx(found["loss"] / np.log(2))
+    model_file = tmp_path / "run" / "model.npz"
+    assert fnn.io.load_input_dtype(model_file) == np.int64
+    status, printed = run("evaluate", str(tmp_path / "run"))
+    assert status == 0 and f"validation loss {found['loss']:.4f}" in printed
+    args = ("generate", str(tmp_path / "run"), "--prompt", "the ", "--length", "40", "--seed", "3")
+    status, first = run(*args)
+    assert status == 0 and first.startswith("the ") and len(first) == len("the ") + 40 + 1
+    assert run(*args)[1] == first  # the same seed, the same text
+    assert run(*args[:-1], "4")[1] != first
+
+
+def test_a_run_stopped_after_an_interval_resumes_to_the_same_bits(
+    tmp_path: Path, text: Path
+) -> None:
+    whole = train(tmp_path / "whole", text)
+    train(tmp_path / "parts", text, "--stop-after", "1")
+    status, printed = run("train", "--resume", str(tmp_path / "parts"), "--quiet", "--no-plots")
+    assert status == 0, printed
+    resumed = json.loads((tmp_path / "parts" / "run.json").read_text())
+    assert resumed["params_sha256"] == whole["params_sha256"]
+    assert resumed["validation"] == whole["validation"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--epochs", "3"), "--epochs applies to a classifier's runs only"),
+        (("--dataset", "mnist"), "--dataset applies to a classifier's runs only"),
+        (("--model", "mlp"), "--context applies to --model gpt, not to --model mlp"),
+        (("--warmup", "40"), "steps \\(30\\) must be more than the warmup steps \\(40\\)"),
+        (("--eval-every", "0"), "eval_every must be >= 1"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused_first(
+    tmp_path: Path,
+    text: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    status, _ = run(
+        "train", "--model", "gpt", "--text", str(text), "--steps", "30", "--out",
+        str(tmp_path / "run"), *TINY, *extra,
+    )  # fmt: skip
+    assert status == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_classifier_does_not_read_text(tmp_path: Path, text: Path, capsys: Any) -> None:
+    status, _ = run("train", "--text", str(text), "--out", str(tmp_path / "run"))
+    assert status == 2
+    assert "--text: --model mlp is not a language model" in capsys.readouterr().err
+
+
+def test_a_changed_text_is_not_resumed(tmp_path: Path, text: Path, capsys: Any) -> None:
+    train(tmp_path / "run", text, "--stop-after", "1")
+    text.write_text(text.read_text() + "one more line\n", encoding="utf-8")
+    status, _ = run("train", "--resume", str(tmp_path / "run"), "--quiet")
+    assert status == 2 and "changed since the run began" in capsys.readouterr().err
+
+
+def test_generate_refuses_what_the_model_cannot_read(
+    tmp_path: Path, text: Path, capsys: Any
+) -> None:
+    train(tmp_path / "run", text)
+    status, _ = run("generate", str(tmp_path / "run"), "--prompt", "Q")
+    assert status == 2 and "no character 'Q' in its vocabulary" in capsys.readouterr().err
+    status, _ = run("generate", str(tmp_path / "run"), "--length", "0")
+    assert status == 2 and "length must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not (SHARED_TEXT / "tinyshakespeare.txt").is_file(), reason="../shared/data not beside the repo"
+)
+def test_tiny_shakespeare_by_name(tmp_path: Path) -> None:
+    status, printed = run(
+        "train", "--model", "gpt", "--data-dir", str(SHARED_TEXT), "--steps", "4",
+        "--eval-every", "4", "--validation-split", "0.005", "--out", str(tmp_path / "run"), *TINY,
+    )  # fmt: skip
+    assert status == 0, printed
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["data"]["sha256"].startswith("86c4e6aa9db7c042")
+    assert fnn.io.load_metadata(tmp_path / "run" / "model.npz")["chars"][:3] == "\n !"
