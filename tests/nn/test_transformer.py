@@ -149,3 +149,18 @@ def test_generate_refuses_bad_arguments(
         fnn.generate(
             model, params, given.pop("prompt"), given.pop("length"), key=key, context=8, **given
         )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_padded_sequence_gives_what_it_gives_alone(key: random.Key, dtype: Any) -> None:
+    """Padding reaches the attention through masked(pad_id, model): the valid positions of
+    a sequence padded to its batch's length have the bits of the sequence alone."""
+    blocks = [nn.transformer_block(8, 2, causal=False) for _ in range(2)]
+    body = nn.serial(nn.positional_embedding(7), *blocks, nn.layer_norm())
+    model = nn.masked(0, nn.tied(6, 8, body))
+    params = model.init(key, (7,), dtype)
+    batch = np.array([[3, 1, 4, 1, 5, 0, 0], [2, 5, 3, 5, 4, 1, 2], [5, 2, 0, 0, 0, 0, 0]])
+    together = model.apply(params, batch)
+    for row, n in ((0, 5), (1, 7), (2, 2)):
+        alone = model.apply(params, batch[row : row + 1, :n])
+        np.testing.assert_array_equal(together[row, :n], alone[0])
