@@ -382,3 +382,20 @@ def test_cnn_split_finds_every_gemm_of_the_step(monkeypatch: pytest.MonkeyPatch)
     total = sum(cnn_split.flops(a, b) for _, a, b in gemms)
     assert total == 2 * conv1 + 2 * conv2 + conv2_dx + dense == 1_687_879_680
     assert not [name for name, _, _ in gemms if name.startswith("conv2d[1] dx")]
+
+
+def test_gpt_generation_draws_the_same_characters_both_ways(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The generation benchmark on a tiny GPT's model file: both ways, the same ids."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    generation = importlib.import_module("gpt_generation")
+    import fnn
+
+    model = fnn.nn.gpt(vocab=9, context=8, layers=1, heads=2, features=8)
+    path = fnn.io.save_model(
+        tmp_path / "m.npz", model, model.init(fnn.random.key(0), (8,)), in_shape=(8,)
+    )
+    assert generation.main(["--run", str(path), "--length", "20", "--rounds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "context 8, vocab 9" in printed and "the same characters both ways: True" in printed
