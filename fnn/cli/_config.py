@@ -12,6 +12,7 @@ only the options that apply to it.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -307,10 +308,19 @@ _GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "l2": lambda v: v == 0 or optim.add_l2(v),
     "shards": lambda v: parallel.check_plan(v, None),
     "clip": lambda v: v == 0 or optim.clip_by_global_norm(v),
+    "min_lr": lambda v: _not_negative(v, "min_lr"),
     "steps": lambda v: _checks.positive_int(v, "steps"),
     "eval_every": lambda v: _checks.positive_int(v, "eval_every"),
 }
 """The library's own check of each general option that has one."""
+
+
+def _not_negative(value: Any, what: str) -> float:
+    """``value`` if it is a finite number >= 0 (a rate a schedule ends at)."""
+    number = _checks.real(value, what)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return number
 
 
 def _patience(value: Any) -> EarlyStopping:

@@ -87,6 +87,8 @@ def test_a_run_stopped_after_an_interval_resumes_to_the_same_bits(
         (("--model", "mlp"), "--context applies to --model gpt, not to --model mlp"),
         (("--warmup", "40"), "steps \\(30\\) must be more than the warmup steps \\(40\\)"),
         (("--eval-every", "0"), "eval_every must be >= 1"),
+        (("--min-lr", "-1"), "min_lr must be a finite number >= 0, got -1.0"),
+        (("--steps", "100000000000000000000"), "steps must fit in 64 bits"),
     ],
 )
 def test_options_that_do_not_apply_are_refused_first(
