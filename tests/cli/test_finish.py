@@ -113,3 +113,48 @@ def test_printing_never_fails_a_run(tmp_path: Path, shell: str) -> None:
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["test"]["accuracy"] > 0.5 and (tmp_path / "model.npz").is_file()
+
+
+@needs_matplotlib
+def test_a_language_model_killed_at_any_write_finishes_bit_identically(tmp_path: Path) -> None:
+    """The same for a language model's run (fit_steps, a checkpoint per interval, its
+    validation results and curves): every write point, before and after the rename."""
+    text = tmp_path / "verse.txt"
+    text.write_text("the cat sat on the mat; the dog lay by the log.\n" * 60, encoding="utf-8")
+    args = (
+        "--model", "gpt", "--text", str(text), "--steps", "12", "--eval-every", "6",
+        "--warmup", "2", "--layers", "1", "--heads", "2", "--features", "8", "--context", "8",
+        "--batch-size", "4", "--quiet",
+    )  # fmt: skip
+
+    def result(directory: Path) -> dict[str, Any]:
+        record = json.loads((directory / "run.json").read_text())
+        params = fnn.io.load_model(directory / "model.npz").params
+        kept = ("params_sha256", "epochs", "validation", "train_loss", "config")
+        return {
+            **{k: record[k] for k in kept},
+            "model": fnn.tree.fingerprint(params),
+            "plots": sorted(p.name for p in directory.glob("*.png")),
+        }
+
+    whole = tmp_path / "whole"
+    log = tmp_path / "writes.txt"
+    done = child("train", "--out", str(whole), *args, faults=("--count-writes", str(log)))
+    assert done.returncode == 0, done.stderr
+    expected = result(whole)
+    writes = [Path(line).name for line in log.read_text().splitlines()]
+    assert writes == ["run.json", "last.npz", "last.npz", "model.npz", "run.json", "curves.png"]
+    for at, _ in enumerate(writes, 1):
+        for when in ("before", "after"):
+            out = tmp_path / f"killed-{at}-{when}"
+            killed = child(
+                "train", "--out", str(out), *args,
+                faults=("--kill-at", str(at), "--kill-when", when),
+            )  # fmt: skip
+            assert killed.returncode == -9, (at, when, killed.stderr)
+            finished = child("train", "--resume", str(out), "--quiet")
+            if finished.returncode != 0:  # killed before the first checkpoint: run it again
+                assert "not found" in finished.stderr, finished.stderr
+                finished = child("train", "--out", str(out), *args)
+            assert finished.returncode == 0, (at, when, finished.stderr)
+            assert result(out) == expected, (at, when)
