@@ -274,6 +274,10 @@ def test_memory_check_of_the_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.parse_args([]).model == "mlp"
     assert memory.parse_args(["--model", "cnn"]).model == "cnn"
     assert memory.MARGINS == {"mlp": 100 * memory.MB, "cnn": 500 * memory.MB}
+    assert memory.gpt_command("fnn", 2000, "../shared/data") == [
+        "fnn", "train", "--model", "gpt", "--steps", "2000", "--data-dir", "../shared/data"
+    ]  # fmt: skip
+    assert memory.parse_args(["--model", "gpt"]).steps == 2000
 
 
 @pytest.mark.parametrize(("model", "shards"), [("mlp", 1), ("cnn", 1), ("mlp", 2)])

@@ -12,9 +12,13 @@ this Python (or ``--fnn PATH``), takes the process's peak RSS from ``os.wait4``
 * the raw uint8 images and labels plus the same margin, for comparison;
 * the peak RSS of ``python -c "import fnn"``: the interpreter and libraries alone.
 
-Run: ``python examples/benchmarks/memory.py`` (the MLP) or ``python
-examples/benchmarks/memory.py --model cnn``; exit status 1 when over the target, 2 when
-``fnn train`` failed.
+``--model gpt`` measures the language model instead (issue 23): ``fnn train --model gpt``,
+nanoGPT's CPU recipe on Tiny Shakespeare (2,000 steps by default; ``--data-dir`` where
+``tinyshakespeare.txt`` is), against a flat target of 400 MB.
+
+Run: ``python examples/benchmarks/memory.py`` (the MLP), ``python
+examples/benchmarks/memory.py --model cnn`` or ``... --model gpt --data-dir ../shared/data``;
+exit status 1 when over the target, 2 when ``fnn train`` failed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ TRAIN, TEST, PIXELS = 60_000, 10_000, 28 * 28
 
 MARGINS = {"mlp": 100 * MB, "cnn": 500 * MB}
 """What each model may take beyond the float32 dataset: the target is dataset + margin."""
+
+GPT_TARGET = 400 * MB
+"""The peak RSS the language model's whole run may take (its text is 1.1 MB)."""
 
 
 def peak_rss(command: list[str]) -> tuple[int, int]:
@@ -54,21 +61,48 @@ def train_command(fnn: str, epochs: int, model: str = "mlp") -> list[str]:
     return command if model == "mlp" else [*command, "--model", model]
 
 
+def gpt_command(fnn: str, steps: int, data_dir: str | None) -> list[str]:
+    """The ``fnn train --model gpt`` command measured (without its output options)."""
+    command = [fnn, "train", "--model", "gpt", "--steps", str(steps)]
+    return command if data_dir is None else [*command, "--data-dir", data_dir]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fnn", default=str(Path(sys.executable).parent / "fnn"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument(
         "--model",
-        choices=sorted(MARGINS),
+        choices=[*sorted(MARGINS), "gpt"],
         default="mlp",
-        help="mlp (target: dataset + 100 MB) or cnn (dataset + 500 MB)",
+        help="mlp (target: dataset + 100 MB), cnn (dataset + 500 MB) or gpt (400 MB)",
     )
+    parser.add_argument("--steps", type=int, default=2000, help="the GPT's steps")
+    parser.add_argument("--data-dir", help="where tinyshakespeare.txt is, for the GPT")
     return parser.parse_args(argv)
+
+
+def gpt_main(args: argparse.Namespace) -> int:
+    """The language model's peak RSS against :data:`GPT_TARGET`."""
+    command = gpt_command(args.fnn, args.steps, args.data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        status, peak = peak_rss([*command, "--quiet", "--no-plots", "--out", tmp])
+    if status != 0:
+        print(f"fnn train failed with exit status {status}", file=sys.stderr)
+        return 2
+    _, baseline = peak_rss([sys.executable, "-c", "import fnn"])
+    print(f"command: {' '.join(command)} --quiet --no-plots --out <tmp>")
+    print(f"peak RSS of fnn train:                       {peak / MB:7.1f} MB")
+    print(f"peak RSS of python -c 'import fnn':          {baseline / MB:7.1f} MB")
+    print(f"target:                                      {GPT_TARGET / MB:7.1f} MB", end="  ")
+    print("PASS" if peak <= GPT_TARGET else "FAIL")
+    return 0 if peak <= GPT_TARGET else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.model == "gpt":
+        return gpt_main(args)
     command = train_command(args.fnn, args.epochs, args.model)
     with tempfile.TemporaryDirectory() as tmp:
         status, peak = peak_rss([*command, "--quiet", "--no-plots", "--out", tmp])
