@@ -5,8 +5,8 @@ table of 64-wide vectors, an LSTM of 256 units over the window (PyTorch's equati
 initialization), and at every position a dense layer to the next character's logits.
 Tiny Shakespeare split 90% / 10% in order; 1,000 updates on batches of 32 windows of 100
 characters drawn at random from the training part; Adam with a learning rate
-cosine-decayed from 2e-3 to 1e-4, the gradient clipped to global norm 1 (an LSTM's
-gradient through time has rare large spikes); the whole validation part evaluated every
+cosine-decayed from 2e-3 to 1e-4, the gradient clipped to global norm 1 (the usual
+guard against a recurrent network's exploding gradients); the whole validation part evaluated every
 250 updates, in consecutive windows of 100 (each read from a zero state, as in
 training). Then 300 characters are drawn after "JULIET:" (temperature 0.8, seed 0). An
 LSTM carries its state from one position to the next, so it decodes one character at a
@@ -17,8 +17,8 @@ with other jobs): validation loss 1.6757 (2.42 bits per character) after 1,000 u
 140 s of training, validations included (0.12-0.17 s an update); 350,593 parameters. The
 validation loss by interval: 1.8741, 1.7427, 1.6934, 1.6757.
 
-The command line, the text (``--text``, ``--data-dir``) and the progress lines are
-``gpt_shakespeare.py``'s.
+The command line, the text (``--text``, ``--data-dir``), the training loop and the model
+file (which ``fnn evaluate`` takes) are ``gpt_shakespeare.py``'s.
 
 Run: ``python examples/char_lstm.py`` (``--steps 200`` for a quick look).
 """
