@@ -1,13 +1,16 @@
 """The scripts in examples/ run end to end on a small generated stand-in for the data.
 
 ``fnn.data.load_dataset`` is replaced by test_cli's ``synthetic`` dataset (600 train and
-200 test images whose class sets a bright block), so no real dataset is needed.
+200 test images whose class sets a bright block), so no real dataset is needed; the text
+examples read a few lines of a play from a file passed as ``--text``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from tests.support.optional import needs_matplotlib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
+import char_lstm
 import classic_a_l2_sgd
 import classic_b_sigmoid
 import classic_c_keras_style
@@ -26,6 +30,7 @@ import classic_d_optimizers
 import classic_e_he_init
 import cnn
 import from_scratch
+import gpt_shakespeare
 import lstm_rows
 import resnet_small
 import train_mlp
@@ -204,3 +209,99 @@ def test_lstm_rows_reads_images_row_by_row_and_saves(tmp_path: Path) -> None:
     assert model.spec is not None
     assert [layer["layer"] for layer in model.spec["layers"]] == ["lstm", "dense"]
     assert isinstance(params[0], fnn.nn.LSTMParams) and params[0].w_hh.shape == (128, 512)
+
+
+PLAY = (
+    "ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
+    "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
+)
+
+
+@pytest.fixture
+def play(tmp_path: Path) -> Path:
+    """A stand-in for Tiny Shakespeare: 1,224 characters, 10% of them (123) enough for a
+    validation window of the LSTM's 100 characters."""
+    path = tmp_path / "play.txt"
+    path.write_text(PLAY * 12, encoding="utf-8")
+    return path
+
+
+def trained(
+    main: Callable[[list[str]], dict[str, Any]], out: Path, play: Path, prompt: str, length: int
+) -> dict[str, Any]:
+    """A text example's result after 4 updates in 2 intervals: the validation loss falls,
+    and the text drawn continues the prompt by ``length`` characters of the play's."""
+    result = main(["--text", str(play), "--steps", "4", "--eval-every", "2", "--out", str(out)])
+    history = result["history"]
+    assert len(history) == 2 and history[-1].val_loss == result["val_loss"] < history[0].val_loss
+    sample = result["text"]
+    assert sample.startswith(prompt) and len(sample) == len(prompt) + length
+    assert set(sample) <= set(PLAY)
+    return result
+
+
+def command(*argv: str) -> str:
+    out = io.StringIO()
+    assert fnn.cli.main(list(argv), out=out) == 0
+    return out.getvalue()
+
+
+def test_gpt_shakespeare_trains_generates_and_its_file_serves_the_command(
+    tmp_path: Path, play: Path
+) -> None:
+    result = trained(gpt_shakespeare.main, tmp_path, play, "ROMEO:", 500)
+    sample = result["text"]
+    path = result["model"]
+    assert path == tmp_path / "model.npz" and fnn.io.load_in_shape(path) == (64,)
+    assert fnn.io.load_input_dtype(path) == np.int64
+    _, params, _ = fnn.io.load_model(path)
+    assert fnn.tree.fingerprint(params) == result["params_sha256"]
+    blocks = 4 * (12 * 128 * 128 + 2 * 128)  # 4 blocks of 128 without biases; tied output
+    assert fnn.tree.size(params) == len(set(PLAY)) * 128 + 64 * 128 + blocks + 128
+    assert f"validation loss {result['val_loss']:.4f}" in command("evaluate", str(path))
+    drawn = ("--length", "500", "--temperature", "0.8", "--top-k", "200", "--seed", "0")
+    assert command("generate", str(path), "--prompt", "ROMEO:", *drawn) == sample + "\n"
+
+
+def test_char_lstm_trains_and_generates_one_step_at_a_time(tmp_path: Path, play: Path) -> None:
+    result = trained(char_lstm.main, tmp_path, play, "JULIET:", 300)
+    sample = result["text"]
+    model, params, _ = fnn.io.load_model(result["model"])
+    assert model.spec is not None
+    assert [layer["layer"] for layer in model.spec["layers"]] == ["embedding", "lstm", "dense"]
+    text = fnn.data.load_text(play)
+    prompt = text.encode("JULIET:")
+    ids = fnn.generate(model, params, prompt, 300, key=fnn.random.key(0), temperature=0.8)
+    assert "JULIET:" + text.decode(ids) == sample  # the saved model draws the same text
+    assert fnn.io.load_in_shape(result["model"]) == (100,)
+    assert f"validation loss {result['val_loss']:.4f}" in command("evaluate", str(tmp_path))
+
+
+def test_the_text_examples_look_in_shared_data_for_a_known_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[Any] = []
+
+    def nowhere(source: str, **options: Any) -> fnn.data.Text:
+        asked.append((source, options.get("data_dir")))
+        raise FileNotFoundError(f"{source}: looked in /nowhere")
+
+    monkeypatch.setattr(fnn.data, "load_text", nowhere)
+    out = str(tmp_path / "out")
+    for shared in (tmp_path, tmp_path / "missing"):  # ../shared/data there, and not
+        monkeypatch.setattr(gpt_shakespeare, "SHARED_DATA", shared)
+        with pytest.raises(
+            SystemExit, match=r"(?s)tinyshakespeare: looked in /nowhere.*--data-dir"
+        ):
+            char_lstm.main(["--out", out])
+    with pytest.raises(SystemExit):
+        gpt_shakespeare.main(["--text", "play.txt", "--out", out])  # a path: no data_dir
+    with pytest.raises(SystemExit):
+        gpt_shakespeare.main(["--data-dir", "texts", "--out", out])
+    assert asked == [
+        ("tinyshakespeare", tmp_path),
+        ("tinyshakespeare", None),
+        ("play.txt", None),
+        ("tinyshakespeare", Path("texts")),
+    ]
+    assert not (tmp_path / "out").exists()

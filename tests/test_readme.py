@@ -54,6 +54,15 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.count("True\n") >= 3  # the layer written in the README checks and rebuilds
     assert "LionState 1" in out
     assert not Path(namespace["directory"]).exists()  # the io example cleans up
+    sequences = (
+        "100 2 True\nTrue nan\n(2, 16)\n",  # a GPT learns, evaluates, predicts
+        "outside the vocabulary of 18 ids [0, 18)",  # ids are checked
+        "not checked: input: integer token ids have no gradient",
+        "int64 (16,)",  # a model file records its input dtype
+        "True\n0.0\n",  # padding changes no bit; IGNORE leaves a position out
+        "a layer mixes positions but has no nn.Decoder",  # refused without a decoder
+    )
+    assert [words for words in sequences if words not in out] == []
 
 
 def test_the_readmes_module_brings_its_dataset_and_recipe_to_the_command(tmp_path: Path) -> None:
@@ -105,3 +114,41 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert any("bash ./.ci/test" in line for line in head)
     run = (README.parent / ".ci" / "run").read_text()
     assert "exec bash ./.ci/test" in run
+
+
+GPT_RECIPE = {
+    "--text tinyshakespeare": ("text", "tinyshakespeare"),
+    "--layers 4": ("layers", 4),
+    "--heads 4": ("heads", 4),
+    "--features 128": ("features", 128),
+    "--context 64": ("context", 64),
+    "--dropout 0": ("dropout", 0.0),
+    "--no-bias": ("bias", False),
+    "--tied": ("tied", True),
+    "--batch-size 12": ("batch_size", 12),
+    "--steps 2000": ("steps", 2000),
+    "--eval-every 500": ("eval_every", 500),
+    "--optimizer adamw": ("optimizer", "adamw"),
+    "--lr 1e-3": ("lr", 1e-3),
+    "--b2 0.99": ("b2", 0.99),
+    "--weight-decay 0.1": ("weight_decay", 0.1),
+    "--weights-only": ("weights_only", True),
+    "--schedule warmup-cosine": ("schedule", "warmup-cosine"),
+    "--warmup 100": ("warmup", 100),
+    "--min-lr 1e-4": ("min_lr", 1e-4),
+    "--clip 1": ("clip", 1.0),
+}
+"""What the README says ``fnn train --model gpt`` brings: its text, by option name and value."""
+
+
+def test_the_gpt_recipe_is_the_one_the_readme_describes() -> None:
+    import fnn
+
+    recipe = fnn.recipes.recipe("gpt")
+    brought = {**{o.name: o.default for o in recipe.options}, **recipe.defaults}
+    assert dict(GPT_RECIPE.values()) == brought  # every option, with its value
+    text = " ".join(README.read_text().split())
+    assert all(words in text for words in GPT_RECIPE)
+    model = fnn.nn.gpt(vocab=65, context=64, layers=4, heads=4, features=128)
+    assert fnn.tree.size(model.shapes((64,)).params) == 804_096
+    assert "(804,096 parameters" in text
