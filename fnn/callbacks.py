@@ -81,14 +81,20 @@ def describe_epoch(record: EpochMetrics, epochs: int, seconds: float) -> str:
 
 
 def history_table(
-    records: Sequence[EpochMetrics], seconds: Mapping[int, float] | None = None
+    records: Sequence[EpochMetrics],
+    seconds: Mapping[int, float] | None = None,
+    *,
+    steps: tuple[int, int] | None = None,
 ) -> str:
     """A plain-text table of a run's history, one row per epoch (``-`` where there is no
-    validation, and for epochs without a recorded time).
+    validation, and for epochs without a recorded time); without the accuracy columns
+    when no record counted accuracy (a language model's).
 
     Args:
         records: the epochs' metrics, e.g. ``state.history``.
         seconds: wall times by 0-based epoch, e.g. :attr:`EpochTimes.seconds`.
+        steps: ``(eval_every, total)`` for a run of :func:`fnn.fit_steps`: each record is
+            an interval, shown by the update it ends at.
 
     Returns:
         The table, lines joined by ``"\\n"`` (no final newline).
@@ -99,17 +105,26 @@ def history_table(
     epoch    loss  accuracy  val_loss  val_accuracy   seconds
         1  0.5000    0.8000          -             -         -
         2  0.2500    0.9000     0.3000        0.8750      1.50
+    >>> nan = float("nan")
+    >>> print(history_table([fnn.EpochMetrics(0, 2.5, nan, 2.25, nan)], steps=(500, 2000)))
+     step    loss  val_loss   seconds
+      500  2.5000    2.2500         -
     """
     times = seconds or {}
-    lines = ["epoch    loss  accuracy  val_loss  val_accuracy   seconds"]
+    counted = any(not (math.isnan(r.accuracy) and math.isnan(r.val_accuracy)) for r in records)
+    head = "epoch" if steps is None else " step"
+    lines = [f"{head}    loss  accuracy  val_loss  val_accuracy   seconds"]
+    if not counted:
+        lines = [f"{head}    loss  val_loss   seconds"]
     for r in records:
-        val = (
-            f"{r.val_loss:9.4f}  {r.val_accuracy:12.4f}"
-            if not math.isnan(r.val_loss)
-            else f"{'-':>9}  {'-':>12}"
-        )
+        at = r.epoch + 1 if steps is None else min((r.epoch + 1) * steps[0], steps[1])
+        loss = f"{at:5d}  {r.loss:6.4f}  " + (f"{r.accuracy:8.4f}  " if counted else "")
+        if math.isnan(r.val_loss):
+            val = f"{'-':>8}" + (f"  {'-':>12}" if counted else "")
+        else:
+            val = f"{r.val_loss:8.4f}" + (f"  {r.val_accuracy:12.4f}" if counted else "")
         took = f"{times[r.epoch]:8.2f}" if r.epoch in times else f"{'-':>8}"
-        lines.append(f"{r.epoch + 1:5d}  {r.loss:6.4f}  {r.accuracy:8.4f}  {val}  {took}")
+        lines.append(f"{loss} {val}  {took}")
     return "\n".join(lines)
 
 

@@ -125,3 +125,20 @@ def test_a_batch_the_model_cannot_take_is_refused_first() -> None:
             lambda key: (np.zeros((2, CONTEXT)), np.zeros((2, CONTEXT), np.int64)),
             key=random.key(0), steps=2,
         )  # fmt: skip
+
+
+def test_every_batch_of_ids_is_checked_against_the_vocabulary() -> None:
+    """A batch drawn late may hold an id out of range: refused, naming it, not wrapped."""
+
+    def late_bad(key: random.Key) -> tuple[Array, Array]:
+        x, y = sample(key)
+        if key == fnn.random.fold_in(fnn.random.fold_in(random.key(3), 0), 5):
+            x = x.copy()
+            x[1, 2] = -1
+        return x, y
+
+    with pytest.raises(ValueError, match=r"holds the id -1 at \(1, 2\), outside the vocabulary"):
+        fnn.fit_steps(
+            model(), losses.softmax_cross_entropy, optim.sgd(0.1), late_bad,
+            key=random.key(3), steps=8,
+        )  # fmt: skip

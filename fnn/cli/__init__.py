@@ -139,8 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     own = train_cmd.add_argument_group("options of the model recipes and optimizers")
     for name, options in sorted(_config.every_option().items()):
-        owners = sorted(set(_owners(name)))
-        _add(own, options[0], f"{options[0].help} [{', '.join(owners)}]".strip())
+        owners = _owners(name)  # in the order of every_option's: recipes, then optimizers
+        helps = {o.help for o in options}
+        if len(helps) == 1:
+            text = f"{options[0].help} [{', '.join(sorted(set(owners)))}]".strip()
+        else:  # one name, several meanings: each owner's own
+            text = " ".join(f"{who}: {o.help}" for who, o in zip(owners, options))
+        _add(own, options[0], text)
     run = train_cmd.add_argument_group("the run")
     run.add_argument("--data-dir", type=Path, help="directory holding the dataset's files")
     run.add_argument("--no-download", action="store_true", help="never download the data")

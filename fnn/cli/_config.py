@@ -340,6 +340,11 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
         UsageError: naming the option and the library's message.
     """
     g = config.general
+    context = config.model.get("context")
+    if "text" in g and not isinstance(context, int):  # what else it says would not apply
+        raise UsageError(
+            f"--text: --model {g['model']} is not a language model (it has no --context)"
+        )
     bad = []
     for name, check in _GENERAL_CHECKS.items():
         if name in g:
@@ -354,10 +359,7 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
         )
     if not bad and g["shards"] > g["batch_size"]:
         bad.append(f"--shards: at most the batch size {g['batch_size']}, got {g['shards']}")
-    context = config.model.get("context")
-    if "text" in g and not isinstance(context, int):
-        bad.append(f"--text: --model {g['model']} is not a language model (it has no --context)")
-    elif "text" not in g and context is not None:
+    if "text" not in g and context is not None:
         bad.append(f"--model {g['model']} is a language model: give --text (a file or a name)")
     elif "dataset" in g and config.data is None:
         try:

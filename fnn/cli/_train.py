@@ -415,6 +415,11 @@ def _prepare_text(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
         text = data.load_text(g["text"], data_dir=args.data_dir, download=not args.no_download)
     except ValueError as err:
         raise UsageError(f"--text {g['text']}: {err}") from None
+    except FileNotFoundError as err:
+        raise UsageError(
+            f"--text {g['text']} is not found ({err}); give the directory that holds it with "
+            "--data-dir, or a path"
+        ) from None
     if record is not None:
         recorded = record.get("data")
         recorded = recorded.get("sha256") if isinstance(recorded, dict) else None
@@ -613,7 +618,9 @@ def _finish(
     every = None if ready.text is None else config.general["eval_every"]
     _plots(directory, args, out, final, matrix, info, redraw, every)
     seconds = {int(k): v for k, v in previous.get("timing", {}).get("epoch_seconds", {}).items()}
-    out.write(callbacks.history_table(final.history, seconds) + "\n")
+    g = config.general
+    steps = None if ready.text is None else (g["eval_every"], g["steps"])
+    out.write(callbacks.history_table(final.history, seconds, steps=steps) + "\n")
     if ready.text is None:
         test_result = previous["test"]
         out.write(

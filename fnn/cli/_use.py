@@ -60,6 +60,11 @@ def _text_of(path: Path, meta: dict[str, Any], args: argparse.Namespace) -> data
         text = data.load_text(source, data_dir=args.data_dir, download=not args.no_download)
     except ValueError as err:
         raise UsageError(f"the text of {path}, {source}: {err}") from None
+    except FileNotFoundError as err:
+        raise UsageError(
+            f"the text of {path}, {source}, is not found ({err}); give the directory that "
+            "holds it with --data-dir"
+        ) from None
     if text.sha256 != meta.get("sha256") or text.chars != chars:
         raise UsageError(
             f"{source} is not the text {path} was trained on (SHA-256 {text.sha256}, the "
@@ -134,8 +139,12 @@ def predict_command(args: argparse.Namespace, out: Output) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be an integer >= 1, got {args.top}")
     path = _model_path(args.model)
-    model, params, model_state = io.load_model(path)
     meta = io.load_metadata(path)
+    if "text" in meta:
+        raise UsageError(
+            f"{path} is a language model: it reads text, not pictures (fnn generate, fnn evaluate)"
+        )
+    model, params, model_state = io.load_model(path)
     raw_classes = meta.get("classes")
     classes = [printable(str(c)) for c in raw_classes] if isinstance(raw_classes, list) else []
     image_shape = io.load_in_shape(path)
@@ -161,6 +170,7 @@ def generate_command(args: argparse.Namespace, out: Output) -> int:
     if not isinstance(chars, str) or not chars:
         raise UsageError(f"{path} is not a language model's file (no vocabulary in its metadata)")
     model, params, model_state = io.load_model(path)
+    in_shape = io.load_in_shape(path)
     prompt = args.prompt if args.prompt else chars[0]
     unknown = [c for c in prompt if c not in chars]
     if unknown:
@@ -175,7 +185,7 @@ def generate_command(args: argparse.Namespace, out: Output) -> int:
             np.array([lookup[c] for c in prompt], np.int64),
             args.length,
             key=_random.key(args.seed),
-            context=io.load_in_shape(path)[0],
+            context=_longest(model, in_shape),
             temperature=args.temperature,
             top_k=args.top_k,
             model_state=model_state,
@@ -184,6 +194,17 @@ def generate_command(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(str(err)) from None
     out.write(args.prompt + "".join(chars[i] for i in ids) + "\n")
     return 0
+
+
+def _longest(model: Any, in_shape: tuple[int, ...]) -> int | None:
+    """The longest sequence a model saved for ``in_shape`` takes: its length when a longer
+    one is refused (a GPT's positions), None when any length is taken (a recurrent
+    model)."""
+    try:
+        model.output_shape((2 * in_shape[0], *in_shape[1:]))
+    except ValueError:
+        return in_shape[0]
+    return None
 
 
 __all__ = ["PREDICT_MAX_BYTES", "evaluate_command", "generate_command", "predict_command"]

@@ -53,6 +53,7 @@ from ._sources import DataInfo as DataInfo
 from ._sources import Source as Source
 from ._sources import register as register
 from ._sources import source as source
+from ._text import TEXTS as TEXTS
 from ._text import TINY_SHAKESPEARE as TINY_SHAKESPEARE
 from ._text import Text as Text
 from ._text import TextSpec as TextSpec
@@ -73,6 +74,7 @@ __all__ = [
     "FileSpec",
     "MNIST",
     "Source",
+    "TEXTS",
     "TINY_SHAKESPEARE",
     "Text",
     "TextSpec",

@@ -15,8 +15,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -84,6 +85,10 @@ TINY_SHAKESPEARE = TextSpec(
 (``data/tinyshakespeare/input.txt``): 1,115,394 ASCII characters, 65 of them distinct."""
 
 _TEXTS = {spec.name: spec for spec in (TINY_SHAKESPEARE,)}
+
+TEXTS: Mapping[str, TextSpec] = MappingProxyType(_TEXTS)
+"""The known texts by name (a read-only view): what :func:`load_text` finds by name,
+verified by its SHA-256."""
 """The known texts, by name."""
 
 

@@ -369,8 +369,10 @@ def tied(
 def masked(pad_id: int, model: Layer[P]) -> Layer[P]:
     """``model`` over token ids with padding: the positions holding ``pad_id`` are
     marked invalid in the mask handed to the layers that attend (:attr:`Layer.masked`),
-    so a sequence padded to the batch's length gives what it gives alone (up to
-    round-off). Give its targets there ``-1`` (:data:`fnn.losses.IGNORE`) so the loss
+    so a sequence padded on the right to the batch's length gives, at its own positions,
+    what it gives alone (the same bits with NumPy's OpenBLAS). Padding on the left
+    shifts a sequence's positions, which a model with learned or fixed positions sees.
+    Give the targets at padded positions ``-1`` (:data:`fnn.losses.IGNORE`) so the loss
     leaves them out.
 
     Args:

@@ -14,7 +14,7 @@ from .. import tree as _tree
 from .._supervised import Batch, Scores, count_correct, scores
 from ..gradient import finish_gradient, flat_forward_backward
 from ..losses import Loss, Penalty
-from ..nn import Layer
+from ..nn import Layer, check_ids
 from ..optim import Optimizer
 from ._state import Metrics, TrainState, augment_key, step_key
 
@@ -130,7 +130,7 @@ def make_step(
     run = _whole_batch(model, loss, counts)
     if shards > 1:
         run = parallel.sharded_batch(run, counts, shards, comm, scatter, workers)
-    seen: set[tuple[Any, ...]] = set()  # the inputs and params already checked
+    seen: dict[Any, int | None] = {}  # the inputs and params already checked: their vocabulary
 
     def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
         x, y = batch
@@ -172,17 +172,22 @@ def make_step(
 
 
 def _check_once(
-    model: Layer[Any], params: Any, x: Any, state: Any, layout: Any, seen: set[Any]
+    model: Layer[Any], params: Any, x: Any, state: Any, layout: Any, seen: dict[Any, int | None]
 ) -> None:
     """Check a batch's inputs, the params and the model state against the model
     (:meth:`fnn.nn.Layer.check_inputs`) the first time this input shape and dtype and this
-    params layout come (a step makes no other check of them: the layers trust theirs)."""
+    params layout come (a step makes no other check of them: the layers trust theirs);
+    token ids, which a batch drawn later may hold out of range, are checked against the
+    vocabulary in every batch (a pass over its ids)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"the batch's x must be a NumPy array, got {type(x).__name__}")
     signature = (x.shape[1:], x.dtype, layout)
     if signature not in seen:
         model.check_inputs(params, x, state)
-        seen.add(signature)
+        seen[signature] = model.declared(x.shape[1:]).ids
+    vocabulary = seen[signature]
+    if vocabulary is not None:
+        check_ids(x, vocabulary, "the batch's x")
 
 
 def _whole_batch(model: Layer[P], loss: Loss, counts: Scores) -> parallel.BatchFn:

@@ -142,3 +142,29 @@ def test_tiny_shakespeare_by_name(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["data"]["sha256"].startswith("86c4e6aa9db7c042")
     assert fnn.io.load_metadata(tmp_path / "run" / "model.npz")["chars"][:3] == "\n !"
+
+
+def test_predict_points_a_language_model_to_generate(
+    tmp_path: Path, text: Path, capsys: Any
+) -> None:
+    train(tmp_path / "run", text)
+    image = tmp_path / "x.npy"
+    np.save(image, np.zeros((1, 28, 28), np.uint8))
+    status, _ = run("predict", str(tmp_path / "run"), str(image))
+    assert status == 2 and "is a language model" in capsys.readouterr().err
+
+
+def test_generate_gives_a_recurrent_model_no_window(tmp_path: Path) -> None:
+    """A model that takes sequences of any length (an LSTM) is not cut to the length it
+    was saved for: fnn generate draws what fnn.generate draws without a context."""
+    chars = "abcdefg"
+    model = fnn.nn.serial(fnn.nn.embedding(7, 8), fnn.nn.lstm(16), fnn.nn.dense(7))
+    params = model.init(fnn.random.key(0), (4,))
+    meta = {"text": "x", "chars": chars}
+    fnn.io.save_model(tmp_path / "lstm.npz", model, params, in_shape=(4,), metadata=meta)
+    status, printed = run(
+        "generate", str(tmp_path / "lstm.npz"), "--prompt", "abc", "--length", "30"
+    )
+    assert status == 0
+    ids = fnn.generate(model, params, np.array([0, 1, 2]), 30, key=fnn.random.key(0))
+    assert printed == "abc" + "".join(chars[i] for i in ids) + "\n"
