@@ -453,18 +453,9 @@ def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any
     def forward(
         params: Any, x: Array, state: None, key: Key | None
     ) -> tuple[Array, None, _LayerNormSaved]:
-        # Row sums by einsum: a row's sum is the same bits whatever other rows there are
-        # (as a sequence decoded one position at a time needs), and 3x faster than mean()
-        # on GPT's (768, 128) rows.
         x2 = as_rows(x)
-        features = float(x2.shape[1])
-        if center:
-            mean = np.einsum("ij->i", x2)
-            mean /= features
-            xhat = np.subtract(x2, mean[:, None])
-        else:
-            xhat = x2.copy()
-        var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / features
+        xhat = x2 - x2.mean(axis=1, keepdims=True) if center else x2.copy()
+        var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(x2.shape[1])
         inv_std = 1 / np.sqrt(var + eps)
         xhat *= inv_std
         y = xhat * params.scale
@@ -478,28 +469,20 @@ def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any
     def backward(
         params: Any, saved: _LayerNormSaved, dy: Array, need_dx: bool, grads: Any
     ) -> Array | None:
-        # With g = dy * scale: mean(g xhat) = (dy xhat) @ scale / f reuses dscale's
-        # product, and mean(g) = dy @ scale / f; both matrix-vector products.
         xhat, inv_std = saved
         dy2 = dy.reshape(xhat.shape)
         step = _block_rows(*xhat.shape)
-        work = dy2 * xhat
-        np.copyto(grads.scale, _column_sums(work, step))
+        np.copyto(grads.scale, _column_sums(dy2 * xhat, step))
         if bias:
             np.copyto(grads.bias, _column_sums(dy2, step))
         if not need_dx:
             return None
-        scale = params.scale
-        features = float(xhat.shape[1])
-        mean_gx = work @ scale
-        mean_gx /= features
-        g: Array = dy2 * scale
-        subtract = np.multiply(xhat, mean_gx[:, None], out=work)  # xhat mean(g xhat)
+        g: Array = dy2 * params.scale
+        features = xhat.shape[1]
+        mean_gx = np.einsum("ij,ij->i", g, xhat)[:, None] / float(features)
         if center:
-            mean_g = dy2 @ scale
-            mean_g /= features
-            subtract += mean_g[:, None]
-        g -= subtract
+            g -= g.mean(axis=1, keepdims=True)
+        g -= xhat * mean_gx
         g *= inv_std
         return g.reshape(dy.shape)
 
