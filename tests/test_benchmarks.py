@@ -403,3 +403,93 @@ def test_gpt_generation_draws_the_same_characters_both_ways(
     assert generation.main(["--run", str(path), "--length", "20", "--rounds", "1"]) == 0
     printed = capsys.readouterr().out
     assert "context 8, vocab 9" in printed and "the same characters both ways: True" in printed
+
+
+# -- gpt_speed.py ------------------------------------------------------------------------------
+
+TINY_TEXT = "".join(f"to be or not to be, line {i}: that is the question.\n" for i in range(60))
+
+
+@pytest.fixture
+def gpt_speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("gpt_speed")
+
+
+def test_gpt_speed_times_every_product_of_the_step(gpt_speed: ModuleType) -> None:
+    """The products gpt_speed.py times are the GPT step's, counted by hand: per block the
+    fused projection, the attention's output and the MLP's two layers (forward, weight
+    and input gradients), the attention's six stacked products per head; the tied
+    output's three."""
+    products = gpt_speed.step_products()
+    dense = 3 * 2 * 768 * 128 * (3 * 128 + 128 + 512 + 512)
+    attention = 6 * 2 * (12 * 4) * 64 * 32 * 64
+    tied = 3 * 2 * 768 * 128 * 65
+    assert sum(p.flops for p in products) == 4 * (dense + attention) + tied == 3_964_207_104
+    assert len(products) == 4 * 18 + 3
+
+
+def test_gpt_speed_trains_fnn_on_the_windows_it_is_given(
+    gpt_speed: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fnn run in-process, a few steps of the recipe's model on a tiny text; its step
+    split with the timing stubbed out (one call each)."""
+    text = tmp_path / "tiny.txt"
+    text.write_text(TINY_TEXT)
+    peer = importlib.import_module("peer_torch_gpt")
+    train = peer.load_text(text).train
+    offsets = np.random.default_rng(0).integers(0, len(train) - 64, (3, 2))
+    monkeypatch.setattr(gpt_speed, "best_seconds", lambda run, **_: (run(), 1e-3)[1])
+    record = gpt_speed.run_fnn(3, 1, 1, 0, text, offsets)
+    assert len(record["step_seconds"]) == len(record["losses"]) == 3
+    assert np.isfinite(record["losses"]).all() and np.isfinite(record["val_loss"])
+    assert record["n_params"] == 804_096 - 128 * (65 - len(set(TINY_TEXT)))
+    split = record["split"]
+    assert split["product_seconds"] == pytest.approx(1e-3 * (4 * 18 + 3))
+    assert split["rest_seconds"] == split["step_seconds"] - split["product_seconds"]
+    x, y = gpt_speed.windows(peer.load_text(text), offsets, 2)
+    assert x.shape == y.shape == (2, 64) and (x[:, 1:] == y[:, :-1]).all()
+
+
+def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
+    def record(peer: str, threads: int, ms: float) -> dict[str, Any]:
+        times = [1.0] * 10 + [ms / 1000] * 30  # a slow start, left out of the median
+        return {"peer": peer, "threads": threads, "step_seconds": times, "losses": [3.0, 2.5],
+                "val_loss": 2.6}  # fmt: skip
+
+    records = [record("fnn", 1, 60.0), record("torch", 1, 50.0), record("fnn", 2, 45.0)]
+    records += [record("fnn-shards", 2, 36.0), record("torch", 2, 40.0)]
+    records[0]["split"] = {"step_seconds": 0.06, "product_seconds": 0.04, "flops": 4e9}
+    summary = gpt_speed.summarize(records)
+    assert summary[1]["fnn"]["median_ms"] == pytest.approx(60.0)
+    text = gpt_speed.report(summary)
+    assert "fnn/torch   1.20 (fnn)" in text and "fnn/torch   0.90 (fnn-shards)" in text
+    assert "matrix products 40.0 ms (67%; 4.00 GFLOP at 100 GFLOP/s) + the rest 20.0 ms" in text
+    args = gpt_speed.parse_args([])
+    assert (args.steps, args.threads, args.rounds) == (200, [1, 2], 1)
+    assert gpt_speed.runs(args) == [(1, "fnn"), (1, "torch"), (2, "fnn"), (2, "fnn-shards"),
+                                    (2, "torch")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        gpt_speed.parse_args(["--peers", "jax"])
+
+
+def test_gpt_speed_command_runs_its_peers_in_processes(
+    gpt_speed: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end, fnn alone (PyTorch is no dependency of the tests): a child process per
+    run, the same windows, the printed summary and the JSON records."""
+    text = tmp_path / "tiny.txt"
+    text.write_text(TINY_TEXT)
+    out = tmp_path / "gpt.json"
+    argv = ["--steps", "2", "--threads", "1,2", "--peers", "fnn,fnn-shards", "--no-split"]
+    assert gpt_speed.main([*argv, "--text", str(text), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 thread(s):" in printed and "fnn-shards" in printed and "CPU: " in printed
+    import json
+
+    records = json.loads(out.read_text())["records"]
+    assert [(r["peer"], r["threads"]) for r in records] == [
+        ("fnn", 1), ("fnn", 2), ("fnn-shards", 2)
+    ]  # fmt: skip
+    # the same windows and weights (one BLAS thread or two: the same sums, up to round-off)
+    np.testing.assert_allclose(records[0]["losses"], records[1]["losses"], rtol=1e-5)

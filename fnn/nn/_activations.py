@@ -437,10 +437,13 @@ _GELU_CHUNK = 1 << 16
 
 
 def _gelu_exact_forward(x: Array) -> tuple[Array, Array]:
+    # float32 has a path of its own (_gelu_exact_float32); other dtypes take this one.
     # Phi(x) = (1 + erf(x / sqrt 2)) / 2 (PyTorch's formula), y = x Phi(x); the slope is
     # Phi(x) + x phi(x), phi the standard normal density, of the clipped x. In float64
     # (erf is), rounded to x's dtype, a chunk at a time: the float64 temporaries stay in
     # the cache (a third faster on a batch of GPT activations) and their memory bounded.
+    if x.dtype == np.float32:
+        return _gelu_exact_float32(x)
     flat = x.reshape(-1)
     y, slope = np.empty_like(flat), np.empty_like(flat)
     for start in range(0, flat.size, _GELU_CHUNK):
@@ -460,6 +463,101 @@ def _gelu_exact_forward(x: Array) -> tuple[Array, Array]:
     return y.reshape(x.shape), slope.reshape(x.shape)
 
 
+_ERFCX_T = 1 / (2 * math.sqrt(2))
+"""``t = 1 / (1 + |x| / (2 sqrt 2))`` (Numerical Recipes' ``erfcc`` variable for
+``erfc(|x| / sqrt 2)``) maps ``|x|`` in ``[0, 14.5]`` into ``(0.163, 1]``."""
+
+_ERFCX_F = (
+    0.14104297350529144,
+    0.14119176880378276,
+    0.12152204777624095,
+    0.1014611087050835,
+    -0.013590147378730221,
+    0.13943506399727787,
+    -0.24395002165167107,
+    0.1424561663519347,
+    -0.029568981688636767,
+)
+"""``F(t)``, a polynomial in ``t`` such that ``Phi(-|x|) = exp(-x**2 / 2) t F(t)``, i.e.
+``F(t) = erfcx(|x| / sqrt 2) / (2 t)`` (``erfcx(a) = exp(a**2) erfc(a)``): fitted to it
+(mpmath, 40 digits) at 4,000 Chebyshev nodes of ``t`` for ``|x|`` in ``[0, 14.5]``,
+minimizing the largest relative error (Lawson's iteration), which is 4.3e-8."""
+
+_GELU32_CLIP = np.float32(14.5)
+"""The float32 exact GELU takes ``x`` clipped to ``[-14.5, 14.5]`` (so ``x**2`` never
+overflows): ``exp(-14.5**2 / 2)`` rounds to 0 in float32, so beyond the clip ``Phi`` is
+exactly 0 or 1, ``y`` is ``0`` or ``x`` and the slope 0 or 1."""
+
+_GELU32_CHUNK = 1 << 15
+"""The float32 exact GELU computes this many entries at a time: its dozen temporaries
+(128 KiB each, one in float64) stay in a core's L2 cache, and the ~35 NumPy calls a chunk
+makes cost little beside the work (at 4,096 entries a call's overhead triples the time)."""
+
+
+def _gelu_exact_float32(x: Array) -> tuple[Array, Array]:
+    """The exact GELU of a float32 ``x`` and its slope, in float32 from one formula:
+
+    ``Phi(-|x|) = exp(-x**2 / 2) t F(t)`` (``t``, ``F``: :data:`_ERFCX_T`,
+    :data:`_ERFCX_F`), accurate relative to its own (small) size, so the left tail keeps
+    its digits; ``Phi(x) = s - sign(x) Phi(-|x|)`` with ``s = (1 + sign(x)) / 2`` (``1``
+    for ``x > 0``, ``0`` below, ``1/2`` at 0: ``Phi`` is ``1 - Phi(-|x|)`` on the right,
+    ``Phi(-|x|)`` exactly on the left); ``y = x Phi(x)``; slope ``Phi(x) + x phi(x)`` with
+    ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)`` from the same exp. ``exp(-x**2 / 2)`` is
+    taken in float64 (``x**2`` exact there) and rounded: in float32 the rounding of
+    ``x**2`` alone would cost a relative ``x**2 2**-25`` (4e-6 at ``x = -13``).
+
+    Against float64 (``math.erfc``) on [-13, 13] by 5e-5, on 200,000 normal draws and on
+    magnitudes from 1e-37 to 1 (tests/nn/test_activations.py), and on 3.8 million points
+    alike: ``y`` within a relative 4.3e-7 (about 4 ulp; the float64 path rounded is
+    within one), the slope within 2.2e-7 absolute, and a relative 9e-7 where
+    ``|slope| >= 0.1`` (near its zero at ``x = -0.75``, ``Phi`` and ``x phi`` cancel).
+    Below ``x = -13`` the values fall under 1e-37, into float32's subnormals, and lose
+    digits there. 6x faster than the float64 path (768 x 512 entries: 12 ms -> 2 ms, one
+    core of an AMD EPYC).
+    """
+    flat = x.reshape(-1)
+    n = flat.size
+    y, slope = np.empty_like(flat), np.empty_like(flat)
+    m = min(n, _GELU32_CHUNK)
+    buffers = [np.empty(m, np.float32) for _ in range(5)]
+    e64 = np.empty(m, np.float64)
+    one, half = np.float32(1), np.float32(0.5)
+    coefficients = [np.float32(c) for c in _ERFCX_F[::-1]]
+    with np.errstate(under="ignore"):  # exp(-x**2 / 2) and Phi in the far left tail
+        for start in range(0, n, m):
+            stop = min(start + m, n)
+            k = stop - start  # the chunk's size: m, or fewer at the end
+            xs, e64k = flat[start:stop], e64[:k]
+            xck, ak, hk, ek, sk = (buffer[:k] for buffer in buffers)
+            np.clip(xs, -_GELU32_CLIP, _GELU32_CLIP, out=xck)
+            np.copyto(e64k, xck)
+            np.multiply(e64k, e64k, out=e64k)
+            e64k *= -0.5
+            np.exp(e64k, out=e64k)
+            np.copyto(ek, e64k, casting="same_kind")  # exp(-x**2 / 2)
+            np.abs(xck, out=ak)
+            ak *= np.float32(_ERFCX_T)
+            ak += one
+            np.divide(one, ak, out=ak)  # t
+            np.multiply(ak, coefficients[0], out=hk)
+            for c in coefficients[1:-1]:
+                hk += c
+                hk *= ak
+            hk += coefficients[-1]
+            hk *= ak
+            hk *= ek  # Phi(-|x|)
+            np.sign(xck, out=sk)
+            hk *= sk
+            sk *= half
+            sk += half
+            sk -= hk  # Phi(x)
+            np.multiply(xs, sk, out=y[start:stop])
+            ek *= np.float32(_NORMAL_DENSITY)
+            ek *= xck
+            np.add(sk, ek, out=slope[start:stop])
+    return y.reshape(x.shape), slope.reshape(x.shape)
+
+
 @register("gelu", activation=True)
 def gelu(approximate: bool = True) -> Layer[None]:
     """The GELU (Hendrycks & Gimpel, 2016), ``y = x Phi(x)``, ``Phi`` the standard
@@ -472,10 +570,14 @@ def gelu(approximate: bool = True) -> Layer[None]:
       0.044715 x**2)`` (``t`` the tanh) as its residual. The cubic is taken of ``x``
       clipped to ``[-10, 10]``, beyond which the tanh is exactly +-1 anyway.
     - ``approximate=False``: the exact form, PyTorch's default ``GELU()``,
-      ``y = 0.5 x (1 + erf(x / sqrt 2))``, computed in float64 with fdlibm's erf
-      (:func:`erf`; NumPy has none) and rounded to the input's dtype; the slope
-      ``Phi(x) + x exp(-x**2 / 2) / sqrt(2 pi)`` is its residual, the second term taken
-      of ``x`` clipped to ``[-13, 13]`` (beyond, below 1.2e-36).
+      ``y = 0.5 x (1 + erf(x / sqrt 2))``; the slope
+      ``Phi(x) + x exp(-x**2 / 2) / sqrt(2 pi)`` is its residual. In float64 (and any
+      dtype but float32) computed with fdlibm's erf (:func:`erf`; NumPy has none) and
+      rounded to the input's dtype, the second term of the slope taken of ``x`` clipped to
+      ``[-13, 13]`` (beyond, below 1.2e-36). In float32, computed in float32 from one
+      formula for ``Phi(-|x|)``, accurate relative to its size in the left tail too: ``y``
+      within a relative 4.3e-7 of the float64 value (about 4 ulp) and the slope within
+      2.2e-7, 6x faster (the measurements: ``_gelu_exact_float32``).
 
     Shapes: any ``(batch, ...)``, kept. Backward is one pass: ``dx = dy * slope``. No
     overflow for any finite ``x``; ``y = x`` (or 0) far from zero.

@@ -525,15 +525,20 @@ def _decayed(rate: float, weights_only: bool, name: str, what: str) -> Transform
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
         if r == 0.0:
             return u
+        leaves, treedef = _tree.flatten(params)
+        if treedef != layout.treedef:
+            layout.ravel(params, "params")  # raises, naming where they differ
         value = u.value()
-        flat = layout.ravel(params, "params")
-        if not weights_only:
-            out = np.multiply(flat, r)
-            out += value
-            return Updates(out)
         out = value.copy() if value is u.array else value  # never write into u.array
-        for start, stop in layout.ranges(layout.weights):
-            out[start:stop] += flat[start:stop] * r
+        # leaf by leaf from the params themselves (no flat copy of them): r p into a
+        # scratch buffer, added to the updates
+        o = layout.offsets
+        decayed = [i for i, w in enumerate(layout.weights) if w or not weights_only]
+        scratch = np.empty(max((o[i + 1] - o[i] for i in decayed), default=0), layout.dtype)
+        for i in decayed:
+            part = scratch[: o[i + 1] - o[i]]
+            np.multiply(leaves[i].reshape(-1), r, out=part)
+            out[o[i] : o[i + 1]] += part
         return Updates(out)
 
     return stateless(update, name=name, elementwise=r == 0.0)

@@ -1,0 +1,463 @@
+"""GPT training speed: fnn against its PyTorch eager peer on nanoGPT's CPU recipe.
+
+The workload is ``peer_torch_gpt.py``'s: character-level Tiny Shakespeare, a GPT of 4
+layers, 4 heads, 128 wide, windows of 64, no biases, tied embedding, exact GELU; AdamW
+1e-3 (0.9, 0.99, decay 0.1 on the matrices), gradients clipped to norm 1, warm-up 100
+then cosine to 1e-4 at 2,000, batches of 12, float32. fnn trains it as ``fnn train
+--recipe gpt`` does: ``nn.gpt``, ``optim.chain(optim.clip_by_global_norm(1.0),
+optim.adamw(optim.warmup_cosine(...), b2=0.99, weight_decay=0.1, weights_only=True))``,
+one ``fnn.train_step`` per batch, accuracy not counted; ``fnn.runtime.keep_freed_memory()``
+first, as ``fnn train`` and the other fnn peers do (``--no-keep-freed-memory`` leaves
+glibc's defaults). Both train from the same windows: the offsets are drawn once here
+(``--seed``) and fed to both; each step's time includes cutting its windows out of the
+text, as the peer's does.
+
+Each (peer, thread count, round) runs in a process of its own, its thread count fixed
+before NumPy or PyTorch loads (``run_peer.thread_env``); within a round the thread counts
+and peers take turns, so a busy minute on a shared machine falls on all of them. At ``T >
+1`` threads fnn runs two ways: ``fnn`` with ``T`` BLAS threads
+(``fnn.runtime.set_blas_threads(T)``), and ``fnn-shards``, ``T`` shards of each batch on
+``T`` threads with one BLAS thread (``fnn.train_step(..., shards=T, threads=T)``); the
+ratio is taken for the faster. PyTorch: ``torch.set_num_threads(T)``.
+
+Printed per thread count: each peer's median ms/step (of the steps after the first 10;
+the median over rounds of that), fnn/torch, each one's final training loss (the last
+step's batch) and whole-split validation loss; and fnn's step split: the step (with
+``T`` BLAS threads, one shard) timed alone as the best of several passes over 10 batches,
+against every matrix product of it timed alone at the step's shapes and layouts
+(:func:`step_products`; best of several loops): ``rest = step - products`` (the
+elementwise work, the optimizer, Python). Also the CPU (``lscpu``'s model name) and the
+load average before and after.
+
+Run (PyTorch is never an fnn dependency; ``pip install -e '.[oracle]'`` brings it)::
+
+    python examples/benchmarks/gpt_speed.py                       # 200 steps, 1 and 2 threads
+    python examples/benchmarks/gpt_speed.py --steps 100 --rounds 3 --json gpt.json
+    python examples/benchmarks/gpt_speed.py --threads 1 --peers fnn --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import peer_torch_gpt as peer
+import run_peer
+
+HERE = Path(__file__).resolve().parent
+PEERS = ("fnn", "fnn-shards", "torch")
+"""``fnn-shards`` runs only at more than one thread."""
+SKIP = 10
+"""Steps left out of a run's median (warm-up: the first call checks the batch, caches
+fill); fewer when a run is short."""
+
+
+# -- the products of one step ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Product:
+    """One matrix product ``a @ b`` of the step (stacked for attention's heads)."""
+
+    name: str
+    a: npt.NDArray[np.float32]
+    b: npt.NDArray[np.float32]
+
+    @property
+    def flops(self) -> int:
+        """``2 m k n`` for each matrix of the stack."""
+        stack = int(np.prod(self.a.shape[:-2])) if self.a.ndim > 2 else 1
+        return 2 * stack * int(self.a.shape[-2]) * int(self.a.shape[-1]) * int(self.b.shape[-1])
+
+
+def step_products(
+    batch: int = peer.BATCH_SIZE,
+    context: int = peer.CONTEXT,
+    features: int = peer.N_EMBD,
+    heads: int = peer.N_HEAD,
+    layers: int = peer.N_LAYER,
+    vocab: int = 65,
+) -> list[Product]:
+    """Every matrix product of one fnn training step of ``nn.gpt(vocab, context, layers,
+    heads, features)`` on ``batch`` windows, on random float32 arrays of the shapes and
+    layouts the layers use (transposes as views, attention's keys, queries and values as
+    views of the fused projection, as ``fnn/nn/_attention.py`` makes them). The
+    embedding's input gradient is never computed; the tied table's gradient is its
+    lookup's plus the output's product."""
+    rng = np.random.default_rng(0)
+    n, c, t, dh = batch * context, features, context, features // heads
+
+    def rand(*shape: int) -> npt.NDArray[np.float32]:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def dense(name: str, rows: int, inp: int, out: int) -> list[Product]:
+        x, w, dy = rand(rows, inp), rand(inp, out), rand(rows, out)
+        return [
+            Product(f"{name} forward", x, w),
+            Product(f"{name} dw", x.T, dy),
+            Product(f"{name} dx", dy, w.T),
+        ]
+
+    qkv = rand(batch, t, 3, heads, dh)
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    probs = rand(batch, heads, t, t)  # (keys, queries)
+    do = rand(batch, t, heads, dh).transpose(0, 2, 1, 3)
+    attention = [
+        Product("attention scores", k, rand(batch, heads, dh, t)),
+        Product("attention p v", probs.swapaxes(-1, -2), v),
+        Product("attention dv", probs, do),
+        Product("attention dp", v, rand(batch, heads, dh, t)),
+        Product("attention dk", probs, q),
+        Product("attention dq", probs.swapaxes(-1, -2), k),
+    ]
+    block = [
+        *dense("qkv", n, c, 3 * c),
+        *attention,
+        *dense("attention out", n, c, c),
+        *dense("mlp up", n, c, 4 * c),
+        *dense("mlp down", n, 4 * c, c),
+    ]
+    h, table, dlogits = rand(n, c), rand(vocab, c), rand(n, vocab)
+    tied = [
+        Product("logits", h, table.T),
+        Product("logits dh", dlogits, table),
+        Product("logits dtable", dlogits.T, h),
+    ]
+    return block * layers + tied
+
+
+def best_seconds(run: Callable[[], object], loops: int = 5, repeat: int = 7) -> float:
+    """The least mean time of ``run`` over ``repeat`` timed loops of ``loops`` calls."""
+    run()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(loops):
+            run()
+        best = min(best, (time.perf_counter() - start) / loops)
+    return best
+
+
+# -- the peers (each in a process of its own) -------------------------------------------------
+
+
+def windows(
+    text: peer.Text, offsets: npt.NDArray[np.int64], step: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The inputs and targets ``(batch, CONTEXT)`` of step ``step``."""
+    idx = offsets[step][:, None] + np.arange(peer.CONTEXT)
+    return text.train[idx], text.train[idx + 1]
+
+
+def fnn_val_loss(model: Any, params: Any, val: npt.NDArray[np.int64]) -> float:
+    """:func:`peer_torch_gpt.val_loss` in fnn: the mean cross-entropy over the whole split
+    in non-overlapping windows of ``CONTEXT``."""
+    import fnn
+
+    count = (len(val) - 1) // peer.CONTEXT
+    idx = np.arange(count)[:, None] * peer.CONTEXT + np.arange(peer.CONTEXT)
+    total = 0.0
+    for start in range(0, count, peer.EVAL_BATCH):
+        rows = idx[start : start + peer.EVAL_BATCH]
+        logits = model.apply(params, val[rows])
+        value, _ = fnn.losses.softmax_cross_entropy(logits, val[rows + 1])
+        total += value * rows.size
+    return total / max(count * peer.CONTEXT, 1)
+
+
+def run_fnn(
+    steps: int,
+    threads: int,
+    shards: int,
+    seed: int,
+    text_path: str | Path,
+    offsets: npt.NDArray[np.int64],
+    keep_freed_memory: bool = True,
+    split: bool = True,
+) -> dict[str, Any]:
+    """Train the recipe's GPT with fnn for ``steps`` steps on the windows at ``offsets``;
+    with ``split``, then time the step alone and its matrix products alone."""
+    import fnn
+    from fnn import losses, nn, optim
+
+    if keep_freed_memory:
+        fnn.runtime.keep_freed_memory()
+    fnn.runtime.set_blas_threads(1 if shards > 1 else threads)
+    text = peer.load_text(text_path)
+    model = nn.gpt(text.vocab_size, peer.CONTEXT, peer.N_LAYER, peer.N_HEAD, peer.N_EMBD)
+    key = fnn.random.key(seed)
+    params = model.init(key, (peer.CONTEXT,))
+    schedule = optim.warmup_cosine(
+        peer.LR, peer.WARMUP_ITERS, peer.LR_DECAY_ITERS, final=peer.MIN_LR
+    )
+    b1, b2 = peer.BETAS
+    opt = optim.chain(
+        optim.clip_by_global_norm(peer.GRAD_CLIP),
+        optim.adamw(schedule, b1, b2, peer.EPS, peer.WEIGHT_DECAY, weights_only=True),
+    )
+    step = fnn.train_step(
+        model,
+        losses.softmax_cross_entropy,
+        opt,
+        shards=shards,
+        threads=threads if shards > 1 else 1,
+        accuracy=False,
+    )
+    state = fnn.train_state(opt, params, key)
+    step_seconds: list[float] = []
+    step_losses: list[float] = []
+    begin = time.perf_counter()
+    for i in range(steps):
+        t0 = time.perf_counter()
+        x, y = windows(text, offsets, i)
+        before = state.metrics.loss_sum
+        state = step(state, (x, y))
+        step_seconds.append(time.perf_counter() - t0)
+        step_losses.append((state.metrics.loss_sum - before) / len(x))
+    seconds = time.perf_counter() - begin
+    record: dict[str, Any] = {
+        "seconds": seconds,
+        "step_seconds": step_seconds,
+        "losses": step_losses,
+        "val_loss": fnn_val_loss(model, state.opt.params, text.val),
+        "n_params": fnn.tree.size(params),
+        "numpy_version": np.__version__,
+    }
+    if split and shards == 1:
+        record["split"] = step_split(step, state, text, offsets)
+    return record
+
+
+def step_split(step: Any, state: Any, text: peer.Text, offsets: Any) -> dict[str, Any]:
+    """The step timed alone (the best of 5 passes over 10 batches, from ``state``) and
+    each of its matrix products timed alone (:func:`step_products`)."""
+    batches = [windows(text, offsets, i % len(offsets)) for i in range(10)]
+
+    def passes() -> None:
+        s = state
+        for batch in batches:
+            s = step(s, batch)
+
+    step_seconds = best_seconds(passes, loops=1, repeat=5) / len(batches)
+    rows: list[dict[str, Any]] = []
+    for p in step_products(len(offsets[0]), vocab=text.vocab_size):
+        seconds = best_seconds(functools.partial(np.matmul, p.a, p.b))
+        rows.append({"product": p.name, "seconds": seconds, "flops": p.flops})
+    products = sum(float(row["seconds"]) for row in rows)
+    return {
+        "step_seconds": step_seconds,
+        "product_seconds": products,
+        "rest_seconds": step_seconds - products,
+        "flops": sum(int(row["flops"]) for row in rows),
+        "products": rows,
+    }
+
+
+def run_torch(
+    steps: int, threads: int, seed: int, text_path: str | Path, offsets: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """Train the recipe's GPT with the PyTorch peer on the windows at ``offsets``."""
+    r = peer.train(steps, threads, seed, text_path, offsets)
+    return {
+        "seconds": r.seconds,
+        "step_seconds": r.step_seconds,
+        "losses": r.losses,
+        "val_loss": r.val_loss,
+        "n_params": r.n_params,
+        "torch_version": r.torch_version,
+    }
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """The run of one peer at one thread count, in this process."""
+    offsets = np.load(args.offsets)
+    if args.child == "torch":
+        record = run_torch(args.steps, args.child_threads, args.seed, args.text, offsets)
+    else:
+        shards = args.child_threads if args.child == "fnn-shards" else 1
+        record = run_fnn(
+            args.steps,
+            args.child_threads,
+            shards,
+            args.seed,
+            args.text,
+            offsets,
+            keep_freed_memory=not args.no_keep_freed_memory,
+            split=not args.no_split,
+        )
+    return {"peer": args.child, "threads": args.child_threads, **record}
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def median_ms(record: dict[str, Any]) -> float:
+    """The median step time of a run in ms, its first :data:`SKIP` steps left out (fewer
+    for a short run)."""
+    times: list[float] = record["step_seconds"]
+    skip = min(SKIP, len(times) // 4)
+    return 1000.0 * statistics.median(times[skip:])
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per thread count and peer: the median over rounds of each run's median ms/step, the
+    last run's final training loss and validation loss, and fnn's split (of its runs)."""
+    out: dict[int, dict[str, Any]] = {}
+    for r in records:
+        entry = out.setdefault(r["threads"], {}).setdefault(
+            r["peer"], {"ms": [], "loss": None, "val": None, "split": []}
+        )
+        entry["ms"].append(median_ms(r))
+        entry["loss"], entry["val"] = r["losses"][-1], r["val_loss"]
+        if "split" in r:
+            entry["split"].append(r["split"])
+    for peers in out.values():
+        for entry in peers.values():
+            entry["median_ms"] = statistics.median(entry["ms"])
+    return out
+
+
+def report(summary: dict[int, dict[str, Any]]) -> str:
+    """The printed table: ms/step, ratios, losses and fnn's split per thread count."""
+    lines = []
+    for threads in sorted(summary):
+        peers = summary[threads]
+        lines.append(f"{threads} thread(s):")
+        for name in PEERS:
+            if name not in peers:
+                continue
+            e = peers[name]
+            rounds = ", ".join(f"{ms:.1f}" for ms in e["ms"])
+            lines.append(
+                f"  {name:<11} {e['median_ms']:7.1f} ms/step (rounds: {rounds}); final train "
+                f"loss {e['loss']:.4f}, val loss {e['val']:.4f}"
+            )
+        fnns = [n for n in ("fnn", "fnn-shards") if n in peers]
+        if fnns and "torch" in peers:
+            best = min(fnns, key=lambda n: peers[n]["median_ms"])
+            ratio = peers[best]["median_ms"] / peers["torch"]["median_ms"]
+            lines.append(f"  fnn/torch   {ratio:.2f} ({best})")
+        for s in peers.get("fnn", {}).get("split", [])[-1:]:
+            step, prod = s["step_seconds"], s["product_seconds"]
+            lines.append(
+                f"  fnn step split: {1e3 * step:.1f} ms = matrix products {1e3 * prod:.1f} ms "
+                f"({prod / step:.0%}; {s['flops'] / 1e9:.2f} GFLOP at "
+                f"{s['flops'] / prod / 1e9:.0f} GFLOP/s) + the rest {1e3 * (step - prod):.1f} ms"
+            )
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """``lscpu``'s model name (or the platform's processor string)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        out = ""
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or "unknown"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="training steps per run")
+    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each peer and count")
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"of {', '.join(PEERS)}")
+    parser.add_argument("--seed", type=int, default=0, help="the windows and the weights")
+    parser.add_argument("--text", default=str(peer.TEXT_PATH), help="the text to train on")
+    parser.add_argument("--json", type=Path, help="write the records and summary here")
+    parser.add_argument("--no-split", action="store_true", help="skip fnn's step split")
+    parser.add_argument(
+        "--no-keep-freed-memory",
+        action="store_true",
+        help="leave glibc's malloc as it is in the fnn runs",
+    )
+    parser.add_argument("--child", choices=PEERS, help=argparse.SUPPRESS)
+    parser.add_argument("--child-threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--offsets", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.threads = [int(t) for t in str(args.threads).split(",")]
+    args.peers = [p for p in str(args.peers).split(",") if p]
+    unknown = sorted(set(args.peers) - set(PEERS))
+    if unknown:
+        parser.error(f"unknown peers {unknown}; choose from {', '.join(PEERS)}")
+    if args.steps < 1 or args.rounds < 1 or min(args.threads) < 1:
+        parser.error("--steps, --rounds and every thread count must be >= 1")
+    return args
+
+
+def runs(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """``(threads, peer)`` of one round, in the order they run."""
+    return [
+        (threads, name)
+        for threads in args.threads
+        for name in args.peers
+        if not (name == "fnn-shards" and threads == 1)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    text = peer.load_text(args.text)
+    high = len(text.train) - peer.CONTEXT
+    offsets = np.random.default_rng(args.seed).integers(0, high, (args.steps, peer.BATCH_SIZE))
+    cpu, load_before = cpu_model(), os.getloadavg()
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "offsets.npy"
+        np.save(path, offsets)
+        for round_ in range(args.rounds):
+            for threads, name in runs(args):
+                blas = 1 if name == "fnn-shards" else threads
+                env = {**os.environ, **run_peer.thread_env(blas)}
+                command = [sys.executable, str(Path(__file__).resolve()), "--child", name]
+                command += ["--child-threads", str(threads), "--offsets", str(path)]
+                command += ["--steps", str(args.steps), "--seed", str(args.seed)]
+                command += ["--text", str(args.text)]
+                command += ["--no-split"] * args.no_split
+                command += ["--no-keep-freed-memory"] * args.no_keep_freed_memory
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                if done.returncode:
+                    sys.stderr.write(done.stderr)
+                    raise SystemExit(f"the {name} run at {threads} thread(s) failed")
+                record = json.loads(done.stdout.splitlines()[-1])
+                record["round"] = round_
+                records.append(record)
+                print(
+                    f"round {round_}, {threads} thread(s), {name}: {median_ms(record):.1f} "
+                    f"ms/step, final loss {record['losses'][-1]:.4f}",
+                    flush=True,
+                )
+    load_after = os.getloadavg()
+    summary = summarize(records)
+    print(f"CPU: {cpu}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(f"{args.steps} steps of the same windows for each peer, {args.rounds} round(s)")
+    print(report(summary))
+    if args.json:
+        payload = {"cpu": cpu, "load": [load_before, load_after], "records": records}
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
