@@ -6,6 +6,7 @@ the training state).
   it is installed, a plain text bar otherwise);
 * :func:`log_epochs` — one line per finished epoch to a logger or any function;
 * :class:`EpochTimes` — each epoch's wall time (kept out of the pure training state);
+* :class:`StepLosses` — the mean training loss of every ``every`` updates;
 * :func:`checkpoint` — the whole training state after every epoch (``last.npz``) and the
   best ``keep_best`` epochs by a monitored metric, written atomically.
 """
@@ -31,6 +32,7 @@ from .train import Callback, EpochMetrics, Event
 __all__ = [
     "LAST",
     "EpochTimes",
+    "StepLosses",
     "checkpoint",
     "describe_epoch",
     "history_table",
@@ -269,6 +271,52 @@ class EpochTimes:
         """The mean seconds per recorded epoch (NaN before the first)."""
         values = list(self.seconds.values())
         return sum(values) / len(values) if values else math.nan
+
+
+class StepLosses:
+    """A callback that records the mean training loss of every ``every`` updates: at each
+    update whose number (``state.step``, counted over the whole run) is a multiple of
+    ``every``, the mean loss of the batches since the previous record or since the epoch
+    began, whichever is later (from the running sums of the state's metrics, so the
+    values depend only on the run, not on when it was stopped and resumed).
+
+    Attributes:
+        every: updates between records (an int >= 1).
+        losses: a dict from update numbers (1-based) to the mean loss, a float (the
+            objective :func:`fnn.fit` minimizes: penalty included).
+
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> steps = StepLosses(2)
+    >>> _ = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1), x, y,
+    ...             key=fnn.random.key(0), epochs=2, batch_size=1, callbacks=[steps])
+    >>> sorted(steps.losses)
+    [2, 4, 6, 8]
+
+    Args:
+        every: updates between records.
+        losses: records of an earlier part of the run (a resumed run's), kept.
+
+    Raises:
+        ValueError, TypeError: ``every`` is not an int >= 1.
+    """
+
+    def __init__(self, every: int, losses: Mapping[int, float] | None = None) -> None:
+        self.every = _checks.positive_int(every, "every")
+        self.losses: dict[int, float] = dict(losses or {})
+        self._since = (0.0, 0)  # the running sums (loss_sum, count) at the last record
+
+    def __call__(self, event: Event) -> None:
+        metrics = event.state.metrics
+        if event.kind == "epoch_begin":
+            self._since = (0.0, 0)
+        elif event.kind == "batch_end" and event.state.step % self.every == 0:
+            loss_sum, count = self._since
+            if metrics.count > count:
+                self.losses[event.state.step] = (metrics.loss_sum - loss_sum) / (
+                    metrics.count - count
+                )
+            self._since = (metrics.loss_sum, metrics.count)
 
 
 def log_epochs(write: Callable[[str], None] | None = None) -> Callback:

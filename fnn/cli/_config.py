@@ -60,13 +60,26 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _option("steps", int, None, "a language model's updates in all (default: the recipe's)"),
     _option("eval_every", int, None, "a language model's updates between validations"),
+    _option(
+        "limit",
+        int,
+        None,
+        "train on the first N training images only, in the dataset's order (not "
+        "stratified; the validation split is taken from them; default all)",
+    ),
+    _option(
+        "log_every",
+        int,
+        0,
+        "record the mean training loss of every K updates in run.json's steps (0: never)",
+    ),
 )
 """The command's own training options (the recipes and optimizers add theirs)."""
 
 TEXT_ONLY = frozenset({"text", "steps", "eval_every"})
 """The general options of a language model's run (``--text``) alone."""
 
-IMAGES_ONLY = frozenset({"dataset", "epochs", "patience", "augment"})
+IMAGES_ONLY = frozenset({"dataset", "epochs", "patience", "augment", "limit", "log_every"})
 """The general options of a classifier's run alone: a language model trains by steps on
 random windows of its text (no epochs, so no early stopping), never augmented."""
 
@@ -85,6 +98,10 @@ general options (``lr``, and ``decay``, ``warmup`` and ``min_lr`` where they app
 SCHEDULE_OPTIONS = {"decay": ("inverse-time",), "warmup": ("warmup-cosine",)}
 SCHEDULE_OPTIONS["min_lr"] = ("warmup-cosine",)
 """The general options that apply to some schedules only."""
+
+UNSET = {"limit": None, "log_every": 0}
+"""The general options a config leaves out at these values (what runs recorded before
+the options existed did), so that their run records stay the same."""
 
 AUGMENTATIONS: dict[str, data.Augment] = {"flip": data.random_flip, "shift": data.random_shift}
 """The names ``--augment`` takes: left-right flips, and shifts of up to 2 pixels."""
@@ -237,6 +254,9 @@ def complete(
             values.pop(option, None)
     for option in IMAGES_ONLY if values.get("text") is not None else TEXT_ONLY:
         values.pop(option, None)
+    for option, unset in UNSET.items():
+        if option in values and values[option] == unset and option not in given:
+            values.pop(option)
     model_values = {o.name: model.get(o.name, o.default) for o in model_options(name)}
     opt_values = {
         o.name: optimizer.get(o.name, preferred.get(o.name, o.default))
@@ -311,6 +331,8 @@ _GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "min_lr": lambda v: _not_negative(v, "min_lr"),
     "steps": lambda v: _checks.positive_int(v, "steps"),
     "eval_every": lambda v: _checks.positive_int(v, "eval_every"),
+    "limit": lambda v: _checks.positive_int(v, "limit"),
+    "log_every": lambda v: v == 0 or _checks.positive_int(v, "log_every"),
 }
 """The library's own check of each general option that has one."""
 

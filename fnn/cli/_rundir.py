@@ -32,6 +32,8 @@ MODEL_FILE = "model.npz"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = ("curves.png", "confusion.png")
+STEPS_FILE = "steps.json"
+"""In ``checkpoints/``: ``--log-every``'s records so far, written before each checkpoint."""
 
 MAX_RUN_RECORD = 64 * 2**20
 """The largest ``run.json`` read (a record of thousands of epochs takes well under 1 MB)."""
@@ -109,6 +111,7 @@ def forget_run(directory: Path) -> None:
     replaces it), so that ``--resume`` cannot find the one nor ``fnn evaluate`` the other
     beside the new run's record."""
     paths = [directory / CHECKPOINTS / callbacks.LAST, directory / MODEL_FILE]
+    paths.append(directory / CHECKPOINTS / STEPS_FILE)
     for path in paths + [directory / name for name in PLOTS]:
         if path.is_symlink() or path.is_file():
             path.unlink()
@@ -211,6 +214,7 @@ __all__ = [
     "MODEL_FILE",
     "PLOTS",
     "RUN_FILE",
+    "STEPS_FILE",
     "check_out",
     "checkpoint_of",
     "finished",

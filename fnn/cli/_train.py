@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import io as _textio
+import json
 import math
 import platform
 import sys
@@ -54,6 +55,7 @@ from ..inference import evaluate, predict_proba
 from ..train import (
     Callback,
     EarlyStopping,
+    Event,
     NonFiniteLossError,
     TrainState,
     batch_shortfall,
@@ -75,6 +77,7 @@ from ._rundir import (
     MODEL_FILE,
     PLOTS,
     RUN_FILE,
+    STEPS_FILE,
     check_out,
     checkpoint_of,
     finished,
@@ -310,7 +313,11 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
         raise UsageError(f"the dataset has {info.num_classes} class: a classifier needs at least 2")
     model = build_model(config, info)
     check_memory(model, in_shape, g["batch_size"], runtime.memory_limit())
-    x_train, y_train = data.as_float_images(dataset.x_train), dataset.y_train
+    limit = g.get("limit")
+    if limit is not None and limit > len(dataset.x_train):
+        raise UsageError(f"--limit {limit} is more than the {len(dataset.x_train)} training images")
+    x_train = data.as_float_images(dataset.x_train[:limit])
+    y_train = dataset.y_train[:limit]
     x_test, y_test = data.as_float_images(dataset.x_test), dataset.y_test
     del dataset  # the uint8 images: only the float32 copies are needed from here on
     n_val = round(len(x_train) * g["validation_split"])
@@ -495,6 +502,8 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
     if lead:
         identity = {"run_id": run_id, "config": config.to_json()}
         hooks.append(callbacks.checkpoint(checkpoints, metadata=identity))
+    if lead and g.get("log_every"):  # saved before each checkpoint: resumed with it
+        hooks[1:1] = _step_hooks(directory, g["log_every"], state)
     if lead and not args.quiet:
         hooks.append(callbacks.progress_bar(stream=Output(sys.stderr)))  # type: ignore[arg-type]
     stop = EarlyStopping(patience=g["patience"]) if g.get("patience", 0) > 0 else None
@@ -526,6 +535,42 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
     wall = time.perf_counter() - began
     return _finish(ready, args, out, comm, lead, final, record, times, wall)
+
+
+def _step_hooks(directory: Path, every: int, state: TrainState[Any] | None) -> list[Callback]:
+    """``--log-every``: a :class:`fnn.callbacks.StepLosses` (holding the records of the
+    updates ``state`` has made, on resume) and a callback writing its records to
+    ``checkpoints/steps.json`` at each epoch's end."""
+    kept = {}
+    path = directory / CHECKPOINTS / STEPS_FILE
+    if state is not None and path.is_file():
+        done = state.step
+        kept = {int(s): float(v) for s, v in _step_record(path) if int(s) <= done}
+    record = callbacks.StepLosses(every, kept)
+
+    def save(event: Event) -> None:
+        if event.kind == "epoch_end":
+            write_json(path, sorted(record.losses.items()))
+
+    return [record, save]
+
+
+def _step_record(path: Path) -> list[Any]:
+    """The records of ``checkpoints/steps.json``: ``[[update, mean loss], ...]``.
+
+    Raises:
+        UsageError: a file that holds something else.
+    """
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(found, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+            for p in found
+        ):
+            return found
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise UsageError(f"{path} does not hold fnn train's --log-every records")
 
 
 def _fit_text(
@@ -600,6 +645,7 @@ def _finish(
             "stopped_early": final.stopped,
             **results,
             "params_sha256": fingerprint,
+            **_steps_result(directory, config),
             "timing": {
                 "epoch_seconds": {
                     **(earlier if isinstance(earlier, dict) else {}),
@@ -634,6 +680,16 @@ def _finish(
         )
     out.write(printable(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
     return 0
+
+
+def _steps_result(directory: Path, config: Config) -> dict[str, Any]:
+    """``--log-every K``'s entry of ``run.json``: ``{"steps": {"every": K, "loss": [[update,
+    mean loss of the K updates ending there], ...]}}``; nothing without it."""
+    every = config.general.get("log_every")
+    if not every:
+        return {}
+    path = directory / CHECKPOINTS / STEPS_FILE
+    return {"steps": {"every": every, "loss": _step_record(path) if path.is_file() else []}}
 
 
 def _image_results(
