@@ -6,6 +6,7 @@ optimizers are pure functions over them; training is a fold. See the README.
 
 from . import callbacks as callbacks
 from . import data as data
+from . import experiments as experiments
 from . import inference as inference
 from . import io as io
 from . import losses as losses
@@ -17,6 +18,7 @@ from . import random as random
 from . import recipes as recipes
 from . import runtime as runtime
 from . import tree as tree
+from .experiments import sweep as sweep
 from .gradient import GradCheck as GradCheck
 from .gradient import LossAndGrad as LossAndGrad
 from .gradient import check_grad as check_grad
@@ -53,6 +55,7 @@ __all__ = [
     # the subpackages and modules re-exported here
     "callbacks",
     "data",
+    "experiments",
     "inference",
     "io",
     "losses",
@@ -97,4 +100,6 @@ __all__ = [
     "train_epoch",
     "train_state",
     "train_step",
+    # experiments (fnn.experiments)
+    "sweep",
 ]

@@ -28,6 +28,7 @@ PUBLIC_MODULES = (
     "fnn.callbacks",
     "fnn.cli",
     "fnn.data",
+    "fnn.experiments",
     "fnn.gradient",
     "fnn.inference",
     "fnn.io",

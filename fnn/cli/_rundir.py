@@ -11,8 +11,6 @@ stopped at any moment leaves files that ``--resume`` finishes from.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import tempfile
@@ -24,6 +22,7 @@ from .. import callbacks, io
 from .. import tree as _tree
 from .._atomic import write_bytes_atomic
 from .._files import open_regular
+from .._lock import directory_lock
 from ..data import DataError
 from ..train import TrainState, check_finite
 from ._config import Config, UsageError
@@ -48,23 +47,15 @@ def run_lock(directory: Path) -> Iterator[None]:
     Raises:
         UsageError: another process holds it (another ``fnn train`` into the directory).
     """
-    try:
-        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as err:
-        raise UsageError(f"cannot open {directory}: {err.strerror or err}") from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise UsageError(
-                f"another fnn train is writing into {directory}; wait for it to end, or "
-                "choose another --out"
-            ) from None
+    with directory_lock(
+        directory,
+        lambda: UsageError(
+            f"another fnn train is writing into {directory}; wait for it to end, or "
+            "choose another --out"
+        ),
+        lambda err: UsageError(f"cannot open {directory}: {err.strerror or err}"),
+    ):
         yield
-    finally:
-        os.close(handle)
 
 
 def check_out(directory: Path) -> None:

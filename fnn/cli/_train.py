@@ -111,8 +111,9 @@ class Plan:
 def train(args: argparse.Namespace, config: Config | None, out: Output) -> int:
     """``fnn train``; under ``mpirun -n N`` (N > 1) every process trains its shards and
     only process 0 prints and writes; an error on any process aborts them all."""
-    try:
-        comm = parallel.with_timeout(parallel.world(), args.timeout)
+    try:  # args.alone: one of a sweep's runs, a job of its own in an MPI process
+        world = None if getattr(args, "alone", False) else parallel.world()
+        comm = parallel.with_timeout(world, args.timeout)
     except ImportError as err:  # started by mpirun without mpi4py
         raise UsageError(str(err)) from None
     except (ValueError, TypeError) as err:

@@ -1,0 +1,276 @@
+"""``fnn sweep``: ``fnn train`` over a grid of options and a set of seeds (private; see
+:mod:`fnn.cli`).
+
+``fnn sweep --out DIR --seeds 0-4 --grid optimizer=adam,momentum --grid lr=1e-3,1e-2 --
+--epochs 5 --limit 10000`` checks every setting as ``fnn train`` would, writes
+``DIR/sweep.json`` (what the sweep is), then runs ``fnn train --out DIR/<name>`` for each
+setting and seed (``<name>`` as ``optimizer=adam,lr=1e-3,seed=0``) on a pool of worker
+processes, one per core by default, each run with ``--threads`` (default 1) BLAS
+threads, or spread over the processes of ``mpirun -n N``. Started again with the same
+options, it skips the finished runs and resumes the others (``fnn train --resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io as _textio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .. import experiments, parallel
+from ..experiments import SweepError, WorkerDiedError
+from ._config import GENERAL, UsageError, check_config, data_info, every_option
+from ._output import Output, printable
+from ._rundir import CHECKPOINTS, RUN_FILE, finished, read_run
+
+FIXED = {
+    "--out": "each run's --out is DIR/<name>",
+    "--resume": "fnn sweep resumes its runs itself",
+    "--seed": "give the seeds with --seeds",
+    "--stop-after": "a sweep's runs train to the end",
+}
+"""The ``fnn train`` options a sweep sets itself, and why."""
+
+PASSED_ON_RESUME = frozenset(
+    {"--threads", "--no-plots", "--data-dir", "--no-download", "--import", "--timeout"}
+)
+"""The options of the sweep's ``fnn train`` options that a resumed run is given again."""
+
+
+def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
+    """Add ``fnn sweep`` to the command's subparsers."""
+    sweep = commands.add_parser(
+        "sweep",
+        help="train over a grid of options and seeds, on every core (or MPI process)",
+        allow_abbrev=False,
+        description="Run fnn train for every setting of a grid and every seed, each run "
+        "in DIR/<name> with its own run.json; run again, it skips finished runs and "
+        "resumes interrupted ones. Everything after -- is given to every fnn train.",
+    )
+    sweep.add_argument("--import", **imports)
+    sweep.add_argument("--out", type=Path, required=True, help="the sweep's directory")
+    sweep.add_argument(
+        "--seeds", default="0", help="seeds and ranges like 0-4 or 0,3,7 (default 0)"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="OPTION=V1,V2",
+        help="an fnn train option and its values (repeat for a product); values of "
+        "options that hold lists (--hidden) are separated by / (hidden=128,64/256)",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default one per core; 1: one run after another in this "
+        "process); under mpirun each process is a worker",
+    )
+    sweep.add_argument("train", nargs=argparse.REMAINDER, help="-- and fnn train's options")
+
+
+@attrs.frozen
+class SweepRun:
+    """One run of a sweep: its name, directory and ``fnn train`` options when new."""
+
+    name: str
+    directory: Path
+    argv: tuple[str, ...]
+    resume: tuple[str, ...]
+
+
+def sweep_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn sweep``."""
+    train = list(args.train[1:] if args.train[:1] == ["--"] else args.train)
+    if args.workers is not None and not 1 <= args.workers <= 4096:
+        raise UsageError(f"--workers must be an integer in [1, 4096], got {args.workers}")
+    grid = parse_grid(args.grid, train)
+    try:
+        seeds = experiments.parse_seeds(args.seeds)
+    except ValueError as err:
+        raise UsageError(f"--seeds: {err}") from None
+    runs = plan_runs(args.out, grid, seeds, train)
+    spec = {
+        "kind": "fnn sweep",
+        "grid": [[n, list(v)] for n, v in grid.items()],
+        "seeds": list(seeds),
+        "train": train,
+    }
+    try:
+        comm = parallel.world()
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {args.out}: {err.strerror or err}") from None
+    rank, size = parallel.rank_and_size(comm)
+    share = len(range(rank, len(runs), size))  # the runs this process runs
+    who = f"process {rank}: " if size > 1 else ""
+    counts = {"trained": 0, "resumed": 0, "skipped": 0, "failed": 0}
+    failures: list[str] = []
+
+    def done(index: int, result: dict[str, Any]) -> None:
+        counts[result["status"]] += 1
+        if result["status"] == "failed":
+            failures.append(f"{result['name']}: {result['error']}")
+        n = sum(counts.values())
+        line = f"{who}[{n}/{share}] {result['name']}: {_said(result)}"
+        out.write(printable(line) + "\n")
+
+    try:
+        with contextlib.ExitStack() as stack:
+            experiments.begin_sweep(args.out, spec, comm, stack)
+            experiments.run_tasks(
+                train_one,
+                runs,
+                workers=args.workers or experiments.default_workers(),
+                comm=comm,
+                done=done,
+            )
+    except SweepError as err:
+        raise UsageError(str(err)) from None
+    except WorkerDiedError as err:
+        raise UsageError(f"{err}; run the same fnn sweep again to resume") from None
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    out.write(printable(f"{who}{args.out}: {summary}; compare with fnn compare {args.out}") + "\n")
+    if failures:
+        raise UsageError(f"{len(failures)} of {share} runs failed; the first, {failures[0]}")
+    return 0
+
+
+def _said(result: dict[str, Any]) -> str:
+    """What a finished run's line says."""
+    if result["status"] == "failed":
+        return f"failed: {result['error']}"
+    if result["status"] == "skipped":
+        return "finished before, skipped"
+    found = result.get("accuracy")
+    score = "" if found is None else f"test accuracy {found:.4f} "
+    return f"{result['status']}, {score}({result['seconds']:.1f} s)"
+
+
+def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The grid of ``--grid NAME=V1,V2`` entries: ``{name: values as text}``.
+
+    Raises:
+        UsageError: a malformed entry, an option ``fnn train`` does not have or a sweep
+            sets itself, an option given twice, or a value given twice.
+    """
+    known = {**GENERAL, **{name: options[0] for name, options in every_option().items()}}
+    given = {token.split("=", 1)[0] for token in train if token.startswith("--")}
+    for flag, why in FIXED.items():
+        if flag in given:
+            raise UsageError(f"{flag} cannot be given to a sweep's runs: {why}")
+    grid: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, text = entry.partition("=")
+        name = name.strip().removeprefix("--").replace("-", "_")
+        if not sep or not name or not text.strip():
+            raise UsageError(f"--grid expects OPTION=V1,V2,..., got {entry!r}")
+        if f"--{name.replace('_', '-')}" in FIXED:
+            why = FIXED[f"--{name.replace('_', '-')}"]
+            raise UsageError(f"--grid {entry}: {why}")
+        if name not in known:
+            raise UsageError(f"--grid {entry}: fnn train has no option --{name.replace('_', '-')}")
+        option = known[name]
+        if name in grid or option.flag in given:
+            raise UsageError(f"--grid {entry}: {option.flag} is given twice")
+        separator = "/" if option.kind in (tuple, list) else ","
+        values = tuple(v.strip() for v in text.split(separator))
+        if any(not v for v in values) or len(set(values)) != len(values):
+            raise UsageError(f"--grid {entry}: expected distinct values separated by {separator!r}")
+        grid[name] = values
+    return grid
+
+
+def _flags(setting: dict[str, str]) -> list[str]:
+    """The ``fnn train`` options of a setting (a bool option's ``--x`` or ``--no-x``)."""
+    flags: list[str] = []
+    for name, value in setting.items():
+        flag = "--" + name.replace("_", "-")
+        option = GENERAL.get(name) or every_option()[name][0]
+        if option.kind is bool and value.lower() in ("true", "false"):
+            flags.append(flag if value.lower() == "true" else f"--no-{flag[2:]}")
+        else:
+            flags += [flag, value]
+    return flags
+
+
+def plan_runs(
+    root: Path, grid: dict[str, tuple[str, ...]], seeds: Sequence[int], train: Sequence[str]
+) -> list[SweepRun]:
+    """Every run of the sweep, each setting checked as ``fnn train`` checks its options
+    (nothing is read or written).
+
+    Raises:
+        UsageError: a setting ``fnn train`` would refuse, naming the setting.
+    """
+    from . import _config_from_args, _parser  # the command's own parser and checks
+
+    resume = [t for t in _options_of(train) if t[0].split("=", 1)[0] in PASSED_ON_RESUME]
+    runs = []
+    for setting in experiments.expand(grid):
+        shown = " ".join(_flags(setting)) or "the options after --"
+        try:
+            checked = _parser().parse_args(["train", *train, *_flags(setting)])
+            config = _config_from_args(checked)
+            check_config(config, data_info(config))
+        except UsageError as err:
+            raise UsageError(f"the sweep's setting {shown}: {err}") from None
+        for seed in seeds:
+            name = experiments.run_name(setting, seed)
+            directory = root / name
+            argv = ("train", *train, *_flags(setting), "--seed", str(seed))
+            argv += ("--out", str(directory), "--quiet")
+            again = ("train", "--resume", str(directory), "--quiet", *sum(resume, ()))
+            runs.append(SweepRun(name, directory, argv, again))
+    return runs
+
+
+def _options_of(argv: Sequence[str]) -> list[tuple[str, ...]]:
+    """A command line's options, each with its value when it takes one as the next word."""
+    found: list[tuple[str, ...]] = []
+    for token in argv:
+        if token.startswith("--") or not found:
+            found.append((token,))
+        else:
+            found[-1] = (*found[-1], token)
+    return found
+
+
+def train_one(run: SweepRun) -> dict[str, Any]:
+    """One run of a sweep (in a worker): skipped when finished, resumed when it has a
+    checkpoint, else trained from its start; returns what the sweep reports of it."""
+    from . import USER_ERRORS, _parser, _train_command
+
+    directory = run.directory
+    record = read_run(directory) if (directory / RUN_FILE).is_file() else None
+    if record is not None and finished(directory, record, str(record.get("params_sha256"))):
+        return {"name": run.name, "status": "skipped"}
+    resuming = record is not None and (directory / CHECKPOINTS / "last.npz").is_file()
+    argv = list(run.resume if resuming else run.argv)
+    began = os.times().elapsed
+    try:
+        args = _parser().parse_args(argv)
+        args.argv, args.alone = argv, True
+        _train_command(args, Output(_textio.StringIO()))
+        record = read_run(directory)
+    except USER_ERRORS as err:
+        text = " ".join(printable(line.strip()) for line in str(err).splitlines())
+        return {"name": run.name, "status": "failed", "error": text}
+    test = record.get("test")
+    return {
+        "name": run.name,
+        "status": "resumed" if resuming else "trained",
+        "accuracy": test.get("accuracy") if isinstance(test, dict) else None,
+        "seconds": os.times().elapsed - began,
+    }
+
+
+__all__ = ["FIXED", "SweepRun", "add_parsers", "parse_grid", "plan_runs", "sweep_command"]

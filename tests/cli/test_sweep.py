@@ -1,0 +1,223 @@
+"""``fnn sweep`` (fnn/cli/_sweep.py): runs over a grid and seeds on a pool of workers
+with the bits of ``fnn train`` alone, skipped when finished and resumed when
+interrupted (a worker killed with SIGKILL), and each error a user can cause in one line
+before anything is written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fnn import cli, experiments
+from fnn.experiments import _sweep as sweep_module
+from tests.parallel.test_mpi import MPIRUN
+from tests.support.optional import needs_mpi
+from tests.test_cli import write_own_data
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_own_data(tmp_path_factory.mktemp("data") / "own")
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return cli.main(list(argv), out=out), out.getvalue()
+
+
+def records(root: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(root.glob("*/run.json")):
+        found[path.parent.name] = json.loads(path.read_text())
+    return found
+
+
+TRAIN = ("--epochs", "2", "--batch-size", "16", "--no-plots")
+
+
+def test_a_sweep_gives_the_bits_of_each_run_alone_and_skips_them_again(
+    tmp_path: Path, own: Path
+) -> None:
+    out = tmp_path / "sweep"
+    status, text = run(
+        "sweep", "--out", str(out), "--seeds", "0-1", "--grid", "optimizer=adam,sgd",
+        "--grid", "lr=0.01,0.1", "--workers", "2", "--", "--data", str(own), *TRAIN,
+    )  # fmt: skip
+    assert status == 0, text
+    found = records(out)
+    assert len(found) == 8 and text.count(": trained, test accuracy") == 8
+    assert "optimizer=sgd,lr=0.1,seed=1" in found
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
+    for name in ("optimizer=adam,lr=0.01,seed=0", "optimizer=sgd,lr=0.1,seed=1"):
+        alone = tmp_path / name
+        options = dict(part.split("=") for part in name.split(","))
+        status, text = run(
+            "train", "--out", str(alone), "--data", str(own), *TRAIN, "--quiet",
+            "--optimizer", options["optimizer"], "--lr", options["lr"], "--seed", options["seed"],
+        )  # fmt: skip
+        assert status == 0, text
+        record = json.loads((alone / "run.json").read_text())
+        assert record["params_sha256"] == found[name]["params_sha256"]
+        assert record["config"] == found[name]["config"]
+    status, text = run(
+        "sweep", "--out", str(out), "--seeds", "0-1", "--grid", "optimizer=adam,sgd",
+        "--grid", "lr=0.01,0.1", "--", "--data", str(own), *TRAIN,
+    )  # fmt: skip
+    assert status == 0 and text.count("finished before, skipped") == 8, text
+    assert records(out) == found
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    capsys.readouterr()
+    status, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--grid", "wings=1,2"), "--grid wings=1,2: fnn train has no option --wings"),
+        (
+            ("--grid", "momentum=0.5,0.9"),
+            "the sweep's setting --momentum 0.5: --momentum applies to",
+        ),
+        (("--grid", "lr=0.1,,0.2"), "expected distinct values separated by ','"),
+        (("--grid", "lr"), "--grid expects OPTION=V1,V2,..., got 'lr'"),
+        (("--grid", "lr=-1,0.1"), "the sweep's setting --lr -1: "),
+        (("--grid", "seed=1,2"), "--grid seed=1,2: give the seeds with --seeds"),
+        (("--seeds", "3-1"), "--seeds: expected ranges low-high"),
+        (("--seeds", "0-x"), "--seeds: expected seeds like 0-4 or 0,3,7, got '0-x'"),
+        (("--", "--out", "x"), "--out cannot be given to a sweep's runs"),
+        (("--", "--lr", "0.1", "--grid", "lr=1"), "unrecognized arguments"),
+        (("--grid", "lr=0.1", "--", "--lr", "0.2"), "--lr is given twice"),
+        (("--", "--epochs", "0"), "--epochs: epochs must be >= 1"),
+        (("--workers", "0"), "--workers must be an integer in [1, 4096], got 0"),
+    ],
+)
+def test_errors_are_one_line_and_touch_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "sweep"
+    text = error_of(capsys, "sweep", "--out", str(out), *extra)
+    assert text.startswith("fnn sweep: error: ") and message in text, text
+    assert not out.exists()
+
+
+def test_a_directory_of_another_sweep_or_a_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], own: Path
+) -> None:
+    out = tmp_path / "sweep"
+    base = ("sweep", "--out", str(out), "--workers", "1", "--", "--data", str(own), *TRAIN)
+    assert run(*base)[0] == 0
+    text = error_of(capsys, *base[:3], "--seeds", "0-1", *base[3:])
+    assert f"{out} holds another sweep (its sweep.json names other runs or options: seeds" in text
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    text = error_of(capsys, "sweep", "--out", str(tmp_path / "run"), "--", "--data", str(own))
+    assert "holds a run of fnn train; choose another directory" in text
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    text = error_of(capsys, "sweep", "--out", str(tmp_path / "other"), "--", "--data", str(own))
+    assert "is not empty and holds no sweep.json" in text
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_two_sweeps_on_one_directory_at_once_one_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], own: Path
+) -> None:
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with sweep_module.sweep_lock(out):  # what a running sweep holds
+        text = error_of(capsys, "sweep", "--out", str(out), "--", "--data", str(own))
+    assert f"another sweep is running in {out}; wait for it to end" in text
+    assert list(out.iterdir()) == []
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+def test_a_worker_killed_keeps_the_finished_runs_and_the_sweep_resumes(
+    tmp_path: Path, own: Path
+) -> None:
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "fnn", "sweep", "--out", str(out), "--seeds", "0-3",
+            "--workers", "2", "--", "--data", str(own), "--epochs", "60", "--batch-size",
+            "16", "--no-plots", "--validation-split", "0"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as job:  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*/checkpoints/last.npz")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = children(job.pid)
+        assert workers, "no worker started"
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and "a worker process died" in stderr, stderr
+    assert "run the same fnn sweep again to resume" in stderr
+    kept = {n: r for n, r in records(out).items() if "params_sha256" in r}
+    status, text = run(*argv[3:])
+    assert status == 0, text
+    assert ": resumed, test accuracy" in text
+    after = records(out)
+    assert all(after[n] == r for n, r in kept.items())  # finished runs untouched
+    for name, record in after.items():  # every run with the bits of one never stopped
+        alone = tmp_path / name
+        status, text = run("train", "--out", str(alone), *argv[11:], "--quiet",
+                           "--seed", name.split("=")[1])  # fmt: skip
+        assert status == 0, text
+        assert (
+            json.loads((alone / "run.json").read_text())["params_sha256"]
+            == (record["params_sha256"])
+        )
+
+
+def test_workers_default_to_one_per_core() -> None:
+    assert experiments.default_workers() == len(os.sched_getaffinity(0))
+    with contextlib.suppress(AttributeError):
+        assert experiments.default_workers() >= 1
+
+
+@needs_mpi
+def test_under_mpirun_the_processes_share_the_runs(
+    tmp_path: Path, own: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this fnn, wherever the venv's points
+    out = tmp_path / "sweep"
+    args = ("sweep", "--out", str(out), "--seeds", "0-2", "--grid", "lr=0.01,0.1", "--",
+            "--data", str(own), *TRAIN)  # fmt: skip
+    assert MPIRUN is not None
+    done = subprocess.run(
+        [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, "-m",
+         "fnn", *args],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("process 0: [") == 3 and done.stdout.count("process 1: [") == 3
+    found = records(out)
+    assert len(found) == 6
+    alone = tmp_path / "alone"
+    status, text = run("train", "--out", str(alone), "--data", str(own), *TRAIN, "--quiet",
+                       "--lr", "0.1", "--seed", "1")  # fmt: skip
+    assert status == 0, text
+    fingerprint = json.loads((alone / "run.json").read_text())["params_sha256"]
+    assert found["lr=0.1,seed=1"]["params_sha256"] == fingerprint
+    assert found["lr=0.1,seed=1"]["conditions"]["processes"] == 1
