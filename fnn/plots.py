@@ -20,7 +20,7 @@ from ._atomic import write_bytes_atomic
 from ._types import Array
 from .train import EpochMetrics
 
-__all__ = ["PlottingUnavailableError", "compare", "confusion_matrix", "history"]
+__all__ = ["PlottingUnavailableError", "bands", "compare", "confusion_matrix", "dots", "history"]
 
 
 class PlottingUnavailableError(ImportError):
@@ -118,6 +118,101 @@ def compare(
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
+        return _save(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def bands(
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    path: str | os.PathLike[str],
+    *,
+    ylabel: str,
+    title: str | None = None,
+    log_scale: bool = False,
+) -> Path:
+    """Plot per label the mean over seeds of a curve per epoch, with a band of one
+    standard deviation (``ddof=1``) either side, to a PNG. A label's curves are cut to
+    the shortest of them (a run stopped early); NaN values are left out of the mean.
+
+    Args:
+        curves: ``{label: [one seed's values per epoch, ...]}``.
+        path: the PNG to write.
+        ylabel: what the values are.
+        title: the plot's title (default: ``ylabel`` per epoch).
+        log_scale: a logarithmic y axis.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: no labels, or a label without a curve of at least one value.
+    """
+    if not curves or not all(c and min(len(v) for v in c) for c in curves.values()):
+        raise ValueError("bands needs at least one label, each with curves of 1 or more values")
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for label, runs in curves.items():
+            length = min(len(v) for v in runs)
+            values = np.array([list(v)[:length] for v in runs], dtype=np.float64)
+            epochs = np.arange(1, length + 1)
+            mean, std = _mean_and_std(values)
+            (line,) = ax.plot(epochs, mean, "o-", label=f"{label} ({len(runs)} seeds)")
+            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title or f"{ylabel} per epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        return _save(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def _mean_and_std(values: Array) -> tuple[Array, Array]:
+    """Column means and sample standard deviations (``ddof=1``) of ``values``, NaN
+    entries left out: NaN for a column without values, 0 for a column of one."""
+    kept = ~np.isnan(values)
+    count = kept.sum(axis=0)
+    filled = np.where(kept, values, 0.0)
+    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+    squares = np.where(kept, (values - mean) ** 2, 0.0).sum(axis=0)
+    std = np.sqrt(squares / np.maximum(count - 1, 1))
+    return mean, np.where(count > 0, std, np.nan)
+
+
+def dots(
+    values: Mapping[str, Sequence[float]],
+    path: str | os.PathLike[str],
+    *,
+    ylabel: str,
+    title: str | None = None,
+) -> Path:
+    """Plot per label each seed's value as a dot and their mean ± standard deviation
+    (``ddof=1``) as a bar, to a PNG (a final accuracy per setting, say).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: no labels, or a label without values.
+    """
+    if not values or not all(len(v) for v in values.values()):
+        raise ValueError("dots needs at least one label, each with at least one value")
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(values) + 2), 4.5))
+    try:
+        for i, found in enumerate(values.values()):
+            ys = np.asarray(found, dtype=np.float64)
+            jitter = np.linspace(-0.12, 0.12, len(ys)) if len(ys) > 1 else np.zeros(1)
+            ax.plot(i + jitter, ys, "o", alpha=0.6, color=f"C{i % 10}")
+            std = float(ys.std(ddof=1)) if len(ys) > 1 else 0.0
+            ax.errorbar([i + 0.3], [ys.mean()], yerr=[std], fmt="_", color="black", capsize=4)
+        ax.set_xticks(range(len(values)), list(values), rotation=20, ha="right")
+        ax.set(ylabel=ylabel, title=title or f"{ylabel}: seeds (dots), mean ± std (bars)")
+        ax.grid(alpha=0.3, axis="y")
         return _save(figure, path)
     finally:
         plt.close(figure)

@@ -51,3 +51,18 @@ def test_compare_runs(tmp_path: Path) -> None:
         plots.compare({}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="unknown metric 'f1'"):
         plots.compare({"a": RECORDS}, tmp_path / "x.png", metric="f1")
+
+
+@needs_matplotlib
+def test_bands_and_dots_are_pngs(tmp_path: Path) -> None:
+    curves = {"adam": [[0.5, 0.7], [0.6, 0.8, 0.9]], "sgd": [[0.4, float("nan")]]}
+    drawn = plots.bands(curves, tmp_path / "bands.png", ylabel="accuracy")
+    dotted = plots.dots({"adam": [0.8, 0.9, 0.85], "sgd": [0.7]}, tmp_path / "dots.png",
+                        ylabel="test accuracy")  # fmt: skip
+    for path in (drawn, dotted):
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="bands needs at least one label"):
+        plots.bands({"adam": [[]]}, tmp_path / "x.png", ylabel="a")
+    with pytest.raises(ValueError, match="dots needs at least one label"):
+        plots.dots({"adam": []}, tmp_path / "x.png", ylabel="a")
+    assert not (tmp_path / "x.png").exists()

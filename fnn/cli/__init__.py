@@ -379,6 +379,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]
         "predict": _use.predict_command,
         "generate": _use.generate_command,
         "sweep": _sweep.sweep_command,
+        "compare": _sweep.compare_command,
     }
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import attrs
 
-from .. import experiments, parallel
+from .. import experiments, parallel, plots
+from .._atomic import write_bytes_atomic
 from ..experiments import SweepError, WorkerDiedError
 from ._config import GENERAL, UsageError, check_config, data_info, every_option
 from ._output import Output, printable
@@ -72,6 +73,22 @@ def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
         "process); under mpirun each process is a worker",
     )
     sweep.add_argument("train", nargs=argparse.REMAINDER, help="-- and fnn train's options")
+    compare = commands.add_parser(
+        "compare",
+        help="mean ± std over seeds of runs grouped by the options that differ",
+        allow_abbrev=False,
+        description="Group the runs (run directories, or directories holding runs, such as "
+        "a sweep's) by the options that differ and give per setting the mean ± standard "
+        "deviation over its runs of the test accuracy and loss, the best validation "
+        "accuracy and loss, and the time; write it as comparison.csv and comparison.md, "
+        "and draw curves.png (a band over seeds per setting) and finals.png (each seed's "
+        "test accuracy as a dot).",
+    )
+    compare.add_argument("runs", type=Path, nargs="+", help="run or sweep directories")
+    compare.add_argument(
+        "--out", type=Path, help="where the files go (default: the first directory given)"
+    )
+    compare.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
 
 @attrs.frozen
@@ -141,6 +158,35 @@ def sweep_command(args: argparse.Namespace, out: Output) -> int:
     out.write(printable(f"{who}{args.out}: {summary}; compare with fnn compare {args.out}") + "\n")
     if failures:
         raise UsageError(f"{len(failures)} of {share} runs failed; the first, {failures[0]}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace, out: Output) -> int:
+    """``fnn compare``."""
+    try:
+        summary = experiments.summarize(experiments.find_runs(args.runs))
+    except SweepError as err:
+        raise UsageError(str(err)) from None
+    target = args.out or args.runs[0]
+    target.mkdir(parents=True, exist_ok=True)
+    csv_path = experiments.write_csv(summary, target / "comparison.csv")
+    md_path = target / "comparison.md"
+    write_bytes_atomic(md_path, (experiments.markdown_table(summary) + "\n").encode())
+    written = [csv_path, md_path]
+    if not args.no_plots:
+        try:
+            for draw, name in (
+                (experiments.plot_curves, "curves.png"),
+                (experiments.plot_finals, "finals.png"),
+            ):
+                drawn = draw(summary, target / name)
+                written += [] if drawn is None else [drawn]
+        except plots.PlottingUnavailableError as err:
+            out.write(f"note: {err}\n")
+    runs = sum(len(s.runs) for s in summary.settings)
+    out.write(printable(f"{runs} runs, {len(summary.settings)} settings") + "\n")
+    out.write("\n".join(printable(line) for line in experiments.table(summary).splitlines()))
+    out.write("\n" + printable(f"wrote {', '.join(map(str, written))}") + "\n")
     return 0
 
 
@@ -273,4 +319,12 @@ def train_one(run: SweepRun) -> dict[str, Any]:
     }
 
 
-__all__ = ["FIXED", "SweepRun", "add_parsers", "parse_grid", "plan_runs", "sweep_command"]
+__all__ = [
+    "FIXED",
+    "SweepRun",
+    "add_parsers",
+    "compare_command",
+    "parse_grid",
+    "plan_runs",
+    "sweep_command",
+]

@@ -17,6 +17,18 @@ from ._grid import run_name as run_name
 from ._pool import WorkerDiedError as WorkerDiedError
 from ._pool import default_workers as default_workers
 from ._pool import run_tasks as run_tasks
+from ._summary import METRICS as METRICS
+from ._summary import RunRecord as RunRecord
+from ._summary import Setting as Setting
+from ._summary import Stat as Stat
+from ._summary import Summary as Summary
+from ._summary import find_runs as find_runs
+from ._summary import markdown_table as markdown_table
+from ._summary import plot_curves as plot_curves
+from ._summary import plot_finals as plot_finals
+from ._summary import summarize as summarize
+from ._summary import table as table
+from ._summary import write_csv as write_csv
 from ._sweep import SWEEP_FILE as SWEEP_FILE
 from ._sweep import Run as Run
 from ._sweep import SweepError as SweepError
@@ -24,15 +36,27 @@ from ._sweep import begin_sweep as begin_sweep
 from ._sweep import sweep as sweep
 
 __all__ = [
+    "METRICS",
     "SWEEP_FILE",
     "Run",
+    "RunRecord",
+    "Setting",
+    "Stat",
+    "Summary",
     "SweepError",
     "WorkerDiedError",
     "begin_sweep",
     "default_workers",
     "expand",
+    "find_runs",
+    "markdown_table",
     "parse_seeds",
+    "plot_curves",
+    "plot_finals",
     "run_name",
     "run_tasks",
+    "summarize",
     "sweep",
+    "table",
+    "write_csv",
 ]

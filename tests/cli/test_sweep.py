@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from fnn import cli, experiments
+from fnn import cli, experiments, plots
 from fnn.experiments import _sweep as sweep_module
 from tests.parallel.test_mpi import MPIRUN
 from tests.support.optional import needs_mpi
@@ -221,3 +222,39 @@ def test_under_mpirun_the_processes_share_the_runs(
     fingerprint = json.loads((alone / "run.json").read_text())["params_sha256"]
     assert found["lr=0.1,seed=1"]["params_sha256"] == fingerprint
     assert found["lr=0.1,seed=1"]["conditions"]["processes"] == 1
+
+
+def test_compare_a_sweep_and_a_run_made_by_hand(
+    tmp_path: Path, own: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sweep"
+    status, text = run("sweep", "--out", str(out), "--seeds", "0-2", "--grid", "lr=0.01,0.1",
+                       "--workers", "1", "--", "--data", str(own), *TRAIN)  # fmt: skip
+    assert status == 0, text
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    (hand / "run.json").write_text(json.dumps({"config": {"lr": 0.5}, "test": {"accuracy": 0.5}}))
+    status, text = run("compare", str(out), str(hand))
+    assert status == 0, text
+    lines = text.splitlines()
+    assert lines[0] == "7 runs, 3 settings"
+    assert lines[1].split()[:5] == ["lr", "runs", "test", "accuracy", "test"]
+    accuracies = [r["test"]["accuracy"] for n, r in records(out).items() if "lr=0.1," in n]
+    mean, std = np.mean(accuracies), np.std(accuracies, ddof=1)
+    assert lines[4].split()[:5] == ["0.1", "3", f"{mean:.4f}", "±", f"{std:.4f}"]
+    assert lines[5].split() == ["0.5", "1", "0.5000", "-", "-", "-", "-"]
+    for name in ("comparison.csv", "comparison.md", "curves.png", "finals.png"):
+        assert (out / name).is_file(), name
+    assert (out / "comparison.md").read_text().count("\n") == 5
+    monkeypatch.setattr(plots, "_pyplot", lambda: (_ for _ in ()).throw(
+        plots.PlottingUnavailableError("matplotlib is not installed")))  # fmt: skip
+    status, text = run("compare", str(out), "--out", str(tmp_path / "elsewhere"))
+    assert status == 0 and "note: matplotlib is not installed" in text
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == [
+        "comparison.csv", "comparison.md"
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert run("compare", str(tmp_path / "nothing"))[0] == 2
+    assert capsys.readouterr().err == (
+        f"fnn compare: error: {tmp_path / 'nothing'} is not a directory\n"
+    )
