@@ -37,7 +37,7 @@ from typing import NoReturn, TextIO
 from .. import __version__, _options, data, io, optim, parallel, recipes
 from .._registry import IMPORT_HINT
 from ..train import NonFiniteLossError
-from . import _config, _output, _rundir, _sweep, _train, _use
+from . import _config, _output, _rundir, _sweep, _train, _tune, _use
 from ._config import AUGMENTATIONS as AUGMENTATIONS
 from ._config import OPTIONS as OPTIONS
 from ._config import SCHEDULES as SCHEDULES
@@ -222,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="the seed of the draws (same seed, same text)"
     )
     _sweep.add_parsers(commands, imports)
+    _tune.add_parsers(commands, imports)
     return parser
 
 
@@ -380,6 +381,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]
         "generate": _use.generate_command,
         "sweep": _sweep.sweep_command,
         "compare": _sweep.compare_command,
+        "tune": _tune.tune_command,
     }
 
 

@@ -25,7 +25,7 @@ import attrs
 from .. import experiments, parallel, plots
 from .._atomic import write_bytes_atomic
 from ..experiments import SweepError, WorkerDiedError
-from ._config import GENERAL, UsageError, check_config, data_info, every_option
+from ._config import GENERAL, Config, UsageError, check_config, data_info, every_option
 from ._output import Output, printable
 from ._rundir import CHECKPOINTS, RUN_FILE, finished, read_run
 
@@ -235,7 +235,7 @@ def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[
     return grid
 
 
-def _flags(setting: dict[str, str]) -> list[str]:
+def flags(setting: dict[str, str]) -> list[str]:
     """The ``fnn train`` options of a setting (a bool option's ``--x`` or ``--no-x``)."""
     flags: list[str] = []
     for name, value in setting.items():
@@ -257,26 +257,36 @@ def plan_runs(
     Raises:
         UsageError: a setting ``fnn train`` would refuse, naming the setting.
     """
-    from . import _config_from_args, _parser  # the command's own parser and checks
-
     resume = [t for t in _options_of(train) if t[0].split("=", 1)[0] in PASSED_ON_RESUME]
     runs = []
     for setting in experiments.expand(grid):
-        shown = " ".join(_flags(setting)) or "the options after --"
-        try:
-            checked = _parser().parse_args(["train", *train, *_flags(setting)])
-            config = _config_from_args(checked)
-            check_config(config, data_info(config))
-        except UsageError as err:
-            raise UsageError(f"the sweep's setting {shown}: {err}") from None
+        checked_config(train, setting)
         for seed in seeds:
             name = experiments.run_name(setting, seed)
             directory = root / name
-            argv = ("train", *train, *_flags(setting), "--seed", str(seed))
+            argv = ("train", *train, *flags(setting), "--seed", str(seed))
             argv += ("--out", str(directory), "--quiet")
             again = ("train", "--resume", str(directory), "--quiet", *sum(resume, ()))
             runs.append(SweepRun(name, directory, argv, again))
     return runs
+
+
+def checked_config(train: Sequence[str], setting: dict[str, str]) -> Config:
+    """The configuration of ``fnn train`` with the options ``train`` and ``setting``,
+    checked as ``fnn train`` checks it (nothing is read or written).
+
+    Raises:
+        UsageError: what ``fnn train`` would refuse, naming the setting.
+    """
+    from . import _config_from_args, _parser  # the command's own parser and checks
+
+    shown = " ".join(flags(setting)) or "the options after --"
+    try:
+        config = _config_from_args(_parser().parse_args(["train", *train, *flags(setting)]))
+        check_config(config, data_info(config))
+    except UsageError as err:
+        raise UsageError(f"the setting {shown}: {err}") from None
+    return config
 
 
 def _options_of(argv: Sequence[str]) -> list[tuple[str, ...]]:
@@ -293,24 +303,16 @@ def _options_of(argv: Sequence[str]) -> list[tuple[str, ...]]:
 def train_one(run: SweepRun) -> dict[str, Any]:
     """One run of a sweep (in a worker): skipped when finished, resumed when it has a
     checkpoint, else trained from its start; returns what the sweep reports of it."""
-    from . import USER_ERRORS, _parser, _train_command
-
     directory = run.directory
     record = read_run(directory) if (directory / RUN_FILE).is_file() else None
     if record is not None and finished(directory, record, str(record.get("params_sha256"))):
         return {"name": run.name, "status": "skipped"}
     resuming = record is not None and (directory / CHECKPOINTS / "last.npz").is_file()
-    argv = list(run.resume if resuming else run.argv)
     began = os.times().elapsed
-    try:
-        args = _parser().parse_args(argv)
-        args.argv, args.alone = argv, True
-        _train_command(args, Output(_textio.StringIO()))
-        record = read_run(directory)
-    except USER_ERRORS as err:
-        text = " ".join(printable(line.strip()) for line in str(err).splitlines())
-        return {"name": run.name, "status": "failed", "error": text}
-    test = record.get("test")
+    error = run_train(run.resume if resuming else run.argv)
+    if error is not None:
+        return {"name": run.name, "status": "failed", "error": error}
+    test = read_run(directory).get("test")
     return {
         "name": run.name,
         "status": "resumed" if resuming else "trained",
@@ -319,12 +321,29 @@ def train_one(run: SweepRun) -> dict[str, Any]:
     }
 
 
+def run_train(argv: Sequence[str]) -> str | None:
+    """``fnn train`` in this process, alone (not a part of an MPI job), printing
+    nothing; returns None, or the one line of an error a user can cause."""
+    from . import USER_ERRORS, _parser, _train_command
+
+    try:
+        args = _parser().parse_args(list(argv))
+        args.argv, args.alone = list(argv), True
+        _train_command(args, Output(_textio.StringIO()))
+    except USER_ERRORS as err:
+        return " ".join(printable(line.strip()) for line in str(err).splitlines())
+    return None
+
+
 __all__ = [
     "FIXED",
     "SweepRun",
     "add_parsers",
+    "checked_config",
     "compare_command",
     "parse_grid",
+    "flags",
     "plan_runs",
+    "run_train",
     "sweep_command",
 ]

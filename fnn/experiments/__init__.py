@@ -9,6 +9,9 @@
   and count over seeds of the test accuracy and loss, the best validation metric and
   the time; :func:`markdown_table` and :func:`write_csv` write it, and
   :func:`plot_curves` and :func:`plot_finals` draw it. ``fnn compare`` does all four.
+* :func:`tune` runs an Optuna study (the optional extra ``fnn[tune]``) in a search's
+  directory (``study.db``, SQLite) on worker processes, with Optuna's samplers and
+  pruners; ``fnn tune`` searches ``fnn train``'s options with it.
 """
 
 from ._grid import expand as expand
@@ -22,6 +25,7 @@ from ._summary import RunRecord as RunRecord
 from ._summary import Setting as Setting
 from ._summary import Stat as Stat
 from ._summary import Summary as Summary
+from ._summary import curve as curve
 from ._summary import find_runs as find_runs
 from ._summary import markdown_table as markdown_table
 from ._summary import plot_curves as plot_curves
@@ -34,22 +38,40 @@ from ._sweep import Run as Run
 from ._sweep import SweepError as SweepError
 from ._sweep import begin_sweep as begin_sweep
 from ._sweep import sweep as sweep
+from ._tune import PRUNERS as PRUNERS
+from ._tune import SAMPLERS as SAMPLERS
+from ._tune import STUDY_FILE as STUDY_FILE
+from ._tune import Param as Param
+from ._tune import TrialFailedError as TrialFailedError
+from ._tune import TuneUnavailableError as TuneUnavailableError
+from ._tune import optuna_module as optuna_module
+from ._tune import parse_param as parse_param
+from ._tune import tune as tune
 
 __all__ = [
     "METRICS",
+    "PRUNERS",
+    "SAMPLERS",
+    "STUDY_FILE",
     "SWEEP_FILE",
+    "Param",
     "Run",
     "RunRecord",
     "Setting",
     "Stat",
     "Summary",
     "SweepError",
+    "TrialFailedError",
+    "TuneUnavailableError",
     "WorkerDiedError",
     "begin_sweep",
     "default_workers",
+    "curve",
     "expand",
     "find_runs",
     "markdown_table",
+    "optuna_module",
+    "parse_param",
     "parse_seeds",
     "plot_curves",
     "plot_finals",
@@ -58,5 +80,6 @@ __all__ = [
     "summarize",
     "sweep",
     "table",
+    "tune",
     "write_csv",
 ]

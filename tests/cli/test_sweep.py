@@ -94,11 +94,11 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--grid", "wings=1,2"), "--grid wings=1,2: fnn train has no option --wings"),
         (
             ("--grid", "momentum=0.5,0.9"),
-            "the sweep's setting --momentum 0.5: --momentum applies to",
+            "the setting --momentum 0.5: --momentum applies to",
         ),
         (("--grid", "lr=0.1,,0.2"), "expected distinct values separated by ','"),
         (("--grid", "lr"), "--grid expects OPTION=V1,V2,..., got 'lr'"),
-        (("--grid", "lr=-1,0.1"), "the sweep's setting --lr -1: "),
+        (("--grid", "lr=-1,0.1"), "the setting --lr -1: "),
         (("--grid", "seed=1,2"), "--grid seed=1,2: give the seeds with --seeds"),
         (("--seeds", "3-1"), "--seeds: expected ranges low-high"),
         (("--seeds", "0-x"), "--seeds: expected seeds like 0-4 or 0,3,7, got '0-x'"),

@@ -19,6 +19,7 @@ def needs(module: str, extra: str) -> pytest.MarkDecorator:
 needs_matplotlib = needs("matplotlib", "plot")
 needs_pillow = needs("PIL", "image")
 needs_tqdm = needs("tqdm", "progress")
+needs_optuna = needs("optuna", "tune")
 needs_mpi = pytest.mark.skipif(
     shutil.which("mpirun") is None or importlib.util.find_spec("mpi4py") is None,
     reason="needs Open MPI's mpirun and mpi4py (pip install 'fnn[mpi]')",
