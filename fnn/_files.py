@@ -14,8 +14,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import os
 import stat
+from pathlib import Path
 from typing import Any, Protocol
 
 CHUNK = 1 << 24
@@ -176,3 +178,24 @@ def sha256(path: str | os.PathLike[str], error: type[ValueError]) -> str:
         while n := file.readinto(view):
             h.update(view[:n])
     return h.hexdigest()
+
+
+def read_json_object(path: Path, limit: int, error: type[ValueError]) -> dict[str, Any]:
+    """The JSON object in the regular file ``path`` of at most ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path``.
+        error: not a regular file, larger than ``limit``, not JSON, or not an object
+            (the message names the path).
+    """
+    with open_regular(path, error) as file:
+        text = file.read(limit + 1)
+    if len(text) > limit:
+        raise error(f"{path} is larger than the {limit} bytes of a run record")
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise error(f"cannot read {path}: {err}") from None
+    if not isinstance(found, dict):
+        raise error(f"{path} does not hold a run record")
+    return found

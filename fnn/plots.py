@@ -112,15 +112,21 @@ def compare(
                 ax.plot(epochs, val, "s--", color=line.get_color())
                 validation = True
         what = f"{metric} (solid: train, dashed: validation)" if validation else metric
-        ax.set(xlabel="epoch", ylabel=what, title=title or f"{metric} per epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if log_scale if log_scale is not None else metric == "loss":
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        log = log_scale if log_scale is not None else metric == "loss"
+        _per_epoch(ax, what, title or f"{metric} per epoch", log)
         return _save(figure, path)
     finally:
         plt.close(figure)
+
+
+def _per_epoch(ax: Any, ylabel: str, title: str, log_scale: bool) -> None:
+    """Label an axes of values per epoch: whole epochs on x, a grid, the legend."""
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
 
 
 def bands(
@@ -160,12 +166,7 @@ def bands(
             mean, std = _mean_and_std(values)
             (line,) = ax.plot(epochs, mean, "o-", label=f"{label} ({len(runs)} seeds)")
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        ax.set(xlabel="epoch", ylabel=ylabel, title=title or f"{ylabel} per epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if log_scale:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        _per_epoch(ax, ylabel, title or f"{ylabel} per epoch", log_scale)
         return _save(figure, path)
     finally:
         plt.close(figure)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -493,3 +494,28 @@ def test_gpt_speed_command_runs_its_peers_in_processes(
     ]  # fmt: skip
     # the same windows and weights (one BLAS thread or two: the same sums, up to round-off)
     np.testing.assert_allclose(records[0]["losses"], records[1]["losses"], rtol=1e-5)
+
+
+def test_sweep_speed_measures_both_ways_on_a_tiny_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sweep benchmark end to end on 2 tiny runs (nothing timed is checked but its
+    bookkeeping: both ways ran, the bits agree, the report has every line)."""
+    from tests.test_cli import write_own_data
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sweep_speed = importlib.import_module("sweep_speed")
+    own = write_own_data(tmp_path / "own")
+    figures = tmp_path / "figures.json"
+    args = ["--runs", "2", "--epochs", "1", "--json", str(figures), "--", "--data", str(own)]
+    assert sweep_speed.main(args) == 0
+    (found,) = json.loads(figures.read_text())
+    assert found["runs"] == 2 and len(found["run_seconds"]) == 2 and found["same_bits"]
+    assert found["ratio"] == pytest.approx(found["sweep_seconds"] / found["one_by_one_seconds"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "round 1:" and lines[5].startswith("ratio ")
+    assert found["sweep_cpu_seconds"] > 0 and found["one_by_one_cpu_seconds"] > 0
+    assert "the pool's own cost per run" in lines[6] and lines[-1].startswith("median of 1 ")
+    assert sweep_speed.run_seconds("[1/2] seed=0: trained, test accuracy 0.5000 (1.25 s)\n") == [
+        1.25
+    ]

@@ -53,6 +53,7 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "{'epoch': 3, 'loss': 0.25}" in out
     assert out.count("True\n") >= 3  # the layer written in the README checks and rebuilds
     assert "LionState 1" in out
+    assert "6 ('lr',) [3, 3]\n" in out  # fnn.sweep and its summary
     assert not Path(namespace["directory"]).exists()  # the io example cleans up
     sequences = (
         "100 2 True\nTrue nan\n(2, 16)\n",  # a GPT learns, evaluates, predicts

@@ -1,4 +1,7 @@
-"""The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict`` and ``fnn generate``.
+"""The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict``, ``fnn generate``,
+and for experiments ``fnn sweep`` (``fnn train`` over a grid of options and seeds, on
+every core or MPI process), ``fnn compare`` (mean ± std per setting of any runs) and
+``fnn tune`` (a search with Optuna).
 
 ``fnn train --dataset fashion-mnist`` trains the default 784-128-64-10 ReLU MLP with
 Adam, shows progress, prints a per-epoch table and the test accuracy, and writes into

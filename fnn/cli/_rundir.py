@@ -21,7 +21,7 @@ from typing import Any
 from .. import callbacks, io
 from .. import tree as _tree
 from .._atomic import write_bytes_atomic
-from .._files import open_regular
+from .._files import read_json_object
 from .._lock import directory_lock
 from ..data import DataError
 from ..train import TrainState, check_finite
@@ -122,19 +122,11 @@ def read_run(directory: Path) -> dict[str, Any]:
     """
     path = directory / RUN_FILE
     try:
-        with open_regular(path, DataError) as file:
-            text = file.read(MAX_RUN_RECORD + 1)
+        return read_json_object(path, MAX_RUN_RECORD, DataError)
     except FileNotFoundError:
         raise UsageError(f"{path} not found: is {directory} an fnn run directory?") from None
-    if len(text) > MAX_RUN_RECORD:
-        raise UsageError(f"{path} is larger than the {MAX_RUN_RECORD} bytes of a run record")
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
-    if not isinstance(record, dict):
-        raise UsageError(f"{path} does not hold a run record")
-    return record
+    except DataError as err:
+        raise UsageError(str(err)) from None
 
 
 def checkpoint_of(

@@ -198,7 +198,7 @@ def _said(result: dict[str, Any]) -> str:
         return "finished before, skipped"
     found = result.get("accuracy")
     score = "" if found is None else f"test accuracy {found:.4f} "
-    return f"{result['status']}, {score}({result['seconds']:.1f} s)"
+    return f"{result['status']}, {score}({result['seconds']:.2f} s)"
 
 
 def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[str, ...]]:

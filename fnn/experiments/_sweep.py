@@ -15,7 +15,9 @@ from typing import Any, Generic, TypeVar, overload
 import attrs
 
 from .._atomic import write_bytes_atomic
+from .._files import read_json_object
 from .._lock import directory_lock
+from ..data import DataError
 from ._grid import MAX_RUNS, expand, run_name
 from ._pool import default_workers, run_tasks
 
@@ -27,6 +29,9 @@ SWEEP_FILE = "sweep.json"
 
 RUN_FILE = "run.json"
 """Each run's record, in the run's own directory (as ``fnn train`` writes it)."""
+
+MAX_RUN_RECORD = 64 * 2**20
+"""The largest ``run.json`` read (``fnn train``'s limit)."""
 
 
 class SweepError(Exception):
@@ -282,19 +287,16 @@ def _difference(found: Any, spec: Mapping[str, Any]) -> str:
 
 
 def records_of(directory: Path) -> dict[str, Any]:
-    """The ``run.json`` of a run directory as a dict.
+    """The ``run.json`` of a run directory as a dict: read only from a regular file of
+    at most :data:`MAX_RUN_RECORD` bytes.
 
     Raises:
-        SweepError: it is not a JSON object.
+        SweepError: it cannot be read, is larger, or is not a JSON object.
     """
-    path = directory / RUN_FILE
     try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise SweepError(f"cannot read {path}: {err}") from None
-    if not isinstance(found, dict):
-        raise SweepError(f"{path} does not hold a run record")
-    return found
+        return read_json_object(directory / RUN_FILE, MAX_RUN_RECORD, DataError)
+    except (OSError, DataError) as err:
+        raise SweepError(str(err)) from None
 
 
 def begin_sweep(
@@ -313,6 +315,8 @@ def begin_sweep(
             claim(directory, spec)
         except SweepError as err:
             error = str(err)
+        except OSError as err:  # a full disk, no permission: said on every process
+            error = f"cannot write {directory / SWEEP_FILE}: {err.strerror or err}"
     if comm is not None and comm.Get_size() > 1:
         error = comm.bcast(error, root=0)
     if error is not None:
