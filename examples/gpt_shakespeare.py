@@ -108,8 +108,8 @@ def log_intervals(steps: int) -> fnn.Callback:
 
 def train(
     args: argparse.Namespace,
-    model: nn.Layer[Any],
-    optimizer: optim.Optimizer,
+    model: nn.Layer[Any, Any],
+    optimizer: optim.Optimizer[Any],
     text: fnn.data.Text,
     *,
     context: int,
@@ -136,7 +136,7 @@ def train(
 
 def finish(
     args: argparse.Namespace,
-    model: nn.Layer[Any],
+    model: nn.Layer[Any, Any],
     state: fnn.TrainState[Any],
     seconds: float,
     text: fnn.data.Text,

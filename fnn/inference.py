@@ -52,7 +52,7 @@ class Evaluation:
 
 
 def evaluate(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
     params: P,
     x: Array,
@@ -101,7 +101,7 @@ def evaluate(
 
 
 def evaluate_checked(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
     params: P,
     model_state: Any,
@@ -138,7 +138,7 @@ def evaluate_checked(
     return Evaluation(total / n, correct / n if counted else math.nan)
 
 
-def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state: Any) -> Array:
+def _outputs(model: Layer[P, Any], params: P, x: Array, batch_size: int, model_state: Any) -> Array:
     """The model's outputs for ``x``, in chunks of ``batch_size`` rows each converted to
     the params' dtype."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
@@ -154,7 +154,7 @@ def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state:
 
 
 def predict_proba(
-    model: Layer[P],
+    model: Layer[P, Any],
     params: P,
     x: Array,
     batch_size: int = 1024,
@@ -187,7 +187,7 @@ def predict_proba(
     return z
 
 
-def _ends_in_softmax(model: Layer[Any]) -> bool:
+def _ends_in_softmax(model: Layer[Any, Any]) -> bool:
     spec = model.spec
     while spec is not None and spec.get("layer") == "serial" and spec.get("layers"):
         spec = spec["layers"][-1]
@@ -195,7 +195,7 @@ def _ends_in_softmax(model: Layer[Any]) -> bool:
 
 
 def predict(
-    model: Layer[P], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
+    model: Layer[P, Any], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
 ) -> Array:
     """Predicted class labels ``(n,)`` (the argmax of the model's outputs over their last
     axis; ``(n, time)`` for a sequence model); a stateful model
@@ -212,7 +212,7 @@ def predict(
 
 
 def generate(
-    model: Layer[P],
+    model: Layer[P, Any],
     params: P,
     prompt: Array,
     length: int,

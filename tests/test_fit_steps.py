@@ -32,7 +32,7 @@ def validation() -> tuple[Array, Array]:
     return windows[:, :-1], windows[:, 1:]
 
 
-def model() -> nn.Layer[Any]:
+def model() -> nn.Layer[Any, Any]:
     body = nn.serial(nn.positional_embedding(CONTEXT), nn.dense(16), nn.gelu(), nn.layer_norm())
     return nn.tied(11, 16, body)
 

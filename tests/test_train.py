@@ -132,7 +132,7 @@ def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) 
     *rest, last = state.params
     w = last.w.copy()
     w[1, 0] = np.nan
-    params = (*rest, attrs.evolve(last, w=w))
+    params: Any = (*rest, attrs.evolve(last, w=w))
     with pytest.raises(ValueError, match=rf"^state\.opt\.params\[{len(rest)}\]\.w must hold fin"):
         fnn.train.check_finite(attrs.evolve(state, opt=attrs.evolve(state.opt, params=params)))
     first = state.history[0]
@@ -269,7 +269,7 @@ def test_fit_rejects_bad_input(
 
 # -- train_step is the gradient pipeline and an update ----------------------------------------
 
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, optim.Optimizer[Any]] = {
     "sgd": optim.sgd(0.1),
     "momentum": optim.sgd(0.05, momentum=0.9),
     "nesterov": optim.sgd(0.05, momentum=0.9, nesterov=True),
@@ -422,7 +422,7 @@ def test_a_registered_layer_with_state_saves_loads_and_resumes_in_a_new_process(
 # -- params of another model ------------------------------------------------------------------
 
 
-def fit_once(model: nn.Layer[Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
+def fit_once(model: nn.Layer[Any, Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
     """``fit`` for one epoch of SGD on the cross-entropy, with ``options`` (what the tests
     below give it to be refused or warned about)."""
     return fnn.fit(

@@ -187,7 +187,7 @@ def _check_same_data(config: Config, record: dict[str, Any] | None, sums: dict[s
         )
 
 
-def check_params(model: nn.Layer[Any], in_shape: tuple[int, ...], memory: int | None) -> int:
+def check_params(model: nn.Layer[Any, Any], in_shape: tuple[int, ...], memory: int | None) -> int:
     """Refuse a model whose parameters alone would not fit in ``memory`` bytes in training,
     counted from the model's declaration (nothing allocated): training holds about
     :data:`TRAINING_COPIES` float32 copies of them. Returns those bytes.
@@ -211,7 +211,7 @@ def check_params(model: nn.Layer[Any], in_shape: tuple[int, ...], memory: int | 
 
 
 def check_memory(
-    model: nn.Layer[Any], in_shape: tuple[int, ...], batch_size: int, memory: int | None
+    model: nn.Layer[Any, Any], in_shape: tuple[int, ...], batch_size: int, memory: int | None
 ) -> None:
     """Refuse a model whose training would not fit in ``memory`` bytes, before training:
     its parameters (:func:`check_params`), and what a batch's activations, residuals and
@@ -267,7 +267,7 @@ class Ready:
     from its checkpoint; nothing of it has been written yet."""
 
     plan: Plan
-    model: nn.Layer[Any]
+    model: nn.Layer[Any, Any]
     info: data.DataInfo
     train_set: tuple[Array, Array]
     test_set: tuple[Array, Array]

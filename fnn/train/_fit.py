@@ -156,7 +156,7 @@ class _Run(Generic[P]):
     """What :func:`fit` (or :func:`fit_steps`) prepared: the step, where each epoch's
     batches come from, validation and early stopping, and the callbacks."""
 
-    model: Layer[P]
+    model: Layer[P, Any]
     loss: Loss
     step: Step[P]
     source: Callable[[TrainState[P], int], Iterable[Batch]]
@@ -180,9 +180,9 @@ class _Run(Generic[P]):
 
 
 def fit(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     x: Array,
     y: Array,
     *,
@@ -322,7 +322,7 @@ def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
         state = _epoch(run, state, epoch)
     stopping = run.early_stopping
     if stopping is not None and stopping.restore_best and state.best is not None:
-        restored = OptState(state.best.params, state.opt.step, state.opt.inner)
+        restored: OptState[P, Any] = OptState(state.best.params, state.opt.step, state.opt.inner)
         state = attrs.evolve(state, opt=restored, model_state=state.best.model_state)
     last = run.batches(max(state.epoch - 1, 0))
     run.notify(Event("train_end", state.epoch, run.epochs, 0, last, state))
@@ -330,9 +330,9 @@ def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
 
 
 def _prepare(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     x: Array,
     y: Array,
     key: _random.Key,
@@ -438,9 +438,9 @@ def _prepare(
 
 
 def fit_steps(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     sample: Callable[[_random.Key], Batch],
     *,
     key: _random.Key,
@@ -571,8 +571,8 @@ def _sample_key(key: _random.Key, step: int) -> _random.Key:
 
 
 def _first_state(
-    model: Layer[P],
-    optimizer: Optimizer,
+    model: Layer[P, Any],
+    optimizer: Optimizer[Any],
     key: _random.Key,
     in_shape: tuple[int, ...],
     params: P | None,
@@ -621,7 +621,7 @@ def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
 
 
 def batch_shortfall(
-    model: Layer[Any],
+    model: Layer[Any, Any],
     in_shape: Any,
     rows: int,
     batch_size: int,

@@ -112,7 +112,7 @@ class TrainState(Generic[P]):
         stopped: whether early stopping ended the run.
     """
 
-    opt: OptState[P]
+    opt: OptState[P, Any]
     key: _random.Key
     model_state: Any = None
     epoch: int = attrs.field(default=0, converter=operator.index)
@@ -180,7 +180,7 @@ def check_finite(state: TrainState[Any], what: str = "state") -> None:
 
 
 def train_state(
-    optimizer: Optimizer, params: P, key: _random.Key, model_state: Any = None
+    optimizer: Optimizer[Any], params: P, key: _random.Key, model_state: Any = None
 ) -> TrainState[P]:
     """A fresh training state for ``params`` (and the model state of a stateful model).
 

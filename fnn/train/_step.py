@@ -29,9 +29,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def train_step(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     penalty: Penalty[P] | None = None,
     augment: data.Augment | None = None,
     shards: int = 1,
@@ -101,9 +101,9 @@ def train_step(
 
 
 def make_step(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     penalty: Penalty[P] | None,
     augment: data.Augment | None,
     shards: int,
@@ -172,7 +172,12 @@ def make_step(
 
 
 def _check_once(
-    model: Layer[Any], params: Any, x: Any, state: Any, layout: Any, seen: dict[Any, int | None]
+    model: Layer[Any, Any],
+    params: Any,
+    x: Any,
+    state: Any,
+    layout: Any,
+    seen: dict[Any, int | None],
 ) -> None:
     """Check a batch's inputs, the params and the model state against the model
     (:meth:`fnn.nn.Layer.check_inputs`) the first time this input shape and dtype and this
@@ -190,7 +195,7 @@ def _check_once(
         check_ids(x, vocabulary, "the batch's x")
 
 
-def _whole_batch(model: Layer[P], loss: Loss, counts: Scores) -> parallel.BatchFn:
+def _whole_batch(model: Layer[P, Any], loss: Loss, counts: Scores) -> parallel.BatchFn:
     """The whole batch through the gradient pipeline at once."""
     run = flat_forward_backward(model, loss)
 
