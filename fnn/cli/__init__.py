@@ -177,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         help="under mpirun: end the job when a process waits this many seconds for the "
         f"others (default {parallel.DEFAULT_TIMEOUT:g}; 0: wait forever)",
     )
+    run.add_argument(
+        "--allow-changed-conditions",
+        action="store_true",
+        help="with --resume: train on although a condition that decides the bits (the BLAS, "
+        "its threads, the CPU, NumPy, Python) differs from the run's; run.json records it",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
