@@ -1,4 +1,5 @@
-"""The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict`` and ``fnn generate``.
+"""The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict``, ``fnn generate``
+and ``fnn replay``.
 
 ``fnn train --dataset fashion-mnist`` trains the default 784-128-64-10 ReLU MLP with
 Adam, shows progress, prints a per-epoch table and the test accuracy, and writes into
@@ -37,7 +38,7 @@ from typing import NoReturn, TextIO
 from .. import __version__, _options, data, io, optim, parallel, recipes
 from .._registry import IMPORT_HINT
 from ..train import NonFiniteLossError
-from . import _config, _output, _rundir, _train, _use
+from . import _config, _output, _replay, _rundir, _train, _use
 from ._config import AUGMENTATIONS as AUGMENTATIONS
 from ._config import OPTIONS as OPTIONS
 from ._config import SCHEDULES as SCHEDULES
@@ -227,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     generate_cmd.add_argument(
         "--seed", type=int, default=0, help="the seed of the draws (same seed, same text)"
     )
+    _replay.add_parser(commands, imports)
     return parser
 
 
@@ -383,6 +385,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]
         "evaluate": _use.evaluate_command,
         "predict": _use.predict_command,
         "generate": _use.generate_command,
+        "replay": _replay.replay_command,
     }
 
 
