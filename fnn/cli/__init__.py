@@ -8,11 +8,17 @@ its output directory:
 * ``model.npz`` — the architecture (a JSON spec of fnn layer names and numbers) and the
   parameters, loadable by ``fnn evaluate`` and ``fnn predict`` (no code is run);
 * ``run.json`` — the configuration (the options that apply to the run), a run id, seed,
-  library versions, the conditions that decide the bits (threads, processes, CPU), data
-  checksums, per-epoch metrics, test metrics and a SHA-256 fingerprint of the params;
+  library versions, the conditions that decide the bits (the BLAS library, version, core
+  and threads, the CPU, NumPy, Python, shards; :mod:`fnn.cli._conditions`), data
+  checksums, per-epoch metrics and params' fingerprints, test metrics and a SHA-256
+  fingerprint of the final params;
 * ``checkpoints/last.npz`` — the whole training state after the latest epoch, with the
   run id and configuration it belongs to, for ``fnn train --resume DIR``;
 * ``curves.png`` and ``confusion.png`` — plots, when matplotlib is installed.
+
+``fnn train --resume DIR`` refuses to go on under other conditions that decide the bits
+unless ``--allow-changed-conditions`` (recorded); ``fnn replay DIR`` reruns a recorded run
+and reports ``bit-identical`` or the first epoch that differs (:mod:`fnn.cli._replay`).
 
 The command is built from registries: ``--model`` names a recipe (:mod:`fnn.recipes`),
 ``--optimizer`` an optimizer (:data:`fnn.optim.OPTIMIZERS`), ``--dataset`` a dataset
