@@ -169,7 +169,7 @@ def replay_command(args: argparse.Namespace, out: Output) -> int:
             data_dir=args.data_dir,
             no_download=args.no_download,
             timeout=args.timeout,
-            allow_changed_conditions=True,  # the run's own changes, or the replay's --threads
+            allow_changed_conditions=i > 0,  # the run's own changes, or the replay's --threads
         )
         train(train_args, None if i else config.evolve(**{unit: stage.target}), quiet)
     again = read_run(target)

@@ -136,6 +136,8 @@ def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
         if value is not None and not 1 <= value <= 2**31 - 1:
             raise UsageError(f"{option} must be an integer in [1, 2**31), got {value}")
     record = None
+    if args.resume is None and getattr(args, "allow_changed_conditions", False):
+        raise UsageError("--allow-changed-conditions applies to --resume only")
     if args.resume is None:
         assert config is not None
         directory = args.out or Path("runs") / run_name(config)

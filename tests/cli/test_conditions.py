@@ -64,6 +64,10 @@ def test_resume_refuses_another_blas_thread_count_unless_allowed(
     assert len(record["epochs"]) == 3
     assert _conditions.latest(record)["blas_threads"] == 2
     resume(tmp_path, "--threads", "2")  # the conditions it trained under last: no refusal
+    message = error_of(
+        capsys, "train", "--out", str(tmp_path / "new"), "--allow-changed-conditions"
+    )
+    assert message.endswith("--allow-changed-conditions applies to --resume only\n")
 
 
 def test_resume_refuses_another_cpu_or_numpy_and_keeps_older_records_readable(
