@@ -119,6 +119,27 @@ def test_resume_continues_bit_identically() -> None:
     assert tree.equal(resumed, whole)
 
 
+def test_resume_refuses_another_key_or_validation_split() -> None:
+    """fit(state=...) continues the state's run or says why it cannot: another key (the
+    split, shuffles and dropout derive from it), another split (each epoch trains on
+    another count of rows), validation where the run had none, and back."""
+    half = run(3, epochs=2)
+    x, y = blobs(random.key(99))
+    same = {"epochs": 4, "batch_size": 20, "state": half}
+    with pytest.raises(
+        ValueError, match=r"key=.* is not the key of the state's run.*key=state\.key"
+    ):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(4), validation_split=0.2, **same)
+    with pytest.raises(ValueError, match=r"trained on 192 examples an epoch, this call on 168"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), validation_split=0.3, **same)
+    with pytest.raises(ValueError, match=r"validated after each epoch, this call .* does not"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), **same)
+    plain = fit_mlp(optim.adam(0.01), x, y, key=random.key(3), epochs=1, batch_size=20)
+    with pytest.raises(ValueError, match=r"run did not validate, this call .* does"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), validation_split=0.2, epochs=2,
+                batch_size=20, state=plain)  # fmt: skip
+
+
 def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) -> None:
     """A regression without validation data: its history's accuracy and validation
     metrics are NaN (not measured), and pass; NaN or infinity anywhere else does not."""

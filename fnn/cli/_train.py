@@ -36,7 +36,6 @@ import numpy as np
 
 from .. import (
     __version__,
-    _blas,
     callbacks,
     data,
     io,
@@ -60,6 +59,7 @@ from ..train import (
     fit,
     fit_steps,
 )
+from ._conditions import run_entries
 from ._config import (
     Config,
     UsageError,
@@ -91,7 +91,7 @@ their gradient, Adam's two moments, the update and the checkpoint being written.
 
 RESUME_OPTIONS = frozenset(
     {"--resume", "--epochs", "--steps", "--stop-after", "--threads", "--quiet", "--no-plots"}
-    | {"--data-dir", "--no-download", "--import", "--timeout"}
+    | {"--data-dir", "--no-download", "--import", "--timeout", "--allow-changed-conditions"}
 )
 """The options ``--resume`` takes: the rest of the configuration is the run's own."""
 
@@ -136,6 +136,8 @@ def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
         if value is not None and not 1 <= value <= 2**31 - 1:
             raise UsageError(f"{option} must be an integer in [1, 2**31), got {value}")
     record = None
+    if args.resume is None and getattr(args, "allow_changed_conditions", False):
+        raise UsageError("--allow-changed-conditions applies to --resume only")
     if args.resume is None:
         assert config is not None
         directory = args.out or Path("runs") / run_name(config)
@@ -464,6 +466,7 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect on it\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
     data_record = ready.data_record
+    entries = run_entries(record, state, config, args, comm)  # a refusal writes nothing
     if record is not None and state is not None:
         run_id = str(record["run_id"])
         unit, made = ("step", state.step) if ready.text else ("epoch", state.epoch)
@@ -482,15 +485,17 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
             "seed": g["seed"],
             "run_id": run_id,
             "data": data_record,
+            **entries,
         }
         if record is None:
             forget_run(directory)
-        if record is None or record.get("config") != begun["config"]:
+        if record is None or record != begun:
             write_json(directory / RUN_FILE, begun)  # the target a later --resume resumes to
         record = begun
 
     times = callbacks.EpochTimes()
-    hooks: list[Callback] = [times]
+    prints = callbacks.Fingerprints()
+    hooks: list[Callback] = [times, prints]
     checkpoints = directory / CHECKPOINTS
     if lead:
         identity = {"run_id": run_id, "config": config.to_json()}
@@ -525,7 +530,7 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
         raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
     wall = time.perf_counter() - began
-    return _finish(ready, args, out, comm, lead, final, record, times, wall)
+    return _finish(ready, args, out, comm, lead, final, record, (times, prints), wall)
 
 
 def _fit_text(
@@ -565,11 +570,12 @@ def _finish(
     lead: bool,
     final: TrainState[Any],
     record: dict[str, Any] | None,
-    times: callbacks.EpochTimes,
+    logs: tuple[callbacks.EpochTimes, callbacks.Fingerprints],
     wall: float,
 ) -> int:
     """The final phase: what is left of evaluating, writing ``model.npz`` and ``run.json``
     and drawing the plots, then the report, printed last."""
+    times, prints = logs
     plan, model, info = ready.plan, ready.model, ready.info
     directory, config = plan.directory, plan.config
     fingerprint = _tree.fingerprint(final.params)
@@ -592,11 +598,18 @@ def _finish(
         )
         timing = previous.get("timing") if isinstance(previous.get("timing"), dict) else {}
         earlier = timing.get("epoch_seconds") if isinstance(timing, dict) else None
+        known = previous.get("epoch_params_sha256")
+        fingerprints = {
+            **(known if isinstance(known, dict) else {}),
+            **{str(e): s for e, s in prints.sha256.items()},
+        }
         previous = {
             **(record or previous),
             "versions": _versions(),
-            "conditions": _conditions(config, comm, args.threads),
             "epochs": [attrs.asdict(r) for r in final.history],
+            "epoch_params_sha256": {
+                e: s for e, s in fingerprints.items() if e.isdigit() and int(e) < final.epoch
+            },
             "stopped_early": final.stopped,
             **results,
             "params_sha256": fingerprint,
@@ -735,30 +748,6 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def _conditions(config: Config, comm: Any, threads: int) -> dict[str, Any]:
-    """What else decides a run's bits beside its configuration and data: the machine's
-    BLAS and threads, and the processes and shards."""
-    _, processes = parallel.rank_and_size(comm)
-    return {
-        "threads": threads,
-        "blas_threads": _blas.threads(),
-        "processes": processes,
-        "shards": config.general["shards"],
-        "cpu": _cpu_model(),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 __all__ = [

@@ -226,7 +226,11 @@ def fit(
             ``model.init_state``); the training forward updates it batch by batch and
             validation reads it.
         state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
-            continues bit-identically to one that never stopped. Given ``params``,
+            continues bit-identically to one that never stopped. ``key`` must be the
+            state's own (``state.key``) and the split its run's: another key, or a
+            ``validation_split`` that trains on another number of rows an epoch (or
+            validates where the run did not, or the reverse), is a ValueError naming both,
+            never a silently different run. Given ``params``,
             ``model_state`` or ``state`` must be what ``model.init`` (``init_state``)
             makes for inputs shaped like ``x``'s rows (structure, shapes, one dtype),
             else a ValueError names the first difference before anything is trained.
@@ -407,6 +411,9 @@ def _prepare(
             "drop_last=True"
         )
     per_epoch = data.num_batches(n_fit, batch_size, drop_last)
+    rows = per_epoch * batch_size if drop_last else n_fit
+    if not state.stopped and state.epoch < epochs:
+        _check_same_split(state, rows, validation_data is not None, validation_split, len(x))
 
     def source(state: TrainState[P], epoch: int) -> Iterable[Batch]:
         shuffle_key = _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch)
@@ -592,6 +599,12 @@ def _first_state(
         state = TrainState(optimizer.init(params), key, model_state)
     elif params is not None or model_state is not None:
         raise ValueError("give params (and model_state) or state, not both")
+    elif state.key != key:
+        raise ValueError(
+            f"key={key} is not the key of the state's run, {state.key}: a resumed run "
+            "continues with its own key (its split, shuffles and dropout derive from it); "
+            "pass key=state.key"
+        )
     else:
         model.check(state.params, state.model_state, in_shape, "the state's")
     dt = params_dtype(state.params)
@@ -601,6 +614,36 @@ def _first_state(
             f"with fnn.tree.astype(params, np.{wanted}) or leave out dtype"
         )
     return state
+
+
+def _check_same_split(
+    state: TrainState[P], rows: int, validated: bool, validation_split: float, n: int
+) -> None:
+    """Refuse to resume ``state`` on another split of the data than its run's: its last
+    epoch trained on ``state.metrics.count`` examples and was validated or not (its
+    ``val_loss`` measured or NaN); the call trains on ``rows`` an epoch of ``n``, and
+    validates when ``validated``. (Under one key, the same count is the same split.) A
+    state with nothing left to train (stopped early, or all ``epochs`` done) passes.
+
+    Raises:
+        ValueError: naming both counts, or whether each validates.
+    """
+    if state.epoch == 0 or not state.history:
+        return
+    was = not math.isnan(state.history[-1].val_loss)
+    this = f"validation_split={validation_split} of {n} examples"
+    if was != validated:
+        said = ("validated after each epoch", "does not") if was else ("did not validate", "does")
+        raise ValueError(
+            f"the state's run {said[0]}, this call ({this}) {said[1]}: resume with the run's "
+            "validation_split (or validation_data)"
+        )
+    if state.metrics.count != rows:
+        raise ValueError(
+            f"the state's run trained on {state.metrics.count} examples an epoch, this call "
+            f"on {rows} ({this}): resume with the run's data, validation_split, batch_size "
+            "and drop_last"
+        )
 
 
 def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
