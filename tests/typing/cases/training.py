@@ -86,6 +86,9 @@ fnn.fit(bn, ce, adam, x, y, key=key, epochs=2, model_state=lone)  # E: misc
 windows = fnn.fit_steps(bn, ce, adam, lambda k: (x, y), key=key, steps=2, state=started)
 assert_type(windows, fnn.train.TrainState[BNParams, BNState])
 fnn.train_epoch(fnn.train_step(model, ce, adam), started, [])  # E: arg-type
+fnn.evaluate(bn, ce, bn_state.params, x, y, model_state=bn_state.model_state)
+fnn.predict(bn, bn_state.params, x, model_state=lone)  # E: misc
+fnn.predict_proba(bn, bn_state.params, x, model_state=bn_state.model_state)
 
 # -- load_model: what a file holds is known at run time only -------------------------------
 loaded = fnn.io.load_model(Path("model.npz"))
