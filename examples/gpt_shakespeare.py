@@ -114,7 +114,7 @@ def train(
     *,
     context: int,
     batch_size: int,
-) -> tuple[fnn.TrainState[Any], float]:
+) -> tuple[fnn.TrainState[Any, Any], float]:
     """``--steps`` updates on batches of random windows of the first 90% of the text, the
     last 10% evaluated whole every ``--eval-every`` updates; the final state and the
     seconds it took."""
@@ -137,7 +137,7 @@ def train(
 def finish(
     args: argparse.Namespace,
     model: nn.Layer[Any, Any],
-    state: fnn.TrainState[Any],
+    state: fnn.TrainState[Any, Any],
     seconds: float,
     text: fnn.data.Text,
     sample: str,

@@ -37,7 +37,7 @@ def model() -> nn.Layer[Any, Any]:
     return nn.tied(11, 16, body)
 
 
-def run(steps: int = 30, every: int | None = 10, **options: Any) -> fnn.TrainState[Any]:
+def run(steps: int = 30, every: int | None = 10, **options: Any) -> fnn.TrainState[Any, Any]:
     return fnn.fit_steps(
         model(),
         losses.softmax_cross_entropy,

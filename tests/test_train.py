@@ -41,7 +41,7 @@ def test_train_step_and_epoch_fold(key: random.Key) -> None:
     x, y = blobs(key)
     m = model()
     opt = optim.adam(0.05)
-    state = TrainState(opt.init(m.init(key, (4,))), key)
+    state = TrainState(opt.init(m.init(key, (4,))), key, None)
     step = train_step(m, losses.softmax_cross_entropy, opt)
     batches = list(fnn.data.batches(key, x, y, 32))
     before = tree.map(np.copy, (state, x, y))
@@ -79,7 +79,7 @@ def test_fit_learns_and_records_history(key: random.Key) -> None:
     assert state.step == 5 * math.ceil(180 / 16)
 
 
-def run(seed: int, epochs: int = 3, **options: Any) -> TrainState[Any]:
+def run(seed: int, epochs: int = 3, **options: Any) -> TrainState[Any, Any]:
     k = random.key(seed)
     x, y = blobs(random.key(99))
     return fit_mlp(
@@ -330,7 +330,7 @@ def test_train_step_is_grad_then_update_bit_for_bit(name: str, penalty: Any) -> 
 
 def fit_user_model(
     epochs: int, state: Any = None, hooks: list[fnn.Callback] | None = None
-) -> fnn.TrainState[Any]:
+) -> fnn.TrainState[Any, Any]:
     x, y = well_separated(120)
     return fnn.fit(
         user_layers.model(),
@@ -504,7 +504,7 @@ def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
 # -- float64 data -----------------------------------------------------------------------------
 
 
-def fit_blobs(x: Array, y: Array, key: random.Key, **options: Any) -> fnn.TrainState[Any]:
+def fit_blobs(x: Array, y: Array, key: random.Key, **options: Any) -> fnn.TrainState[Any, Any]:
     return fnn.fit(
         nn.mlp((16, 3)),
         losses.softmax_cross_entropy,

@@ -132,7 +132,7 @@ def describe(changed: Mapping[str, Sequence[Any]], was: str, now: str) -> str:
 
 def run_entries(
     record: Mapping[str, Any] | None,
-    state: TrainState[Any] | None,
+    state: TrainState[Any, Any] | None,
     config: Config,
     args: argparse.Namespace,
     comm: Any,

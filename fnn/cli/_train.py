@@ -275,7 +275,7 @@ class Ready:
     test_set: tuple[Array, Array]
     optimizer: Any
     data_record: dict[str, Any]
-    state: TrainState[Any] | None
+    state: TrainState[Any, Any] | None
     text: TextRun | None = None
 
 
@@ -358,7 +358,7 @@ def _resumed(
     unit: str,
     done: Any,
     target: int,
-) -> TrainState[Any] | None:
+) -> TrainState[Any, Any] | None:
     """The training state to resume (None for a new run), after checking that the target
     (``target`` ``unit``, of which the state has made ``done(state)``) is not below what
     the run has trained, and that ``--stop-after`` leaves something to train."""
@@ -386,7 +386,7 @@ def _agree(
     plan: Plan,
     args: argparse.Namespace,
     comm: Any,
-    state: TrainState[Any] | None,
+    state: TrainState[Any, Any] | None,
     data_facts: dict[str, Any],
     params: Any,
 ) -> None:
@@ -535,7 +535,7 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
 
 def _fit_text(
     ready: Ready, args: argparse.Namespace, comm: Any, workers: int, hooks: list[Callback]
-) -> TrainState[Any]:
+) -> TrainState[Any, Any]:
     """A language model's training: ``steps`` updates on random windows of the text
     (``--stop-after N``: the first ``N`` validation intervals), the whole validation part
     evaluated after each interval."""
@@ -568,7 +568,7 @@ def _finish(
     out: Output,
     comm: Any,
     lead: bool,
-    final: TrainState[Any],
+    final: TrainState[Any, Any],
     record: dict[str, Any] | None,
     logs: tuple[callbacks.EpochTimes, callbacks.Fingerprints],
     wall: float,
@@ -650,7 +650,7 @@ def _finish(
 
 
 def _image_results(
-    ready: Ready, comm: Any, final: TrainState[Any]
+    ready: Ready, comm: Any, final: TrainState[Any, Any]
 ) -> tuple[dict[str, Any], Array, dict[str, Any]]:
     """A classifier's test results (each process evaluates its share of the chunks), its
     confusion matrix and its model file's metadata."""
@@ -679,7 +679,7 @@ def _image_results(
     return results, matrix, metadata
 
 
-def _text_results(ready: Ready, final: TrainState[Any]) -> dict[str, Any]:
+def _text_results(ready: Ready, final: TrainState[Any, Any]) -> dict[str, Any]:
     """A language model's results: its loss on the whole validation part, measured after
     the last update (NaN without validation), in nats and in bits per character, and the
     last interval's training loss."""
@@ -707,7 +707,7 @@ def _plots(
     directory: Path,
     args: argparse.Namespace,
     out: Output,
-    final: TrainState[Any],
+    final: TrainState[Any, Any],
     matrix: Array | None,
     info: data.DataInfo,
     redraw: bool,

@@ -33,6 +33,7 @@ from ._state import (
 from ._step import NonFiniteLossError, Step, make_step, train_epoch
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 
 @attrs.frozen
@@ -104,7 +105,7 @@ class Event:
     epochs: int
     batch: int
     batches: int
-    state: TrainState[Any]
+    state: TrainState[Any, Any]
     record: EpochMetrics | None = None
     seconds: float = 0.0
 
@@ -152,14 +153,14 @@ def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool
 
 
 @attrs.frozen(eq=False)
-class _Run(Generic[P]):
+class _Run(Generic[P, S]):
     """What :func:`fit` (or :func:`fit_steps`) prepared: the step, where each epoch's
     batches come from, validation and early stopping, and the callbacks."""
 
-    model: Layer[P, Any]
+    model: Layer[P, S]
     loss: Loss
-    step: Step[P]
-    source: Callable[[TrainState[P], int], Iterable[Batch]]
+    step: Step[P, S]
+    source: Callable[[TrainState[P, S], int], Iterable[Batch]]
     batches: Callable[[int], int]
     batch_size: int
     epochs: int
@@ -180,7 +181,7 @@ class _Run(Generic[P]):
 
 
 def fit(
-    model: Layer[P, Any],
+    model: Layer[P, S],
     loss: Loss,
     optimizer: Optimizer[Any],
     x: Array,
@@ -190,8 +191,8 @@ def fit(
     epochs: int,
     batch_size: int = 32,
     params: P | None = None,
-    model_state: Any = None,
-    state: TrainState[P] | None = None,
+    model_state: S | None = None,
+    state: TrainState[P, S] | None = None,
     validation_split: float = 0.0,
     validation_data: tuple[Array, Array] | None = None,
     shuffle: bool = True,
@@ -206,7 +207,7 @@ def fit(
     dtype: DTypeLike | None = None,
     accuracy: bool | None = None,
     divergence: float | None = 1e6,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
 
     Args:
@@ -316,7 +317,7 @@ def fit(
     return _run_epochs(run, state)
 
 
-def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
+def _run_epochs(run: _Run[P, S], state: TrainState[P, S]) -> TrainState[P, S]:
     """The epochs of ``run`` from ``state`` (those it has not finished), the events
     around them, and the best params restored when early stopping says so."""
     run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches(state.epoch), state))
@@ -334,7 +335,7 @@ def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
 
 
 def _prepare(
-    model: Layer[P, Any],
+    model: Layer[P, S],
     loss: Loss,
     optimizer: Optimizer[Any],
     x: Array,
@@ -343,8 +344,8 @@ def _prepare(
     epochs: int,
     batch_size: int,
     params: P | None,
-    model_state: Any,
-    state: TrainState[P] | None,
+    model_state: S | None,
+    state: TrainState[P, S] | None,
     validation_split: float,
     validation_data: tuple[Array, Array] | None,
     shuffle: bool,
@@ -359,7 +360,7 @@ def _prepare(
     dtype: DTypeLike | None,
     accuracy: bool | None,
     divergence: float | None,
-) -> tuple[_Run[P], TrainState[P]]:
+) -> tuple[_Run[P, S], TrainState[P, S]]:
     """Check everything :func:`fit` is given, before anything is trained, and make the
     run and its first state."""
     epochs = _checks.positive_int(epochs, "epochs")
@@ -415,7 +416,7 @@ def _prepare(
     if not state.stopped and state.epoch < epochs:
         _check_same_split(state, rows, validation_data is not None, validation_split, len(x))
 
-    def source(state: TrainState[P], epoch: int) -> Iterable[Batch]:
+    def source(state: TrainState[P, S], epoch: int) -> Iterable[Batch]:
         shuffle_key = _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch)
         batches = data.batches(
             shuffle_key, x, y, batch_size, shuffle=shuffle, drop_last=drop_last, indices=train_rows
@@ -445,7 +446,7 @@ def _prepare(
 
 
 def fit_steps(
-    model: Layer[P, Any],
+    model: Layer[P, S],
     loss: Loss,
     optimizer: Optimizer[Any],
     sample: Callable[[_random.Key], Batch],
@@ -455,8 +456,8 @@ def fit_steps(
     eval_every: int | None = None,
     validation_data: tuple[Array, Array] | None = None,
     params: P | None = None,
-    model_state: Any = None,
-    state: TrainState[P] | None = None,
+    model_state: S | None = None,
+    state: TrainState[P, S] | None = None,
     penalty: Penalty[P] | None = None,
     shards: int = 1,
     comm: parallel.Communicator | None = None,
@@ -466,7 +467,7 @@ def fit_steps(
     accuracy: bool | None = None,
     divergence: float | None = 1e6,
     eval_batch_size: int = 256,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """Train ``model`` for ``steps`` updates (in total) on batches drawn by ``sample``, with
     a validation every ``eval_every`` updates, and return the final state: how language
     models are trained (nanoGPT's ``max_iters`` and ``eval_interval``), where an epoch of
@@ -540,7 +541,7 @@ def fit_steps(
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
 
-    def source(state: TrainState[P], interval: int) -> Iterable[Batch]:
+    def source(state: TrainState[P, S], interval: int) -> Iterable[Batch]:
         first, last = interval * every, min((interval + 1) * every, total)
         batches = (sample(_sample_key(state.key, t)) for t in range(first, last))
         return converted(batches, dt)
@@ -578,15 +579,15 @@ def _sample_key(key: _random.Key, step: int) -> _random.Key:
 
 
 def _first_state(
-    model: Layer[P, Any],
+    model: Layer[P, S],
     optimizer: Optimizer[Any],
     key: _random.Key,
     in_shape: tuple[int, ...],
     params: P | None,
-    model_state: Any,
-    state: TrainState[P] | None,
+    model_state: S | None,
+    state: TrainState[P, S] | None,
     wanted: np.dtype[Any] | None,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """The state a run starts from: ``state`` (checked against the model), or a new one
     from ``params`` and ``model_state`` (made from the key when not given)."""
     if state is None:
@@ -617,7 +618,7 @@ def _first_state(
 
 
 def _check_same_split(
-    state: TrainState[P], rows: int, validated: bool, validation_split: float, n: int
+    state: TrainState[P, S], rows: int, validated: bool, validation_split: float, n: int
 ) -> None:
     """Refuse to resume ``state`` on another split of the data than its run's: its last
     epoch trained on ``state.metrics.count`` examples and was validated or not (its
@@ -646,7 +647,7 @@ def _check_same_split(
         )
 
 
-def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
+def _check_growth(run: _Run[P, S], before: Metrics, after: TrainState[P, S]) -> None:
     """End the run as diverged when a step's loss exceeds ``run.divergence`` times the loss
     of the first step this ``fit`` made (or times 1, if that was smaller)."""
     if run.divergence is None:
@@ -713,7 +714,7 @@ def batch_shortfall(
     return None
 
 
-def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
+def _epoch(run: _Run[P, S], state: TrainState[P, S], epoch: int) -> TrainState[P, S]:
     """One epoch of ``run`` from ``state``: the fold of the step over the epoch's batches,
     the validation, the early-stopping record, and the events around them."""
     began = time.perf_counter()
@@ -721,7 +722,7 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
     batches = run.batches(epoch)
     run.notify(Event("epoch_begin", epoch, run.epochs, 0, batches, state))
 
-    def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
+    def step_and_report(s: TrainState[P, S], batch: Batch) -> TrainState[P, S]:
         before = s.metrics
         s = run.step(s, batch)
         _check_growth(run, before, s)

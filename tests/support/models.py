@@ -13,7 +13,7 @@ def model() -> nn.Layer[tuple[Any, ...], Any]:
     return nn.mlp((16, 3))
 
 
-def fit_mlp(opt: optim.Optimizer[Any], x: Any, y: Any, **options: Any) -> TrainState[Any]:
+def fit_mlp(opt: optim.Optimizer[Any], x: Any, y: Any, **options: Any) -> TrainState[Any, Any]:
     """``fit`` of the test MLP with softmax cross-entropy."""
     return fit(model(), losses.softmax_cross_entropy, opt, x, y, **options)
 

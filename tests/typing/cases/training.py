@@ -48,13 +48,47 @@ anything = adam
 
 # -- fit, TrainState -----------------------------------------------------------------------
 state = fnn.fit(model, losses.softmax_cross_entropy, adam, x, y, key=key, epochs=1)
-assert_type(state, fnn.train.TrainState[Params])
+assert_type(state, fnn.train.TrainState[Params, None])
 assert_type(state.params, Params)
 assert_type(state.opt.params, Params)
+assert_type(state.model_state, None)
 nn.mlp((16, 8, 3)).apply(state.params, x)  # E: arg-type
 nn.mlp((16, 3)).apply(state.params, x)  # the same type, other widths: found at run time
 result = fnn.evaluate(model, losses.softmax_cross_entropy, state.params, x, y)
 assert_type(result.accuracy, float)
+
+# -- TrainState[P, S]: the model state's type flows from the model -----------------------
+ce = losses.softmax_cross_entropy
+bn = nn.serial(nn.dense(8), nn.batch_norm(), nn.relu(), nn.dense(3))
+BNParams = tuple[nn.DenseParams, nn.BatchNormParams, None, nn.DenseParams]
+BNState = tuple[None, nn.BatchNormState, None, None]
+bn_state = fnn.fit(bn, ce, adam, x, y, key=key, epochs=1)
+assert_type(bn_state, fnn.train.TrainState[BNParams, BNState])
+assert_type(bn_state.model_state, BNState)
+assert_type(bn_state.model_state[1].mean, nn.Array)
+if bn_state.best is not None:
+    assert_type(bn_state.best.model_state, BNState)
+bn_params = bn.init(key, (4,))
+bn_step = fnn.train_step(bn, ce, adam)
+assert_type(bn_step, fnn.train.Step[BNParams, BNState])
+started = fnn.train_state(adam, bn_params, key, bn.init_state((4,)))
+assert_type(started, fnn.train.TrainState[BNParams, BNState])
+assert_type(bn_step(started, (x, y)), fnn.train.TrainState[BNParams, BNState])
+assert_type(fnn.train_epoch(bn_step, started, [(x, y)]), fnn.train.TrainState[BNParams, BNState])
+stateless = fnn.train_state(adam, bn_params, key)  # the model state left out
+assert_type(stateless, fnn.train.TrainState[BNParams, None])
+bn_step(stateless, (x, y))  # E: arg-type
+fnn.fit(bn, ce, adam, x, y, key=key, epochs=2, state=started)
+fnn.fit(model, ce, adam, x, y, key=key, epochs=2, state=bn_state)  # E: misc
+fnn.fit(bn, ce, adam, x, y, key=key, epochs=2, model_state=bn_state.model_state)
+lone = nn.batch_norm().init_state((8,))  # another model's state
+fnn.fit(bn, ce, adam, x, y, key=key, epochs=2, model_state=lone)  # E: misc
+windows = fnn.fit_steps(bn, ce, adam, lambda k: (x, y), key=key, steps=2, state=started)
+assert_type(windows, fnn.train.TrainState[BNParams, BNState])
+fnn.train_epoch(fnn.train_step(model, ce, adam), started, [])  # E: arg-type
+fnn.evaluate(bn, ce, bn_state.params, x, y, model_state=bn_state.model_state)
+fnn.predict(bn, bn_state.params, x, model_state=lone)  # E: misc
+fnn.predict_proba(bn, bn_state.params, x, model_state=bn_state.model_state)
 
 # -- load_model: what a file holds is known at run time only -------------------------------
 loaded = fnn.io.load_model(Path("model.npz"))
