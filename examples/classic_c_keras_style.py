@@ -22,7 +22,7 @@ import fnn
 from fnn import losses, nn, optim
 
 
-def summary(layers: list[nn.Layer[Any]], params: tuple[Any, ...], in_shape: Any) -> str:
+def summary(layers: list[nn.Layer[Any, Any]], params: tuple[Any, ...], in_shape: Any) -> str:
     """Keras's ``model.summary()``: each layer's output shape and parameter count."""
     rows, shape = [], in_shape
     for layer, p in zip(layers, params):
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ds = _common.setup(args)
     k_init, k_fit = fnn.random.split(fnn.random.key(args.seed))
 
-    layers: list[nn.Layer[Any]] = [
+    layers: list[nn.Layer[Any, Any]] = [
         nn.flatten(),
         nn.dense(128, weight_init="glorot_uniform"),
         nn.relu(),

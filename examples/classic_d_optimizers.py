@@ -22,7 +22,7 @@ import _common
 import fnn
 from fnn import losses, nn, optim
 
-OPTIMIZERS: dict[str, Callable[[], optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[], optim.Optimizer[Any]]] = {
     "sgd+momentum+decay": lambda: optim.sgd(optim.inverse_time_decay(0.05, 1e-3), momentum=0.9),
     "adagrad": lambda: optim.adagrad(0.01),
     "rmsprop": lambda: optim.rmsprop(1e-3, rho=0.9),

@@ -108,13 +108,13 @@ def log_intervals(steps: int) -> fnn.Callback:
 
 def train(
     args: argparse.Namespace,
-    model: nn.Layer[Any],
-    optimizer: optim.Optimizer,
+    model: nn.Layer[Any, Any],
+    optimizer: optim.Optimizer[Any],
     text: fnn.data.Text,
     *,
     context: int,
     batch_size: int,
-) -> tuple[fnn.TrainState[Any], float]:
+) -> tuple[fnn.TrainState[Any, Any], float]:
     """``--steps`` updates on batches of random windows of the first 90% of the text, the
     last 10% evaluated whole every ``--eval-every`` updates; the final state and the
     seconds it took."""
@@ -136,8 +136,8 @@ def train(
 
 def finish(
     args: argparse.Namespace,
-    model: nn.Layer[Any],
-    state: fnn.TrainState[Any],
+    model: nn.Layer[Any, Any],
+    state: fnn.TrainState[Any, Any],
     seconds: float,
     text: fnn.data.Text,
     sample: str,

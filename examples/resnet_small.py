@@ -20,7 +20,7 @@ import fnn
 from fnn import data, losses, nn, optim
 
 
-def block(channels: int, stride: int = 1, shortcut: bool = False) -> nn.Layer[Any]:
+def block(channels: int, stride: int = 1, shortcut: bool = False) -> nn.Layer[Any, Any]:
     """conv, batch norm, ReLU, conv, batch norm, added to the input (or to a 1x1 conv of it
     when ``shortcut``), then ReLU."""
     body = nn.serial(
@@ -34,7 +34,7 @@ def block(channels: int, stride: int = 1, shortcut: bool = False) -> nn.Layer[An
     return nn.serial(nn.residual(body, shortcut=side), nn.relu())
 
 
-def resnet(classes: int = 10) -> nn.Layer[Any]:
+def resnet(classes: int = 10) -> nn.Layer[Any, Any]:
     """The network of the module docstring, for (28, 28) single-channel images."""
     return nn.serial(
         nn.reshape((28, 28, 1)),

@@ -73,3 +73,40 @@ def threads() -> int | None:
     getter.argtypes = []
     getter.restype = ctypes.c_int
     return int(getter())
+
+
+def _text(names: tuple[str, ...]) -> str | None:
+    """The string an OpenBLAS ``get`` function of ``names`` returns, or None."""
+    getter = _function(names)
+    if getter is None:
+        return None
+    getter.argtypes = []
+    getter.restype = ctypes.c_char_p
+    value = getter()
+    return value.decode("ascii", "replace").strip() if isinstance(value, bytes) else None
+
+
+def _build_of_numpy() -> tuple[str | None, str | None]:
+    """The BLAS NumPy was built against, by its build record: ``(name, version)``."""
+    try:
+        config: Any = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return str(blas.get("name")) or None, str(blas.get("version")) or None
+    except (TypeError, KeyError, AttributeError, ValueError):  # NumPy < 1.25: no dicts
+        return None, None
+
+
+def build() -> dict[str, str | None]:
+    """The BLAS that computes NumPy's matrix products in this process: ``library``
+    (``"OpenBLAS"``, or the name NumPy's build records), ``version`` and ``core`` (the
+    kernels OpenBLAS chose for this CPU, e.g. ``"Haswell"``; None where unknown). Each
+    decides the bits of a product: another library, release or core sums in another order.
+    """
+    config = _text(tuple(name.replace("_set_num_threads", "_get_config") for name in _SETTERS))
+    core = _text(tuple(name.replace("_set_num_threads", "_get_corename") for name in _SETTERS))
+    if config is not None:
+        words = config.split()
+        version = words[1] if len(words) > 1 and words[0] == "OpenBLAS" else None
+        return {"library": "OpenBLAS", "version": version, "core": core}
+    name, version = _build_of_numpy()
+    return {"library": name, "version": version, "core": core}

@@ -74,7 +74,7 @@ def count_correct(out: Array, y: Array) -> int:
     return int(np.count_nonzero(predicted == labels))
 
 
-def check_inputs(model: Layer[Any], x: Any, what: str) -> Array:
+def check_inputs(model: Layer[Any, Any], x: Any, what: str) -> Array:
     """``x`` if it is what ``model`` reads: integer token ids in its vocabulary for a
     model that begins with an embedding (:attr:`fnn.nn.Declared.ids`), else finite
     floats ``(n, features...)``.
@@ -93,7 +93,7 @@ def check_inputs(model: Layer[Any], x: Any, what: str) -> Array:
     return _checks.finite(floats, what)
 
 
-def check_data(model: Layer[Any], x: Any, y: Any, what: str) -> None:
+def check_data(model: Layer[Any, Any], x: Any, y: Any, what: str) -> None:
     """Check a dataset ``(x, y)`` for ``model``: ``x`` what the model reads
     (:func:`check_inputs`), ``y`` integer labels in range for a model with class outputs
     (per position for a sequence model, ``-1`` where a position has no target), or

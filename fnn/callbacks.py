@@ -27,11 +27,13 @@ from typing import Any, TextIO
 
 from . import _checks
 from . import io as _io
+from . import tree as _tree
 from .train import Callback, EpochMetrics, Event
 
 __all__ = [
     "LAST",
     "EpochTimes",
+    "Fingerprints",
     "StepLosses",
     "checkpoint",
     "describe_epoch",
@@ -237,6 +239,32 @@ def _tqdm_bar(stream: TextIO | None) -> Callback:
             bar.close()
 
     return callback
+
+
+class Fingerprints:
+    """A callback that records the params' SHA-256 fingerprint (:func:`fnn.tree.fingerprint`)
+    after each finished epoch (each validation interval of :func:`fnn.fit_steps`): where two
+    runs that should be bit-identical part, epoch by epoch (``fnn replay`` compares them).
+
+    Attributes:
+        sha256: a dict from 0-based epoch numbers to the hex digest of the params at that
+            epoch's end, filled at each ``epoch_end``.
+
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> prints = Fingerprints()
+    >>> final = fnn.fit(fnn.nn.mlp((4,)), fnn.losses.softmax_cross_entropy, fnn.optim.sgd(0.1),
+    ...                 x, y, key=fnn.random.key(0), epochs=2, callbacks=[prints])
+    >>> sorted(prints.sha256), prints.sha256[1] == fnn.tree.fingerprint(final.params)
+    ([0, 1], True)
+    """
+
+    def __init__(self) -> None:
+        self.sha256: dict[int, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "epoch_end":
+            self.sha256[event.epoch] = _tree.fingerprint(event.state.params)
 
 
 class EpochTimes:

@@ -118,7 +118,7 @@ FlatPipeline = Callable[
 :func:`flat_forward_backward`'s result; not in ``__all__``)."""
 
 
-def flat_forward_backward(model: Layer[P], loss: Loss) -> FlatPipeline:
+def flat_forward_backward(model: Layer[P, Any], loss: Loss) -> FlatPipeline:
     """The gradient pipeline with the gradient in one flat buffer laid out as ``layout``
     (the params' flat layout, :func:`fnn.tree.layout`): the model's training forward, the
     loss, and the model's ``backward`` (without the input gradient) writing straight into
@@ -174,7 +174,9 @@ def finish_gradient(
     return value
 
 
-def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> Pipeline[P]:
+def forward_backward(
+    model: Layer[P, Any], loss: Loss, penalty: Penalty[P] | None = None
+) -> Pipeline[P]:
     """The one gradient pipeline: ``f(params, x, y, state=None, key=None) -> LossAndGrad``.
 
     Args:
@@ -225,7 +227,7 @@ def forward_backward(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = N
     return run
 
 
-def check_call(model: Layer[Any], params: Any, x: Any, state: Any, key: Any) -> None:
+def check_call(model: Layer[Any, Any], params: Any, x: Any, state: Any, key: Any) -> None:
     """Check what a training forward of ``model`` is given: a finite float ``x`` of the
     params' dtype, params and a state that fit the model for ``x``'s examples
     (:meth:`fnn.nn.Layer.check`), and a key exactly when the model is stochastic.
@@ -247,7 +249,7 @@ def check_call(model: Layer[Any], params: Any, x: Any, state: Any, key: Any) -> 
 
 
 def value_and_grad(
-    model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None
+    model: Layer[P, Any], loss: Loss, penalty: Penalty[P] | None = None
 ) -> ValueAndGradFn[P]:
     """``f(params, x, y, *, state=None, key=None) -> (loss value, grads)``.
 
@@ -292,7 +294,7 @@ def value_and_grad(
     return value_and_grad_fn
 
 
-def grad(model: Layer[P], loss: Loss, penalty: Penalty[P] | None = None) -> GradFn[P]:
+def grad(model: Layer[P, Any], loss: Loss, penalty: Penalty[P] | None = None) -> GradFn[P]:
     """``g(params, x, y, *, state=None, key=None) -> grads``: :func:`value_and_grad`
     without the value.
 
@@ -459,7 +461,7 @@ def _warn_if_imprecise(point: Any, what: str) -> None:
         )
 
 
-def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: Array) -> None:
+def _check_description(layer: Layer[Any, Any], params: Any, state: Any, x: Array, y: Array) -> None:
     """Raise if the layer's ``shapes`` disagree with its params, state or output."""
     found = layer.mismatch(params, state, x.shape[1:])
     if found is not None:
@@ -473,7 +475,7 @@ def _check_description(layer: Layer[Any], params: Any, state: Any, x: Array, y: 
 
 
 def check_layer(
-    layer: Layer[P],
+    layer: Layer[P, Any],
     params: P,
     x: Array,
     *,
@@ -576,7 +578,7 @@ def check_layer(
 
 
 def check_model(
-    model: Layer[P],
+    model: Layer[P, Any],
     loss: Loss,
     params: P,
     x: Array,

@@ -39,6 +39,7 @@ from .losses import Loss
 from .nn import Layer, decoder_of, params_dtype
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 __all__ = ["Evaluation", "evaluate", "generate", "predict", "predict_proba"]
 
@@ -52,7 +53,7 @@ class Evaluation:
 
 
 def evaluate(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
     params: P,
     x: Array,
@@ -60,7 +61,7 @@ def evaluate(
     batch_size: int = 1024,
     indices: Array | None = None,
     *,
-    model_state: Any = None,
+    model_state: S | None = None,
     accuracy: bool | None = None,
     comm: parallel.Communicator | None = None,
 ) -> Evaluation:
@@ -101,10 +102,10 @@ def evaluate(
 
 
 def evaluate_checked(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
     params: P,
-    model_state: Any,
+    model_state: S | None,
     x: Array,
     y: Array,
     batch_size: int,
@@ -118,6 +119,7 @@ def evaluate_checked(
 
     Internal: what :func:`evaluate` and :func:`fnn.fit`'s validation share; not in
     ``__all__``."""
+    state: S = model.check_state(model_state)  # checked by evaluate and fit already
     dtype = params_dtype(params, x.dtype)
     rank, size = parallel.rank_and_size(comm)
     n = len(x) if indices is None else len(indices)
@@ -126,7 +128,7 @@ def evaluate_checked(
     sums = np.zeros((len(rows), 2))  # per chunk: loss times rows, correct count
     for i in range(rank, len(rows), size):  # a slice is a view; indices gather rows
         xb, yb = as_dtype(x[rows[i]], dtype), y[rows[i]]
-        out = model.infer(params, xb, model_state)
+        out = model.infer(params, xb, state)
         value, _ = loss(out, yb)
         sums[i] = value * len(out), count_correct(out, yb) if counted else 0
     if size > 1:  # one process's number and zeros in each entry: exact sums
@@ -138,7 +140,9 @@ def evaluate_checked(
     return Evaluation(total / n, correct / n if counted else math.nan)
 
 
-def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state: Any) -> Array:
+def _outputs(
+    model: Layer[P, S], params: P, x: Array, batch_size: int, model_state: S | None
+) -> Array:
     """The model's outputs for ``x``, in chunks of ``batch_size`` rows each converted to
     the params' dtype."""
     batch_size = _checks.positive_int(batch_size, "batch_size")
@@ -154,13 +158,13 @@ def _outputs(model: Layer[P], params: P, x: Array, batch_size: int, model_state:
 
 
 def predict_proba(
-    model: Layer[P],
+    model: Layer[P, S],
     params: P,
     x: Array,
     batch_size: int = 1024,
     from_logits: bool | None = None,
     *,
-    model_state: Any = None,
+    model_state: S | None = None,
 ) -> Array:
     """Class probabilities ``(n, classes)`` (``(n, time, classes)`` for a sequence model:
     a distribution over the last axis at each position).
@@ -187,7 +191,7 @@ def predict_proba(
     return z
 
 
-def _ends_in_softmax(model: Layer[Any]) -> bool:
+def _ends_in_softmax(model: Layer[Any, Any]) -> bool:
     spec = model.spec
     while spec is not None and spec.get("layer") == "serial" and spec.get("layers"):
         spec = spec["layers"][-1]
@@ -195,7 +199,7 @@ def _ends_in_softmax(model: Layer[Any]) -> bool:
 
 
 def predict(
-    model: Layer[P], params: P, x: Array, batch_size: int = 1024, *, model_state: Any = None
+    model: Layer[P, S], params: P, x: Array, batch_size: int = 1024, *, model_state: S | None = None
 ) -> Array:
     """Predicted class labels ``(n,)`` (the argmax of the model's outputs over their last
     axis; ``(n, time)`` for a sequence model); a stateful model
@@ -212,7 +216,7 @@ def predict(
 
 
 def generate(
-    model: Layer[P],
+    model: Layer[P, S],
     params: P,
     prompt: Array,
     length: int,
@@ -221,7 +225,7 @@ def generate(
     context: int | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
-    model_state: Any = None,
+    model_state: S | None = None,
     cached: bool = True,
 ) -> Array:
     """``length`` new token ids drawn one after another from a language model's
@@ -282,6 +286,7 @@ def generate(
     k = None if top_k is None else _checks.positive_int(top_k, "top_k")
     batch, n = tokens.shape
     model.check_inputs(params, tokens[:, -min(n, window) :], model_state)
+    state: S = model.check_state(model_state)  # checked with the inputs above
     decoder = decoder_of(model)
     keep = max(window // 2, 1)
     out = np.empty((batch, n + count), np.int64)
@@ -292,14 +297,14 @@ def generate(
         """The logits at position ``stop - 1`` of the window ``start:stop``, and the cache
         filled by stepping through it (when ``cached``)."""
         if not cached:
-            return model.infer(params, out[:, start:stop], model_state)[:, -1], None
+            return model.infer(params, out[:, start:stop], state)[:, -1], None
         cache = decoder.start(params, batch, window)
         for t in range(stop - start):
-            logits = decoder.step(params, out[:, start + t], model_state, cache, t)
+            logits = decoder.step(params, out[:, start + t], state, cache, t)
         return logits, cache
 
     logits, cache = last_logits(n)
-    whole = model.infer(params, out[:, start:n], model_state)[:, -1]
+    whole = model.infer(params, out[:, start:n], state)[:, -1]
     if not np.allclose(logits, whole, rtol=1e-4, atol=1e-4 * float(np.abs(whole).max())):
         raise ValueError(
             "generate: stepping the prompt one position at a time does not give the whole "
@@ -315,9 +320,9 @@ def generate(
             start = at + 1 - keep
             logits, cache = last_logits(at + 1)
         elif cached:
-            logits = decoder.step(params, out[:, at], model_state, cache, at - start)
+            logits = decoder.step(params, out[:, at], state, cache, at - start)
         else:
-            logits = model.infer(params, out[:, start : at + 1], model_state)[:, -1]
+            logits = model.infer(params, out[:, start : at + 1], state)[:, -1]
     new = out[:, n:]
     return new[0] if prompt.ndim == 1 else new
 

@@ -32,7 +32,7 @@ from .data import DataInfo
 
 __all__ = ["RECIPES", "Recipe", "cnn", "gpt", "mlp", "recipe", "register"]
 
-F = TypeVar("F", bound=Callable[..., nn.Layer[Any]])
+F = TypeVar("F", bound=Callable[..., nn.Layer[Any, Any]])
 
 
 @attrs.frozen(eq=False)
@@ -49,7 +49,7 @@ class Recipe:
     """
 
     name: str
-    build: Callable[..., nn.Layer[Any]]
+    build: Callable[..., nn.Layer[Any, Any]]
     options: tuple[_options.Option, ...]
     defaults: Mapping[str, Any]
 
@@ -87,7 +87,7 @@ def register(name: str, **defaults: Any) -> Callable[[F], F]:
 
     >>> import fnn
     >>> @fnn.recipes.register("tiny", lr=1e-2)
-    ... def tiny(data: fnn.data.DataInfo, *, width: int = 8) -> fnn.nn.Layer[Any]:
+    ... def tiny(data: fnn.data.DataInfo, *, width: int = 8) -> fnn.nn.Layer[Any, Any]:
     ...     '''A one-hidden-layer MLP.'''
     ...     return fnn.nn.mlp((width, data.num_classes))
     >>> [(o.flag, o.default) for o in fnn.recipes.recipe("tiny").options]
@@ -126,7 +126,7 @@ def mlp(
     hidden: tuple[int, ...] = (128, 64),
     activation: str = "relu",
     init: str = "he_normal",
-) -> nn.Layer[Any]:
+) -> nn.Layer[Any, Any]:
     """The multilayer perceptron: flatten, then dense and activation per hidden size,
     then dense(classes) (:func:`fnn.nn.mlp`).
 
@@ -145,7 +145,7 @@ def cnn(
     batch_norm: bool = False,
     dropout: float = 0.5,
     padding: str = "same",
-) -> nn.Layer[Any]:
+) -> nn.Layer[Any, Any]:
     """The small CNN of :func:`fnn.nn.cnn`: two 3x3 conv blocks with max-pooling, then
     dense 128, dropout and dense(classes).
 
@@ -185,7 +185,7 @@ def gpt(
     dropout: float = 0.0,
     bias: bool = False,
     tied: bool = True,
-) -> nn.Layer[Any]:
+) -> nn.Layer[Any, Any]:
     """A character-level GPT (:func:`fnn.nn.gpt`) with nanoGPT's CPU recipe for Tiny
     Shakespeare as its defaults: 4 layers of 4 heads, 128 wide, windows of 64, batches of
     12, 2,000 updates of AdamW (betas 0.9, 0.99; weight decay 0.1 on the matrices),

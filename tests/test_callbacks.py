@@ -28,7 +28,7 @@ def data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     return centres[y] + random.normal(k2, (200, 3)), y
 
 
-def train(epochs: int, hooks: list[fnn.Callback], state: Any = None) -> fnn.TrainState[Any]:
+def train(epochs: int, hooks: list[fnn.Callback], state: Any = None) -> fnn.TrainState[Any, Any]:
     x, y = data()
     return fnn.fit(
         nn.mlp((8, 3)),

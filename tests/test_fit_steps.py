@@ -32,12 +32,12 @@ def validation() -> tuple[Array, Array]:
     return windows[:, :-1], windows[:, 1:]
 
 
-def model() -> nn.Layer[Any]:
+def model() -> nn.Layer[Any, Any]:
     body = nn.serial(nn.positional_embedding(CONTEXT), nn.dense(16), nn.gelu(), nn.layer_norm())
     return nn.tied(11, 16, body)
 
 
-def run(steps: int = 30, every: int | None = 10, **options: Any) -> fnn.TrainState[Any]:
+def run(steps: int = 30, every: int | None = 10, **options: Any) -> fnn.TrainState[Any, Any]:
     return fnn.fit_steps(
         model(),
         losses.softmax_cross_entropy,

@@ -88,7 +88,7 @@ def test_value_and_grad_returns_the_loss(key: random.Key) -> None:
     assert fnn.tree.equal(grads, fnn.grad(model, losses.softmax_cross_entropy)(params, x, y))
 
 
-def doubled_dense(features: int) -> nn.Layer[nn.DenseParams]:
+def doubled_dense(features: int) -> nn.Layer[nn.DenseParams, None]:
     """A dense layer whose backward doubles the weight gradient: a wrong derivative."""
     inner = nn.dense(features)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,17 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 FORMAT = README.parent / "fnn" / "io" / "FORMAT.md"
 
 
+def located_blocks(page: Path = README) -> list[tuple[int, str]]:
+    """The page's Python blocks, each with the line number of its first line."""
+    text = page.read_text()
+    return [
+        (text.count("\n", 0, found.start(1)) + 1, found.group(1))
+        for found in re.finditer(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    ]
+
+
 def python_blocks(page: Path = README) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
+    return [block for _, block in located_blocks(page)]
 
 
 def file_blocks() -> dict[str, str]:
@@ -64,6 +75,208 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         "a layer mixes positions but has no nn.Decoder",  # refused without a decoder
     )
     assert [words for words in sequences if words not in out] == []
+
+
+SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def scope_reads(scope: ast.AST) -> set[str]:
+    """The names a function, class, lambda or comprehension (decorators and defaults
+    included) reads from outside: those it loads and binds nowhere within."""
+    loads: set[str] = set()
+    local: set[str] = set()
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else local).add(node.id)
+        elif isinstance(node, ast.arg):
+            local.add(node.arg)
+        elif isinstance(node, ast.alias):
+            local.add(node.asname or node.name.split(".")[0])
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node is not scope:
+                local.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            local.add(node.name)
+    return loads - local
+
+
+class ModuleNames(ast.NodeVisitor):
+    """A block's module-level names in the order the block runs: ``reads``, those it reads
+    before binding them (they come from earlier blocks), and ``bound``, those it binds,
+    each with the import that binds it ("" for any other binding)."""
+
+    def __init__(self, block: str) -> None:
+        self.reads: list[str] = []
+        self.bound: dict[str, str] = {}
+        self.visit(ast.parse(block))
+
+    def read(self, name: str) -> None:
+        if name not in self.bound and name not in self.reads:
+            self.reads.append(name)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.read(node.id)
+        else:
+            self.bound[node.id] = ""
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self.read(node.target.id)
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.annotation)
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_For(self, node: ast.For) -> None:
+        for part in (node.iter, node.target, *node.body, *node.orelse):
+            self.visit(part)
+
+    def visit_With(self, node: ast.With) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self.visit(item.optional_vars)
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self.bound[node.name] = ""
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.bound[alias.asname or alias.name.split(".")[0]] = ast.unparse(ast.Import([alias]))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            statement = ast.ImportFrom(node.module, [alias], node.level)
+            self.bound[alias.asname or alias.name] = ast.unparse(statement)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if isinstance(node, SCOPES):
+            for name in sorted(scope_reads(node)):
+                self.read(name)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.bound[node.name] = ""
+        else:
+            super().generic_visit(node)
+
+
+def block_modules(blocks: Sequence[tuple[int, str]]) -> list[tuple[str, int, str]]:
+    """Blocks run in order in one namespace, as modules for mypy: ``(file name, README
+    line of the module's second line, source)``. Module ``readme_NN.py`` is block ``NN``
+    after a first line that imports the names the block reads before binding them, each
+    from the latest earlier block that binds it (``from readme_03 import params as
+    params``, or the import statement that bound it there), so the block sees each name
+    with the type it has when the block runs."""
+    modules: list[tuple[str, int, str]] = []
+    earlier: list[ModuleNames] = []
+    for number, (line, block) in enumerate(blocks):
+        names = ModuleNames(block)
+        header = []
+        for name in names.reads:
+            source = next((i for i in reversed(range(number)) if name in earlier[i].bound), None)
+            if source is not None:
+                binding = earlier[source].bound[name]
+                header.append(binding or f"from readme_{source:02d} import {name} as {name}")
+        earlier.append(names)
+        modules.append((f"readme_{number:02d}.py", line, "; ".join(header) + "\n" + block))
+    return modules
+
+
+def mypy_strict(modules: Sequence[tuple[str, int, str]], directory: Path) -> tuple[str, str]:
+    """``mypy --strict`` (the repository's configuration) on the modules written into
+    ``directory``, run from the repository's root so that it checks this clone's fnn:
+    its report with each error's place turned into the README's line, and its log."""
+    for name, _, source in modules:
+        (directory / name).write_text(source)
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--show-error-codes", "--verbose"]
+        + [str(directory / name) for name, _, _ in modules],
+        cwd=README.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    first_lines = {name: line for name, line, _ in modules}
+
+    def place(found: re.Match[str]) -> str:  # another file's place (fnn's) as it is
+        if found[1] not in first_lines:
+            return found[0]
+        return f"README.md:{first_lines[found[1]] + int(found[2]) - 2}:"
+
+    where = re.compile(r"^\S*?([\w.]+\.py):(\d+):", flags=re.MULTILINE)
+    return where.sub(place, run.stdout), run.stderr
+
+
+def test_readme_examples_type_check(tmp_path: Path) -> None:
+    """Every Python block of the README passes ``mypy --strict``, checked as it runs.
+
+    The blocks run in order in one namespace (``test_readme_examples_run``), as in a
+    notebook: a block uses what earlier blocks defined and may define a name anew, with
+    another type, as a later section's example does. So each block is a module of its
+    own that imports, from earlier blocks' modules, the names it reads before binding
+    them, each from the block that bound it last (:func:`block_modules`): mypy sees the
+    types the block meets when it runs, and a name the block binds first is its own. A
+    name read and then bound again with another type within a block is an error, as in
+    any script. The README's files (``mine.py``) are modules of their own, unchanged.
+    No ``--allow-redefinition``, no ignores."""
+    files = set(file_blocks().values())
+    run_in_order = [(line, block) for line, block in located_blocks() if block not in files]
+    modules = block_modules(run_in_order)
+    for line, block in located_blocks():
+        if block in files:
+            name = re.match(r"# (\w+\.py):", block)
+            assert name
+            modules.append((name[1], line, "\n" + block))
+    report, log = mypy_strict(modules, tmp_path)
+    assert "Success: no issues found in" in report, report
+    checked = set(re.findall(r"\S*/fnn/__init__\.py", log))
+    assert checked == {str(README.parent / "fnn" / "__init__.py")}  # this clone's fnn
+
+
+def test_the_readme_type_check_sees_each_names_type_from_the_block_that_bound_it(
+    tmp_path: Path,
+) -> None:
+    blocks = [
+        (10, "import numpy as np\n\nn = 3\nwords = 'a'\n"),
+        (20, "words = len(words)  # read, then bound with another type\n"),
+        (30, "n = 'three'  # bound anew: a name of its own\nsize: int = n\n"),
+        (40, "def f() -> str:\n    return n + str(np.pi)\n"),
+    ]
+    modules = block_modules(blocks)
+    assert modules[1][2].startswith("from readme_00 import words as words\n")
+    assert modules[3][2].startswith("from readme_02 import n as n; import numpy as np\n")
+    report, _ = mypy_strict(modules, tmp_path)
+    errors = sorted(re.findall(r"^README.md:(\d+): error: .*\[([\w-]+)\]$", report, re.M))
+    assert errors == [("20", "assignment"), ("31", "assignment")]  # f() is a str
 
 
 def test_the_readmes_module_brings_its_dataset_and_recipe_to_the_command(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_train_step_and_epoch_fold(key: random.Key) -> None:
     x, y = blobs(key)
     m = model()
     opt = optim.adam(0.05)
-    state = TrainState(opt.init(m.init(key, (4,))), key)
+    state = TrainState(opt.init(m.init(key, (4,))), key, None)
     step = train_step(m, losses.softmax_cross_entropy, opt)
     batches = list(fnn.data.batches(key, x, y, 32))
     before = tree.map(np.copy, (state, x, y))
@@ -79,7 +79,7 @@ def test_fit_learns_and_records_history(key: random.Key) -> None:
     assert state.step == 5 * math.ceil(180 / 16)
 
 
-def run(seed: int, epochs: int = 3, **options: Any) -> TrainState[Any]:
+def run(seed: int, epochs: int = 3, **options: Any) -> TrainState[Any, Any]:
     k = random.key(seed)
     x, y = blobs(random.key(99))
     return fit_mlp(
@@ -119,6 +119,27 @@ def test_resume_continues_bit_identically() -> None:
     assert tree.equal(resumed, whole)
 
 
+def test_resume_refuses_another_key_or_validation_split() -> None:
+    """fit(state=...) continues the state's run or says why it cannot: another key (the
+    split, shuffles and dropout derive from it), another split (each epoch trains on
+    another count of rows), validation where the run had none, and back."""
+    half = run(3, epochs=2)
+    x, y = blobs(random.key(99))
+    same = {"epochs": 4, "batch_size": 20, "state": half}
+    with pytest.raises(
+        ValueError, match=r"key=.* is not the key of the state's run.*key=state\.key"
+    ):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(4), validation_split=0.2, **same)
+    with pytest.raises(ValueError, match=r"trained on 192 examples an epoch, this call on 168"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), validation_split=0.3, **same)
+    with pytest.raises(ValueError, match=r"validated after each epoch, this call .* does not"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), **same)
+    plain = fit_mlp(optim.adam(0.01), x, y, key=random.key(3), epochs=1, batch_size=20)
+    with pytest.raises(ValueError, match=r"run did not validate, this call .* does"):
+        fit_mlp(optim.adam(0.01), x, y, key=random.key(3), validation_split=0.2, epochs=2,
+                batch_size=20, state=plain)  # fmt: skip
+
+
 def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) -> None:
     """A regression without validation data: its history's accuracy and validation
     metrics are NaN (not measured), and pass; NaN or infinity anywhere else does not."""
@@ -132,7 +153,7 @@ def test_check_finite_allows_nan_only_for_metrics_not_measured(key: random.Key) 
     *rest, last = state.params
     w = last.w.copy()
     w[1, 0] = np.nan
-    params = (*rest, attrs.evolve(last, w=w))
+    params: Any = (*rest, attrs.evolve(last, w=w))
     with pytest.raises(ValueError, match=rf"^state\.opt\.params\[{len(rest)}\]\.w must hold fin"):
         fnn.train.check_finite(attrs.evolve(state, opt=attrs.evolve(state.opt, params=params)))
     first = state.history[0]
@@ -269,7 +290,7 @@ def test_fit_rejects_bad_input(
 
 # -- train_step is the gradient pipeline and an update ----------------------------------------
 
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, optim.Optimizer[Any]] = {
     "sgd": optim.sgd(0.1),
     "momentum": optim.sgd(0.05, momentum=0.9),
     "nesterov": optim.sgd(0.05, momentum=0.9, nesterov=True),
@@ -309,7 +330,7 @@ def test_train_step_is_grad_then_update_bit_for_bit(name: str, penalty: Any) -> 
 
 def fit_user_model(
     epochs: int, state: Any = None, hooks: list[fnn.Callback] | None = None
-) -> fnn.TrainState[Any]:
+) -> fnn.TrainState[Any, Any]:
     x, y = well_separated(120)
     return fnn.fit(
         user_layers.model(),
@@ -422,7 +443,7 @@ def test_a_registered_layer_with_state_saves_loads_and_resumes_in_a_new_process(
 # -- params of another model ------------------------------------------------------------------
 
 
-def fit_once(model: nn.Layer[Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
+def fit_once(model: nn.Layer[Any, Any], x: Array, y: Array, key: random.Key, **options: Any) -> Any:
     """``fit`` for one epoch of SGD on the cross-entropy, with ``options`` (what the tests
     below give it to be refused or warned about)."""
     return fnn.fit(
@@ -483,7 +504,7 @@ def test_fit_refuses_params_of_mixed_dtypes(key: random.Key) -> None:
 # -- float64 data -----------------------------------------------------------------------------
 
 
-def fit_blobs(x: Array, y: Array, key: random.Key, **options: Any) -> fnn.TrainState[Any]:
+def fit_blobs(x: Array, y: Array, key: random.Key, **options: Any) -> fnn.TrainState[Any, Any]:
     return fnn.fit(
         nn.mlp((16, 3)),
         losses.softmax_cross_entropy,

@@ -26,7 +26,7 @@ import fnn
 TARGET_SECONDS = 2.0
 
 
-def model_and_params(run: Path | None) -> tuple[fnn.nn.Layer[Any], Any, int, int]:
+def model_and_params(run: Path | None) -> tuple[fnn.nn.Layer[Any, Any], Any, int, int]:
     """The model, its params, its context and its vocabulary size."""
     if run is not None:
         path = run / "model.npz" if run.is_dir() else run
@@ -38,7 +38,7 @@ def model_and_params(run: Path | None) -> tuple[fnn.nn.Layer[Any], Any, int, int
 
 
 def timed(
-    model: fnn.nn.Layer[Any], params: Any, length: int, context: int, cached: bool
+    model: fnn.nn.Layer[Any, Any], params: Any, length: int, context: int, cached: bool
 ) -> tuple[float, Any]:
     """Seconds to draw ``length`` characters after a 6-character prompt, and the ids."""
     prompt = np.array([1, 2, 3, 4, 5, 6])

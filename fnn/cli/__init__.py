@@ -1,7 +1,7 @@
 """The ``fnn`` command: ``fnn train``, ``fnn evaluate``, ``fnn predict``, ``fnn generate``,
-and for experiments ``fnn sweep`` (``fnn train`` over a grid of options and seeds, on
-every core or MPI process), ``fnn compare`` (mean ± std per setting of any runs) and
-``fnn tune`` (a search with Optuna).
+``fnn replay``, and for experiments ``fnn sweep`` (``fnn train`` over a grid of options
+and seeds, on every core or MPI process), ``fnn compare`` (mean ± std per setting of any
+runs) and ``fnn tune`` (a search with Optuna).
 
 ``fnn train --dataset fashion-mnist`` trains the default 784-128-64-10 ReLU MLP with
 Adam, shows progress, prints a per-epoch table and the test accuracy, and writes into
@@ -10,11 +10,17 @@ its output directory:
 * ``model.npz`` — the architecture (a JSON spec of fnn layer names and numbers) and the
   parameters, loadable by ``fnn evaluate`` and ``fnn predict`` (no code is run);
 * ``run.json`` — the configuration (the options that apply to the run), a run id, seed,
-  library versions, the conditions that decide the bits (threads, processes, CPU), data
-  checksums, per-epoch metrics, test metrics and a SHA-256 fingerprint of the params;
+  library versions, the conditions that decide the bits (the BLAS library, version, core
+  and threads, the CPU, NumPy, Python, shards; :mod:`fnn.cli._conditions`), data
+  checksums, per-epoch metrics and params' fingerprints, test metrics and a SHA-256
+  fingerprint of the final params;
 * ``checkpoints/last.npz`` — the whole training state after the latest epoch, with the
   run id and configuration it belongs to, for ``fnn train --resume DIR``;
 * ``curves.png`` and ``confusion.png`` — plots, when matplotlib is installed.
+
+``fnn train --resume DIR`` refuses to go on under other conditions that decide the bits
+unless ``--allow-changed-conditions`` (recorded); ``fnn replay DIR`` reruns a recorded run
+and reports ``bit-identical`` or the first epoch that differs (:mod:`fnn.cli._replay`).
 
 The command is built from registries: ``--model`` names a recipe (:mod:`fnn.recipes`),
 ``--optimizer`` an optimizer (:data:`fnn.optim.OPTIMIZERS`), ``--dataset`` a dataset
@@ -40,7 +46,7 @@ from typing import NoReturn, TextIO
 from .. import __version__, _options, data, io, optim, parallel, recipes
 from .._registry import IMPORT_HINT
 from ..train import NonFiniteLossError
-from . import _config, _output, _rundir, _sweep, _train, _tune, _use
+from . import _config, _output, _replay, _rundir, _sweep, _train, _tune, _use
 from ._config import AUGMENTATIONS as AUGMENTATIONS
 from ._config import OPTIONS as OPTIONS
 from ._config import SCHEDULES as SCHEDULES
@@ -180,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         help="under mpirun: end the job when a process waits this many seconds for the "
         f"others (default {parallel.DEFAULT_TIMEOUT:g}; 0: wait forever)",
     )
+    run.add_argument(
+        "--allow-changed-conditions",
+        action="store_true",
+        help="with --resume: train on although a condition that decides the bits (the BLAS, "
+        "its threads, the CPU, NumPy, Python) differs from the run's; run.json records it",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
@@ -224,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     generate_cmd.add_argument(
         "--seed", type=int, default=0, help="the seed of the draws (same seed, same text)"
     )
+    _replay.add_parser(commands, imports)
     _sweep.add_parsers(commands, imports)
     _tune.add_parsers(commands, imports)
     return parser
@@ -382,6 +395,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, _output.Output], int]
         "evaluate": _use.evaluate_command,
         "predict": _use.predict_command,
         "generate": _use.generate_command,
+        "replay": _replay.replay_command,
         "sweep": _sweep.sweep_command,
         "compare": _sweep.compare_command,
         "tune": _tune.tune_command,

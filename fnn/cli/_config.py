@@ -265,7 +265,7 @@ def complete(
     return Config(values, model_values, opt_values, directory)
 
 
-def build_model(config: Config, info: data.DataInfo) -> nn.Layer[Any]:
+def build_model(config: Config, info: data.DataInfo) -> nn.Layer[Any, Any]:
     """The model of a config for a dataset: its recipe's build with its options.
 
     Raises:
@@ -285,7 +285,7 @@ def total_updates(config: Config, steps_per_epoch: int) -> int:
     return int(g["steps"]) if "steps" in g else max(g["epochs"] * steps_per_epoch, 1)
 
 
-def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer:
+def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer[Any]:
     """The optimizer of a config (with the L2 penalty's gradient in front when asked, and
     the global-norm clipping before both), its learning rate following the config's
     schedule over the whole run.

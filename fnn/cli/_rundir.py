@@ -131,7 +131,7 @@ def read_run(directory: Path) -> dict[str, Any]:
 
 def checkpoint_of(
     directory: Path, run: dict[str, Any], config: Config, expected: Any
-) -> TrainState[Any]:
+) -> TrainState[Any, Any]:
     """The checkpoint to resume, after checking it belongs to the run in ``directory``.
 
     Raises:

@@ -37,7 +37,6 @@ import numpy as np
 
 from .. import (
     __version__,
-    _blas,
     callbacks,
     data,
     io,
@@ -62,6 +61,7 @@ from ..train import (
     fit,
     fit_steps,
 )
+from ._conditions import run_entries
 from ._config import (
     Config,
     UsageError,
@@ -94,7 +94,7 @@ their gradient, Adam's two moments, the update and the checkpoint being written.
 
 RESUME_OPTIONS = frozenset(
     {"--resume", "--epochs", "--steps", "--stop-after", "--threads", "--quiet", "--no-plots"}
-    | {"--data-dir", "--no-download", "--import", "--timeout"}
+    | {"--data-dir", "--no-download", "--import", "--timeout", "--allow-changed-conditions"}
 )
 """The options ``--resume`` takes: the rest of the configuration is the run's own."""
 
@@ -140,6 +140,8 @@ def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
         if value is not None and not 1 <= value <= 2**31 - 1:
             raise UsageError(f"{option} must be an integer in [1, 2**31), got {value}")
     record = None
+    if args.resume is None and getattr(args, "allow_changed_conditions", False):
+        raise UsageError("--allow-changed-conditions applies to --resume only")
     if args.resume is None:
         assert config is not None
         directory = args.out or Path("runs") / run_name(config)
@@ -191,7 +193,7 @@ def _check_same_data(config: Config, record: dict[str, Any] | None, sums: dict[s
         )
 
 
-def check_params(model: nn.Layer[Any], in_shape: tuple[int, ...], memory: int | None) -> int:
+def check_params(model: nn.Layer[Any, Any], in_shape: tuple[int, ...], memory: int | None) -> int:
     """Refuse a model whose parameters alone would not fit in ``memory`` bytes in training,
     counted from the model's declaration (nothing allocated): training holds about
     :data:`TRAINING_COPIES` float32 copies of them. Returns those bytes.
@@ -215,7 +217,7 @@ def check_params(model: nn.Layer[Any], in_shape: tuple[int, ...], memory: int | 
 
 
 def check_memory(
-    model: nn.Layer[Any], in_shape: tuple[int, ...], batch_size: int, memory: int | None
+    model: nn.Layer[Any, Any], in_shape: tuple[int, ...], batch_size: int, memory: int | None
 ) -> None:
     """Refuse a model whose training would not fit in ``memory`` bytes, before training:
     its parameters (:func:`check_params`), and what a batch's activations, residuals and
@@ -271,13 +273,13 @@ class Ready:
     from its checkpoint; nothing of it has been written yet."""
 
     plan: Plan
-    model: nn.Layer[Any]
+    model: nn.Layer[Any, Any]
     info: data.DataInfo
     train_set: tuple[Array, Array]
     test_set: tuple[Array, Array]
     optimizer: Any
     data_record: dict[str, Any]
-    state: TrainState[Any] | None
+    state: TrainState[Any, Any] | None
     text: TextRun | None = None
 
 
@@ -364,7 +366,7 @@ def _resumed(
     unit: str,
     done: Any,
     target: int,
-) -> TrainState[Any] | None:
+) -> TrainState[Any, Any] | None:
     """The training state to resume (None for a new run), after checking that the target
     (``target`` ``unit``, of which the state has made ``done(state)``) is not below what
     the run has trained, and that ``--stop-after`` leaves something to train."""
@@ -392,7 +394,7 @@ def _agree(
     plan: Plan,
     args: argparse.Namespace,
     comm: Any,
-    state: TrainState[Any] | None,
+    state: TrainState[Any, Any] | None,
     data_facts: dict[str, Any],
     params: Any,
 ) -> None:
@@ -472,6 +474,7 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect on it\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
     data_record = ready.data_record
+    entries = run_entries(record, state, config, args, comm)  # a refusal writes nothing
     if record is not None and state is not None:
         run_id = str(record["run_id"])
         unit, made = ("step", state.step) if ready.text else ("epoch", state.epoch)
@@ -490,15 +493,17 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
             "seed": g["seed"],
             "run_id": run_id,
             "data": data_record,
+            **entries,
         }
         if record is None:
             forget_run(directory)
-        if record is None or record.get("config") != begun["config"]:
+        if record is None or record != begun:
             write_json(directory / RUN_FILE, begun)  # the target a later --resume resumes to
         record = begun
 
     times = callbacks.EpochTimes()
-    hooks: list[Callback] = [times]
+    prints = callbacks.Fingerprints()
+    hooks: list[Callback] = [times, prints]
     checkpoints = directory / CHECKPOINTS
     if lead:
         identity = {"run_id": run_id, "config": config.to_json()}
@@ -535,10 +540,10 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
         raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
     wall = time.perf_counter() - began
-    return _finish(ready, args, out, comm, lead, final, record, times, wall)
+    return _finish(ready, args, out, comm, lead, final, record, (times, prints), wall)
 
 
-def _step_hooks(directory: Path, every: int, state: TrainState[Any] | None) -> list[Callback]:
+def _step_hooks(directory: Path, every: int, state: TrainState[Any, Any] | None) -> list[Callback]:
     """``--log-every``: a :class:`fnn.callbacks.StepLosses` (holding the records of the
     updates ``state`` has made, on resume) and a callback writing its records to
     ``checkpoints/steps.json`` at each epoch's end."""
@@ -576,7 +581,7 @@ def _step_record(path: Path) -> list[Any]:
 
 def _fit_text(
     ready: Ready, args: argparse.Namespace, comm: Any, workers: int, hooks: list[Callback]
-) -> TrainState[Any]:
+) -> TrainState[Any, Any]:
     """A language model's training: ``steps`` updates on random windows of the text
     (``--stop-after N``: the first ``N`` validation intervals), the whole validation part
     evaluated after each interval."""
@@ -609,13 +614,14 @@ def _finish(
     out: Output,
     comm: Any,
     lead: bool,
-    final: TrainState[Any],
+    final: TrainState[Any, Any],
     record: dict[str, Any] | None,
-    times: callbacks.EpochTimes,
+    logs: tuple[callbacks.EpochTimes, callbacks.Fingerprints],
     wall: float,
 ) -> int:
     """The final phase: what is left of evaluating, writing ``model.npz`` and ``run.json``
     and drawing the plots, then the report, printed last."""
+    times, prints = logs
     plan, model, info = ready.plan, ready.model, ready.info
     directory, config = plan.directory, plan.config
     fingerprint = _tree.fingerprint(final.params)
@@ -638,11 +644,18 @@ def _finish(
         )
         timing = previous.get("timing") if isinstance(previous.get("timing"), dict) else {}
         earlier = timing.get("epoch_seconds") if isinstance(timing, dict) else None
+        known = previous.get("epoch_params_sha256")
+        fingerprints = {
+            **(known if isinstance(known, dict) else {}),
+            **{str(e): s for e, s in prints.sha256.items()},
+        }
         previous = {
             **(record or previous),
             "versions": _versions(),
-            "conditions": _conditions(config, comm, args.threads),
             "epochs": [attrs.asdict(r) for r in final.history],
+            "epoch_params_sha256": {
+                e: s for e, s in fingerprints.items() if e.isdigit() and int(e) < final.epoch
+            },
             "stopped_early": final.stopped,
             **results,
             "params_sha256": fingerprint,
@@ -694,7 +707,7 @@ def _steps_result(directory: Path, config: Config) -> dict[str, Any]:
 
 
 def _image_results(
-    ready: Ready, comm: Any, final: TrainState[Any]
+    ready: Ready, comm: Any, final: TrainState[Any, Any]
 ) -> tuple[dict[str, Any], Array, dict[str, Any]]:
     """A classifier's test results (each process evaluates its share of the chunks), its
     confusion matrix and its model file's metadata."""
@@ -723,7 +736,7 @@ def _image_results(
     return results, matrix, metadata
 
 
-def _text_results(ready: Ready, final: TrainState[Any]) -> dict[str, Any]:
+def _text_results(ready: Ready, final: TrainState[Any, Any]) -> dict[str, Any]:
     """A language model's results: its loss on the whole validation part, measured after
     the last update (NaN without validation), in nats and in bits per character, and the
     last interval's training loss."""
@@ -751,7 +764,7 @@ def _plots(
     directory: Path,
     args: argparse.Namespace,
     out: Output,
-    final: TrainState[Any],
+    final: TrainState[Any, Any],
     matrix: Array | None,
     info: data.DataInfo,
     redraw: bool,
@@ -792,30 +805,6 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def _conditions(config: Config, comm: Any, threads: int) -> dict[str, Any]:
-    """What else decides a run's bits beside its configuration and data: the machine's
-    BLAS and threads, and the processes and shards."""
-    _, processes = parallel.rank_and_size(comm)
-    return {
-        "threads": threads,
-        "blas_threads": _blas.threads(),
-        "processes": processes,
-        "shards": config.general["shards"],
-        "cpu": _cpu_model(),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 __all__ = [

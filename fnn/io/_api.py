@@ -297,7 +297,7 @@ def load_input_dtype(path: PathLike) -> np.dtype[Any]:
     return entry.dtype if entry.input_dtype is None else entry.input_dtype
 
 
-def input_dtype(model: nn.Layer[Any], in_shape: tuple[int, ...], dtype: Any) -> np.dtype[Any]:
+def input_dtype(model: nn.Layer[Any, Any], in_shape: tuple[int, ...], dtype: Any) -> np.dtype[Any]:
     """What ``model`` reads for examples of ``in_shape``: int64 token ids for a model that
     begins with an embedding, else floats of its params' ``dtype``."""
     return np.dtype(np.int64 if model.declared(in_shape).ids is not None else dtype)
@@ -323,12 +323,12 @@ def _params_dtype(described: _Described) -> np.dtype[Any]:
     return floats.pop()
 
 
-def _saved_tree(model: nn.Layer[Any], params: Any, state: Any) -> Any:
+def _saved_tree(model: nn.Layer[Any, Any], params: Any, state: Any) -> Any:
     """What a model file's tree holds: the params, or for a stateful model both."""
     return {"params": params, "state": state} if model.stateful else params
 
 
-def _model_of(entry: ModelEntry, what: str) -> nn.Layer[Any]:
+def _model_of(entry: ModelEntry, what: str) -> nn.Layer[Any, Any]:
     """The model a file's entry describes, rebuilt from registered layer names only."""
     try:
         return nn.from_spec(entry.spec)
@@ -336,7 +336,7 @@ def _model_of(entry: ModelEntry, what: str) -> nn.Layer[Any]:
         raise FormatError(f"{what}: the model spec cannot be rebuilt: {e}") from None
 
 
-def _check_saved(model: nn.Layer[Any], saved: Any, entry: ModelEntry, what: str) -> None:
+def _check_saved(model: nn.Layer[Any, Any], saved: Any, entry: ModelEntry, what: str) -> None:
     """Raise a FormatError unless the tree ``saved`` (placeholders of a file's leaves)
     holds params (and state) that fit ``model`` for the entry's input shape and dtype:
     :meth:`fnn.nn.Layer.mismatch`, before any array is read."""
@@ -366,14 +366,14 @@ class LoadedModel(NamedTuple):
     """What :func:`load_model` returns: the model, its params, and its state (``None`` for
     models without state)."""
 
-    model: nn.Layer[Any]
+    model: nn.Layer[Any, Any]
     params: Any
     state: Any
 
 
 def save_model(
     path: PathLike,
-    model: nn.Layer[Any],
+    model: nn.Layer[Any, Any],
     params: Any,
     *,
     in_shape: tuple[int, ...],

@@ -31,6 +31,8 @@ from ._attention import AttentionParams as AttentionParams
 from ._attention import AttentionParamsNoBias as AttentionParamsNoBias
 from ._attention import attend_step as attend_step
 from ._attention import attention as attention
+from ._cnn import CNNParams as CNNParams
+from ._cnn import CNNState as CNNState
 from ._cnn import cnn as cnn
 from ._combinator import Back as Back
 from ._combinator import combinator as combinator
@@ -73,6 +75,7 @@ from ._layer import param as param
 from ._layer import params_dtype as params_dtype
 from ._layer import placeholder as placeholder
 from ._layer import readonly as readonly
+from ._mlp import MLPParams as MLPParams
 from ._mlp import mlp as mlp
 from ._norm import BatchNormParams as BatchNormParams
 from ._norm import BatchNormState as BatchNormState
@@ -98,6 +101,10 @@ from ._residual import residual as residual
 from ._serial import serial as serial
 from ._shape_layers import global_avg_pool as global_avg_pool
 from ._shape_layers import reshape as reshape
+from ._transformer import BlockParams as BlockParams
+from ._transformer import GPTBody as GPTBody
+from ._transformer import GPTParams as GPTParams
+from ._transformer import TiedGPTParams as TiedGPTParams
 from ._transformer import gpt as gpt
 from ._transformer import transformer_block as transformer_block
 
@@ -107,6 +114,7 @@ xavier_uniform = glorot_uniform
 __all__ = [
     "INITIALIZERS", "LAYERS", "AnyAttentionParams", "Array", "AttentionCache",
     "AttentionParams", "AttentionParamsNoBias", "Back", "BackwardFn", "BatchNormParams",
+    "BlockParams", "CNNParams", "CNNState", "GPTBody", "GPTParams", "MLPParams", "TiedGPTParams",
     "BatchNormState", "Conv2DParams", "DeclareFn", "Declared", "Decoder", "DenseParams",
     "EmbeddingParams", "ForwardFn", "GRUParams", "InferFn", "Initializer", "LSTMParams",
     "Layer", "LayerNormParams", "Param", "PositionalParams", "Registered", "ScaleParams",

@@ -20,7 +20,7 @@ def parameterless(
     backward: Callable[[Any, Array], Array],
     *,
     output_shape: Callable[[Shape], Shape] | None = None,
-) -> Layer[None]:
+) -> Layer[None, None]:
     """A layer without params or state from two functions of arrays.
 
     Args:
@@ -34,7 +34,7 @@ def parameterless(
     that use it.
 
     Returns:
-        A ``Layer[None]``: no params (``init`` gives ``None``), no state, not stochastic,
+        A ``Layer[None, None]``: no params (``init`` gives ``None``), no state, not stochastic,
         and no ``spec`` until a registered constructor returns it.
 
     >>> import fnn, numpy as np
@@ -45,7 +45,7 @@ def parameterless(
     (None, (2,))
     """
 
-    def declare(in_shape: Shape) -> Declared[None]:
+    def declare(in_shape: Shape) -> Declared[None, None]:
         return Declared(in_shape if output_shape is None else output_shape(in_shape))
 
     def infer(params: None, x: Array, state: None) -> Array:
@@ -71,7 +71,7 @@ def _relu_forward(x: Array) -> tuple[Array, Array]:
 
 
 @register("relu", activation=True)
-def relu() -> Layer[None]:
+def relu() -> Layer[None, None]:
     """``y = max(x, 0)``; backward ``dx = dy * (x > 0)`` (zero at the kink).
 
     Shapes: any ``(batch, ...)``, kept; no params.
@@ -84,7 +84,7 @@ def relu() -> Layer[None]:
 
 
 @register("leaky_relu", activation=True)
-def leaky_relu(negative_slope: float = 0.01) -> Layer[None]:
+def leaky_relu(negative_slope: float = 0.01) -> Layer[None, None]:
     """``y = x`` where ``x > 0``, else ``negative_slope * x``; backward ``dx = dy`` where
     ``x > 0``, else ``negative_slope * dy``.
 
@@ -124,7 +124,7 @@ def _sigmoid_forward(x: Array) -> tuple[Array, Array]:
 
 
 @register("sigmoid", activation=True)
-def sigmoid() -> Layer[None]:
+def sigmoid() -> Layer[None, None]:
     """``y = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dy * y * (1 - y)``.
 
     Shapes: any ``(batch, ...)``, kept; no params.
@@ -142,7 +142,7 @@ def _tanh_forward(x: Array) -> tuple[Array, Array]:
 
 
 @register("tanh", activation=True)
-def tanh() -> Layer[None]:
+def tanh() -> Layer[None, None]:
     """``y = tanh(x)``; ``dx = dy * (1 - y**2)``.
 
     Shapes: any ``(batch, ...)``, kept; no params.
@@ -166,7 +166,7 @@ def _softmax_backward(y: Array, dy: Array) -> Array:
 
 
 @register("softmax", activation=True)
-def softmax() -> Layer[None]:
+def softmax() -> Layer[None, None]:
     """``y = exp(x) / sum(exp(x))`` over the last axis (shifted by the max: no overflow).
 
     Backward: ``dx = y * (dy - sum(dy * y))``. For training, prefer logits with
@@ -190,7 +190,7 @@ def _log_softmax_forward(x: Array) -> tuple[Array, Array]:
 
 
 @register("log_softmax", activation=True)
-def log_softmax() -> Layer[None]:
+def log_softmax() -> Layer[None, None]:
     """``y = x - logsumexp(x)`` over the last axis; ``dx = dy - exp(y) * sum(dy)``.
 
     Shapes: any ``(batch, ..., classes)``, kept; shifted by the max, so large logits
@@ -208,7 +208,7 @@ def log_softmax() -> Layer[None]:
 
 
 @register("identity", activation=True)
-def identity() -> Layer[None]:
+def identity() -> Layer[None, None]:
     """``y = x`` (the "linear" activation); ``dx = dy``.
 
     Shapes: any ``(batch, ...)``, kept; no params.
@@ -223,7 +223,7 @@ def identity() -> Layer[None]:
 
 
 @register("flatten")
-def flatten() -> Layer[None]:
+def flatten() -> Layer[None, None]:
     """Flattens each example: ``(batch, *in_shape) -> (batch, prod(in_shape))``; backward
     reshapes ``dy`` back to the input's shape. No params.
 
@@ -559,7 +559,7 @@ def _gelu_exact_float32(x: Array) -> tuple[Array, Array]:
 
 
 @register("gelu", activation=True)
-def gelu(approximate: bool = True) -> Layer[None]:
+def gelu(approximate: bool = True) -> Layer[None, None]:
     """The GELU (Hendrycks & Gimpel, 2016), ``y = x Phi(x)``, ``Phi`` the standard
     normal distribution function.
 
@@ -620,7 +620,7 @@ def _silu_forward(x: Array) -> tuple[Array, Array]:
 
 
 @register("silu", activation=True)
-def silu() -> Layer[None]:
+def silu() -> Layer[None, None]:
     """The SiLU (swish): ``y = x * sigmoid(x)``, computed without overflow.
 
     Shapes: any ``(batch, ...)``, kept. The forward keeps the slope
@@ -635,7 +635,7 @@ def silu() -> Layer[None]:
 
 
 @register("elu", activation=True)
-def elu(alpha: float = 1.0) -> Layer[None]:
+def elu(alpha: float = 1.0) -> Layer[None, None]:
     """The ELU: ``y = x`` where ``x > 0``, else ``alpha (exp(x) - 1)`` (PyTorch's ``ELU``).
 
     Shapes: any ``(batch, ...)``, kept. ``exp`` is only taken of ``min(x, 0)`` (as

@@ -234,7 +234,7 @@ def attention(
     bias: bool = True,
     weight_init: str | Initializer = "glorot_uniform",
     out_init: str | Initializer | None = None,
-) -> Layer[AnyAttentionParams]:
+) -> Layer[AnyAttentionParams, None]:
     """Multi-head self-attention (Vaswani et al., 2017) over sequences ``(batch, time,
     features)``, ``features`` divisible by ``heads``.
 
@@ -312,7 +312,7 @@ def attention(
     init_w = initializer_of(weight_init, "weight_init")
     init_out = init_w if out_init is None else initializer_of(out_init, "out_init")
 
-    def declare(in_shape: Shape) -> Declared[AnyAttentionParams]:
+    def declare(in_shape: Shape) -> Declared[AnyAttentionParams, None]:
         if len(in_shape) != 2:
             raise ValueError(
                 f"attention expects inputs of shape (time, features) per example, got {in_shape}"

@@ -3,18 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from .. import _checks
 from ._activations import flatten, relu
-from ._conv import conv2d
-from ._dense import dense
+from ._conv import Conv2DParams, conv2d
+from ._dense import DenseParams, dense
 from ._layer import Layer
+from ._norm import BatchNormParams, BatchNormState
 from ._norm import batch_norm as _batch_norm
 from ._pool import dropout as _dropout
 from ._pool import max_pool
 from ._serial import serial
 from ._shape_layers import reshape
+
+CNNParams = tuple[Conv2DParams | DenseParams | BatchNormParams | None, ...]
+"""The params of a :func:`cnn`: one entry per layer, whose number depends on the
+arguments (a channel axis to add, the conv blocks, batch norm, dropout)."""
+
+CNNState = tuple[BatchNormState | None, ...]
+"""The state of a :func:`cnn` with batch norm (one entry per layer); without, ``None``."""
+
+
+@overload
+def cnn(
+    image_shape: Sequence[int] = (28, 28),
+    classes: int = 10,
+    *,
+    channels: Sequence[int] = (32, 64),
+    dense_size: int = 128,
+    dropout: float = 0.5,
+    batch_norm: Literal[False] = False,
+    padding: str = "valid",
+) -> Layer[CNNParams, None]: ...
+
+
+@overload
+def cnn(
+    image_shape: Sequence[int] = (28, 28),
+    classes: int = 10,
+    *,
+    channels: Sequence[int] = (32, 64),
+    dense_size: int = 128,
+    dropout: float = 0.5,
+    batch_norm: Literal[True],
+    padding: str = "valid",
+) -> Layer[CNNParams, CNNState]: ...
+
+
+@overload
+def cnn(
+    image_shape: Sequence[int] = (28, 28),
+    classes: int = 10,
+    *,
+    channels: Sequence[int] = (32, 64),
+    dense_size: int = 128,
+    dropout: float = 0.5,
+    batch_norm: bool,
+    padding: str = "valid",
+) -> Layer[CNNParams, CNNState | None]: ...
 
 
 def cnn(
@@ -26,7 +73,7 @@ def cnn(
     dropout: float = 0.5,
     batch_norm: bool = False,
     padding: str = "valid",
-) -> Layer[tuple[Any, ...]]:
+) -> Layer[Any, Any]:
     """The classic small CNN: per entry of ``channels``, a 3x3 ``conv2d`` (``padding``), a
     ReLU and a 2x2 ``max_pool``; then ``flatten``, ``dense(dense_size)``, ReLU,
     ``dropout(dropout)`` and ``dense(classes)`` (logits).
@@ -54,6 +101,8 @@ def cnn(
     13x13x32 -> conv 11x11x64 -> pool 5x5x64 -> 1600 -> 128 -> 10``; "same": ``conv
     28x28x32 -> pool 14x14x32 -> conv 14x14x64 -> pool 7x7x64 -> 3136 -> 128 -> 10``.
 
+    Params: :data:`CNNParams`; state: :data:`CNNState` with batch norm, else None.
+
     >>> import fnn
     >>> model = fnn.nn.cnn()
     >>> model.output_shape((28, 28))
@@ -64,7 +113,7 @@ def cnn(
         raise ValueError(f"cnn needs image_shape (height, width[, channels]), got {shape}")
     if padding not in ("valid", "same"):
         raise ValueError(f'cnn padding must be "valid" or "same", got {padding!r}')
-    layers: list[Layer[Any]] = [reshape((*shape, 1))] if len(shape) == 2 else []
+    layers: list[Layer[Any, Any]] = [reshape((*shape, 1))] if len(shape) == 2 else []
     for features in channels:
         width = _checks.positive_int(features, "cnn channels")
         if batch_norm:
@@ -76,4 +125,5 @@ def cnn(
     layers.append(relu())
     layers += [_dropout(dropout)] if dropout else []
     layers.append(dense(_checks.positive_int(classes, "cnn classes")))
-    return serial(*layers)
+    model: Layer[Any, Any] = serial(*layers)
+    return model

@@ -50,11 +50,11 @@ ShapeFlow = Callable[[Run, Shape], Shape]
 
 
 def combinator(
-    layers: Sequence[Layer[Any] | None],
+    layers: Sequence[Layer[Any, Any] | None],
     forward: Flow,
     backward: BackFlow,
     output: ShapeFlow | None = None,
-) -> Layer[tuple[Any, ...]]:
+) -> Layer[tuple[Any, ...], Any]:
     """A layer made of ``layers`` (``None`` stands for a child that is not there, whose
     params and state are ``None``), wired by ``forward``, ``backward`` and ``output``.
 
@@ -97,13 +97,13 @@ def combinator(
     no_states: tuple[Any, ...] = (None,) * n
     shape_flow = cast(ShapeFlow, forward) if output is None else output
 
-    def child(i: int) -> Layer[Any]:
+    def child(i: int) -> Layer[Any, Any]:
         layer = children[i]
         if layer is None:
             raise IndexError(f"child {i} of this combinator is not there (None)")
         return layer
 
-    def declare(in_shape: Shape) -> Declared[tuple[Any, ...]]:
+    def declare(in_shape: Shape) -> Declared[tuple[Any, ...], Any]:
         params: list[Any] = [None] * n
         states: list[Any] = [None] * n
         least, ids = [1], []

@@ -69,7 +69,7 @@ def conv2d(
     *,
     weight_init: str | Initializer = "he_normal",
     pool: int | Sequence[int] = 1,
-) -> Layer[Conv2DParams]:
+) -> Layer[Conv2DParams, None]:
     """A 2-D convolution (cross-correlation, as PyTorch and JAX compute it) of channels-last
     images: ``z[n, i, j, f] = b[f] + sum_{p, q, c} x_pad[n, i sh + p, j sw + q, c]
     w[p, q, c, f]``, optionally max-pooled in the same layer.
@@ -148,7 +148,7 @@ def conv2d(
             raise ValueError(f"conv2d's {ph}x{pw} pool does not fit its {oh}x{ow} outputs")
         return c, pad, (oh // ph, ow // pw, features)
 
-    def declare(in_shape: Shape) -> Declared[Conv2DParams]:
+    def declare(in_shape: Shape) -> Declared[Conv2DParams, None]:
         c, _, out = geometry(in_shape)
         w, b = param((kh, kw, c, features), init_w), param((features,))
         return Declared(out, Conv2DParams(w, b))

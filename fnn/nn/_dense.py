@@ -39,25 +39,25 @@ class WeightParams:
 @overload
 def dense(
     features: int, *, weight_init: str | Initializer = ..., bias: Literal[True] = True
-) -> Layer[DenseParams]: ...
+) -> Layer[DenseParams, None]: ...
 
 
 @overload
 def dense(
     features: int, *, weight_init: str | Initializer = ..., bias: Literal[False]
-) -> Layer[WeightParams]: ...
+) -> Layer[WeightParams, None]: ...
 
 
 @overload
 def dense(
     features: int, *, weight_init: str | Initializer = ..., bias: bool = True
-) -> Layer[DenseParams] | Layer[WeightParams]: ...
+) -> Layer[DenseParams, None] | Layer[WeightParams, None]: ...
 
 
 @register("dense", types=(DenseParams, WeightParams))
 def dense(
     features: int, *, weight_init: str | Initializer = "he_normal", bias: bool = True
-) -> Layer[Any]:
+) -> Layer[Any, Any]:
     """A fully connected layer with ``features`` outputs: ``y = x @ w + b``.
 
     Args:
@@ -91,7 +91,7 @@ def dense(
     if not isinstance(bias, bool):
         raise TypeError(f"dense bias must be True or False, got {bias!r}")
 
-    def declare(in_shape: Shape) -> Declared[Any]:
+    def declare(in_shape: Shape) -> Declared[Any, None]:
         if not in_shape:
             raise ValueError(
                 "dense expects inputs of shape (batch, ..., features), got examples of "

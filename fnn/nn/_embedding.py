@@ -12,7 +12,7 @@ that attend which positions are padding.
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import attrs
 import numpy as np
@@ -29,6 +29,7 @@ from ._registry import register
 from ._serial import serial
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 
 @attrs.frozen(eq=False)
@@ -77,7 +78,7 @@ def table_gradient(ids: Array, dy: Array, out: Array) -> None:
 @register("embedding", types=(EmbeddingParams,))
 def embedding(
     vocab: int, features: int, *, weight_init: str | Initializer = "normal(1.0)"
-) -> Layer[EmbeddingParams]:
+) -> Layer[EmbeddingParams, None]:
     """A lookup table of ``vocab`` vectors of ``features``: integer ids in, their rows out.
 
     Args:
@@ -106,7 +107,7 @@ def embedding(
     vocab, features = _vocabulary(vocab, features, "embedding")
     init = initializer_of(weight_init, "weight_init")
 
-    def declare(in_shape: Shape) -> Declared[EmbeddingParams]:
+    def declare(in_shape: Shape) -> Declared[EmbeddingParams, None]:
         return Declared(
             (*in_shape, features), EmbeddingParams(param((vocab, features), init)), ids=vocab
         )
@@ -146,7 +147,7 @@ def _sequence(in_shape: Shape, name: str) -> tuple[int, int]:
 @register("positional_embedding", types=(PositionalParams,))
 def positional_embedding(
     max_length: int, *, weight_init: str | Initializer = "normal(0.02)"
-) -> Layer[PositionalParams]:
+) -> Layer[PositionalParams, None]:
     """A learned vector per position added to a sequence (GPT's ``wpe``):
     ``y[:, t] = x[:, t] + table[t]``.
 
@@ -169,7 +170,7 @@ def positional_embedding(
     longest = _checks.positive_int(max_length, "positional_embedding max_length")
     init = initializer_of(weight_init, "weight_init")
 
-    def declare(in_shape: Shape) -> Declared[PositionalParams]:
+    def declare(in_shape: Shape) -> Declared[PositionalParams, None]:
         time, features = _sequence(in_shape, "positional_embedding")
         if time > longest:
             raise ValueError(
@@ -219,7 +220,7 @@ def sinusoids(positions: Array, features: int, base: float, dtype: Any) -> Array
 
 
 @register("sinusoidal_embedding")
-def sinusoidal_embedding(base: float = 10000.0) -> Layer[None]:
+def sinusoidal_embedding(base: float = 10000.0) -> Layer[None, None]:
     """Fixed position vectors added to a sequence (Vaswani et al., 2017):
     ``y[:, t] = x[:, t] + pe[t]`` with ``pe[t, 2i] = sin(t / base**(2i / features))`` and
     ``pe[t, 2i + 1] = cos(t / base**(2i / features))``. No params; any length.
@@ -256,10 +257,30 @@ def sinusoidal_embedding(base: float = 10000.0) -> Layer[None]:
     return attrs.evolve(layer, decoder=Decoder(no_cache, step))
 
 
+@overload
+def tied(
+    vocab: int,
+    features: int,
+    body: Layer[P, None],
+    *,
+    weight_init: str | Initializer = "normal(0.02)",
+) -> Layer[tuple[EmbeddingParams, P], None]: ...
+
+
+@overload
+def tied(
+    vocab: int, features: int, body: Layer[P, S], *, weight_init: str | Initializer = "normal(0.02)"
+) -> Layer[tuple[EmbeddingParams, P], tuple[None, S]]: ...
+
+
 @register("tied")
 def tied(
-    vocab: int, features: int, body: Layer[P], *, weight_init: str | Initializer = "normal(0.02)"
-) -> Layer[tuple[EmbeddingParams, P]]:
+    vocab: int,
+    features: int,
+    body: Layer[P, Any],
+    *,
+    weight_init: str | Initializer = "normal(0.02)",
+) -> Layer[tuple[EmbeddingParams, P], Any]:
     """A language model whose output layer reuses its embedding table (weight tying,
     Press & Wolf, 2017; GPT-2 and nanoGPT's tied ``lm_head``): ids -> :func:`embedding`
     -> ``body`` -> ``logits = h @ table.T``.
@@ -297,7 +318,7 @@ def tied(
     inner_infer: Any = inner.infer
     inner_forward: Any = inner.forward
 
-    def declare(in_shape: Shape) -> Declared[tuple[EmbeddingParams, P]]:
+    def declare(in_shape: Shape) -> Declared[tuple[EmbeddingParams, P], Any]:
         found = inner.declared(in_shape)
         if found.output[-1:] != (features,):
             raise ValueError(
@@ -366,7 +387,7 @@ def tied(
 
 
 @register("masked")
-def masked(pad_id: int, model: Layer[P]) -> Layer[P]:
+def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
     """``model`` over token ids with padding: the positions holding ``pad_id`` are
     marked invalid in the mask handed to the layers that attend (:attr:`Layer.masked`),
     so a sequence padded on the right to the batch's length gives, at its own positions,

@@ -19,7 +19,9 @@ from ..random import Key
 from ._init import Initializer, zeros
 
 P = TypeVar("P")
+S = TypeVar("S")
 P_co = TypeVar("P_co", covariant=True)
+S_co = TypeVar("S_co", covariant=True)
 
 
 @attrs.frozen(eq=False)
@@ -56,7 +58,7 @@ def param(shape: Shape, init: Initializer = zeros, dtype: DTypeLike | None = Non
 
 
 @attrs.frozen(eq=False)
-class Declared(Generic[P_co]):
+class Declared(Generic[P_co, S_co]):
     """What a layer makes of an input shape: its output shape, and its params and model
     state as trees of :func:`param` leaves (``declare``) or of :func:`placeholder`
     arrays (:meth:`Layer.shapes`).
@@ -73,20 +75,20 @@ class Declared(Generic[P_co]):
 
     output: Shape
     params: P_co = attrs.field(default=None)
-    state: Any = None
+    state: S_co = attrs.field(default=None)
     min_batch: int = 1
     ids: int | None = None
 
 
-DeclareFn = Callable[[Shape], Declared[P]]
+DeclareFn = Callable[[Shape], Declared[P, S]]
 """``declare(in_shape) -> Declared``: the output shape, params and state for inputs of
 ``in_shape`` (a tuple of positive ints, checked before the call)."""
 
 
-InferFn = Callable[[P, Array, Any], Array]
+InferFn = Callable[[P, Array, S], Array]
 """``infer(params, x, state) -> y``: the inference forward (``state`` is None without state)."""
 
-ForwardFn = Callable[[P, Array, Any, Key | None], tuple[Array, Any, Any]]
+ForwardFn = Callable[[P, Array, S, Key | None], tuple[Array, S, Any]]
 """``forward(params, x, state, key) -> (y, new_state, residuals)``: the training forward."""
 
 BackwardFn = Callable[[P, Any, Array, bool, P], Array | None]
@@ -127,8 +129,10 @@ class Decoder:
 
 
 @attrs.frozen(eq=False)
-class Layer(Generic[P]):
-    """A layer: what it declares and four pure functions, over params of type ``P``.
+class Layer(Generic[P, S]):
+    """A layer: what it declares and four pure functions, over params of type ``P`` and
+    model state of type ``S`` (``None`` for a layer that keeps none: ``Layer[DenseParams,
+    None]``; ``Layer[BatchNormParams, BatchNormState]``).
 
     A layer states its params and state once, in ``declare``; ``init``, ``init_state``,
     ``shapes`` and the checks of params, state and inputs (structure, record types,
@@ -177,9 +181,9 @@ class Layer(Generic[P]):
     built-in one does.
     """
 
-    declare: DeclareFn[P]
-    infer: InferFn[P]
-    forward: ForwardFn[P]
+    declare: DeclareFn[P, S]
+    infer: InferFn[P, S]
+    forward: ForwardFn[P, S]
     backward: BackwardFn[P]
     name: str = ""
     stateful: bool = False
@@ -188,7 +192,7 @@ class Layer(Generic[P]):
     spec: Mapping[str, Any] | None = None
     decoder: Decoder | None = None
 
-    def declared(self, in_shape: Shape) -> Declared[P]:
+    def declared(self, in_shape: Shape) -> Declared[P, S]:
         """``declare(in_shape)`` after checking the shape, and that a state is declared
         exactly when the layer is :attr:`stateful`.
 
@@ -218,12 +222,13 @@ class Layer(Generic[P]):
         params: P = _make(self.declared(in_shape).params, key, _checks.float_dtype(dtype))
         return params
 
-    def init_state(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Any:
+    def init_state(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> S:
         """The initial model state for inputs of ``in_shape``: ``None`` for a layer that
-        keeps none, so generic code needs no branch."""
-        return _make(self.declared(in_shape).state, _random.key(0), _checks.float_dtype(dtype))
+        keeps none (every layer has this method, so generic code needs no branch)."""
+        state: S = _make(self.declared(in_shape).state, _random.key(0), _checks.float_dtype(dtype))
+        return state
 
-    def shapes(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Declared[P]:
+    def shapes(self, in_shape: Shape, dtype: DTypeLike = np.float32) -> Declared[P, S]:
         """What the layer makes of ``in_shape``, without allocating: the output shape and
         the params and state with :func:`placeholder` arrays of their shapes and dtypes
         for leaves."""
@@ -316,7 +321,9 @@ class Layer(Generic[P]):
         self.check(params, state, arr.shape[1:], f"x has shape {arr.shape} ({examples}), but the")
         return arr
 
-    def apply(self, params: P, x: Array, state: Any = None, mask: Array | None = None) -> Array:
+    def apply(
+        self, params: P, x: Array, state: S | None = None, mask: Array | None = None
+    ) -> Array:
         """Inference, checked (:meth:`check_inputs`): ``infer(params, x, state)`` (with
         ``mask``, the valid positions of each sequence, for a :attr:`masked` layer).
 
@@ -325,8 +332,9 @@ class Layer(Generic[P]):
                 none, or one not a bool array ``(batch, time)`` of ``x``'s.
         """
         x = self.check_inputs(params, x, state)
+        checked: S = self.check_state(state)  # None exactly when the layer keeps none
         if mask is None:
-            return self.infer(params, x, state)
+            return self.infer(params, x, checked)
         if not self.masked:
             raise TypeError("this model takes no mask (none of its layers attends)")
         if not (
@@ -386,7 +394,7 @@ def check_ids(x: Array, vocabulary: int, what: str) -> Array:
     return x
 
 
-def decoder_of(layer: Layer[Any]) -> Decoder:
+def decoder_of(layer: Layer[Any, Any]) -> Decoder:
     """``layer``'s :class:`Decoder`, or for a layer that acts on each position alone, one
     whose step is its ``infer`` on that position (and whose cache is None)."""
     if layer.decoder is not None:

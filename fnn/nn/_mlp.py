@@ -3,16 +3,72 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 from .. import _checks
 from ._activations import flatten
-from ._dense import dense
+from ._dense import DenseParams, dense
 from ._layer import Layer
 from ._registry import activation as _activation
 from ._serial import serial
 
 _DEFAULT_INIT = {"relu": "he_normal", "leaky_relu": "he_normal"}
+
+MLPParams = tuple[DenseParams | None, ...]
+"""The params of an :func:`mlp` whose number of layers the type checker cannot count:
+``None`` for each flatten and activation, :class:`DenseParams` for each dense layer."""
+
+
+@overload
+def mlp(
+    sizes: tuple[int],
+    activation: str = "relu",
+    *,
+    final_activation: None = None,
+    weight_init: str | None = None,
+) -> Layer[tuple[None, DenseParams], None]: ...
+
+
+@overload
+def mlp(
+    sizes: tuple[int, int],
+    activation: str = "relu",
+    *,
+    final_activation: None = None,
+    weight_init: str | None = None,
+) -> Layer[tuple[None, DenseParams, None, DenseParams], None]: ...
+
+
+@overload
+def mlp(
+    sizes: tuple[int, int, int],
+    activation: str = "relu",
+    *,
+    final_activation: None = None,
+    weight_init: str | None = None,
+) -> Layer[tuple[None, DenseParams, None, DenseParams, None, DenseParams], None]: ...
+
+
+@overload
+def mlp(
+    sizes: tuple[int, int, int, int],
+    activation: str = "relu",
+    *,
+    final_activation: None = None,
+    weight_init: str | None = None,
+) -> Layer[
+    tuple[None, DenseParams, None, DenseParams, None, DenseParams, None, DenseParams], None
+]: ...
+
+
+@overload
+def mlp(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    *,
+    final_activation: str | None = None,
+    weight_init: str | None = None,
+) -> Layer[MLPParams, None]: ...
 
 
 def mlp(
@@ -21,7 +77,7 @@ def mlp(
     *,
     final_activation: str | None = None,
     weight_init: str | None = None,
-) -> Layer[tuple[Any, ...]]:
+) -> Layer[Any, None]:
     """A multilayer perceptron: ``flatten()``, then ``dense(n)`` and ``activation`` per
     hidden size, then ``dense(sizes[-1])`` (and ``final_activation`` if given).
 
@@ -36,7 +92,10 @@ def mlp(
             activations and ``"glorot_uniform"`` for the others.
 
     The params are a tuple with ``None`` for each parameterless layer and
-    :class:`DenseParams` for each dense layer.
+    :class:`DenseParams` for each dense layer; the model keeps no state. Their static
+    type is that exact tuple for a tuple of 1 to 4 sizes without a final activation
+    (``mlp((128, 10))`` is a ``Layer[tuple[None, DenseParams, None, DenseParams],
+    None]``), else :data:`MLPParams`.
 
     >>> import fnn
     >>> model = fnn.nn.mlp((128, 64, 10))
@@ -48,10 +107,11 @@ def mlp(
         raise ValueError("mlp needs at least one layer size")
     _activation(activation)  # an unknown name fails even when no hidden layer uses it
     init = weight_init or _DEFAULT_INIT.get(activation, "glorot_uniform")
-    layers: list[Layer[Any]] = [flatten()]
+    layers: list[Layer[Any, Any]] = [flatten()]
     for size in sizes[:-1]:
         layers += [dense(size, weight_init=init), _activation(activation)]
     layers.append(dense(sizes[-1], weight_init=init))
     if final_activation is not None:
         layers.append(_activation(final_activation))
-    return serial(*layers)
+    model: Layer[Any, None] = serial(*layers)
+    return model

@@ -269,7 +269,7 @@ def _batch_norm_backward(
 
 
 @register("batch_norm", types=(BatchNormParams, BatchNormState))
-def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParams]:
+def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParams, BatchNormState]:
     """Batch normalization (Ioffe & Szegedy, 2015) over every axis but the last.
 
     Inputs are ``(batch, features)`` or ``(batch, h, w, channels)`` (any rank >= 2, the
@@ -312,7 +312,7 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
     momentum = _check_momentum(momentum)
     eps = _check_eps(eps, "batch_norm")
 
-    def declare(in_shape: Shape) -> Declared[BatchNormParams]:
+    def declare(in_shape: Shape) -> Declared[BatchNormParams, BatchNormState]:
         c = _last_axis(in_shape, "batch_norm", "channels")
         per_example = math.prod(in_shape[:-1])  # the values of a channel in one example
         return Declared(
@@ -365,21 +365,23 @@ def batch_norm(momentum: float = 0.9, eps: float = 1e-5) -> Layer[BatchNormParam
 
 
 @overload
-def layer_norm(eps: float = 1e-5, *, bias: Literal[True] = True) -> Layer[LayerNormParams]: ...
+def layer_norm(
+    eps: float = 1e-5, *, bias: Literal[True] = True
+) -> Layer[LayerNormParams, None]: ...
 
 
 @overload
-def layer_norm(eps: float = 1e-5, *, bias: Literal[False]) -> Layer[ScaleParams]: ...
+def layer_norm(eps: float = 1e-5, *, bias: Literal[False]) -> Layer[ScaleParams, None]: ...
 
 
 @overload
 def layer_norm(
     eps: float = 1e-5, *, bias: bool = True
-) -> Layer[LayerNormParams] | Layer[ScaleParams]: ...
+) -> Layer[LayerNormParams, None] | Layer[ScaleParams, None]: ...
 
 
 @register("layer_norm", types=(LayerNormParams,))
-def layer_norm(eps: float = 1e-5, *, bias: bool = True) -> Layer[Any]:
+def layer_norm(eps: float = 1e-5, *, bias: bool = True) -> Layer[Any, Any]:
     """Layer normalization (Ba et al., 2016): each example's values along the last axis
     normalized with their own mean and biased variance, the same in training and
     inference (no state):
@@ -412,7 +414,7 @@ def layer_norm(eps: float = 1e-5, *, bias: bool = True) -> Layer[Any]:
 
 
 @register("rms_norm", types=(ScaleParams,))
-def rms_norm(eps: float = 1e-6) -> Layer[ScaleParams]:
+def rms_norm(eps: float = 1e-6) -> Layer[ScaleParams, None]:
     """Root-mean-square normalization (Zhang & Sennrich, 2019): each example's values
     along the last axis divided by their root mean square, then scaled, with no centering
     and no bias: ``y = scale * x / sqrt(mean(x**2) + eps)``, the same in training and
@@ -438,12 +440,12 @@ def rms_norm(eps: float = 1e-6) -> Layer[ScaleParams]:
     return _normalization("rms_norm", _check_eps(eps, "rms_norm"), False, False)
 
 
-def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any]:
+def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any, Any]:
     """Layer norm (``center``) or RMS norm over the last axis, with or without a bias."""
     if not isinstance(bias, bool):
         raise TypeError(f"{name} bias must be True or False, got {bias!r}")
 
-    def declare(in_shape: Shape) -> Declared[Any]:
+    def declare(in_shape: Shape) -> Declared[Any, None]:
         f = _last_axis(in_shape, name, "features")
         scale = param((f,), ones)
         return Declared(

@@ -54,7 +54,7 @@ def _pool(
     stride: Any,
     forward_views: Any,
     backward_views: Any,
-) -> Layer[None]:
+) -> Layer[None, None]:
     """A pooling layer from ``forward_views(views) -> (y, residuals)`` and
     ``backward_views(residuals, dy, dx_views)``, where ``views`` are the ``wh * ww``
     strided views of the input, one per window offset (row by row), each shaped like the
@@ -79,7 +79,7 @@ def _pool(
     return parameterless(forward, backward, output_shape=geometry)
 
 
-def _tiled(name: str, window: Pair, forward_tiles: Any, backward_tiles: Any) -> Layer[None]:
+def _tiled(name: str, window: Pair, forward_tiles: Any, backward_tiles: Any) -> Layer[None, None]:
     """A pooling layer whose windows tile the input, from ``forward_tiles(x, oh, ow) ->
     (y, residuals)`` and ``backward_tiles(residuals, dy, dx, oh, ow)`` writing every entry
     of ``dx``."""
@@ -168,7 +168,9 @@ def _group_route(dy: Array, wins: list[Array], k: int, axis: int, out: Array) ->
 
 
 @register("max_pool")
-def max_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = None) -> Layer[None]:
+def max_pool(
+    window: int | Sequence[int], stride: int | Sequence[int] | None = None
+) -> Layer[None, None]:
     """The maximum over each ``window`` of height and width ("valid": windows that do not
     fit at the far edge are dropped), moved by ``stride`` (default: the window).
 
@@ -205,7 +207,9 @@ def max_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = N
 
 
 @register("avg_pool")
-def avg_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = None) -> Layer[None]:
+def avg_pool(
+    window: int | Sequence[int], stride: int | Sequence[int] | None = None
+) -> Layer[None, None]:
     """The mean over each ``window`` of height and width ("valid"), moved by ``stride``
     (default: the window), as PyTorch's ``AvgPool2d``.
 
@@ -247,7 +251,7 @@ def avg_pool(window: int | Sequence[int], stride: int | Sequence[int] | None = N
 
 
 @register("dropout")
-def dropout(rate: float) -> Layer[None]:
+def dropout(rate: float) -> Layer[None, None]:
     """In training, zero each entry with probability ``rate`` and scale the others by
     ``1 / (1 - rate)`` (inverted dropout, as PyTorch's ``Dropout``); in inference, the
     identity. The mask comes only from the key of the training forward (in
@@ -275,7 +279,7 @@ def dropout(rate: float) -> Layer[None]:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
     keep = 1.0 - p
 
-    def declare(in_shape: Shape) -> Declared[None]:
+    def declare(in_shape: Shape) -> Declared[None, None]:
         return Declared(in_shape)
 
     def infer(params: None, x: Array, state: None) -> Array:

@@ -167,7 +167,7 @@ def _recurrent_layer(
     return_sequences: Any,
     weight_init: Any,
     bias_init: Any,
-) -> Layer[P]:
+) -> Layer[P, Any]:
     """A recurrent layer of ``gates`` gates: its arguments checked, its params declared
     (``record(w_ih, w_hh, b_ih, b_hh)``), its forward ``run(params, x) -> saved`` (whose
     ``saved.h`` are the hidden states) and its backward ``differentiate(params, saved, dy,
@@ -178,7 +178,7 @@ def _recurrent_layer(
     w = _per_gate(initializer_of(weight_init, "weight_init"), gates)
     b = _per_gate(initializer_of(bias_init, "bias_init"), gates)
 
-    def declare(in_shape: Shape) -> Declared[P]:
+    def declare(in_shape: Shape) -> Declared[P, None]:
         if len(in_shape) != 2:
             raise ValueError(
                 f"{name} expects sequences of shape (time, features) per example, got {in_shape}"
@@ -379,7 +379,7 @@ def lstm(
     *,
     weight_init: str | Initializer = "pytorch_recurrent",
     bias_init: str | Initializer = "pytorch_recurrent",
-) -> Layer[LSTMParams]:
+) -> Layer[LSTMParams, None]:
     """A long short-term memory layer (Hochreiter & Schmidhuber, 1997) with ``features``
     hidden units, PyTorch's ``nn.LSTM(in, features, batch_first=True)``.
 
@@ -547,7 +547,7 @@ def gru(
     *,
     weight_init: str | Initializer = "pytorch_recurrent",
     bias_init: str | Initializer = "pytorch_recurrent",
-) -> Layer[GRUParams]:
+) -> Layer[GRUParams, None]:
     """A gated recurrent unit layer (Cho et al., 2014) with ``features`` hidden units,
     PyTorch's ``nn.GRU(in, features, batch_first=True)``.
 

@@ -28,7 +28,7 @@ from ._init import describe
 from ._layer import Layer
 
 Args = ParamSpec("Args")
-P = TypeVar("P")
+L = TypeVar("L", bound="Layer[Any, Any]")
 
 
 @attrs.frozen(eq=False)
@@ -38,7 +38,7 @@ class Registered:
     :func:`activation` (and ``mlp``'s ``activation=``) may name it."""
 
     name: str
-    make: Callable[..., Layer[Any]]
+    make: Callable[..., Layer[Any, Any]]
     signature: inspect.Signature
     types: tuple[type, ...]
     activation: bool
@@ -92,7 +92,7 @@ def _spec(name: str, bound: inspect.BoundArguments) -> dict[str, Any] | None:
 
 def register(
     name: str, *, types: Sequence[type] = (), activation: bool = False
-) -> Callable[[Callable[Args, Layer[P]]], Callable[Args, Layer[P]]]:
+) -> Callable[[Callable[Args, L]], Callable[Args, L]]:
     """Register a layer constructor under ``name`` (a decorator).
 
     The decorated constructor returns its layer with ``spec`` set to ``{"layer": name}``
@@ -117,7 +117,7 @@ def register(
 
     >>> import fnn, numpy as np
     >>> @fnn.nn.register("twice", activation=True)
-    ... def twice() -> fnn.nn.Layer[None]:
+    ... def twice() -> fnn.nn.Layer[None, None]:
     ...     return fnn.nn.parameterless(lambda x: (2 * x, None), lambda r, dy: 2 * dy)
     >>> twice().spec, twice().name
     ({'layer': 'twice'}, 'twice')
@@ -126,7 +126,7 @@ def register(
     """
     _LAYERS.check_name(name)
 
-    def decorate(make: Callable[Args, Layer[P]]) -> Callable[Args, Layer[P]]:
+    def decorate(make: Callable[Args, L]) -> Callable[Args, L]:
         signature = inspect.signature(make)
         for param in signature.parameters.values():
             keyword = param.kind is not inspect.Parameter.POSITIONAL_ONLY
@@ -138,7 +138,7 @@ def register(
                 )
 
         @functools.wraps(make)
-        def build(*args: Args.args, **kwargs: Args.kwargs) -> Layer[P]:
+        def build(*args: Args.args, **kwargs: Args.kwargs) -> L:
             layer = make(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -162,7 +162,7 @@ def _layers_in(value: Any) -> Any:
     return value
 
 
-def from_spec(spec: Any) -> Layer[Any]:
+def from_spec(spec: Any) -> Layer[Any, Any]:
     """Rebuild a layer from its ``spec`` (as ``layer.spec`` gives it, e.g. read from JSON).
 
     Only registered layer names are accepted (see :func:`register`), each only with its
@@ -224,7 +224,7 @@ def from_spec(spec: Any) -> Layer[Any]:
     return entry.make(*args, **kwargs)
 
 
-def activation(name: str) -> Layer[None]:
+def activation(name: str) -> Layer[None, None]:
     """The activation layer called ``name`` (``"linear"`` is ``identity``): a registered
     layer marked ``activation=True``.
 
@@ -234,7 +234,7 @@ def activation(name: str) -> Layer[None]:
             (``"linear"``), or one registered with ``activation=True``.
 
     Returns:
-        A new ``Layer[None]``, built with the constructor's default arguments.
+        A new ``Layer[None, None]``, built with the constructor's default arguments.
 
     Raises:
         ValueError: no such activation (the message lists them).
@@ -250,5 +250,5 @@ def activation(name: str) -> Layer[None]:
         names = [n for n, e in _LAYERS.view.items() if e.activation] + [*_ALIASES]
         known = ", ".join(sorted(names))
         raise ValueError(f"unknown activation {name!r}; expected one of: {known}")
-    layer: Layer[None] = entry.make()
+    layer: Layer[None, None] = entry.make()
     return layer

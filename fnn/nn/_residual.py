@@ -11,18 +11,36 @@ from ._registry import register
 
 P1 = TypeVar("P1")
 P2 = TypeVar("P2")
+S1 = TypeVar("S1")
+S2 = TypeVar("S2")
 
 
 @overload
-def residual(layer: Layer[P1], /, shortcut: None = None) -> Layer[tuple[P1, None]]: ...
+def residual(layer: Layer[P1, None], /, shortcut: None = None) -> Layer[tuple[P1, None], None]: ...
 
 
 @overload
-def residual(layer: Layer[P1], /, shortcut: Layer[P2]) -> Layer[tuple[P1, P2]]: ...
+def residual(
+    layer: Layer[P1, S1], /, shortcut: None = None
+) -> Layer[tuple[P1, None], tuple[S1, None]]: ...
+
+
+@overload
+def residual(
+    layer: Layer[P1, None], /, shortcut: Layer[P2, None]
+) -> Layer[tuple[P1, P2], None]: ...
+
+
+@overload
+def residual(
+    layer: Layer[P1, S1], /, shortcut: Layer[P2, S2]
+) -> Layer[tuple[P1, P2], tuple[S1, S2]]: ...
 
 
 @register("residual")
-def residual(layer: Layer[Any], /, shortcut: Layer[Any] | None = None) -> Layer[tuple[Any, Any]]:
+def residual(
+    layer: Layer[Any, Any], /, shortcut: Layer[Any, Any] | None = None
+) -> Layer[tuple[Any, Any], Any]:
     """A residual block: ``y = layer(x) + shortcut(x)``, the shortcut the identity when
     ``None`` (else, where the shapes change, a dense layer or a 1x1 convolution).
 
@@ -80,5 +98,5 @@ def residual(layer: Layer[Any], /, shortcut: Layer[Any] | None = None) -> Layer[
         total: Array = dx + around
         return total
 
-    block: Layer[tuple[Any, Any]] = combinator((layer, shortcut), forward, backward, output)
+    block: Layer[tuple[Any, Any], Any] = combinator((layer, shortcut), forward, backward, output)
     return block

@@ -45,7 +45,7 @@ def _resolve(target: Shape, in_shape: Shape) -> Shape:
 
 
 @register("reshape")
-def reshape(shape: Sequence[int]) -> Layer[None]:
+def reshape(shape: Sequence[int]) -> Layer[None, None]:
     """Reshapes each example: ``(batch, *in_shape) -> (batch, *shape)``.
 
     Args:
@@ -101,7 +101,7 @@ def _pool_backward(in_shape: Shape, dy: Array) -> Array:
 
 
 @register("global_avg_pool")
-def global_avg_pool() -> Layer[None]:
+def global_avg_pool() -> Layer[None, None]:
     """The mean over height and width of channels-last images:
     ``(batch, h, w, c) -> (batch, c)``, ``y[n, k] = mean(x[n, :, :, k])`` (PyTorch's
     ``AdaptiveAvgPool2d(1)`` then flatten, on NCHW).

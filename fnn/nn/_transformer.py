@@ -5,24 +5,46 @@ and its file rebuilds it."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 from .. import _checks
 from ._activations import gelu
-from ._attention import attention
-from ._dense import dense
-from ._embedding import embedding, positional_embedding
+from ._attention import AnyAttentionParams, attention
+from ._dense import DenseParams, WeightParams, dense
+from ._embedding import EmbeddingParams, PositionalParams, embedding, positional_embedding
 from ._embedding import tied as tied_model
 from ._init import Initializer, describe, initializer_of
 from ._layer import Layer
-from ._norm import layer_norm
+from ._norm import LayerNormParams, ScaleParams, layer_norm
 from ._pool import dropout as dropout_layer
 from ._registry import register
 from ._residual import residual
 from ._serial import serial
 
+Norm = LayerNormParams | ScaleParams
+"""A layer norm's params: with a bias (``bias=True``) or without."""
 
-def _dropped(layers: list[Layer[Any]], rate: float) -> list[Layer[Any]]:
+BlockParams = tuple[
+    tuple[tuple[Norm | AnyAttentionParams | None, ...], None],
+    tuple[tuple[Norm | DenseParams | WeightParams | None, ...], None],
+]
+"""A :func:`transformer_block`'s params: two :func:`residual` blocks (identity shortcut),
+each a :func:`serial` of a norm, its layers and, with dropout, a dropout layer."""
+
+GPTBody = tuple[PositionalParams | BlockParams | Norm | None, ...]
+"""The params of a :func:`gpt`'s body: the positions' table, a dropout's ``None`` (with
+dropout), one :data:`BlockParams` per block, the final norm's."""
+
+TiedGPTParams = tuple[EmbeddingParams, GPTBody]
+"""A tied :func:`gpt`'s params (the default): the embedding, whose table is also the
+output layer's, then the body."""
+
+GPTParams = tuple[EmbeddingParams, GPTBody, WeightParams]
+"""An untied :func:`gpt`'s params (``tied=False``): the embedding, the body, the output
+layer's matrix."""
+
+
+def _dropped(layers: list[Layer[Any, Any]], rate: float) -> list[Layer[Any, Any]]:
     """``layers`` followed by dropout at ``rate`` (nothing when it is 0)."""
     return [*layers, dropout_layer(rate)] if rate else layers
 
@@ -43,7 +65,7 @@ def transformer_block(
     bias: bool = True,
     weight_init: str | Initializer = "glorot_uniform",
     out_init: str | Initializer | None = None,
-) -> Layer[tuple[Any, ...]]:
+) -> Layer[BlockParams, None]:
     """A pre-norm transformer block (GPT-2's, Radford et al., 2019) over ``(batch, time,
     features)``:
 
@@ -83,10 +105,51 @@ def transformer_block(
     )  # checks heads, causal, dropout and bias
     mlp = [dense(inner, bias=bias, weight_init=init), gelu(approximate=False)]
     mlp.append(dense(width, bias=bias, weight_init=out))
-    return serial(
+    block: Layer[BlockParams, None] = serial(
         residual(serial(layer_norm(bias=bias), *_dropped([attend], dropout))),
         residual(serial(layer_norm(bias=bias), *_dropped(mlp, dropout))),
     )
+    return block
+
+
+@overload
+def gpt(
+    vocab: int,
+    context: int,
+    layers: int,
+    heads: int,
+    features: int,
+    dropout: float = 0.0,
+    bias: bool = False,
+    tied: Literal[True] = True,
+) -> Layer[TiedGPTParams, None]: ...
+
+
+@overload
+def gpt(
+    vocab: int,
+    context: int,
+    layers: int,
+    heads: int,
+    features: int,
+    dropout: float = 0.0,
+    bias: bool = False,
+    *,
+    tied: Literal[False],
+) -> Layer[GPTParams, None]: ...
+
+
+@overload
+def gpt(
+    vocab: int,
+    context: int,
+    layers: int,
+    heads: int,
+    features: int,
+    dropout: float = 0.0,
+    bias: bool = False,
+    tied: bool = True,
+) -> Layer[TiedGPTParams | GPTParams, None]: ...
 
 
 @register("gpt")
@@ -99,7 +162,7 @@ def gpt(
     dropout: float = 0.0,
     bias: bool = False,
     tied: bool = True,
-) -> Layer[Any]:
+) -> Layer[Any, None]:
     """A GPT (Radford et al., 2018, 2019) as nanoGPT builds it: token ids ``(batch,
     time)``, ``time <= context``, to next-token logits ``(batch, time, vocab)``.
 
@@ -120,6 +183,8 @@ def gpt(
         bias: biases in the dense layers, projections and layer norms (nanoGPT's
             ``bias``; its Shakespeare recipe has none).
         tied: the output reuses the embedding's table (nanoGPT ties them).
+
+    Params: :data:`TiedGPTParams` (tied), :data:`GPTParams` (``tied=False``); no state.
 
     >>> import fnn, numpy as np
     >>> model = fnn.nn.gpt(vocab=65, context=16, layers=2, heads=2, features=32)
@@ -144,15 +209,16 @@ def gpt(
         )
         for _ in range(count)
     ]
-    body = serial(
+    body: Layer[GPTBody, None] = serial(
         *_dropped([positional_embedding(context, weight_init="normal(0.02)")], dropout),
         *blocks,
         layer_norm(bias=bias),
     )
     if tied:
         return tied_model(vocab, width, body, weight_init="normal(0.02)")
-    return serial(
+    untied: Layer[GPTParams, None] = serial(
         embedding(vocab, width, weight_init="normal(0.02)"),
         body,
         dense(vocab, bias=False, weight_init="normal(0.02)"),
     )
+    return untied

@@ -14,6 +14,8 @@ are short chains. Learning rates are floats or schedules (pure functions of the 
 """
 
 from ._alias import OPTIMIZERS as OPTIMIZERS
+from ._alias import RMSpropMoments as RMSpropMoments
+from ._alias import SGDMoments as SGDMoments
 from ._alias import adagrad as adagrad
 from ._alias import adam as adam
 from ._alias import adamw as adamw
@@ -60,6 +62,8 @@ from ._transforms import trace as trace
 __all__ = [
     # the named optimizers and their registry
     "OPTIMIZERS",
+    "RMSpropMoments",
+    "SGDMoments",
     "adagrad",
     "adam",
     "adamw",

@@ -17,12 +17,16 @@ of ``p = [1, 2]`` with the gradient ``g = [0.5, -1]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from .._registry import Registry
-from ._base import Optimizer, chain
+from ._base import EmptyState, Optimizer, chain
 from ._schedules import Schedule
 from ._transforms import (
+    AdagradState,
+    AdamState,
+    RmsState,
+    TraceState,
     add_decayed_weights,
     scale_by_adagrad,
     scale_by_adam,
@@ -31,11 +35,18 @@ from ._transforms import (
     trace,
 )
 
-F = TypeVar("F", bound=Callable[..., Optimizer])
+F = TypeVar("F", bound=Callable[..., Optimizer[Any]])
 
-_OPTIMIZERS: Registry[Callable[..., Optimizer]] = Registry("optimizer")
+SGDMoments = tuple[EmptyState] | tuple[TraceState, EmptyState]
+"""The moments of :func:`sgd` (and :func:`momentum`, :func:`nesterov`): the learning rate's
+alone without momentum, a velocity (:class:`TraceState`) first with it."""
 
-OPTIMIZERS: Mapping[str, Callable[..., Optimizer]] = _OPTIMIZERS.view
+RMSpropMoments = tuple[RmsState, EmptyState] | tuple[RmsState, TraceState, EmptyState]
+"""The moments of :func:`rmsprop`, without and with momentum."""
+
+_OPTIMIZERS: Registry[Callable[..., Optimizer[Any]]] = Registry("optimizer")
+
+OPTIMIZERS: Mapping[str, Callable[..., Optimizer[Any]]] = _OPTIMIZERS.view
 """Every registered optimizer constructor by name (a read-only live view)."""
 
 
@@ -70,7 +81,7 @@ def register(name: str) -> Callable[[F], F]:
     return decorate
 
 
-def optimizer(name: str) -> Callable[..., Optimizer]:
+def optimizer(name: str) -> Callable[..., Optimizer[Any]]:
     """The optimizer constructor registered as ``name`` (:data:`OPTIMIZERS`).
 
     Args:
@@ -93,7 +104,7 @@ def optimizer(name: str) -> Callable[..., Optimizer]:
 @register("sgd")
 def sgd(
     learning_rate: float | Schedule = 0.01, momentum: float = 0.0, nesterov: bool = False
-) -> Optimizer:
+) -> Optimizer[SGDMoments]:
     """Stochastic gradient descent, with optional (Nesterov) momentum.
 
     The rule::
@@ -152,8 +163,9 @@ def sgd(
     """
     if nesterov and momentum == 0.0:
         raise ValueError("nesterov momentum needs momentum > 0")
-    parts = [trace(momentum, nesterov)] if momentum else []
-    return chain(*parts, scale_by_learning_rate(learning_rate))
+    rate = scale_by_learning_rate(learning_rate)
+    opt = chain(trace(momentum, nesterov), rate) if momentum else chain(rate)
+    return cast(Optimizer[SGDMoments], opt)
 
 
 @register("adagrad")
@@ -161,7 +173,7 @@ def adagrad(
     learning_rate: float | Schedule = 0.01,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
-) -> Optimizer:
+) -> Optimizer[tuple[AdagradState, EmptyState]]:
     """Adagrad: each entry's step divided by the root of its summed squared gradients.
 
     The rule::
@@ -216,7 +228,7 @@ def rmsprop(
     rho: float = 0.99,
     eps: float = 1e-8,
     momentum: float = 0.0,
-) -> Optimizer:
+) -> Optimizer[RMSpropMoments]:
     """RMSprop: each entry's step divided by the root of a running mean of its squares.
 
     The rule::
@@ -262,10 +274,9 @@ def rmsprop(
         average of its recent magnitude", COURSERA: Neural Networks for Machine
         Learning, 2012, https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
     """
-    parts = [scale_by_rms(rho, eps)]
-    if momentum:
-        parts.append(trace(momentum))
-    return chain(*parts, scale_by_learning_rate(learning_rate))
+    rms, rate = scale_by_rms(rho, eps), scale_by_learning_rate(learning_rate)
+    opt = chain(rms, trace(momentum), rate) if momentum else chain(rms, rate)
+    return cast(Optimizer[RMSpropMoments], opt)
 
 
 @register("adam")
@@ -274,7 +285,7 @@ def adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-) -> Optimizer:
+) -> Optimizer[tuple[AdamState, EmptyState]]:
     """Adam: momentum divided by the root of a running mean of squares, both
     bias-corrected.
 
@@ -336,7 +347,7 @@ def adamw(
     weight_decay: float = 0.01,
     *,
     weights_only: bool = False,
-) -> Optimizer:
+) -> Optimizer[tuple[AdamState, EmptyState, EmptyState]]:
     """AdamW (Loshchilov & Hutter, 2019): Adam with weight decay decoupled from the
     gradient.
 
@@ -399,7 +410,7 @@ def adamw(
 @register("momentum")
 def momentum(
     learning_rate: float | Schedule = 0.01, momentum: float = 0.9, nesterov: bool = False
-) -> Optimizer:
+) -> Optimizer[SGDMoments]:
     """SGD with heavy-ball momentum, 0.9 by default: :func:`sgd` with ``momentum`` (what
     ``fnn train --optimizer momentum`` trains with).
 
@@ -432,7 +443,9 @@ def momentum(
 
 
 @register("nesterov")
-def nesterov(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> Optimizer:
+def nesterov(
+    learning_rate: float | Schedule = 0.01, momentum: float = 0.9
+) -> Optimizer[SGDMoments]:
     """SGD with Nesterov momentum, 0.9 by default: :func:`sgd` with ``momentum`` and
     ``nesterov=True``.
 

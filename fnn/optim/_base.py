@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
 import attrs
 import numpy as np
@@ -24,6 +24,13 @@ from ..tree import Layout
 from ._schedules import Schedule
 
 P = TypeVar("P")
+R = TypeVar("R")
+R1 = TypeVar("R1")
+R2 = TypeVar("R2")
+R3 = TypeVar("R3")
+R4 = TypeVar("R4")
+M = TypeVar("M", bound=tuple[Any, ...])
+M_co = TypeVar("M_co", bound=tuple[Any, ...], covariant=True)
 
 Moments = tuple[Array, ...]
 """A transform's state: flat arrays laid out like the flat parameter buffer."""
@@ -66,8 +73,9 @@ first), ``layout`` maps the flat buffer to the params' leaves (per-leaf masks su
 
 
 @attrs.frozen(eq=False)
-class Transform:
-    """One gradient transformation: a rule written for one flat array.
+class Transform(Generic[R]):
+    """One gradient transformation: a rule written for one flat array, whose moments
+    are a record of type ``R`` (``AdamState``; :class:`EmptyState` for none).
 
     Attributes:
         init: ``init(flat_params, layout) -> moments``, the initial state (flat arrays).
@@ -95,7 +103,7 @@ class Transform:
 
     init: Callable[[Array, Layout], Moments]
     update: UpdateFn
-    state: type
+    state: type[R]
     learning_rate: Schedule | None = None
     name: str = ""
     elementwise: bool = False
@@ -120,7 +128,7 @@ def stateless(
     name: str = "",
     *,
     elementwise: bool = False,
-) -> Transform:
+) -> Transform[EmptyState]:
     """A transform without moments from ``update(updates, params, step, layout)``
     (``elementwise`` as in :class:`Transform`)."""
 
@@ -142,8 +150,11 @@ def _as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
 
 
 @attrs.frozen(eq=False)
-class OptState(Generic[P]):
-    """The state of an optimizer: the params, the step count and each transform's moments.
+class OptState(Generic[P, M_co]):
+    """The state of an optimizer: the params, the step count and each transform's moments,
+    of types ``P`` and ``M`` (the tuple of the chain's moment records: an Adam's state is
+    an ``OptState[P, tuple[AdamState, EmptyState]]``), so that one optimizer's state
+    handed to another is a type error.
 
     Attributes:
         params: the current parameters (a frozen tree of read-only arrays).
@@ -159,20 +170,20 @@ class OptState(Generic[P]):
 
     params: P
     step: int = attrs.field(converter=operator.index)
-    inner: tuple[Any, ...] = attrs.field(converter=_as_tuple)
+    inner: M_co = attrs.field(converter=_as_tuple)
 
 
 _tree.register_type(OptState, "fnn.optim.OptState")
 
 
-def _opt_state(state: Any) -> OptState[Any]:
+def _opt_state(state: Any) -> OptState[Any, Any]:
     if not isinstance(state, OptState):
         raise TypeError(f"expected an OptState (from optimizer.init), got {type(state).__name__}")
     return state
 
 
 def _check_moments(
-    transform: Transform,
+    transform: Transform[Any],
     values: Any,
     layout: Layout,
     what: str,
@@ -187,7 +198,7 @@ def _check_moments(
             f"{transform.label} {what} a {type(values).__name__} of moments, expected a tuple"
         )
     if len(values) != count:
-        fields = _tree.record_fields(transform.state).children
+        fields = _tree.record_fields(cast(type, transform.state)).children
         raise ValueError(
             f"{transform.label} {what} {len(values)} moments, expected {count}: one per "
             f"field of its state {transform.state.__name__} ({', '.join(fields)})"
@@ -209,7 +220,7 @@ def _part(size: int | None) -> str:
 
 
 def _check_output(
-    transform: Transform, result: Any, layout: Layout, size: int | None = None
+    transform: Transform[Any], result: Any, layout: Layout, size: int | None = None
 ) -> tuple[Updates, Any]:
     """A transform's ``update`` result as ``(updates, moments)``, its updates checked to be
     a flat array like the params' buffer (or a slice of ``size`` entries of it) times a
@@ -245,7 +256,9 @@ def _check_output(
     return result
 
 
-def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) -> list[Moments]:
+def _state_moments(
+    state: Any, transforms: Sequence[Transform[Any]], layout: Layout
+) -> list[Moments]:
     if len(state.inner) != len(transforms):
         raise ValueError(
             f"this optimizer has {len(transforms)} transforms but the state holds "
@@ -258,12 +271,14 @@ def _state_moments(state: Any, transforms: Sequence[Transform], layout: Layout) 
                 f"expected {t.state.__name__} in the state, got {type(record).__name__}: "
                 "was it made by another optimizer?"
             )
-        values = tuple([getattr(record, n) for n in _tree.record_fields(t.state).children])
+        values = tuple(
+            [getattr(record, n) for n in _tree.record_fields(cast(type, t.state)).children]
+        )
         out.append(_check_moments(t, values, layout, "has in the state", len(values)))
     return out
 
 
-def moment_trees(state: OptState[Any]) -> tuple[Any, ...]:
+def moment_trees(state: OptState[Any, Any]) -> tuple[Any, ...]:
     """The state's transform records with each flat moment shown as a tree shaped like
     the params (views, no copy)."""
     layout = _tree.layout(state.params)
@@ -304,8 +319,10 @@ class _Unread:
 
 
 @attrs.frozen(eq=False)
-class Optimizer:
-    """An optimizer: a chain of transforms, then ``params + updates``.
+class Optimizer(Generic[M]):
+    """An optimizer: a chain of transforms, then ``params + updates``, over states whose
+    moments are of type ``M`` (``Optimizer[tuple[AdamState, EmptyState]]`` for
+    :func:`adam`; ``Optimizer[Any]`` accepts any).
 
     ``init(params) -> state`` and ``update(state, grads) -> (state, params)`` are pure:
     the old state and the grads are never modified, and the new params are a frozen
@@ -315,9 +332,9 @@ class Optimizer:
         transforms: the chain, applied in order to the gradient.
     """
 
-    transforms: tuple[Transform, ...]
+    transforms: tuple[Transform[Any], ...]
 
-    def init(self, params: P) -> OptState[P]:
+    def init(self, params: P) -> OptState[P, M]:
         """The initial state for ``params`` (a tree of float arrays of one dtype).
 
         Raises:
@@ -331,13 +348,13 @@ class Optimizer:
                 tuple(t.init(flat, layout)),
                 layout,
                 "init returned",
-                len(_tree.record_fields(t.state).children),
+                len(_tree.record_fields(cast(type, t.state)).children),
             )
             for t in self.transforms
         ]
         return self.assemble(layout, flat, moments, 0)
 
-    def update(self, state: OptState[P], grads: P) -> tuple[OptState[P], P]:
+    def update(self, state: OptState[P, M], grads: P) -> tuple[OptState[P, M], P]:
         """Apply one step: returns the new state and the new params (``new_state.params``).
 
         Raises:
@@ -356,8 +373,8 @@ class Optimizer:
     # -- the flat interface (for fnn.train and fnn.parallel) ----------------------------------
 
     def update_flat(
-        self, state: OptState[P], grads: Array, layout: Layout, leaves: list[Array]
-    ) -> OptState[P]:
+        self, state: OptState[P, M], grads: Array, layout: Layout, leaves: list[Array]
+    ) -> OptState[P, M]:
         """:meth:`update` for a gradient already laid out flat as ``layout`` (the params'),
         given the params' leaves (as :func:`fnn.train_step` has them at hand). ``grads``
         is read, never written."""
@@ -373,7 +390,7 @@ class Optimizer:
 
     def update_span(
         self,
-        state: OptState[P],
+        state: OptState[Any, Any],
         grads: Array,
         layout: Layout,
         leaves: list[Array],
@@ -411,7 +428,7 @@ class Optimizer:
 
     def assemble(
         self, layout: Layout, flat_params: Array, moments: Sequence[Moments], step: int
-    ) -> OptState[Any]:
+    ) -> OptState[Any, M]:
         """The optimizer state holding the whole flat params (laid out as ``layout``), each
         transform's whole flat moments and ``step``, all made read-only."""
         records = []
@@ -422,7 +439,7 @@ class Optimizer:
         flat_params.flags.writeable = False
         return OptState(layout.unravel(flat_params), step, tuple(records))
 
-    def learning_rate(self, state: OptState[Any]) -> float:
+    def learning_rate(self, state: OptState[Any, Any]) -> float:
         """The learning rate the next update will use (of the first scheduled transform).
 
         Raises:
@@ -434,15 +451,44 @@ class Optimizer:
         raise ValueError("this optimizer has no learning rate")
 
 
-def chain(*parts: Transform | Optimizer) -> Optimizer:
+@overload
+def chain(t1: Transform[R1], /) -> Optimizer[tuple[R1]]: ...
+
+
+@overload
+def chain(t1: Transform[R1], t2: Transform[R2], /) -> Optimizer[tuple[R1, R2]]: ...
+
+
+@overload
+def chain(
+    t1: Transform[R1], t2: Transform[R2], t3: Transform[R3], /
+) -> Optimizer[tuple[R1, R2, R3]]: ...
+
+
+@overload
+def chain(
+    t1: Transform[R1], t2: Transform[R2], t3: Transform[R3], t4: Transform[R4], /
+) -> Optimizer[tuple[R1, R2, R3, R4]]: ...
+
+
+@overload
+def chain(*parts: Transform[Any] | Optimizer[Any]) -> Optimizer[tuple[Any, ...]]: ...
+
+
+def chain(*parts: Transform[Any] | Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
     """An optimizer applying the given transforms (and optimizers' chains) in order.
+
+    Its static type names the moment record of each transform for up to four
+    transforms (``chain(scale_by_adam(), scale_by_learning_rate(1e-3))`` is an
+    ``Optimizer[tuple[AdamState, EmptyState]]``); with optimizers among the parts, or
+    more transforms, it is ``Optimizer[tuple[Any, ...]]``.
 
     >>> import fnn
     >>> opt = fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0), fnn.optim.adam(1e-3))
     >>> len(opt.transforms)
     3
     """
-    transforms: list[Transform] = []
+    transforms: list[Transform[Any]] = []
     for part in parts:
         if isinstance(part, Optimizer):
             transforms.extend(part.transforms)
@@ -453,6 +499,6 @@ def chain(*parts: Transform | Optimizer) -> Optimizer:
     return Optimizer(tuple(transforms))
 
 
-def params(state: OptState[P]) -> P:
+def params(state: OptState[P, Any]) -> P:
     """The parameters held by an optimizer state."""
     return state.params

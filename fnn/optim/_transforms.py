@@ -178,7 +178,7 @@ def _ema(old: Array, new: Array, decay: float, *, new_is_ours: bool = False) -> 
     return step
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform:
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform[AdamState]:
     """Adam's direction (Kingma & Ba, 2015), with ``t`` the 1-based step::
 
         mu = b1 mu + (1 - b1) g
@@ -246,7 +246,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
     return Transform(init, update, AdamState, name="scale_by_adam", elementwise=True)
 
 
-def trace(momentum: float, nesterov: bool = False) -> Transform:
+def trace(momentum: float, nesterov: bool = False) -> Transform[TraceState]:
     """Momentum as PyTorch's ``SGD`` (dampening 0) and optax's ``trace`` define it::
 
         v = momentum * v + g
@@ -313,7 +313,7 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
     return Transform(init, update, TraceState, name="trace", elementwise=True)
 
 
-def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
+def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform[RmsState]:
     """RMSprop's direction as in PyTorch (Tieleman & Hinton, 2012)::
 
         nu = rho nu + (1 - rho) g**2
@@ -370,7 +370,9 @@ def scale_by_rms(rho: float = 0.99, eps: float = 1e-8) -> Transform:
     return Transform(init, update, RmsState, name="scale_by_rms", elementwise=True)
 
 
-def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
+def scale_by_adagrad(
+    initial_accumulator_value: float = 0.0, eps: float = 1e-10
+) -> Transform[AdagradState]:
     """Adagrad's direction (Duchi et al., 2011) as in PyTorch::
 
         G = G + g**2
@@ -431,7 +433,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
     return Transform(init, update, AdagradState, name="scale_by_adagrad", elementwise=True)
 
 
-def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
+def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform[EmptyState]:
     """The descent step: ``updates = -lr(t - 1) * updates``.
 
     ``lr`` is the schedule of ``learning_rate`` read at the number of updates made before
@@ -470,7 +472,7 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> Transform:
     return stateless(update, schedule, "scale_by_learning_rate", elementwise=True)
 
 
-def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform:
+def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform[EmptyState]:
     """Weight decay: ``updates = updates + rate * p``.
 
     ``p`` are the params before the update. Placed after an update rule's direction and
@@ -515,7 +517,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
     return _decayed(rate, weights_only, "add_decayed_weights", "weight decay rate")
 
 
-def _decayed(rate: float, weights_only: bool, name: str, what: str) -> Transform:
+def _decayed(rate: float, weights_only: bool, name: str, what: str) -> Transform[EmptyState]:
     """``updates + rate * p`` (on the weights only with ``weights_only``), named ``name``;
     ``what`` names ``rate`` in the error for a negative or non-finite one."""
     r = _checks.real(rate, what)
@@ -544,7 +546,7 @@ def _decayed(rate: float, weights_only: bool, name: str, what: str) -> Transform
     return stateless(update, name=name, elementwise=r == 0.0)
 
 
-def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
+def add_l2(lam: float, *, weights_only: bool = True) -> Transform[EmptyState]:
     """Add the gradient of the L2 penalty ``(lam / 2) * sum(w**2)``, ``lam * w``, to the
     gradient: ``updates = updates + lam * w``.
 
@@ -589,7 +591,7 @@ def add_l2(lam: float, *, weights_only: bool = True) -> Transform:
     return _decayed(lam, weights_only, "add_l2", "the L2 penalty's lam")
 
 
-def clip_by_global_norm(max_norm: float) -> Transform:
+def clip_by_global_norm(max_norm: float) -> Transform[EmptyState]:
     """Clip the gradient's global norm: ``updates = g * min(1, max_norm / ||g||)``.
 
     ``||g|| = sqrt(sum(g**2))`` is the Euclidean norm over all leaves together, so the
@@ -630,7 +632,7 @@ def clip_by_global_norm(max_norm: float) -> Transform:
     return stateless(update, name="clip_by_global_norm")
 
 
-def clip(max_abs: float) -> Transform:
+def clip(max_abs: float) -> Transform[EmptyState]:
     """Clip every gradient entry: ``updates = clip(g, -max_abs, max_abs)``.
 
     Entry by entry, so unlike :func:`clip_by_global_norm` it can turn the direction. As
@@ -671,7 +673,7 @@ def clip(max_abs: float) -> Transform:
     return stateless(update, name="clip", elementwise=True)
 
 
-def freeze(mask: Any) -> Transform:
+def freeze(mask: Any) -> Transform[EmptyState]:
     """Zero the updates of the leaves where ``mask`` (a tree of bools shaped like the
     params) is true. Place it last in a chain so frozen leaves do not move at all.
 

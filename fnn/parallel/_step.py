@@ -126,14 +126,14 @@ def sharded_batch(
 
 
 def sharded_update(
-    optimizer: Optimizer,
-    state: OptState[P],
+    optimizer: Optimizer[Any],
+    state: OptState[P, Any],
     grads: Array,
     layout: _tree.Layout,
     leaves: list[Array],
     span: tuple[int, int],
     comm: Communicator,
-) -> OptState[P]:
+) -> OptState[P, Any]:
     """The state ``optimizer.update_flat`` would make from the whole gradient, computed
     from its entries ``span`` only (:meth:`fnn.optim.Optimizer.update_span`): this
     process updates that slice of the params and moments, and :func:`gather_spans` gives

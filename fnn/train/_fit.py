@@ -33,6 +33,7 @@ from ._state import (
 from ._step import NonFiniteLossError, Step, make_step, train_epoch
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 
 @attrs.frozen
@@ -104,7 +105,7 @@ class Event:
     epochs: int
     batch: int
     batches: int
-    state: TrainState[Any]
+    state: TrainState[Any, Any]
     record: EpochMetrics | None = None
     seconds: float = 0.0
 
@@ -152,14 +153,14 @@ def _improved(monitor: str, value: float, best: float, min_delta: float) -> bool
 
 
 @attrs.frozen(eq=False)
-class _Run(Generic[P]):
+class _Run(Generic[P, S]):
     """What :func:`fit` (or :func:`fit_steps`) prepared: the step, where each epoch's
     batches come from, validation and early stopping, and the callbacks."""
 
-    model: Layer[P]
+    model: Layer[P, S]
     loss: Loss
-    step: Step[P]
-    source: Callable[[TrainState[P], int], Iterable[Batch]]
+    step: Step[P, S]
+    source: Callable[[TrainState[P, S], int], Iterable[Batch]]
     batches: Callable[[int], int]
     batch_size: int
     epochs: int
@@ -180,9 +181,9 @@ class _Run(Generic[P]):
 
 
 def fit(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     x: Array,
     y: Array,
     *,
@@ -190,8 +191,8 @@ def fit(
     epochs: int,
     batch_size: int = 32,
     params: P | None = None,
-    model_state: Any = None,
-    state: TrainState[P] | None = None,
+    model_state: S | None = None,
+    state: TrainState[P, S] | None = None,
     validation_split: float = 0.0,
     validation_data: tuple[Array, Array] | None = None,
     shuffle: bool = True,
@@ -206,7 +207,7 @@ def fit(
     dtype: DTypeLike | None = None,
     accuracy: bool | None = None,
     divergence: float | None = 1e6,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """Train ``model`` for ``epochs`` epochs (in total) and return the final state.
 
     Args:
@@ -226,7 +227,11 @@ def fit(
             ``model.init_state``); the training forward updates it batch by batch and
             validation reads it.
         state: a state to resume from (as saved by :func:`fnn.io.save`); the run then
-            continues bit-identically to one that never stopped. Given ``params``,
+            continues bit-identically to one that never stopped. ``key`` must be the
+            state's own (``state.key``) and the split its run's: another key, or a
+            ``validation_split`` that trains on another number of rows an epoch (or
+            validates where the run did not, or the reverse), is a ValueError naming both,
+            never a silently different run. Given ``params``,
             ``model_state`` or ``state`` must be what ``model.init`` (``init_state``)
             makes for inputs shaped like ``x``'s rows (structure, shapes, one dtype),
             else a ValueError names the first difference before anything is trained.
@@ -312,7 +317,7 @@ def fit(
     return _run_epochs(run, state)
 
 
-def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
+def _run_epochs(run: _Run[P, S], state: TrainState[P, S]) -> TrainState[P, S]:
     """The epochs of ``run`` from ``state`` (those it has not finished), the events
     around them, and the best params restored when early stopping says so."""
     run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches(state.epoch), state))
@@ -322,7 +327,7 @@ def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
         state = _epoch(run, state, epoch)
     stopping = run.early_stopping
     if stopping is not None and stopping.restore_best and state.best is not None:
-        restored = OptState(state.best.params, state.opt.step, state.opt.inner)
+        restored: OptState[P, Any] = OptState(state.best.params, state.opt.step, state.opt.inner)
         state = attrs.evolve(state, opt=restored, model_state=state.best.model_state)
     last = run.batches(max(state.epoch - 1, 0))
     run.notify(Event("train_end", state.epoch, run.epochs, 0, last, state))
@@ -330,17 +335,17 @@ def _run_epochs(run: _Run[P], state: TrainState[P]) -> TrainState[P]:
 
 
 def _prepare(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     x: Array,
     y: Array,
     key: _random.Key,
     epochs: int,
     batch_size: int,
     params: P | None,
-    model_state: Any,
-    state: TrainState[P] | None,
+    model_state: S | None,
+    state: TrainState[P, S] | None,
     validation_split: float,
     validation_data: tuple[Array, Array] | None,
     shuffle: bool,
@@ -355,7 +360,7 @@ def _prepare(
     dtype: DTypeLike | None,
     accuracy: bool | None,
     divergence: float | None,
-) -> tuple[_Run[P], TrainState[P]]:
+) -> tuple[_Run[P, S], TrainState[P, S]]:
     """Check everything :func:`fit` is given, before anything is trained, and make the
     run and its first state."""
     epochs = _checks.positive_int(epochs, "epochs")
@@ -407,8 +412,11 @@ def _prepare(
             "drop_last=True"
         )
     per_epoch = data.num_batches(n_fit, batch_size, drop_last)
+    rows = per_epoch * batch_size if drop_last else n_fit
+    if not state.stopped and state.epoch < epochs:
+        _check_same_split(state, rows, validation_data is not None, validation_split, len(x))
 
-    def source(state: TrainState[P], epoch: int) -> Iterable[Batch]:
+    def source(state: TrainState[P, S], epoch: int) -> Iterable[Batch]:
         shuffle_key = _random.fold_in(_random.fold_in(state.key, DATA_KEY), epoch)
         batches = data.batches(
             shuffle_key, x, y, batch_size, shuffle=shuffle, drop_last=drop_last, indices=train_rows
@@ -438,9 +446,9 @@ def _prepare(
 
 
 def fit_steps(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     sample: Callable[[_random.Key], Batch],
     *,
     key: _random.Key,
@@ -448,8 +456,8 @@ def fit_steps(
     eval_every: int | None = None,
     validation_data: tuple[Array, Array] | None = None,
     params: P | None = None,
-    model_state: Any = None,
-    state: TrainState[P] | None = None,
+    model_state: S | None = None,
+    state: TrainState[P, S] | None = None,
     penalty: Penalty[P] | None = None,
     shards: int = 1,
     comm: parallel.Communicator | None = None,
@@ -459,7 +467,7 @@ def fit_steps(
     accuracy: bool | None = None,
     divergence: float | None = 1e6,
     eval_batch_size: int = 256,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """Train ``model`` for ``steps`` updates (in total) on batches drawn by ``sample``, with
     a validation every ``eval_every`` updates, and return the final state: how language
     models are trained (nanoGPT's ``max_iters`` and ``eval_interval``), where an epoch of
@@ -533,7 +541,7 @@ def fit_steps(
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
 
-    def source(state: TrainState[P], interval: int) -> Iterable[Batch]:
+    def source(state: TrainState[P, S], interval: int) -> Iterable[Batch]:
         first, last = interval * every, min((interval + 1) * every, total)
         batches = (sample(_sample_key(state.key, t)) for t in range(first, last))
         return converted(batches, dt)
@@ -571,15 +579,15 @@ def _sample_key(key: _random.Key, step: int) -> _random.Key:
 
 
 def _first_state(
-    model: Layer[P],
-    optimizer: Optimizer,
+    model: Layer[P, S],
+    optimizer: Optimizer[Any],
     key: _random.Key,
     in_shape: tuple[int, ...],
     params: P | None,
-    model_state: Any,
-    state: TrainState[P] | None,
+    model_state: S | None,
+    state: TrainState[P, S] | None,
     wanted: np.dtype[Any] | None,
-) -> TrainState[P]:
+) -> TrainState[P, S]:
     """The state a run starts from: ``state`` (checked against the model), or a new one
     from ``params`` and ``model_state`` (made from the key when not given)."""
     if state is None:
@@ -592,6 +600,12 @@ def _first_state(
         state = TrainState(optimizer.init(params), key, model_state)
     elif params is not None or model_state is not None:
         raise ValueError("give params (and model_state) or state, not both")
+    elif state.key != key:
+        raise ValueError(
+            f"key={key} is not the key of the state's run, {state.key}: a resumed run "
+            "continues with its own key (its split, shuffles and dropout derive from it); "
+            "pass key=state.key"
+        )
     else:
         model.check(state.params, state.model_state, in_shape, "the state's")
     dt = params_dtype(state.params)
@@ -603,7 +617,37 @@ def _first_state(
     return state
 
 
-def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
+def _check_same_split(
+    state: TrainState[P, S], rows: int, validated: bool, validation_split: float, n: int
+) -> None:
+    """Refuse to resume ``state`` on another split of the data than its run's: its last
+    epoch trained on ``state.metrics.count`` examples and was validated or not (its
+    ``val_loss`` measured or NaN); the call trains on ``rows`` an epoch of ``n``, and
+    validates when ``validated``. (Under one key, the same count is the same split.) A
+    state with nothing left to train (stopped early, or all ``epochs`` done) passes.
+
+    Raises:
+        ValueError: naming both counts, or whether each validates.
+    """
+    if state.epoch == 0 or not state.history:
+        return
+    was = not math.isnan(state.history[-1].val_loss)
+    this = f"validation_split={validation_split} of {n} examples"
+    if was != validated:
+        said = ("validated after each epoch", "does not") if was else ("did not validate", "does")
+        raise ValueError(
+            f"the state's run {said[0]}, this call ({this}) {said[1]}: resume with the run's "
+            "validation_split (or validation_data)"
+        )
+    if state.metrics.count != rows:
+        raise ValueError(
+            f"the state's run trained on {state.metrics.count} examples an epoch, this call "
+            f"on {rows} ({this}): resume with the run's data, validation_split, batch_size "
+            "and drop_last"
+        )
+
+
+def _check_growth(run: _Run[P, S], before: Metrics, after: TrainState[P, S]) -> None:
     """End the run as diverged when a step's loss exceeds ``run.divergence`` times the loss
     of the first step this ``fit`` made (or times 1, if that was smaller)."""
     if run.divergence is None:
@@ -621,7 +665,7 @@ def _check_growth(run: _Run[P], before: Metrics, after: TrainState[P]) -> None:
 
 
 def batch_shortfall(
-    model: Layer[Any],
+    model: Layer[Any, Any],
     in_shape: Any,
     rows: int,
     batch_size: int,
@@ -670,7 +714,7 @@ def batch_shortfall(
     return None
 
 
-def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
+def _epoch(run: _Run[P, S], state: TrainState[P, S], epoch: int) -> TrainState[P, S]:
     """One epoch of ``run`` from ``state``: the fold of the step over the epoch's batches,
     the validation, the early-stopping record, and the events around them."""
     began = time.perf_counter()
@@ -678,7 +722,7 @@ def _epoch(run: _Run[P], state: TrainState[P], epoch: int) -> TrainState[P]:
     batches = run.batches(epoch)
     run.notify(Event("epoch_begin", epoch, run.epochs, 0, batches, state))
 
-    def step_and_report(s: TrainState[P], batch: Batch) -> TrainState[P]:
+    def step_and_report(s: TrainState[P, S], batch: Batch) -> TrainState[P, S]:
         before = s.metrics
         s = run.step(s, batch)
         _check_growth(run, before, s)

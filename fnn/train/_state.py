@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
@@ -16,6 +16,7 @@ from .. import tree as _tree
 from ..optim import Optimizer, OptState
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 DATA_KEY, SPLIT_KEY, STEP_KEY, INIT_KEY, AUGMENT_KEY = 0, 1, 2, 3, 4
 """What each stream of a run's randomness folds into its key (see :mod:`fnn.train`)."""
@@ -82,7 +83,7 @@ _tree.register_type(EpochMetrics, "fnn.train.EpochMetrics")
 
 
 @attrs.frozen(eq=False)
-class Best(Generic[P]):
+class Best(Generic[P, S]):
     """Early stopping's record: the best monitored value, its epoch, the params and the
     model state then, and how many epochs have passed without improvement."""
 
@@ -90,15 +91,18 @@ class Best(Generic[P]):
     epoch: int = attrs.field(converter=operator.index)
     params: P
     wait: int = attrs.field(default=0, converter=operator.index)
-    model_state: Any = None
+    model_state: S = attrs.field(default=None)
 
 
 _tree.register_type(Best, "fnn.train.Best")
 
 
 @attrs.frozen(eq=False)
-class TrainState(Generic[P]):
+class TrainState(Generic[P, S]):
     """Everything a training run needs to continue exactly where it stopped.
+
+    ``TrainState[P, S]`` is the state of a run of a ``Layer[P, S]``: ``P`` its params'
+    type, ``S`` its model state's (``None`` for a model without).
 
     Attributes:
         opt: the optimizer state; ``opt.params`` are the current params.
@@ -112,13 +116,13 @@ class TrainState(Generic[P]):
         stopped: whether early stopping ended the run.
     """
 
-    opt: OptState[P]
+    opt: OptState[P, Any]
     key: _random.Key
-    model_state: Any = None
+    model_state: S = attrs.field(default=None)
     epoch: int = attrs.field(default=0, converter=operator.index)
     metrics: Metrics = Metrics()
     history: tuple[EpochMetrics, ...] = attrs.field(default=(), converter=_records)
-    best: Best[P] | None = None
+    best: Best[P, S] | None = None
     stopped: bool = attrs.field(default=False, converter=bool)
 
     @property
@@ -141,7 +145,7 @@ accuracy of a loss without labels to count, the validation metrics without valid
 data."""
 
 
-def check_finite(state: TrainState[Any], what: str = "state") -> None:
+def check_finite(state: TrainState[Any, Any], what: str = "state") -> None:
     """Refuse a training state that holds NaN or infinity anywhere but where a NaN means a
     metric was not measured (:data:`UNMEASURED` in its history, never infinity).
 
@@ -179,9 +183,19 @@ def check_finite(state: TrainState[Any], what: str = "state") -> None:
     )
 
 
+@overload
+def train_state(optimizer: Optimizer[Any], params: P, key: _random.Key) -> TrainState[P, None]: ...
+
+
+@overload
 def train_state(
-    optimizer: Optimizer, params: P, key: _random.Key, model_state: Any = None
-) -> TrainState[P]:
+    optimizer: Optimizer[Any], params: P, key: _random.Key, model_state: S
+) -> TrainState[P, S]: ...
+
+
+def train_state(
+    optimizer: Optimizer[Any], params: P, key: _random.Key, model_state: Any = None
+) -> TrainState[P, Any]:
     """A fresh training state for ``params`` (and the model state of a stateful model).
 
     Args:
@@ -193,7 +207,9 @@ def train_state(
             (``model.init_state(in_shape)``); None for a model without.
 
     Returns:
-        A :class:`TrainState` at step 0 and epoch 0, with empty metrics and history.
+        A :class:`TrainState` at step 0 and epoch 0, with empty metrics and history: a
+        ``TrainState[P, S]`` for ``model_state`` of type ``S``, ``TrainState[P, None]``
+        without one.
 
     Raises:
         TypeError: a leaf of ``params`` is not a float array, or the leaves mix dtypes.

@@ -19,8 +19,9 @@ from ..optim import Optimizer
 from ._state import Metrics, TrainState, augment_key, step_key
 
 P = TypeVar("P")
+S = TypeVar("S")
 
-Step = Callable[[TrainState[P], Batch], TrainState[P]]
+Step = Callable[[TrainState[P, S], Batch], TrainState[P, S]]
 """``step(state, (x, y)) -> state``: one optimizer update."""
 
 
@@ -29,9 +30,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def train_step(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     penalty: Penalty[P] | None = None,
     augment: data.Augment | None = None,
     shards: int = 1,
@@ -39,7 +40,7 @@ def train_step(
     *,
     threads: int = 1,
     accuracy: bool | None = None,
-) -> Step[P]:
+) -> Step[P, S]:
     """The pure function ``step(state, (x, y)) -> state`` of one optimizer update.
 
     With ``augment`` (e.g. :func:`fnn.data.random_flip`), the batch's inputs are first
@@ -101,9 +102,9 @@ def train_step(
 
 
 def make_step(
-    model: Layer[P],
+    model: Layer[P, S],
     loss: Loss,
-    optimizer: Optimizer,
+    optimizer: Optimizer[Any],
     penalty: Penalty[P] | None,
     augment: data.Augment | None,
     shards: int,
@@ -111,7 +112,7 @@ def make_step(
     threads: int,
     accuracy: bool | None,
     stacklevel: int = 2,
-) -> Step[P]:
+) -> Step[P, S]:
     """:func:`train_step`, for it and :func:`fnn.fit`: a warning points ``stacklevel``
     frames above this function's caller."""
     shards = parallel.check_plan(shards, comm)
@@ -132,7 +133,7 @@ def make_step(
         run = parallel.sharded_batch(run, counts, shards, comm, scatter, workers)
     seen: dict[Any, int | None] = {}  # the inputs and params already checked: their vocabulary
 
-    def step(state: TrainState[P], batch: Batch) -> TrainState[P]:
+    def step(state: TrainState[P, S], batch: Batch) -> TrainState[P, S]:
         x, y = batch
         if augment is not None:
             x = augment(augment_key(state.key, state.opt.step), x)
@@ -172,7 +173,12 @@ def make_step(
 
 
 def _check_once(
-    model: Layer[Any], params: Any, x: Any, state: Any, layout: Any, seen: dict[Any, int | None]
+    model: Layer[Any, Any],
+    params: Any,
+    x: Any,
+    state: Any,
+    layout: Any,
+    seen: dict[Any, int | None],
 ) -> None:
     """Check a batch's inputs, the params and the model state against the model
     (:meth:`fnn.nn.Layer.check_inputs`) the first time this input shape and dtype and this
@@ -190,7 +196,7 @@ def _check_once(
         check_ids(x, vocabulary, "the batch's x")
 
 
-def _whole_batch(model: Layer[P], loss: Loss, counts: Scores) -> parallel.BatchFn:
+def _whole_batch(model: Layer[P, Any], loss: Loss, counts: Scores) -> parallel.BatchFn:
     """The whole batch through the gradient pipeline at once."""
     run = flat_forward_backward(model, loss)
 
@@ -205,7 +211,9 @@ def _whole_batch(model: Layer[P], loss: Loss, counts: Scores) -> parallel.BatchF
     return batch
 
 
-def train_epoch(step: Step[P], state: TrainState[P], batches: Iterable[Batch]) -> TrainState[P]:
+def train_epoch(
+    step: Step[P, S], state: TrainState[P, S], batches: Iterable[Batch]
+) -> TrainState[P, S]:
     """Fold ``step`` over ``batches``: ``functools.reduce(step, batches, state)``.
 
     >>> import fnn, numpy as np

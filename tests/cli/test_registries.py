@@ -31,8 +31,8 @@ class ScaleParams:
 
 
 @nn.register("plugin_scale", types=(ScaleParams,))
-def scale() -> nn.Layer[ScaleParams]:
-    def declare(in_shape: nn.Shape) -> nn.Declared[ScaleParams]:
+def scale() -> nn.Layer[ScaleParams, None]:
+    def declare(in_shape: nn.Shape) -> nn.Declared[ScaleParams, None]:
         return nn.Declared(in_shape, ScaleParams(nn.param(in_shape[-1:], nn.ones)))
 
     def infer(params: ScaleParams, x: nn.Array, state: None) -> nn.Array:
@@ -66,7 +66,7 @@ def blobs(data_dir: Any = None, download: bool = True) -> fnn.data.Dataset:
 
 
 @fnn.recipes.register("plugin_net", lr=0.05, epochs=10, batch_size=30)
-def net(data: fnn.data.DataInfo, *, width: int = 8) -> nn.Layer[Any]:
+def net(data: fnn.data.DataInfo, *, width: int = 8) -> nn.Layer[Any, Any]:
     """A dense layer, the plugin's scale layer, ReLU, dense(classes).
 
     Args:

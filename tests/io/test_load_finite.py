@@ -30,7 +30,7 @@ def poisoned(tree: Any, path: str, value: float, index: tuple[int, ...]) -> Any:
     return fnn.tree.unflatten(fnn.tree.structure(tree), out)
 
 
-def mlp() -> tuple[nn.Layer[Any], Any]:
+def mlp() -> tuple[nn.Layer[Any, Any], Any]:
     model = nn.mlp((8, 3))
     return model, model.init(fnn.random.key(0), (4, 4))
 

@@ -16,7 +16,7 @@ from fnn import losses, nn, optim
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def model() -> nn.Layer[Any]:
+def model() -> nn.Layer[Any, Any]:
     """The model the fixtures were written with: every layer kind of the time, with model
     state (batch norm) and a key (dropout)."""
     return nn.serial(

@@ -56,7 +56,7 @@ def test_flatten_shapes(key: random.Key) -> None:
 
 # -- GELU (tanh and exact forms), SiLU and ELU -----------------------------------------------
 
-LAYERS: dict[str, nn.Layer[None]] = {
+LAYERS: dict[str, nn.Layer[None, None]] = {
     "gelu": gelu(),
     "gelu(exact)": gelu(approximate=False),
     "silu": silu(),
@@ -73,7 +73,7 @@ def wide_away_from_zero(k: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any
     return np.where(x >= 0, x + 0.1, x - 0.1)
 
 
-def backward(layer: nn.Layer[None], x: np.ndarray[Any, Any], dy: np.ndarray[Any, Any]) -> Any:
+def backward(layer: nn.Layer[None, None], x: np.ndarray[Any, Any], dy: np.ndarray[Any, Any]) -> Any:
     y, _, res = layer.forward(None, x, None, None)
     return y, layer.backward(None, res, dy, True, None)
 

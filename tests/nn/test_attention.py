@@ -19,7 +19,7 @@ Array = np.ndarray[Any, Any]
 TOL = 1e-6
 
 
-def with_mask(layer: nn.Layer[Any], mask: Array | None) -> nn.Layer[Any]:
+def with_mask(layer: nn.Layer[Any, Any], mask: Array | None) -> nn.Layer[Any, Any]:
     """``layer`` with ``mask`` bound: what check_layer (which passes no mask) checks."""
     infer: Any = layer.infer
     forward: Any = layer.forward
@@ -33,7 +33,7 @@ def with_mask(layer: nn.Layer[Any], mask: Array | None) -> nn.Layer[Any]:
 
 
 def train(
-    layer: nn.Layer[Any], params: Any, x: Array, key: random.Key | None, mask: Array | None
+    layer: nn.Layer[Any, Any], params: Any, x: Array, key: random.Key | None, mask: Array | None
 ) -> tuple[Array, Any]:
     """The training forward of a masked layer with ``mask``: ``(y, residuals)``."""
     forward: Any = layer.forward
@@ -41,7 +41,7 @@ def train(
     return y, saved
 
 
-def back(layer: nn.Layer[Any], params: Any, saved: Any, dy: Array) -> tuple[Array, Any]:
+def back(layer: nn.Layer[Any, Any], params: Any, saved: Any, dy: Array) -> tuple[Array, Any]:
     """The layer's backward: ``(dx, grads)``."""
     grads = tree.buffers_like(params)
     dx = layer.backward(params, saved, dy, True, grads)

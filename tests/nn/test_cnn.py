@@ -27,5 +27,5 @@ def test_a_same_padded_cnn_keeps_the_image_size_through_each_conv(batch_norm: bo
     model = nn.cnn(padding="same", batch_norm=batch_norm)
     assert model.output_shape((28, 28)) == (10,)
     params = model.init(random.key(0), (28, 28))
-    weights = [p.w.shape for p in params if hasattr(p, "w")]
+    weights = [p.w.shape for p in params if isinstance(p, (nn.Conv2DParams, nn.DenseParams))]
     assert weights == [(3, 3, 1, 32), (3, 3, 32, 64), (7 * 7 * 64, 128), (128, 10)]

@@ -59,7 +59,7 @@ def small_integers(key: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any, A
 
 
 def conv_pass(
-    layer: nn.Layer[Any], params: Any, x: np.ndarray[Any, Any], dy_key: random.Key
+    layer: nn.Layer[Any, Any], params: Any, x: np.ndarray[Any, Any], dy_key: random.Key
 ) -> tuple[np.ndarray[Any, Any], ...]:
     """The output, input gradient and parameter gradients for a small-integer ``dy``."""
     y, _, residuals = layer.forward(params, x, None, None)
@@ -194,7 +194,7 @@ def test_bad_arguments(make: Any, error: type[Exception], message: str) -> None:
     ],
 )
 def test_conv2d_refuses_params_of_another_kernel_size_or_width(
-    key: random.Key, other: nn.Layer[Any], got: str
+    key: random.Key, other: nn.Layer[Any, Any], got: str
 ) -> None:
     layer = nn.conv2d(8, 3, padding="same")
     x = np.ones((2, 7, 7, 1), np.float32)
@@ -240,7 +240,7 @@ def test_conv2d_agrees_with_pytorch(
     np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def _padding_of(layer: nn.Layer[Any], in_shape: tuple[int, ...]) -> Any:
+def _padding_of(layer: nn.Layer[Any, Any], in_shape: tuple[int, ...]) -> Any:
     """The padding conv2d used, from its output shape and its spec."""
     spec = layer.spec
     assert spec is not None

@@ -26,7 +26,7 @@ def ids(key: random.Key, shape: tuple[int, ...], vocab: int) -> Array:
     return out
 
 
-def tiny_lm(vocab: int = 11, features: int = 6, context: int = 5) -> nn.Layer[Any]:
+def tiny_lm(vocab: int = 11, features: int = 6, context: int = 5) -> nn.Layer[Any, Any]:
     body = nn.serial(
         nn.positional_embedding(context),
         nn.dense(features),

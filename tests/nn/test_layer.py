@@ -12,7 +12,7 @@ import fnn
 from fnn import nn, random, tree
 from tests.support import user_layers
 
-SAMPLES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
+SAMPLES: dict[str, tuple[nn.Layer[Any, Any], tuple[int, ...]]] = {
     "dense": (nn.dense(5), (3,)),
     "serial": (nn.serial(nn.flatten(), nn.dense(4), nn.relu()), (2, 3)),
     "flatten": (nn.flatten(), (2, 3)),
@@ -106,7 +106,7 @@ def test_the_running_statistics_follow_their_formula(key: random.Key) -> None:
     np.testing.assert_array_equal(layer.apply(params, x, state), x - state.mean)
 
 
-def small_model() -> nn.Layer[tuple[Any, ...]]:
+def small_model() -> nn.Layer[tuple[Any, ...], Any]:
     return nn.serial(nn.flatten(), nn.dense(4), nn.relu(), nn.dense(3))
 
 

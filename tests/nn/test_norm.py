@@ -56,7 +56,7 @@ def ln_params(key: random.Key, f: int, dtype: Any = np.float64) -> LayerNormPara
     )
 
 
-def bn_state(layer: nn.Layer[Any], in_shape: tuple[int, ...], dtype: Any) -> BatchNormState:
+def bn_state(layer: nn.Layer[Any, Any], in_shape: tuple[int, ...], dtype: Any) -> BatchNormState:
     assert layer.init_state is not None
     state = layer.init_state(in_shape, dtype)
     assert isinstance(state, BatchNormState)
@@ -343,7 +343,7 @@ BIG = 70_000  # more than 65,535
 
 KEY = fnn.random.key(0)
 
-LAYERS: list[tuple[str, Callable[[], nn.Layer[Any]], tuple[int, ...]]] = [
+LAYERS: list[tuple[str, Callable[[], nn.Layer[Any, Any]], tuple[int, ...]]] = [
     ("batch_norm over many rows", nn.batch_norm, (BIG, 3)),
     ("layer_norm over many features", nn.layer_norm, (2, BIG)),
     ("global_avg_pool over many pixels", nn.global_avg_pool, (2, 280, 250, 1)),
@@ -352,7 +352,7 @@ LAYERS: list[tuple[str, Callable[[], nn.Layer[Any]], tuple[int, ...]]] = [
 
 @pytest.mark.parametrize(("name", "make", "shape"), LAYERS, ids=[c[0] for c in LAYERS])
 def test_layers_keep_float32(
-    name: str, make: Callable[[], nn.Layer[Any]], shape: tuple[int, ...]
+    name: str, make: Callable[[], nn.Layer[Any, Any]], shape: tuple[int, ...]
 ) -> None:
     layer = make()
     in_shape = shape[1:]
@@ -486,14 +486,14 @@ def test_layer_norm_rejects_bad_inputs(key: random.Key) -> None:
     with pytest.raises(TypeError, match="must have dtype float32"):
         layer.apply(params, x.astype(np.float64))
     with pytest.raises(TypeError, match="this model keeps no state"):
-        layer.apply(params, x, bn_state(batch_norm(), (5,), np.float32))
+        layer.apply(params, x, bn_state(batch_norm(), (5,), np.float32))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="at the root: expected LayerNormParams, got None"):
         layer.apply(None, x)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("make", [nn.batch_norm, nn.layer_norm])
 def test_norm_layers_need_params_that_agree_with_the_input(
-    key: random.Key, make: Callable[[], nn.Layer[Any]]
+    key: random.Key, make: Callable[[], nn.Layer[Any, Any]]
 ) -> None:
     layer = make()
     name = "batch_norm" if layer.stateful else "layer_norm"
@@ -641,7 +641,7 @@ def test_scale_only_norms_agree_with_pytorch(torch: ModuleType, key: random.Key,
     eps, shape = 1e-4, (3, 4, 6)
     if kind == "rms_norm":
         theirs = torch.nn.RMSNorm(6, eps=eps, dtype=torch.float64)
-        layer: nn.Layer[ScaleParams] = rms_norm(eps=eps)
+        layer: nn.Layer[ScaleParams, None] = rms_norm(eps=eps)
     else:
         theirs = torch.nn.LayerNorm(6, eps=eps, bias=False, dtype=torch.float64)
         layer = layer_norm(eps=eps, bias=False)

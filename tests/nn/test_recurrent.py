@@ -18,7 +18,7 @@ Array = np.ndarray[Any, Any]
 
 TOL = 1e-6
 
-MAKERS: dict[str, Callable[..., nn.Layer[Any]]] = {"lstm": nn.lstm, "gru": nn.gru}
+MAKERS: dict[str, Callable[..., nn.Layer[Any, Any]]] = {"lstm": nn.lstm, "gru": nn.gru}
 GATES = {"lstm": 4, "gru": 3}
 
 
@@ -35,7 +35,7 @@ def sequences(key: random.Key, shape: tuple[int, ...], dtype: Any = np.float64) 
     return (1.5 * random.normal(random.fold_in(key, 1000), shape, dtype)).astype(dtype)
 
 
-def biased(layer: nn.Layer[Any], key: random.Key, in_shape: tuple[int, int]) -> Any:
+def biased(layer: nn.Layer[Any, Any], key: random.Key, in_shape: tuple[int, int]) -> Any:
     """Params of ``layer`` with weights and biases drawn wider than PyTorch's init, so
     every gate and the cell see large and small pre-activations."""
     params = layer.init(key, in_shape, np.float64)

@@ -58,7 +58,7 @@ def test_registering_a_taken_name_or_a_bad_signature_fails() -> None:
 
 def test_positional_only_arguments_go_in_args() -> None:
     @nn.register("test_wrap")
-    def wrap(layer: nn.Layer[Any], /, times: int = 1) -> nn.Layer[Any]:
+    def wrap(layer: nn.Layer[Any, Any], /, times: int = 1) -> nn.Layer[Any, Any]:
         return nn.serial(*[layer] * times)
 
     made = wrap(nn.relu(), times=2)

@@ -23,7 +23,7 @@ def normal64(k: random.Key, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
 
 # -- gradients --------------------------------------------------------------------------------
 
-CASES: dict[str, tuple[nn.Layer[Any], tuple[int, ...]]] = {
+CASES: dict[str, tuple[nn.Layer[Any, Any], tuple[int, ...]]] = {
     "identity shortcut": (residual(nn.serial(nn.dense(4), nn.tanh())), (4,)),
     "dense shortcut": (
         residual(nn.serial(nn.dense(6), nn.tanh(), nn.dense(3)), shortcut=nn.dense(3)),
@@ -70,8 +70,8 @@ def test_output_is_the_sum_of_the_branches(key: random.Key) -> None:
 
 
 def test_params_and_their_types(key: random.Key) -> None:
-    plain: nn.Layer[tuple[nn.DenseParams, None]] = residual(nn.dense(3))
-    mapped: nn.Layer[tuple[nn.DenseParams, nn.DenseParams]] = residual(
+    plain: nn.Layer[tuple[nn.DenseParams, None], None] = residual(nn.dense(3))
+    mapped: nn.Layer[tuple[nn.DenseParams, nn.DenseParams], None] = residual(
         nn.dense(3), shortcut=nn.dense(3)
     )
     p = plain.init(key, (3,))
@@ -87,7 +87,7 @@ def test_params_and_their_types(key: random.Key) -> None:
 def test_backward_without_dx_asks_neither_branch(key: random.Key) -> None:
     calls: list[tuple[str, bool]] = []
 
-    def spy(name: str, inner: nn.Layer[Any]) -> nn.Layer[Any]:
+    def spy(name: str, inner: nn.Layer[Any, Any]) -> nn.Layer[Any, Any]:
         def backward(p: Any, r: Any, dy: Any, need_dx: bool, out: Any) -> Any:
             calls.append((name, need_dx))
             return inner.backward(p, r, dy, need_dx, out)
@@ -148,7 +148,7 @@ def test_a_stateful_shortcut_threads_its_state(key: random.Key) -> None:
     report = fnn.check_layer(layer, params, normal64(key, (5, 3)), state=state)
     assert report.max_rel_error < TOL, report
     with pytest.raises(TypeError, match=r"state do not fit .* expected a tuple, got CenterState"):
-        layer.apply(params, normal64(key, (5, 3)), state[1])
+        layer.apply(params, normal64(key, (5, 3)), state[1])  # type: ignore[arg-type]
 
 
 def test_keys_reach_a_stochastic_layer(key: random.Key) -> None:
@@ -220,7 +220,7 @@ def test_bad_arguments_and_params_are_refused(key: random.Key) -> None:
     with pytest.raises(TypeError, match=r"at \[1\]: expected None, got DenseParams"):
         layer.apply((params[0], params[0]), x)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="keeps no state"):
-        layer.apply(params, x, (None, None))
+        layer.apply(params, x, (None, None))  # type: ignore[arg-type]
 
 
 def test_combinators_check_through_their_children(key: random.Key) -> None:

@@ -30,7 +30,7 @@ def test_serial_params_and_output_shape(key: random.Key) -> None:
 def test_serial_never_computes_the_first_layers_input_gradient(key: random.Key) -> None:
     calls: list[tuple[str, bool]] = []
 
-    def spy(name: str, inner: nn.Layer[Any]) -> nn.Layer[Any]:
+    def spy(name: str, inner: nn.Layer[Any, Any]) -> nn.Layer[Any, Any]:
         def backward(p: Any, r: Any, dy: Any, need_dx: bool, out: list[Any]) -> Any:
             calls.append((name, need_dx))
             return inner.backward(p, r, dy, need_dx, out)

@@ -29,7 +29,8 @@ def test_gpt_is_nanogpts_model_and_init(key: random.Key) -> None:
     params = model.init(key, (64,))
     # nanoGPT prints 0.80M: its count leaves out the 64 * 128 position vectors
     assert tree.size(params) - 64 * 128 == 795_904
-    table, (positions, *blocks, final) = params
+    table, body = params
+    positions, *blocks, final = tuple[Any, ...](body)  # the body's entries, untyped
     assert np.std(table.table) == pytest.approx(0.02, rel=0.05)
     assert np.std(positions.table) == pytest.approx(0.02, rel=0.1)
     (attend, mlp) = blocks[0]
@@ -49,9 +50,9 @@ def test_a_block_and_a_small_gpt_pass_finite_differences(key: random.Key, bias: 
     report = fnn.check_layer(block, params, x)
     assert report.max_rel_error < TOL, str(report)
     model = nn.gpt(vocab=7, context=5, layers=2, heads=2, features=8, bias=bias, tied=not bias)
-    params = model.init(key, (5,), np.float64)
+    gpt_params = model.init(key, (5,), np.float64)
     xs, ys = ids(key, (3, 5), 7), ids(random.fold_in(key, 2), (3, 5), 7)
-    report = fnn.check_model(model, losses.softmax_cross_entropy, params, xs, ys)
+    report = fnn.check_model(model, losses.softmax_cross_entropy, gpt_params, xs, ys)
     assert report.max_rel_error < TOL, str(report)
 
 

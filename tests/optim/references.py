@@ -120,7 +120,7 @@ def ref_adam(
 
 SCHEDULE = optim.linear_warmup(optim.cosine_decay(0.05, 30), 5)
 
-CASES: list[tuple[str, optim.Optimizer, Leafwise]] = [
+CASES: list[tuple[str, optim.Optimizer[Any], Leafwise]] = [
     ("sgd", optim.sgd(0.1), ref_sgd(0.1)),
     ("sgd-momentum", optim.sgd(0.1, momentum=0.9), ref_sgd(0.1, 0.9)),
     ("sgd-nesterov", optim.sgd(0.1, momentum=0.9, nesterov=True), ref_sgd(0.1, 0.9, True)),

@@ -15,7 +15,7 @@ from tests.optim.references import CASES, Leafwise, gradients, random_tree
 
 @pytest.mark.parametrize(("name", "opt", "reference"), CASES, ids=[c[0] for c in CASES])
 def test_matches_the_published_formula(
-    key: random.Key, name: str, opt: optim.Optimizer, reference: Leafwise
+    key: random.Key, name: str, opt: optim.Optimizer[Any], reference: Leafwise
 ) -> None:
     params = random_tree(key)
     grads = gradients(random.fold_in(key, 1), params, 25)
@@ -85,7 +85,7 @@ CONVEX = [
 @pytest.mark.parametrize("problem", [least_squares, logistic_regression])
 @pytest.mark.parametrize(("name", "opt", "steps"), CONVEX, ids=[c[0] for c in CONVEX])
 def test_drives_a_convex_problem_to_its_optimum(
-    key: random.Key, problem: Any, name: str, opt: optim.Optimizer, steps: int
+    key: random.Key, problem: Any, name: str, opt: optim.Optimizer[Any], steps: int
 ) -> None:
     grad, params, distance = problem(key)
     state = opt.init(params)
@@ -114,4 +114,4 @@ def test_bad_params_and_hyperparameters() -> None:
     with pytest.raises(TypeError, match="a learning rate must be a float or a schedule"):
         optim.sgd("0.1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="chain expects transforms or optimizers"):
-        optim.chain(0.1)  # type: ignore[arg-type]
+        optim.chain(0.1)  # type: ignore[call-overload]

@@ -19,7 +19,7 @@ ALL = [c[1] for c in CASES] + [optim.chain(optim.clip_by_global_norm(1.0), optim
 
 
 @pytest.mark.parametrize("opt", ALL)
-def test_updates_never_mutate_and_keep_float32(key: random.Key, opt: optim.Optimizer) -> None:
+def test_updates_never_mutate_and_keep_float32(key: random.Key, opt: optim.Optimizer[Any]) -> None:
     params = random_tree(key, np.float32)
     g = tree.astype(gradients(key, params, 1)[0], np.float32)
     state = opt.init(params)
@@ -40,7 +40,7 @@ FLAT_CASES = [*(c[1] for c in CASES), optim.chain(optim.clip(0.01), optim.adam(0
 
 @pytest.mark.parametrize("opt", FLAT_CASES)
 def test_grads_as_views_of_one_buffer_give_the_same_bits(
-    key: random.Key, opt: optim.Optimizer
+    key: random.Key, opt: optim.Optimizer[Any]
 ) -> None:
     """Grads as a tree of views into one buffer (what fnn.grad gives) or as separate
     arrays: one result, nothing modified."""
@@ -96,7 +96,7 @@ def test_a_state_with_malformed_moments_is_rejected(key: random.Key) -> None:
     params = random_tree(key, np.float32)
     opt = optim.adam()
     state = opt.init(params)
-    broken = optim.OptState(
+    broken: optim.OptState[Any, Any] = optim.OptState(
         state.params, 0, (optim.AdamState(np.zeros(3, np.float32), 0.0), optim.EmptyState())
     )
     g = tree.astype(gradients(key, params, 1)[0], np.float32)
@@ -155,17 +155,23 @@ ELEMENTWISE = [c for c in FLAT_CASES if c.elementwise]
 
 def test_elementwise_names_the_rules_that_may_update_a_slice() -> None:
     assert [type(c).__name__ for c in ELEMENTWISE]  # the cases below are not vacuous
-    for opt in (optim.sgd(0.1, 0.9, True), optim.adam(), optim.rmsprop(momentum=0.5)):
+    opts: list[optim.Optimizer[Any]] = [
+        optim.sgd(0.1, 0.9, True),
+        optim.adam(),
+        optim.rmsprop(momentum=0.5),
+    ]
+    for opt in opts:
         assert opt.elementwise
     assert optim.adagrad().elementwise and optim.chain(optim.clip(1.0), optim.sgd()).elementwise
     assert optim.adamw(weight_decay=0.0).elementwise  # decays nothing
     assert optim.chain(optim.sgd(), optim.freeze({"w": False})).elementwise  # freezes nothing
-    for opt in (
+    others: list[optim.Optimizer[Any]] = [
         optim.adamw(),
         optim.chain(optim.clip_by_global_norm(1.0), optim.adam()),
         optim.chain(optim.add_l2(0.1), optim.sgd()),
         optim.chain(optim.sgd(), optim.freeze({"w": True})),
-    ):
+    ]
+    for opt in others:
         assert not opt.elementwise
         state = opt.init({"w": np.zeros(4, np.float32)})
         leaves, treedef = tree.flatten(state.params)
@@ -177,7 +183,7 @@ def test_elementwise_names_the_rules_that_may_update_a_slice() -> None:
 
 @pytest.mark.parametrize("opt", ELEMENTWISE)
 def test_an_elementwise_rule_on_slices_gives_the_bits_of_the_whole(
-    key: random.Key, opt: optim.Optimizer
+    key: random.Key, opt: optim.Optimizer[Any]
 ) -> None:
     """What data-parallel training relies on: each process updates its slice of the flat
     params and moments (slices cutting through leaves here), and the slices put together
@@ -240,7 +246,7 @@ class PairState:
 tree.register_type(PairState, "tests.library_hardening.PairState")
 
 
-def transform(update: Callable[..., Any], moments: int = 2) -> optim.Optimizer:
+def transform(update: Callable[..., Any], moments: int = 2) -> optim.Optimizer[Any]:
     """A chain of a custom transform named ``custom`` (state PairState) and SGD."""
 
     def init(flat: Array, layout: tree.Layout) -> tuple[Array, ...]:
@@ -253,7 +259,7 @@ def keep(u: optim.Updates, m: tuple[Array, ...], p: Any, step: int, layout: Any)
     return u, m
 
 
-BAD_TRANSFORMS: list[tuple[str, optim.Optimizer, type[Exception], str]] = [
+BAD_TRANSFORMS: list[tuple[str, optim.Optimizer[Any], type[Exception], str]] = [
     (
         "moments of another dtype",
         transform(lambda u, m, p, s, lay: (u, tuple(v.astype(np.float64) for v in m))),
@@ -312,7 +318,7 @@ BAD_TRANSFORMS: list[tuple[str, optim.Optimizer, type[Exception], str]] = [
     ids=[case[0] for case in BAD_TRANSFORMS],
 )
 def test_a_bad_transform_fails_at_its_first_update_naming_it(
-    key: random.Key, optimizer: optim.Optimizer, error: type[Exception], message: str
+    key: random.Key, optimizer: optim.Optimizer[Any], error: type[Exception], message: str
 ) -> None:
     model = nn.mlp((4, 3))
     params = model.init(key, (5,))

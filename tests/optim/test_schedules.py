@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,7 +72,9 @@ def test_linear_warmup_composes_with_any_schedule() -> None:
 def test_every_optimizer_accepts_a_schedule() -> None:
     schedule = optim.exponential_decay(0.1, 0.5, 1)
     params = {"w": np.zeros(2)}
-    for make in (optim.sgd, optim.adagrad, optim.rmsprop, optim.adam, optim.adamw):
+    makers: list[Callable[..., optim.Optimizer[Any]]]
+    makers = [optim.sgd, optim.adagrad, optim.rmsprop, optim.adam, optim.adamw]
+    for make in makers:
         opt = make(schedule)
         state = opt.init(params)
         state, _ = opt.update(state, {"w": np.ones(2)})

@@ -43,7 +43,7 @@ import fnn
 from fnn import cli, losses, nn, optim, parallel, random
 
 
-def model() -> nn.Layer[Any]:
+def model() -> nn.Layer[Any, Any]:
     return nn.cnn((8, 8), 3, channels=(4,), dense_size=6, batch_norm=True, padding="same")
 
 

@@ -69,7 +69,7 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     ],
 )
 def test_every_update_path_gives_the_bits_of_one_process(
-    monkeypatch: pytest.MonkeyPatch, opt: optim.Optimizer, rows: int, scattered: int
+    monkeypatch: pytest.MonkeyPatch, opt: optim.Optimizer[Any], rows: int, scattered: int
 ) -> None:
     """Each process updates its slice of the params and moments and gathers the rest when
     it can (an elementwise optimizer, every shard nonempty); otherwise every process
@@ -96,7 +96,7 @@ PLAIN = nn.cnn((8, 8), 3, channels=(4,), dense_size=6, padding="same")
 """Without batch norm, whose training forward needs two rows a shard."""
 
 
-def run_unsharded(opt: optim.Optimizer, x: Array, y: Array) -> Any:
+def run_unsharded(opt: optim.Optimizer[Any], x: Array, y: Array) -> Any:
     return fnn.fit(PLAIN, losses.softmax_cross_entropy, opt, x, y, key=random.key(4),
                    epochs=2, batch_size=20).params  # fmt: skip
 

@@ -70,7 +70,7 @@ def test_a_reduction_on_a_stopped_partner_times_out_on_every_path() -> None:
         parallel.gather_spans([np.ones(4, np.float32)], 8, alone())
 
 
-def fit(comm: parallel.Communicator | None, opt: optim.Optimizer, shards: int) -> Any:
+def fit(comm: parallel.Communicator | None, opt: optim.Optimizer[Any], shards: int) -> Any:
     return fnn.fit(MODEL, losses.softmax_cross_entropy, opt, X, Y, key=random.key(3), epochs=2,
                    batch_size=20, validation_split=0.25, shards=shards, comm=comm)  # fmt: skip
 
@@ -78,7 +78,7 @@ def fit(comm: parallel.Communicator | None, opt: optim.Optimizer, shards: int) -
 @pytest.mark.parametrize("opt", [optim.adam(1e-2), optim.adamw(1e-2)])
 @pytest.mark.parametrize("size", [2, 3])
 def test_answered_exchanges_give_the_same_bits_through_the_timeout(
-    size: int, opt: optim.Optimizer
+    size: int, opt: optim.Optimizer[Any]
 ) -> None:
     """fit (partner swaps or Send/Recv/Bcast, the shared-out update's gathers, evaluation)
     and agree, on processes whose exchanges all go through the timeout."""

@@ -29,11 +29,11 @@ class CenterState:
 
 
 @nn.register("test_center", types=(CenterParams, CenterState))
-def center(momentum: float = 0.9) -> nn.Layer[CenterParams]:
+def center(momentum: float = 0.9) -> nn.Layer[CenterParams, CenterState]:
     """``y = scale * (x - mean)``: the batch mean in training (the running mean moves
     towards it), the running mean in inference. Inputs ``(batch, features)``."""
 
-    def declare(in_shape: Shape) -> nn.Declared[CenterParams]:
+    def declare(in_shape: Shape) -> nn.Declared[CenterParams, CenterState]:
         (n,) = in_shape
         return nn.Declared((n,), CenterParams(nn.param((n,), nn.ones)), CenterState(nn.param((n,))))
 
@@ -62,11 +62,11 @@ def center(momentum: float = 0.9) -> nn.Layer[CenterParams]:
 
 
 @nn.register("test_mask")
-def mask(rate: float = 0.5) -> nn.Layer[None]:
+def mask(rate: float = 0.5) -> nn.Layer[None, None]:
     """Training: keep each entry with probability ``1 - rate`` (no rescaling); inference:
     the identity. The mask comes from the key of the training forward."""
 
-    def declare(in_shape: Shape) -> nn.Declared[None]:
+    def declare(in_shape: Shape) -> nn.Declared[None, None]:
         return nn.Declared(in_shape)
 
     def infer(params: None, x: Array, state: None) -> Array:
@@ -87,11 +87,11 @@ def mask(rate: float = 0.5) -> nn.Layer[None]:
 
 
 @nn.register("test_zero_padding")
-def zero_padding() -> nn.Layer[None]:
+def zero_padding() -> nn.Layer[None, None]:
     """A masked layer: the vectors at padded positions of ``(batch, time, features)`` set
     to zero (the mask ``(batch, time)`` is True where a position is a token)."""
 
-    def declare(in_shape: Shape) -> nn.Declared[None]:
+    def declare(in_shape: Shape) -> nn.Declared[None, None]:
         return nn.Declared(in_shape)
 
     def infer(params: None, x: Array, state: None, mask: Array | None = None) -> Array:
@@ -116,6 +116,6 @@ def zero_padding() -> nn.Layer[None]:
     return nn.Layer(declare, infer, forward, backward, masked=True)
 
 
-def model() -> nn.Layer[tuple[Any, ...]]:
+def model() -> nn.Layer[tuple[Any, ...], Any]:
     """flatten, dense(8), center, relu, mask, dense(3): state and a key in one model."""
     return nn.serial(nn.flatten(), nn.dense(8), center(), nn.relu(), mask(0.25), nn.dense(3))
