@@ -24,6 +24,7 @@ import attrs
 
 from .. import experiments, parallel, plots
 from .._atomic import write_bytes_atomic
+from .._options import Option
 from ..experiments import SweepError, WorkerDiedError
 from ._config import GENERAL, Config, UsageError, check_config, data_info, every_option
 from ._output import Output, printable
@@ -45,18 +46,14 @@ PASSED_ON_RESUME = frozenset(
 
 def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
     """Add ``fnn sweep`` to the command's subparsers."""
-    sweep = commands.add_parser(
+    sweep = experiment_parser(
+        commands,
         "sweep",
-        help="train over a grid of options and seeds, on every core (or MPI process)",
-        allow_abbrev=False,
-        description="Run fnn train for every setting of a grid and every seed, each run "
-        "in DIR/<name> with its own run.json; run again, it skips finished runs and "
-        "resumes interrupted ones. Everything after -- is given to every fnn train.",
-    )
-    sweep.add_argument("--import", **imports)
-    sweep.add_argument("--out", type=Path, required=True, help="the sweep's directory")
-    sweep.add_argument(
-        "--seeds", default="0", help="seeds and ranges like 0-4 or 0,3,7 (default 0)"
+        imports,
+        "train over a grid of options and seeds, on every core (or MPI process)",
+        "Run fnn train for every setting of a grid and every seed, each run in DIR/<name> "
+        "with its own run.json; run again, it skips finished runs and resumes interrupted "
+        "ones.",
     )
     sweep.add_argument(
         "--grid",
@@ -72,7 +69,6 @@ def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
         help="worker processes (default one per core; 1: one run after another in this "
         "process); under mpirun each process is a worker",
     )
-    sweep.add_argument("train", nargs=argparse.REMAINDER, help="-- and fnn train's options")
     compare = commands.add_parser(
         "compare",
         help="mean ± std over seeds of runs grouped by the options that differ",
@@ -91,6 +87,75 @@ def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
     compare.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
 
+def experiment_parser(
+    commands: Any, name: str, imports: dict[str, Any], help: str, description: str
+) -> argparse.ArgumentParser:
+    """A subparser for a command that runs ``fnn train`` many times: its ``--import``,
+    ``--out``, ``--seeds`` and the ``fnn train`` options after ``--``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        allow_abbrev=False,
+        description=f"{description} Everything after -- is given to every fnn train.",
+    )
+    parser.add_argument("--import", **imports)
+    parser.add_argument("--out", type=Path, required=True, help=f"the {name}'s directory")
+    parser.add_argument(
+        "--seeds", default="0", help="seeds and ranges like 0-4 or 0,3,7 (default 0)"
+    )
+    parser.add_argument("train", nargs=argparse.REMAINDER, help="-- and fnn train's options")
+    return parser
+
+
+def train_options(args: argparse.Namespace) -> list[str]:
+    """The ``fnn train`` options after ``--``, and the seeds, of ``fnn sweep`` or ``fnn
+    tune``.
+
+    Raises:
+        UsageError: an option the command sets itself (:data:`FIXED`), malformed seeds
+            or a number of workers out of range.
+    """
+    train = list(args.train[1:] if args.train[:1] == ["--"] else args.train)
+    given = {token.split("=", 1)[0] for token in train if token.startswith("--")}
+    for flag, why in FIXED.items():
+        if flag in given:
+            raise UsageError(f"{flag} cannot be given to the {args.command}'s runs: {why}")
+    if args.workers is not None and not 1 <= args.workers <= 4096:
+        raise UsageError(f"--workers must be an integer in [1, 4096], got {args.workers}")
+    return train
+
+
+def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
+    """The seeds of ``--seeds``.
+
+    Raises:
+        UsageError: malformed seeds.
+    """
+    try:
+        return experiments.parse_seeds(args.seeds)
+    except ValueError as err:
+        raise UsageError(f"--seeds: {err}") from None
+
+
+def known_option(name: str, entry: str, train: Sequence[str]) -> Option:
+    """The ``fnn train`` option ``name`` names (``lr``, ``batch-size``) in an entry of
+    ``--grid`` or ``--param``, which ``train`` (the options after ``--``) does not set.
+
+    Raises:
+        UsageError: an option the command sets itself, one ``fnn train`` does not have,
+            or one ``train`` sets too.
+    """
+    flag = "--" + name.replace("_", "-")
+    if flag in FIXED:
+        raise UsageError(f"{entry}: {FIXED[flag]}")
+    known = {**GENERAL, **{n: options[0] for n, options in every_option().items()}}
+    if name not in known:
+        raise UsageError(f"{entry}: fnn train has no option {flag}")
+    if flag in {token.split("=", 1)[0] for token in train}:
+        raise UsageError(f"{entry}: {flag} is given twice")
+    return known[name]
+
+
 @attrs.frozen
 class SweepRun:
     """One run of a sweep: its name, directory and ``fnn train`` options when new."""
@@ -103,14 +168,9 @@ class SweepRun:
 
 def sweep_command(args: argparse.Namespace, out: Output) -> int:
     """``fnn sweep``."""
-    train = list(args.train[1:] if args.train[:1] == ["--"] else args.train)
-    if args.workers is not None and not 1 <= args.workers <= 4096:
-        raise UsageError(f"--workers must be an integer in [1, 4096], got {args.workers}")
+    train = train_options(args)
     grid = parse_grid(args.grid, train)
-    try:
-        seeds = experiments.parse_seeds(args.seeds)
-    except ValueError as err:
-        raise UsageError(f"--seeds: {err}") from None
+    seeds = seeds_of(args)
     runs = plan_runs(args.out, grid, seeds, train)
     spec = {
         "kind": "fnn sweep",
@@ -208,24 +268,14 @@ def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[
         UsageError: a malformed entry, an option ``fnn train`` does not have or a sweep
             sets itself, an option given twice, or a value given twice.
     """
-    known = {**GENERAL, **{name: options[0] for name, options in every_option().items()}}
-    given = {token.split("=", 1)[0] for token in train if token.startswith("--")}
-    for flag, why in FIXED.items():
-        if flag in given:
-            raise UsageError(f"{flag} cannot be given to a sweep's runs: {why}")
     grid: dict[str, tuple[str, ...]] = {}
     for entry in entries:
         name, sep, text = entry.partition("=")
         name = name.strip().removeprefix("--").replace("-", "_")
         if not sep or not name or not text.strip():
             raise UsageError(f"--grid expects OPTION=V1,V2,..., got {entry!r}")
-        if f"--{name.replace('_', '-')}" in FIXED:
-            why = FIXED[f"--{name.replace('_', '-')}"]
-            raise UsageError(f"--grid {entry}: {why}")
-        if name not in known:
-            raise UsageError(f"--grid {entry}: fnn train has no option --{name.replace('_', '-')}")
-        option = known[name]
-        if name in grid or option.flag in given:
+        option = known_option(name, f"--grid {entry}", train)
+        if name in grid:
             raise UsageError(f"--grid {entry}: {option.flag} is given twice")
         separator = "/" if option.kind in (tuple, list) else ","
         values = tuple(v.strip() for v in text.split(separator))
@@ -341,6 +391,10 @@ __all__ = [
     "add_parsers",
     "checked_config",
     "compare_command",
+    "experiment_parser",
+    "known_option",
+    "seeds_of",
+    "train_options",
     "parse_grid",
     "flags",
     "plan_runs",

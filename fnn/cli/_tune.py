@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from .. import experiments
-from ._config import GENERAL, UsageError, every_option
+from ._config import UsageError
 from ._output import Output, printable
 from ._rundir import RUN_FILE, read_run
-from ._sweep import FIXED, checked_config, flags, run_train
+from ._sweep import (
+    checked_config,
+    experiment_parser,
+    flags,
+    known_option,
+    run_train,
+    seeds_of,
+    train_options,
+)
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 """What a search scores a trial by (the best value of each run, the mean over seeds)."""
@@ -31,17 +39,15 @@ METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 
 def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
     """Add ``fnn tune`` to the command's subparsers."""
-    tune = commands.add_parser(
+    tune = experiment_parser(
+        commands,
         "tune",
-        help="search fnn train's options with Optuna (pip install 'fnn[tune]')",
-        allow_abbrev=False,
-        description="Search fnn train's options with an Optuna study kept in DIR/study.db: "
-        "each trial trains one run per seed in DIR/trial-NNNN/seed=S and scores the mean "
-        "of their best validation metric. Run again, the study goes on where it stopped. "
-        "Everything after -- is given to every fnn train.",
+        imports,
+        "search fnn train's options with Optuna (pip install 'fnn[tune]')",
+        "Search fnn train's options with an Optuna study kept in DIR/study.db: each trial "
+        "trains one run per seed (--seeds) in DIR/trial-NNNN/seed=S and scores the mean of "
+        "their best validation metric. Run again, the study goes on where it stopped.",
     )
-    tune.add_argument("--import", **imports)
-    tune.add_argument("--out", type=Path, required=True, help="the search's directory")
     tune.add_argument("--trials", type=int, default=20, help="finished trials (default 20)")
     tune.add_argument(
         "--param",
@@ -51,7 +57,6 @@ def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
         help="a dimension: lr=1e-4..1e-1:log (a range of an option that takes a number; "
         ":log draws on a log scale) or optimizer=adam,sgd (choices)",
     )
-    tune.add_argument("--seeds", default="0", help="each trial's seeds, like 0-2 (default 0)")
     tune.add_argument(
         "--metric", default="val_accuracy", choices=sorted(METRICS), help="what to optimize"
     )
@@ -65,7 +70,6 @@ def add_parsers(commands: Any, imports: dict[str, Any]) -> None:
     tune.add_argument(
         "--workers", type=int, default=1, help="trials at once, each in a process (default 1)"
     )
-    tune.add_argument("train", nargs=argparse.REMAINDER, help="-- and fnn train's options")
 
 
 def _params(entries: list[str], train: list[str]) -> list[experiments.Param]:
@@ -75,21 +79,14 @@ def _params(entries: list[str], train: list[str]) -> list[experiments.Param]:
         UsageError: a malformed entry, an option ``fnn train`` does not have or a search
             sets itself, or an option given twice.
     """
-    known = {**GENERAL, **{name: options[0] for name, options in every_option().items()}}
-    given = {token.split("=", 1)[0] for token in train if token.startswith("--")}
     if not entries:
         raise UsageError("give the search space: --param OPTION=LOW..HIGH or OPTION=A,B")
     found: list[experiments.Param] = []
     for entry in entries:
         name = entry.partition("=")[0].strip().removeprefix("--").replace("-", "_")
-        flag = "--" + name.replace("_", "-")
-        if flag in FIXED:
-            raise UsageError(f"--param {entry}: {FIXED[flag]}")
-        if name not in known:
-            raise UsageError(f"--param {entry}: fnn train has no option {flag}")
-        option = known[name]
-        if flag in given or any(p.name == name for p in found):
-            raise UsageError(f"--param {entry}: {flag} is given twice")
+        option = known_option(name, f"--param {entry}", train)
+        if any(p.name == name for p in found):
+            raise UsageError(f"--param {entry}: {option.flag} is given twice")
         numeric = {float: "float", int: "int"}.get(option.kind)
         try:
             found.append(experiments.parse_param(entry, numeric))
@@ -115,19 +112,11 @@ def _ends(param: experiments.Param) -> tuple[str, ...]:
 
 def tune_command(args: argparse.Namespace, out: Output) -> int:
     """``fnn tune``."""
-    train = list(args.train[1:] if args.train[:1] == ["--"] else args.train)
-    for flag in FIXED:
-        if flag in {t.split("=", 1)[0] for t in train}:
-            raise UsageError(f"{flag} cannot be given to a search's runs: {FIXED[flag]}")
+    train = train_options(args)
     if not 1 <= args.trials <= 100_000:
         raise UsageError(f"--trials must be an integer in [1, 100000], got {args.trials}")
-    if not 1 <= args.workers <= 4096:
-        raise UsageError(f"--workers must be an integer in [1, 4096], got {args.workers}")
     params = _params(args.param, train)
-    try:
-        seeds = experiments.parse_seeds(args.seeds)
-    except ValueError as err:
-        raise UsageError(f"--seeds: {err}") from None
+    seeds = seeds_of(args)
     configs = [checked_config(train, corner) for corner in _corners(params)]
     if any(c.general.get("validation_split", 0) <= 0 for c in configs):
         raise UsageError(

@@ -102,7 +102,7 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--grid", "seed=1,2"), "--grid seed=1,2: give the seeds with --seeds"),
         (("--seeds", "3-1"), "--seeds: expected ranges low-high"),
         (("--seeds", "0-x"), "--seeds: expected seeds like 0-4 or 0,3,7, got '0-x'"),
-        (("--", "--out", "x"), "--out cannot be given to a sweep's runs"),
+        (("--", "--out", "x"), "--out cannot be given to the sweep's runs"),
         (("--", "--lr", "0.1", "--grid", "lr=1"), "unrecognized arguments"),
         (("--grid", "lr=0.1", "--", "--lr", "0.2"), "--lr is given twice"),
         (("--", "--epochs", "0"), "--epochs: epochs must be >= 1"),
