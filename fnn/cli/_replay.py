@@ -32,8 +32,7 @@ from ._conditions import BIT_DECIDING, changes, describe, differences
 from ._config import Config, UsageError
 from ._output import Output, printable
 from ._rundir import RUN_FILE, read_run
-from ._train import _load as load_data
-from ._train import train
+from ._train import load_data, train
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 """The metrics of an epoch's record that a replay compares."""

@@ -169,7 +169,7 @@ def run_name(config: Config) -> str:
     return Path(g["text"]).stem if "text" in g else str(g["dataset"])
 
 
-def _load(config: Config, args: argparse.Namespace) -> data.Dataset:
+def load_data(config: Config, args: argparse.Namespace) -> data.Dataset:
     """The dataset of a config: a user's directory (``config.data``) or a named dataset."""
     if config.data is not None:
         return data.load_directory(config.data)
@@ -307,7 +307,7 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     thread_plan(args.threads, g["shards"], comm)
     if "text" in g:
         return _prepare_text(plan, args, comm)
-    dataset = _load(config, args)
+    dataset = load_data(config, args)
     sums = dict(dataset.sha256)
     _check_same_data(config, record, sums)
     in_shape = tuple(dataset.x_train.shape[1:])
@@ -815,6 +815,7 @@ __all__ = [
     "TextRun",
     "check_memory",
     "check_params",
+    "load_data",
     "run_name",
     "thread_plan",
     "train",
