@@ -205,22 +205,24 @@ def _backward(
     d = np.einsum("rhd,rhd->rh", dmerged.reshape(rows), merged.reshape(rows)).reshape(
         batch, t, heads
     )
-    d = np.ascontiguousarray(d.transpose(0, 2, 1))[:, :, None, :]  # (batch, heads, 1, t)
+    d = (d.transpose(0, 2, 1) * c)[:, :, None, :]  # c D, (batch, heads, 1, t)
     do = dmerged.reshape(batch, t, heads, dh).transpose(0, 2, 1, 3)  # (batch, heads, t, dh)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     dqkv = np.empty((batch, t, 3, heads, dh), dy.dtype)
     dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     weights = p[..., :t]
     np.matmul(weights if dropped is None else dropped, do, out=dv)
-    ds = np.matmul(v, np.ascontiguousarray(do.swapaxes(-1, -2)))  # dP, (keys, queries)
+    # c = 1 / sqrt(dh) goes in with dO's transposed copy (c dO^T, one pass either way),
+    # so the product below is c dP and what follows c dS: dk and dq need no scaling
+    scaled_dot = np.empty((batch, heads, dh, t), dy.dtype)  # contiguous: a faster product
+    np.multiply(do.swapaxes(-1, -2), c, out=scaled_dot)
+    ds = np.matmul(v, scaled_dot)  # c dP, (keys, queries)
     if kept is not None:
         ds *= kept
     ds -= d
-    ds *= weights  # the scores' gradient: p (dP - D); zero where p is
+    ds *= weights  # the scores' gradient (times c): p (dP - D); zero where p is
     np.matmul(ds, q, out=dk)
-    dk *= c
     np.matmul(ds.swapaxes(-1, -2), k, out=dq)
-    dq *= c
     dqkv2 = dqkv.reshape(batch * t, 3 * f)
     np.matmul(x2.T, dqkv2, out=grads.w_qkv)
     if isinstance(grads, AttentionParams):
