@@ -472,6 +472,13 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
                                     (2, "torch")]  # fmt: skip
     with pytest.raises(SystemExit):
         gpt_speed.parse_args(["--peers", "jax"])
+    # with CPU times (a busy machine: wall time above CPU time), they are shown beside
+    for r, cpu_ms in zip(records, [55.0, 50.0, 80.0, 70.0, 75.0]):
+        r["step_cpu_seconds"] = [1.0] * 10 + [cpu_ms / 1000] * 30
+    text = gpt_speed.report(gpt_speed.summarize(records))
+    assert "60.0 ms/step (rounds: 60.0), CPU 55.0 ms/step;" in text
+    assert "fnn/torch   1.20 (fnn); in CPU time 1.10" in text
+    assert "fnn/torch   0.90 (fnn-shards); in CPU time 0.93" in text
 
 
 def test_gpt_speed_command_runs_its_peers_in_processes(
@@ -489,6 +496,7 @@ def test_gpt_speed_command_runs_its_peers_in_processes(
     import json
 
     records = json.loads(out.read_text())["records"]
+    assert all(len(r["step_cpu_seconds"]) == 2 for r in records)
     assert [(r["peer"], r["threads"]) for r in records] == [
         ("fnn", 1), ("fnn", 2), ("fnn-shards", 2)
     ]  # fmt: skip

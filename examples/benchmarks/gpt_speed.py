@@ -21,8 +21,11 @@ and peers take turns, so a busy minute on a shared machine falls on all of them.
 ratio is taken for the faster. PyTorch: ``torch.set_num_threads(T)``.
 
 Printed per thread count: each peer's median ms/step (of the steps after the first 10;
-the median over rounds of that), fnn/torch, each one's final training loss (the last
-step's batch) and whole-split validation loss; and fnn's step split: the step (with
+the median over rounds of that) and its median CPU time per step (the process's, all its
+threads: on a shared machine, the work without the waits for a core; at more than one
+thread it counts every thread, spinning ones too), fnn/torch in time (and in CPU time),
+each one's final training loss (the last step's batch) and whole-split validation loss;
+and fnn's step split: the step (with
 ``T`` BLAS threads, one shard) timed alone as the best of several passes over 10 batches,
 against every matrix product of it timed alone at the step's shapes and layouts
 (:func:`step_products`; best of several loops): ``rest = step - products`` (the
@@ -218,19 +221,22 @@ def run_fnn(
     )
     state = fnn.train_state(opt, params, key)
     step_seconds: list[float] = []
+    step_cpu_seconds: list[float] = []
     step_losses: list[float] = []
     begin = time.perf_counter()
     for i in range(steps):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         x, y = windows(text, offsets, i)
         before = state.metrics.loss_sum
         state = step(state, (x, y))
         step_seconds.append(time.perf_counter() - t0)
+        step_cpu_seconds.append(time.process_time() - cpu0)
         step_losses.append((state.metrics.loss_sum - before) / len(x))
     seconds = time.perf_counter() - begin
     record: dict[str, Any] = {
         "seconds": seconds,
         "step_seconds": step_seconds,
+        "step_cpu_seconds": step_cpu_seconds,
         "losses": step_losses,
         "val_loss": fnn_val_loss(model, state.opt.params, text.val),
         "n_params": fnn.tree.size(params),
@@ -274,6 +280,7 @@ def run_torch(
     return {
         "seconds": r.seconds,
         "step_seconds": r.step_seconds,
+        "step_cpu_seconds": r.step_cpu_seconds,
         "losses": r.losses,
         "val_loss": r.val_loss,
         "n_params": r.n_params,
@@ -304,10 +311,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 # -- the report ----------------------------------------------------------------------------------
 
 
-def median_ms(record: dict[str, Any]) -> float:
-    """The median step time of a run in ms, its first :data:`SKIP` steps left out (fewer
-    for a short run)."""
-    times: list[float] = record["step_seconds"]
+def median_ms(record: dict[str, Any], key: str = "step_seconds") -> float:
+    """The median step time of a run in ms (``key="step_cpu_seconds"``: CPU time), its
+    first :data:`SKIP` steps left out (fewer for a short run)."""
+    times: list[float] = record[key]
     skip = min(SKIP, len(times) // 4)
     return 1000.0 * statistics.median(times[skip:])
 
@@ -318,15 +325,18 @@ def summarize(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for r in records:
         entry = out.setdefault(r["threads"], {}).setdefault(
-            r["peer"], {"ms": [], "loss": None, "val": None, "split": []}
+            r["peer"], {"ms": [], "cpu": [], "loss": None, "val": None, "split": []}
         )
         entry["ms"].append(median_ms(r))
+        if r.get("step_cpu_seconds"):
+            entry["cpu"].append(median_ms(r, "step_cpu_seconds"))
         entry["loss"], entry["val"] = r["losses"][-1], r["val_loss"]
         if "split" in r:
             entry["split"].append(r["split"])
     for peers in out.values():
         for entry in peers.values():
             entry["median_ms"] = statistics.median(entry["ms"])
+            entry["median_cpu_ms"] = statistics.median(entry["cpu"]) if entry["cpu"] else None
     return out
 
 
@@ -341,15 +351,18 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
                 continue
             e = peers[name]
             rounds = ", ".join(f"{ms:.1f}" for ms in e["ms"])
+            cpu = "" if e["median_cpu_ms"] is None else f", CPU {e['median_cpu_ms']:.1f} ms/step"
             lines.append(
-                f"  {name:<11} {e['median_ms']:7.1f} ms/step (rounds: {rounds}); final train "
-                f"loss {e['loss']:.4f}, val loss {e['val']:.4f}"
+                f"  {name:<11} {e['median_ms']:7.1f} ms/step (rounds: {rounds}){cpu}; final "
+                f"train loss {e['loss']:.4f}, val loss {e['val']:.4f}"
             )
         fnns = [n for n in ("fnn", "fnn-shards") if n in peers]
         if fnns and "torch" in peers:
             best = min(fnns, key=lambda n: peers[n]["median_ms"])
             ratio = peers[best]["median_ms"] / peers["torch"]["median_ms"]
-            lines.append(f"  fnn/torch   {ratio:.2f} ({best})")
+            cpus = peers[best]["median_cpu_ms"], peers["torch"]["median_cpu_ms"]
+            in_cpu = f"; in CPU time {cpus[0] / cpus[1]:.2f}" if None not in cpus else ""
+            lines.append(f"  fnn/torch   {ratio:.2f} ({best}){in_cpu}")
         for s in peers.get("fnn", {}).get("split", [])[-1:]:
             step, prod = s["step_seconds"], s["product_seconds"]
             lines.append(
@@ -445,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                 records.append(record)
                 print(
                     f"round {round_}, {threads} thread(s), {name}: {median_ms(record):.1f} "
-                    f"ms/step, final loss {record['losses'][-1]:.4f}",
+                    f"ms/step (CPU {median_ms(record, 'step_cpu_seconds'):.1f}), final loss "
+                    f"{record['losses'][-1]:.4f}",
                     flush=True,
                 )
     load_after = os.getloadavg()

@@ -202,8 +202,10 @@ class Result:
     """One training run: ``seconds`` the wall time of the whole training loop (data
     loading, model building and the validation pass excluded), ``step_seconds`` each
     step's, ``losses`` each step's training loss (its batch's), ``val_loss`` over the
-    whole validation split after the last step (see :func:`val_loss`), and ``offsets``
-    ``(steps, BATCH_SIZE)`` the windows' start in the training split at each step."""
+    whole validation split after the last step (see :func:`val_loss`), ``offsets``
+    ``(steps, BATCH_SIZE)`` the windows' start in the training split at each step, and
+    ``step_cpu_seconds`` each step's CPU time (the process's, all its threads: on a busy
+    machine the work a step took, without the waits for a core)."""
 
     steps: int
     threads: int
@@ -216,6 +218,7 @@ class Result:
     n_params: int
     vocab_size: int
     torch_version: str
+    step_cpu_seconds: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def final_loss(self) -> float:
@@ -276,10 +279,11 @@ def train(
     clip = torch.nn.utils.clip_grad_norm_
 
     step_seconds: list[float] = []
+    step_cpu_seconds: list[float] = []
     losses: list[float] = []
     begin = time.perf_counter()
     for it in range(steps):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         idx = starts[it][:, None] + cols
         x, y = data[idx], data[idx + 1]
         lr = get_lr(it)
@@ -292,6 +296,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss.item()))
         step_seconds.append(time.perf_counter() - t0)
+        step_cpu_seconds.append(time.process_time() - cpu0)
     seconds = time.perf_counter() - begin
 
     return Result(
@@ -306,6 +311,7 @@ def train(
         n_params=sum(int(p.numel()) for p in weights),
         vocab_size=text.vocab_size,
         torch_version=str(torch.__version__),
+        step_cpu_seconds=step_cpu_seconds,
     )
 
 

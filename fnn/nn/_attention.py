@@ -90,11 +90,14 @@ def _columns(t: int) -> int:
     return -(-t // _COLUMNS) * _COLUMNS
 
 
-def _softmax_keys(s: Array, blocked: Array | None, guard: bool) -> Array:
+def _softmax_keys(s: Array, causal: Array | None, blocked: Array | None, guard: bool) -> Array:
     """The softmax over axis -2 (the keys) of scores ``(..., keys, queries)``, in place:
+    ``causal`` (0, or -inf for no weight, broadcasting to ``s``) is added to the scores,
     ``blocked`` entries (a bool array broadcasting to ``s``) get no weight, and with
     ``guard`` a query whose every key is blocked gets zeros (never NaN: its max is taken
     as 0, so its scores stay -inf and their exp 0, and its total of 0 is divided as 1)."""
+    if causal is not None:
+        s += causal  # one add; a score plus 0 is the score
     if blocked is not None:
         np.copyto(s, -np.inf, where=blocked)
     top = s.max(axis=-2, keepdims=True)
@@ -109,16 +112,17 @@ def _softmax_keys(s: Array, blocked: Array | None, guard: bool) -> Array:
     return s
 
 
-def _blocked(mask: Array | None, causal: bool, t: int, columns: int) -> Array | None:
-    """Which scores ``(keys, queries)`` get no weight, broadcasting to ``(batch, heads, t,
-    columns)``: keys after the query (``causal``) and keys at padding (``mask`` False)."""
-    blocked = None
-    if causal:
-        blocked = (np.arange(t)[:, None] > np.arange(columns))[None, None]
-    if mask is not None:
-        padding = ~mask[:, None, :, None]
-        blocked = padding if blocked is None else blocked | padding
-    return blocked
+def _causal(t: int, columns: int, dtype: np.dtype[Any]) -> Array:
+    """``(1, 1, t, columns)``, added to the scores ``(keys, queries)``: -inf for the keys
+    after the query, 0 elsewhere (an add costs half a masked copy)."""
+    later = np.arange(t)[:, None] > np.arange(columns)
+    return np.where(later, -np.inf, 0.0).astype(dtype)[None, None]
+
+
+def _blocked(mask: Array | None) -> Array | None:
+    """Which scores ``(keys, queries)`` get no weight for being at padding keys (``mask``
+    False), broadcasting to ``(batch, heads, t, columns)``."""
+    return None if mask is None else ~mask[:, None, :, None]
 
 
 class AttentionCache(NamedTuple):
@@ -162,7 +166,10 @@ def _attend(
     np.multiply(q.transpose(0, 1, 3, 2), x.dtype.type(1 / math.sqrt(dh)), out=scaled_qt[..., :t])
     scaled_qt[..., t:] = 0
     p = _softmax_keys(
-        np.matmul(k, scaled_qt), _blocked(mask, causal, t, columns), guard=mask is not None
+        np.matmul(k, scaled_qt),
+        _causal(t, columns, x.dtype) if causal else None,
+        _blocked(mask),
+        guard=mask is not None,
     )
     dropped = kept = None
     weights = p[..., :t]
@@ -194,23 +201,28 @@ def _backward(
     np.matmul(merged.T, dy2, out=grads.w_out)
     dmerged = dy2 @ params.w_out.T
     # D = sum over keys of dP * p (the softmax's backward) = do . o, per head and query
-    d = np.multiply(dmerged, merged).reshape(batch, t, heads, dh).sum(axis=-1)
-    d = np.ascontiguousarray(d.transpose(0, 2, 1))[:, :, None, :]  # (batch, heads, 1, t)
+    rows = (batch * t, heads, dh)
+    d = np.einsum("rhd,rhd->rh", dmerged.reshape(rows), merged.reshape(rows)).reshape(
+        batch, t, heads
+    )
+    d = (d.transpose(0, 2, 1) * c)[:, :, None, :]  # c D, (batch, heads, 1, t)
     do = dmerged.reshape(batch, t, heads, dh).transpose(0, 2, 1, 3)  # (batch, heads, t, dh)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     dqkv = np.empty((batch, t, 3, heads, dh), dy.dtype)
     dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     weights = p[..., :t]
     np.matmul(weights if dropped is None else dropped, do, out=dv)
-    ds = np.matmul(v, np.ascontiguousarray(do.swapaxes(-1, -2)))  # dP, (keys, queries)
+    # c = 1 / sqrt(dh) goes in with dO's transposed copy (c dO^T, one pass either way),
+    # so the product below is c dP and what follows c dS: dk and dq need no scaling
+    scaled_dot = np.empty((batch, heads, dh, t), dy.dtype)  # contiguous: a faster product
+    np.multiply(do.swapaxes(-1, -2), c, out=scaled_dot)
+    ds = np.matmul(v, scaled_dot)  # c dP, (keys, queries)
     if kept is not None:
         ds *= kept
     ds -= d
-    ds *= weights  # the scores' gradient: p (dP - D); zero where p is
+    ds *= weights  # the scores' gradient (times c): p (dP - D); zero where p is
     np.matmul(ds, q, out=dk)
-    dk *= c
     np.matmul(ds.swapaxes(-1, -2), k, out=dq)
-    dq *= c
     dqkv2 = dqkv.reshape(batch * t, 3 * f)
     np.matmul(x2.T, dqkv2, out=grads.w_qkv)
     if isinstance(grads, AttentionParams):
@@ -469,6 +481,8 @@ def attend_step(
     scaled_qt = np.zeros((batch, h, dh, _COLUMNS), dtype)
     np.multiply(qkv[:, 0], dtype.type(1 / math.sqrt(dh)), out=scaled_qt[..., 0])
     blocked = None if mask is None else ~mask[:, None, :seen, None]
-    p = _softmax_keys(np.matmul(keys[:, :, :seen], scaled_qt), blocked, guard=mask is not None)
+    p = _softmax_keys(
+        np.matmul(keys[:, :, :seen], scaled_qt), None, blocked, guard=mask is not None
+    )
     o = np.matmul(p[..., :2].swapaxes(-1, -2), values[:, :, :seen])[:, :, 0]
     return _rows_product(o.reshape(batch, f), params.w_out, b_out)
