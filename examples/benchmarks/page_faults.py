@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         threads, images, epochs, warmup = (int(n) for n in numbers)
         print(json.dumps(measure(model, route, setting, threads, images, epochs, warmup)))
         return 0
-    print(f"CPU: {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    from train_speed import machine  # beside this file
+
+    info = machine()
+    print(f"CPU: {info['cpu']}; {info['cpus']} CPUs; load average {info['load_average'][0]:.2f}")
     print(
         f"{'model':5} {'route':11} {'allocator':17} {'thr':>3} {'faults/step':>11} "
         f"{'ms/step':>8} {'sys ms':>7} {'RSS MB':>7} {'peak MB':>7}"
@@ -162,19 +165,6 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
