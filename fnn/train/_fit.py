@@ -245,8 +245,7 @@ def fit(
             shared out too (see :func:`evaluate`), with the same bits. Callbacks run
             on every process (give them to one, e.g. rank 0, for output).
         threads: how many of this process's shards are computed at once, each on a
-            thread of its own while other processes leave 2 cores free (see
-            :func:`train_step`; the bits do not depend on it).
+            thread of its own (see :func:`train_step`; the bits do not depend on it).
         callbacks: functions of an :class:`Event`, for progress bars, logging,
             checkpoints (see :mod:`fnn.callbacks`).
         dtype: the params' dtype, float32 or float64. None (the default) means float32

@@ -66,13 +66,11 @@ def train_step(
     norm's running statistics become the rows-weighted mean of the shards').
 
     With ``threads=T > 1``, up to ``T`` of this process's shards are computed at once,
-    each on a thread of its own (a pool the step keeps), while the machine has at least
-    two cores that other processes leave free: when they leave fewer (measured from
-    ``/proc/stat`` over windows of 0.25 s), the shards run one after the other on the
-    calling thread, as with ``threads=1`` (two threads beside a competing process were
-    slower than one thread). The shards' results are summed in
-    the same fixed order, so the bits do not depend on ``T``: ``shards=2, threads=2``
-    trains on two cores exactly as ``shards=2`` does on one. NumPy's matrix products and
+    each on a thread of its own (a pool the step keeps; its threads wait on a condition,
+    never spinning, so on a busy machine they give their cores to other processes). The
+    shards' results are summed in the same fixed order, so the bits do not depend on
+    ``T``: ``shards=2, threads=2`` trains on two cores exactly as ``shards=2`` does on
+    one. NumPy's matrix products and
     whole-array operations release the GIL, so the threads do run together; while they
     do, the step has NumPy's OpenBLAS use one thread (and gives it back its count after
     the shards), else its own threads would compete with the shards' for the cores. With

@@ -159,9 +159,6 @@ def blas_threads(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         monkeypatch.setattr("fnn._blas.threads", lambda: count)
 
     report(1)
-    # and a quiet machine: the step would run its shards on the calling thread beside
-    # other processes (a machine running the test suite may be busy)
-    monkeypatch.setattr("fnn.parallel._threads.machine_busy_seconds", lambda: None)
     return report
 
 
@@ -297,51 +294,3 @@ def test_shards_on_threads_run_openblas_at_one_thread_and_give_its_count_back() 
         "assert seen == [1, 1, 2, 2], seen\n"
     )
     subprocess.run([sys.executable, "-c", script], timeout=60, check=True)
-
-
-def test_the_load_gauge_counts_the_cores_others_keep_busy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fnn.parallel import _threads
-
-    clock = {"wall": 0.0, "machine": 100.0, "mine": 10.0}
-    monkeypatch.setattr("fnn.parallel._threads.time.perf_counter", lambda: clock["wall"])
-    monkeypatch.setattr("fnn.parallel._threads.time.process_time", lambda: clock["mine"])
-    monkeypatch.setattr(_threads, "machine_busy_seconds", lambda: clock["machine"])
-    gauge = _threads.LoadGauge()
-    assert gauge.read() == 0.0  # the first window has not ended
-    clock.update(wall=0.1, machine=100.2, mine=10.1)
-    assert gauge.read() == 0.0  # shorter than WINDOW: not read yet
-    clock.update(wall=1.0, machine=101.9, mine=10.9)  # 1.9 busy seconds, 0.9 mine
-    assert gauge.read() == pytest.approx(1.0)
-    clock.update(wall=2.0, machine=102.9, mine=11.9)  # then only mine
-    assert gauge.read() == pytest.approx(0.0)
-    assert [_threads.free_cores(o, cpus=2) for o in (0.0, 0.4, 0.6, 1.0, 3.0)] == [2, 2, 1, 1, 1]
-    assert _threads.free_cores(1.2, cpus=8) == 7
-
-
-def test_shards_run_on_the_calling_thread_when_others_leave_one_core(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Same bits either way; on a busy machine no thread of the pool runs a shard, and
-    every shard still runs before the first error is raised."""
-    from fnn.parallel import _threads
-
-    pool = _threads.ShardThreads(2)
-    names: list[str] = []
-
-    def shard(i: int) -> int:
-        names.append(threading.current_thread().name)
-        if i in (1, 2):
-            raise ArithmeticError(f"shard {i}")
-        return i
-
-    monkeypatch.setattr(_threads.LoadGauge, "read", lambda self: 1.0)  # one core taken
-    assert pool.map(lambda i: i * i, [0, 1, 2]) == [0, 1, 4]
-    with pytest.raises(ArithmeticError, match="shard 1"):
-        pool.map(shard, [0, 1, 2, 3])
-    assert names == [threading.current_thread().name] * 4
-    monkeypatch.setattr(_threads.LoadGauge, "read", lambda self: 0.0)  # quiet
-    names.clear()
-    assert pool.map(lambda i: i + 1, [0, 1]) == [1, 2]
-    with pytest.raises(ArithmeticError, match="shard 1"):
-        pool.map(shard, [0, 1, 2, 3])
-    assert len(names) == 4 and all(n.startswith("fnn-shard") for n in names)
