@@ -92,9 +92,9 @@ follow, and then each peer's slowdown (busy median over quiet median) at each th
 count. A busy run is retried only when others took more than ``--max-others`` cores
 beyond the competing process.
 
-Options: ``--model mlp`` (or ``cnn``), ``--busy``, ``--train-size`` (60,000 for the MLP, 10,000 for the
-CNN), ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
-``--peers fnn,torch,jax,jax-scan,numpy`` (the CNN's: ``fnn,torch,torch-cl,jax``),
+Options: ``--model mlp`` (or ``cnn``), ``--busy``, ``--train-size`` (60,000 for the MLP,
+10,000 for the CNN), ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``,
+``--rounds 5``, ``--peers fnn,torch,jax,jax-scan,numpy`` (the CNN's: ``fnn,torch,torch-cl,jax``),
 ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
 ``--retries 2``, ``--json out.json`` (every record, the settings, the machine and the
 verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
