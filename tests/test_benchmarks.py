@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -306,6 +310,27 @@ def test_memory_check_of_the_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
         "fnn", "train", "--model", "gpt", "--steps", "2000", "--data-dir", "../shared/data"
     ]  # fmt: skip
     assert memory.parse_args(["--model", "gpt"]).steps == 2000
+
+
+@pytest.mark.parametrize(
+    ("model", "route", "setting", "threads"),
+    [("mlp", "fit", "library", 1), ("cnn", "train_epoch", "glibc default", 2)],
+)
+def test_page_faults_rows(model: str, route: str, setting: str, threads: int) -> None:
+    """A row of page_faults.py, in a process of its own as the benchmark runs it (a few
+    images; the counts are not checked here, the test of fnn/_malloc.py does that)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "page_faults.py"), "--child", model, route, setting,
+         str(threads), "256", "1", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parents[1])},  # this fnn
+    )  # fmt: skip
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (row["model"], row["route"], row["setting"], row["threads"]) == (
+        model, route, setting, threads
+    )  # fmt: skip
+    assert row["faults_per_step"] >= 0 and row["ms_per_step"] > 0
+    assert row["peak_mb"] >= row["rss_before_mb"] > 0
 
 
 @pytest.mark.parametrize(("model", "shards"), [("mlp", 1), ("cnn", 1), ("mlp", 2)])
