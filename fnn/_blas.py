@@ -10,6 +10,7 @@ calls it (what ``threadpoolctl`` does, for this one library).
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,10 @@ def _loaded_openblas() -> list[Path]:
     return sorted(bundled.glob("*openblas*")) if bundled.is_dir() else []
 
 
+@functools.cache
 def _function(names: tuple[str, ...]) -> Any:
-    """The first function of ``names`` that NumPy's OpenBLAS exports, or None."""
+    """The first function of ``names`` that NumPy's OpenBLAS exports, or None (looked up
+    once: a training step on threads asks at every step)."""
     for path in _loaded_openblas():
         try:
             library = ctypes.CDLL(str(path))

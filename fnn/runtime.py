@@ -1,12 +1,14 @@
 """Process-wide settings that make training faster, for the edge of a program.
 
-fnn's core sets nothing global; these two functions change how the whole process runs,
-so a program calls them once, at its start (``fnn train`` does, from ``--threads``):
+fnn's core sets nothing global but one thing (training steps keep freed memory, below);
+these two functions change how the whole process runs, so a program calls them once, at
+its start (``fnn train`` does, from ``--threads``):
 
 * :func:`set_blas_threads` — the number of threads NumPy's OpenBLAS uses for matrix
   products (:func:`blas_threads` reads it);
 * :func:`keep_freed_memory` — ask the C library's allocator to keep freed memory for
-  reuse instead of giving it back to the kernel.
+  reuse instead of giving it back to the kernel (:func:`fnn.train_step` does this itself
+  when a process makes its first step; call it for another limit).
 
 Both return whether they applied (False where the library is not there: another BLAS,
 another C library), and never raise for that.
@@ -14,16 +16,11 @@ another C library), and never raise for that.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 
-from . import _blas
+from . import _blas, _malloc
 
 __all__ = ["blas_threads", "keep_freed_memory", "memory_limit", "set_blas_threads"]
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
 
 
 def set_blas_threads(n: int) -> bool:
@@ -42,34 +39,27 @@ def blas_threads() -> int | None:
     return _blas.threads()
 
 
-def keep_freed_memory(limit: int = 2**30) -> bool:
+def keep_freed_memory(limit: int = _malloc.DEFAULT_LIMIT) -> bool:
     """Ask glibc's ``malloc`` (Linux) to serve blocks up to ``limit`` bytes from memory it
     keeps, and to keep up to ``limit`` bytes of freed memory, rather than map fresh pages
     for each large array and unmap them when it is freed (``mallopt`` with
     ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``).
 
-    A convolutional network's training step allocates and frees tens of megabytes of
-    temporaries (patch matrices, activations, their gradients); by default glibc maps
-    fresh zero-filled pages for them and hands them back at every step, and the page faults
-    measured 10-16 ms of kernel time in a 60 ms step of ``fnn.nn.cnn()`` here (none after
-    this call). The cost: the process keeps its peak memory instead of shrinking between
-    steps. Returns whether glibc took both settings (False elsewhere).
+    :func:`fnn.train_step` (and so :func:`fnn.fit`) already does this, with ``limit``
+    ``2**30``, when a process makes its first step, unless the program called this
+    function first: call it for another ``limit``, or for loops of your own around
+    :func:`fnn.value_and_grad`. A convolutional network's training step allocates and
+    frees tens of megabytes of temporaries (patch matrices, activations, their
+    gradients); with glibc's defaults every step page-faults on them again (about 6,900
+    minor faults and up to 15 ms of kernel time a step of ``fnn.nn.cnn()`` on batches of
+    128 here; none after this call). The cost: the process keeps its peak memory instead
+    of shrinking between steps. Returns whether glibc took both settings (False
+    elsewhere).
 
     Raises:
         ValueError: ``limit`` is not an int >= 1.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be an int >= 1 (bytes), got {limit!r}")
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    value = min(limit, 2**31 - 1)
-    return bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
+    return _malloc.keep_freed(limit)
 
 
 def memory_limit() -> int | None:

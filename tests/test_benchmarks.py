@@ -6,7 +6,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -91,6 +94,33 @@ def test_report_medians_ratios_and_verdicts(bench: dict[str, ModuleType]) -> Non
     assert checks["|test acc fnn - torch|"].passed  # 0.003 apart: within 0.005
 
 
+def test_report_names_the_cpu_and_blas_core_beside_every_table(
+    bench: dict[str, ModuleType],
+) -> None:
+    report = bench["report"]
+    records = [_record("fnn", t, 0, 0.4, 0.87) for t in (1, 2)]
+    records[0]["blas"] = [
+        {"user_api": "blas", "internal_api": "openblas", "version": "0.3.30", "architecture": "Zen"}
+    ]
+    text = report.render(records, 1, {"cpu": "AMD EPYC", "cpus": 2})
+    line = "CPU: AMD EPYC (2 CPUs); NumPy's BLAS: openblas 0.3.30, core type Zen"
+    assert text.count(line + "\nbatch 128") == 2  # one per table: 1 and 2 threads
+
+
+def test_report_gives_each_peers_slowdown_beside_a_competing_process(
+    bench: dict[str, ModuleType],
+) -> None:
+    report = bench["report"]
+    quiet = [_record("fnn", 1, 0, 0.4, 0.87), _record("torch", 1, 0, 0.5, 0.87)]
+    busy = [_record("fnn", 1, 0, 0.6, 0.87), _record("torch", 1, 0, 1.5, 0.87)]
+    for r in busy:
+        r["busy"] = True
+    text = report.render(quiet + busy, 1)
+    assert "WITH ONE COMPETING CPU-BOUND PROCESS" in text
+    assert "batch 128, 1 thread: fnn 1.50x (0.400 -> 0.600 s); torch 3.00x" in text
+    assert "WITH ONE" not in report.render(quiet, 1)
+
+
 def test_accuracy_noise_grows_with_the_spread(bench: dict[str, ModuleType]) -> None:
     report = bench["report"]
     tight = report.summarize([_record("fnn", 1, r, 0.4, 0.87) for r in range(4)])
@@ -104,6 +134,7 @@ def test_command_line(bench: dict[str, ModuleType]) -> None:
     parse = bench["train_speed"].parse_args
     args = parse([])
     assert (args.batch_sizes, args.threads, args.epochs) == ([128], [1, 2], 6)
+    assert not args.busy and parse(["--busy"]).busy
     assert args.peers == ["fnn", "torch", "jax", "jax-scan", "numpy"]
     args = parse(["--batch-sizes", "32,512", "--threads", "1", "--peers", "fnn,jax-scan"])
     assert (args.batch_sizes, args.threads, args.peers) == ([32, 512], [1], ["fnn", "jax-scan"])
@@ -279,6 +310,27 @@ def test_memory_check_of_the_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
         "fnn", "train", "--model", "gpt", "--steps", "2000", "--data-dir", "../shared/data"
     ]  # fmt: skip
     assert memory.parse_args(["--model", "gpt"]).steps == 2000
+
+
+@pytest.mark.parametrize(
+    ("model", "route", "setting", "threads"),
+    [("mlp", "fit", "library", 1), ("cnn", "train_epoch", "glibc default", 2)],
+)
+def test_page_faults_rows(model: str, route: str, setting: str, threads: int) -> None:
+    """A row of page_faults.py, in a process of its own as the benchmark runs it (a few
+    images; the counts are not checked here, the test of fnn/_malloc.py does that)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "page_faults.py"), "--child", model, route, setting,
+         str(threads), "256", "1", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parents[1])},  # this fnn
+    )  # fmt: skip
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (row["model"], row["route"], row["setting"], row["threads"]) == (
+        model, route, setting, threads
+    )  # fmt: skip
+    assert row["faults_per_step"] >= 0 and row["ms_per_step"] > 0
+    assert row["peak_mb"] >= row["rss_before_mb"] > 0
 
 
 @pytest.mark.parametrize(("model", "shards"), [("mlp", 1), ("cnn", 1), ("mlp", 2)])

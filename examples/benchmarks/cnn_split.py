@@ -93,8 +93,7 @@ def measure(threads: int) -> dict[str, Any]:
     import fnn
     from fnn import losses, nn, optim
 
-    fnn.runtime.keep_freed_memory()
-    model = nn.cnn()
+    model = nn.cnn()  # no fnn.runtime call: train_step keeps freed memory itself
     key = fnn.random.key(0)
     params = model.init(key, (28, 28))
     images = fnn.random.uniform(key, (20 * BATCH, 28, 28))

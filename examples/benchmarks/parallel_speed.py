@@ -98,7 +98,7 @@ def reduce_child(size: int, repeats: int) -> None:
 
     import fnn
 
-    fnn.runtime.keep_freed_memory()  # as fnn train and the fnn peer do
+    fnn.runtime.keep_freed_memory()  # as a training step does (none is made here)
     comm: Any = fnn.parallel.world()
     rank, processes = fnn.parallel.rank_and_size(comm)
     shards = processes
@@ -154,7 +154,7 @@ def scaling_table(model: str, level_seconds: float) -> str:
     import peer_fnn
     import workload as wl
 
-    fnn.runtime.keep_freed_memory()
+    fnn.runtime.keep_freed_memory()  # as a training step does: its parts are timed alone
     net, in_shape = peer_fnn.build_model(wl.Workload(model=model))
     key = fnn.random.key(0)
     params = net.init(key, in_shape)

@@ -28,9 +28,9 @@ With ``shards > 1`` each step splits its batch into that many shards
 (``parallel_speed.py``), the N processes compute ``S / N`` shards each and process 0
 writes the record.
 
-Like ``fnn train``, the peer first calls ``fnn.runtime.keep_freed_memory()`` (glibc keeps
-freed memory for reuse: a CNN step no longer page-faults on its temporaries); the other
-peers have allocators of their own that do the same.
+The peer calls no :mod:`fnn.runtime` function: it times what a script that imports fnn
+gets. The step itself has glibc keep freed memory (no page faults on a CNN step's
+temporaries) and, while shards run on threads, OpenBLAS use one thread.
 """
 
 from __future__ import annotations
@@ -82,11 +82,7 @@ def run(w: wl.Workload, shards: int = 1) -> dict[str, Any] | None:
 
     comm = fnn.parallel.world()
     rank, processes = fnn.parallel.rank_and_size(comm)
-    shards, threads = plan(w, shards, processes)
-    if threads > 1:
-        fnn.runtime.set_blas_threads(1)  # as fnn train --threads T --shards T does
-
-    fnn.runtime.keep_freed_memory()  # as fnn train does
+    shards, threads = plan(w, shards, processes)  # no fnn.runtime call: the user's path
     d = wl.load_data(w.model, w.train_size)
     model, in_shape = build_model(w)
     k_init, k_data = fnn.random.split(fnn.random.key(w.seed))

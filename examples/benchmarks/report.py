@@ -332,8 +332,61 @@ def verdicts(
     return out
 
 
-def render(records: Sequence[dict[str, Any]], skip: int = 1) -> str:
-    """All tables and the verdicts, as text."""
+def hardware(records: Iterable[dict[str, Any]], machine: dict[str, Any] | None = None) -> str:
+    """The line printed beside every table: the CPU model (from ``machine``, the driver's
+    :func:`train_speed.machine`) and the core type NumPy's BLAS chose for it (from the fnn
+    peer's threadpoolctl record: OpenBLAS picks its kernels by core, so two CPUs of one
+    name can run different ones)."""
+    cpu = f"CPU: {machine['cpu']} ({machine['cpus']} CPUs)" if machine else "CPU: not recorded"
+    blas = "NumPy's BLAS: not recorded (install threadpoolctl)"
+    for r in records:
+        for pool in r.get("blas", []):
+            if r.get("peer") == "fnn" and pool.get("user_api") == "blas":
+                blas = (
+                    f"NumPy's BLAS: {pool['internal_api']} {pool['version']}, core type "
+                    f"{pool.get('architecture')}"
+                )
+    return f"{cpu}; {blas}"
+
+
+def slowdowns(records: Sequence[dict[str, Any]], skip: int = 1) -> str:
+    """Each peer's median epoch with one competing CPU-bound process over its median on the
+    quiet machine (``--busy``), per thread count, as text."""
+    quiet = summarize([r for r in records if not r.get("busy")], skip)
+    busy = summarize([r for r in records if r.get("busy")], skip)
+    lines = ["slowdown with one competing CPU-bound process (busy median / quiet median):"]
+    for cell, (peers, _) in busy.items():
+        batch, threads = cell
+        calm = quiet.get(cell, ({}, None))[0]
+        parts = [
+            f"{name} {p.median / calm[name].median:.2f}x ({calm[name].median:.3f} -> "
+            f"{p.median:.3f} s)"
+            for name, p in peers.items()
+            if name in calm
+        ]
+        lines.append(
+            f"  batch {batch}, {threads} thread{'s' if threads > 1 else ''}: " + "; ".join(parts)
+        )
+    return "\n".join(lines)
+
+
+def render(
+    records: Sequence[dict[str, Any]], skip: int = 1, machine: dict[str, Any] | None = None
+) -> str:
+    """All tables (each with the CPU and BLAS core type beside it), the verdicts and, when
+    some runs had a competing process (``--busy``), their tables and the slowdowns."""
+    quiet = [r for r in records if not r.get("busy")]
+    text = _render(quiet, skip, hardware(records, machine))
+    busy = [r for r in records if r.get("busy")]
+    if not busy:
+        return text
+    loaded = _render(busy, skip, hardware(records, machine) + "; one competing process")
+    return "\n\n".join(
+        [text, "WITH ONE COMPETING CPU-BOUND PROCESS", loaded, slowdowns(records, skip)]
+    )
+
+
+def _render(records: Sequence[dict[str, Any]], skip: int, hardware_line: str) -> str:
     model = workload_model(records)
     summary = summarize(records, skip)
     parts = []
@@ -345,7 +398,10 @@ def render(records: Sequence[dict[str, Any]], skip: int = 1) -> str:
             f"{CNN_JAX_TARGET:.1f}x JAX's jitted step; accuracies within "
             f"{CNN_ACCURACY_TOLERANCE} (or two standard errors)"
         )
-    parts += [table(cell, peers, floor, model) for cell, (peers, floor) in summary.items()]
+    parts += [
+        hardware_line + "\n" + table(cell, peers, floor, model)
+        for cell, (peers, floor) in summary.items()
+    ]
     parts.append("targets:\n" + "\n".join(str(v) for v in verdicts(summary, model)))
     return "\n\n".join(parts)
 
@@ -357,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python report.py out.json", file=sys.stderr)
         return 2
     saved = json.loads(Path(paths[0]).read_text())
-    print(render(saved["records"], saved["settings"]["skip"]))
+    print(render(saved["records"], saved["settings"]["skip"], saved.get("machine")))
     return 0
 
 

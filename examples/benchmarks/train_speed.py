@@ -82,9 +82,19 @@ a peer whose library is missing is skipped with a note)::
         --json bench-cnn.json
     /work/bench-venv/bin/python examples/benchmarks/memory.py --model cnn
 
-Options: ``--model mlp`` (or ``cnn``), ``--train-size`` (60,000 for the MLP, 10,000 for the
-CNN), ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``, ``--rounds 5``,
-``--peers fnn,torch,jax,jax-scan,numpy`` (the CNN's: ``fnn,torch,torch-cl,jax``),
+Every table is printed with the CPU's model name and the core type NumPy's OpenBLAS
+chose for it (threadpoolctl's ``architecture``, from the fnn peer's process).
+
+A busy machine (``--busy``): every run is done twice, on the quiet machine and then beside
+one competing CPU-bound process (a Python loop, ``SPIN``, on no CPU in particular,
+started before the peer's process and stopped after it); the tables of the busy runs
+follow, and then each peer's slowdown (busy median over quiet median) at each thread
+count. A busy run is retried only when others took more than ``--max-others`` cores
+beyond the competing process.
+
+Options: ``--model mlp`` (or ``cnn``), ``--busy``, ``--train-size`` (60,000 for the MLP,
+10,000 for the CNN), ``--batch-sizes 128,32,512``, ``--threads 1,2``, ``--epochs 6``,
+``--rounds 5``, ``--peers fnn,torch,jax,jax-scan,numpy`` (the CNN's: ``fnn,torch,torch-cl,jax``),
 ``--no-floor``, ``--no-pin``, ``--max-others 0.25``,
 ``--retries 2``, ``--json out.json`` (every record, the settings, the machine and the
 verdicts; ``python examples/benchmarks/report.py out.json`` prints the tables again).
@@ -103,6 +113,7 @@ The machine should be otherwise idle: with 2 cores, anything else running shows 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -111,6 +122,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +176,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default fnn,torch,jax,jax-scan,numpy (MLP) or fnn,torch,torch-cl,jax (CNN)",
     )
     parser.add_argument("--no-floor", action="store_true", help="do not measure the floor")
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="run every peer also beside one competing CPU-bound process; print slowdowns",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin 1-thread runs")
     parser.add_argument("--json", type=Path, help="write every record and the summary here")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per process")
@@ -275,6 +292,26 @@ def run_one(
     return record
 
 
+SPIN = "while True:\n    pass\n"
+"""The competing process of ``--busy``: one CPU-bound Python loop, on no CPU in
+particular."""
+
+
+@contextlib.contextmanager
+def competing_process(start: bool) -> Iterator[None]:
+    """With ``start``, one CPU-bound process runs (``SPIN``) until the block ends."""
+    if not start:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    try:
+        time.sleep(0.5)  # let it take its core
+        yield
+    finally:
+        spinner.terminate()
+        spinner.wait()
+
+
 def others(record: dict[str, Any], skip: int) -> float:
     """Cores other processes (and the hypervisor) took while the peer's counted epochs
     ran: the machine's busy CPU seconds minus the peer's own, over the wall seconds."""
@@ -351,16 +388,19 @@ def main(argv: list[str] | None = None) -> int:
             "run a slower kernel than this CPU allows"
         )
     records: list[dict[str, Any]] = []
+    loads = (False, True) if args.busy else (False,)
     began = time.perf_counter()
     for round_ in range(args.rounds):
         shift = round_ % len(peers) if peers else 0
         order = units + peers[shift:] + peers[:shift]
         for threads in args.threads:
             for batch in args.batch_sizes:
-                for peer in order:
+                for peer, loaded in ((p, b) for p in order for b in loads):
                     for attempt in range(args.retries + 1):
-                        record = run_one(peer, batch, threads, args, round_)
-                        busy = others(record, skip)
+                        with competing_process(loaded):
+                            record = run_one(peer, batch, threads, args, round_)
+                        record["busy"] = loaded
+                        busy = others(record, skip) - (1.0 if loaded else 0.0)
                         retry = busy > args.max_others and attempt < args.retries
                         record["discarded"] = retry
                         records.append(record)
@@ -381,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds of {args.epochs} epochs; medians over epochs "
         f"{skip + 1}-{args.epochs} of every round; {elapsed / 60:.1f} minutes\n"
     )
-    print(report.render(records, skip))
+    print(report.render(records, skip, info))
     if args.json is not None:
         summary = report.summarize(records, skip)
         saved = {

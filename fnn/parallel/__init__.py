@@ -73,9 +73,9 @@ from ._comm import launched_processes as launched_processes
 from ._comm import rank_and_size as rank_and_size
 from ._comm import world as world
 from ._plan import check_plan as check_plan
+from ._plan import one_blas_thread as one_blas_thread
 from ._plan import shards_at_once as shards_at_once
 from ._plan import thread_plan as thread_plan
-from ._plan import warn_blas_threads as warn_blas_threads
 from ._reduce import gather_spans as gather_spans
 from ._reduce import owned_shards as owned_shards
 from ._reduce import reduce_scatter_shards as reduce_scatter_shards
@@ -105,6 +105,7 @@ __all__ = [
     "check_plan",
     "gather_spans",
     "launched_processes",
+    "one_blas_thread",
     "owned_shards",
     "rank_and_size",
     "reduce_scatter_shards",
@@ -116,7 +117,6 @@ __all__ = [
     "shards_at_once",
     "span",
     "thread_plan",
-    "warn_blas_threads",
     "with_timeout",
     "world",
 ]

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-import warnings
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from .. import _blas, _checks
@@ -51,16 +52,19 @@ def thread_plan(threads: int, shards: int, comm: Communicator | None) -> tuple[i
     return workers, threads if workers == 1 else 1
 
 
-def warn_blas_threads(workers: int, stacklevel: int) -> None:
-    """Warn when NumPy's OpenBLAS runs threads of its own beside ``workers`` shard threads
-    (at the caller ``stacklevel`` frames up: the line that called :func:`fnn.train_step`
-    or :func:`fnn.fit`)."""
-    blas = _blas.threads()
-    if blas is not None and blas > 1:
-        warnings.warn(
-            f"train_step computes {workers} shards at once on threads, but NumPy's OpenBLAS "
-            f"uses {blas} threads of its own: they compete for the cores (measured about 2x "
-            "slower than one BLAS thread here); call fnn.runtime.set_blas_threads(1)",
-            RuntimeWarning,
-            stacklevel=stacklevel + 1,
-        )
+@contextlib.contextmanager
+def one_blas_thread(workers: int) -> Iterator[None]:
+    """While ``workers`` (> 1) shards run at once on threads, NumPy's OpenBLAS uses one
+    thread, and afterwards the count it had: OpenBLAS keeps one pool of threads for the
+    whole process, which the shards' threads would otherwise compete with for the cores
+    (measured about 2x slower here). Nothing changes for ``workers == 1`` or where NumPy's
+    BLAS is not OpenBLAS."""
+    blas = _blas.threads() if workers > 1 else None
+    if blas is None or blas == 1:
+        yield
+        return
+    _blas.set_threads(1)
+    try:
+        yield
+    finally:
+        _blas.set_threads(blas)

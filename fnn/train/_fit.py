@@ -399,9 +399,7 @@ def _prepare(
             )
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, x) -> x, got {augment!r}")
-    step = make_step(
-        model, loss, optimizer, penalty, augment, shards, comm, threads, counted, stacklevel=3
-    )
+    step = make_step(model, loss, optimizer, penalty, augment, shards, comm, threads, counted)
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
     n_fit = len(x) if train_rows is None else len(train_rows)
@@ -535,9 +533,7 @@ def fit_steps(
     short = batch_shortfall(model, in_shape, len(x0), len(x0), shards=shards)
     if short is not None:
         raise ValueError(f"{short}: sample larger batches")
-    step = make_step(
-        model, loss, optimizer, penalty, None, shards, comm, threads, counted, stacklevel=2
-    )
+    step = make_step(model, loss, optimizer, penalty, None, shards, comm, threads, counted)
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .. import _checks, data, parallel
+from .. import _checks, _malloc, data, parallel
 from .. import tree as _tree
 from .._supervised import Batch, Scores, count_correct, scores
 from ..gradient import finish_gradient, flat_forward_backward
@@ -67,13 +67,16 @@ def train_step(
     norm's running statistics become the rows-weighted mean of the shards').
 
     With ``threads=T > 1``, up to ``T`` of this process's shards are computed at once,
-    each on a thread of its own (a pool the step keeps). The shards' results are summed in
-    the same fixed order, so the bits do not depend on ``T``: ``shards=2, threads=2``
-    trains on two cores exactly as ``shards=2`` does on one. NumPy's matrix products and
-    whole-array operations release the GIL, so the threads do run together; NumPy's
-    OpenBLAS should then use one thread (:func:`fnn.runtime.set_blas_threads`), else its
-    own threads compete with the shards' for the cores (a ``RuntimeWarning`` says so when
-    the step is made). It pays where a shard's work is large: ``nn.cnn()`` on batches of
+    each on a thread of its own (a pool the step keeps; its threads wait on a condition,
+    never spinning, so on a busy machine they give their cores to other processes). The
+    shards' results are summed in the same fixed order, so the bits do not depend on
+    ``T``: ``shards=2, threads=2`` trains on two cores exactly as ``shards=2`` does on
+    one. NumPy's matrix products and
+    whole-array operations release the GIL, so the threads do run together; while they
+    do, the step has NumPy's OpenBLAS use one thread (and gives it back its count after
+    the shards), else its own threads would compete with the shards' for the cores. With
+    ``T`` shards on ``T`` threads, the bits are those of ``shards=T`` with one BLAS
+    thread. It pays where a shard's work is large: ``nn.cnn()`` on batches of
     128 trains 1.15-1.3x faster on two cores this way than with two BLAS threads, since
     its patch copies, pooling and elementwise work run on both cores too; the MLP of the
     main job, whose step takes about a millisecond, trains 1.7x slower (the threads'
@@ -82,6 +85,13 @@ def train_step(
     The loss and the layers' ``forward``/``backward`` then run on several threads at once:
     fnn's own are pure, and a loss or layer of your own must be too (no writes to shared
     objects). Each shard runs under the calling thread's ``np.errstate``.
+
+    Making the first step of a process raises glibc's ``M_MMAP_THRESHOLD`` and
+    ``M_TRIM_THRESHOLD`` to 1 GiB (Linux; nothing elsewhere), unless the program set them
+    with :func:`fnn.runtime.keep_freed_memory`: the arrays a step frees are then reused
+    by the next step rather than given back to the kernel and page-faulted in again
+    (about 6,900 minor faults a step of ``nn.cnn()`` on batches of 128 without it, none
+    with it). The process keeps its peak memory between steps (and after training).
 
     Raises:
         ValueError, TypeError: ``shards`` or ``threads`` is not an int >= 1, ``threads >
@@ -111,10 +121,8 @@ def make_step(
     comm: parallel.Communicator | None,
     threads: int,
     accuracy: bool | None,
-    stacklevel: int = 2,
 ) -> Step[P, S]:
-    """:func:`train_step`, for it and :func:`fnn.fit`: a warning points ``stacklevel``
-    frames above this function's caller."""
+    """:func:`train_step`, for it and :func:`fnn.fit`."""
     shards = parallel.check_plan(shards, comm)
     threads = _checks.positive_int(threads, "threads")
     if threads > 1 and shards == 1:
@@ -122,9 +130,8 @@ def make_step(
             f"threads={threads} computes shards of a batch at once, but shards=1: give "
             f"shards >= 2 (for example shards={threads})"
         )
+    _malloc.keep_freed_for_training()  # no page faults on each step's temporaries
     workers = parallel.shards_at_once(threads, shards, comm)
-    if workers > 1:
-        parallel.warn_blas_threads(workers, stacklevel + 1)
     counts = scores(loss, accuracy)
     stochastic = model.stochastic
     scatter = parallel.scatters(comm) and optimizer.elementwise and penalty is None
@@ -142,7 +149,8 @@ def make_step(
         leaves, treedef = _tree.flatten(params)
         layout = _tree.layout_of(leaves, treedef)
         _check_once(model, params, x, state.model_state, (treedef, layout.shapes), seen)
-        result = run(params, layout, x, y, state.model_state, key)
+        with parallel.one_blas_thread(workers):
+            result = run(params, layout, x, y, state.model_state, key)
         value = finish_gradient(result.value, result.grads, params, layout, penalty)
         if not math.isfinite(value):
             raise NonFiniteLossError(

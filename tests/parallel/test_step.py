@@ -259,9 +259,8 @@ def test_a_step_with_threads_runs_in_a_forked_child() -> None:
     assert done.returncode == 0
 
 
-def test_threads_are_checked_and_competing_blas_threads_are_named(
-    blas_threads: Callable[[int], None],
-) -> None:
+@pytest.mark.usefixtures("blas_threads")
+def test_threads_are_checked() -> None:
     opt = optim.adam(1e-2)
     with pytest.raises(ValueError, match=r"threads=2 computes shards .* but shards=1"):
         fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, threads=2)
@@ -269,14 +268,29 @@ def test_threads_are_checked_and_competing_blas_threads_are_named(
         fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=0)
     with pytest.raises(TypeError, match="threads must be an int, got float"):
         fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2.0)  # type: ignore[arg-type]
-    blas_threads(4)
-    with pytest.warns(RuntimeWarning, match=r"2 shards at once .* uses 4 threads .*"
-                      r"set_blas_threads\(1\)") as caught:  # fmt: skip
-        fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2)
-    with pytest.warns(RuntimeWarning, match="2 shards at once") as through_fit:
-        fnn.fit(PLAIN, losses.softmax_cross_entropy, opt, X[:8], Y[:8], key=random.key(0),
-                epochs=1, batch_size=8, shards=2, threads=2)  # fmt: skip
-    assert caught[0].filename == through_fit[0].filename == __file__  # the caller's line
     # one shard per process: nothing runs at once, so nothing to warn about
     fnn.train_step(PLAIN, losses.softmax_cross_entropy, opt, shards=2, threads=2,
                    comm=FakeComm(0, 2, Channels()))  # fmt: skip
+
+
+def test_shards_on_threads_run_openblas_at_one_thread_and_give_its_count_back() -> None:
+    """While the shards run on threads, NumPy's OpenBLAS uses one thread (its own threads
+    would compete with the shards' for the cores); before and after, the program's count."""
+    script = (
+        "import fnn, numpy as np\n"
+        "from fnn import _blas, losses, nn, optim, random\n"
+        "assert _blas.set_threads(2)\n"
+        "seen = []\n"
+        "def loss(out, y):\n"
+        "    seen.append(_blas.threads())\n"
+        "    return losses.softmax_cross_entropy(out, y)\n"
+        "model, opt = nn.mlp((8, 3)), optim.adam(1e-2)\n"
+        "x, y = np.ones((16, 4), np.float32), np.arange(16) % 3\n"
+        "state = fnn.train_state(opt, model.init(random.key(1), (4,)), random.key(2))\n"
+        "for shards, threads in ((2, 2), (2, 1)):\n"
+        "    step = fnn.train_step(model, loss, opt, shards=shards, threads=threads)\n"
+        "    step(state, (x, y))\n"
+        "    assert _blas.threads() == 2\n"
+        "assert seen == [1, 1, 2, 2], seen\n"
+    )
+    subprocess.run([sys.executable, "-c", script], timeout=60, check=True)
