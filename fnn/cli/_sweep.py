@@ -256,9 +256,14 @@ def _said(result: dict[str, Any]) -> str:
         return f"failed: {result['error']}"
     if result["status"] == "skipped":
         return "finished before, skipped"
-    found = result.get("accuracy")
-    score = "" if found is None else f"test accuracy {found:.4f} "
-    return f"{result['status']}, {score}({result['seconds']:.2f} s)"
+    accuracy, loss = result.get("accuracy"), result.get("validation_loss")
+    if accuracy is not None:
+        score = f", test accuracy {accuracy:.4f}"
+    elif loss is not None:  # a language model's run
+        score = f", validation loss {loss:.4f}"
+    else:
+        score = ""
+    return f"{result['status']}{score} ({result['seconds']:.2f} s)"
 
 
 def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -362,11 +367,13 @@ def train_one(run: SweepRun) -> dict[str, Any]:
     error = run_train(run.resume if resuming else run.argv)
     if error is not None:
         return {"name": run.name, "status": "failed", "error": error}
-    test = read_run(directory).get("test")
+    finished_record = read_run(directory)
+    test, validation = finished_record.get("test"), finished_record.get("validation")
     return {
         "name": run.name,
         "status": "resumed" if resuming else "trained",
         "accuracy": test.get("accuracy") if isinstance(test, dict) else None,
+        "validation_loss": validation.get("loss") if isinstance(validation, dict) else None,
         "seconds": os.times().elapsed - began,
     }
 

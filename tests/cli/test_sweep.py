@@ -258,3 +258,19 @@ def test_compare_a_sweep_and_a_run_made_by_hand(
     assert capsys.readouterr().err == (
         f"fnn compare: error: {tmp_path / 'nothing'} is not a directory\n"
     )
+
+
+def test_a_finished_runs_line_gives_its_accuracy_or_its_validation_loss() -> None:
+    """A classifier's line gives test accuracy; a language model's (no test set) its
+    validation loss, not an empty score."""
+    from fnn.cli import _sweep
+
+    said = _sweep._said
+    common = {"status": "trained", "seconds": 2.5}
+    assert said({**common, "accuracy": 0.9, "validation_loss": None}) == (
+        "trained, test accuracy 0.9000 (2.50 s)"
+    )
+    assert said({**common, "accuracy": None, "validation_loss": 1.9}) == (
+        "trained, validation loss 1.9000 (2.50 s)"
+    )
+    assert said({**common, "accuracy": None, "validation_loss": None}) == "trained (2.50 s)"
