@@ -6,9 +6,10 @@ layers, 4 heads, 128 wide, windows of 64, no biases, tied embedding, exact GELU;
 then cosine to 1e-4 at 2,000, batches of 12, float32. fnn trains it as ``fnn train
 --recipe gpt`` does: ``nn.gpt``, ``optim.chain(optim.clip_by_global_norm(1.0),
 optim.adamw(optim.warmup_cosine(...), b2=0.99, weight_decay=0.1, weights_only=True))``,
-one ``fnn.train_step`` per batch, accuracy not counted; ``fnn.runtime.keep_freed_memory()``
-first, as ``fnn train`` and the other fnn peers do (``--no-keep-freed-memory`` leaves
-glibc's defaults). Both train from the same windows: the offsets are drawn once here
+one ``fnn.train_step`` per batch, accuracy not counted; no ``fnn.runtime`` call but the
+thread count, as a user's script makes none (``train_step`` keeps freed memory itself;
+``--keep-freed-memory`` calls ``fnn.runtime.keep_freed_memory()`` first, as ``fnn
+train`` does). Both train from the same windows: the offsets are drawn once here
 (``--seed``) and fed to both; each step's time includes cutting its windows out of the
 text, as the peer's does.
 
@@ -188,7 +189,7 @@ def run_fnn(
     seed: int,
     text_path: str | Path,
     offsets: npt.NDArray[np.int64],
-    keep_freed_memory: bool = True,
+    keep_freed_memory: bool = False,
     split: bool = True,
 ) -> dict[str, Any]:
     """Train the recipe's GPT with fnn for ``steps`` steps on the windows at ``offsets``;
@@ -302,7 +303,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             args.seed,
             args.text,
             offsets,
-            keep_freed_memory=not args.no_keep_freed_memory,
+            keep_freed_memory=args.keep_freed_memory,
             split=not args.no_split,
         )
     return {"peer": args.child, "threads": args.child_threads, **record}
@@ -398,9 +399,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the records and summary here")
     parser.add_argument("--no-split", action="store_true", help="skip fnn's step split")
     parser.add_argument(
-        "--no-keep-freed-memory",
+        "--keep-freed-memory",
         action="store_true",
-        help="leave glibc's malloc as it is in the fnn runs",
+        help="call fnn.runtime.keep_freed_memory() first in the fnn runs (as fnn train does)",
     )
     parser.add_argument("--child", choices=PEERS, help=argparse.SUPPRESS)
     parser.add_argument("--child-threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                 command += ["--steps", str(args.steps), "--seed", str(args.seed)]
                 command += ["--text", str(args.text)]
                 command += ["--no-split"] * args.no_split
-                command += ["--no-keep-freed-memory"] * args.no_keep_freed_memory
+                command += ["--keep-freed-memory"] * args.keep_freed_memory
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
                 if done.returncode:
                     sys.stderr.write(done.stderr)
