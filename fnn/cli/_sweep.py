@@ -312,7 +312,7 @@ def plan_runs(
     Raises:
         UsageError: a setting ``fnn train`` would refuse, naming the setting.
     """
-    resume = [t for t in _options_of(train) if t[0].split("=", 1)[0] in PASSED_ON_RESUME]
+    resume = resume_options(train)
     runs = []
     for setting in experiments.expand(grid):
         checked_config(train, setting)
@@ -321,7 +321,7 @@ def plan_runs(
             directory = root / name
             argv = ("train", *train, *flags(setting), "--seed", str(seed))
             argv += ("--out", str(directory), "--quiet")
-            again = ("train", "--resume", str(directory), "--quiet", *sum(resume, ()))
+            again = ("train", "--resume", str(directory), "--quiet", *resume)
             runs.append(SweepRun(name, directory, argv, again))
     return runs
 
@@ -342,6 +342,13 @@ def checked_config(train: Sequence[str], setting: dict[str, str]) -> Config:
     except UsageError as err:
         raise UsageError(f"the setting {shown}: {err}") from None
     return config
+
+
+def resume_options(train: Sequence[str]) -> tuple[str, ...]:
+    """The words of ``train`` (``fnn train``'s options) that a resumed run is given again:
+    those of :data:`PASSED_ON_RESUME`, each with its value (``--threads 2``)."""
+    kept = [t for t in _options_of(train) if t[0].split("=", 1)[0] in PASSED_ON_RESUME]
+    return sum(kept, ())
 
 
 def _options_of(argv: Sequence[str]) -> list[tuple[str, ...]]:
@@ -405,6 +412,7 @@ __all__ = [
     "parse_grid",
     "flags",
     "plan_runs",
+    "resume_options",
     "run_train",
     "sweep_command",
 ]

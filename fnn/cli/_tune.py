@@ -28,6 +28,7 @@ from ._sweep import (
     experiment_parser,
     flags,
     known_option,
+    resume_options,
     run_train,
     seeds_of,
     train_options,
@@ -145,6 +146,7 @@ def tune_command(args: argparse.Namespace, out: Output) -> int:
         runs = {s: args.out / f"trial-{trial.number:04d}" / f"seed={s}" for s in seeds}
         trial.set_user_attr("runs", [str(d) for d in runs.values()])
         steps = range(1, epochs + 1) if args.pruner != "none" else [None]
+        again = resume_options(train)  # a pruned trial's runs resume at each epoch
         stopped: set[int] = set()
         for step in steps:
             for seed, directory in runs.items():
@@ -153,7 +155,7 @@ def tune_command(args: argparse.Namespace, out: Output) -> int:
                 if step is None or step == 1:
                     argv = [*base, "--seed", str(seed), "--out", str(directory)]
                 else:
-                    argv = ["train", "--resume", str(directory), "--quiet"]
+                    argv = ["train", "--resume", str(directory), "--quiet", *again]
                 error = run_train(argv + ([] if step is None else ["--stop-after", str(step)]))
                 if error is not None:
                     raise experiments.TrialFailedError(f"{directory}: {error}")

@@ -59,6 +59,22 @@ def test_a_search_trains_each_trials_runs_as_fnn_train_alone(
     assert all(again[name] == r for name, r in kept.items())
 
 
+@needs_optuna
+def test_a_pruned_trials_runs_resume_with_the_options_that_decide_their_conditions(
+    tmp_path: Path, own: Path
+) -> None:
+    """Under a pruner each run trains an epoch at a time, resumed between them; the
+    resume is given --threads again (without it, fnn train refuses the changed BLAS
+    thread count and every trial fails)."""
+    out = tmp_path / "search"
+    status, text = run("tune", "--out", str(out), "--trials", "1", "--param", "lr=1e-2..1e-1",
+                       "--seeds", "0", "--pruner", "median", "--workers", "1", "--",
+                       "--data", str(own), *TRAIN, "--threads", "2")  # fmt: skip
+    assert status == 0, text
+    (record,) = records(out / "trial-0000").values()
+    assert len(record["epochs"]) == 2 and record["conditions"]["threads"] == 2
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
