@@ -112,6 +112,23 @@ def changes(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def target_changes(record: Mapping[str, Any], unit: str) -> list[dict[str, Any]]:
+    """The recorded extensions of a run's target (well-formed entries only), in order:
+    each ``{"after": epochs (or intervals) done, unit: [before, after]}``; ``unit`` is
+    ``"epochs"``, or ``"steps"`` for a language model."""
+    found = record.get("target_changes")
+    if not isinstance(found, list):
+        return []
+    return [
+        c
+        for c in found
+        if isinstance(c, dict)
+        and isinstance(c.get("after"), int)
+        and isinstance(c.get(unit), list)
+        and len(c[unit]) == 2
+    ]
+
+
 def differences(
     recorded: Mapping[str, Any], now: Mapping[str, Any], names: Sequence[str] | None = None
 ) -> dict[str, list[Any]]:
@@ -172,9 +189,8 @@ def run_entries(
     config_before = record.get("config")
     before = config_before.get(unit) if isinstance(config_before, dict) else None
     if isinstance(before, int) and before != config.general[unit]:
-        known = record.get("target_changes")
         entries["target_changes"] = [
-            *(known if isinstance(known, list) else []),
+            *target_changes(record, unit),
             {"after": state.epoch, unit: [before, config.general[unit]]},
         ]
     return entries
@@ -182,6 +198,7 @@ def run_entries(
 
 __all__ = [
     "run_entries",
+    "target_changes",
     "BIT_DECIDING",
     "NAMES",
     "changes",

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from .. import data, parallel
-from ._conditions import BIT_DECIDING, changes, describe, differences
+from ._conditions import BIT_DECIDING, changes, describe, differences, target_changes
 from ._config import Config, UsageError
 from ._output import Output, printable
 from ._rundir import RUN_FILE, read_run
@@ -55,12 +55,9 @@ def stages(record: Mapping[str, Any], config: Config, threads: int | None) -> li
     to the replay) replaces the recorded thread counts."""
     unit = "steps" if "text" in config.general else "epochs"
     targets: dict[int, int] = {}
-    found = record.get("target_changes")
-    for change in found if isinstance(found, list) else []:
-        pair = change.get(unit) if isinstance(change, dict) else None
-        if isinstance(change.get("after"), int) and isinstance(pair, list) and len(pair) == 2:
-            targets.setdefault(0, pair[0])
-            targets[change["after"]] = pair[1]
+    for change in target_changes(record, unit):
+        targets.setdefault(0, change[unit][0])
+        targets[change["after"]] = change[unit][1]
     recorded = record.get("conditions")
     first = recorded.get("threads") if isinstance(recorded, dict) else None
     counts = {0: first if isinstance(first, int) else 1}

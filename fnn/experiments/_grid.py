@@ -24,7 +24,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         ValueError: a malformed part, a range running backwards, a seed outside
             ``[0, 2**63)``, or more than :data:`MAX_RUNS` seeds.
     """
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}  # insertion-ordered, and a set for "each once"
     for part in text.split(","):
         found = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if found is None:
@@ -37,7 +37,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             )
         if len(seeds) + last - first + 1 > MAX_RUNS:
             raise ValueError(f"at most {MAX_RUNS} seeds, got {text!r}")
-        seeds.extend(s for s in range(first, last + 1) if s not in seeds)
+        seeds.update(dict.fromkeys(range(first, last + 1)))
     return tuple(seeds)
 
 

@@ -62,6 +62,9 @@ def test_a_stopped_resumed_and_extended_run_replays_stage_by_stage(tmp_path: Pat
     assert recorded["target_changes"] == [{"after": 2, "epochs": [2, 3]}]
     stages = _replay.stages(recorded, fnn.cli.Config.from_json(recorded["config"], "r"), None)
     assert stages == [_replay.Stage(2, 2, 1), _replay.Stage(3, 3, 1)]
+    config = fnn.cli.Config.from_json(recorded["config"], "r")
+    hand_edited = {**recorded, "target_changes": ["?", None, *recorded["target_changes"], 7]}
+    assert _replay.stages(hand_edited, config, None) == stages  # malformed entries ignored
     status, printed = run("replay", str(out), "--quiet")
     assert status == 0 and "bit-identical (3 epochs" in printed, printed
     fresh = train(tmp_path / "fresh", "--epochs", "3")
