@@ -192,7 +192,8 @@ def dots(
     title: str | None = None,
 ) -> Path:
     """Plot per label each seed's value as a dot and their mean ± standard deviation
-    (``ddof=1``) as a bar, to a PNG (a final accuracy per setting, say).
+    (``ddof=1``, NaN values left out; no bar for a single value) as a bar, to a PNG (a
+    final accuracy per setting, say).
 
     Returns:
         The path written.
@@ -209,8 +210,8 @@ def dots(
             ys = np.asarray(found, dtype=np.float64)
             jitter = np.linspace(-0.12, 0.12, len(ys)) if len(ys) > 1 else np.zeros(1)
             ax.plot(i + jitter, ys, "o", alpha=0.6, color=f"C{i % 10}")
-            std = float(ys.std(ddof=1)) if len(ys) > 1 else 0.0
-            ax.errorbar([i + 0.3], [ys.mean()], yerr=[std], fmt="_", color="black", capsize=4)
+            mean, std = _mean_and_std(ys[:, None])  # NaN left out, as in bands
+            ax.errorbar([i + 0.3], mean, yerr=std, fmt="_", color="black", capsize=4)
         ax.set_xticks(range(len(values)), list(values), rotation=20, ha="right")
         ax.set(ylabel=ylabel, title=title or f"{ylabel}: seeds (dots), mean ± std (bars)")
         ax.grid(alpha=0.3, axis="y")

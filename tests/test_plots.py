@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,3 +67,24 @@ def test_bands_and_dots_are_pngs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dots needs at least one label"):
         plots.dots({"adam": []}, tmp_path / "x.png", ylabel="a")
     assert not (tmp_path / "x.png").exists()
+
+
+@needs_matplotlib
+def test_dots_bars_leave_nan_out_as_bands_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seed whose value is NaN (a run without that metric) is left out of the bar's mean
+    and spread, not turned into a NaN bar."""
+    import matplotlib.axes
+
+    drawn: list[tuple[float, float]] = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def spy(self: Any, x: Any, y: Any, yerr: Any = None, **kw: Any) -> Any:
+        drawn.append((float(np.ravel(y)[0]), float(np.ravel(yerr)[0])))
+        return original(self, x, y, yerr=yerr, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+    plots.dots({"adam": [0.8, float("nan"), 0.9], "sgd": [0.7]}, tmp_path / "d.png", ylabel="a")
+    assert drawn[0][0] == pytest.approx(0.85) and drawn[0][1] == pytest.approx(0.0707, abs=1e-4)
+    assert drawn[1] == (0.7, 0.0)
