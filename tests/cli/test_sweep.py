@@ -1,11 +1,12 @@
 """``fnn sweep`` (fnn/cli/_sweep.py): runs over a grid and seeds on a pool of workers
 with the bits of ``fnn train`` alone, skipped when finished and resumed when
-interrupted (a worker killed with SIGKILL), and each error a user can cause in one line
-before anything is written."""
+interrupted (a worker or an MPI process killed with SIGKILL, a full disk), and each error
+a user can cause in one line before anything is written."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -13,15 +14,17 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from fnn import cli, experiments, plots
+import fnn
+from fnn import _atomic, cli, experiments, plots
 from fnn.experiments import _sweep as sweep_module
-from tests.parallel.test_mpi import MPIRUN
+from tests.parallel.test_mpi import MPIRUN, rank_pids
 from tests.support.optional import needs_mpi
 from tests.test_cli import write_own_data
 
@@ -191,6 +194,93 @@ def test_a_worker_killed_keeps_the_finished_runs_and_the_sweep_resumes(
         )
 
 
+def fingerprint_alone(directory: Path, *argv: str) -> str:
+    """The params fingerprint of ``fnn train --out directory *argv`` run alone."""
+    status, text = run("train", "--out", str(directory), *argv, "--quiet")
+    assert status == 0, text
+    return str(json.loads((directory / "run.json").read_text())["params_sha256"])
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    """The bytes of a run's ``run.json`` and ``model.npz``."""
+    return {name: (directory / name).read_bytes() for name in ("run.json", "model.npz")}
+
+
+class NoSpace:
+    """A file whose writes fail as on a full disk (ENOSPC)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+    def __enter__(self) -> NoSpace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch, root: Path, fills_at: Path) -> dict[str, bool]:
+    """Make every file fnn writes under ``root`` fail with ENOSPC from the first write of
+    ``fills_at`` on (through fnn's one writer, :func:`fnn._atomic.write_atomic`, whose
+    temporary files this follows by ``/proc/self/fd``); returns the disk's state, whose
+    ``"full"`` set to False gives the space back for good."""
+    disk = {"full": False, "filled": False}
+
+    def fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        file = os.fdopen(fd, *args, **kwargs)
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if path.parent == fills_at.parent and path.name.startswith(f".{fills_at.name}."):
+            disk["full"] |= not disk["filled"]
+            disk["filled"] = True
+        return NoSpace(file) if disk["full"] and root in path.parents else file
+
+    writer_os = types.ModuleType("os")
+    writer_os.__dict__.update(os.__dict__)
+    writer_os.__dict__["fdopen"] = fdopen
+    monkeypatch.setattr(_atomic, "os", writer_os)
+    return disk
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
+def test_a_full_disk_names_the_run_keeps_the_finished_ones_and_the_sweep_resumes(
+    tmp_path: Path, own: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk fills as the third run writes its model: that run and the next fail in one
+    line naming the first; run again with space, the sweep resumes the one (it has its
+    checkpoint) and trains the other, each with the bits of fnn train alone."""
+    out = tmp_path / "sweep"
+    train = ("--data", str(own), *TRAIN)
+    argv = ("sweep", "--out", str(out), "--seeds", "0-3", "--workers", "1", "--", *train)
+    disk = fill_disk(monkeypatch, out, out / "seed=2" / "model.npz")
+    text = error_of(capsys, *argv)
+    assert text.startswith("fnn sweep: error: 2 of 4 runs failed; the first, seed=2: "), text
+    assert f"No space left on device: '{out / 'seed=2' / 'model.npz'}'" in text
+    assert disk["full"]
+    kept = {name: files_of(out / name) for name in ("seed=0", "seed=1")}
+    for name, files in kept.items():  # whole: the model holds the params run.json names
+        record = json.loads(files["run.json"])
+        model = fnn.io.load_model(out / name / "model.npz")
+        assert fnn.tree.fingerprint(model.params) == record["params_sha256"]
+    assert not (out / "seed=2" / "model.npz").exists()
+    disk["full"] = False  # space again
+    status, text = run(*argv)
+    assert status == 0, text
+    assert text.count("finished before, skipped") == 2
+    assert "seed=2: resumed, test accuracy" in text and "seed=3: trained, test" in text
+    assert {name: files_of(out / name) for name in kept} == kept
+    for name, record in records(out).items():
+        seed = name.split("=")[1]
+        assert (
+            fingerprint_alone(tmp_path / name, *train, "--seed", seed) == (record["params_sha256"])
+        )
+
+
 def test_workers_default_to_one_per_core() -> None:
     assert experiments.default_workers() == len(os.sched_getaffinity(0))
     with contextlib.suppress(AttributeError):
@@ -222,6 +312,52 @@ def test_under_mpirun_the_processes_share_the_runs(
     fingerprint = json.loads((alone / "run.json").read_text())["params_sha256"]
     assert found["lr=0.1,seed=1"]["params_sha256"] == fingerprint
     assert found["lr=0.1,seed=1"]["conditions"]["processes"] == 1
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_process_killed_under_mpirun_keeps_the_finished_runs_and_the_sweep_resumes(
+    tmp_path: Path, own: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process finishes a short run, then process 1 is killed in its long run: both
+    short runs stay as they were, and the same sweep run again skips them and resumes the
+    long runs to the bits of fnn train alone."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this fnn, wherever the venv's points
+    out = tmp_path / "sweep"
+    train = ("--data", str(own), "--batch-size", "16", "--no-plots", "--validation-split", "0")
+    args = ("sweep", "--out", str(out), "--seeds", "0-1", "--grid", "epochs=2,100", "--", *train)
+    assert MPIRUN is not None
+    command = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable,
+               "-m", "fnn", *args]  # fmt: skip
+    long = out / "epochs=100,seed=1"  # process 1's second run
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as job:  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not (long / "checkpoints" / "last.npz").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            pids = rank_pids(str(out), 1)
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            job.communicate(timeout=60)
+        finally:
+            job.kill()
+    assert job.returncode != 0
+    kept = {n: files_of(out / n) for n in ("epochs=2,seed=0", "epochs=2,seed=1")}
+    assert "params_sha256" not in json.loads((long / "run.json").read_text())
+    done = subprocess.run([*command[:-len(args)], *args], capture_output=True, text=True,
+                          timeout=300, check=False, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "epochs=2,seed=0: finished before, skipped" in done.stdout, done.stdout
+    assert "epochs=2,seed=1: finished before, skipped" in done.stdout
+    assert "epochs=100,seed=1: resumed, test accuracy" in done.stdout
+    assert {n: files_of(out / n) for n in kept} == kept
+    found = records(out)
+    assert len(found) == 4
+    for name in ("epochs=100,seed=0", "epochs=100,seed=1"):
+        seed = name.split("=")[2]
+        fingerprint = fingerprint_alone(tmp_path / name, *train, "--epochs", "100", "--seed", seed)
+        assert found[name]["params_sha256"] == fingerprint
 
 
 def test_compare_a_sweep_and_a_run_made_by_hand(
