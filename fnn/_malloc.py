@@ -34,7 +34,8 @@ _M_MMAP_THRESHOLD = -3
 
 _settled: list[bool] = []
 """Holds one entry once this process's thresholds were set (by a step or the program):
-the setting is the process's, so it is recorded once, with it."""
+whether glibc took them. The setting is the process's, so it is recorded once, with it,
+and a step does not try again where the C library is not glibc."""
 
 
 def keep_freed(limit: int = DEFAULT_LIMIT) -> bool:
@@ -47,7 +48,12 @@ def keep_freed(limit: int = DEFAULT_LIMIT) -> bool:
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be an int >= 1 (bytes), got {limit!r}")
-    _settled[:] = [True]
+    _settled[:] = [_set_thresholds(min(limit, 2**31 - 1))]
+    return _settled[0]
+
+
+def _set_thresholds(value: int) -> bool:
+    """Both thresholds to ``value`` through glibc's ``mallopt``; False without it."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
@@ -56,7 +62,6 @@ def keep_freed(limit: int = DEFAULT_LIMIT) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    value = min(limit, 2**31 - 1)
     return bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
 
 
@@ -64,4 +69,4 @@ def keep_freed_for_training() -> bool:
     """:func:`keep_freed` with ``DEFAULT_LIMIT``, unless this process's thresholds were
     already set (by an earlier step, or by the program with its own limit); returns whether
     they are set."""
-    return True if _settled else keep_freed(DEFAULT_LIMIT)
+    return _settled[0] if _settled else keep_freed(DEFAULT_LIMIT)

@@ -99,3 +99,23 @@ def test_training_steps_keep_freed_memory_unless_the_program_set_its_own_limit()
     # wins: with 4 KiB thresholds every step maps its temporaries afresh.
     assert _faults_per_step("default") < 100
     assert _faults_per_step(str(4096)) > 1000
+
+
+def test_a_c_library_without_mallopt_is_reported_once_not_taken_for_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where glibc's mallopt is missing, keep_freed says False, and a step's later call
+    says False too (without trying again), not True."""
+    from fnn import _malloc
+
+    tries: list[int] = []
+    monkeypatch.setattr(_malloc, "_settled", [])
+
+    def no_mallopt(value: int) -> bool:
+        tries.append(value)
+        return False
+
+    monkeypatch.setattr(_malloc, "_set_thresholds", no_mallopt)
+    assert _malloc.keep_freed(2**20) is False
+    assert _malloc.keep_freed_for_training() is False
+    assert tries == [2**20]
