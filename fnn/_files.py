@@ -180,6 +180,14 @@ def sha256(path: str | os.PathLike[str], error: type[ValueError]) -> str:
     return h.hexdigest()
 
 
+RUN_FILE = "run.json"
+"""A run's record, in the run's own directory: ``fnn train`` writes it, ``fnn sweep``,
+``fnn compare`` and ``fnn replay`` read it."""
+
+MAX_RUN_RECORD = 64 * 2**20
+"""The largest ``run.json`` read (a record of thousands of epochs takes well under 1 MB)."""
+
+
 def read_json_object(path: Path, limit: int, error: type[ValueError]) -> dict[str, Any]:
     """The JSON object in the regular file ``path`` of at most ``limit`` bytes.
 

@@ -21,6 +21,8 @@ from typing import Any
 from .. import callbacks, io
 from .. import tree as _tree
 from .._atomic import write_bytes_atomic
+from .._files import MAX_RUN_RECORD as MAX_RUN_RECORD
+from .._files import RUN_FILE as RUN_FILE
 from .._files import read_json_object
 from .._lock import directory_lock
 from ..data import DataError
@@ -28,14 +30,10 @@ from ..train import TrainState, check_finite
 from ._config import Config, UsageError
 
 MODEL_FILE = "model.npz"
-RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = ("curves.png", "confusion.png")
 STEPS_FILE = "steps.json"
 """In ``checkpoints/``: ``--log-every``'s records so far, written before each checkpoint."""
-
-MAX_RUN_RECORD = 64 * 2**20
-"""The largest ``run.json`` read (a record of thousands of epochs takes well under 1 MB)."""
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 import attrs
 
 from .._atomic import write_bytes_atomic
-from .._files import read_json_object
+from .._files import MAX_RUN_RECORD, RUN_FILE, read_json_object
 from .._lock import directory_lock
 from ..data import DataError
 from ._grid import MAX_RUNS, expand, run_name
@@ -26,12 +26,6 @@ V = TypeVar("V")
 
 SWEEP_FILE = "sweep.json"
 """The file that says what a sweep directory holds (its runs), written when it begins."""
-
-RUN_FILE = "run.json"
-"""Each run's record, in the run's own directory (as ``fnn train`` writes it)."""
-
-MAX_RUN_RECORD = 64 * 2**20
-"""The largest ``run.json`` read (``fnn train``'s limit)."""
 
 
 class SweepError(Exception):
