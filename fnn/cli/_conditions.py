@@ -164,7 +164,7 @@ def run_entries(
             one the run trained under last, naming each, unless ``args`` allows it
             (``--allow-changed-conditions``).
     """
-    unit = "steps" if "text" in config.general else "epochs"
+    unit = config.unit
     now = current(args.threads, config.general["shards"], comm)
     if record is None or state is None or not isinstance(record.get("conditions"), dict):
         return {"conditions": now}  # a new run, or one recorded before its conditions were

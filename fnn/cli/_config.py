@@ -175,6 +175,12 @@ class Config:
                 return part[name]
         raise KeyError(name)
 
+    @property
+    def unit(self) -> str:
+        """What the run's length counts: ``"steps"`` for a language model (a ``text``),
+        else ``"epochs"``; also the option that sets it."""
+        return "steps" if "text" in self.general else "epochs"
+
     def evolve(self, **general: Any) -> Config:
         """This config with some general options changed."""
         return attrs.evolve(self, general={**self.general, **general})

@@ -53,7 +53,7 @@ def stages(record: Mapping[str, Any], config: Config, threads: int | None) -> li
     """The ``fnn train`` calls that retrace a run: a new run, then a resume wherever the
     record says the target or the conditions changed; ``threads`` (``--threads`` given
     to the replay) replaces the recorded thread counts."""
-    unit = "steps" if "text" in config.general else "epochs"
+    unit = config.unit
     targets: dict[int, int] = {}
     for change in target_changes(record, unit):
         targets.setdefault(0, change[unit][0])
@@ -150,7 +150,7 @@ def replay_command(args: argparse.Namespace, out: Output) -> int:
     if target.resolve() == source.resolve():
         raise UsageError(f"--out {target} is the run's own directory: replay into another")
     _check_data(config, record, args)
-    unit = "steps" if "text" in config.general else "epochs"
+    unit = config.unit
     quiet = Output(_textio.StringIO())  # the report is the replay's output
     for i, stage in enumerate(stages(record, config, args.threads)):
         train_args = argparse.Namespace(

@@ -149,7 +149,7 @@ def _plan(args: argparse.Namespace, config: Config | None) -> Plan:
         directory, record = args.resume, read_run(args.resume)
         config = Config.from_json(record.get("config"), str(args.resume / RUN_FILE))
         if args.epochs is not None or args.steps is not None:  # the schedule spans it
-            length = "steps" if "text" in config.general else "epochs"
+            length = config.unit
             given = args.steps if length == "steps" else args.epochs
             if given is None:
                 other = "--epochs" if length == "steps" else "--steps"
