@@ -366,3 +366,16 @@ def test_the_gpt_recipe_is_the_one_the_readme_describes() -> None:
     model = fnn.nn.gpt(vocab=65, context=64, layers=4, heads=4, features=128)
     assert fnn.tree.size(model.shapes((64,)).params) == 804_096
     assert "(804,096 parameters" in text
+
+
+def test_the_install_sections_extras_are_pyprojects() -> None:
+    """The README's table of extras lists exactly the extras ``pyproject.toml`` declares,
+    each with what it installs (the table once promised an extra not declared yet)."""
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    section = pyproject.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    declared = set(re.findall(r"^([a-z][\w-]*)\s*=", section, flags=re.MULTILINE))
+    table = README.read_text().split("| extra | installs | for |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([\w-]+)` \| ([^|]*) \|", table, flags=re.MULTILINE)
+    listed = {name: installs.strip() for name, installs in rows}
+    assert set(listed) == declared
+    assert all(listed.values()), listed
