@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = """\
-from typing import assert_type
+from typing_extensions import assert_type  # typing's from Python 3.11; mypy brings this
 
 import numpy as np
 
