@@ -1,4 +1,5 @@
-"""What the example scripts share: their command line, the data, epoch timing and tables.
+"""What the example scripts share: their command line, the data, the end of a run (model
+file, history table, test line), epoch timing and tables.
 
 Every example takes ``--dataset {fashion-mnist,mnist}``, ``--data-dir``, ``--epochs``,
 ``--out``, ``--limit N`` (only the first N train and test examples, for a quick run) and
@@ -16,6 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+import fnn
 from fnn import data, plots
 
 Array = np.ndarray[Any, Any]
@@ -62,6 +64,39 @@ def setup(args: argparse.Namespace) -> Data:
         ds.y_test[:n],
         list(data.source(args.dataset).info.classes),  # type: ignore[union-attr]
     )
+
+
+def report(
+    args: argparse.Namespace,
+    ds: Data,
+    model: fnn.nn.Layer[Any, Any],
+    state: fnn.TrainState[Any, Any],
+    test: fnn.Evaluation,
+    timer: fnn.callbacks.EpochTimes,
+) -> dict[str, Any]:
+    """The end of an example's run: save ``model`` with the trained params (and model
+    state) to ``--out``/model.npz, print the history table and the test line.
+
+    Returns:
+        ``test_accuracy``, ``history``, ``epoch_seconds`` (the mean) and ``model`` (the
+        file's path), what the examples' ``main`` returns to their tests.
+    """
+    path = fnn.io.save_model(
+        args.out / "model.npz",
+        model,
+        state.params,
+        in_shape=ds.x_train.shape[1:],
+        model_state=state.model_state,
+        metadata={"dataset": args.dataset, "classes": ds.classes},
+    )
+    print(fnn.callbacks.history_table(state.history, timer.seconds))
+    print(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}  wrote {path}")
+    return {
+        "test_accuracy": test.accuracy,
+        "history": state.history,
+        "epoch_seconds": timer.mean,
+        "model": path,
+    }
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

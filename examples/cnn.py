@@ -71,21 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if not args.compare:
         model, state, test, timer = train(ds, args.epochs, args.seed, 0.5, False)
-        path = fnn.io.save_model(
-            args.out / "model.npz",
-            model,
-            state.params,
-            in_shape=ds.x_train.shape[1:],
-            metadata={"dataset": args.dataset, "classes": ds.classes},
-        )
-        print(fnn.callbacks.history_table(state.history, timer.seconds))
-        print(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}  wrote {path}")
-        return {
-            "test_accuracy": test.accuracy,
-            "history": state.history,
-            "epoch_seconds": timer.mean,
-            "model": path,
-        }
+        return _common.report(args, ds, model, state, test, timer)
 
     histories, rows = {}, []
     for name, (rate, norm) in VARIANTS.items():

@@ -41,20 +41,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         callbacks=[fnn.callbacks.progress_bar(), timer],
     )
     test = fnn.evaluate(model, losses.softmax_cross_entropy, state.params, ds.x_test, ds.y_test)
-    path = fnn.io.save_model(
-        args.out / "model.npz",
-        model,
-        state.params,
-        in_shape=(28, 28),
-        metadata={"dataset": args.dataset, "classes": ds.classes},
-    )
-    print(fnn.callbacks.history_table(state.history, timer.seconds))
-    print(f"test accuracy {test.accuracy:.4f}  test loss {test.loss:.4f}  wrote {path}")
     return {
-        "test_accuracy": test.accuracy,
-        "history": state.history,
-        "epoch_seconds": timer.mean,
-        "model": path,
+        **_common.report(args, ds, model, state, test, timer),
         "params_sha256": fnn.tree.fingerprint(state.params),
     }
 

@@ -51,7 +51,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 import peer_torch_gpt as peer
 import run_peer
+from cnn_split import best_seconds
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("fnn", "fnn-shards", "torch")
@@ -141,18 +141,6 @@ def step_products(
         Product("logits dtable", dlogits.T, h),
     ]
     return block * layers + tied
-
-
-def best_seconds(run: Callable[[], object], loops: int = 5, repeat: int = 7) -> float:
-    """The least mean time of ``run`` over ``repeat`` timed loops of ``loops`` calls."""
-    run()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(loops):
-            run()
-        best = min(best, (time.perf_counter() - start) / loops)
-    return best
 
 
 # -- the peers (each in a process of its own) -------------------------------------------------
