@@ -82,15 +82,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def gpt_main(args: argparse.Namespace) -> int:
-    """The language model's peak RSS against :data:`GPT_TARGET`."""
-    command = gpt_command(args.fnn, args.steps, args.data_dir)
+def train_peaks(command: list[str]) -> tuple[int, int] | None:
+    """The peak RSS (bytes) of ``command`` (an ``fnn train`` run, quiet, into a temporary
+    directory) and of ``python -c 'import fnn'``; None, said on stderr, when the run
+    failed."""
     with tempfile.TemporaryDirectory() as tmp:
         status, peak = peak_rss([*command, "--quiet", "--no-plots", "--out", tmp])
     if status != 0:
         print(f"fnn train failed with exit status {status}", file=sys.stderr)
-        return 2
+        return None
     _, baseline = peak_rss([sys.executable, "-c", "import fnn"])
+    return peak, baseline
+
+
+def gpt_main(args: argparse.Namespace) -> int:
+    """The language model's peak RSS against :data:`GPT_TARGET`."""
+    command = gpt_command(args.fnn, args.steps, args.data_dir)
+    peaks = train_peaks(command)
+    if peaks is None:
+        return 2
+    peak, baseline = peaks
     print(f"command: {' '.join(command)} --quiet --no-plots --out <tmp>")
     print(f"peak RSS of fnn train:                       {peak / MB:7.1f} MB")
     print(f"peak RSS of python -c 'import fnn':          {baseline / MB:7.1f} MB")
@@ -104,12 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model == "gpt":
         return gpt_main(args)
     command = train_command(args.fnn, args.epochs, args.model)
-    with tempfile.TemporaryDirectory() as tmp:
-        status, peak = peak_rss([*command, "--quiet", "--no-plots", "--out", tmp])
-    if status != 0:
-        print(f"fnn train failed with exit status {status}", file=sys.stderr)
+    peaks = train_peaks(command)
+    if peaks is None:
         return 2
-    _, baseline = peak_rss([sys.executable, "-c", "import fnn"])
+    peak, baseline = peaks
     as_float = dataset_bytes(4)
     raw = dataset_bytes(1)
     margin = MARGINS[args.model]
