@@ -319,10 +319,13 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     limit = g.get("limit")
     if limit is not None and limit > len(dataset.x_train):
         raise UsageError(f"--limit {limit} is more than the {len(dataset.x_train)} training images")
-    x_train = data.as_float_images(dataset.x_train[:limit])
-    y_train = dataset.y_train[:limit]
-    x_test, y_test = data.as_float_images(dataset.x_test), dataset.y_test
-    del dataset  # the uint8 images: only the float32 copies are needed from here on
+    raw_train, y_train = dataset.x_train[:limit], dataset.y_train[:limit]
+    raw_test, y_test = dataset.x_test, dataset.y_test
+    del dataset  # each uint8 array is let go once its float32 copy is made: a lower peak
+    x_train = data.as_float_images(raw_train)
+    del raw_train
+    x_test = data.as_float_images(raw_test)
+    del raw_test
     n_val = round(len(x_train) * g["validation_split"])
     n_fit = len(x_train) - n_val
     if n_fit < 1 or (g["validation_split"] > 0 and n_val < 1):
