@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,34 +99,37 @@ def latest(record: Mapping[str, Any]) -> dict[str, Any]:
 def changes(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The recorded changes of a run's conditions (well-formed entries only), in order:
     each ``{"after": epochs (or intervals) done, "changed": {name: [before, after]}}``."""
-    found = record.get("condition_changes")
-    if not isinstance(found, list):
-        return []
-    return [
-        c
-        for c in found
-        if isinstance(c, dict)
-        and isinstance(c.get("after"), int)
-        and isinstance(c.get("changed"), dict)
-        and all(isinstance(v, list) and len(v) == 2 for v in c["changed"].values())
-    ]
+    return _entries(
+        record,
+        "condition_changes",
+        lambda c: isinstance(c.get("changed"), dict) and all(map(_is_pair, c["changed"].values())),
+    )
 
 
 def target_changes(record: Mapping[str, Any], unit: str) -> list[dict[str, Any]]:
     """The recorded extensions of a run's target (well-formed entries only), in order:
     each ``{"after": epochs (or intervals) done, unit: [before, after]}``; ``unit`` is
     ``"epochs"``, or ``"steps"`` for a language model."""
-    found = record.get("target_changes")
+    return _entries(record, "target_changes", lambda c: _is_pair(c.get(unit)))
+
+
+def _entries(
+    record: Mapping[str, Any], key: str, well_formed: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The entries of the record's list ``key`` that are objects with an int ``after``
+    and pass ``well_formed``, in order (a hand-edited record's others are left out)."""
+    found = record.get(key)
     if not isinstance(found, list):
         return []
     return [
         c
         for c in found
-        if isinstance(c, dict)
-        and isinstance(c.get("after"), int)
-        and isinstance(c.get(unit), list)
-        and len(c[unit]) == 2
+        if isinstance(c, dict) and isinstance(c.get("after"), int) and well_formed(c)
     ]
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2
 
 
 def differences(
