@@ -198,8 +198,9 @@ def test_erf_is_float64_accurate_on_a_dense_grid() -> None:
 def test_exact_gelu_in_float32_is_float32_accurate() -> None:
     """The float32 path (its own formula, in float32) against float64 from math.erfc
     (``Phi(x) = erfc(-x / sqrt 2) / 2``, accurate in the left tail too): y within a
-    relative 4.5e-7 on [-13, 13] and at tiny magnitudes, the slope within 2.5e-7 (relative
-    1e-6 where |slope| >= 0.1), as _gelu_exact_float32's docstring reports; beyond
+    relative 4.5e-7 + 3e-8 x**2 on [-13, 13] and at tiny magnitudes (6.5e-7 for |x| <= 4),
+    the slope within 2.5e-7 (relative 1e-6 where |slope| >= 0.1), as
+    _gelu_exact_float32's docstring reports; beyond
     -13 the values are under 1e-37 (subnormal); beyond the clip, exactly 0 or x, 0 or 1."""
     tiny = np.geomspace(1e-37, 1.0, 20_001)
     x = np.concatenate(
@@ -220,7 +221,10 @@ def test_exact_gelu_in_float32_is_float32_accurate() -> None:
     zero = x == 0
     assert (y[0][zero] == 0).all() and (slope[0][zero] == 0.5).all()
     relative = np.abs(y[0] - exact_y)[~zero] / np.abs(exact_y[~zero])
-    assert relative.max() < 4.5e-7, (relative.max(), x[~zero][relative.argmax()])
+    excess = relative / (4.5e-7 + 3e-8 * x64[~zero] ** 2)
+    assert excess.max() < 1, (relative[excess.argmax()], x[~zero][excess.argmax()])
+    core = np.abs(x[~zero]) <= 4
+    assert relative[core].max() < 6.5e-7, relative[core].max()
     error = np.abs(slope[0] - exact_slope)
     assert error.max() < 2.5e-7, (error.max(), x[error.argmax()])
     steep = np.abs(exact_slope) >= 0.1
