@@ -517,11 +517,14 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
     assert summary[1]["fnn"]["median_ms"] == pytest.approx(60.0)
     text = gpt_speed.report(summary)
     assert "fnn/torch   1.20 (fnn)" in text and "fnn/torch   0.90 (fnn-shards)" in text
+    assert "nanoGPT" not in text  # a ratio only against a peer that ran
+    with_nanogpt = gpt_speed.report(gpt_speed.summarize([*records, record("nanogpt", 1, 75.0)]))
+    assert "fnn/torch   1.20 (fnn)\n  fnn/nanoGPT 0.80 (fnn)" in with_nanogpt
     assert "matrix products 40.0 ms (67%; 4.00 GFLOP at 100 GFLOP/s) + the rest 20.0 ms" in text
     args = gpt_speed.parse_args([])
     assert (args.steps, args.threads, args.rounds) == (200, [1, 2], 1)
-    assert gpt_speed.runs(args) == [(1, "fnn"), (1, "torch"), (2, "fnn"), (2, "fnn-shards"),
-                                    (2, "torch")]  # fmt: skip
+    assert gpt_speed.runs(args) == [(1, "fnn"), (1, "torch"), (1, "nanogpt"), (2, "fnn"),
+                                    (2, "fnn-shards"), (2, "torch"), (2, "nanogpt")]  # fmt: skip
     with pytest.raises(SystemExit):
         gpt_speed.parse_args(["--peers", "jax"])
     # with CPU times (a busy machine: wall time above CPU time), they are shown beside
@@ -531,6 +534,38 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
     assert "60.0 ms/step (rounds: 60.0), CPU 55.0 ms/step;" in text
     assert "fnn/torch   1.20 (fnn); in CPU time 1.10" in text
     assert "fnn/torch   0.90 (fnn-shards); in CPU time 0.93" in text
+
+
+@pytest.mark.oracle
+def test_nanogpt_peer_is_the_lean_peers_model_as_modules(
+    torch: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """peer_nanogpt.py's modules (nanoGPT's model) hold the lean peer's parameters under
+    the same names and give its logits bit for bit; the optimizer groups are nanoGPT's
+    (decay on the matrices, no fused flag); a short run of its loop trains."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    lean, nano = (importlib.import_module(m) for m in ("peer_torch_gpt", "peer_nanogpt"))
+    torch.manual_seed(0)
+    model = nano.build_model(torch, 65)
+    params = dict(model.named_parameters())
+    assert list(params) == list(lean.init_params(torch, 65))
+    assert sum(int(p.numel()) for p in params.values()) == 804_096
+    assert model.lm_head.weight is model.transformer.wte.weight  # tied
+    idx = torch.randint(65, (3, 64))
+    logits, loss = model(idx, idx)
+    assert torch.equal(logits, lean.forward(torch, params, idx))
+    assert torch.equal(loss, lean.loss_fn(torch, params, idx, idx))
+    opt = nano.configure_optimizer(torch, model)
+    assert [len(g["params"]) for g in opt.param_groups] == [2 + 4 * 4, 4 * 2 + 1]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+    assert not opt.defaults.get("fused")
+    text = tmp_path / "tiny.txt"
+    text.write_text(TINY_TEXT)
+    train = lean.load_text(text).train
+    offsets = np.random.default_rng(0).integers(0, len(train) - 64, (4, 2))
+    result = nano.train(4, 1, 0, text, offsets)
+    assert len(result.losses) == len(result.step_seconds) == 4
+    assert np.isfinite(result.losses).all() and np.isfinite(result.val_loss)
 
 
 def test_gpt_speed_command_runs_its_peers_in_processes(

@@ -1,4 +1,4 @@
-"""GPT training speed: fnn against its PyTorch eager peer on nanoGPT's CPU recipe.
+"""GPT training speed: fnn against two PyTorch eager peers on nanoGPT's CPU recipe.
 
 The workload is ``peer_torch_gpt.py``'s: character-level Tiny Shakespeare, a GPT of 4
 layers, 4 heads, 128 wide, windows of 64, no biases, tied embedding, exact GELU; AdamW
@@ -9,9 +9,14 @@ optim.adamw(optim.warmup_cosine(...), b2=0.99, weight_decay=0.1, weights_only=Tr
 one ``fnn.train_step`` per batch, accuracy not counted; no ``fnn.runtime`` call but the
 thread count, as a user's script makes none (``train_step`` keeps freed memory itself;
 ``--keep-freed-memory`` calls ``fnn.runtime.keep_freed_memory()`` first, as ``fnn
-train`` does). Both train from the same windows: the offsets are drawn once here
-(``--seed``) and fed to both; each step's time includes cutting its windows out of the
-text, as the peer's does.
+train`` does). The PyTorch peers: ``torch``, the lean one written from the recipe
+(``peer_torch_gpt.py``: functions of a dict of parameters, AdamW ``fused=True``,
+PyTorch's fastest on a CPU), and ``nanogpt``, nanoGPT's own program as it runs on a CPU
+(``peer_nanogpt.py``: its ``nn.Module`` model with its zero-rate dropouts, its
+``get_batch`` from a memory-mapped token file, the for-each AdamW that its
+``configure_optimizers`` picks without CUDA, ``loss.item()`` every step). All train from
+the same windows: the offsets are drawn once here (``--seed``) and fed to each; each
+step's time includes cutting its windows out of the text.
 
 Each (peer, thread count, round) runs in a process of its own, its thread count fixed
 before NumPy or PyTorch loads (``run_peer.thread_env``); within a round the thread counts
@@ -24,10 +29,10 @@ ratio is taken for the faster. PyTorch: ``torch.set_num_threads(T)``.
 Printed per thread count: each peer's median ms/step (of the steps after the first 10;
 the median over rounds of that) and its median CPU time per step (the process's, all its
 threads: on a shared machine, the work without the waits for a core; at more than one
-thread it counts every thread, spinning ones too), fnn/torch in time (and in CPU time),
-each one's final training loss (the last step's batch) and whole-split validation loss;
-and fnn's step split: the step (with
-``T`` BLAS threads, one shard) timed alone as the best of several passes over 10 batches,
+thread it counts every thread, spinning ones too), fnn/torch and fnn/nanoGPT in time (and
+in CPU time), each one's final training loss (the last step's batch) and whole-split
+validation loss; and fnn's step split: the step (with ``T`` BLAS threads, one shard) timed
+alone as the best of several passes over 10 batches,
 against every matrix product of it timed alone at the step's shapes and layouts
 (:func:`step_products`; best of several loops): ``rest = step - products`` (the
 elementwise work, the optimizer, Python). Also the CPU (``lscpu``'s model name) and the
@@ -57,13 +62,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import peer_nanogpt
 import peer_torch_gpt as peer
 import run_peer
 from cnn_split import best_seconds
 
 HERE = Path(__file__).resolve().parent
-PEERS = ("fnn", "fnn-shards", "torch")
-"""``fnn-shards`` runs only at more than one thread."""
+PEERS = ("fnn", "fnn-shards", "torch", "nanogpt")
+"""``fnn-shards`` runs only at more than one thread; ``torch`` is the lean PyTorch peer
+(``peer_torch_gpt.py``, AdamW fused), ``nanogpt`` nanoGPT's own modules and loop on a CPU
+(``peer_nanogpt.py``, its for-each AdamW)."""
+TORCH_PEERS = {"torch": "torch", "nanogpt": "nanoGPT"}
+"""The PyTorch peers and the name of each in the ratios."""
 SKIP = 10
 """Steps left out of a run's median (warm-up: the first call checks the batch, caches
 fill); fewer when a run is short."""
@@ -262,10 +272,17 @@ def step_split(step: Any, state: Any, text: peer.Text, offsets: Any) -> dict[str
 
 
 def run_torch(
-    steps: int, threads: int, seed: int, text_path: str | Path, offsets: npt.NDArray[np.int64]
+    steps: int,
+    threads: int,
+    seed: int,
+    text_path: str | Path,
+    offsets: npt.NDArray[np.int64],
+    nanogpt: bool = False,
 ) -> dict[str, Any]:
-    """Train the recipe's GPT with the PyTorch peer on the windows at ``offsets``."""
-    r = peer.train(steps, threads, seed, text_path, offsets)
+    """Train the recipe's GPT with a PyTorch peer on the windows at ``offsets``: the lean
+    one, or with ``nanogpt`` nanoGPT's modules and loop."""
+    train = peer_nanogpt.train if nanogpt else peer.train
+    r = train(steps, threads, seed, text_path, offsets)
     return {
         "seconds": r.seconds,
         "step_seconds": r.step_seconds,
@@ -280,8 +297,10 @@ def run_torch(
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """The run of one peer at one thread count, in this process."""
     offsets = np.load(args.offsets)
-    if args.child == "torch":
-        record = run_torch(args.steps, args.child_threads, args.seed, args.text, offsets)
+    if args.child in TORCH_PEERS:
+        record = run_torch(
+            args.steps, args.child_threads, args.seed, args.text, offsets, args.child == "nanogpt"
+        )
     else:
         shards = args.child_threads if args.child == "fnn-shards" else 1
         record = run_fnn(
@@ -346,12 +365,12 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
                 f"train loss {e['loss']:.4f}, val loss {e['val']:.4f}"
             )
         fnns = [n for n in ("fnn", "fnn-shards") if n in peers]
-        if fnns and "torch" in peers:
+        for other in (name for name in TORCH_PEERS if fnns and name in peers):
             best = min(fnns, key=lambda n: peers[n]["median_ms"])
-            ratio = peers[best]["median_ms"] / peers["torch"]["median_ms"]
-            cpus = peers[best]["median_cpu_ms"], peers["torch"]["median_cpu_ms"]
+            ratio = peers[best]["median_ms"] / peers[other]["median_ms"]
+            cpus = peers[best]["median_cpu_ms"], peers[other]["median_cpu_ms"]
             in_cpu = f"; in CPU time {cpus[0] / cpus[1]:.2f}" if None not in cpus else ""
-            lines.append(f"  fnn/torch   {ratio:.2f} ({best}){in_cpu}")
+            lines.append(f"  {'fnn/' + TORCH_PEERS[other]:<11} {ratio:.2f} ({best}){in_cpu}")
         for s in peers.get("fnn", {}).get("split", [])[-1:]:
             step, prod = s["step_seconds"], s["product_seconds"]
             lines.append(
