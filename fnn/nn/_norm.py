@@ -458,7 +458,9 @@ def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any
         x2 = as_rows(x)
         features = x2.shape[1]
         # np.add.reduce / n is x2.mean's arithmetic, bit for bit, without its Python layers
-        xhat = x2 - np.add.reduce(x2, axis=1, keepdims=True) / features if center else x2.copy()
+        xhat = (
+            x2 - np.add.reduce(x2, axis=1, keepdims=True) / float(features) if center else x2.copy()
+        )
         var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / float(features)
         inv_std = 1 / np.sqrt(var + eps)
         xhat *= inv_std
@@ -485,7 +487,7 @@ def _normalization(name: str, eps: float, center: bool, bias: bool) -> Layer[Any
         features = xhat.shape[1]
         mean_gx = np.einsum("ij,ij->i", g, xhat)[:, None] / float(features)
         if center:
-            g -= np.add.reduce(g, axis=1, keepdims=True) / features
+            g -= np.add.reduce(g, axis=1, keepdims=True) / float(features)
         g -= xhat * mean_gx
         g *= inv_std
         return g.reshape(dy.shape)
