@@ -516,10 +516,14 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
     summary = gpt_speed.summarize(records)
     assert summary[1]["fnn"]["median_ms"] == pytest.approx(60.0)
     text = gpt_speed.report(summary)
-    assert "fnn/torch   1.20 (fnn)" in text and "fnn/torch   0.90 (fnn-shards)" in text
+    assert "fnn/torch   1.20 (fnn); by p10 1.20" in text
+    assert "fnn/torch   0.90 (fnn-shards); by p10 0.90" in text
     assert "nanoGPT" not in text  # a ratio only against a peer that ran
+    bursts = {"step_seconds": [1.0] * 10 + [ms / 1000 for ms in range(30, 0, -1)]}
+    assert gpt_speed.tenth_ms(bursts) == pytest.approx(3.0)  # the 3rd fastest of 30
+    assert gpt_speed.median_ms(bursts) == pytest.approx(15.5)
     with_nanogpt = gpt_speed.report(gpt_speed.summarize([*records, record("nanogpt", 1, 75.0)]))
-    assert "fnn/torch   1.20 (fnn)\n  fnn/nanoGPT 0.80 (fnn)" in with_nanogpt
+    assert "fnn/torch   1.20 (fnn); by p10 1.20\n  fnn/nanoGPT 0.80 (fnn)" in with_nanogpt
     assert "matrix products 40.0 ms (67%; 4.00 GFLOP at 100 GFLOP/s) + the rest 20.0 ms" in text
     args = gpt_speed.parse_args([])
     assert (args.steps, args.threads, args.rounds) == (200, [1, 2], 1)
@@ -531,7 +535,7 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
     for r, cpu_ms in zip(records, [55.0, 50.0, 80.0, 70.0, 75.0]):
         r["step_cpu_seconds"] = [1.0] * 10 + [cpu_ms / 1000] * 30
     text = gpt_speed.report(gpt_speed.summarize(records))
-    assert "60.0 ms/step (rounds: 60.0), CPU 55.0 ms/step;" in text
+    assert "60.0 ms/step (rounds: 60.0; p10 60.0), CPU 55.0 ms/step;" in text
     assert "fnn/torch   1.20 (fnn); in CPU time 1.10" in text
     assert "fnn/torch   0.90 (fnn-shards); in CPU time 0.93" in text
 

@@ -27,16 +27,17 @@ and peers take turns, so a busy minute on a shared machine falls on all of them.
 ratio is taken for the faster. PyTorch: ``torch.set_num_threads(T)``.
 
 Printed per thread count: each peer's median ms/step (of the steps after the first 10;
-the median over rounds of that) and its median CPU time per step (the process's, all its
-threads: on a shared machine, the work without the waits for a core; at more than one
-thread it counts every thread, spinning ones too), fnn/torch and fnn/nanoGPT in time (and
-in CPU time), each one's final training loss (the last step's batch) and whole-split
-validation loss; and fnn's step split: the step (with ``T`` BLAS threads, one shard) timed
-alone as the best of several passes over 10 batches,
-against every matrix product of it timed alone at the step's shapes and layouts
-(:func:`step_products`; best of several loops): ``rest = step - products`` (the
-elementwise work, the optimizer, Python). Also the CPU (``lscpu``'s model name) and the
-load average before and after.
+the median over rounds of that), the 10th percentile of its steps (the median over
+rounds: on a shared machine, whose neighbours' load comes in bursts of seconds, the steps
+outside the bursts) and its median CPU time per step (the process's, all its threads: on
+a shared machine, the work without the waits for a core; at more than one thread it
+counts every thread, spinning ones too); fnn/torch and fnn/nanoGPT in time, in CPU time
+and by the 10th percentiles; each peer's final training loss (the last step's batch) and
+whole-split validation loss; and fnn's step split: the step (with ``T`` BLAS threads, one
+shard) timed alone as the best of several passes over 10 batches, against every matrix
+product of it timed alone at the step's shapes and layouts (:func:`step_products`; best
+of several loops): ``rest = step - products`` (the elementwise work, the optimizer,
+Python). Also the CPU (``lscpu``'s model name) and the load average before and after.
 
 Run (PyTorch is never an fnn dependency; ``pip install -e '.[oracle]'`` brings it)::
 
@@ -327,15 +328,25 @@ def median_ms(record: dict[str, Any], key: str = "step_seconds") -> float:
     return 1000.0 * statistics.median(times[skip:])
 
 
+def tenth_ms(record: dict[str, Any]) -> float:
+    """The 10th percentile of a run's step times in ms (the first :data:`SKIP` steps left
+    out): on a shared machine, whose neighbours' load comes in bursts of seconds that slow
+    whichever peer runs then, the steps outside the bursts."""
+    times: list[float] = record["step_seconds"]
+    kept = sorted(times[min(SKIP, len(times) // 4) :])
+    return 1000.0 * kept[(len(kept) - 1) // 10]
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Per thread count and peer: the median over rounds of each run's median ms/step, the
     last run's final training loss and validation loss, and fnn's split (of its runs)."""
     out: dict[int, dict[str, Any]] = {}
     for r in records:
         entry = out.setdefault(r["threads"], {}).setdefault(
-            r["peer"], {"ms": [], "cpu": [], "loss": None, "val": None, "split": []}
+            r["peer"], {"ms": [], "p10": [], "cpu": [], "loss": None, "val": None, "split": []}
         )
         entry["ms"].append(median_ms(r))
+        entry["p10"].append(tenth_ms(r))
         if r.get("step_cpu_seconds"):
             entry["cpu"].append(median_ms(r, "step_cpu_seconds"))
         entry["loss"], entry["val"] = r["losses"][-1], r["val_loss"]
@@ -344,6 +355,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     for peers in out.values():
         for entry in peers.values():
             entry["median_ms"] = statistics.median(entry["ms"])
+            entry["p10_ms"] = statistics.median(entry["p10"])
             entry["median_cpu_ms"] = statistics.median(entry["cpu"]) if entry["cpu"] else None
     return out
 
@@ -361,8 +373,9 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
             rounds = ", ".join(f"{ms:.1f}" for ms in e["ms"])
             cpu = "" if e["median_cpu_ms"] is None else f", CPU {e['median_cpu_ms']:.1f} ms/step"
             lines.append(
-                f"  {name:<11} {e['median_ms']:7.1f} ms/step (rounds: {rounds}){cpu}; final "
-                f"train loss {e['loss']:.4f}, val loss {e['val']:.4f}"
+                f"  {name:<11} {e['median_ms']:7.1f} ms/step (rounds: {rounds}; p10 "
+                f"{e['p10_ms']:.1f}){cpu}; final train loss {e['loss']:.4f}, val loss "
+                f"{e['val']:.4f}"
             )
         fnns = [n for n in ("fnn", "fnn-shards") if n in peers]
         for other in (name for name in TORCH_PEERS if fnns and name in peers):
@@ -370,7 +383,9 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
             ratio = peers[best]["median_ms"] / peers[other]["median_ms"]
             cpus = peers[best]["median_cpu_ms"], peers[other]["median_cpu_ms"]
             in_cpu = f"; in CPU time {cpus[0] / cpus[1]:.2f}" if None not in cpus else ""
-            lines.append(f"  {'fnn/' + TORCH_PEERS[other]:<11} {ratio:.2f} ({best}){in_cpu}")
+            p10 = peers[best]["p10_ms"] / peers[other]["p10_ms"]
+            label = "fnn/" + TORCH_PEERS[other]
+            lines.append(f"  {label:<11} {ratio:.2f} ({best}){in_cpu}; by p10 {p10:.2f}")
         for s in peers.get("fnn", {}).get("split", [])[-1:]:
             step, prod = s["step_seconds"], s["product_seconds"]
             lines.append(
