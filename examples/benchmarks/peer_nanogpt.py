@@ -42,7 +42,6 @@ import argparse
 import importlib
 import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -151,11 +150,7 @@ def configure_optimizer(torch: Any, model: Any) -> Any:
     """nanoGPT's ``configure_optimizers`` on a CPU: AdamW, decay on the parameters of two
     or more dimensions, no ``fused`` argument."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": peer.WEIGHT_DECAY},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=peer.LR, betas=peer.BETAS)
+    return torch.optim.AdamW(peer.decay_groups(params), lr=peer.LR, betas=peer.BETAS)
 
 
 def train(
@@ -190,27 +185,16 @@ def train(
             )
             return x, y
 
-        step_seconds: list[float] = []
-        step_cpu_seconds: list[float] = []
-        losses: list[float] = []
-        x, y = get_batch(drawn[0])
-        begin = time.perf_counter()
-        for it in range(steps):
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            lr = peer.get_lr(it)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            _, loss = model(x, y)
-            if it + 1 < steps:
-                x, y = get_batch(drawn[it + 1])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), peer.GRAD_CLIP)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.item()))
-            step_seconds.append(time.perf_counter() - t0)
-            step_cpu_seconds.append(time.process_time() - cpu0)
-        seconds = time.perf_counter() - begin
+        batch = [get_batch(drawn[0])]
+
+        def step(it: int) -> float:
+            peer.set_lr(optimizer, it)
+            _, loss = model(*batch[0])
+            if it + 1 < steps:  # nanoGPT reads the next batch here, before the backward
+                batch[0] = get_batch(drawn[it + 1])
+            return peer.finish_step(torch, optimizer, model.parameters(), loss)
+
+        seconds, step_seconds, step_cpu_seconds, losses = peer.timed_steps(steps, step)
     model.eval()
     params = dict(model.named_parameters())  # nanoGPT's names, as peer_torch_gpt's
     return peer.Result(

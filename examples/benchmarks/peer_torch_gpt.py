@@ -56,6 +56,7 @@ import importlib
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,51 @@ def val_loss(torch: Any, params: dict[str, Any], val: I64, batch: int = EVAL_BAT
     return total / count
 
 
+def decay_groups(weights: list[Any]) -> list[dict[str, Any]]:
+    """nanoGPT's AdamW groups: ``WEIGHT_DECAY`` on the parameters of two or more
+    dimensions (matrices and embeddings), none on the rest (layer norms)."""
+    return [
+        {"params": [p for p in weights if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
+        {"params": [p for p in weights if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def set_lr(opt: Any, it: int) -> None:
+    """Every group's learning rate to :func:`get_lr` of step ``it``, as nanoGPT's loop."""
+    lr = get_lr(it)
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def finish_step(torch: Any, opt: Any, weights: Any, loss: Any) -> float:
+    """The end of a training step from its ``loss``: backward, the gradients clipped to
+    global norm ``GRAD_CLIP``, the AdamW step, the gradients dropped
+    (``zero_grad(set_to_none=True)``); returns the loss as a float (``loss.item()``)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(weights, GRAD_CLIP)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.item())
+
+
+def timed_steps(
+    steps: int, step: Callable[[int], float]
+) -> tuple[float, list[float], list[float], list[float]]:
+    """``step(it)`` (one training step, returning its loss) for ``it`` in
+    ``range(steps)``: ``(seconds, step_seconds, step_cpu_seconds, losses)``, the wall
+    time of them all, then each step's wall time, CPU time (the process's) and loss."""
+    step_seconds: list[float] = []
+    step_cpu_seconds: list[float] = []
+    losses: list[float] = []
+    begin = time.perf_counter()
+    for it in range(steps):
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        losses.append(step(it))
+        step_seconds.append(time.perf_counter() - t0)
+        step_cpu_seconds.append(time.process_time() - cpu0)
+    return time.perf_counter() - begin, step_seconds, step_cpu_seconds, losses
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """One training run: ``seconds`` the wall time of the whole training loop (data
@@ -271,33 +317,15 @@ def train(
     torch.manual_seed(seed)
     params = init_params(torch, text.vocab_size)
     weights = list(params.values())
-    groups = [
-        {"params": [p for p in weights if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-        {"params": [p for p in weights if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, fused=fused)
-    clip = torch.nn.utils.clip_grad_norm_
+    opt = torch.optim.AdamW(decay_groups(weights), lr=LR, betas=BETAS, eps=EPS, fused=fused)
 
-    step_seconds: list[float] = []
-    step_cpu_seconds: list[float] = []
-    losses: list[float] = []
-    begin = time.perf_counter()
-    for it in range(steps):
-        t0, cpu0 = time.perf_counter(), time.process_time()
+    def step(it: int) -> float:
         idx = starts[it][:, None] + cols
         x, y = data[idx], data[idx + 1]
-        lr = get_lr(it)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = loss_fn(torch, params, x, y)
-        loss.backward()
-        clip(weights, GRAD_CLIP)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.item()))
-        step_seconds.append(time.perf_counter() - t0)
-        step_cpu_seconds.append(time.process_time() - cpu0)
-    seconds = time.perf_counter() - begin
+        set_lr(opt, it)
+        return finish_step(torch, opt, weights, loss_fn(torch, params, x, y))
+
+    seconds, step_seconds, step_cpu_seconds, losses = timed_steps(steps, step)
 
     return Result(
         steps=steps,
