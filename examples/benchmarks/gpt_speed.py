@@ -56,7 +56,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,19 +219,15 @@ def run_fnn(
         accuracy=False,
     )
     state = fnn.train_state(opt, params, key)
-    step_seconds: list[float] = []
-    step_cpu_seconds: list[float] = []
-    step_losses: list[float] = []
-    begin = time.perf_counter()
-    for i in range(steps):
-        t0, cpu0 = time.perf_counter(), time.process_time()
+
+    def train_one(i: int) -> float:
+        nonlocal state
         x, y = windows(text, offsets, i)
         before = state.metrics.loss_sum
         state = step(state, (x, y))
-        step_seconds.append(time.perf_counter() - t0)
-        step_cpu_seconds.append(time.process_time() - cpu0)
-        step_losses.append((state.metrics.loss_sum - before) / len(x))
-    seconds = time.perf_counter() - begin
+        return (state.metrics.loss_sum - before) / len(x)
+
+    seconds, step_seconds, step_cpu_seconds, step_losses = peer.timed_steps(steps, train_one)
     record: dict[str, Any] = {
         "seconds": seconds,
         "step_seconds": step_seconds,
