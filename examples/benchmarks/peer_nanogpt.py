@@ -194,23 +194,10 @@ def train(
                 batch[0] = get_batch(drawn[it + 1])
             return peer.finish_step(torch, optimizer, model.parameters(), loss)
 
-        seconds, step_seconds, step_cpu_seconds, losses = peer.timed_steps(steps, step)
+        timed = peer.timed_steps(steps, step)
     model.eval()
     params = dict(model.named_parameters())  # nanoGPT's names, as peer_torch_gpt's
-    return peer.Result(
-        steps=steps,
-        threads=threads,
-        seed=seed,
-        seconds=seconds,
-        step_seconds=step_seconds,
-        losses=losses,
-        val_loss=peer.val_loss(torch, params, text.val),
-        offsets=drawn,
-        n_params=sum(int(p.numel()) for p in model.parameters()),
-        vocab_size=text.vocab_size,
-        torch_version=str(torch.__version__),
-        step_cpu_seconds=step_cpu_seconds,
-    )
+    return peer.result(torch, timed, threads, seed, text, params, drawn)
 
 
 def main() -> None:

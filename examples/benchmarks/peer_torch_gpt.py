@@ -243,6 +243,35 @@ def timed_steps(
     return time.perf_counter() - begin, step_seconds, step_cpu_seconds, losses
 
 
+def result(
+    torch: Any,
+    timed: tuple[float, list[float], list[float], list[float]],
+    threads: int,
+    seed: int,
+    text: Text,
+    params: dict[str, Any],
+    offsets: I64,
+) -> Result:
+    """The :class:`Result` of a run: ``timed`` is :func:`timed_steps`' output, ``params``
+    the trained GPT's parameters by nanoGPT's names (the validation loss is taken of
+    them, their sizes counted)."""
+    seconds, step_seconds, step_cpu_seconds, losses = timed
+    return Result(
+        steps=len(losses),
+        threads=threads,
+        seed=seed,
+        seconds=seconds,
+        step_seconds=step_seconds,
+        losses=losses,
+        val_loss=val_loss(torch, params, text.val),
+        offsets=offsets,
+        n_params=sum(int(p.numel()) for p in params.values()),
+        vocab_size=text.vocab_size,
+        torch_version=str(torch.__version__),
+        step_cpu_seconds=step_cpu_seconds,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """One training run: ``seconds`` the wall time of the whole training loop (data
@@ -325,22 +354,7 @@ def train(
         set_lr(opt, it)
         return finish_step(torch, opt, weights, loss_fn(torch, params, x, y))
 
-    seconds, step_seconds, step_cpu_seconds, losses = timed_steps(steps, step)
-
-    return Result(
-        steps=steps,
-        threads=threads,
-        seed=seed,
-        seconds=seconds,
-        step_seconds=step_seconds,
-        losses=losses,
-        val_loss=val_loss(torch, params, text.val),
-        offsets=drawn,
-        n_params=sum(int(p.numel()) for p in weights),
-        vocab_size=text.vocab_size,
-        torch_version=str(torch.__version__),
-        step_cpu_seconds=step_cpu_seconds,
-    )
+    return result(torch, timed_steps(steps, step), threads, seed, text, params, drawn)
 
 
 def main() -> None:
