@@ -14,12 +14,12 @@ status 1 when the cached generation takes 2 s or more.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import run_peer
 
 import fnn
 
@@ -50,17 +50,6 @@ def timed(
     return time.perf_counter() - began, ids
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="a run directory or model file of a GPT")
@@ -70,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     fnn.runtime.set_blas_threads(1)
     model, params, context, vocab = model_and_params(args.run)
     size = fnn.tree.size(params)
-    print(f"GPT of {size:,} params, context {context}, vocab {vocab}; {cpu_model()}, 1 thread")
+    cpu = run_peer.cpu_model()
+    print(f"GPT of {size:,} params, context {context}, vocab {vocab}; {cpu}, 1 thread")
     best: dict[bool, float] = {}
     drawn: dict[bool, Any] = {}
     for _ in range(args.rounds):

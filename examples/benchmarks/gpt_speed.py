@@ -391,20 +391,6 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    """``lscpu``'s model name (or the platform's processor string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        out = ""
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    import platform
-
-    return platform.processor() or "unknown"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="training steps per run")
@@ -452,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     text = peer.load_text(args.text)
     high = len(text.train) - peer.CONTEXT
     offsets = np.random.default_rng(args.seed).integers(0, high, (args.steps, peer.BATCH_SIZE))
-    cpu, load_before = cpu_model(), os.getloadavg()
+    cpu, load_before = run_peer.cpu_model(), os.getloadavg()
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "offsets.npy"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,19 @@ images) runs only the CNN; the NumPy reference loop and the floor only the MLP; 
 ``jax-scan`` only the MLP: XLA's CPU backend runs the CNN's convolutions inside a
 ``lax.scan`` about 15x slower than in a jitted step (20 s against 1.3 s for 10 steps of
 128 images, one thread, jax 0.10.2), which would measure that, not JAX at its best."""
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows: what
+    every benchmark prints beside its figures."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import run_peer
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -66,16 +68,6 @@ def run_seconds(stdout: str) -> list[float]:
     return [
         float(s) for s in re.findall(r": (?:trained|resumed), .*\((\d+\.\d+) s\)$", stdout, re.M)
     ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def measure(
@@ -116,7 +108,7 @@ def measure(
         "run_seconds": inside,
         "overhead_per_run": (workers * sweep - sum(inside)) / runs,
         "same_bits": same,
-        "cpu": cpu_model(),
+        "cpu": run_peer.cpu_model(),
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),

@@ -340,14 +340,8 @@ def _progress(record: dict[str, Any], skip: int) -> str:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), "")
-    except OSError:
-        pass
     return {
-        "cpu": model or platform.processor(),
+        "cpu": run_peer.cpu_model(),
         "cpus": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)),
         "platform": platform.platform(),
