@@ -483,10 +483,16 @@ _ERFCX_F = (
 (mpmath, 40 digits) at 4,000 Chebyshev nodes of ``t`` for ``|x|`` in ``[0, 14.5]``,
 minimizing the largest relative error (Lawson's iteration), which is 4.3e-8."""
 
-_GELU32_CHUNK = 1 << 15
-"""The float32 exact GELU computes this many entries at a time: its five temporaries
-(128 KiB each) stay in a core's L2 cache, and the ~35 NumPy calls a chunk makes cost
-little beside the work (at 4,096 entries a call's overhead triples the time)."""
+_GELU32_CHUNK = 1 << 18
+"""The float32 exact GELU computes this many entries at a time, which bounds its five
+temporaries (1 MiB each). Each of the ~35 NumPy calls a chunk makes must also last long
+enough for threads (``fnn.train_step``'s shards on threads): NumPy lets go of Python's
+lock (the GIL) for each call, and when calls last a few microseconds a second thread
+rarely gets it in time, so two threads run one after the other. Measured on a 2-core AMD
+EPYC, GELUs of 384 x 512 entries on two threads at once: 2.0-2.4 ms a call each with
+chunks of 2**15 entries (cache-sized; 0.68-0.77 ms on one thread), 0.76-0.86 ms with
+2**18; on one thread, 768 x 512 entries took 1.48 and 1.36 ms (the L2-sized chunks had
+no advantage there either)."""
 
 
 def _gelu_exact_float32(x: Array) -> tuple[Array, Array]:
