@@ -79,8 +79,9 @@ def train_step(
     thread. It pays where a shard's work is large: ``nn.cnn()`` on batches of
     128 trains 1.15-1.3x faster on two cores this way than with two BLAS threads, since
     its patch copies, pooling and elementwise work run on both cores too; the MLP of the
-    main job, whose step takes about a millisecond, trains 1.7x slower (the threads'
-    handoffs cost more than they save).
+    main job, whose step takes about a millisecond, trains 1.7x slower: its NumPy calls
+    last microseconds, and a thread that lets go of the GIL for so short a time mostly
+    takes it back before the other thread wakes, so the two queue for it.
 
     The loss and the layers' ``forward``/``backward`` then run on several threads at once:
     fnn's own are pure, and a loss or layer of your own must be too (no writes to shared
