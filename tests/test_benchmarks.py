@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support.optional import needs_mpi
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "examples" / "benchmarks"
 SIZES = (784, 128, 64, 10)
 
@@ -528,7 +530,13 @@ def test_gpt_speed_report(gpt_speed: ModuleType) -> None:
     args = gpt_speed.parse_args([])
     assert (args.steps, args.threads, args.rounds) == (200, [1, 2], 1)
     assert gpt_speed.runs(args) == [(1, "fnn"), (1, "torch"), (1, "nanogpt"), (2, "fnn"),
-                                    (2, "fnn-shards"), (2, "torch"), (2, "nanogpt")]  # fmt: skip
+                                    (2, "fnn-shards"), (2, "fnn-mpi"), (2, "torch"),
+                                    (2, "nanogpt")]  # fmt: skip
+    # fnn on processes: a ratio line of its own, after the faster of the threaded runs'
+    on_processes = gpt_speed.report(gpt_speed.summarize([*records, record("fnn-mpi", 2, 32.0)]))
+    assert (
+        "fnn/torch   0.90 (fnn-shards); by p10 0.90\n  fnn/torch   0.80 (fnn-mpi); by p10 0.80"
+    ) in on_processes
     with pytest.raises(SystemExit):
         gpt_speed.parse_args(["--peers", "jax"])
     # with CPU times (a busy machine: wall time above CPU time), they are shown beside
@@ -593,6 +601,44 @@ def test_gpt_speed_command_runs_its_peers_in_processes(
     ]  # fmt: skip
     # the same windows and weights (one BLAS thread or two: the same sums, up to round-off)
     np.testing.assert_allclose(records[0]["losses"], records[1]["losses"], rtol=1e-5)
+
+
+def test_gpt_speed_leaves_fnn_on_processes_out_without_mpi(
+    gpt_speed: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without mpirun (or mpi4py) the fnn-mpi peer is left out, with a note saying why,
+    and the others run."""
+    text = tmp_path / "tiny.txt"
+    text.write_text(TINY_TEXT)
+    out = tmp_path / "gpt.json"
+    monkeypatch.setattr(gpt_speed, "can_run_processes", lambda: "no mpirun (stand-in)")
+    argv = ["--steps", "2", "--threads", "2", "--peers", "fnn,fnn-mpi", "--no-split"]
+    assert gpt_speed.main([*argv, "--text", str(text), "--json", str(out)]) == 0
+    assert "note: fnn-mpi left out: no mpirun (stand-in)" in capsys.readouterr().out
+    records = json.loads(out.read_text())["records"]
+    assert [(r["peer"], r["threads"]) for r in records] == [("fnn", 2)]
+
+
+@needs_mpi
+def test_gpt_speed_runs_fnn_on_processes_with_the_bits_of_threads(
+    gpt_speed: ModuleType, tmp_path: Path
+) -> None:
+    """fnn-mpi end to end: mpirun -n 2, one shard a process, the first process's record;
+    the same shards as fnn-shards, so the same losses, bit for bit."""
+    text = tmp_path / "tiny.txt"
+    text.write_text(TINY_TEXT)
+    out = tmp_path / "gpt.json"
+    argv = ["--steps", "3", "--threads", "2", "--peers", "fnn-shards,fnn-mpi", "--no-split"]
+    assert gpt_speed.main([*argv, "--text", str(text), "--json", str(out)]) == 0
+    threads, processes = json.loads(out.read_text())["records"]
+    assert (threads["peer"], processes["peer"]) == ("fnn-shards", "fnn-mpi")
+    assert (threads["processes"], processes["processes"]) == (1, 2)
+    assert processes["losses"] == threads["losses"] and len(processes["losses"]) == 3
+    assert processes["val_loss"] == threads["val_loss"]
+    assert len(processes["step_cpu_seconds"]) == len(processes["step_seconds"]) == 3
 
 
 def test_sweep_speed_measures_both_ways_on_a_tiny_run(

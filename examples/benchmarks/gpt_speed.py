@@ -21,10 +21,16 @@ step's time includes cutting its windows out of the text.
 Each (peer, thread count, round) runs in a process of its own, its thread count fixed
 before NumPy or PyTorch loads (``run_peer.thread_env``); within a round the thread counts
 and peers take turns, so a busy minute on a shared machine falls on all of them. At ``T >
-1`` threads fnn runs two ways: ``fnn`` with ``T`` BLAS threads
-(``fnn.runtime.set_blas_threads(T)``), and ``fnn-shards``, ``T`` shards of each batch on
-``T`` threads with one BLAS thread (``fnn.train_step(..., shards=T, threads=T)``); the
-ratio is taken for the faster. PyTorch: ``torch.set_num_threads(T)``.
+1`` threads fnn runs three ways: ``fnn`` with ``T`` BLAS threads
+(``fnn.runtime.set_blas_threads(T)``); ``fnn-shards``, ``T`` shards of each batch on
+``T`` threads with one BLAS thread (``fnn.train_step(..., shards=T, threads=T)``); and
+``fnn-mpi``, the same ``T`` shards on ``T`` processes (``mpirun -n T``, one shard and one
+BLAS thread each, ``fnn.train_step(..., shards=T, comm=fnn.parallel.world())``: the bits
+of ``fnn-shards``), where the shards do not queue for one GIL. It needs Open MPI's
+``mpirun`` and mpi4py, and is left out, with a note, without them. The ratios are taken
+for the faster of ``fnn`` and ``fnn-shards`` (threads of one process), and for
+``fnn-mpi`` on a line of its own; its CPU time is that of all its processes. PyTorch:
+``torch.set_num_threads(T)``.
 
 Printed per thread count: each peer's median ms/step (of the steps after the first 10;
 the median over rounds of that), the 10th percentile of its steps (the median over
@@ -50,8 +56,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,12 +74,15 @@ import peer_nanogpt
 import peer_torch_gpt as peer
 import run_peer
 from cnn_split import best_seconds
+from parallel_speed import mpirun_command
 
 HERE = Path(__file__).resolve().parent
-PEERS = ("fnn", "fnn-shards", "torch", "nanogpt")
-"""``fnn-shards`` runs only at more than one thread; ``torch`` is the lean PyTorch peer
-(``peer_torch_gpt.py``, AdamW fused), ``nanogpt`` nanoGPT's own modules and loop on a CPU
-(``peer_nanogpt.py``, its for-each AdamW)."""
+PEERS = ("fnn", "fnn-shards", "fnn-mpi", "torch", "nanogpt")
+"""``fnn-shards`` and ``fnn-mpi`` run only at more than one thread; ``torch`` is the lean
+PyTorch peer (``peer_torch_gpt.py``, AdamW fused), ``nanogpt`` nanoGPT's own modules and
+loop on a CPU (``peer_nanogpt.py``, its for-each AdamW)."""
+THREADED = ("fnn", "fnn-shards")
+"""fnn's peers that run in one process (the ratios take the faster)."""
 TORCH_PEERS = {"torch": "torch", "nanogpt": "nanoGPT"}
 """The PyTorch peers and the name of each in the ratios."""
 SKIP = 10
@@ -189,9 +200,12 @@ def run_fnn(
     offsets: npt.NDArray[np.int64],
     keep_freed_memory: bool = False,
     split: bool = True,
-) -> dict[str, Any]:
+    comm: Any = None,
+) -> dict[str, Any] | None:
     """Train the recipe's GPT with fnn for ``steps`` steps on the windows at ``offsets``;
-    with ``split``, then time the step alone and its matrix products alone."""
+    with ``split``, then time the step alone and its matrix products alone. With ``comm``
+    (an MPI communicator: the shards on its processes, ``threads`` being 1), the record
+    is the first process's, its CPU times those of all the processes, and None elsewhere."""
     import fnn
     from fnn import losses, nn, optim
 
@@ -215,6 +229,7 @@ def run_fnn(
         losses.softmax_cross_entropy,
         opt,
         shards=shards,
+        comm=comm,
         threads=threads if shards > 1 else 1,
         accuracy=False,
     )
@@ -228,6 +243,10 @@ def run_fnn(
         return (state.metrics.loss_sum - before) / len(x)
 
     seconds, step_seconds, step_cpu_seconds, step_losses = peer.timed_steps(steps, train_one)
+    if comm is not None:  # every process's CPU time, step by step
+        step_cpu_seconds = [sum(each) for each in zip(*comm.allgather(step_cpu_seconds))]
+        if comm.Get_rank():
+            return None
     record: dict[str, Any] = {
         "seconds": seconds,
         "step_seconds": step_seconds,
@@ -235,9 +254,10 @@ def run_fnn(
         "losses": step_losses,
         "val_loss": fnn_val_loss(model, state.opt.params, text.val),
         "n_params": fnn.tree.size(params),
+        "processes": fnn.parallel.rank_and_size(comm)[1],
         "numpy_version": np.__version__,
     }
-    if split and shards == 1:
+    if split and shards == 1 and comm is None:
         record["split"] = step_split(step, state, text, offsets)
     return record
 
@@ -290,26 +310,43 @@ def run_torch(
     }
 
 
-def child(args: argparse.Namespace) -> dict[str, Any]:
-    """The run of one peer at one thread count, in this process."""
+def child(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The run of one peer at one thread count, in this process (None on the processes
+    of an ``fnn-mpi`` run but the first)."""
     offsets = np.load(args.offsets)
     if args.child in TORCH_PEERS:
         record = run_torch(
             args.steps, args.child_threads, args.seed, args.text, offsets, args.child == "nanogpt"
         )
     else:
-        shards = args.child_threads if args.child == "fnn-shards" else 1
-        record = run_fnn(
+        import fnn
+
+        on_processes = args.child == "fnn-mpi"
+        shards = 1 if args.child == "fnn" else args.child_threads
+        fnn_record = run_fnn(
             args.steps,
-            args.child_threads,
+            1 if on_processes else args.child_threads,
             shards,
             args.seed,
             args.text,
             offsets,
             keep_freed_memory=args.keep_freed_memory,
             split=not args.no_split,
+            comm=fnn.parallel.world() if on_processes else None,
         )
+        if fnn_record is None:
+            return None
+        record = fnn_record
     return {"peer": args.child, "threads": args.child_threads, **record}
+
+
+def can_run_processes() -> str | None:
+    """Why ``fnn-mpi`` cannot run here (no ``mpirun``, no mpi4py), or None."""
+    if shutil.which("mpirun") is None:
+        return "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
+    if importlib.util.find_spec("mpi4py") is None:
+        return "no mpi4py (pip install -e '.[mpi]')"
+    return None
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -372,15 +409,17 @@ def report(summary: dict[int, dict[str, Any]]) -> str:
                 f"{e['p10_ms']:.1f}){cpu}; final train loss {e['loss']:.4f}, val loss "
                 f"{e['val']:.4f}"
             )
-        fnns = [n for n in ("fnn", "fnn-shards") if n in peers]
-        for other in (name for name in TORCH_PEERS if fnns and name in peers):
-            best = min(fnns, key=lambda n: peers[n]["median_ms"])
-            ratio = peers[best]["median_ms"] / peers[other]["median_ms"]
-            cpus = peers[best]["median_cpu_ms"], peers[other]["median_cpu_ms"]
-            in_cpu = f"; in CPU time {cpus[0] / cpus[1]:.2f}" if None not in cpus else ""
-            p10 = peers[best]["p10_ms"] / peers[other]["p10_ms"]
-            label = "fnn/" + TORCH_PEERS[other]
-            lines.append(f"  {label:<11} {ratio:.2f} ({best}){in_cpu}; by p10 {p10:.2f}")
+        threaded = [n for n in THREADED if n in peers]
+        ours = [min(threaded, key=lambda n: peers[n]["median_ms"])] if threaded else []
+        ours += ["fnn-mpi"] * ("fnn-mpi" in peers)
+        for other in (name for name in TORCH_PEERS if name in peers):
+            for best in ours:
+                ratio = peers[best]["median_ms"] / peers[other]["median_ms"]
+                cpus = peers[best]["median_cpu_ms"], peers[other]["median_cpu_ms"]
+                in_cpu = f"; in CPU time {cpus[0] / cpus[1]:.2f}" if None not in cpus else ""
+                p10 = peers[best]["p10_ms"] / peers[other]["p10_ms"]
+                label = "fnn/" + TORCH_PEERS[other]
+                lines.append(f"  {label:<11} {ratio:.2f} ({best}){in_cpu}; by p10 {p10:.2f}")
         for s in peers.get("fnn", {}).get("split", [])[-1:]:
             step, prod = s["step_seconds"], s["product_seconds"]
             lines.append(
@@ -426,28 +465,36 @@ def runs(args: argparse.Namespace) -> list[tuple[int, str]]:
         (threads, name)
         for threads in args.threads
         for name in args.peers
-        if not (name == "fnn-shards" and threads == 1)
+        if not (name in ("fnn-shards", "fnn-mpi") and threads == 1)
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        print(json.dumps(child(args)))
+        record = child(args)
+        if record is not None:
+            print(json.dumps(record))
         return 0
     text = peer.load_text(args.text)
     high = len(text.train) - peer.CONTEXT
     offsets = np.random.default_rng(args.seed).integers(0, high, (args.steps, peer.BATCH_SIZE))
     cpu, load_before = run_peer.cpu_model(), os.getloadavg()
+    why_not = can_run_processes() if "fnn-mpi" in args.peers else None
+    if why_not is not None:
+        print(f"note: fnn-mpi left out: {why_not}", flush=True)
+        args.peers.remove("fnn-mpi")
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "offsets.npy"
         np.save(path, offsets)
         for round_ in range(args.rounds):
             for threads, name in runs(args):
-                blas = 1 if name == "fnn-shards" else threads
+                blas = 1 if name in ("fnn-shards", "fnn-mpi") else threads
                 env = {**os.environ, **run_peer.thread_env(blas)}
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", name]
+                if name == "fnn-mpi":
+                    command = [*mpirun_command(threads), *command]
                 command += ["--child-threads", str(threads), "--offsets", str(path)]
                 command += ["--steps", str(args.steps), "--seed", str(args.seed)]
                 command += ["--text", str(args.text)]
