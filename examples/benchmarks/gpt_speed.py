@@ -43,7 +43,7 @@ whole-split validation loss; and fnn's step split: the step (with ``T`` BLAS thr
 shard) timed alone as the best of several passes over 10 batches, against every matrix
 product of it timed alone at the step's shapes and layouts (:func:`step_products`; best
 of several loops): ``rest = step - products`` (the elementwise work, the optimizer,
-Python). Also the CPU (``lscpu``'s model name) and the load average before and after.
+Python). Also the CPU (:func:`run_peer.cpu_model`) and the load average before and after.
 
 Run (PyTorch is never an fnn dependency; ``pip install -e '.[oracle]'`` brings it)::
 
@@ -314,6 +314,7 @@ def child(args: argparse.Namespace) -> dict[str, Any] | None:
     """The run of one peer at one thread count, in this process (None on the processes
     of an ``fnn-mpi`` run but the first)."""
     offsets = np.load(args.offsets)
+    record: dict[str, Any] | None
     if args.child in TORCH_PEERS:
         record = run_torch(
             args.steps, args.child_threads, args.seed, args.text, offsets, args.child == "nanogpt"
@@ -323,7 +324,7 @@ def child(args: argparse.Namespace) -> dict[str, Any] | None:
 
         on_processes = args.child == "fnn-mpi"
         shards = 1 if args.child == "fnn" else args.child_threads
-        fnn_record = run_fnn(
+        record = run_fnn(
             args.steps,
             1 if on_processes else args.child_threads,
             shards,
@@ -334,10 +335,7 @@ def child(args: argparse.Namespace) -> dict[str, Any] | None:
             split=not args.no_split,
             comm=fnn.parallel.world() if on_processes else None,
         )
-        if fnn_record is None:
-            return None
-        record = fnn_record
-    return {"peer": args.child, "threads": args.child_threads, **record}
+    return None if record is None else {"peer": args.child, "threads": args.child_threads, **record}
 
 
 def can_run_processes() -> str | None:
