@@ -177,7 +177,8 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="threads per process (default 1: small models gain little from more, and lose "
         "much on a busy machine): with two or more shards a process, up to this many of "
-        "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS",
+        "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS "
+        "(without --shards, --model gpt takes this many shards instead)",
     )
     run.add_argument(
         "--timeout",
@@ -293,6 +294,7 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         {k: v for k, v in given.items() if k in theirs},
         directory,
     )
+    config = _threads_as_shards(config, args, model)
     unused = [n for n, v in general.items() if v is not None and n not in config.general]
     if unused:
         flag = _config.GENERAL[unused[0]].flag
@@ -302,6 +304,20 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         kind = "a language model's (--text)" if unused[0] in _config.TEXT_ONLY else "a classifier's"
         raise UsageError(f"{flag} applies to {kind} runs only, not to --model {model}'s")
     return config
+
+
+def _threads_as_shards(config: Config, args: argparse.Namespace, model: str) -> Config:
+    """``config`` with ``shards`` set to ``--threads`` (at most the batch size) where the
+    recipe trains on shards on threads (:attr:`fnn.recipes.Recipe.shards_on_threads`), the
+    command line gives ``--threads T > 1`` and no ``--shards``, and the process is not one
+    of several under ``mpirun`` (whose shards the command line counts); else ``config``."""
+    threads = getattr(args, "threads", None)
+    if not (isinstance(threads, int) and threads > 1) or args.shards is not None:
+        return config
+    if not recipes.recipe(model).shards_on_threads or parallel.launched_processes() > 1:
+        return config
+    batch = config.general.get("batch_size")
+    return config.evolve(shards=min(threads, batch) if isinstance(batch, int) else threads)
 
 
 def _import(names: Sequence[str]) -> None:

@@ -79,6 +79,37 @@ def test_a_run_stopped_after_an_interval_resumes_to_the_same_bits(
     assert resumed["validation"] == whole["validation"]
 
 
+def test_threads_train_the_gpt_recipe_on_shards(tmp_path: Path, text: Path) -> None:
+    """The gpt recipe trains on shards on threads: --threads 2 without --shards is
+    --shards 2 --threads 2 (one BLAS thread), recorded as such, with the bits of --shards 2
+    on one thread; a run begun so resumes on one thread to the same bits; --shards 1
+    --threads 2 keeps one shard and gives the threads to BLAS."""
+    assert fnn.recipes.recipe("gpt").shards_on_threads
+    assert not fnn.recipes.recipe("mlp").shards_on_threads
+    threaded = train(tmp_path / "threaded", text, "--threads", "2")
+    assert threaded["config"]["shards"] == 2
+    conditions = threaded["conditions"]
+    assert (conditions["shards"], conditions["threads"], conditions["blas_threads"]) == (2, 2, 1)
+    one_thread = train(tmp_path / "one", text, "--shards", "2")
+    assert one_thread["params_sha256"] == threaded["params_sha256"]
+    train(tmp_path / "parts", text, "--threads", "2", "--stop-after", "1")
+    status, printed = run("train", "--resume", str(tmp_path / "parts"), "--quiet", "--no-plots")
+    assert status == 0, printed
+    resumed = json.loads((tmp_path / "parts" / "run.json").read_text())
+    assert resumed["params_sha256"] == threaded["params_sha256"]
+    blas = train(tmp_path / "blas", text, "--threads", "2", "--shards", "1")
+    assert blas["config"]["shards"] == 1 and blas["conditions"]["blas_threads"] == 2
+
+
+def test_a_recipe_refuses_a_shards_on_threads_that_is_not_a_bool() -> None:
+    def build(data: fnn.data.DataInfo) -> fnn.nn.Layer[Any, Any]:
+        return fnn.nn.mlp((data.num_classes,))
+
+    with pytest.raises(TypeError, match="shards_on_threads must be True or False, got 'yes'"):
+        fnn.recipes.register("never_registered", shards_on_threads="yes")(build)  # type: ignore[arg-type]
+    assert "never_registered" not in fnn.recipes.RECIPES
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
