@@ -48,9 +48,12 @@ class Recipe:
             defaults hold for the others.
         shards_on_threads: how ``fnn train --threads T`` (``T > 1``) without ``--shards``
             uses the threads of a run on one process: True, ``T`` shards of each batch on
-            ``T`` threads with one BLAS thread (as ``--shards T --threads T``), for a
+            ``T`` threads with one BLAS thread (as ``--shards T --threads T``; at most
+            the batch size in shards; not under ``mpirun``, whose job counts its shards
+            with ``--shards``, nor when the recipe's defaults name a shard count), for a
             model whose step has much work besides its matrix products; False (the
-            default), one shard whose products get ``T`` BLAS threads.
+            default), one shard whose products get ``T`` BLAS threads. The count is
+            chosen when a run starts and recorded in its config.
     """
 
     name: str

@@ -178,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
         help="threads per process (default 1: small models gain little from more, and lose "
         "much on a busy machine): with two or more shards a process, up to this many of "
         "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS "
-        "(without --shards, --model gpt takes this many shards instead)",
+        "(a recipe that trains on shards on threads, as gpt does, takes this many shards "
+        "when a run starts without --shards, at most the batch size, except under mpirun)",
     )
     run.add_argument(
         "--timeout",
@@ -307,17 +308,25 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _threads_as_shards(config: Config, args: argparse.Namespace, model: str) -> Config:
-    """``config`` with ``shards`` set to ``--threads`` (at most the batch size) where the
-    recipe trains on shards on threads (:attr:`fnn.recipes.Recipe.shards_on_threads`), the
-    command line gives ``--threads T > 1`` and no ``--shards``, and the process is not one
-    of several under ``mpirun`` (whose shards the command line counts); else ``config``."""
+    """``config`` with ``shards`` set to ``--threads`` (at most a valid batch size) where
+    the recipe trains on shards on threads (:attr:`fnn.recipes.Recipe.shards_on_threads`),
+    the command line gives ``--threads T > 1`` and no ``--shards``, the recipe names no
+    shard count of its own, and the run is on one process (not one of the processes of an
+    ``mpirun`` job, whose shards the command line counts; a run of ``fnn sweep`` under
+    ``mpirun`` is ``alone``, on one process); else ``config``. The shard count is chosen
+    here, when a run starts, and recorded in its config: a resume keeps it."""
     threads = getattr(args, "threads", None)
     if not (isinstance(threads, int) and threads > 1) or args.shards is not None:
         return config
-    if not recipes.recipe(model).shards_on_threads or parallel.launched_processes() > 1:
+    chosen = recipes.recipe(model)
+    if not chosen.shards_on_threads or "shards" in chosen.defaults:
+        return config
+    if not getattr(args, "alone", False) and parallel.launched_processes() > 1:
         return config
     batch = config.general.get("batch_size")
-    return config.evolve(shards=min(threads, batch) if isinstance(batch, int) else threads)
+    if isinstance(batch, int) and batch >= 1:
+        threads = min(threads, batch)
+    return config.evolve(shards=threads)
 
 
 def _import(names: Sequence[str]) -> None:

@@ -5,8 +5,10 @@
 --epochs 5 --limit 10000`` checks every setting as ``fnn train`` would, writes
 ``DIR/sweep.json`` (what the sweep is), then runs ``fnn train --out DIR/<name>`` for each
 setting and seed (``<name>`` as ``optimizer=adam,lr=1e-3,seed=0``) on a pool of worker
-processes, one per core by default, each run with ``--threads`` (default 1) BLAS
-threads, or spread over the processes of ``mpirun -n N``. Started again with the same
+processes, one per core by default, each run with ``--threads`` (default 1) threads as
+``fnn train`` alone would use them (BLAS threads, or shards on threads for a recipe that
+asks for them), or spread over the processes of ``mpirun -n N``, each run alone on its
+process. Started again with the same
 options, it skips the finished runs and resumes the others (``fnn train --resume``).
 """
 
@@ -337,7 +339,9 @@ def checked_config(train: Sequence[str], setting: dict[str, str]) -> Config:
 
     shown = " ".join(flags(setting)) or "the options after --"
     try:
-        config = _config_from_args(_parser().parse_args(["train", *train, *flags(setting)]))
+        args = _parser().parse_args(["train", *train, *flags(setting)])
+        args.alone = True  # as run_train runs it: alone, even under mpirun
+        config = _config_from_args(args)
         check_config(config, data_info(config))
     except UsageError as err:
         raise UsageError(f"the setting {shown}: {err}") from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,72 @@ def test_threads_train_the_gpt_recipe_on_shards(tmp_path: Path, text: Path) -> N
     assert resumed["params_sha256"] == threaded["params_sha256"]
     blas = train(tmp_path / "blas", text, "--threads", "2", "--shards", "1")
     assert blas["config"]["shards"] == 1 and blas["conditions"]["blas_threads"] == 2
+
+
+def _one_layer(data: fnn.data.DataInfo) -> fnn.nn.Layer[Any, Any]:
+    """A recipe's model: one dense layer."""
+    return fnn.nn.mlp((data.num_classes,))
+
+
+@pytest.fixture
+def own_recipes() -> Iterator[None]:
+    """Two recipes of the tests that train on shards on threads, one naming its own
+    shard count: registered for one test only (a listing of the recipes, as the doctest of
+    fnn/recipes.py makes, must not see them; the registry has no public removal)."""
+    fnn.recipes.register("threads_as_shards_test", shards_on_threads=True, lr=0.1, epochs=1)(
+        _one_layer
+    )
+    fnn.recipes.register(
+        "own_shards_test", shards_on_threads=True, shards=3, lr=0.1, epochs=1, batch_size=30
+    )(_one_layer)
+    try:
+        yield
+    finally:
+        for name in ("threads_as_shards_test", "own_shards_test"):
+            fnn.recipes._RECIPES._items.pop(name, None)
+
+
+def shards_for(*argv: str, alone: bool = False) -> int:
+    """The shard count ``fnn train ARGV`` would record (nothing run)."""
+    args = cli._parser().parse_args(["train", *argv])
+    if alone:
+        args.alone = True
+    return int(cli._config_from_args(args).general["shards"])
+
+
+def test_the_threads_plan_of_a_recipe_where_it_applies(
+    monkeypatch: pytest.MonkeyPatch, own_recipes: None
+) -> None:
+    """--threads T is T shards for a recipe that asks for it (a user's too), at most the
+    batch size, not where --shards is given or the recipe names its own count, nor on
+    one of the processes of an mpirun job; a run of a sweep under mpirun is alone on its
+    process and takes it (as the same fnn train run alone would)."""
+    recipe = ("--model", "threads_as_shards_test", "--batch-size", "8")
+    assert shards_for(*recipe) == 1
+    assert shards_for(*recipe, "--threads", "3") == 3
+    assert shards_for(*recipe, "--threads", "20") == 8  # at most the batch size
+    assert shards_for(*recipe, "--threads", "3", "--shards", "2") == 2
+    assert shards_for("--model", "own_shards_test", "--threads", "2") == 3
+    assert shards_for("--model", "mlp", "--threads", "2") == 1
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")  # as mpirun -n 2 starts a process
+    assert shards_for(*recipe, "--threads", "3") == 1
+    assert shards_for(*recipe, "--threads", "3", alone=True) == 3
+    # what fnn sweep checks of each setting is what its run, alone, trains
+    checked = cli._sweep.checked_config([*recipe, "--threads", "3"], {"lr": "0.5"})
+    assert checked.general["shards"] == 3 and checked.general["lr"] == 0.5
+
+
+def test_a_bad_batch_size_with_threads_is_named_alone(
+    tmp_path: Path, text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--batch-size 0 with --threads 2: the error names the batch size, not a shard count
+    the command line never gave."""
+    status, _ = run(
+        "train", "--model", "gpt", "--text", str(text), "--steps", "30", "--out",
+        str(tmp_path / "run"), *TINY, "--batch-size", "0", "--threads", "2",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "batch_size must be >= 1, got 0" in err and "--shards" not in err
 
 
 def test_a_recipe_refuses_a_shards_on_threads_that_is_not_a_bool() -> None:
