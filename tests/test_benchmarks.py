@@ -620,9 +620,21 @@ def test_gpt_speed_leaves_fnn_on_processes_out_without_mpi(
     assert "note: fnn-mpi left out: no mpirun (stand-in)" in capsys.readouterr().out
     records = json.loads(out.read_text())["records"]
     assert [(r["peer"], r["threads"]) for r in records] == [("fnn", 2)]
+    # with MPI but fewer CPUs than processes: left out at that thread count only
+    monkeypatch.setattr(gpt_speed, "can_run_processes", lambda: None)
+    monkeypatch.setattr(gpt_speed, "cores", lambda: 1)
+    assert gpt_speed.main([*argv, "--text", str(text), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: fnn-mpi left out at 2 thread(s): more processes than the 1 CPUs" in printed
+    records = json.loads(out.read_text())["records"]
+    assert [(r["peer"], r["threads"]) for r in records] == [("fnn", 2)]
 
 
 @needs_mpi
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+    reason="needs 2 CPUs (one process bound to each)",
+)
 def test_gpt_speed_runs_fnn_on_processes_with_the_bits_of_threads(
     gpt_speed: ModuleType, tmp_path: Path
 ) -> None:

@@ -27,9 +27,12 @@ and peers take turns, so a busy minute on a shared machine falls on all of them.
 ``fnn-mpi``, the same ``T`` shards on ``T`` processes (``mpirun -n T``, one shard and one
 BLAS thread each, ``fnn.train_step(..., shards=T, comm=fnn.parallel.world())``: the bits
 of ``fnn-shards``), where the shards do not queue for one GIL. It needs Open MPI's
-``mpirun`` and mpi4py, and is left out, with a note, without them. The ratios are taken
-for the faster of ``fnn`` and ``fnn-shards`` (threads of one process), and for
-``fnn-mpi`` on a line of its own; its CPU time is that of all its processes. PyTorch:
+``mpirun`` and mpi4py, and is left out, with a note, without them, and at more threads
+than the CPUs this process may use (it binds a process to each). The ratios are taken for
+the faster of ``fnn`` and ``fnn-shards`` (threads of one process), and for ``fnn-mpi`` on
+a line of its own. Its CPU time is that of all its processes, and counts the time a
+process spends polling while it waits for the others in a reduction (Open MPI waits
+busily): about processes x wall time, whatever the work. PyTorch:
 ``torch.set_num_threads(T)``.
 
 Printed per thread count: each peer's median ms/step (of the steps after the first 10;
@@ -324,27 +327,44 @@ def child(args: argparse.Namespace) -> dict[str, Any] | None:
 
         on_processes = args.child == "fnn-mpi"
         shards = 1 if args.child == "fnn" else args.child_threads
-        record = run_fnn(
-            args.steps,
-            1 if on_processes else args.child_threads,
-            shards,
-            args.seed,
-            args.text,
-            offsets,
-            keep_freed_memory=args.keep_freed_memory,
-            split=not args.no_split,
-            comm=fnn.parallel.world() if on_processes else None,
-        )
+        comm = fnn.parallel.world() if on_processes else None
+        with fnn.parallel.abort_on_error(comm):  # an error on one process ends them all
+            record = run_fnn(
+                args.steps,
+                1 if on_processes else args.child_threads,
+                shards,
+                args.seed,
+                args.text,
+                offsets,
+                keep_freed_memory=args.keep_freed_memory,
+                split=not args.no_split,
+                comm=comm,
+            )
     return None if record is None else {"peer": args.child, "threads": args.child_threads, **record}
 
 
 def can_run_processes() -> str | None:
-    """Why ``fnn-mpi`` cannot run here (no ``mpirun``, no mpi4py), or None."""
-    if shutil.which("mpirun") is None:
+    """Why ``fnn-mpi`` cannot run here (no ``mpirun``, one that is not Open MPI's, whose
+    options the command passes, or no mpi4py), or None."""
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
         return "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True, check=False)
+    if "Open MPI" not in version.stdout + version.stderr:
+        return f"{mpirun} is not Open MPI's"
     if importlib.util.find_spec("mpi4py") is None:
         return "no mpi4py (pip install -e '.[mpi]')"
     return None
+
+
+def cores() -> int:
+    """The CPUs this process may run on: ``fnn-mpi`` binds a process to each."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+RUN_TIMEOUT = 900
+"""Seconds a run may take before the benchmark ends it (a process of ``fnn-mpi`` left
+waiting for another, say), plus one per step."""
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -482,12 +502,21 @@ def main(argv: list[str] | None = None) -> int:
     if why_not is not None:
         print(f"note: fnn-mpi left out: {why_not}", flush=True)
         args.peers.remove("fnn-mpi")
+    too_many = [t for t in args.threads if t > cores()] if "fnn-mpi" in args.peers else []
+    if too_many:
+        print(
+            f"note: fnn-mpi left out at {', '.join(map(str, too_many))} thread(s): more "
+            f"processes than the {cores()} CPUs this process may use",
+            flush=True,
+        )
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "offsets.npy"
         np.save(path, offsets)
         for round_ in range(args.rounds):
             for threads, name in runs(args):
+                if name == "fnn-mpi" and threads in too_many:
+                    continue
                 blas = 1 if name in ("fnn-shards", "fnn-mpi") else threads
                 env = {**os.environ, **run_peer.thread_env(blas)}
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", name]
@@ -498,7 +527,15 @@ def main(argv: list[str] | None = None) -> int:
                 command += ["--text", str(args.text)]
                 command += ["--no-split"] * args.no_split
                 command += ["--keep-freed-memory"] * args.keep_freed_memory
-                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                limit = RUN_TIMEOUT + args.steps
+                try:
+                    done = subprocess.run(
+                        command, env=env, capture_output=True, text=True, timeout=limit
+                    )
+                except subprocess.TimeoutExpired:
+                    raise SystemExit(
+                        f"the {name} run at {threads} thread(s) did not end in {limit} s"
+                    ) from None
                 if done.returncode:
                     sys.stderr.write(done.stderr)
                     raise SystemExit(f"the {name} run at {threads} thread(s) failed")
