@@ -50,7 +50,8 @@ class Recipe:
             uses the threads of a run on one process: True, ``T`` shards of each batch on
             ``T`` threads with one BLAS thread (as ``--shards T --threads T``; at most
             the batch size in shards; not under ``mpirun``, whose job counts its shards
-            with ``--shards``, nor when the recipe's defaults name a shard count), for a
+            with ``--shards``, nor when the recipe's defaults name a shard count, nor for
+            a model that keeps state, whose batch statistics shards would change), for a
             model whose step has much work besides its matrix products; False (the
             default), one shard whose products get ``T`` BLAS threads. The count is
             chosen when a run starts and recorded in its config.
@@ -156,7 +157,7 @@ def mlp(
     return nn.mlp((*hidden, data.num_classes), activation, weight_init=init)
 
 
-@register("cnn", lr=1e-3, epochs=15, batch_size=64)
+@register("cnn", shards_on_threads=True, lr=1e-3, epochs=15, batch_size=64)
 def cnn(
     data: DataInfo,
     *,

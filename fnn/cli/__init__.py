@@ -178,8 +178,9 @@ def _parser() -> argparse.ArgumentParser:
         help="threads per process (default 1: small models gain little from more, and lose "
         "much on a busy machine): with two or more shards a process, up to this many of "
         "them run at once, one thread each, and BLAS gets one thread; else all go to BLAS "
-        "(a recipe that trains on shards on threads, as gpt does, takes this many shards "
-        "when a run starts without --shards, at most the batch size, except under mpirun)",
+        "(a recipe that trains on shards on threads, as gpt and cnn do, takes this many "
+        "shards when a run starts without --shards: at most the batch size, not under "
+        "mpirun, not for a model with batch norm)",
     )
     run.add_argument(
         "--timeout",
@@ -313,7 +314,9 @@ def _threads_as_shards(config: Config, args: argparse.Namespace, model: str) -> 
     the command line gives ``--threads T > 1`` and no ``--shards``, the recipe names no
     shard count of its own, and the run is on one process (not one of the processes of an
     ``mpirun`` job, whose shards the command line counts; a run of ``fnn sweep`` under
-    ``mpirun`` is ``alone``, on one process); else ``config``. The shard count is chosen
+    ``mpirun`` is ``alone``, on one process), and the model keeps no state (batch norm's
+    statistics would otherwise be taken per shard, a change of meaning, not only of
+    speed); else ``config``. The shard count is chosen
     here, when a run starts, and recorded in its config: a resume keeps it."""
     threads = getattr(args, "threads", None)
     if not (isinstance(threads, int) and threads > 1) or args.shards is not None:
@@ -323,10 +326,25 @@ def _threads_as_shards(config: Config, args: argparse.Namespace, model: str) -> 
         return config
     if not getattr(args, "alone", False) and parallel.launched_processes() > 1:
         return config
+    if _keeps_state(config):  # batch norm's statistics would be taken per shard
+        return config
     batch = config.general.get("batch_size")
     if isinstance(batch, int) and batch >= 1:
         threads = min(threads, batch)
     return config.evolve(shards=threads)
+
+
+def _keeps_state(config: Config) -> bool:
+    """Whether the config's model keeps model state (batch norm), or might: True where
+    the model cannot be built yet (data not known before it is read, an option the recipe
+    refuses, which the checks name later)."""
+    info = _config.data_info(config)
+    if info is None:
+        return True
+    try:
+        return build_model(config, info).stateful
+    except UsageError:
+        return True
 
 
 def _import(names: Sequence[str]) -> None:

@@ -137,9 +137,10 @@ def test_the_threads_plan_of_a_recipe_where_it_applies(
     monkeypatch: pytest.MonkeyPatch, own_recipes: None
 ) -> None:
     """--threads T is T shards for a recipe that asks for it (a user's too), at most the
-    batch size, not where --shards is given or the recipe names its own count, nor on
-    one of the processes of an mpirun job; a run of a sweep under mpirun is alone on its
-    process and takes it (as the same fnn train run alone would)."""
+    batch size, not where --shards is given or the recipe names its own count, nor for a
+    model that keeps state, nor on one of the processes of an mpirun job; a run of a
+    sweep under mpirun is alone on its process and takes it (as the same fnn train run
+    alone would)."""
     recipe = ("--model", "threads_as_shards_test", "--batch-size", "8")
     assert shards_for(*recipe) == 1
     assert shards_for(*recipe, "--threads", "3") == 3
@@ -147,6 +148,13 @@ def test_the_threads_plan_of_a_recipe_where_it_applies(
     assert shards_for(*recipe, "--threads", "3", "--shards", "2") == 2
     assert shards_for("--model", "own_shards_test", "--threads", "2") == 3
     assert shards_for("--model", "mlp", "--threads", "2") == 1
+    # the CNN trains on shards too, but not with batch norm, whose statistics shards
+    # would take per shard
+    assert fnn.recipes.recipe("cnn").shards_on_threads
+    assert shards_for("--model", "cnn", "--threads", "2") == 2
+    assert shards_for("--model", "cnn", "--threads", "2", "--batch-norm") == 1
+    own_data = ("--model", "cnn", "--data", str(Path.cwd()), "--threads", "2")
+    assert shards_for(*own_data) == 1  # data not known before it is read: as stateful
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")  # as mpirun -n 2 starts a process
     assert shards_for(*recipe, "--threads", "3") == 1
     assert shards_for(*recipe, "--threads", "3", alone=True) == 3
