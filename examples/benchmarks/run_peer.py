@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,16 +46,13 @@ images) runs only the CNN; the NumPy reference loop and the floor only the MLP; 
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows: what
-    every benchmark prints beside its figures."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    """The CPU's model name as ``fnn train`` records it in run.json (:func:`fnn.cli.cpu_model`:
+    Linux's ``/proc/cpuinfo``, else what ``platform`` knows), or ``"unknown CPU"``: what every
+    benchmark prints beside its figures. fnn is imported here, not by the peers that do not
+    call this."""
+    from fnn.cli import cpu_model as recorded
+
+    return recorded() or "unknown CPU"
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -47,6 +47,7 @@ from .. import __version__, _options, data, io, optim, parallel, recipes
 from .._registry import IMPORT_HINT
 from ..train import NonFiniteLossError
 from . import _config, _output, _replay, _rundir, _sweep, _train, _tune, _use
+from ._conditions import cpu_model as cpu_model
 from ._config import AUGMENTATIONS as AUGMENTATIONS
 from ._config import OPTIONS as OPTIONS
 from ._config import SCHEDULES as SCHEDULES
@@ -76,6 +77,7 @@ __all__ = [
     "check_config",
     "check_memory",
     "complete",
+    "cpu_model",
     "main",
     "printable",
     "thread_plan",
@@ -316,8 +318,8 @@ def _threads_as_shards(config: Config, args: argparse.Namespace, model: str) -> 
     ``mpirun`` job, whose shards the command line counts; a run of ``fnn sweep`` under
     ``mpirun`` is ``alone``, on one process), and the model keeps no state (batch norm's
     statistics would otherwise be taken per shard, a change of meaning, not only of
-    speed); else ``config``. The shard count is chosen
-    here, when a run starts, and recorded in its config: a resume keeps it."""
+    speed); else ``config``. The shard count is chosen here, when a run starts, and
+    recorded in its config: a resume keeps it."""
     threads = getattr(args, "threads", None)
     if not (isinstance(threads, int) and threads > 1) or args.shards is not None:
         return config

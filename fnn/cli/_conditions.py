@@ -73,7 +73,8 @@ def current(threads: int, shards: int, comm: Any) -> dict[str, Any]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows."""
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows: the
+    ``cpu`` of a run's recorded conditions, and what the benchmarks print beside figures."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
             for line in file:
