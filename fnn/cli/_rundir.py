@@ -160,7 +160,7 @@ def checkpoint_of(
     differ = [
         f"--{key.replace('_', '-')} {saved.get(key)!r} (run.json: {ours.get(key)!r})"
         for key in sorted(set(saved) | set(ours))
-        if key != "epochs" and saved.get(key) != ours.get(key)
+        if key != config.unit and saved.get(key) != ours.get(key)  # the target may grow
     ]
     if differ:
         raise UsageError(f"{path} was trained with another configuration: {', '.join(differ)}")

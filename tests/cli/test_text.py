@@ -80,6 +80,23 @@ def test_a_run_stopped_after_an_interval_resumes_to_the_same_bits(
     assert resumed["validation"] == whole["validation"]
 
 
+def test_a_finished_or_stopped_run_extends_to_more_steps(tmp_path: Path, text: Path) -> None:
+    """``--resume RUN --steps N`` extends a language model's run as ``--epochs N`` does a
+    classifier's (the checkpoint's config names the old target: that is no mismatch)."""
+    train(tmp_path / "done", text)  # 30 steps, finished
+    status, printed = run("train", "--resume", str(tmp_path / "done"), "--steps", "50",
+                          "--quiet", "--no-plots")  # fmt: skip
+    assert status == 0, printed
+    record = json.loads((tmp_path / "done" / "run.json").read_text())
+    assert record["config"]["steps"] == 50 and len(record["epochs"]) == 5
+    train(tmp_path / "stopped", text, "--stop-after", "1")
+    status, printed = run("train", "--resume", str(tmp_path / "stopped"), "--steps", "40",
+                          "--quiet", "--no-plots")  # fmt: skip
+    assert status == 0, printed
+    record = json.loads((tmp_path / "stopped" / "run.json").read_text())
+    assert record["config"]["steps"] == 40 and len(record["epochs"]) == 4
+
+
 def test_threads_train_the_gpt_recipe_on_shards(tmp_path: Path, text: Path) -> None:
     """The gpt recipe trains on shards on threads: --threads 2 without --shards is
     --shards 2 --threads 2 (one BLAS thread), recorded as such, with the bits of --shards 2
