@@ -344,11 +344,16 @@ def _draw(logits: Array, key: _random.Key, temperature: float, top_k: int | None
     if temperature == 0:
         picked: Array = logits.argmax(axis=-1)
         return picked
-    z = logits.astype(np.float64) / temperature
+    # shifted by the row's max before the division: at a tiny temperature the others go
+    # to -inf (weight 0) and the max stays 0, where logits / temperature would overflow
+    # to inf and inf - inf give NaN
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        z /= temperature
     if top_k is not None and top_k < z.shape[-1]:
         kth = np.partition(z, -top_k, axis=-1)[:, -top_k, np.newaxis]
         z = np.where(z < kth, -np.inf, z)
-    z -= z.max(axis=-1, keepdims=True)
     p = np.exp(z)
     cumulative = np.cumsum(p, axis=-1)
     u = _random.uniform(key, (len(z), 1), dtype=np.float64) * cumulative[:, -1:]

@@ -116,6 +116,9 @@ def test_a_gpt_generates_the_same_tokens_cached_or_recomputed(key: random.Key) -
     assert greedy[0] == first
     top1 = fnn.generate(model, params, prompt[0], 5, key=random.key(1), top_k=1, context=8)
     np.testing.assert_array_equal(top1, greedy)
+    for tiny in (1e-300, 5e-324):  # logits / temperature overflow: still the argmax
+        cold = fnn.generate(model, params, prompt[0], 5, key=random.key(2), temperature=tiny)
+        np.testing.assert_array_equal(cold, greedy)
 
 
 def test_generate_refuses_a_layer_that_mixes_positions_without_a_decoder(key: random.Key) -> None:
