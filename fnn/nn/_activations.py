@@ -525,7 +525,7 @@ def _gelu_exact_float32(x: Array) -> tuple[Array, Array]:
     flat = x.reshape(-1)
     n = flat.size
     y, slope = np.empty_like(flat), np.empty_like(flat)
-    m = min(n, _GELU32_CHUNK)
+    m = max(1, min(n, _GELU32_CHUNK))  # an empty x: no chunk, empty results
     buffers = [np.empty(m, np.float32) for _ in range(4)]
     negative = np.empty(m, np.int32)
     one = np.float32(1)

@@ -131,6 +131,14 @@ def test_float32_stays_float32(key: random.Key, name: str) -> None:
     assert y.dtype == np.float32 and dx.dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_an_empty_batch_gives_empty_values_and_gradients(name: str, dtype: Any) -> None:
+    x = np.zeros((0, 3), dtype)
+    y, dx = backward(LAYERS[name], x, x)
+    assert y.shape == dx.shape == (0, 3) and y.dtype == dx.dtype == dtype
+
+
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_huge_inputs_give_finite_values_and_gradients(name: str) -> None:
     """np.seterr raises on overflow in every test, so an exp(1e4) or a cube of 3e38 fails
