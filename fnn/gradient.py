@@ -22,7 +22,7 @@ from . import random as _random
 from . import tree as _tree
 from ._types import Array
 from .losses import Loss, Penalty
-from .nn import Layer
+from .nn import Layer, check_ids
 
 P = TypeVar("P")
 
@@ -518,7 +518,9 @@ def check_layer(
     Raises:
         ValueError: the layer's ``shapes`` or ``infer`` disagree with what it computes,
             its ``backward`` leaves a gradient entry unwritten, or returns no input
-            gradient (or one of the wrong shape).
+            gradient (or one of the wrong shape); an id of ``x`` outside the vocabulary
+            of a layer that reads ids (naming it).
+        TypeError: ``x`` is not an integer array for a layer that reads ids.
 
     >>> import fnn, numpy as np
     >>> layer = fnn.nn.dense(3)
@@ -528,9 +530,12 @@ def check_layer(
     >>> report.checked, report.max_rel_error < 1e-6  # 12 + 3 params, 8 inputs
     (23, True)
     """
+    vocabulary = layer.declared(x.shape[1:]).ids
+    ids = vocabulary is not None
+    if vocabulary is not None:  # before anything is computed, as apply does
+        check_ids(x, vocabulary, "check_layer's x")
     _warn_if_imprecise((params, x), "check_layer")
     k = _random.key(0) if key is None else key
-    ids = layer.declared(x.shape[1:]).ids is not None
     with_mask: tuple[Any, ...] = (mask,) if layer.masked else ()
     if mask is not None and not layer.masked:
         raise TypeError("check_layer was given a mask, but the layer takes none")

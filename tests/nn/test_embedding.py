@@ -96,6 +96,8 @@ def test_ids_outside_the_vocabulary_are_refused_first(
         fnn.grad(model, losses.softmax_cross_entropy)(params, x, np.zeros((1, 2), np.int64))
     with pytest.raises(error, match=message):
         fnn.predict(model, params, x)
+    with pytest.raises(error, match=message.replace("model input", "check_layer's x")):
+        fnn.check_layer(model, params, x)
 
 
 def test_bad_arguments() -> None:
