@@ -35,7 +35,7 @@ from ._supervised import (
     scores,
 )
 from ._types import Array
-from .losses import Loss
+from .losses import Loss, counted_rows
 from .nn import Layer, decoder_of, params_dtype
 
 P = TypeVar("P")
@@ -67,8 +67,11 @@ def evaluate(
 ) -> Evaluation:
     """The mean ``loss`` and the accuracy of ``model`` over ``(x, y)`` (or over the rows
     ``indices`` of them, gathered chunk by chunk), in chunks of ``batch_size`` rows: the
-    data loss only, without any penalty. Inference: a stateful model reads its running
-    statistics from ``model_state`` (``train_state.model_state``), nothing is drawn.
+    data loss only, without any penalty. The chunks' losses are weighted by their
+    :func:`fnn.losses.counted_rows` (their rows, less targets marked
+    :data:`fnn.losses.IGNORE`), so the loss is the mean over every counted target
+    whatever ``batch_size`` is. Inference: a stateful model reads its running statistics
+    from ``model_state`` (``train_state.model_state``), nothing is drawn.
 
     Each chunk of ``x`` is converted to the params' dtype (float64 data for float32
     params, as :func:`fnn.fit` trains them). Accuracy (else NaN) is counted as
@@ -125,19 +128,24 @@ def evaluate_checked(
     n = len(x) if indices is None else len(indices)
     parts = chunks(n, batch_size)
     rows: list[Any] = parts if indices is None else [indices[c] for c in parts]
-    sums = np.zeros((len(rows), 2))  # per chunk: loss times rows, correct count
+    # per chunk: its loss times its counted rows, its correct count, its counted rows
+    # (losses.counted_rows: the rows, less positions without a target)
+    sums = np.zeros((len(rows), 3))
     for i in range(rank, len(rows), size):  # a slice is a view; indices gather rows
         xb, yb = as_dtype(x[rows[i]], dtype), y[rows[i]]
         out = model.infer(params, xb, state)
         value, _ = loss(out, yb)
-        sums[i] = value * len(out), count_correct(out, yb) if counted else 0
+        weight = counted_rows(yb)
+        sums[i] = value * weight, count_correct(out, yb) if counted else 0, weight
     if size > 1:  # one process's number and zeros in each entry: exact sums
         sums = parallel.reduce_shards({rank: [sums]}, size, [True] * size, [sums], comm)[0]
-    total, correct = 0.0, 0
-    for loss_sum, count in sums.tolist():
+    total, correct, weights = 0.0, 0, 0.0
+    for loss_sum, count, weight in sums.tolist():
         total += loss_sum
         correct += int(count)
-    return Evaluation(total / n, correct / n if counted else math.nan)
+        weights += weight
+    # 0 when no target counts (a loss's value then), as the chunks' losses are
+    return Evaluation(total / weights if weights else 0.0, correct / n if counted else math.nan)
 
 
 def _outputs(

@@ -49,6 +49,7 @@ __all__ = [
     "binary_cross_entropy",
     "categorical_cross_entropy",
     "classification_loss",
+    "counted_rows",
     "is_classification",
     "l2_penalty",
     "mean_squared_error",
@@ -59,6 +60,28 @@ IGNORE = -1
 """The integer target that marks a position without one (a padded position of a
 sequence): :func:`softmax_cross_entropy` leaves it out of its mean, as PyTorch's
 ``ignore_index`` does."""
+
+
+def counted_rows(y: Array) -> float:
+    """How many rows of the targets ``y`` a mean loss counts: ``len(y)``, less the share of
+    the positions marked :data:`IGNORE` in integer targets (a row of 5 positions, 2 of
+    them ignored, counts as 0.6 of a row). Means over batches (or shards) weighted by it
+    are the mean over every counted target, as :func:`fnn.evaluate`, fit's validation and
+    :func:`fnn.train_step`'s shards weight them. Exactly ``float(len(y))`` when nothing is
+    ignored.
+
+    >>> import numpy as np
+    >>> counted_rows(np.array([[3, 1, -1, -1, -1], [2, 5, 5, 1, 3]]))
+    1.4
+    """
+    n = len(y)
+    if y.dtype.kind != "i" or y.size == 0:
+        return float(n)
+    ignored = int(np.count_nonzero(y == IGNORE))
+    if not ignored:
+        return float(n)
+    return (y.size - ignored) / (y.size // n)
+
 
 _UNWRAP_LIMIT = 100
 """How many wrappers :func:`is_classification` looks through before giving up."""

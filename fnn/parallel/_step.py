@@ -14,6 +14,7 @@ import numpy as np
 from .. import random as _random
 from .. import tree as _tree
 from .._types import Array
+from ..losses import counted_rows
 from ..optim import Optimizer, OptState
 from ._comm import Communicator
 from ._reduce import (
@@ -64,8 +65,10 @@ def sharded_batch(
 ) -> BatchFn:
     """``batch`` over a batch in ``shards`` shards (:func:`shard_bounds`): this process's
     shards (:func:`owned_shards`) each through ``batch`` (up to ``workers`` at once, on a
-    thread pool) with the key ``fold_in(key, s)``, their results weighted by their share
-    of the rows and summed in the fixed order of :func:`reduce_shards`; ``scores(y)``
+    thread pool) with the key ``fold_in(key, s)``, their losses and gradients weighted
+    by their share of the counted targets (:func:`fnn.losses.counted_rows`: the rows,
+    less targets marked IGNORE) and their model states by their share of the rows, and
+    summed in the fixed order of :func:`reduce_shards`; ``scores(y)``
     says whether the whole batch's accuracy counts (``batch`` counts it per shard). With
     ``scatter``
     (processes that :func:`scatters`, an elementwise optimizer, no penalty), when every
@@ -89,6 +92,7 @@ def sharded_batch(
         n = len(x)
         bounds = shard_bounds(n, shards)
         scored = scores(y)
+        counted = counted_rows(y)
 
         def shard(s: int) -> list[Array] | None:
             """Shard ``s``'s weighted gradient, [loss, correct] and model state, or None
@@ -98,11 +102,14 @@ def sharded_batch(
                 return None
             k = None if key is None else _random.fold_in(key, s)
             r = batch(params, layout, x[lo:hi], y[lo:hi], state, k)
-            share = (hi - lo) / n
+            # the loss's share: the shard's counted targets (the same as its rows when
+            # no target is IGNORE), so the shards' sum is the batch's mean over them
+            share = counted_rows(y[lo:hi]) / counted if counted else 0.0
+            rows = (hi - lo) / n  # the model state's (running statistics over rows)
             return [
                 r.grads * share,
                 np.array([r.value * share, r.correct], np.float64),
-                *(leaf * share for leaf in _tree.leaves(r.state)),
+                *(leaf * rows for leaf in _tree.leaves(r.state)),
             ]
 
         results = [shard(s) for s in mine] if threads is None else threads.map(shard, mine)

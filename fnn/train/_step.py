@@ -59,12 +59,15 @@ def train_step(
     :class:`NonFiniteLossError` naming the step.
 
     With ``shards=S > 1`` the batch is split into ``S`` shards (:mod:`fnn.parallel`): each
-    shard's training forward gets the key ``fold_in(step key, s)``, its loss, gradient,
-    accuracy count and new model state are weighted by its share of the rows and summed
-    in a fixed order over the processes of ``comm`` (each computing ``S / processes``
-    shards), and the penalty is added to the sum. The result depends on ``S`` but not on
-    the number of processes. The model state's leaves must then be float arrays (batch
-    norm's running statistics become the rows-weighted mean of the shards').
+    shard's training forward gets the key ``fold_in(step key, s)``; its loss and gradient
+    are weighted by its share of the batch's counted targets (its rows, less targets
+    marked :data:`fnn.losses.IGNORE`: :func:`fnn.losses.counted_rows`), so that they sum
+    to the batch's mean over them, and its new model state by its share of the rows; they
+    and its accuracy count are summed in a fixed order over the processes of ``comm``
+    (each computing ``S / processes`` shards), and the penalty is added to the sum. The
+    result depends on ``S`` but not on the number of processes. The model state's leaves
+    must then be float arrays (batch norm's running statistics become the rows-weighted
+    mean of the shards').
 
     With ``threads=T > 1``, up to ``T`` of this process's shards are computed at once,
     each on a thread of its own (a pool the step keeps; its threads wait on a condition,

@@ -270,6 +270,48 @@ def test_fit_evaluate_and_predict_take_token_ids(key: random.Key) -> None:
     np.testing.assert_allclose(proba.sum(axis=-1), 1.0, rtol=1e-5)
 
 
+def padded_targets(key: random.Key) -> tuple[Array, Array]:
+    """Sequences whose rows have 4, 1, 0, 3, 2 and 4 targets (the rest IGNORE)."""
+    x, y = copy_task(6, 4, 7)
+    y = y.copy()
+    for row, kept in enumerate([4, 1, 0, 3, 2, 4]):
+        y[row, kept:] = losses.IGNORE
+    return x, y
+
+
+def test_the_mean_loss_of_padded_targets_does_not_depend_on_the_chunks(key: random.Key) -> None:
+    """evaluate weights each chunk by its counted targets (losses.counted_rows), not its
+    rows: the loss over every target at once, whatever the batch size."""
+    model = tiny_lm(vocab=7, features=8, context=4)
+    params = model.init(key, (4,), np.float64)
+    x, y = padded_targets(key)
+    assert losses.counted_rows(y) == 14 / 4 and losses.counted_rows(y[:2]) == 5 / 4
+    assert losses.counted_rows(y[2:3]) == 0.0 and losses.counted_rows(x) == 6.0
+    whole, _ = losses.softmax_cross_entropy(model.apply(params, x), y)
+    for batch_size in (1, 2, 4, 6):
+        found = fnn.evaluate(model, losses.softmax_cross_entropy, params, x, y, batch_size)
+        assert found.loss == pytest.approx(whole, rel=1e-14), batch_size
+    nothing = np.full_like(y, losses.IGNORE)
+    assert fnn.evaluate(model, losses.softmax_cross_entropy, params, x, nothing, 2).loss == 0.0
+
+
+def test_shards_of_padded_targets_take_the_batchs_gradient(key: random.Key) -> None:
+    """Each shard's loss and gradient weigh by its share of the counted targets, so a
+    sharded step follows the gradient of the whole batch's mean over them."""
+    model = tiny_lm(vocab=7, features=8, context=4)
+    params = model.init(key, (4,), np.float64)
+    x, y = padded_targets(key)
+    opt = fnn.optim.sgd(1.0)
+    after = []
+    for shards in (1, 2, 3):
+        step = fnn.train_step(model, losses.softmax_cross_entropy, opt, shards=shards)
+        state = step(fnn.train_state(opt, params, key), (x, y))
+        after.append(state.opt.params)
+    for params_after in after[1:]:
+        for mine, whole in zip(tree.leaves(params_after), tree.leaves(after[0])):
+            np.testing.assert_allclose(mine, whole, rtol=1e-12, atol=1e-14)
+
+
 def test_training_on_token_ids_reruns_bit_for_bit(key: random.Key) -> None:
     model = tiny_lm(vocab=7, features=8, context=4)
     x, y = copy_task(40, 4, 7)
