@@ -378,9 +378,14 @@ def attention(
         return AttentionCache(np.zeros(shape, dtype), np.zeros(shape, dtype))
 
     def step(
-        params: AnyAttentionParams, x: Array, state: None, cache: AttentionCache, t: int
+        params: AnyAttentionParams,
+        x: Array,
+        state: None,
+        cache: AttentionCache,
+        t: int,
+        mask: Array | None = None,
     ) -> Array:
-        return attend_step(params, h, x, cache.keys, cache.values, t)
+        return attend_step(params, h, x, cache.keys, cache.values, t, mask)
 
     decoder = Decoder(start, step) if is_causal else None
     return Layer(

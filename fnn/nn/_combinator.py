@@ -187,12 +187,24 @@ def combinator(
                 for i, d in enumerate(decoders)
             )
 
-        def step(params: tuple[Any, ...], x: Array, state: Any, cache: Any, t: int) -> Array:
+        def step(
+            params: tuple[Any, ...],
+            x: Array,
+            state: Any,
+            cache: Any,
+            t: int,
+            mask: Array | None = None,
+        ) -> Array:
             states = state if stateful else no_states
 
             def run(i: int, h: Array) -> Array:
                 d = decoders[i]
                 assert d is not None  # forward runs only the children that are there
+                layer = children[i]
+                if mask is not None and layer is not None and layer.masked:
+                    masked_step: Any = d.step  # a masked layer's step takes the mask too
+                    y: Array = masked_step(params[i], h, states[i], cache[i], t, mask)
+                    return y
                 return d.step(params[i], h, states[i], cache[i], t)
 
             return forward(run, x)

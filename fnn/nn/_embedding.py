@@ -366,10 +366,16 @@ def tied(
 
     decoder = None
     if inner.decoder is not None:
-        inner_step = inner.decoder.step
+        inner_step: Any = inner.decoder.step
 
-        def step(params: Any, x: Array, state: Any, cache: Any, t: int) -> Array:
-            h = inner_step(params, x, state, cache, t)
+        def step(
+            params: Any, x: Array, state: Any, cache: Any, t: int, mask: Array | None = None
+        ) -> Array:
+            h: Array = (
+                inner_step(params, x, state, cache, t)
+                if mask is None
+                else inner_step(params, x, state, cache, t, mask)
+            )
             out: Array = h @ params[0].table.T
             return out
 
@@ -400,7 +406,10 @@ def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
         pad_id: the id that pads, an int >= 0 (an id of the vocabulary).
         model: a model over ids that attends (a :attr:`Layer.masked` layer).
 
-    Params, state, shapes and backward: ``model``'s; the mask is ``ids != pad_id``.
+    Params, state, shapes and backward: ``model``'s; the mask is ``ids != pad_id``. Its
+    decoder (for :func:`fnn.generate`) keeps the same mask of the positions stepped so
+    far, the prompt's and the drawn ones', and hands it to the masked layers' steps: a
+    pad id drawn is masked as the whole forward masks it.
 
     Raises:
         TypeError: ``model`` takes no mask.
@@ -429,6 +438,22 @@ def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
         out: tuple[Array, Any, Any] = forward_with_mask(params, x, state, key, x != pad)
         return out
 
+    decoder = None
+    if model.decoder is not None:
+        inner_start, inner_step = model.decoder.start, model.decoder.step
+
+        def start(params: P, batch: int, length: int) -> tuple[Any, Array]:
+            # the model's cache, and which of the positions stepped so far are not padding
+            return inner_start(params, batch, length), np.ones((batch, length), np.bool_)
+
+        def step(params: P, x: Array, state: Any, cache: tuple[Any, Array], t: int) -> Array:
+            inner, valid = cache
+            valid[:, t] = x != pad
+            masked_step: Any = inner_step  # a masked layer's step takes the mask too
+            y: Array = masked_step(params, x, state, inner, t, valid)
+            return y
+
+        decoder = Decoder(start, step)
     return Layer(
         model.declare,
         infer,
@@ -436,5 +461,5 @@ def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
         model.backward,
         stateful=model.stateful,
         stochastic=model.stochastic,
-        decoder=model.decoder,
+        decoder=decoder,
     )

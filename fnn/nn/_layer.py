@@ -104,7 +104,10 @@ StepFn = Callable[[Any, Array, Any, Any, int], Array]
 """``step(params, x, state, cache, t) -> y``: the layer's output at position ``t`` of each
 sequence from its input there, ``x`` ``(batch, ...)`` (the time axis left out), given the
 positions ``0 .. t-1`` that went through ``step`` before (kept in ``cache``, which the
-step may write into)."""
+step may write into). A :attr:`Layer.masked` layer's step is called with a sixth
+argument, ``mask``, the valid positions ``(batch, length)`` (bool; those up to ``t``
+filled in), when the model runs under :func:`fnn.nn.masked`; it must take it as its
+``infer`` takes the mask."""
 
 
 @attrs.frozen(eq=False)

@@ -121,6 +121,22 @@ def test_a_gpt_generates_the_same_tokens_cached_or_recomputed(key: random.Key) -
         np.testing.assert_array_equal(cold, greedy)
 
 
+def test_a_masked_model_decodes_its_padding_as_its_forward_does(key: random.Key) -> None:
+    """Under nn.masked, the cached steps mask the positions holding the pad id (in the
+    prompt or drawn) as the whole forward does: the same ids cached or recomputed."""
+    body = nn.serial(
+        nn.positional_embedding(12), nn.transformer_block(8, 2, causal=True), nn.layer_norm()
+    )
+    model = nn.masked(0, nn.tied(4, 8, body))
+    params = tree.map(lambda a: a * 30, model.init(random.key(0), (12,)))  # sharper draws
+    options: dict[str, Any] = {"key": random.key(1), "context": 12, "temperature": 0.7}
+    for prompt in ([1, 2, 3], [1, 0, 3], [0, 0, 2]):
+        cached = fnn.generate(model, params, np.array(prompt), 20, **options)
+        recomputed = fnn.generate(model, params, np.array(prompt), 20, cached=False, **options)
+        assert (cached[:-1] == 0).any()  # a pad id drawn, then read by later positions
+        np.testing.assert_array_equal(cached, recomputed, err_msg=str(prompt))
+
+
 def test_generate_refuses_a_layer_that_mixes_positions_without_a_decoder(key: random.Key) -> None:
     body = nn.serial(nn.attention(2, causal=False), nn.layer_norm())  # no decoder: not causal
     model = nn.tied(5, 4, body)
