@@ -102,7 +102,7 @@ def dense(
         return Declared((*in_shape[:-1], features), params)
 
     def infer(params: Any, x: Array, state: None) -> Array:
-        y: Array = as_rows(x) @ params.w
+        y = rows_product(as_rows(x), params.w)
         if bias:
             y += params.b
         return y if x.ndim == 2 else y.reshape(*x.shape[:-1], features)
@@ -121,6 +121,20 @@ def dense(
         return dx if x.ndim == 2 else dx.reshape(x.shape)
 
     return Layer(declare, infer, forward, backward)
+
+
+def rows_product(rows: Array, w: Array) -> Array:
+    """``rows @ w`` for ``rows`` ``(n, in)``, as a matrix product (GEMM) even for one row,
+    multiplied as two copies of it (one result kept): NumPy gives a single row to a
+    vector product (GEMV), which sums in another order than a GEMM does, so a one-token
+    sequence alone, or one position decoded, would differ from the same row among others.
+    (OpenBLAS's GEMM itself keeps a row's bits whatever rows come with it for many
+    shapes, not all: see :mod:`fnn.nn._attention`.)"""
+    if len(rows) != 1:
+        product: Array = rows @ w
+        return product
+    two: Array = np.concatenate([rows, rows]) @ w
+    return two[:1]
 
 
 def as_rows(a: Array) -> Array:

@@ -22,7 +22,7 @@ from .. import tree as _tree
 from .._types import Array, Shape
 from ..random import Key
 from ._activations import parameterless
-from ._dense import as_rows
+from ._dense import as_rows, rows_product
 from ._init import Initializer, initializer_of
 from ._layer import Declared, Decoder, Layer, no_cache, param, readonly
 from ._registry import register
@@ -328,7 +328,7 @@ def tied(
         return attrs.evolve(found, output=(*found.output[:-1], vocab))
 
     def logits(table: Array, h: Array) -> Array:
-        out: Array = as_rows(h) @ table.T
+        out = rows_product(as_rows(h), table.T)  # a position's bits whatever the batch
         return out.reshape(*h.shape[:-1], vocab)
 
     def infer(
@@ -376,8 +376,7 @@ def tied(
                 if mask is None
                 else inner_step(params, x, state, cache, t, mask)
             )
-            out: Array = h @ params[0].table.T
-            return out
+            return logits(params[0].table, h)
 
         decoder = Decoder(inner.decoder.start, step)
     return Layer(
@@ -397,7 +396,8 @@ def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
     """``model`` over token ids with padding: the positions holding ``pad_id`` are
     marked invalid in the mask handed to the layers that attend (:attr:`Layer.masked`),
     so a sequence padded on the right to the batch's length gives, at its own positions,
-    what it gives alone (the same bits with NumPy's OpenBLAS). Padding on the left
+    what it gives alone (to float rounding; the same bits where OpenBLAS sums a row of
+    each product the same whatever rows come with it). Padding on the left
     shifts a sequence's positions, which a model with learned or fixed positions sees.
     Give the targets at padded positions ``-1`` (:data:`fnn.losses.IGNORE`) so the loss
     leaves them out.

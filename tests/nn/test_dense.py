@@ -129,6 +129,19 @@ def test_dense_on_sequences_agrees_with_pytorch(torch: Any, key: random.Key) -> 
     np.testing.assert_allclose(grads.b, theirs.bias.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_row_alone_gives_its_bits_in_a_batch(key: random.Key, bias: bool) -> None:
+    """One row is multiplied as a matrix product too (NumPy would take a vector product,
+    summing in another order): its output does not depend on the rows beside it."""
+    layer: nn.Layer[Any, None] = nn.dense(8, bias=bias)
+    params = layer.init(key, (32,))
+    x = random.normal(random.fold_in(key, 1), (5, 32))
+    together = layer.apply(params, x)
+    for i in range(5):
+        np.testing.assert_array_equal(layer.apply(params, x[i : i + 1])[0], together[i])
+    np.testing.assert_array_equal(layer.apply(params, x[None, :1])[0, 0], together[0])
+
+
 def test_dense_without_bias(key: random.Key) -> None:
     layer = nn.dense(4, bias=False)
     p = layer.init(key, (3,), np.float64)
