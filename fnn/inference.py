@@ -36,7 +36,7 @@ from ._supervised import (
 )
 from ._types import Array
 from .losses import Loss, counted_rows
-from .nn import Layer, decoder_of, params_dtype
+from .nn import Layer, check_ids, decoder_of, params_dtype
 
 P = TypeVar("P")
 S = TypeVar("S")
@@ -293,6 +293,10 @@ def generate(
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     k = None if top_k is None else _checks.positive_int(top_k, "top_k")
     batch, n = tokens.shape
+    vocabulary = model.declared((min(n, window),)).ids
+    if vocabulary is not None:  # the whole prompt, in its own dtype (2**64 - 1 is not -1)
+        check_ids(tokens, vocabulary, "prompt")
+    tokens = tokens.astype(np.int64)
     model.check_inputs(params, tokens[:, -min(n, window) :], model_state)
     state: S = model.check_state(model_state)  # checked with the inputs above
     decoder = decoder_of(model)
@@ -336,13 +340,13 @@ def generate(
 
 
 def _prompt(prompt: Any) -> Array:
-    """A prompt of ids as ``(batch, n)`` int64, ``n >= 1``."""
+    """A prompt of ids as ``(batch, n)``, ``n >= 1``, in its own integer dtype."""
     if not isinstance(prompt, np.ndarray) or prompt.dtype.kind not in "iu":
         got = f"dtype {prompt.dtype}" if isinstance(prompt, np.ndarray) else type(prompt).__name__
         raise TypeError(f"prompt must be an integer array of token ids, got {got}")
     if prompt.ndim not in (1, 2) or prompt.shape[-1] == 0 or prompt.size == 0:
         raise ValueError(f"prompt must be (n,) or (batch, n) ids with n >= 1, got {prompt.shape}")
-    ids: Array = np.atleast_2d(prompt).astype(np.int64)
+    ids: Array = np.atleast_2d(prompt)
     return ids
 
 

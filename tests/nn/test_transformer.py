@@ -180,6 +180,13 @@ def test_generate_refuses_a_layer_that_mixes_positions_without_a_decoder(key: ra
         ({"prompt": np.array([1.0])}, TypeError, "prompt must be an integer array"),
         ({"prompt": np.array([], np.int64)}, ValueError, "prompt must be"),
         ({"prompt": np.array([99])}, ValueError, "outside the vocabulary of 13"),
+        # before the last context (8) ids, which the model reads: still checked
+        ({"prompt": np.array([-5, *range(1, 10)])}, ValueError, "the id -5 at"),
+        (
+            {"prompt": np.array([2**64 - 1, 1], np.uint64)},
+            ValueError,
+            "the id 18446744073709551615",
+        ),
     ],
 )
 def test_generate_refuses_bad_arguments(
