@@ -384,7 +384,7 @@ def checkpoint(
     *,
     keep_best: int = 0,
     monitor: str = "val_loss",
-    metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | Callable[[Event], Mapping[str, Any]] | None = None,
 ) -> Callback:
     """Save the whole training state at the end of every epoch.
 
@@ -399,7 +399,10 @@ def checkpoint(
     ``metadata`` (JSON data, see :func:`fnn.io.save`) is stored in every file beside the
     callback's own ``epoch``, ``monitor`` and ``value``: the run a checkpoint belongs to
     (``fnn train`` stores its run id and configuration, and ``--resume`` refuses a
-    checkpoint of another run).
+    checkpoint of another run). It may be a function of the ``epoch_end`` event, called
+    at each save, for what changes from epoch to epoch and must stay with the state it
+    describes (``fnn train`` keeps its per-epoch fingerprints and times so, and finds them
+    on resume even after a kill).
 
     Resume with ``fnn.fit(..., state=fnn.load(directory / "last.npz"))``.
 
@@ -407,13 +410,14 @@ def checkpoint(
         directory: where the files go (made, parents included, at the first save).
         keep_best: how many best epochs to keep beside ``last.npz`` (0: none).
         monitor: ``"val_loss"``, ``"loss"``, ``"val_accuracy"`` or ``"accuracy"``.
-        metadata: JSON data stored in every file.
+        metadata: JSON data stored in every file, or a function giving it from the event.
 
     Returns:
         A callback for :func:`fnn.fit` that saves at each ``epoch_end``.
 
     Raises:
-        ValueError: ``metadata`` sets ``epoch``, ``monitor`` or ``value``; an unknown
+        ValueError: ``metadata`` sets ``epoch``, ``monitor`` or ``value`` (a function's
+            result: at the save); an unknown
             ``monitor``; a negative ``keep_best``.
         TypeError: ``keep_best`` is not an int.
 
@@ -427,10 +431,14 @@ def checkpoint(
     (['best-epoch0002.npz', 'last.npz'], 3)
     """
     root = Path(directory)
-    extra = dict(metadata or {})
-    clash = sorted({"epoch", "monitor", "value"} & set(extra))
-    if clash:
-        raise ValueError(f"checkpoint metadata must not set the callback's own keys {clash}")
+
+    def checked(found: Mapping[str, Any]) -> dict[str, Any]:
+        clash = sorted({"epoch", "monitor", "value"} & set(found))
+        if clash:
+            raise ValueError(f"checkpoint metadata must not set the callback's own keys {clash}")
+        return dict(found)
+
+    fixed = None if callable(metadata) else checked(metadata or {})  # a function's: each save
     if keep_best:
         _checks.positive_int(keep_best, "keep_best")
     EpochMetrics(0, 0.0, 0.0).get(monitor)  # validates the name
@@ -447,7 +455,8 @@ def checkpoint(
             return
         root.mkdir(parents=True, exist_ok=True)
         value = score(event.record)
-        meta = {**extra, "epoch": event.record.epoch, "monitor": monitor, "value": value}
+        extra = checked(metadata(event)) if callable(metadata) else fixed
+        meta = {**(extra or {}), "epoch": event.record.epoch, "monitor": monitor, "value": value}
         _io.save(root / LAST, event.state, metadata=meta)
         if not keep_best or math.isnan(value):
             return

@@ -60,6 +60,19 @@ def test_last_and_best_checkpoints(tmp_path: Path) -> None:
     assert fnn.io.load_metadata(tmp_path / "last.npz")["epoch"] == 5
 
 
+def test_checkpoint_metadata_may_be_a_function_of_the_event(tmp_path: Path) -> None:
+    """Metadata that changes from epoch to epoch goes with the state it describes."""
+    save = callbacks.checkpoint(tmp_path, metadata=lambda event: {"seen": event.state.step})
+    final = train(2, [save])
+    meta = fnn.io.load_metadata(tmp_path / "last.npz")
+    assert meta["seen"] == final.step and meta["epoch"] == 1
+    clash = callbacks.checkpoint(tmp_path / "clash", metadata=lambda event: {"epoch": 0})
+    with pytest.raises(ValueError, match=r"must not set the callback's own keys \['epoch'\]"):
+        train(1, [clash])
+    with pytest.raises(ValueError, match="must not set the callback's own keys"):
+        callbacks.checkpoint(tmp_path, metadata={"value": 1})
+
+
 def test_resume_in_a_new_process_is_bit_identical(tmp_path: Path) -> None:
     whole = train(5, [])
     train(2, [callbacks.checkpoint(tmp_path)])

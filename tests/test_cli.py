@@ -128,6 +128,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     assert resumed["params_sha256"] == whole["params_sha256"]
     assert resumed["epochs"] == whole["epochs"]
     assert resumed["config"] == whole["config"]
+    assert resumed["epoch_params_sha256"] == whole["epoch_params_sha256"]
+    # the training's time over both stages, not the last stage's alone
+    timing = resumed["timing"]
+    assert sorted(timing["epoch_seconds"]) == ["0", "1", "2", "3"]
+    assert timing["wall_seconds"] >= sum(timing["epoch_seconds"].values())
 
 
 def test_a_run_without_validation_resumes_bit_identically(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import time
 import tracemalloc
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -508,15 +508,29 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
     prints = callbacks.Fingerprints()
     hooks: list[Callback] = [times, prints]
     checkpoints = directory / CHECKPOINTS
+    earlier = _progress(checkpoints / callbacks.LAST, state)
+    prints.sha256.update(earlier.sha256)
+    times.seconds.update(earlier.seconds)
     if lead:
         identity = {"run_id": run_id, "config": config.to_json()}
-        hooks.append(callbacks.checkpoint(checkpoints, metadata=identity))
+
+        def metadata(event: Event) -> dict[str, Any]:
+            """The run's identity, and what a resume needs of the epochs so far (after a
+            kill, too): their fingerprints and times, and the training's wall time."""
+            return {
+                **identity,
+                "epoch_params_sha256": {str(e): v for e, v in prints.sha256.items()},
+                "epoch_seconds": {str(e): v for e, v in times.seconds.items()},
+                "wall_seconds": earlier.wall + (time.perf_counter() - began),
+            }
+
+        hooks.append(callbacks.checkpoint(checkpoints, metadata=metadata))
     if lead and g.get("log_every"):  # saved before each checkpoint: resumed with it
         hooks[1:1] = _step_hooks(directory, g["log_every"], state)
     if lead and not args.quiet:
         hooks.append(callbacks.progress_bar(stream=Output(sys.stderr)))  # type: ignore[arg-type]
     stop = EarlyStopping(patience=g["patience"]) if g.get("patience", 0) > 0 else None
-    began = time.perf_counter()
+    began = time.perf_counter()  # the training's (the checkpoints' metadata reads it)
     try:
         if ready.text is not None:
             final = _fit_text(ready, args, comm, workers, hooks)
@@ -542,8 +556,46 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
         last = checkpoints / callbacks.LAST
         kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
         raise NonFiniteLossError(f"training diverged: {err}; {kept}") from None
-    wall = time.perf_counter() - began
+    wall = earlier.wall + (time.perf_counter() - began)
     return _finish(ready, args, out, comm, lead, final, record, (times, prints), wall)
+
+
+class Progress(NamedTuple):
+    """What a run's checkpoint says of the epochs (intervals) before it."""
+
+    sha256: dict[int, str]  # the params' fingerprint after each
+    seconds: dict[int, float]  # each one's wall time
+    wall: float  # the training's wall time up to the checkpoint, over all its stages
+
+
+def _progress(path: Path, state: TrainState[Any, Any] | None) -> Progress:
+    """The fingerprints, times and wall time stored with the checkpoint ``path`` that
+    ``state`` was resumed from, for the epochs it has made (none for a new run, or a
+    checkpoint written before fnn kept them there)."""
+    if state is None or not path.is_file():
+        return Progress({}, {}, 0.0)
+    meta = io.load_metadata(path)
+
+    def entries(name: str, kind: type | tuple[type, ...]) -> dict[int, Any]:
+        found = meta.get(name)
+        if not isinstance(found, dict):
+            return {}
+        return {
+            int(k): v
+            for k, v in found.items()
+            if k.isdigit()
+            and int(k) < state.epoch
+            and isinstance(v, kind)
+            and not isinstance(v, bool)
+        }
+
+    found = meta.get("wall_seconds")
+    wall = float(found) if isinstance(found, (int, float)) and not isinstance(found, bool) else 0.0
+    return Progress(
+        entries("epoch_params_sha256", str),
+        {e: float(v) for e, v in entries("epoch_seconds", (int, float)).items()},
+        wall if math.isfinite(wall) and wall >= 0 else 0.0,
+    )
 
 
 def _step_hooks(directory: Path, every: int, state: TrainState[Any, Any] | None) -> list[Callback]:

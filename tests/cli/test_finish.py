@@ -39,6 +39,8 @@ def outcome(directory: Path) -> dict[str, Any]:
     params = fnn.io.load_model(directory / "model.npz").params
     return {
         "params_sha256": record["params_sha256"],
+        "epoch_params_sha256": record["epoch_params_sha256"],  # kept across a kill too
+        "timed_epochs": sorted(record["timing"]["epoch_seconds"]),
         "model": fnn.tree.fingerprint(params),
         "epochs": record["epochs"],
         "test": record["test"],
@@ -130,9 +132,11 @@ def test_a_language_model_killed_at_any_write_finishes_bit_identically(tmp_path:
     def result(directory: Path) -> dict[str, Any]:
         record = json.loads((directory / "run.json").read_text())
         params = fnn.io.load_model(directory / "model.npz").params
-        kept = ("params_sha256", "epochs", "validation", "train_loss", "config")
+        kept = ("params_sha256", "epoch_params_sha256", "epochs", "validation", "train_loss",
+                "config")  # fmt: skip
         return {
             **{k: record[k] for k in kept},
+            "timed_intervals": sorted(record["timing"]["epoch_seconds"]),
             "model": fnn.tree.fingerprint(params),
             "plots": sorted(p.name for p in directory.glob("*.png")),
         }
