@@ -7,15 +7,20 @@ with one BLAS thread; the work function and the tasks reach them by the fork its
 by pickling, so a closure works. With one worker they run one after another in this
 process. Under ``mpirun -n N`` process ``r`` runs tasks ``r, r + N, r + 2N, ...`` in
 order. A worker that dies (killed, out of memory) ends the pool with
-:class:`WorkerDiedError`; what finished before stays finished.
+:class:`WorkerDiedError`; what finished before stays finished. A worker ends with the
+process that made it (:func:`_die_with`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
@@ -49,8 +54,34 @@ class _Installed(Generic[T, R]):
 _installed: _Installed[Any, Any] = _Installed()
 
 
-def _install(work: Callable[[Any], Any], tasks: Sequence[Any]) -> None:
-    """The pool's initializer, in each worker: one BLAS thread, and the work to do."""
+def _die_with(parent: int) -> None:
+    """End this worker when the process that made it ends, however it ends (``kill -9``
+    of the sweep included): else it would go on with nobody to report to, and it holds
+    the sweep directory's lock (inherited through the fork), so that running the sweep
+    again would be refused. On Linux the kernel sends SIGKILL (``PR_SET_PDEATHSIG``);
+    elsewhere a thread looks for a new parent every second."""
+    with contextlib.suppress(OSError, AttributeError):  # no libc prctl: not Linux
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
+            if os.getppid() != parent:  # it ended before the request was made
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+"""Linux's ``prctl`` option: the signal a process gets when its parent ends."""
+
+
+def _install(work: Callable[[Any], Any], tasks: Sequence[Any], parent: int) -> None:
+    """The pool's initializer, in each worker: ended with its parent (:func:`_die_with`),
+    one BLAS thread, and the work to do."""
+    _die_with(parent)
     _blas.set_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops the pool
     _installed.work, _installed.tasks = work, tasks
@@ -105,7 +136,10 @@ def run_tasks(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with concurrent.futures.ProcessPoolExecutor(
-        min(workers, len(indices)), context, initializer=_install, initargs=(work, tasks)
+        min(workers, len(indices)),
+        context,
+        initializer=_install,
+        initargs=(work, tasks, os.getpid()),
     ) as pool:
         running = {pool.submit(_run, i): i for i in indices}
         try:

@@ -194,6 +194,40 @@ def test_a_worker_killed_keeps_the_finished_runs_and_the_sweep_resumes(
         )
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (exists and is not a zombie left to be reaped)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+def test_the_sweep_killed_takes_its_workers_and_runs_again(tmp_path: Path, own: Path) -> None:
+    """kill -9 of the sweep's own process ends its workers too (they would hold the
+    directory's lock, inherited through the fork, and refuse the same command again)."""
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "fnn", "sweep", "--out", str(out), "--seeds", "0-3",
+            "--workers", "2", "--", "--data", str(own), "--epochs", "60", "--batch-size",
+            "16", "--no-plots", "--validation-split", "0"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as job:  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*/checkpoints/last.npz")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = children(job.pid)
+        assert workers, "no worker started"
+        job.kill()
+        job.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if running(pid)], "workers outlived the sweep"
+    status, text = run(*argv[3:])
+    assert status == 0, text
+    assert ": resumed, test accuracy" in text
+
+
 def fingerprint_alone(directory: Path, *argv: str) -> str:
     """The params fingerprint of ``fnn train --out directory *argv`` run alone."""
     status, text = run("train", "--out", str(directory), *argv, "--quiet")
