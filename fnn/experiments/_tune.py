@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 
 from ._pool import run_tasks
 
@@ -136,6 +137,22 @@ def sampler(name: str, seed: int) -> Any:
     return made[name](seed=seed)
 
 
+def sampler_seed(name: str, seed: int, worker: int, started: int) -> int:
+    """The seed of worker ``worker``'s sampler in a search that has ``started`` trials
+    already: ``seed + worker`` in a new search; in one started again, a seed drawn from
+    all three (``numpy.random.SeedSequence``), else the restarted sampler would draw the
+    points it drew the first time. The QMC sampler keeps ``seed + worker``: it goes on
+    along its sequence by the study's trial count, which a new seed would scramble
+    otherwise.
+
+    >>> sampler_seed("tpe", 0, 1, 0), sampler_seed("qmc", 0, 1, 5)
+    (1, 1)
+    """
+    if started == 0 or name == "qmc":
+        return seed + worker
+    return int(np.random.SeedSequence([seed, worker, started]).generate_state(1)[0])
+
+
 def pruner(name: str) -> Any:
     """The Optuna pruner called ``name`` (:data:`PRUNERS`).
 
@@ -191,7 +208,8 @@ def tune(
     where it stopped): the trials a killed search left running are marked failed first
     (the caller holds the search directory's lock, so no other process runs them).
     ``workers`` processes run trials at once (forked: ``objective`` may be a closure),
-    worker ``i`` with the sampler seeded ``seed + i``; a trial raising
+    worker ``i`` with the sampler seeded ``seed + i`` (:func:`sampler_seed`: started again,
+    from the seed, ``i`` and the trials so far); a trial raising
     :class:`TrialFailedError` is marked failed and the search goes on.
 
     Args:
@@ -235,12 +253,13 @@ def tune(
         store.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     left = trials - len(study.get_trials(deepcopy=False, states=finished))
+    started = len(study.get_trials(deepcopy=False))
 
     def work(index: int) -> int:
         mine = optuna.load_study(
             study_name=study_name,
             storage=_storage(url),
-            sampler=sampler(sampler_name, seed + index),
+            sampler=sampler(sampler_name, sampler_seed(sampler_name, seed, index, started)),
             pruner=pruner(pruner_name),
         )
         callbacks = [] if done is None else [lambda _study, trial: done(trial)]
@@ -265,6 +284,7 @@ __all__ = [
     "parse_param",
     "pruner",
     "sampler",
+    "sampler_seed",
     "storage_url",
     "tune",
 ]

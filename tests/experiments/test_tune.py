@@ -40,6 +40,26 @@ def test_trials_are_shared_out_and_failures_run_again(tmp_path: Path) -> None:
 
 
 @needs_optuna
+@pytest.mark.parametrize("name", ["tpe", "random"])
+def test_a_search_started_again_draws_new_points(tmp_path: Path, name: str) -> None:
+    """Each start seeds its sampler from the trials so far too: the same seed again would
+    draw the first start's points again (a search in three starts drew one x thrice)."""
+
+    def objective(trial: Any) -> float:
+        return float(trial.suggest_float("x", -10, 10) ** 2)
+
+    for trials in (1, 2, 3):
+        study = experiments.tune(objective, directory=tmp_path, trials=trials,
+                                 direction="minimize", sampler_name=name)  # fmt: skip
+    drawn = [t.params["x"] for t in study.trials]
+    assert len(drawn) == 3 and len(set(drawn)) == 3, drawn
+    (tmp_path / "fresh").mkdir()
+    fresh = experiments.tune(objective, directory=tmp_path / "fresh", trials=1,
+                             direction="minimize", sampler_name=name)  # fmt: skip
+    assert fresh.trials[0].params == study.trials[0].params  # a new search: as before
+
+
+@needs_optuna
 def test_a_killed_worker_leaves_a_study_that_goes_on(tmp_path: Path) -> None:
     def objective(trial: Any) -> float:
         x = trial.suggest_float("x", 0, 1)
