@@ -31,7 +31,7 @@ from .. import data, parallel
 from ._conditions import BIT_DECIDING, changes, describe, differences, target_changes
 from ._config import Config, UsageError
 from ._output import Output, printable
-from ._rundir import RUN_FILE, read_run
+from ._rundir import RUN_FILE, read_run, write_json
 from ._train import load_data, train
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -169,6 +169,8 @@ def replay_command(args: argparse.Namespace, out: Output) -> int:
         )
         train(train_args, None if i else config.evolve(**{unit: stage.target}), quiet)
     again = read_run(target)
+    # marked, so that fnn compare over a tree holding both counts the run once
+    write_json(target / RUN_FILE, {**again, "replay_of": str(source)})
     text, same = report(record, again, source, target, unit)
     for line in text.splitlines():
         out.write(printable(line) + "\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io as _textio
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -312,12 +313,20 @@ def plan_runs(
     (nothing is read or written).
 
     Raises:
-        UsageError: a setting ``fnn train`` would refuse, naming the setting.
+        UsageError: a setting ``fnn train`` would refuse, naming the setting; two settings
+            that are one configuration (``lr=0.001,1e-3``), naming both.
     """
     resume = resume_options(train)
     runs = []
+    seen: dict[str, dict[str, str]] = {}  # each configuration's first setting
     for setting in experiments.expand(grid):
-        checked_config(train, setting)
+        config = json.dumps(checked_config(train, setting).to_json(), sort_keys=True)
+        if config in seen:
+            raise UsageError(
+                f"the settings {' '.join(flags(seen[config]))} and {' '.join(flags(setting))} "
+                "are the same configuration: give each value once"
+            )
+        seen[config] = setting
         for seed in seeds:
             name = experiments.run_name(setting, seed)
             directory = root / name

@@ -96,7 +96,9 @@ class Summary:
 
 def find_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
     """The runs under ``paths``: a directory holding ``run.json`` is a run; any other
-    directory (a sweep's) is searched for runs below it, in name order.
+    directory (a sweep's) is searched for runs below it, in name order, leaving out the
+    replays found there (a record with ``replay_of``, which ``fnn replay`` writes: the
+    same run again, not another seed of its setting).
 
     Raises:
         SweepError: a path that is not a directory, a directory with no run, or a
@@ -108,12 +110,12 @@ def find_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
         if not path.is_dir():
             raise SweepError(f"{path} is not a directory")
         if (path / RUN_FILE).is_file():
-            runs = [path]
-        else:
-            runs = sorted(p.parent for p in path.rglob(RUN_FILE))
+            found.append(RunRecord(path, records_of(path)))
+            continue
+        runs = [RunRecord(d, records_of(d)) for d in sorted(p.parent for p in path.rglob(RUN_FILE))]
         if not runs:
             raise SweepError(f"{path} holds no {RUN_FILE}: not a run or a sweep directory")
-        found.extend(RunRecord(r, records_of(r)) for r in runs)
+        found.extend(r for r in runs if "replay_of" not in r.record)
     return found
 
 

@@ -51,6 +51,25 @@ def test_a_run_replayed_in_a_fresh_process_is_bit_identical(tmp_path: Path) -> N
     assert len(recorded["epoch_params_sha256"]) == 2
 
 
+def test_a_replay_in_a_sweep_is_marked_and_not_compared_as_another_seed(
+    tmp_path: Path,
+) -> None:
+    """fnn replay SWEEP/RUN writes RUN-replay beside the run, in the sweep: compare leaves
+    it out there (it is the same run again), and counts it when named."""
+    sweep = tmp_path / "sweep"
+    status, text = run("sweep", "--out", str(sweep), "--grid", "lr=0.01,0.02", "--",
+                       "--epochs", "1", "--limit", "600", "--no-plots")  # fmt: skip
+    assert status == 0, text
+    source = sweep / "lr=0.01,seed=0"
+    assert run("replay", str(source), "--quiet")[0] == 0
+    again = json.loads((sweep / "lr=0.01,seed=0-replay" / "run.json").read_text())
+    assert again["replay_of"] == str(source)
+    found = fnn.experiments.find_runs([sweep])
+    assert sorted(r.directory.name for r in found) == ["lr=0.01,seed=0", "lr=0.02,seed=0"]
+    named = fnn.experiments.find_runs([sweep / "lr=0.01,seed=0-replay"])
+    assert [r.record["replay_of"] for r in named] == [str(source)]
+
+
 def test_a_stopped_resumed_and_extended_run_replays_stage_by_stage(tmp_path: Path) -> None:
     """Stopped after epoch 1 of 2, resumed, then extended to 3 epochs (its cosine schedule
     stretched from then on): the replay retraces the stages and repeats the bits; a

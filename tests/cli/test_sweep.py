@@ -100,6 +100,11 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
             "the setting --momentum 0.5: --momentum applies to",
         ),
         (("--grid", "lr=0.1,,0.2"), "expected distinct values separated by ','"),
+        (
+            ("--grid", "lr=0.001,1e-3"),
+            "the settings --lr 0.001 and --lr 1e-3 are the same configuration",
+        ),
+        (("--grid", "batch_size=32,032"), "--batch-size 32 and --batch-size 032 are the same"),
         (("--grid", "lr"), "--grid expects OPTION=V1,V2,..., got 'lr'"),
         (("--grid", "lr=-1,0.1"), "the setting --lr -1: "),
         (("--grid", "seed=1,2"), "--grid seed=1,2: give the seeds with --seeds"),
