@@ -153,6 +153,11 @@ def known_option(name: str, entry: str, train: Sequence[str]) -> Option:
         raise UsageError(f"{entry}: {FIXED[flag]}")
     known = {**GENERAL, **{n: options[0] for n, options in every_option().items()}}
     if name not in known:
+        if flag in PASSED_ON_RESUME | {"--quiet"}:
+            raise UsageError(
+                f"{entry}: {flag} is how a run is trained, not a setting of it; give it "
+                "to every run after --"
+            )
         raise UsageError(f"{entry}: fnn train has no option {flag}")
     if flag in {token.split("=", 1)[0] for token in train}:
         raise UsageError(f"{entry}: {flag} is given twice")

@@ -233,8 +233,8 @@ def sweep_lock(directory: Path) -> Any:
     return directory_lock(
         directory,
         lambda: SweepError(
-            f"another sweep is running in {directory}; wait for it to end, or choose "
-            "another directory"
+            f"another sweep or search is running in {directory}; wait for it to end, or "
+            "choose another directory"
         ),
         lambda err: SweepError(f"cannot open {directory}: {err.strerror or err}"),
     )

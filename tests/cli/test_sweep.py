@@ -95,6 +95,7 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     ("extra", "message"),
     [
         (("--grid", "wings=1,2"), "--grid wings=1,2: fnn train has no option --wings"),
+        (("--grid", "threads=1,2"), "--threads is how a run is trained, not a setting of it"),
         (
             ("--grid", "momentum=0.5,0.9"),
             "the setting --momentum 0.5: --momentum applies to",
@@ -152,7 +153,7 @@ def test_two_sweeps_on_one_directory_at_once_one_refuses(
     out.mkdir()
     with sweep_module.sweep_lock(out):  # what a running sweep holds
         text = error_of(capsys, "sweep", "--out", str(out), "--", "--data", str(own))
-    assert f"another sweep is running in {out}; wait for it to end" in text
+    assert f"another sweep or search is running in {out}; wait for it to end" in text
     assert list(out.iterdir()) == []
 
 
