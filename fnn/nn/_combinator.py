@@ -201,7 +201,14 @@ def combinator(
                 d = decoders[i]
                 assert d is not None  # forward runs only the children that are there
                 layer = children[i]
-                if mask is not None and layer is not None and layer.masked:
+                # a masked layer's own step takes the mask; one without a decoder gets
+                # decoder_of's per-position step (which generate's check then refuses)
+                if (
+                    mask is not None
+                    and layer is not None
+                    and layer.masked
+                    and layer.decoder is not None
+                ):
                     masked_step: Any = d.step  # a masked layer's step takes the mask too
                     y: Array = masked_step(params[i], h, states[i], cache[i], t, mask)
                     return y

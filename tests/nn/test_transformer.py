@@ -166,6 +166,9 @@ def test_generate_refuses_a_layer_that_mixes_positions_without_a_decoder(key: ra
     params = model.init(key, (6,))
     with pytest.raises(ValueError, match=r"a layer mixes positions but has no nn\.Decoder"):
         fnn.generate(model, params, np.array([1, 2, 3]), 4, key=random.key(0))
+    padded = nn.masked(0, nn.tied(5, 4, nn.serial(nn.positional_embedding(6), body)))
+    with pytest.raises(ValueError, match=r"a layer mixes positions but has no nn\.Decoder"):
+        fnn.generate(padded, padded.init(key, (6,)), np.array([1, 2, 3]), 3, key=random.key(0))
     assert fnn.generate(
         model, params, np.array([1, 2, 3]), 4, key=random.key(0), cached=False
     ).shape == (4,)
