@@ -31,7 +31,7 @@ from .. import data, parallel
 from ._conditions import BIT_DECIDING, changes, describe, differences, target_changes
 from ._config import Config, UsageError
 from ._output import Output, printable
-from ._rundir import RUN_FILE, read_run, write_json
+from ._rundir import RUN_FILE, read_run
 from ._train import load_data, train
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -166,11 +166,12 @@ def replay_command(args: argparse.Namespace, out: Output) -> int:
             no_download=args.no_download,
             timeout=args.timeout,
             allow_changed_conditions=i > 0,  # the run's own changes, or the replay's --threads
+            # its record names the run from the first write on (a replay stopped half-way
+            # too), so that fnn compare over a tree holding both counts the run once
+            replay_of=str(source.resolve()),
         )
         train(train_args, None if i else config.evolve(**{unit: stage.target}), quiet)
     again = read_run(target)
-    # marked, so that fnn compare over a tree holding both counts the run once
-    write_json(target / RUN_FILE, {**again, "replay_of": str(source)})
     text, same = report(record, again, source, target, unit)
     for line in text.splitlines():
         out.write(printable(line) + "\n")

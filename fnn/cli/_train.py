@@ -498,6 +498,9 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
             "data": data_record,
             **entries,
         }
+        replay_of = getattr(args, "replay_of", None)  # fnn replay's runs say so from the start
+        if replay_of is not None:
+            begun["replay_of"] = replay_of
         if record is None:
             forget_run(directory)
         if record is None or record != begun:

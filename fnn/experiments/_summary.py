@@ -96,9 +96,9 @@ class Summary:
 
 def find_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
     """The runs under ``paths``: a directory holding ``run.json`` is a run; any other
-    directory (a sweep's) is searched for runs below it, in name order, leaving out the
-    replays found there (a record with ``replay_of``, which ``fnn replay`` writes: the
-    same run again, not another seed of its setting).
+    directory (a sweep's) is searched for runs below it, in name order, leaving out a
+    replay found there beside the run it replays (its record's ``replay_of``, which
+    ``fnn replay`` writes, names a run found too: the same run again, not another seed).
 
     Raises:
         SweepError: a path that is not a directory, a directory with no run, or a
@@ -115,8 +115,15 @@ def find_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
         runs = [RunRecord(d, records_of(d)) for d in sorted(p.parent for p in path.rglob(RUN_FILE))]
         if not runs:
             raise SweepError(f"{path} holds no {RUN_FILE}: not a run or a sweep directory")
-        found.extend(r for r in runs if "replay_of" not in r.record)
+        here = {r.directory.resolve() for r in runs}
+        found.extend(r for r in runs if _replayed(r.record) not in here)
     return found
+
+
+def _replayed(record: Mapping[str, Any]) -> Path | None:
+    """The run a replay's record names (``replay_of``), resolved; None for another run."""
+    source = record.get("replay_of")
+    return Path(source).resolve() if isinstance(source, str) and source else None
 
 
 def summarize(runs: Sequence[RunRecord]) -> Summary:

@@ -63,11 +63,15 @@ def test_a_replay_in_a_sweep_is_marked_and_not_compared_as_another_seed(
     source = sweep / "lr=0.01,seed=0"
     assert run("replay", str(source), "--quiet")[0] == 0
     again = json.loads((sweep / "lr=0.01,seed=0-replay" / "run.json").read_text())
-    assert again["replay_of"] == str(source)
+    assert again["replay_of"] == str(source.resolve())
     found = fnn.experiments.find_runs([sweep])
     assert sorted(r.directory.name for r in found) == ["lr=0.01,seed=0", "lr=0.02,seed=0"]
     named = fnn.experiments.find_runs([sweep / "lr=0.01,seed=0-replay"])
-    assert [r.record["replay_of"] for r in named] == [str(source)]
+    assert [r.record["replay_of"] for r in named] == [str(source.resolve())]
+    apart = tmp_path / "replays"  # replays without their runs beside them: compared
+    apart.mkdir()
+    (sweep / "lr=0.01,seed=0-replay").rename(apart / "one")
+    assert [r.directory.name for r in fnn.experiments.find_runs([apart])] == ["one"]
 
 
 def test_a_stopped_resumed_and_extended_run_replays_stage_by_stage(tmp_path: Path) -> None:
