@@ -27,7 +27,11 @@ class Metrics:
     """Running sums over the batches of the epoch in progress.
 
     Attributes:
-        loss_sum: the sum over batches of ``batch loss * batch size``.
+        loss_sum: the sum over batches of ``batch loss * batch size``. With padded
+            targets (:data:`fnn.losses.IGNORE`) a batch's loss is its mean over the
+            targets it counts, and the batches are still weighed by their rows here
+            (:func:`fnn.evaluate` and shards weigh by counted targets:
+            :func:`fnn.losses.counted_rows`); the two agree without padding.
         correct: how many examples were classified correctly.
         count: how many examples were seen.
         scored: how many of them had their accuracy counted (0 for regression losses).
