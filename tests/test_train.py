@@ -211,6 +211,30 @@ def test_early_stopping_stops_and_restores_the_best_params(key: random.Key) -> N
     assert again is state or tree.equal(again, state)
 
 
+def test_a_state_with_the_best_params_restored_is_not_trained_on(
+    key: random.Key, tmp_path: Any
+) -> None:
+    """A run that ran out of epochs with another epoch best returns that epoch's params
+    beside the last epoch's moments: fit refuses to train on from such a state (it would
+    not continue the run), and the checkpoint saved before the restore continues it
+    bit-identically."""
+    x, y = blobs(key)
+
+    def run(epochs: int, state: Any = None, hooks: Any = ()) -> Any:
+        stop = EarlyStopping(monitor="val_loss", patience=50, min_delta=10.0)  # epoch 0 best
+        return fit_mlp(optim.adam(0.01), x, y, key=key, epochs=epochs, batch_size=32,
+                       validation_split=0.2, early_stopping=stop, state=state,
+                       callbacks=list(hooks))  # fmt: skip
+
+    whole = run(6)
+    part = run(3, hooks=[fnn.callbacks.checkpoint(tmp_path)])
+    assert not part.stopped and part.best is not None and part.best.epoch == 0
+    with pytest.raises(ValueError, match="the state holds the params of its best epoch, 0"):
+        run(6, state=part)
+    assert run(3, state=part) is part or tree.equal(run(3, state=part), part)  # nothing to do
+    assert tree.equal(run(6, state=fnn.load(tmp_path / "last.npz")), whole)
+
+
 def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> None:
     x, y = blobs(key)
     state = fit_mlp(

@@ -15,6 +15,7 @@ from numpy.typing import DTypeLike
 
 from .. import _checks, data, parallel
 from .. import random as _random
+from .. import tree as _tree
 from .._supervised import Batch, check_accuracy, check_data, converted, scores
 from .._types import Array
 from ..inference import evaluate_checked
@@ -51,7 +52,9 @@ class EarlyStopping:
         min_delta: by how much (a finite number >= 0) a value must beat the best one to
             count as an improvement.
         restore_best: end with the params and model state of the best epoch (kept in
-            :attr:`TrainState.best`) rather than the last one.
+            :attr:`TrainState.best`) rather than the last one. Such a state does not
+            continue its run (its optimizer state is the last epoch's): :func:`fit`
+            refuses to train on from it; resume from a checkpoint instead.
 
     Raises:
         ValueError: an unknown ``monitor``, ``patience < 1``, or a ``min_delta`` that is
@@ -320,6 +323,16 @@ def fit(
 def _run_epochs(run: _Run[P, S], state: TrainState[P, S]) -> TrainState[P, S]:
     """The epochs of ``run`` from ``state`` (those it has not finished), the events
     around them, and the best params restored when early stopping says so."""
+    best_held = _restored_best(state)
+    if state.epoch < run.epochs and not state.stopped and best_held is not None:
+        raise ValueError(
+            f"the state holds the params of its best epoch, {best_held}, not of its last, "
+            f"{state.epoch - 1} (EarlyStopping's restore_best put them there at the end of "
+            "its run), beside the last epoch's optimizer state: training on from it would "
+            "not continue that run. Resume from a checkpoint (callbacks.checkpoint's "
+            "last.npz, saved before the params are restored), or train with "
+            "EarlyStopping(restore_best=False) to continue from fit's result"
+        )
     run.notify(Event("train_begin", state.epoch, run.epochs, 0, run.batches(state.epoch), state))
     for epoch in range(state.epoch, run.epochs):
         if state.stopped:
@@ -567,6 +580,16 @@ def fit_steps(
             f"intervals of eval_every={every} updates cannot continue"
         )
     return _run_epochs(run, state)
+
+
+def _restored_best(state: TrainState[Any, Any]) -> int | None:
+    """The best epoch whose params ``state`` holds, where that was not its last epoch (what
+    :func:`fit` returns with ``EarlyStopping(restore_best=True)`` when another epoch was
+    best: its optimizer state stays the last epoch's); None otherwise."""
+    best = state.best
+    if best is None or best.epoch == state.epoch - 1:
+        return None
+    return best.epoch if _tree.equal(state.params, best.params) else None
 
 
 def _sample_key(key: _random.Key, step: int) -> _random.Key:
