@@ -153,18 +153,27 @@ FLUSH_BELOW = 2.0**-100
 
 
 def flush_tiny(moment: Array, step: int) -> Array:
-    """Every :data:`FLUSH_EVERY` steps, set entries of a freshly computed moment whose
-    magnitude is below :data:`FLUSH_BELOW` to zero (in place; ``moment`` must be fresh).
+    """Every :data:`FLUSH_EVERY` steps after the first (steps 16, 32, ...), set entries of
+    a freshly computed moment whose magnitude is below :data:`FLUSH_BELOW` to zero (in
+    place; ``moment`` must be fresh).
 
     Moments of parameters whose gradient stays zero (dead ReLU units, pixels that are
     almost always blank) decay geometrically into the subnormal range, where x86 CPUs
     multiply and divide 10-50x slower; NumPy, unlike JAX, does not flush subnormals.
     A value needs over 100 steps of decay to fall from the threshold into the subnormal
-    range, so a sweep every 16 steps keeps every moment normal. The entries swept
-    contribute less than 1e-22 to any update. The rule is a pure function of the
-    moment and the step count: training stays deterministic.
+    range, so a sweep every 16 steps keeps every moment normal. The first step is not
+    swept: nothing has decayed yet, and its bias correction is the largest. What a sweep
+    changes: a first moment below 2**-100 moves a direction ``mu_hat / (sqrt(nu_hat) +
+    eps)`` by less than ``1e-29 / eps`` (1e-21 at the default ``eps=1e-8``); a second
+    moment below 2**-100 has ``sqrt(nu_hat)`` below ``7e-15`` from step 16 on (with
+    Adam's default ``b2=0.999``), which moves the direction by a relative ``7e-15 / eps``
+    at most (7e-7 at ``eps=1e-8``, for entries whose gradients are below about 1e-15;
+    with an ``eps`` much below 1e-14 such entries move by a sizeable fraction: keep
+    ``eps`` above it).
+    The rule is a pure function of the moment and the step count: training stays
+    deterministic.
     """
-    if step % FLUSH_EVERY == 0:
+    if step % FLUSH_EVERY == 0 and step > 0:
         np.copyto(moment, 0, where=np.abs(moment) < FLUSH_BELOW)
     return moment
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fnn import nn, optim, random, tree
+from fnn.optim._transforms import flush_tiny
 from tests.optim.references import gradients, random_tree
 
 
@@ -85,3 +86,21 @@ def test_a_schedule_that_gives_nan_is_caught() -> None:
     state, _ = opt.update(state, {"w": np.ones(1)})
     with pytest.raises(ValueError, match="schedule gave nan at step 1"):
         opt.update(state, {"w": np.ones(1)})
+
+
+def test_tiny_moments_are_swept_every_16_steps_after_the_first() -> None:
+    """flush_tiny zeroes entries below 2**-100 at steps 16, 32, ... (not at the first,
+    whose tiny second moments come from tiny gradients, not from decay)."""
+    tiny = np.array([1e-35, 1e-20, -1e-33])
+    for step, swept in ((0, False), (15, False), (16, True), (17, False), (32, True)):
+        found = flush_tiny(tiny.copy(), step)
+        expected = np.array([0.0, 1e-20, 0.0]) if swept else tiny
+        np.testing.assert_array_equal(found, expected, err_msg=str(step))
+
+
+def test_adams_first_update_of_a_tiny_gradient_is_the_papers() -> None:
+    """With g = eps = 1e-16 the first direction is g / (|g| + eps) = 0.5 (PyTorch's too):
+    the first step's second moment, 1e-32, is not swept to zero."""
+    opt = optim.adam(1.0, eps=1e-16)
+    _, params = opt.update(opt.init({"w": np.zeros(1)}), {"w": np.array([1e-16])})
+    assert params["w"][0] == pytest.approx(-0.5, rel=1e-12)
