@@ -23,6 +23,7 @@ import pytest
 
 import fnn
 from fnn import cli, parallel, random
+from fnn.cli import _conditions
 from fnn.cli import _train as cli_train
 from fnn.train import NonFiniteLossError
 from tests.parallel.fake_comm import Channels, FakeComm
@@ -909,6 +910,20 @@ def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
     assert plans == [(1, 1), (1, 2), (2, 1), (2, 1), (2, 1), (1, 2), (2, 1)]
     with pytest.raises(cli.UsageError, match=r"--shards 1: shards must be a multiple of .*2"):
         cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))
+    with pytest.raises(cli.UsageError, match=r"on 2 processes give --shards 2 or a multiple"):
+        cli.thread_plan(1, 1, FakeComm(0, 2, Channels()))
+
+
+def test_a_refused_blas_thread_count_names_a_way_to_resume() -> None:
+    """The --threads that gives the run's BLAS thread count under this process count, or,
+    where none does (shards take the threads), the run's process count."""
+    two = FakeComm(0, 2, Channels())
+    begun_alone = {"blas_threads": 1, "threads": 2, "processes": 1}  # 2 shards on threads
+    assert _conditions._threads_hint(begun_alone, 2, two) == " (--threads 1)"
+    begun_on_two = {"blas_threads": 2, "threads": 2, "processes": 2}  # a shard each
+    assert _conditions._threads_hint(begun_on_two, 2, two) == " (--threads 2)"
+    hint = _conditions._threads_hint(begun_on_two, 2, None)
+    assert "no --threads gives BLAS 2 threads: resume on the run's 2 processes" in hint
 
 
 def test_an_interrupted_extension_resumes_to_its_recorded_target(tmp_path: Path) -> None:

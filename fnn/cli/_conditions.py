@@ -72,6 +72,25 @@ def current(threads: int, shards: int, comm: Any) -> dict[str, Any]:
     }
 
 
+def _threads_hint(recorded: dict[str, Any], shards: int, comm: Any) -> str:
+    """How to resume on the run's BLAS thread count under this process count: the
+    ``--threads`` that gives it here (the run's own, the count itself or 1, the first that
+    does), or, where none can (shards take the threads), the run's process count."""
+    wanted = recorded.get("blas_threads")
+    if not isinstance(wanted, int):
+        return ""
+    tried = [recorded.get("threads"), wanted, 1]
+    for threads in dict.fromkeys(t for t in tried if isinstance(t, int) and t >= 1):
+        if parallel.thread_plan(threads, shards, comm)[1] == wanted:
+            return f" (--threads {threads})"
+    processes = parallel.rank_and_size(comm)[1]
+    return (
+        f" (with {shards} shards on {processes} process{'es' if processes > 1 else ''} no "
+        f"--threads gives BLAS {wanted} threads: resume on the run's "
+        f"{recorded.get('processes')} processes)"
+    )
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows: the
     ``cpu`` of a run's recorded conditions, and what the benchmarks print beside figures."""
@@ -176,9 +195,11 @@ def run_entries(
     changed = differences(latest(record), now)
     bits = {name: pair for name, pair in changed.items() if name in BIT_DECIDING}
     if bits and not getattr(args, "allow_changed_conditions", False):
-        hint = ""
-        if "blas_threads" in bits and isinstance(latest(record).get("threads"), int):
-            hint = f" (--threads {latest(record)['threads']})"
+        hint = (
+            _threads_hint(latest(record), config.general["shards"], comm)
+            if ("blas_threads" in bits)
+            else ""
+        )
         raise UsageError(
             f"--resume: the run trained under other conditions, which decide its bits: "
             f"{describe(bits, 'the run', 'now')}; resume under the run's conditions{hint}, or "

@@ -852,7 +852,11 @@ def thread_plan(threads: int, shards: int, comm: Any) -> tuple[int, int]:
     try:
         return parallel.thread_plan(threads, shards, comm)
     except ValueError as err:
-        raise UsageError(f"--shards {shards}: {err}") from None
+        size = parallel.rank_and_size(comm)[1]
+        raise UsageError(
+            f"--shards {shards}: {err}; on {size} processes give --shards {size} or a "
+            "multiple of it (one shard is the default)"
+        ) from None
 
 
 def _versions() -> dict[str, str]:

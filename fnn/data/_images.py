@@ -146,6 +146,11 @@ def _head(name: str) -> bytes:
 def _read_array(name: str, head: bytes, max_bytes: int) -> Array:
     if head.startswith(_NPY_MAGIC):
         return read_npy(name, max_bytes)
+    if not head.startswith((b"\x00\x00", b"\x1f\x8b")):  # IDX's magic, gzip's
+        raise DataError(
+            f"{name}: not a picture, an IDX file or a .npy file (it starts with "
+            f"{head[:4].hex(' ') or 'nothing'}); pictures: {', '.join(sorted(_PICTURE_SUFFIXES))}"
+        )
     return read_idx(name, max_bytes=max_bytes)
 
 

@@ -85,6 +85,18 @@ def test_damaged_or_not_pictures_are_data_errors(
     assert message in str(info.value)
 
 
+def test_a_file_of_no_known_kind_is_named_as_such(tmp_path: Path) -> None:
+    """Neither a picture (by its bytes or suffix), an IDX file (raw or gzip) nor a .npy
+    file: the refusal says so and lists the pictures' suffixes, not IDX's magic."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, these are not images\n")
+    with pytest.raises(DataError, match=r"notes\.txt: not a picture, an IDX file or a \.npy"):
+        data.read_images(path)
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(DataError, match="it starts with nothing"):
+        data.read_images(tmp_path / "empty")
+
+
 @pytest.mark.skipif(not LINUX, reason="sparse files and RLIMIT_AS as on Linux")
 def test_read_images_reads_8_bytes_to_tell_the_format(tmp_path: Path) -> None:
     path = tmp_path / "huge.idx"
