@@ -733,9 +733,17 @@ def test_fit_refuses_batches_too_small_for_batch_norm_before_training(key: rando
         fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1,
                 batch_size=4, callbacks=[lambda e: events.append(e.kind)])  # fmt: skip
     assert events == []  # before train_begin
-    with pytest.raises(ValueError, match=r"each batch has 4 rows in 4 shards"):
+    with pytest.raises(ValueError, match=r"each batch has 4 rows in 4 shards") as info:
         fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x[:8], y[:8], key=key,
                 epochs=1, batch_size=4, shards=4)  # fmt: skip
+    assert "drop_last" not in str(info.value)  # it would not help: every batch is short
+    with pytest.raises(ValueError, match=r"each batch has 1 rows") as info:
+        fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x[:1], y[:1], key=key,
+                epochs=1)  # fmt: skip
+    assert "drop_last" not in str(info.value)
+    with pytest.raises(ValueError, match=r"drop_last=True leaves no batch of batch_size=64"):
+        fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1,
+                batch_size=64, drop_last=True)  # fmt: skip
     done = fnn.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, key=key, epochs=1,
                    batch_size=4, drop_last=True)  # fmt: skip
     assert done.step == 2

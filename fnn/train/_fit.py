@@ -416,11 +416,23 @@ def _prepare(
     if divergence is not None:
         divergence = _checks.positive(divergence, "divergence")
     n_fit = len(x) if train_rows is None else len(train_rows)
+    if drop_last and n_fit < batch_size:
+        raise ValueError(
+            f"drop_last=True leaves no batch of batch_size={batch_size} in the {n_fit} "
+            "training examples: nothing would be trained; choose a batch_size of at most "
+            f"{n_fit}, or drop_last=False"
+        )
     short = batch_shortfall(model, in_shape, n_fit, batch_size, shards=shards, drop_last=drop_last)
     if short is not None:
+        helps = (
+            not drop_last
+            and n_fit >= batch_size
+            and batch_shortfall(model, in_shape, n_fit, batch_size, shards=shards, drop_last=True)
+            is None
+        )  # only the last batch is short
         raise ValueError(
-            f"{short}: choose another batch_size for the {n_fit} training examples, or "
-            "drop_last=True"
+            f"{short}: choose another batch_size for the {n_fit} training examples"
+            + (", or drop_last=True" if helps else "")
         )
     per_epoch = data.num_batches(n_fit, batch_size, drop_last)
     rows = per_epoch * batch_size if drop_last else n_fit
