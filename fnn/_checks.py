@@ -25,7 +25,7 @@ def float_array(x: Any, what: str, dtype: np.dtype[Any] | None = None) -> Array:
         raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
     if x.dtype.kind != "f":
         raise TypeError(
-            f"{what} must be a float array ({dtype or 'float32 or float64'}), got dtype "
+            f"{what} must be a float array ({dtype or 'float16, float32 or float64'}), got dtype "
             f"{x.dtype}; convert it first, e.g. x.astype(np.float32) / 255 for uint8 images"
         )
     if dtype is not None and x.dtype != dtype:
