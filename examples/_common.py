@@ -23,6 +23,29 @@ from fnn import data, plots
 Array = np.ndarray[Any, Any]
 
 
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an int of at least ``least`` (else a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {value}")
+        return value
+
+    return parse
+
+
+def make_out(out: Path) -> None:
+    """Create the ``--out`` directory, or end with a one-line message saying why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"--out {out}: {err.strerror or err}") from None
+
+
 def parser(description: str | None, *, epochs: int, out: str) -> argparse.ArgumentParser:
     """The options every example takes; ``out`` names its directory under runs/examples."""
     p = argparse.ArgumentParser(
@@ -30,10 +53,12 @@ def parser(description: str | None, *, epochs: int, out: str) -> argparse.Argume
     )
     p.add_argument("--dataset", choices=sorted(data.DATASETS), default="fashion-mnist")
     p.add_argument("--data-dir", type=Path, help="a directory holding the four IDX files")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
+    p.add_argument("--epochs", type=count(1), default=epochs, help=f"default {epochs}")
     p.add_argument("--out", type=Path, default=Path("runs/examples") / out, help="output dir")
-    p.add_argument("--limit", type=int, help="use only the first N train and test examples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--limit", type=count(20), help="use only the first N (>= 20) train and test examples"
+    )
+    p.add_argument("--seed", type=count(0), default=0)
     return p
 
 
@@ -54,7 +79,7 @@ def setup(args: argparse.Namespace) -> Data:
         ds = data.load_dataset(args.dataset, data_dir=args.data_dir)
     except FileNotFoundError as err:  # no copy found and no download: say where to look
         raise SystemExit(f"{err}\n(pass the directory with --data-dir)") from None
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_out(args.out)
     n = args.limit
     print(f"{args.dataset}: {len(ds.x_train[:n])} train, {len(ds.x_test[:n])} test images")
     return Data(

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import count, make_out
+
 import fnn
 from fnn import losses, nn, optim
 
@@ -60,16 +62,16 @@ def parser(
         type=Path,
         help=f"where to look for a known text first (default {SHARED_DATA} if it exists)",
     )
-    p.add_argument("--steps", type=int, default=steps, help=f"updates (default {steps})")
+    p.add_argument("--steps", type=count(1), default=steps, help=f"updates (default {steps})")
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=count(1),
         default=eval_every,
         help=f"updates between validations (default {eval_every})",
     )
     p.add_argument("--out", type=Path, default=Path("runs/examples") / out, help="output dir")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    p.add_argument("--threads", type=count(1), default=1, help="BLAS threads (default 1)")
+    p.add_argument("--seed", type=count(0), default=0, help="the run's seed (default 0)")
     return p
 
 
@@ -85,7 +87,14 @@ def setup(args: argparse.Namespace) -> fnn.data.Text:
         text = fnn.data.load_text(args.text, data_dir=data_dir)
     except FileNotFoundError as err:  # no copy found and no download: say where to look
         raise SystemExit(f"{err}\n(pass its directory with --data-dir)") from None
-    args.out.mkdir(parents=True, exist_ok=True)
+    except ValueError as err:  # not UTF-8 text, too large, ...
+        raise SystemExit(f"--text {args.text}: {err}") from None
+    if len(text.ids) < 10 * (CONTEXT + 1):
+        raise SystemExit(
+            f"--text {args.text}: {len(text.ids)} characters, too few for windows of "
+            f"{CONTEXT + 1} in a 90/10 split (give at least {10 * (CONTEXT + 1)})"
+        )
+    make_out(args.out)
     print(f"{text.name}: {len(text.ids):,} characters, {text.vocab_size} distinct")
     return text
 

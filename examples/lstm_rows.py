@@ -23,8 +23,10 @@ from fnn import data, losses, nn, optim
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = _common.parser(__doc__, epochs=20, out="lstm_rows")
-    p.add_argument("--features", type=int, default=128, help="LSTM hidden units (default 128)")
-    p.add_argument("--batch-size", type=int, default=128, help="default 128")
+    p.add_argument(
+        "--features", type=_common.count(1), default=128, help="LSTM hidden units (default 128)"
+    )
+    p.add_argument("--batch-size", type=_common.count(1), default=128, help="default 128")
     args = p.parse_args(argv)
     ds = _common.setup(args)
     fnn.runtime.set_blas_threads(1)

@@ -676,3 +676,39 @@ def test_sweep_speed_measures_both_ways_on_a_tiny_run(
     assert sweep_speed.run_seconds("[1/2] seed=0: trained, test accuracy 0.5000 (1.25 s)\n") == [
         1.25
     ]
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("parallel_speed", ["--processes", "0"], "--processes must be >= 1, got 0"),
+        ("parallel_speed", ["--table", "--level-us", "-1"], "--level-us must be >= 0"),
+        ("cnn_split", ["--threads", "0"], "--threads expects counts >= 1"),
+        ("page_faults", ["--threads", "x"], "--threads expects integers like 1,2"),
+        ("gpt_generation", ["--rounds", "0"], "--length and --rounds must be >= 1"),
+        ("gpt_generation", ["--run", "no/such/run"], "no such run directory or model file"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    script: str,
+    argv: list[str],
+    message: str,
+) -> None:
+    """A bad count is refused before anything runs (0 processes ran mpirun on every slot
+    and printed 'x0' rows; 0 threads let OpenBLAS take its default)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    with pytest.raises(SystemExit) as info:
+        importlib.import_module(script).main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_report_says_how_it_is_used(
+    bench: dict[str, ModuleType], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert bench["report"].main(["--help"]) == 0
+    assert "usage: python report.py out.json" in capsys.readouterr().err
+    assert bench["report"].main([str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err

@@ -305,3 +305,34 @@ def test_the_text_examples_look_in_shared_data_for_a_known_text(
         ("tinyshakespeare", Path("texts")),
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "message"),
+    [
+        (train_mlp.main, ["--limit", "-5"], "argument --limit: expected an integer >= 20, got -5"),
+        (train_mlp.main, ["--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
+        (char_lstm.main, ["--steps", "0"], "argument --steps: expected an integer >= 1, got 0"),
+        (char_lstm.main, ["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+        (lstm_rows.main, ["--features", "x"], "argument --features: expected an integer"),
+    ],
+)
+def test_bad_counts_are_one_line_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+    main: Callable[[list[str]], Any],
+    argv: list[str],
+    message: str,
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_text_too_short_and_an_unwritable_out_end_in_one_line(tmp_path: Path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("too short\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="too few for windows of 65"):
+        char_lstm.main(["--text", str(short), "--out", str(tmp_path / "out")])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit, match="Not a directory"):
+        train_mlp.main(["--limit", "100", "--epochs", "1", "--out", str(tmp_path / "file" / "x")])

@@ -162,11 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.child is not None:
         print(json.dumps(measure(args.child)))
         return 0
+    try:
+        counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads expects integers like 1,2, got {args.threads!r}")
+    if min(counts) < 1:
+        parser.error(f"--threads expects counts >= 1, got {args.threads!r}")
     sys.path.insert(0, str(HERE))
     import run_peer
 
     records = []
-    for threads in (int(t) for t in args.threads.split(",")):
+    for threads in counts:
         env = {**os.environ, **run_peer.thread_env(threads)}
         done = subprocess.run(
             [sys.executable, __file__, "--child", str(threads)],

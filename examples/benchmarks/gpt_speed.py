@@ -4,7 +4,7 @@ The workload is ``peer_torch_gpt.py``'s: character-level Tiny Shakespeare, a GPT
 layers, 4 heads, 128 wide, windows of 64, no biases, tied embedding, exact GELU; AdamW
 1e-3 (0.9, 0.99, decay 0.1 on the matrices), gradients clipped to norm 1, warm-up 100
 then cosine to 1e-4 at 2,000, batches of 12, float32. fnn trains it as ``fnn train
---recipe gpt`` does: ``nn.gpt``, ``optim.chain(optim.clip_by_global_norm(1.0),
+--model gpt`` does: ``nn.gpt``, ``optim.chain(optim.clip_by_global_norm(1.0),
 optim.adamw(optim.warmup_cosine(...), b2=0.99, weight_decay=0.1, weights_only=True))``,
 one ``fnn.train_step`` per batch, accuracy not counted; no ``fnn.runtime`` call but the
 thread count, as a user's script makes none (``train_step`` keeps freed memory itself;

@@ -145,15 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         threads, images, epochs, warmup = (int(n) for n in numbers)
         print(json.dumps(measure(model, route, setting, threads, images, epochs, warmup)))
         return 0
+    try:
+        counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads expects integers like 1,2, got {args.threads!r}")
+    if min(counts) < 1 or min(args.images, args.epochs) < 1 or args.warmup < 0:
+        parser.error("--threads, --images and --epochs must be >= 1 and --warmup >= 0")
     from train_speed import machine  # beside this file
 
     info = machine()
     print(f"CPU: {info['cpu']}; {info['cpus']} CPUs; load average {info['load_average'][0]:.2f}")
     print(
         f"{'model':5} {'route':11} {'allocator':17} {'thr':>3} {'faults/step':>11} "
-        f"{'ms/step':>8} {'sys ms':>7} {'RSS MB':>7} {'peak MB':>7}"
+        f"{'ms/step':>8} {'sys ms':>7} {'RSS MiB':>7} {'peak MiB':>8}"
     )
-    for threads in (int(t) for t in args.threads.split(",")):
+    for threads in counts:
         for model in MODELS:
             for route in ROUTES:
                 for setting in SETTINGS:
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{model:5} {route:11} {setting:17} {threads:>3} "
                         f"{r['faults_per_step']:>11.1f} {r['ms_per_step']:>8.2f} "
-                        f"{r['system_ms_per_step']:>7.2f} {r['rss_mb']:>7.0f} {r['peak_mb']:>7.0f}",
+                        f"{r['system_ms_per_step']:>7.2f} {r['rss_mb']:>7.0f} {r['peak_mb']:>8.0f}",
                         flush=True,
                     )
     return 0

@@ -143,12 +143,16 @@ def best_of(action: Any, repeat: int = 30) -> float:
     return min(times)
 
 
-def scaling_table(model: str, level_seconds: float) -> str:
-    """The modelled step times of the module docstring, as a Markdown table."""
+def scaling_table(model: str, level_seconds: float, how: str = "measured") -> str:
+    """The modelled step times of the module docstring, as a Markdown table, from parts
+    timed in this process on one BLAS thread (``how``: where the reduction level's cost
+    came from)."""
     import numpy as np
 
     import fnn
     from fnn import losses, optim
+
+    fnn.runtime.set_blas_threads(1)  # the model's parts are one process's, on one thread
 
     sys.path.insert(0, str(HERE))
     import peer_fnn
@@ -177,12 +181,14 @@ def scaling_table(model: str, level_seconds: float) -> str:
     after_one = opt.update_flat(state.opt, flat_grads, layout, leaves)  # step 1: a step that
     leaves = fnn.tree.leaves(after_one.params)  # does not sweep tiny moments (1 in 16 do)
     update = best_of(lambda: opt.update_flat(after_one, flat_grads, layout, leaves))
-    rest = best_of(lambda: train(state, (images, labels))) - gradient[128] - update
+    # the step less its timed parts: a difference of separately timed bests, which noise
+    # can take below zero; no part of a step takes negative time
+    rest = max(best_of(lambda: train(state, (images, labels))) - gradient[128] - update, 0.0)
     one = gradient[128] + rest + update
     lines = [
         f"{model.upper()}: gradient of 128 rows {gradient[128] * 1e3:.2f} ms, Adam "
-        f"{update * 1e3:.2f} ms, the rest {rest * 1e3:.2f} ms, a full-vector reduction "
-        f"level {level_seconds * 1e6:.0f} us (modelled)",
+        f"{update * 1e3:.2f} ms, the rest {rest * 1e3:.2f} ms (at least 0), a full-vector "
+        f"reduction level {level_seconds * 1e6:.0f} us ({how}); one BLAS thread",
         "",
         "| processes | rows per shard | gradient ms | update ms | communication ms | step ms "
         "| speed-up | 128 rows per process: step ms | throughput x |",
@@ -215,14 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reduce-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for name in ("rounds", "epochs", "processes", "shards", "train_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.level_us is not None and not args.level_us >= 0:
+        parser.error(f"--level-us must be >= 0, got {args.level_us}")
     if args.reduce_child:
         reduce_child(*args.reduce_child)
         return 0
     if args.table:
-        level = args.level_us * 1e-6 if args.level_us else None
-        if level is None:
-            level = reduction_seconds(2, PARAMS[args.model])["reduce_shards"]
-        print(scaling_table(args.model, level))
+        if args.level_us is not None:
+            level, how = args.level_us * 1e-6, "given"
+        else:
+            level, how = reduction_seconds(2, PARAMS[args.model])["reduce_shards"], "measured"
+        print(scaling_table(args.model, level, how))
         return 0
     if importlib.util.find_spec("mpi4py") is None:
         raise SystemExit("needs mpi4py: pip install 'fnn[mpi]'")

@@ -325,7 +325,7 @@ def verdicts(
             ratio = fnn.median / floor.seconds
             out.append(Verdict(cell, "fnn/floor", ratio, FLOOR_TARGET, ratio <= FLOOR_TARGET))
         for name, p in peers.items():
-            if name != "fnn":
+            if name in bounds:  # the targets' (the numpy reference and the floor are none)
                 diff = abs(fnn.accuracy - p.accuracy)
                 tol = accuracy_tolerance(fnn, p)
                 out.append(Verdict(cell, f"|test acc fnn - {name}|", diff, tol, diff <= tol))
@@ -409,10 +409,14 @@ def _render(records: Sequence[dict[str, Any]], skip: int, hardware_line: str) ->
 def main(argv: list[str] | None = None) -> int:
     """Print the report of a ``train_speed.py --json`` file."""
     paths = sys.argv[1:] if argv is None else argv
-    if len(paths) != 1:
-        print("usage: python report.py out.json", file=sys.stderr)
+    if len(paths) != 1 or paths[0].startswith("-"):
+        print("usage: python report.py out.json  (a train_speed.py --json file)", file=sys.stderr)
+        return 0 if paths[:1] in (["-h"], ["--help"]) else 2
+    try:
+        saved = json.loads(Path(paths[0]).read_text())
+    except (OSError, ValueError) as err:
+        print(f"report.py: {paths[0]}: {err}", file=sys.stderr)
         return 2
-    saved = json.loads(Path(paths[0]).read_text())
     print(render(saved["records"], saved["settings"]["skip"], saved.get("machine")))
     return 0
 

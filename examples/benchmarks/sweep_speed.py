@@ -45,7 +45,9 @@ def fnn_command(*args: str) -> list[str]:
 
 
 def timed(command: Sequence[str]) -> tuple[float, float, str]:
-    """Run ``command`` (from the repository's root); its wall seconds, its CPU seconds
+    """Run ``command`` (from the current directory, so that relative paths given after
+    ``--`` mean what they mean to the user; this checkout's fnn first on the path); its
+    wall seconds, its CPU seconds
     (user and system, of it and every process it waited for) and its stdout.
 
     Raises:
@@ -54,7 +56,7 @@ def timed(command: Sequence[str]) -> tuple[float, float, str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     seconds = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
