@@ -39,7 +39,7 @@ PROMPT = "JULIET:"
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = gpt_shakespeare.parser(__doc__, steps=1000, eval_every=250, out="char_lstm")
     args = p.parse_args(argv)
-    text = gpt_shakespeare.setup(args)
+    text = gpt_shakespeare.setup(args, CONTEXT)
     vocab = text.vocab_size
     model = nn.serial(nn.embedding(vocab, 64), nn.lstm(256), nn.dense(vocab))
     optimizer = optim.chain(

@@ -75,9 +75,11 @@ def parser(
     return p
 
 
-def setup(args: argparse.Namespace) -> fnn.data.Text:
+def setup(args: argparse.Namespace, context: int = CONTEXT) -> fnn.data.Text:
     """BLAS threads and glibc's memory as ``fnn train`` sets them, the ``--out``
-    directory, and the text of ``--text`` (a known one looked for in ``--data-dir``)."""
+    directory, and the text of ``--text`` (a known one looked for in ``--data-dir``),
+    refused in one line when too short for windows of ``context + 1`` on both sides of
+    a 90/10 split."""
     fnn.runtime.set_blas_threads(args.threads)
     fnn.runtime.keep_freed_memory()
     data_dir = args.data_dir
@@ -89,10 +91,10 @@ def setup(args: argparse.Namespace) -> fnn.data.Text:
         raise SystemExit(f"{err}\n(pass its directory with --data-dir)") from None
     except ValueError as err:  # not UTF-8 text, too large, ...
         raise SystemExit(f"--text {args.text}: {err}") from None
-    if len(text.ids) < 10 * (CONTEXT + 1):
+    if len(text.ids) < 10 * (context + 1):
         raise SystemExit(
             f"--text {args.text}: {len(text.ids)} characters, too few for windows of "
-            f"{CONTEXT + 1} in a 90/10 split (give at least {10 * (CONTEXT + 1)})"
+            f"{context + 1} in a 90/10 split (give at least {10 * (context + 1)})"
         )
     make_out(args.out)
     print(f"{text.name}: {len(text.ids):,} characters, {text.vocab_size} distinct")

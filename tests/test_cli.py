@@ -912,6 +912,8 @@ def test_fnn_train_splits_its_threads_between_shards_and_blas() -> None:
         cli.thread_plan(2, 1, FakeComm(0, 2, Channels()))
     with pytest.raises(cli.UsageError, match=r"on 2 processes give --shards 2 or a multiple"):
         cli.thread_plan(1, 1, FakeComm(0, 2, Channels()))
+    with pytest.raises(cli.UsageError, match=r"resume it on a number of processes that divides"):
+        cli.thread_plan(1, 1, FakeComm(0, 2, Channels()), resuming=True)  # shards are fixed
 
 
 def test_a_refused_blas_thread_count_names_a_way_to_resume() -> None:

@@ -331,7 +331,10 @@ def test_bad_counts_are_one_line_usage_errors(
 def test_a_text_too_short_and_an_unwritable_out_end_in_one_line(tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("too short\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match="too few for windows of 65"):
+    with pytest.raises(SystemExit, match="too few for windows of 101"):  # its context: 100
+        char_lstm.main(["--text", str(short), "--out", str(tmp_path / "out")])
+    short.write_text("xy" * 350, encoding="utf-8")  # enough for the GPT's 65, not for 101
+    with pytest.raises(SystemExit, match="700 characters, too few for windows of 101"):
         char_lstm.main(["--text", str(short), "--out", str(tmp_path / "out")])
     (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit, match="Not a directory"):

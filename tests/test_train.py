@@ -233,6 +233,16 @@ def test_a_state_with_the_best_params_restored_is_not_trained_on(
         run(6, state=part)
     assert run(3, state=part) is part or tree.equal(run(3, state=part), part)  # nothing to do
     assert tree.equal(run(6, state=fnn.load(tmp_path / "last.npz")), whole)
+    # params that stopped changing (a learning rate of 0) score the best value again: no
+    # restore to refuse
+    stop = EarlyStopping(monitor="val_loss", patience=50)
+    still = optim.sgd(lambda step: 0.0)  # a schedule at 0
+    frozen = fit_mlp(still, x, y, key=key, epochs=3, batch_size=32,
+                     validation_split=0.2, early_stopping=stop)  # fmt: skip
+    assert frozen.best is not None and frozen.best.epoch == 0
+    more = fit_mlp(still, x, y, key=key, epochs=5, batch_size=32,
+                   validation_split=0.2, early_stopping=stop, state=frozen)  # fmt: skip
+    assert more.epoch == 5
 
 
 def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> None:

@@ -40,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def fnn_command(*args: str) -> list[str]:
-    """``python -m fnn ARGS`` with this checkout's fnn first on the path."""
-    return [sys.executable, "-m", "fnn", *args]
+    """``python -m fnn ARGS`` with this checkout's fnn first on the path: ``-P`` keeps the
+    current directory (where another checkout's ``fnn/`` may be) off it (Python 3.11;
+    before, the directory comes first)."""
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", "fnn", *args]
 
 
 def timed(command: Sequence[str]) -> tuple[float, float, str]:

@@ -304,7 +304,7 @@ def _prepare(plan: Plan, args: argparse.Namespace, comm: Any) -> Ready:
     to resume: everything but writing."""
     config, record = plan.config, plan.record
     g = config.general
-    thread_plan(args.threads, g["shards"], comm)
+    thread_plan(args.threads, g["shards"], comm, resuming=record is not None)
     if "text" in g:
         return _prepare_text(plan, args, comm)
     dataset = load_data(config, args)
@@ -472,7 +472,7 @@ def _run(ready: Ready, args: argparse.Namespace, out: Output, comm: Any, lead: b
     plan, model, state = ready.plan, ready.model, ready.state
     config, directory, record = plan.config, plan.directory, plan.record
     g = config.general
-    workers, blas = thread_plan(args.threads, g["shards"], comm)
+    workers, blas = thread_plan(args.threads, g["shards"], comm, resuming=record is not None)
     if not runtime.set_blas_threads(blas):
         out.write("note: NumPy's BLAS is not OpenBLAS; --threads had no effect on it\n")
     runtime.keep_freed_memory()  # where glibc is: no page faults for each step's arrays
@@ -843,20 +843,25 @@ def _plots(
         out.write(f"note: {err}\n")
 
 
-def thread_plan(threads: int, shards: int, comm: Any) -> tuple[int, int]:
+def thread_plan(threads: int, shards: int, comm: Any, *, resuming: bool = False) -> tuple[int, int]:
     """:func:`fnn.parallel.thread_plan` for ``--threads`` and ``--shards``.
 
     Raises:
-        UsageError: the processes of ``comm`` do not divide ``shards``.
+        UsageError: the processes of ``comm`` do not divide ``shards`` (saying what to do:
+            another ``--shards`` for a new run; for a resumed run, whose shards are part of
+            its configuration, a process count that divides them).
     """
     try:
         return parallel.thread_plan(threads, shards, comm)
     except ValueError as err:
         size = parallel.rank_and_size(comm)[1]
-        raise UsageError(
-            f"--shards {shards}: {err}; on {size} processes give --shards {size} or a "
-            "multiple of it (one shard is the default)"
-        ) from None
+        fix = (
+            f"resume it on a number of processes that divides its {shards} shards"
+            if resuming
+            else f"on {size} processes give --shards {size} or a multiple of it (one shard "
+            "is the default)"
+        )
+        raise UsageError(f"--shards {shards}: {err}; {fix}") from None
 
 
 def _versions() -> dict[str, str]:

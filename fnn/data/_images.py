@@ -40,7 +40,10 @@ PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 """The picture formats read, by Pillow's names. Others (EPS, which runs Ghostscript, or
 PDF) are never tried."""
 
-_PICTURE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*")
+_PICTURE_MAGIC = (
+    *(b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF"),
+    *(b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"),  # the netpbm family (PBM, PGM, PPM)
+)
 _PICTURE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
@@ -71,7 +74,8 @@ def read_images(
         path: a picture (PNG, JPEG, BMP, GIF, TIFF, WebP or PPM, read with Pillow: ``pip
             install 'fnn[image]'``), an IDX file (raw or gzip) or a ``.npy`` file. A
             picture is recognised by its first bytes or its suffix, a ``.npy`` file by
-            its magic; anything else is read as IDX.
+            its magic, an IDX file by its first two bytes (00 00, or gzip's 1f 8b);
+            anything else is refused.
         invert: turn dark-on-light pictures into the light-on-dark style of MNIST
             (``1 - x``).
         image_shape: the shape of one image: ``(h, w)`` (grayscale) or ``(h, w, c)`` with

@@ -595,11 +595,19 @@ def fit_steps(
 
 
 def _restored_best(state: TrainState[Any, Any]) -> int | None:
-    """The best epoch whose params ``state`` holds, where that was not its last epoch (what
-    :func:`fit` returns with ``EarlyStopping(restore_best=True)`` when another epoch was
-    best: its optimizer state stays the last epoch's); None otherwise."""
+    """The best epoch whose params ``state`` holds in place of its last epoch's (what
+    :func:`fit` returns with ``EarlyStopping(restore_best=True)`` when a later epoch
+    scored worse: its optimizer state stays the last epoch's); None otherwise.
+
+    The state holds the best epoch's params, and its last epoch scored another value than
+    the best one: the last epoch's params were not those (a score is a function of them),
+    so they were put back. Params that merely stopped changing (a learning rate decayed
+    to 0) score the best value again and pass."""
     best = state.best
-    if best is None or best.epoch == state.epoch - 1:
+    if best is None or best.epoch == state.epoch - 1 or not state.history:
+        return None
+    last = state.history[-1]
+    if best.value in (last.val_loss, last.loss, last.val_accuracy, last.accuracy):
         return None
     return best.epoch if _tree.equal(state.params, best.params) else None
 

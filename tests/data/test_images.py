@@ -85,6 +85,14 @@ def test_damaged_or_not_pictures_are_data_errors(
     assert message in str(info.value)
 
 
+@needs_pillow
+def test_a_netpbm_picture_without_a_suffix_is_read_as_a_picture(tmp_path: Path) -> None:
+    path = tmp_path / "digit"  # P5: a binary PGM
+    path.write_bytes(b"P5\n2 2\n255\n" + bytes([0, 255, 255, 0]))
+    found = data.read_images(path, image_shape=(2, 2))
+    np.testing.assert_array_equal(found, [[[0.0, 1.0], [1.0, 0.0]]])
+
+
 def test_a_file_of_no_known_kind_is_named_as_such(tmp_path: Path) -> None:
     """Neither a picture (by its bytes or suffix), an IDX file (raw or gzip) nor a .npy
     file: the refusal says so and lists the pictures' suffixes, not IDX's magic."""
