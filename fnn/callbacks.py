@@ -397,7 +397,8 @@ def checkpoint(
     the same after a resume.
 
     ``metadata`` (JSON data, see :func:`fnn.io.save`) is stored in every file beside the
-    callback's own ``epoch``, ``monitor`` and ``value``: the run a checkpoint belongs to
+    callback's own ``epoch``, ``monitor`` and ``value`` (None where the monitored metric
+    was not measured, NaN: an accuracy without class labels): the run a checkpoint belongs to
     (``fnn train`` stores its run id and configuration, and ``--resume`` refuses a
     checkpoint of another run). It may be a function of the ``epoch_end`` event, called
     at each save, for what changes from epoch to epoch and must stay with the state it
@@ -456,7 +457,8 @@ def checkpoint(
         root.mkdir(parents=True, exist_ok=True)
         value = score(event.record)
         extra = checked(metadata(event)) if callable(metadata) else fixed
-        meta = {**(extra or {}), "epoch": event.record.epoch, "monitor": monitor, "value": value}
+        recorded = None if math.isnan(value) else value  # JSON has no NaN: not measured
+        meta = {**(extra or {}), "epoch": event.record.epoch, "monitor": monitor, "value": recorded}
         _io.save(root / LAST, event.state, metadata=meta)
         if not keep_best or math.isnan(value):
             return

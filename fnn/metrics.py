@@ -82,7 +82,7 @@ def confusion_matrix(labels: Array, predictions: Array, num_classes: int | None 
         predictions; row sums are each class's support.
 
     Raises:
-        TypeError: as :func:`accuracy`.
+        TypeError: as :func:`accuracy`; a ``num_classes`` that is not an int.
         ValueError: different ``n``, a negative label, or a label or prediction
             ``>= num_classes``.
 
@@ -99,10 +99,15 @@ def confusion_matrix(labels: Array, predictions: Array, num_classes: int | None 
     if true.size and min(int(true.min()), int(pred.min())) < 0:
         raise ValueError("labels and predictions must be >= 0")
     largest = max(int(true.max()), int(pred.max())) + 1 if true.size else 0
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+    ):
+        raise TypeError(f"num_classes must be an int, got {num_classes!r}")
     n = largest if num_classes is None else int(num_classes)
     if n < largest:
         raise ValueError(f"num_classes is {n} but a label or prediction is {largest - 1}")
-    counts = np.bincount(true.astype(np.int64) * n + pred, minlength=n * n)
+    # int64 both (labels checked in range above): unsigned ones would mix into float64
+    counts = np.bincount(true.astype(np.int64) * n + pred.astype(np.int64), minlength=n * n)
     matrix: Array = counts.reshape(n, n).astype(np.int64)
     return matrix
 

@@ -108,7 +108,7 @@ def compare(
             epochs = [r.epoch + 1 for r in records]
             (line,) = ax.plot(epochs, [r.get(metric) for r in records], "o-", label=name)
             val = [r.get("val_" + metric) for r in records]
-            if not any(math.isnan(v) for v in val):
+            if not all(math.isnan(v) for v in val):  # as history draws it: NaN left out
                 ax.plot(epochs, val, "s--", color=line.get_color())
                 validation = True
         what = f"{metric} (solid: train, dashed: validation)" if validation else metric
@@ -223,7 +223,9 @@ def dots(
 def confusion_matrix(
     matrix: Array, path: str | os.PathLike[str], class_names: Sequence[str] | None = None
 ) -> Path:
-    """Plot a confusion matrix (rows: true classes, columns: predictions) to a PNG.
+    """Plot a confusion matrix (rows: true classes, columns: predictions) to a PNG: counts
+    (integers) are written as such, other values (a row-normalised matrix) with two
+    decimals, and NaN (a class without examples) as ``nan``.
 
     Returns:
         The path written.
@@ -245,11 +247,18 @@ def confusion_matrix(
         ax.set_yticks(range(n), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        threshold = matrix.max() / 2 if matrix.size else 0
+        finite = matrix[np.isfinite(matrix)] if matrix.size else matrix
+        threshold = finite.max() / 2 if finite.size else 0
+        whole = bool(np.all(np.isfinite(matrix) & (np.asarray(matrix) % 1 == 0)))
         for i in range(n):
             for j in range(n):
-                color = "white" if matrix[i, j] > threshold else "black"
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color)
+                value = matrix[i, j]
+                color = "white" if value > threshold else "black"
+                if not np.isfinite(value):
+                    label = "nan" if np.isnan(value) else str(value)
+                else:
+                    label = str(int(value)) if whole else f"{float(value):.2f}"
+                ax.text(j, i, label, ha="center", va="center", color=color)
         ax.set_title("confusion matrix")
         return _save(figure, path)
     finally:

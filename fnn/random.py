@@ -21,6 +21,7 @@ across its releases.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 from typing import Any
@@ -89,24 +90,35 @@ def key(seed: int) -> Key:
     return Key(_check_index(seed, "seed"))
 
 
+_MAX_PATH_INDEX = 2**31
+"""Split indices and fold_in data stay below this, so that each path entry (``2 i`` or
+``2 data + 1``) fits one 32-bit word of NumPy's ``SeedSequence``, which cuts a larger int
+into several words: the entries of two different paths could then join into the same
+words, ``fold_in(fold_in(k, a), b)`` drawing what ``fold_in(k, c)`` draws for some ``c``."""
+
+
 def split(k: Key, n: int = 2) -> tuple[Key, ...]:
-    """``n`` new independent keys derived from ``k`` (``k`` itself stays usable and unchanged)."""
+    """``n`` new independent keys derived from ``k`` (``k`` itself stays usable and
+    unchanged); ``1 <= n <= 2**31``."""
     k = _check_key(k)
     count = _check_index(n, "n")
-    if count < 1:
-        raise ValueError(f"split needs n >= 1, got {count}")
+    if not 1 <= count <= _MAX_PATH_INDEX:
+        raise ValueError(f"split needs 1 <= n <= 2**31, got {count}")
     return tuple(Key(k.entropy, (*k.path, 2 * i)) for i in range(count))
 
 
 def fold_in(k: Key, data: int) -> Key:
-    """A new key that mixes ``data`` (an int in ``[0, 2**62)``) into ``k``.
+    """A new key that mixes ``data`` (an int in ``[0, 2**31)``) into ``k``.
 
-    ``fold_in(k, step)`` gives a distinct key per step without growing the path.
+    ``fold_in(k, step)`` gives a distinct key per step without growing the path. The
+    bound keeps every key's stream its own (:data:`_MAX_PATH_INDEX`).
     """
     k = _check_key(k)
-    number = _check_index(data, "data")
-    if number >= 2**62:
-        raise ValueError(f"data must be in [0, 2**62), got {number}")
+    if isinstance(data, bool) or not isinstance(data, (int, np.integer)):
+        raise TypeError(f"data must be an int, got {type(data).__name__}")
+    number = operator.index(data)
+    if not 0 <= number < _MAX_PATH_INDEX:
+        raise ValueError(f"data must be in [0, 2**31), got {number}")
     return Key(k.entropy, (*k.path, 2 * number + 1))
 
 
@@ -131,8 +143,11 @@ def _shape(shape: Any) -> tuple[int, ...]:
 def normal(
     k: Key, shape: int | tuple[int, ...], dtype: DTypeLike = np.float32, std: float = 1.0
 ) -> Array:
-    """Draws from a normal distribution with mean 0 and standard deviation ``std``."""
+    """Draws from a normal distribution with mean 0 and standard deviation ``std`` (a
+    finite number >= 0)."""
     dt = _checks.float_dtype(dtype, "dtype")
+    if not (isinstance(std, (int, float, np.integer, np.floating)) and 0 <= std < math.inf):
+        raise ValueError(f"normal's std must be a finite number >= 0, got {std!r}")
     out = generator(k).standard_normal(_shape(shape)) * float(std)
     return out.astype(dt, copy=False)
 
@@ -144,17 +159,24 @@ def uniform(
     high: float = 1.0,
     dtype: DTypeLike = np.float32,
 ) -> Array:
-    """Draws from the uniform distribution on ``[low, high)``."""
+    """Draws from the uniform distribution on ``[low, high)``, finite bounds, in
+    ``dtype``: a draw that rounds to ``high`` in it (float32 rounds about one in 3e7
+    float64 draws of [0, 1) up to 1) is taken as the largest ``dtype`` value below
+    ``high``."""
     dt = _checks.float_dtype(dtype, "dtype")
     for value, what in ((low, "low"), (high, "high")):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(
                 f"uniform's {what} must be a number, got {value!r}; pass the dtype by keyword"
             )
-    if not low < high:
-        raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
+    if not -math.inf < low < high < math.inf:
+        raise ValueError(f"uniform needs finite low < high, got low={low}, high={high}")
     out = generator(k).random(_shape(shape)) * (float(high) - float(low)) + float(low)
-    return out.astype(dt, copy=False)
+    drawn: Array = out.astype(dt, copy=False)
+    top = dt.type(high)
+    below = np.nextafter(top, dt.type(-np.inf)) if top >= high else top  # < high in dt
+    np.minimum(drawn, below, out=drawn)
+    return drawn
 
 
 def permutation(k: Key, n: int) -> Array:

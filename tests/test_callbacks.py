@@ -139,3 +139,16 @@ def test_epoch_times_and_history_table(key: random.Key) -> None:
     assert table[0].split() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
     assert len(table) == 3 and table[1].split()[0] == "1" and table[1].split()[3] == "-"
     assert callbacks.history_table(state.history).splitlines()[2].split()[-1] == "-"
+
+
+def test_a_checkpoint_watching_a_metric_not_measured_is_saved(tmp_path: Path) -> None:
+    """An accuracy under a loss without class labels is NaN, which JSON cannot hold: the
+    checkpoint records None for it and is written (fit died after its first epoch)."""
+    x, _ = data()
+    targets = x[:, :2].astype(np.float32)
+    save = callbacks.checkpoint(tmp_path, keep_best=1, monitor="accuracy")
+    fnn.fit(nn.mlp((4, 2)), losses.mean_squared_error, optim.sgd(0.01), x, targets,
+            key=random.key(0), epochs=2, callbacks=[save])  # fmt: skip
+    meta = fnn.io.load_metadata(tmp_path / "last.npz")
+    assert meta["value"] is None and meta["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.npz"]

@@ -35,3 +35,12 @@ def test_bad_inputs() -> None:
         metrics.confusion_matrix(np.array([0, 2]), np.array([0, 1]), 2)
     with pytest.raises(ValueError, match="square confusion matrix"):
         metrics.precision_recall(np.zeros((2, 3)))
+
+
+def test_confusion_matrix_of_unsigned_labels_and_a_bad_class_count() -> None:
+    labels = np.array([0, 1], np.uint64)
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(labels, np.array([1, 1], np.uint64)), [[0, 1], [0, 1]]
+    )
+    with pytest.raises(TypeError, match=r"num_classes must be an int, got 2\.7"):
+        metrics.confusion_matrix(labels, labels, num_classes=2.7)  # type: ignore[arg-type]

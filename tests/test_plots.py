@@ -88,3 +88,35 @@ def test_dots_bars_leave_nan_out_as_bands_do(
     plots.dots({"adam": [0.8, float("nan"), 0.9], "sgd": [0.7]}, tmp_path / "d.png", ylabel="a")
     assert drawn[0][0] == pytest.approx(0.85) and drawn[0][1] == pytest.approx(0.0707, abs=1e-4)
     assert drawn[1] == (0.7, 0.0)
+
+
+@needs_matplotlib
+def test_a_normalised_matrix_and_a_partial_validation_curve_are_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fractions are labelled as fractions (every cell read 0 before), a NaN row (a class
+    without examples) as nan; compare draws a validation curve with a NaN in it, as
+    history does, rather than leaving the whole curve out."""
+    from matplotlib.axes import Axes
+
+    shown: list[str] = []
+    real_text = Axes.text
+
+    def text(self: Any, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        shown.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", text)
+    plots.confusion_matrix(np.array([[0.75, 0.25], [np.nan, np.nan]]), tmp_path / "m.png")
+    assert shown == ["0.75", "0.25", "nan", "nan"]
+    partial = [EpochMetrics(0, 1.0, 0.5, float("nan"), 0.5), EpochMetrics(1, 0.8, 0.6, 0.9, 0.6)]
+    lines: list[int] = []
+    real_save = plots._save
+
+    def save(figure: Any, path: Any) -> Any:
+        lines.append(len(figure.axes[0].lines))
+        return real_save(figure, path)
+
+    monkeypatch.setattr(plots, "_save", save)
+    plots.compare({"a": partial}, tmp_path / "c.png")
+    assert lines == [2]  # train and validation

@@ -71,12 +71,12 @@ def test_bad_seeds(seed: Any, error: type[Exception]) -> None:
 def test_bad_arguments(key: random.Key) -> None:
     with pytest.raises(TypeError, match=r"expected an fnn\.random\.Key"):
         random.split(0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match=r"1 <= n <= 2\*\*31, got 0"):
         random.split(key, 0)
     with pytest.raises(TypeError, match="float32 or float64"):
         random.normal(key, (2,), dtype=np.int32)
     with pytest.raises(ValueError, match="low < high"):
-        random.uniform(key, (2,), 1.0, 1.0)
+        random.uniform(key, (2,), 1.0, 1.0)  # finite low < high
     with pytest.raises(ValueError, match="0 <= p <= 1"):
         random.bernoulli(key, 1.5, (2,))
     with pytest.raises(ValueError, match="non-negative"):
@@ -90,3 +90,28 @@ def test_public_alias() -> None:
 def test_uniform_names_a_misplaced_dtype(key: random.Key) -> None:
     with pytest.raises(TypeError, match=r"uniform's low must be a number.*dtype by keyword"):
         random.uniform(key, (2,), np.float64)  # type: ignore[arg-type]
+
+
+def test_paths_of_different_keys_never_join(key: random.Key) -> None:
+    """NumPy's SeedSequence cuts a path entry of 2**32 or more into 32-bit words, where the
+    entries of two paths could join: fold_in(fold_in(k, 0), 0), path (1, 1), drew what
+    fold_in(k, 2**31), path (2**32 + 1,), draws. Data and split counts stay below 2**31."""
+    with pytest.raises(ValueError, match=r"data must be in \[0, 2\*\*31\), got 2147483648"):
+        random.fold_in(key, 2**31)
+    with pytest.raises(ValueError, match=r"split needs 1 <= n <= 2\*\*31"):
+        random.split(key, 2**31 + 1)
+    last = random.fold_in(key, 2**31 - 1)
+    assert max(last.path) < 2**32
+
+
+def test_uniform_stays_below_high(key: random.Key) -> None:
+    """float32 rounds about one in 3e7 float64 draws of [0, 1) up to 1.0."""
+    drawn = random.uniform(random.fold_in(key, 9), (2**22,))
+    assert drawn.max() < 1.0
+    narrow = random.uniform(key, (64,), 1.0, 1.0 + 1e-7)
+    assert narrow.dtype == np.float32 and (narrow < 1.0 + 1e-7).all() and (narrow >= 1.0).all()
+    with pytest.raises(ValueError, match="finite low < high"):
+        random.uniform(key, (2,), 0.0, float("inf"))
+    for std in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="std must be a finite number >= 0"):
+            random.normal(key, (2,), std=std)

@@ -633,7 +633,7 @@ def clip_by_global_norm(max_norm: float) -> Transform[EmptyState]:
     limit = _checks.positive(max_norm, "max_norm")
 
     def update(u: Updates, params: Any, step: int, layout: Layout) -> Updates:
-        norm = abs(u.scale) * math.sqrt(float(np.dot(u.array, u.array)))
+        norm = abs(u.scale) * _tree.global_norm(u.array)  # float64 where float32 overflows
         if norm > limit:
             return u.scaled(limit / norm)
         return u

@@ -236,7 +236,7 @@ def step_key(key: _random.Key, step: int) -> _random.Key:
 
     Raises:
         TypeError, ValueError: ``key`` is not a key, or ``step`` not an int in
-            ``[0, 2**62)``.
+            ``[0, 2**31)``.
 
     >>> import fnn
     >>> key = fnn.random.key(0)

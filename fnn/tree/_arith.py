@@ -61,18 +61,34 @@ def astype(a: T, dtype: Any) -> T:
     return cast(T, map(convert, a))
 
 
+def _dot(x: Any, y: Any) -> float:
+    """``sum(x * y)`` of two flat arrays as a Python float: in their dtype, and again in
+    float64 when that overflows to infinity or underflows to zero with nonzero entries
+    (float32 squares past 1.8e19 or below 1e-23), so that a float32 tree's norm is its
+    norm, not inf or 0."""
+    found = float(np.vdot(x, y))
+    if np.asarray(x).dtype == np.float64 or (math.isfinite(found) and found != 0.0):
+        return found
+    if found == 0.0 and not (np.any(x) and np.any(y)):
+        return found
+    return float(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64)))
+
+
 def vdot(a: Any, b: Any) -> float:
-    """The sum over leaves of ``sum(a_leaf * b_leaf)``, as a Python float."""
+    """The sum over leaves of ``sum(a_leaf * b_leaf)``, as a Python float (recomputed in
+    float64 where a leaf's sum overflows or underflows in its own dtype)."""
     first, treedef = flatten(a)
     second = flatten_like(treedef, b, "trees passed to fnn.tree.vdot")
     return builtins.sum(
-        float(np.vdot(np.asarray(x).ravel(), np.asarray(y).ravel())) for x, y in zip(first, second)
+        _dot(np.asarray(x).ravel(), np.asarray(y).ravel()) for x, y in zip(first, second)
     )
 
 
 def global_norm(a: Any) -> float:
-    """The Euclidean norm of all leaves of a tree taken together, as a Python float."""
-    return math.sqrt(builtins.sum(float(np.vdot(x, x)) for x in (np.ravel(v) for v in leaves(a))))
+    """The Euclidean norm of all leaves of a tree taken together, as a Python float (a
+    float32 leaf whose sum of squares overflows or underflows in float32 is summed in
+    float64: ``global_norm(np.full(4, 1e20, np.float32))`` is 2e20, not inf)."""
+    return math.sqrt(builtins.sum(_dot(x, x) for x in (np.ravel(v) for v in leaves(a))))
 
 
 def size(tree: Any) -> int:

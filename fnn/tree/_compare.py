@@ -49,7 +49,12 @@ def fingerprint(tree: Any) -> str:
     """A SHA-256 hex digest of a tree's structure, dtypes, shapes and bytes.
 
     Bit-identical trees have equal fingerprints; any change of a bit, a shape, a dtype
-    or the structure changes it (with overwhelming probability).
+    or the structure (node kinds, record types by their class name, field names, dict
+    keys) changes it (with overwhelming probability). Not covered: the values of a
+    record's static fields (a layer's stride, say) and the module of a record's class,
+    so two records differing only there have one fingerprint (:func:`equal` tells them
+    apart). Runs record the fingerprints of their params, so the digest stays as it is
+    for those records to keep matching.
     """
     values, treedef = flatten(tree)
     digest = hashlib.sha256(str(treedef).encode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fnn import tree
+from fnn import optim, tree
 from tests.tree.samples import sample
 
 
@@ -47,3 +47,16 @@ def test_functions_leave_their_inputs_unchanged() -> None:
     tree.global_norm(a)
     tree.ravel(a["a"])
     assert tree.equal(a, before)
+
+
+def test_a_float32_norm_past_float32s_range_is_summed_in_float64() -> None:
+    """Squares of 1e20 overflow float32 and squares of 1e-25 underflow it: the norm is
+    still the norm, and clipping by it scales rather than zeroing the gradient."""
+    big = {"w": np.full(4, 1e20, np.float32)}
+    assert tree.global_norm(big) == pytest.approx(2e20, rel=1e-6)
+    assert tree.global_norm({"w": np.full(4, 1e-25, np.float32)}) == pytest.approx(2e-25, rel=1e-6)
+    assert tree.vdot(big, big) == pytest.approx(4e40, rel=1e-6)
+    assert tree.global_norm({"w": np.zeros(3, np.float32)}) == 0.0
+    clip = optim.chain(optim.clip_by_global_norm(1.0))
+    _, clipped = clip.update(clip.init({"w": np.zeros(4, np.float32)}), big)
+    np.testing.assert_allclose(clipped["w"], 0.5, rtol=1e-6)
