@@ -14,6 +14,7 @@ from . import metrics as metrics
 from . import nn as nn
 from . import optim as optim
 from . import parallel as parallel
+from . import plots as plots  # matplotlib itself is imported at the first plot
 from . import random as random
 from . import recipes as recipes
 from . import runtime as runtime
@@ -63,6 +64,7 @@ __all__ = [
     "nn",
     "optim",
     "parallel",
+    "plots",
     "random",
     "recipes",
     "runtime",

@@ -120,3 +120,13 @@ def test_a_normalised_matrix_and_a_partial_validation_curve_are_drawn(
     monkeypatch.setattr(plots, "_save", save)
     plots.compare({"a": partial}, tmp_path / "c.png")
     assert lines == [2]  # train and validation
+
+
+def test_import_fnn_brings_plots_without_matplotlib() -> None:
+    """The README writes fnn.plots.history(...) after import fnn; matplotlib itself is
+    imported at the first plot, not by import fnn."""
+    import subprocess
+
+    code = "import sys, fnn; print(callable(fnn.plots.history), 'matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
