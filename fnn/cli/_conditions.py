@@ -195,11 +195,9 @@ def run_entries(
     changed = differences(latest(record), now)
     bits = {name: pair for name, pair in changed.items() if name in BIT_DECIDING}
     if bits and not getattr(args, "allow_changed_conditions", False):
-        hint = (
-            _threads_hint(latest(record), config.general["shards"], comm)
-            if ("blas_threads" in bits)
-            else ""
-        )
+        hint = ""
+        if "blas_threads" in bits:
+            hint = _threads_hint(latest(record), config.general["shards"], comm)
         raise UsageError(
             f"--resume: the run trained under other conditions, which decide its bits: "
             f"{describe(bits, 'the run', 'now')}; resume under the run's conditions{hint}, or "

@@ -371,12 +371,8 @@ def tied(
         def step(
             params: Any, x: Array, state: Any, cache: Any, t: int, mask: Array | None = None
         ) -> Array:
-            h: Array = (
-                inner_step(params, x, state, cache, t)
-                if mask is None
-                else inner_step(params, x, state, cache, t, mask)
-            )
-            return logits(params[0].table, h)
+            # inner is serial(embedding, body): a combinator, whose step takes the mask
+            return logits(params[0].table, inner_step(params, x, state, cache, t, mask))
 
         decoder = Decoder(inner.decoder.start, step)
     return Layer(
