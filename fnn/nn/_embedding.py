@@ -390,17 +390,21 @@ def tied(
 @register("masked")
 def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
     """``model`` over token ids with padding: the positions holding ``pad_id`` are
-    marked invalid in the mask handed to the layers that attend (:attr:`Layer.masked`),
-    so a sequence padded on the right to the batch's length gives, at its own positions,
-    what it gives alone (to float rounding; the same bits where OpenBLAS sums a row of
-    each product the same whatever rows come with it). Padding on the left
-    shifts a sequence's positions, which a model with learned or fixed positions sees.
+    marked invalid in the mask handed to the layers that take one (:attr:`Layer.masked`:
+    :func:`attention`, whose queries give padding keys no weight, and :func:`lstm` and
+    :func:`gru`, whose padded steps carry their states through unchanged), so a sequence
+    padded on the right to the batch's length gives, at its own positions (and, from a
+    recurrent layer's last state, as a whole), what it gives alone (to float rounding;
+    the same bits where OpenBLAS sums a row of each product the same whatever rows come
+    with it). Padding on the left shifts a sequence's positions, which a model with
+    learned or fixed positions sees (a recurrent layer alone does not).
     Give the targets at padded positions ``-1`` (:data:`fnn.losses.IGNORE`) so the loss
     leaves them out.
 
     Args:
         pad_id: the id that pads, an int >= 0 (an id of the vocabulary).
-        model: a model over ids that attends (a :attr:`Layer.masked` layer).
+        model: a model over ids with a layer that takes a mask in it (a
+            :attr:`Layer.masked` layer: an attention or a recurrent layer).
 
     Params, state, shapes and backward: ``model``'s; the mask is ``ids != pad_id``. Its
     decoder (for :func:`fnn.generate`) keeps the same mask of the positions stepped so
@@ -420,7 +424,8 @@ def masked(pad_id: int, model: Layer[P, S]) -> Layer[P, S]:
     pad = _checks.positive_int(pad_id, "masked pad_id", least=0)
     if not isinstance(model, Layer) or not model.masked:
         raise TypeError(
-            "masked needs a layer that takes a mask (one with attention in it), got "
+            "masked needs a layer that takes a mask (one with attention, lstm or gru in "
+            "it), got "
             f"{getattr(model, 'name', None) or type(model).__name__}"
         )
     with_mask: Any = model.infer

@@ -166,7 +166,7 @@ class Layer(Generic[P, S]):
         stochastic: whether the training forward draws random numbers (dropout): it is
             then handed a key, derived per step from the training state's key.
         masked: whether the layer takes a mask of the valid positions of a sequence
-            (attention): its ``infer`` and ``forward`` then take it last, as an argument
+            (attention, lstm, gru): its ``infer`` and ``forward`` then take it last, as an argument
             that defaults to None, ``infer(params, x, state, mask=None)`` and
             ``forward(params, x, state, key, mask=None)``, a bool array
             ``(batch, time)`` (``True`` where a position is a token, ``False`` where it is

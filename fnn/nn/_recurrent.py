@@ -108,13 +108,15 @@ class GRUParams:
 class _LSTMSaved(NamedTuple):
     """What the LSTM's backward needs, time-major: the input as ``(time * batch, in)``,
     the hidden and cell states ``(time + 1, batch, H)`` (zeros first), the gates ``(time,
-    batch, 4H)`` after their activations and ``tanh(c)`` ``(time, batch, H)``."""
+    batch, 4H)`` after their activations, ``tanh(c)`` ``(time, batch, H)`` and the padded
+    steps (:func:`_padded_steps`)."""
 
     x: Array
     h: Array
     c: Array
     gates: Array
     tanh_c: Array
+    pads: Array | None
 
     @property
     def states(self) -> tuple[Array, ...]:
@@ -125,13 +127,14 @@ class _LSTMSaved(NamedTuple):
 class _GRUSaved(NamedTuple):
     """What the GRU's backward needs, time-major: the input as ``(time * batch, in)``,
     the hidden states ``(time + 1, batch, H)`` (zeros first), the gates (r, z, n)
-    ``(time, batch, 3H)`` after their activations and ``h @ w_hn + b_hn`` ``(time, batch,
-    H)``."""
+    ``(time, batch, 3H)`` after their activations, ``h @ w_hn + b_hn`` ``(time, batch,
+    H)`` and the padded steps (:func:`_padded_steps`)."""
 
     x: Array
     h: Array
     gates: Array
     hn: Array
+    pads: Array | None
 
     @property
     def states(self) -> tuple[Array, ...]:
@@ -161,7 +164,7 @@ def _recurrent_layer(
     name: str,
     gates: int,
     record: type[P],
-    run: Callable[[P, Array, tuple[Array, ...] | None], S],
+    run: Callable[[P, Array, tuple[Array, ...] | None, Array | None], S],
     differentiate: Callable[[P, S, Array, bool, P, bool], Array | None],
     features: Any,
     return_sequences: Any,
@@ -169,9 +172,11 @@ def _recurrent_layer(
     bias_init: Any,
 ) -> Layer[P, Any]:
     """A recurrent layer of ``gates`` gates: its arguments checked, its params declared
-    (``record(w_ih, w_hh, b_ih, b_hh)``), its forward ``run(params, x) -> saved`` (whose
-    ``saved.h`` are the hidden states) and its backward ``differentiate(params, saved, dy,
-    need_dx, grads, return_sequences)``."""
+    (``record(w_ih, w_hh, b_ih, b_hh)``), its forward ``run(params, x, initial, mask) ->
+    saved`` (whose ``saved.h`` are the hidden states) and its backward
+    ``differentiate(params, saved, dy, need_dx, grads, return_sequences)``. The layer is
+    :attr:`Layer.masked`: under :func:`fnn.nn.masked` a padded step carries the states
+    through unchanged."""
     size = _checks.positive_int(features, f"{name} features")
     sequences = _flag(return_sequences, f"{name} return_sequences")
     width = gates * size
@@ -190,11 +195,13 @@ def _recurrent_layer(
         )  # fmt: skip
         return Declared((time, size) if sequences else (size,), params)
 
-    def infer(params: P, x: Array, state: None) -> Array:
-        return _sequence_output(run(params, x, None).h, sequences)
+    def infer(params: P, x: Array, state: None, mask: Array | None = None) -> Array:
+        return _sequence_output(run(params, x, None, _mask_of(name, x, mask)).h, sequences)
 
-    def forward(params: P, x: Array, state: None, key: Key | None) -> tuple[Array, None, S]:
-        saved = run(params, x, None)
+    def forward(
+        params: P, x: Array, state: None, key: Key | None, mask: Array | None = None
+    ) -> tuple[Array, None, S]:
+        saved = run(params, x, None, _mask_of(name, x, mask))
         return _sequence_output(saved.h, sequences), None, saved
 
     def backward(params: P, saved: S, dy: Array, need_dx: bool, grads: P) -> Array | None:
@@ -204,15 +211,67 @@ def _recurrent_layer(
         return [None]  # the states after the last step (None: zeros, before the first)
 
     def step(
-        params: P, x: Array, state: None, cache: list[tuple[Array, ...] | None], t: int
+        params: P,
+        x: Array,
+        state: None,
+        cache: list[tuple[Array, ...] | None],
+        t: int,
+        mask: Array | None = None,
     ) -> Array:
-        saved = run(params, x[:, np.newaxis], cache[0])
+        valid = None if mask is None else mask[:, t : t + 1]  # (batch, 1): this position
+        saved = run(params, x[:, np.newaxis], cache[0], valid)
         cache[0] = tuple(kept[-1] for kept in saved.states)
         y: Array = saved.h[-1]
         return y
 
     decoder = Decoder(start, step) if sequences else None  # the last step alone: no stream
-    return Layer(declare, infer, forward, backward, decoder=decoder)
+    return Layer(declare, infer, forward, backward, masked=True, decoder=decoder)
+
+
+def _mask_of(name: str, x: Array, mask: Array | None) -> Array | None:
+    """``mask`` (the valid positions, ``(batch, time)`` bool, from :func:`fnn.nn.masked`)
+    if it fits ``x`` ``(batch, time, in)``, else a ValueError naming both shapes."""
+    if mask is not None and mask.shape != x.shape[:2]:
+        raise ValueError(
+            f"{name}'s mask must be the valid positions {x.shape[:2]} of its input "
+            f"{x.shape}, got a mask of shape {mask.shape} (a layer before it changed the "
+            "time axis?)"
+        )
+    return mask
+
+
+def _padded_steps(mask: Array | None) -> Array | None:
+    """The padded positions of each step, time-major ``(time, batch)`` bool, from the
+    valid positions ``mask`` ``(batch, time)``; None when every position is valid (the
+    forward and backward then make no extra pass)."""
+    if mask is None or mask.all():
+        return None
+    return np.ascontiguousarray(~mask.T)
+
+
+def _carry(pads: Array | None, t: int, new: Array, old: Array) -> None:
+    """At step ``t``, the padded rows keep their states: ``new[b] = old[b]`` where
+    ``pads[t, b]`` (``new``, ``old`` ``(batch, H)``)."""
+    if pads is not None and pads[t].any():
+        np.copyto(new, old, where=pads[t][:, np.newaxis])
+
+
+def _held(pads: Array | None, t: int, *gradients: Array) -> tuple[Array, list[Array]] | None:
+    """The padded rows of step ``t`` (``(batch,)`` bool) and copies of those rows of
+    ``gradients`` (what a padded step passes back unchanged), or None when step ``t`` has
+    none."""
+    if pads is None or not pads[t].any():
+        return None
+    return pads[t], [g[pads[t]] for g in gradients]
+
+
+def _pass_back(held: tuple[Array, list[Array]] | None, *targets: Array) -> None:
+    """Back into ``targets`` the padded rows :func:`_held` kept, as a padded step passes its
+    states' gradients to the step before it untouched."""
+    if held is not None:
+        padded, kept = held
+        for target, rows in zip(targets, kept):
+            target[padded] = rows
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -280,15 +339,20 @@ def _recurrent_gradient(h: Array, d: Array, dw_hh: Array) -> None:
 
 
 def _lstm_forward(
-    params: LSTMParams, x: Array, initial: tuple[Array, ...] | None = None
+    params: LSTMParams,
+    x: Array,
+    initial: tuple[Array, ...] | None = None,
+    mask: Array | None = None,
 ) -> _LSTMSaved:
     """The LSTM over ``x`` ``(batch, time, in)``, from zero states (or ``initial``'s ``(h,
     c)``, for decoding; backward assumes zeros): what backward needs (the outputs are its
-    hidden states)."""
+    hidden states). Where ``mask`` ``(batch, time)`` is False (padding) a step keeps its
+    row's ``h`` and ``c``."""
     batch, time, _ = x.shape
     size = params.w_hh.shape[0]
     dtype = params.w_hh.dtype
     scale = _halved(size, 4, dtype)  # the i, f, o columns halved: sigmoid via tanh
+    pads = _padded_steps(mask)
     xt = _time_major(x)
     gates = np.matmul(xt, params.w_ih * scale).reshape(time, batch, 4 * size)
     gates += (params.b_ih + params.b_hh) * scale
@@ -313,7 +377,9 @@ def _lstm_forward(
         c[t + 1] += scratch
         np.tanh(c[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=h[t + 1])
-    return _LSTMSaved(xt, h, c, gates, tanh_c)
+        _carry(pads, t, c[t + 1], c[t])
+        _carry(pads, t, h[t + 1], h[t])
+    return _LSTMSaved(xt, h, c, gates, tanh_c, pads)
 
 
 def _lstm_backward(
@@ -333,9 +399,10 @@ def _lstm_backward(
     ``1 - g**2``) is ``d_t``, the gradient w.r.t. the step's pre-activations; then ``dc
     = dc * f`` and ``dh = d_t @ w_hh.T`` go to step ``t - 1``. After the loop: ``dw_ih =
     x.T @ d``, ``dw_hh = h_prev.T @ d`` (every step's rows at once), ``db_ih = db_hh =
-    sum(d)``, ``dx = d @ w_ih.T``.
+    sum(d)``, ``dx = d @ w_ih.T``. A padded step (it kept its row's states) has ``d_t =
+    0`` there and passes ``dh`` and ``dc`` to the step before it as they are.
     """
-    x, h, c, gates, tanh_c = saved
+    x, h, c, gates, tanh_c, pads = saved
     time, batch, width = gates.shape
     size = width // 4
     w_hh_t = np.ascontiguousarray(params.w_hh.T)  # a C-ordered operand: faster products
@@ -347,6 +414,7 @@ def _lstm_backward(
     for t in range(time - 1, -1, -1):
         if return_sequences:
             dh += dy[:, t]
+        held = _held(pads, t, dh, dc)
         a, da = gates[t], d[t]
         i, f, g, o = a[:, :size], a[:, size : 2 * size], a[:, 2 * size : 3 * size], a[:, 3 * size :]
         np.subtract(1, a, out=slope)
@@ -363,9 +431,12 @@ def _lstm_backward(
         np.multiply(dc, i, out=da[:, 2 * size : 3 * size])
         np.multiply(dh, tanh_c[t], out=da[:, 3 * size :])
         da *= slope
+        if held is not None:
+            da[held[0]] = 0  # a padded step's pre-activations reach nothing
         if t:
             dc *= f
             np.matmul(da, w_hh_t, out=dh)
+            _pass_back(held, dh, dc)
     _recurrent_gradient(h, d, grads.w_hh)
     dx = _input_gradients(x, d, params.w_ih, need_dx, grads.w_ih, grads.b_ih)
     grads.b_hh[...] = grads.b_ih
@@ -414,6 +485,13 @@ def lstm(
     Shapes: ``x (batch, time, in) -> (batch, time, H)`` or ``(batch, H)``; params
     ``w_ih (in, 4H)``, ``w_hh (H, 4H)``, ``b_ih (4H,)``, ``b_hh (4H,)``.
 
+    Padding: the layer takes a mask (:attr:`Layer.masked`; :func:`fnn.nn.masked` hands it
+    the positions that are not padding). At a padded step a row keeps its ``h`` and
+    ``c`` (its output there is the state it carries), as PyTorch's packed sequences
+    skip it: a sequence padded on the right or the left gives at its own steps, and as
+    its last state (``return_sequences=False``), what it gives alone, and a padded
+    input gets a zero gradient.
+
     The input projections of all steps are one product ``x @ w_ih``; backpropagation
     through time (one backward, see the module) makes ``dw_ih``, ``dw_hh`` and ``dx`` one
     product each over all steps. Memory: the forward (inference too) makes about ``7 *
@@ -440,15 +518,20 @@ def lstm(
 
 
 def _gru_forward(
-    params: GRUParams, x: Array, initial: tuple[Array, ...] | None = None
+    params: GRUParams,
+    x: Array,
+    initial: tuple[Array, ...] | None = None,
+    mask: Array | None = None,
 ) -> _GRUSaved:
     """The GRU over ``x`` ``(batch, time, in)``, from a zero state (or ``initial``'s
     ``(h,)``, for decoding; backward assumes zeros): what backward needs (the outputs are
-    its hidden states)."""
+    its hidden states). Where ``mask`` ``(batch, time)`` is False (padding) a step keeps
+    its row's ``h``."""
     batch, time, _ = x.shape
     size = params.w_hh.shape[0]
     dtype = params.w_hh.dtype
     scale = _halved(size, 3, dtype)  # the r, z columns halved: sigmoid via tanh
+    pads = _padded_steps(mask)
     xt = _time_major(x)
     gates = np.matmul(xt, params.w_ih * scale).reshape(time, batch, 3 * size)
     bias = params.b_ih * scale
@@ -479,7 +562,8 @@ def _gru_forward(
         np.subtract(h[t], n, out=scratch)  # h_t = n + z * (h_{t-1} - n)
         scratch *= z
         np.add(n, scratch, out=h[t + 1])
-    return _GRUSaved(xt, h, gates, hn)
+        _carry(pads, t, h[t + 1], h[t])
+    return _GRUSaved(xt, h, gates, hn, pads)
 
 
 def _gru_backward(
@@ -499,9 +583,11 @@ def _gru_backward(
     ``dh_t = (dr, dz, dn * r)`` w.r.t. its recurrent ones ``h_{t-1} @ w_hh + b_hh``; then
     ``dh = dh * z + dh_t @ w_hh.T`` goes to step ``t - 1``. After the loop: ``dw_ih = x.T
     @ dx_all``, ``db_ih = sum(dx_all)``, ``dw_hh = h_prev.T @ dh_all``, ``db_hh =
-    sum(dh_all)`` (every step's rows at once), ``dx = dx_all @ w_ih.T``.
+    sum(dh_all)`` (every step's rows at once), ``dx = dx_all @ w_ih.T``. A padded step
+    (it kept its row's state) has zero pre-activation gradients there and passes ``dh``
+    to the step before it as it is.
     """
-    x, h, gates, hn = saved
+    x, h, gates, hn, pads = saved
     time, batch, width = gates.shape
     size = width // 3
     w_hh_t = np.ascontiguousarray(params.w_hh.T)  # a C-ordered operand: faster products
@@ -512,6 +598,7 @@ def _gru_backward(
     for t in range(time - 1, -1, -1):
         if return_sequences:
             dh += dy[:, t]
+        held = _held(pads, t, dh)
         a, da, dr_ = gates[t], d_in[t], d_rec[t]
         r, z, n = a[:, :size], a[:, size : 2 * size], a[:, 2 * size :]
         dr, dz, dn = da[:, :size], da[:, size : 2 * size], da[:, 2 * size :]
@@ -531,10 +618,14 @@ def _gru_backward(
         scratch *= r
         dr *= scratch
         dr_[:, : 2 * size] = da[:, : 2 * size]
+        if held is not None:
+            da[held[0]] = 0  # a padded step's pre-activations reach nothing
+            dr_[held[0]] = 0
         if t:
             dh *= z
             np.matmul(dr_, w_hh_t, out=scratch)
             dh += scratch
+            _pass_back(held, dh)
     _recurrent_gradient(h, d_rec, grads.w_hh)
     np.add.reduce(d_rec.reshape(time * batch, width), axis=0, out=grads.b_hh)
     return _input_gradients(x, d_in, params.w_ih, need_dx, grads.w_ih, grads.b_ih)
@@ -564,7 +655,8 @@ def gru(
     ``b_hr`` ... of ``b_hh``). PyTorch's ``weight_ih_l0`` is ``w_ih.T``, its
     ``weight_hh_l0`` ``w_hh.T``; its biases are ``b_ih`` and ``b_hh``.
 
-    Arguments, defaults and costs as :func:`lstm`'s, with three gates where it has four:
+    Arguments, defaults, padding and costs as :func:`lstm`'s (a padded step keeps ``h``),
+    with three gates where it has four:
     params ``w_ih (in, 3H)``, ``w_hh (H, 3H)``, ``b_ih (3H,)``, ``b_hh (3H,)``; the
     forward makes about ``5 * batch * time * H`` numbers and backward ``6 * batch * time *
     H``.

@@ -257,3 +257,135 @@ def test_decoding_step_by_step_gives_the_whole_forward(key: random.Key, make: An
     stepped = np.stack([decoder.step(params, x[:, t], None, cache, t) for t in range(7)], axis=1)
     np.testing.assert_allclose(stepped, layer.apply(params, x), rtol=1e-13, atol=1e-15)
     assert make(6, return_sequences=False).decoder is None  # only its last step: nothing to stream
+
+
+# -- padding: nn.masked -----------------------------------------------------------------------
+
+# valid positions (batch 3, time 6): full, right-padded, left-padded, and a hole mid-way
+PADDING = np.array(
+    [
+        [True] * 6,
+        [True] * 4 + [False] * 2,
+        [False] * 3 + [True] * 3,
+    ]
+)
+HOLE = np.array([[True, True, False, False, True, True], [True] * 6, [False] * 6])
+
+
+def masked_train(layer: nn.Layer[Any, Any], params: Any, x: Array, mask: Array) -> Any:
+    forward: Any = layer.forward
+    return forward(params, x, None, None, mask)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("mask", [PADDING, HOLE], ids=["padding", "hole"])
+def test_masked_gradients(key: random.Key, name: str, return_sequences: bool, mask: Array) -> None:
+    """A padded step keeps its row's states: backward through it passes the states'
+    gradients on untouched and gives it no input gradient (finite differences)."""
+    layer = MAKERS[name](4, return_sequences)
+    params = biased(layer, key, (6, 3))
+    x = readonly(sequences(key, (3, 6, 3)))
+    report = fnn.check_layer(layer, params, x, mask=mask)
+    assert report.max_rel_error < TOL, report
+    y, _, saved = masked_train(layer, params, x, mask)
+    dy = random.normal(random.fold_in(key, 2), y.shape, np.float64)
+    dx = layer.backward(params, saved, dy, True, fnn.tree.buffers_like(params))
+    assert dx is not None
+    np.testing.assert_array_equal(dx[~mask], 0.0)  # a padded input reaches nothing
+    assert np.abs(dx[mask]).min() > 0
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_a_padded_sequence_gives_what_it_gives_alone(
+    key: random.Key, name: str, return_sequences: bool
+) -> None:
+    """Under nn.masked a sequence padded on the right or on the left gives, at its own
+    positions and as its last state, what it gives alone; without the mask the padding
+    would run through the states."""
+    body = nn.serial(nn.embedding(7, 5), MAKERS[name](4, return_sequences), nn.dense(2))
+    model = nn.masked(0, body)
+    params = fnn.tree.map(lambda a: a.astype(np.float64), model.init(key, (6,)))
+    alone_ids = np.array([[3, 1, 4, 6]])
+    batch = np.array([[3, 1, 4, 6, 0, 0], [0, 0, 3, 1, 4, 6], [5, 2, 6, 1, 1, 2]])
+    alone = model.apply(params, alone_ids)
+    out = model.apply(params, batch)
+    if return_sequences:
+        np.testing.assert_allclose(out[0, :4], alone[0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(out[1, 2:], alone[0], rtol=1e-12, atol=1e-14)
+    else:
+        np.testing.assert_allclose(out[:2], np.concatenate([alone, alone]), rtol=1e-12)
+        assert not np.allclose(body.apply(params, batch)[:2], out[:2])  # the mask matters
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_masked_agrees_with_pytorch_packed_sequences(
+    torch: ModuleType, key: random.Key, name: str
+) -> None:
+    """Right padding against PyTorch's packed sequences (pack_padded_sequence): every
+    valid output, the last valid state, and every gradient."""
+    lengths = [6, 4, 1]
+    mask = np.arange(6) < np.array(lengths)[:, None]
+    layer = MAKERS[name](5)
+    last = MAKERS[name](5, return_sequences=False)
+    params = biased(layer, key, (6, 3))
+    x = sequences(key, (3, 6, 3))
+    y, _, saved = masked_train(layer, params, x, mask)
+    dy = random.normal(random.fold_in(key, 2), y.shape, np.float64) * mask[..., None]
+    grads = fnn.tree.buffers_like(params)
+    dx = layer.backward(params, saved, dy, True, grads)
+    assert dx is not None
+
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name]
+    rnn = module(3, 5, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.tensor(params.w_ih.T))
+        rnn.weight_hh_l0.copy_(torch.tensor(params.w_hh.T))
+        rnn.bias_ih_l0.copy_(torch.tensor(params.b_ih))
+        rnn.bias_hh_l0.copy_(torch.tensor(params.b_hh))
+    tx = torch.tensor(x, requires_grad=True)
+    utils = torch.nn.utils.rnn
+    packed = utils.pack_padded_sequence(tx, lengths, batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    padded, _ = utils.pad_packed_sequence(out, batch_first=True, total_length=6)
+    padded.backward(torch.tensor(dy))
+    h_n = state[0] if name == "lstm" else state
+
+    def close(actual: Array, desired: Any) -> None:
+        np.testing.assert_allclose(actual, desired.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    close(y[mask], padded[torch.tensor(mask)])
+    close(masked_train(last, params, x, mask)[0], h_n[0])
+    close(dx, tx.grad)
+    close(grads.w_ih, rnn.weight_ih_l0.grad.T)
+    close(grads.w_hh, rnn.weight_hh_l0.grad.T)
+    close(grads.b_ih, rnn.bias_ih_l0.grad)
+    close(grads.b_hh, rnn.bias_hh_l0.grad)
+
+
+@pytest.mark.parametrize("make", [nn.lstm, nn.gru])
+def test_decoding_with_a_mask_gives_the_masked_forward(key: random.Key, make: Any) -> None:
+    """The decoder's step takes the valid positions as the forward does: a padded
+    position keeps the states, stepped or whole."""
+    layer = make(6)
+    params = layer.init(key, (6, 3), np.float64)
+    x = random.normal(random.fold_in(key, 1), (3, 6, 3), np.float64)
+    decoder = nn.decoder_of(layer)
+    cache = decoder.start(params, 3, 6)
+    step: Any = decoder.step
+    stepped = np.stack([step(params, x[:, t], None, cache, t, HOLE) for t in range(6)], axis=1)
+    whole = layer.apply(params, x, mask=HOLE)
+    np.testing.assert_allclose(stepped, whole, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(whole[2], 0.0)  # nothing valid: the zero state throughout
+
+
+@pytest.mark.parametrize("make", [nn.lstm, nn.gru])
+def test_a_mask_that_does_not_fit_is_refused(key: random.Key, make: Any) -> None:
+    layer = make(4)
+    params = layer.init(key, (6, 3))
+    x = np.zeros((3, 6, 3), np.float32)
+    infer: Any = layer.infer
+    with pytest.raises(ValueError, match=r"mask must be the valid positions \(3, 6\)"):
+        infer(params, x, None, np.ones((3, 5), bool))
