@@ -188,3 +188,20 @@ def labels(
                 f"{what} must be in [0, {n_classes}){also} for {n_classes} classes, got {bad}"
             )
     return y
+
+
+def row_indices(indices: object, n: int, what: str = "indices") -> Array:
+    """Return ``indices`` if it is a 1-D integer array of rows in ``[0, n)`` (of ``n``
+    examples), else a TypeError (not a 1-D integer array: a bool mask is refused, as
+    is a negative index, which NumPy would read from the end) or a ValueError."""
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu" or indices.ndim != 1:
+        got = (
+            f"a {indices.dtype} array of shape {indices.shape}"
+            if isinstance(indices, np.ndarray)
+            else f"{indices!r:.60}"
+        )
+        raise TypeError(f"{what} must be a 1-D integer array of row numbers, got {got}")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n):
+        bad = int(indices.min()) if int(indices.min()) < 0 else int(indices.max())
+        raise ValueError(f"{what} must be in [0, {n}) for {n} examples, got {bad}")
+    return indices

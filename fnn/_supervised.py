@@ -84,7 +84,15 @@ def check_inputs(model: Layer[Any, Any], x: Any, what: str) -> Array:
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{what} must be a NumPy array, got {type(x).__name__}")
-    vocabulary = model.declared(x.shape[1:]).ids if x.ndim >= 1 else None
+    vocabulary = None
+    if x.ndim >= 1:
+        try:
+            vocabulary = model.declared(x.shape[1:]).ids
+        except ValueError as error:  # the layer's own words name shapes inside the model
+            raise ValueError(
+                f"{what} of shape {x.shape} (examples of shape {x.shape[1:]}) does not fit "
+                f"the model: {error}"
+            ) from error
     if vocabulary is not None:
         return check_ids(x, vocabulary, what)
     floats = _checks.float_array(x, what)

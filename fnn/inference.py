@@ -95,6 +95,10 @@ def evaluate(
     """
     batch_size = _checks.positive_int(batch_size, "batch_size")
     check_data(model, x, y, "evaluation")
+    if indices is not None:
+        indices = _checks.row_indices(indices, len(x), "evaluate's indices")
+        if not len(indices):
+            raise ValueError("evaluate's indices must name at least one row, got none")
     model.check(params, model_state, x.shape[1:])
     counted = check_accuracy(
         scores(loss, accuracy), y, model.output_shape(x.shape[1:]), "evaluation"

@@ -362,8 +362,11 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
         logits.size`` a new array of the logits' shape.
 
     Raises:
-        TypeError: ``logits`` or ``target`` is not a float array.
-        ValueError: an empty batch, or ``target`` of another shape.
+        TypeError: ``logits`` or ``target`` is not a float array (0/1 integer labels:
+            convert them, ``y.astype(np.float32)``).
+        ValueError: an empty batch, ``target`` of another shape, or a target outside
+            ``[0, 1]`` or NaN (the loss has no minimum there: a target of 2 drives the
+            logit to infinity).
 
     >>> import numpy as np
     >>> logits, target = np.array([[0.0, 1e4, -1e4]]), np.array([[1.0, 1.0, 0.0]])
@@ -372,11 +375,20 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     (0.231, [[-0.1667, 0.0, 0.0]])
     """
     logits = _prediction(logits, "logits", ndim=None)
+    if isinstance(target, np.ndarray) and target.dtype.kind in "iub":
+        raise TypeError(
+            f"binary targets must be a float array in [0, 1], got dtype {target.dtype}; "
+            "convert 0/1 labels with y.astype(np.float32)"
+        )
     _checks.float_array(target, "binary targets")
     if target.shape != logits.shape:
         raise ValueError(
             f"binary targets must have the logits' shape {logits.shape}, got {target.shape}"
         )
+    low, high = (float(np.min(target)), float(np.max(target))) if target.size else (0.0, 0.0)
+    if not (low >= 0.0 and high <= 1.0):  # NaN fails both
+        bad = low if not low >= 0.0 else high
+        raise ValueError(f"binary targets must be in [0, 1], got {bad}")
     e = np.exp(-np.abs(logits))
     value = float(np.mean(np.maximum(logits, 0) - target * logits + np.log1p(e)))
     sig = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))

@@ -40,6 +40,34 @@ def test_evaluate_matches_one_big_batch(key: random.Key) -> None:
     assert result.accuracy == fnn.metrics.accuracy(m.apply(params, x64), y)
 
 
+def test_evaluate_on_rows_checks_them(key: random.Key) -> None:
+    """evaluate's indices are row numbers, checked as fnn.data.batches checks them: a
+    bool mask (which divided the accuracy by the mask's length), a negative index (read
+    from the end), none at all (a ZeroDivisionError) are refused."""
+    x, y = blobs(key, n=10)
+    m = model()
+    params = m.init(key, (4,))
+    loss = losses.softmax_cross_entropy
+    rows = np.arange(5)
+    on_rows = evaluate(m, loss, params, x, y, indices=rows)
+    assert on_rows == evaluate(m, loss, params, x[:5], y[:5])
+    for bad in [rows < 5, np.array([[1, 2]]), np.array([1.0]), [1, 2]]:
+        with pytest.raises(TypeError, match="indices must be a 1-D integer array of row"):
+            evaluate(m, loss, params, x, y, indices=bad)  # type: ignore[arg-type]
+    for bad, got in [(np.array([-1, 2]), -1), (np.array([3, 10]), 10)]:
+        with pytest.raises(ValueError, match=rf"in \[0, 10\) for 10 examples, got {got}"):
+            evaluate(m, loss, params, x, y, indices=bad)
+    with pytest.raises(ValueError, match="must name at least one row"):
+        evaluate(m, loss, params, x, y, indices=np.arange(0))
+
+
+def test_ids_of_the_wrong_rank_name_the_shape_given(key: random.Key) -> None:
+    lm = nn.gpt(7, 8, 1, 1, 4)
+    params = lm.init(key, (8,))
+    with pytest.raises(ValueError, match=r"x of shape \(6,\) \(examples of shape \(\)\)"):
+        fnn.predict(lm, params, np.arange(6))
+
+
 def test_inference_converts_float64_inputs_to_the_params_dtype(key: random.Key) -> None:
     x, y = separable(key)
     model = nn.mlp((16, 3))

@@ -97,6 +97,18 @@ def test_mean_squared_error(key: random.Key) -> None:
     assert result.max_rel_error < TOL, str(result)
 
 
+def test_binary_cross_entropy_refuses_targets_outside_0_1() -> None:
+    """A target of 2 or -1 has no minimum (the loss falls without bound), NaN gives NaN:
+    refused; 0/1 integer labels get a hint that fits labels."""
+    logits = np.zeros((2, 2))
+    for bad, named in [(2.0, "2.0"), (-1.0, "-1.0"), (np.nan, "nan")]:
+        target = np.array([[0.0, 1.0], [0.5, bad]])
+        with pytest.raises(ValueError, match=f"binary targets must be in \\[0, 1\\], got {named}"):
+            losses.binary_cross_entropy(logits, target)
+    with pytest.raises(TypeError, match=r"convert 0/1 labels with y.astype\(np.float32\)"):
+        losses.binary_cross_entropy(logits, np.array([[0, 1], [1, 0]]))
+
+
 def test_binary_cross_entropy(key: random.Key) -> None:
     logits = random.normal(key, (5, 2), dtype=np.float64) * 3
     target = random.uniform(random.fold_in(key, 1), (5, 2), dtype=np.float64)

@@ -21,10 +21,9 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     >>> num_batches(60000, 128), num_batches(60000, 128, drop_last=True)
     (469, 468)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    count = _checks.positive_int(n, "n", least=0)
     size = _checks.positive_int(batch_size, "batch_size")
-    return int(n) // size if drop_last else -(-int(n) // size)
+    return count // size if drop_last else -(-count // size)
 
 
 def batches(
@@ -83,21 +82,13 @@ def batches(
             "fnn.random.key(seed) or shuffle=False"
         )
     if indices is not None:
-        indices = _check_indices(indices, x.shape[0])
+        indices = _checks.row_indices(indices, x.shape[0])
     n = x.shape[0] if indices is None else len(indices)
     stop = n - n % size if drop_last else n
     if not shuffle:
         return _in_order(x, y, size, stop, indices)
     assert key is not None
     return _shuffled(key, x, y, size, stop, indices)
-
-
-def _check_indices(indices: object, n: int) -> Array:
-    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu" or indices.ndim != 1:
-        raise TypeError(f"indices must be a 1-D integer array, got {indices!r:.60}")
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n):
-        raise ValueError(f"indices must be in [0, {n}) for {n} examples")
-    return indices
 
 
 def _in_order(

@@ -142,12 +142,21 @@ class _BadDownloadError(Exception):
 
 
 def download(
-    remote: str, sha256: str, target: Path, mirrors: Sequence[str], timeout: float, limit: int
+    remote: str,
+    sha256: str,
+    target: Path,
+    mirrors: Sequence[str],
+    timeout: float,
+    limit: int,
+    over_limit: str = "; not the file",
 ) -> list[str]:
     """Download ``remote`` (a file name under each mirror's base URL) to ``target``.
 
     Mirrors are tried in order until one gives a file of at most ``limit`` bytes whose
-    SHA-256 is ``sha256``; the directory of ``target`` is created if needed.
+    SHA-256 is ``sha256``; the directory of ``target`` is created if needed. A mirror
+    sending more than ``limit`` bytes is reported as "more than ``limit`` bytes" and
+    ``over_limit``, what that means: for a file of known size, that it is not the file;
+    for a limit the caller chose, how to raise it.
 
     Returns:
         Nothing when ``target`` holds the verified file; otherwise one line per mirror
@@ -164,7 +173,7 @@ def download(
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{remote}"
         try:
-            write_atomic(target, _fetch(url, sha256, timeout, limit))
+            write_atomic(target, _fetch(url, sha256, timeout, limit, over_limit))
             return []
         except _BadDownloadError as e:
             errors.append(f"{url}: {e}")
@@ -174,7 +183,9 @@ def download(
     return errors
 
 
-def _fetch(url: str, sha256: str, timeout: float, limit: int) -> Callable[[BinaryIO], None]:
+def _fetch(
+    url: str, sha256: str, timeout: float, limit: int, over_limit: str
+) -> Callable[[BinaryIO], None]:
     """A writer for :func:`write_atomic` that streams ``url`` and checks its SHA-256.
 
     Raising inside the writer makes ``write_atomic`` discard the temporary file, so a
@@ -188,7 +199,7 @@ def _fetch(url: str, sha256: str, timeout: float, limit: int) -> Callable[[Binar
             while chunk := response.read(1 << 16):
                 total += len(chunk)
                 if total > limit:
-                    raise _BadDownloadError(f"more than {limit} bytes; not the file")
+                    raise _BadDownloadError(f"more than {limit} bytes{over_limit}")
                 h.update(chunk)
                 out.write(chunk)
         if h.hexdigest() != sha256:

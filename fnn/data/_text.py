@@ -160,17 +160,20 @@ class Text:
         """The text of ``ids``, a 1-d sequence of integer ids in ``[0, vocab_size)``.
 
         Raises:
-            TypeError: ``ids`` are not integers.
+            TypeError: ``ids`` are not integers (or not a sequence of them).
             ValueError: ``ids`` are not 1-d, or an id is outside the vocabulary (the
                 message names the first one and its position).
         """
         array = np.asarray(ids)
+        if array.ndim == 0 or (array.size and array.dtype.kind not in "iu"):
+            raise TypeError(
+                "decode needs a 1-d sequence of integer ids, got "
+                f"{type(ids).__name__} of dtype {array.dtype} and shape {array.shape}"
+            )
         if array.ndim != 1:
             raise ValueError(f"decode needs a 1-d sequence of ids, got shape {array.shape}")
         if array.size == 0:
             return ""
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"decode needs integer ids, got dtype {array.dtype}")
         _in_vocabulary(array, self.vocab_size, "decode: the ids")
         codes: Array = _codes(self.chars)[array]
         return codes.tobytes().decode("utf-32-le", "surrogatepass")
@@ -315,8 +318,9 @@ def _load_known(
     if allow_download:
         target = cache / spec.file
         failures = download(
-            spec.remote or spec.file, spec.sha256, target, mirror_list, seconds, limit
-        )
+            spec.remote or spec.file, spec.sha256, target, mirror_list, seconds, limit,
+            ", the max_bytes given; pass a larger max_bytes if the file is genuine",
+        )  # fmt: skip
         if not failures:
             return _load(spec.name, target, limit, spec.sha256)
     hints = [

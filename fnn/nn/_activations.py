@@ -648,10 +648,10 @@ def silu() -> Layer[None, None]:
 def elu(alpha: float = 1.0) -> Layer[None, None]:
     """The ELU: ``y = x`` where ``x > 0``, else ``alpha (exp(x) - 1)`` (PyTorch's ``ELU``).
 
-    Shapes: any ``(batch, ...)``, kept. ``exp`` is only taken of ``min(x, 0)`` (as
+    Shapes: any ``(batch, ...)``, kept. ``exp`` is only taken of ``min(x, 0)`` (``y`` as
     ``expm1``, exact near 0), so nothing overflows. The forward keeps the slope, ``1``
-    where ``x > 0`` and ``alpha exp(x) = y + alpha`` elsewhere, so backward is one pass:
-    ``dx = dy * slope``.
+    where ``x > 0`` and ``alpha exp(x)`` elsewhere (accurate relative to its size far
+    into the left tail), so backward is one pass: ``dx = dy * slope``.
 
     Args:
         alpha: the value ``y`` tends to as ``x -> -inf`` is ``-alpha``; a finite number.
@@ -666,14 +666,16 @@ def elu(alpha: float = 1.0) -> Layer[None, None]:
 
     def forward(x: Array) -> tuple[Array, Array]:
         # Branch-free: neg = alpha expm1(min(x, 0)) is 0 where x > 0, so
-        # y = max(x, 0) + neg, and the slope is 1 there and neg + alpha elsewhere.
+        # y = max(x, 0) + neg; the slope is 1 there and alpha exp(x) elsewhere, taken as
+        # such (neg + alpha would cancel: no digits left below x = -17 in float64)
         positive = x > 0
         neg = np.minimum(x, 0)
+        slope = np.exp(neg)
+        slope *= a
         np.expm1(neg, out=neg)
         neg *= a
         y = np.maximum(x, 0)
         y += neg
-        slope = neg + a
         slope *= ~positive
         slope += positive
         return y, slope

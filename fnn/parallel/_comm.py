@@ -53,9 +53,20 @@ class NonblockingCommunicator(Communicator, Protocol):
 
 
 def rank_and_size(comm: Communicator | None) -> tuple[int, int]:
-    """``(rank, number of processes)`` of ``comm``; ``(0, 1)`` for None."""
+    """``(rank, number of processes)`` of ``comm``; ``(0, 1)`` for None.
+
+    Raises:
+        TypeError: ``comm`` is neither None nor a communicator (an mpi4py ``Comm``).
+    """
     if comm is None:
         return 0, 1
+    if not (
+        callable(getattr(comm, "Get_rank", None)) and callable(getattr(comm, "Get_size", None))
+    ):
+        raise TypeError(
+            "comm must be an MPI communicator (an mpi4py Comm such as fnn.parallel.world()) "
+            f"or None, got {type(comm).__name__}"
+        )
     return int(comm.Get_rank()), int(comm.Get_size())
 
 

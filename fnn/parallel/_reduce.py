@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .. import _checks
 from .._types import Array
 from ._comm import Communicator, rank_and_size
 
@@ -20,7 +21,8 @@ def shard_bounds(rows: int, shards: int) -> tuple[tuple[int, int], ...]:
     >>> shard_bounds(10, 4)
     ((0, 3), (3, 6), (6, 8), (8, 10))
     """
-    base, extra = divmod(rows, shards)
+    rows = _checks.positive_int(rows, "rows", least=0)
+    base, extra = divmod(rows, _checks.positive_int(shards, "shards"))
     starts = [s * base + min(s, extra) for s in range(shards + 1)]
     return tuple(itertools.pairwise(starts))
 

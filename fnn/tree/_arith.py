@@ -87,8 +87,19 @@ def vdot(a: Any, b: Any) -> float:
 def global_norm(a: Any) -> float:
     """The Euclidean norm of all leaves of a tree taken together, as a Python float (a
     float32 leaf whose sum of squares overflows or underflows in float32 is summed in
-    float64: ``global_norm(np.full(4, 1e20, np.float32))`` is 2e20, not inf)."""
-    return math.sqrt(builtins.sum(_dot(x, x) for x in (np.ravel(v) for v in leaves(a))))
+    float64: ``global_norm(np.full(4, 1e20, np.float32))`` is 2e20, not inf; and where
+    the float64 sum overflows or underflows with finite entries, every entry is divided
+    by the largest magnitude first and the norm scaled back: ``global_norm(np.full(4,
+    1e200))`` is 2e200). The norm of entries with an inf is inf, with a NaN NaN."""
+    arrays = [np.ravel(v) for v in leaves(a)]
+    total = builtins.sum(_dot(x, x) for x in arrays)
+    if 0.0 < total < math.inf or math.isnan(total):
+        return math.sqrt(total)
+    largest = builtins.max((float(np.max(np.abs(x))) for x in arrays if x.size), default=0.0)
+    if largest == 0.0 or not math.isfinite(largest):
+        return math.sqrt(total)  # all zeros (0), or an inf among the entries (inf)
+    scaled = builtins.sum(_dot(y, y) for y in (np.asarray(x, np.float64) / largest for x in arrays))
+    return largest * math.sqrt(scaled)
 
 
 def size(tree: Any) -> int:

@@ -107,7 +107,9 @@ def test_num_batches_counts_what_batches_yields(n: int, size: int, drop_last: bo
 
 def test_num_batches_errors() -> None:
     assert data.num_batches(60000, 128) == 469
-    with pytest.raises(ValueError, match="n must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="n must be >= 0, got -1"):
         data.num_batches(-1, 2)
+    with pytest.raises(TypeError, match="n must be an int, got float"):
+        data.num_batches(10.0, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         data.num_batches(4, 0)

@@ -296,7 +296,8 @@ def test_a_bad_download_is_refused_and_nothing_is_left_behind(tmp_path: Path, se
     )
     assert lines[4] == f"  {missing.url}input.txt: HTTPError: File not found"
     assert list((cache / "small").iterdir()) == []  # no file, no temporary
-    with pytest.raises(FileNotFoundError, match=f"more than {len(content) - 1} bytes; not the"):
+    over = f"more than {len(content) - 1} bytes, the max_bytes given; pass a larger max_bytes"
+    with pytest.raises(FileNotFoundError, match=over):
         data.load_text(spec, cache_dir=cache, mirrors=[bad.url], max_bytes=len(content) - 1)
     assert list((cache / "small").iterdir()) == []
     with pytest.raises(FileNotFoundError, match="Download failed:\n  no mirrors to download from"):
@@ -342,8 +343,11 @@ def test_encode_and_decode(tmp_path: Path) -> None:
         assert str(info.value) == (
             f"decode: the ids must be in [0, {v}) (the vocabulary), got {bad} at position {at}"
         )
-    with pytest.raises(TypeError, match="decode needs integer ids, got dtype float64"):
+    with pytest.raises(TypeError, match="integer ids, got list of dtype float64"):
         text.decode([1.0, 2.0])
+    for not_ids in [None, "ab", 3]:
+        with pytest.raises(TypeError, match="decode needs a 1-d sequence of integer ids"):
+            text.decode(not_ids)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"decode needs a 1-d sequence of ids, got shape \(1, 2\)"):
         text.decode(np.zeros((1, 2), np.int32))
 

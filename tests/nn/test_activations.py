@@ -117,6 +117,16 @@ def test_gelu_specs_saved_before_the_exact_form_keep_their_meaning() -> None:
         gelu("tanh")  # type: ignore[arg-type]
 
 
+def test_elu_slope_keeps_its_digits_in_the_left_tail() -> None:
+    """The slope alpha exp(x) below zero, relative to its size (alpha expm1(x) + alpha
+    cancelled: 4e-2 off at x = -36, 0 from about -38)."""
+    x = np.array([[-1.0, -20.0, -36.0, -50.0, -700.0]])
+    y, _, saved = elu(0.5).forward(None, x, None, None)
+    dx = elu(0.5).backward(None, saved, np.ones_like(x), True, None)
+    np.testing.assert_allclose(dx, 0.5 * np.exp(x), rtol=1e-15)
+    np.testing.assert_allclose(y, 0.5 * np.expm1(x), rtol=1e-15)
+
+
 def test_elu_rejects_a_bad_alpha() -> None:
     with pytest.raises(TypeError, match="elu alpha must be a number, got str"):
         elu("1")  # type: ignore[arg-type]

@@ -145,3 +145,12 @@ def test_scatters_only_for_a_power_of_two_processes() -> None:
     assert [parallel.scatters(FakeComm(0, n, Channels())) for n in (1, 2, 3, 4, 6, 8)] == [
         False, True, False, True, False, True,
     ]  # fmt: skip
+
+
+def test_bad_shard_counts_and_communicators_are_refused() -> None:
+    with pytest.raises(ValueError, match="shards must be >= 1, got 0"):
+        parallel.shard_bounds(5, 0)
+    with pytest.raises(TypeError, match="rows must be an int"):
+        parallel.shard_bounds(5.0, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"comm must be an MPI communicator .* got int"):
+        parallel.rank_and_size(1)  # type: ignore[arg-type]

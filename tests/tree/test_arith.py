@@ -3,6 +3,8 @@ dtype conversion, and inputs left unchanged."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,16 @@ def test_a_float32_norm_past_float32s_range_is_summed_in_float64() -> None:
     clip = optim.chain(optim.clip_by_global_norm(1.0))
     _, clipped = clip.update(clip.init({"w": np.zeros(4, np.float32)}), big)
     np.testing.assert_allclose(clipped["w"], 0.5, rtol=1e-6)
+
+
+def test_a_norm_past_float64s_range_is_scaled_first() -> None:
+    """Squares of 1e200 overflow float64 and squares of 1e-200 underflow it: the norm is
+    found from the entries divided by the largest, so clipping keeps the direction."""
+    assert tree.global_norm({"w": np.full(4, 1e200)}) == pytest.approx(2e200, rel=1e-15)
+    assert tree.global_norm([np.full(2, 1e-200), np.full(2, -1e-200)]) == pytest.approx(2e-200)
+    assert tree.global_norm({"w": np.array([np.inf, 1.0])}) == math.inf
+    assert math.isnan(tree.global_norm({"w": np.array([np.nan, 1.0])}))
+    step = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1))
+    params = {"w": np.ones(2)}
+    _, moved = step.update(step.init(params), {"w": np.array([1e160, -1e160])})
+    np.testing.assert_allclose(moved["w"], [1 - 0.1 / math.sqrt(2), 1 + 0.1 / math.sqrt(2)])
