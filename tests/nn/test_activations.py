@@ -123,6 +123,7 @@ def test_elu_slope_keeps_its_digits_in_the_left_tail() -> None:
     x = np.array([[-1.0, -20.0, -36.0, -50.0, -700.0]])
     y, _, saved = elu(0.5).forward(None, x, None, None)
     dx = elu(0.5).backward(None, saved, np.ones_like(x), True, None)
+    assert dx is not None
     np.testing.assert_allclose(dx, 0.5 * np.exp(x), rtol=1e-15)
     np.testing.assert_allclose(y, 0.5 * np.expm1(x), rtol=1e-15)
 
