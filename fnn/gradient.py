@@ -118,7 +118,9 @@ FlatPipeline = Callable[
 :func:`flat_forward_backward`'s result; not in ``__all__``)."""
 
 
-def flat_forward_backward(model: Layer[P, Any], loss: Loss) -> FlatPipeline:
+def flat_forward_backward(
+    model: Layer[P, Any], loss: Loss, unwritten: float | None = None
+) -> FlatPipeline:
     """The gradient pipeline with the gradient in one flat buffer laid out as ``layout``
     (the params' flat layout, :func:`fnn.tree.layout`): the model's training forward, the
     loss, and the model's ``backward`` (without the input gradient) writing straight into
@@ -133,6 +135,9 @@ def flat_forward_backward(model: Layer[P, Any], loss: Loss) -> FlatPipeline:
     Args:
         model: the layer whose params are differentiated.
         loss: ``loss(prediction, y) -> (value, dprediction)``.
+        unwritten: what the buffer holds before ``backward`` writes it (NaN for
+            :func:`check_model`, which finds entries left unwritten); None: whatever
+            memory held (``np.empty``: a backward writes every entry).
 
     Returns:
         ``run(params, layout, x, y, state=None, key=None) -> FlatLossAndGrad``: ``layout``
@@ -149,12 +154,37 @@ def flat_forward_backward(model: Layer[P, Any], loss: Loss) -> FlatPipeline:
         key: _random.Key | None = None,
     ) -> FlatLossAndGrad:
         out, new_state, residuals = model.forward(params, x, state, key)
-        value, dout = loss(out, y)
-        grads = np.empty(layout.size, layout.dtype)
+        value, dout = _loss_of(loss, out, y)
+        grads = (
+            np.empty(layout.size, layout.dtype)
+            if unwritten is None
+            else np.full(layout.size, unwritten, layout.dtype)
+        )
         model.backward(params, residuals, dout, False, layout.buffers(grads))
         return FlatLossAndGrad(value, grads, new_state, out)
 
     return run
+
+
+def _loss_of(loss: Loss, out: Array, y: Array) -> tuple[float, Array]:
+    """``loss(out, y)``, checked: a ``(value, dprediction)`` pair whose gradient has the
+    shape of the model's output ``out`` (a TypeError or ValueError naming the loss
+    otherwise, before the gradient reaches a layer's backward)."""
+    result = loss(out, y)
+    if type(result) is not tuple or len(result) != 2:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise TypeError(
+            f"the loss {getattr(loss, '__name__', repr(loss))} must return (value, "
+            f"dprediction), got {got}"
+        )
+    value, dout = result
+    if not isinstance(dout, np.ndarray) or dout.shape != out.shape:
+        got = f"shape {dout.shape}" if isinstance(dout, np.ndarray) else type(dout).__name__
+        raise ValueError(
+            f"the loss {getattr(loss, '__name__', repr(loss))} returned a gradient of {got} "
+            f"for predictions of shape {out.shape}: it must have their shape"
+        )
+    return value, dout
 
 
 def finish_gradient(
@@ -551,12 +581,7 @@ def check_layer(
     values, treedef = _tree.flatten(params)
     out = [np.full(np.shape(v), np.nan, np.asarray(v).dtype) for v in values]
     dx = layer.backward(params, residuals, r, not ids, _tree.buffers(treedef, iter(out)))
-    unwritten = [p for p, o in zip(_tree.leaf_paths(treedef), out) if np.isnan(o).any()]
-    if unwritten:
-        raise ValueError(
-            "the layer's backward left entries of grads unwritten (still NaN) at params"
-            f"{unwritten[0]}: it must write every entry of each param's gradient"
-        )
+    _refuse_unwritten(treedef, out, "the layer's backward")
     if not ids and (dx is None or np.shape(dx) != np.shape(x)):
         raise ValueError(
             f"the layer's backward returned {'no' if dx is None else 'a wrong'} input "
@@ -627,9 +652,29 @@ def check_model(
     _warn_if_imprecise((params, x), "check_model")
     check_call(model, params, x, state, key)
     run = forward_backward(model, loss, penalty)
+    # the gradient as forward_backward makes it, in a buffer that starts as NaN, so that
+    # an entry some backward leaves unwritten (training would get whatever memory held)
+    # is found, not compared at random
+    layout = _tree.layout(params)
+    found = flat_forward_backward(model, loss, unwritten=np.nan)(params, layout, x, y, state, key)
+    _, treedef = _tree.flatten(params)
+    _refuse_unwritten(treedef, list(layout.views(found.grads)), "a layer's backward")
+    finish_gradient(found.value, found.grads, params, layout, penalty)
     return check_grad(
         lambda p: run(p, x, y, state, key).value,
-        run(params, x, y, state, key).grads,
+        layout.unravel(found.grads),
         params,
         **{"name": "params", **options},
     )
+
+
+def _refuse_unwritten(treedef: Any, grads: list[Array], whose: str) -> None:
+    """A ValueError naming the first leaf of ``grads`` (laid out as ``treedef``) that
+    still holds NaN, the value its buffer started as: an entry ``whose`` left
+    unwritten."""
+    unwritten = [p for p, g in zip(_tree.leaf_paths(treedef), grads) if np.isnan(g).any()]
+    if unwritten:
+        raise ValueError(
+            f"{whose} left entries of grads unwritten (still NaN) at params{unwritten[0]}: "
+            "it must write every entry of each param's gradient"
+        )

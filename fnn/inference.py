@@ -324,8 +324,9 @@ def generate(
     if not np.allclose(logits, whole, rtol=1e-4, atol=1e-4 * float(np.abs(whole).max())):
         raise ValueError(
             "generate: stepping the prompt one position at a time does not give the whole "
-            "forward's outputs: a layer mixes positions but has no nn.Decoder (pass "
-            "cached=False, or give the layer a decoder)"
+            "forward's outputs: a layer mixes positions but has no nn.Decoder, or its "
+            "decoder's step does not reproduce its forward (pass cached=False, or give the "
+            "layer a decoder that does)"
         )
     for i in range(count):
         at = n + i

@@ -429,7 +429,8 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (
             ("--model", "cnn", "--batch-norm", "--batch-size", "1"),
             "--batch-size 1: each batch has 1 rows, but the model needs at least 2 rows per "
-            "batch in training (batch norm estimates a variance from them): choose another "
+            "batch in training (a layer declares min_batch=2: batch norm estimates a "
+            "variance from its rows): choose another "
             "--batch-size for the 540 training images",
         ),
         (
@@ -439,8 +440,9 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (
             ("--model", "cnn", "--batch-norm", "--batch-size", "4", "--shards", "4"),
             "--batch-size 4 with --shards 4: each batch has 4 rows in 4 shards, but the model "
-            "needs at least 2 rows per batch (shard) in training (batch norm estimates a "
-            "variance from them): choose another --batch-size or fewer --shards for the 540",
+            "needs at least 2 rows per batch (shard) in training (a layer declares "
+            "min_batch=2: batch norm estimates a variance from its rows): choose another "
+            "--batch-size or fewer --shards for the 540",
         ),
     ],
 )

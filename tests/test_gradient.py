@@ -164,6 +164,95 @@ def test_check_model_names_paths_in_the_params(key: random.Key) -> None:
     assert f" at {report.where} " in str(report)
 
 
+def _scale_adding_into_its_gradient() -> nn.Layer[Any, None]:
+    """``y = x * s`` whose backward adds into its gradient buffer (``+=``) instead of
+    writing it: a mistake that training turns into whatever memory held."""
+
+    def declare(in_shape: tuple[int, ...]) -> nn.Declared[Any, None]:
+        return nn.Declared(in_shape, nn.ScaleParams(nn.param(in_shape, nn.ones)))
+
+    def infer(params: Any, x: Any, state: None) -> Any:
+        return x * params.scale
+
+    def forward(params: Any, x: Any, state: None, key: Any) -> tuple[Any, None, Any]:
+        return infer(params, x, state), None, x
+
+    def backward(params: Any, x: Any, dy: Any, need_dx: bool, grads: Any) -> Any:
+        grads.scale[...] += np.sum(x * dy, axis=0)  # the mistake
+        return dy * params.scale if need_dx else None
+
+    return nn.Layer(declare, infer, forward, backward)
+
+
+def test_check_model_finds_a_gradient_entry_left_unwritten(key: random.Key) -> None:
+    """check_model starts the flat gradient as NaN, as check_layer does: a backward that
+    reads its buffer before writing it is refused every time (it passed or failed by
+    what np.empty held)."""
+    model = nn.serial(nn.dense(4), _scale_adding_into_its_gradient(), nn.dense(3))
+    params = model.init(key, (5,), np.float64)
+    x = random.normal(key, (6, 5), dtype=np.float64)
+    for _ in range(3):
+        with pytest.raises(ValueError, match=r"unwritten \(still NaN\) at params\[1\]\.scale"):
+            fnn.check_model(model, losses.softmax_cross_entropy, params, x, np.arange(6) % 3)
+
+
+def _identity_with(forward_out: Any = None, dx: Any = None) -> nn.Layer[None, None]:
+    """An identity layer whose forward returns ``forward_out(x)`` and whose backward
+    returns ``dx(dy)`` when given (the mistakes a user's layer can make)."""
+
+    def declare(in_shape: tuple[int, ...]) -> nn.Declared[None, None]:
+        return nn.Declared(in_shape, None)
+
+    def forward(params: None, x: Any, state: None, key: Any) -> Any:
+        return (x, None, None) if forward_out is None else forward_out(x)
+
+    def backward(params: None, saved: None, dy: Any, need_dx: bool, grads: None) -> Any:
+        return dy if dx is None else dx(dy)
+
+    return nn.Layer(declare, lambda p, x, s: x, forward, backward)
+
+
+@pytest.mark.parametrize(
+    ("layer", "error", "message"),
+    [
+        (_identity_with(lambda x: (x, None)), TypeError, "forward must return .* got a tuple of 2"),
+        (_identity_with(lambda x: 1.0), TypeError, "forward must return .* got float"),
+        (_identity_with(dx=lambda dy: dy[:1]), ValueError, r"of shape \(6, 4\), got an array"),
+        (_identity_with(dx=lambda dy: 0.0), ValueError, r"of shape \(6, 4\), got float"),
+    ],
+)
+def test_a_child_that_breaks_the_layer_contract_is_named(
+    key: random.Key, layer: nn.Layer[None, None], error: type[Exception], message: str
+) -> None:
+    """A layer's wrong forward or backward is named where it happens (layer 1 of the
+    serial), not found later as a matmul error inside its neighbour, or not at all (a
+    broadcastable dx of one row passed silently through an elementwise layer)."""
+    model = nn.serial(nn.dense(4), layer, nn.tanh(), nn.dense(3))
+    params = model.init(key, (5,))
+    x = random.normal(key, (6, 5))
+    grad = fnn.grad(model, losses.softmax_cross_entropy)
+    with pytest.raises(error, match=f"layer 1 \\(a layer without a registered name\\) .*{message}"):
+        grad(params, x, np.arange(6) % 3)
+
+
+def test_a_loss_that_breaks_its_contract_is_named(key: random.Key) -> None:
+    model = nn.mlp((3,))
+    params = model.init(key, (5,))
+    x, y = random.normal(key, (6, 5)), np.arange(6) % 3
+
+    def one_row(out: Any, y: Any) -> Any:
+        value, d = losses.softmax_cross_entropy(out, y)
+        return value, d[:1]
+
+    def three(out: Any, y: Any) -> Any:
+        return (*losses.softmax_cross_entropy(out, y), None)
+
+    with pytest.raises(ValueError, match=r"the loss one_row returned a gradient of shape \(1, 3\)"):
+        fnn.grad(model, one_row)(params, x, y)
+    with pytest.raises(TypeError, match=r"the loss three must return \(value, dprediction\)"):
+        fnn.grad(model, three)(params, x, y)
+
+
 def test_check_grad_puts_a_name_before_its_paths() -> None:
     at = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
     wrong = np.cos(at)

@@ -519,7 +519,8 @@ def test_fit_refuses_a_model_state_of_another_width(key: random.Key) -> None:
     model = nn.serial(nn.dense(8), nn.batch_norm(), nn.relu(), nn.dense(3))
     wrong = state_of(nn.serial(nn.dense(5), nn.batch_norm(), nn.relu(), nn.dense(3)), (6,))
     with pytest.raises(
-        ValueError, match=r"fit's state do not fit .*at \[1\]\.mean: the model needs float32 \(8,\)"
+        ValueError,
+        match=r"fit's state does not fit .*at \[1\]\.mean: the model needs float32 \(8,\)",
     ):
         fit_once(model, x, y, key, model_state=wrong)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+import numpy as np
+
 from .. import random
 from .. import tree as _tree
 from .._types import Array, Shape
@@ -144,6 +146,7 @@ def combinator(
         states = state if stateful else no_states
         new_states = list(states)
         residuals: list[Any] = [None] * n
+        in_shapes: list[tuple[int, ...]] = [()] * n  # what each child's dx must be
 
         def run(i: int, h: Array) -> Array:
             layer = child(i)
@@ -153,12 +156,18 @@ def combinator(
                 out = masked_forward(params[i], h, states[i], k, mask)
             else:
                 out = layer.forward(params[i], h, states[i], k)
+            if type(out) is not tuple or len(out) != 3 or not isinstance(out[0], np.ndarray):
+                raise TypeError(
+                    f"layer {i} ({_named(layer)}) of this combinator: forward must return "
+                    f"(y, state, residuals) with y an array, got {_described(out)}"
+                )
             y: Array = out[0]
-            new_states[i], residuals[i] = out[1], out[2]
+            new_states[i], residuals[i], in_shapes[i] = out[1], out[2], h.shape
             return y
 
         y = forward(run, x)
-        return y, tuple(new_states) if stateful else None, tuple(residuals)
+        # the children's residuals, then the shapes of their inputs
+        return y, tuple(new_states) if stateful else None, (*residuals, tuple(in_shapes))
 
     def train_backward(
         params: tuple[Any, ...],
@@ -167,11 +176,20 @@ def combinator(
         need_dx: bool,
         grads: tuple[Any, ...],
     ) -> Array | None:
+        in_shapes = residuals[n]
+
         def call(i: int, d: Array, need: bool) -> Array | None:
             dx = child(i).backward(params[i], residuals[i], d, need, grads[i])
             if need and dx is None:
                 raise TypeError(
-                    f"layer {i} of this combinator returned no input gradient when asked"
+                    f"layer {i} ({_named(child(i))}) of this combinator returned no input "
+                    "gradient when asked"
+                )
+            if need and (not isinstance(dx, np.ndarray) or dx.shape != in_shapes[i]):
+                raise ValueError(
+                    f"layer {i} ({_named(child(i))}) of this combinator: backward must return "
+                    f"the gradient of its input, of shape {in_shapes[i]}, got "
+                    f"{_described(dx)}"
                 )
             return dx
 
@@ -232,3 +250,17 @@ def combinator(
 def _has_buffers(grads: Any) -> bool:
     """Whether a child's ``grads`` (buffers arranged like its params) hold any buffer."""
     return _tree.structure(grads).num_leaves > 0
+
+
+def _named(layer: Layer[Any, Any]) -> str:
+    """How messages name a child: its registered name, or that it has none."""
+    return layer.name or "a layer without a registered name"
+
+
+def _described(value: Any) -> str:
+    """``value`` in a message: an array's shape, a tuple's length, else its type."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    return type(value).__name__

@@ -259,7 +259,7 @@ class Layer(Generic[P, S]):
 
     def _difference(self, params: Any, state: Any, in_shape: Shape) -> tuple[str, str, bool] | None:
         """``(what, where, in structure)`` of the first difference :meth:`mismatch` finds."""
-        expected = self.shapes(in_shape, params_dtype(params))
+        expected = self.shapes(in_shape, model_dtype(params, state))
         for what, want, have in (
             ("params", expected.params, params),
             ("state", expected.state, state),
@@ -292,8 +292,9 @@ class Layer(Generic[P, S]):
         found = self._difference(params, state, in_shape)
         if found is not None:
             kind, where, structural = found
+            fit = "does not fit" if kind == "state" else "do not fit"
             message = (
-                f"{what} {kind} do not fit the model for inputs of shape {tuple(in_shape)}: {where}"
+                f"{what} {kind} {fit} the model for inputs of shape {tuple(in_shape)}: {where}"
             )
             raise TypeError(message) if structural else ValueError(message)
 
@@ -316,7 +317,7 @@ class Layer(Generic[P, S]):
             raise ValueError("model input needs a batch axis, got a 0-d array")
         vocabulary = self.declared(x.shape[1:]).ids
         if vocabulary is None:
-            arr = _checks.float_array(x, "model input", params_dtype(params, None))
+            arr = _checks.float_array(x, "model input", model_dtype(params, state, None))
             _checks.finite(arr, "model input")
         else:
             arr = check_ids(x, vocabulary, "model input")
@@ -483,6 +484,14 @@ def params_dtype(params: Any, default: DTypeLike | None = np.float32) -> Any:
         if isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f":
             return leaf.dtype
     return None if default is None else np.dtype(default)
+
+
+def model_dtype(params: Any, state: Any, default: DTypeLike | None = np.float32) -> Any:
+    """The float dtype of a model's ``params`` (:func:`params_dtype`), or, for a model
+    without params, of its ``state`` (a layer that only keeps state); ``default`` when
+    neither has a float leaf."""
+    found = params_dtype(params, None)
+    return params_dtype(state, default) if found is None else found
 
 
 # -- helpers for layers and records ----------------------------------------------------------

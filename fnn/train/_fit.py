@@ -731,7 +731,8 @@ def batch_shortfall(
     >>> model = fnn.nn.serial(fnn.nn.dense(4), fnn.nn.batch_norm())
     >>> batch_shortfall(model, (3,), 9, 4)  # doctest: +NORMALIZE_WHITESPACE
     'the last batch of each epoch has 1 rows, but the model needs at least 2 rows per
-    batch in training (batch norm estimates a variance from them)'
+    batch in training (a layer declares min_batch=2: batch norm estimates a variance
+    from its rows)'
     >>> batch_shortfall(model, (3,), 9, 4, drop_last=True) is None
     True
     """
@@ -748,7 +749,8 @@ def batch_shortfall(
             split, per = (f" in {shards} shards", " (shard)") if shards > 1 else ("", "")
             return (
                 f"{what} has {size} rows{split}, but the model needs at least {least} rows "
-                f"per batch{per} in training (batch norm estimates a variance from them)"
+                f"per batch{per} in training (a layer declares min_batch={least}: batch "
+                "norm estimates a variance from its rows)"
             )
     return None
 

@@ -163,3 +163,41 @@ def test_apply_and_grad_leave_inputs_bit_identical(key: random.Key) -> None:
     flat, layout = tree.ravel(params)
     model.backward(params, res, np.ones_like(out), True, layout.buffers(flat))
     assert tree.equal((params, x, y), before)
+
+
+def _running_center() -> nn.Layer[None, Any]:
+    """A layer without params that keeps state: a running mean it subtracts."""
+    from tests.support.user_layers import CenterState
+
+    def declare(in_shape: tuple[int, ...]) -> nn.Declared[None, Any]:
+        return nn.Declared(in_shape, None, CenterState(nn.param(in_shape)))
+
+    def infer(params: None, x: Any, state: Any) -> Any:
+        return x - state.mean
+
+    def forward(params: None, x: Any, state: Any, key: Any) -> tuple[Any, Any, None]:
+        mean = x.mean(axis=0)
+        return x - mean, CenterState(0.9 * state.mean + 0.1 * mean), None
+
+    def backward(params: None, saved: None, dy: Any, need_dx: bool, grads: None) -> Any:
+        return dy - dy.mean(axis=0) if need_dx else None
+
+    return nn.Layer(declare, infer, forward, backward, stateful=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_stateful_layer_without_params_runs_in_its_states_dtype(
+    key: random.Key, dtype: Any
+) -> None:
+    """With no params, the state's dtype is the model's: float64 (gradient checks) works,
+    where it was refused as 'needs float32'."""
+    layer = _running_center()
+    state = layer.init_state((3,), dtype)
+    x = random.normal(key, (5, 3), dtype)
+    assert layer.apply(None, x, state).dtype == dtype
+    if dtype == np.float64:
+        report = fnn.check_layer(layer, None, x, state=state)
+        assert report.max_rel_error < 1e-7, report
+    other = np.float64 if dtype == np.float32 else np.float32
+    with pytest.raises(TypeError, match=f"must have dtype {np.dtype(dtype)}"):
+        layer.apply(None, x.astype(other), state)

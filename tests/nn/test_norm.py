@@ -451,7 +451,9 @@ def test_batch_norm_rejects_bad_inputs(key: random.Key) -> None:
         layer.apply(nn.DenseParams(params.scale, params.bias), x, state)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"this model keeps state"):
         layer.apply(params, x, None)
-    with pytest.raises(ValueError, match=r"state do not fit .* at \.var: the model needs float32"):
+    with pytest.raises(
+        ValueError, match=r"state does not fit .* at \.var: the model needs float32"
+    ):
         layer.apply(params, x, BatchNormState(state.mean, np.ones(3, np.float64)))
     with pytest.raises(ValueError, match=r"in_shape \(\): each example needs a channels axis"):
         layer.init(key, ())
@@ -521,7 +523,7 @@ def test_batch_norm_refuses_a_state_of_another_width(key: random.Key) -> None:
     layer = nn.batch_norm()
     params = layer.init(key, (4,))
     with pytest.raises(
-        ValueError, match=r"state do not fit .* at \.mean: the model needs float32 \(4,\)"
+        ValueError, match=r"state does not fit .* at \.mean: the model needs float32 \(4,\)"
     ):
         layer.apply(params, random.normal(key, (3, 4)), state_of(layer, (5,)))
 

@@ -147,7 +147,7 @@ def test_a_stateful_shortcut_threads_its_state(key: random.Key) -> None:
     tree.assert_same_structure(described.state, state)
     report = fnn.check_layer(layer, params, normal64(key, (5, 3)), state=state)
     assert report.max_rel_error < TOL, report
-    with pytest.raises(TypeError, match=r"state do not fit .* expected a tuple, got CenterState"):
+    with pytest.raises(TypeError, match=r"state does not fit .* expected a tuple, got CenterState"):
         layer.apply(params, normal64(key, (5, 3)), state[1])  # type: ignore[arg-type]
 
 
