@@ -70,7 +70,10 @@ def combinator(
             ``need_dx`` (else None). ``back(i, dy, need)`` returns child ``i``'s input
             gradient when ``need`` (a TypeError if the child gives none).
         output: ``output(run, in_shape) -> out_shape``, where ``run(i, shape)`` is child
-            ``i``'s output shape; ``forward`` when None.
+            ``i``'s output shape; when None, ``forward`` itself, run on shapes: right for
+            a forward that only passes values through its children (``run(1, run(0,
+            x))``); one that computes with them (``run(0, x) + run(1, x)``) needs
+            ``output`` (a TypeError says so).
 
     Raises:
         TypeError: a child is neither a Layer nor None.
@@ -97,7 +100,7 @@ def combinator(
     stochastic = any(layer.stochastic for layer in present)
     masked = any(layer.masked for layer in present)
     no_states: tuple[Any, ...] = (None,) * n
-    shape_flow = cast(ShapeFlow, forward) if output is None else output
+    shape_flow = _on_shapes(forward) if output is None else output
 
     def child(i: int) -> Layer[Any, Any]:
         layer = children[i]
@@ -264,3 +267,43 @@ def _described(value: Any) -> str:
     if isinstance(value, tuple):
         return f"a tuple of {len(value)}"
     return type(value).__name__
+
+
+class _ShapeOnly:
+    """A shape standing for an input or output while a combinator without ``output`` runs
+    its ``forward`` on shapes: arithmetic on it is refused, since on tuples it would
+    concatenate or repeat them into a wrong shape."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = tuple(shape)
+
+    def _refuse(self, *args: Any) -> Any:
+        raise TypeError(
+            "this combinator has no output=, so its forward is run on shapes to find its "
+            "output shape, and that forward computes with its inputs: pass output=lambda "
+            "run, shape: ..., the output shape from the children's (run(i, shape))"
+        )
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __pow__ = __neg__ = _refuse
+    __getitem__ = _refuse
+
+
+def _on_shapes(forward: Flow) -> ShapeFlow:
+    """``forward`` as the combinator's ``output``: run on :class:`_ShapeOnly` shapes."""
+
+    def flow(run: Run, in_shape: Shape) -> Shape:
+        def run_shape(i: int, shape: Any) -> Any:
+            return _ShapeOnly(run(i, shape.shape if isinstance(shape, _ShapeOnly) else shape))
+
+        out: Any = forward(run_shape, cast(Array, _ShapeOnly(in_shape)))
+        if not isinstance(out, _ShapeOnly):
+            raise TypeError(
+                "this combinator has no output=, and its forward, run on shapes, returned "
+                f"{type(out).__name__} rather than what its children gave: pass output="
+            )
+        return out.shape
+
+    return flow

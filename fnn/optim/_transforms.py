@@ -682,6 +682,18 @@ def clip(max_abs: float) -> Transform[EmptyState]:
     return stateless(update, name="clip", elementwise=True)
 
 
+def _flag_of(path: str, leaf: Any) -> bool:
+    """A freeze mask's leaf as one flag for its whole array: a bool (or a one-entry
+    value), else a TypeError naming the leaf's path."""
+    if isinstance(leaf, (bool, np.bool_)) or np.size(leaf) == 1:
+        return bool(np.asarray(leaf).reshape(()))
+    raise TypeError(
+        f"freeze's mask has one flag (a bool) per params array, got {np.shape(leaf)} entries "
+        f"at {path or 'the root'}: freeze whole arrays; to hold some entries of an array "
+        "fixed, zero their updates in a transform of your own"
+    )
+
+
 def freeze(mask: Any) -> Transform[EmptyState]:
     """Zero the updates of the leaves where ``mask`` (a tree of bools shaped like the
     params) is true. Place it last in a chain so frozen leaves do not move at all.
@@ -714,7 +726,10 @@ def freeze(mask: Any) -> Transform[EmptyState]:
     (True, False)
     """
     flags_tree = mask
-    flags = [bool(f) for f in _tree.leaves(mask)]
+    flags = [
+        _flag_of(path, f)
+        for path, f in zip(_tree.leaf_paths(_tree.structure(mask)), _tree.leaves(mask))
+    ]
     frozen = any(flags)
 
     def init(flat: Array, layout: Layout) -> Moments:

@@ -104,3 +104,18 @@ def test_adams_first_update_of_a_tiny_gradient_is_the_papers() -> None:
     opt = optim.adam(1.0, eps=1e-16)
     _, params = opt.update(opt.init({"w": np.zeros(1)}), {"w": np.array([1e-16])})
     assert params["w"][0] == pytest.approx(-0.5, rel=1e-12)
+
+
+def test_freeze_refuses_a_mask_of_entries_naming_the_array() -> None:
+    """One flag per params array: a bool array of entries got NumPy's 'truth value of an
+    array ... is ambiguous'."""
+    params = nn.mlp((4, 2)).init(random.key(0), (3,))
+    per_entry = tree.map(lambda leaf: np.zeros(leaf.shape, bool), params)
+    with pytest.raises(
+        TypeError, match=r"one flag \(a bool\) per params array, got \(3, 4\) entries at \[1\]\.w"
+    ):
+        optim.freeze(per_entry)
+    one_entry = tree.map(lambda leaf: np.array([True]), params)
+    opt = optim.chain(optim.sgd(0.1), optim.freeze(one_entry))
+    _, moved = opt.update(opt.init(params), params)
+    assert tree.equal(moved, params)
