@@ -335,20 +335,26 @@ def test_agrees_with_pytorch(torch: ModuleType, key: random.Key) -> None:
         np.testing.assert_allclose(mine.b, theirs.bias.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
+def summed_backward(back: Any, dy: Any, need: bool) -> Any:
+    """The backward of a combinator that adds its two children's outputs."""
+    first, second = back(0, dy, need), back(1, dy, need)
+    return first + second if need else None
+
+
 def test_a_combinator_that_computes_needs_its_output_shape(key: random.Key) -> None:
     """Without output=, the forward runs on shapes; one that adds its children added the
     shape tuples ((4,) + (4,) = (4, 4)) and fit later blamed a missing flatten."""
     added = nn.combinator(
         [nn.dense(4), nn.dense(4)],
         forward=lambda run, x: run(0, x) + run(1, x),
-        backward=lambda back, dy, need: back(0, dy, need) + back(1, dy, need),
+        backward=summed_backward,
     )
     with pytest.raises(TypeError, match="forward computes with its inputs: pass output="):
         added.init(key, (3,))
     fixed = nn.combinator(
         [nn.dense(4), nn.dense(4)],
         forward=lambda run, x: run(0, x) + run(1, x),
-        backward=lambda back, dy, need: back(0, dy, need) + back(1, dy, need),
+        backward=summed_backward,
         output=lambda run, shape: max(run(0, shape), run(1, shape)),  # both declared
     )
     params = fixed.init(key, (3,))
