@@ -407,7 +407,7 @@ def l2_penalty(params: P, lam: float) -> tuple[float, P]:
 
     Args:
         params: a tree of float arrays (records declaring their weights with
-            ``fnn.tree.field(weight=True)``).
+            ``metadata=fnn.tree.WEIGHT``).
         lam: the penalty's strength, a number >= 0.
 
     Returns:

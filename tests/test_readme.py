@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import re
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import fnn
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FORMAT = README.parent / "fnn" / "io" / "FORMAT.md"
@@ -75,6 +78,37 @@ def test_readme_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         "a layer mixes positions but has no nn.Decoder",  # refused without a decoder
     )
     assert [words for words in sequences if words not in out] == []
+
+
+PYTORCHS = {"nn.LSTM", "nn.GRU", "nn.Module"}
+"""Names the README writes that are PyTorch's (``torch.nn``), not fnn's."""
+
+
+def test_every_name_the_readme_gives_fnn_exists() -> None:
+    """``fnn.x.y``, ``nn.x``, ``optim.x`` and ``losses.x`` in the README's text and code
+    name attributes (or submodules) that are there: a name the README gives for fnn's
+    and fnn does not export (``nn.table_gradient`` was one) fails."""
+    roots = {"fnn": fnn, "nn": fnn.nn, "optim": fnn.optim, "losses": fnn.losses}
+    written = re.findall(
+        r"(?<![\w.])((?:fnn|nn|optim|losses)(?:\.[A-Za-z_]\w*)+)", README.read_text()
+    )
+    missing = []
+    for name in sorted(set(written) - PYTORCHS):
+        first, *rest = name.split(".")
+        if rest[-1] in ("py", "md"):
+            continue  # a file's name, as fnn/losses.py
+        found: Any = roots[first]
+        for part in rest:
+            if not hasattr(found, part):
+                try:
+                    found = importlib.import_module(f"{found.__name__}.{part}")
+                except ImportError:
+                    missing.append(name)
+                    break
+            else:
+                found = getattr(found, part)
+    assert missing == []
+    assert len(written) > 100  # the README's names were found
 
 
 SCOPES = (

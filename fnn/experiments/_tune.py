@@ -10,6 +10,7 @@ processes share it. Optuna's samplers and pruners do the searching.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -171,10 +172,10 @@ def pruner(name: str) -> Any:
     return made[name]()
 
 
-def storage_url(directory: Path, storage: str | None) -> str:
+def storage_url(directory: str | os.PathLike[str], storage: str | None) -> str:
     """The storage of a search: ``storage`` when given (any Optuna storage URL), else
     the SQLite file :data:`STUDY_FILE` in ``directory``."""
-    return storage or f"sqlite:///{(directory / STUDY_FILE).resolve()}"
+    return storage or f"sqlite:///{(Path(directory) / STUDY_FILE).resolve()}"
 
 
 def _storage(url: str) -> Any:
@@ -189,7 +190,7 @@ def _storage(url: str) -> Any:
 def tune(
     objective: Callable[[Any], float],
     *,
-    directory: Path,
+    directory: str | os.PathLike[str],
     trials: int,
     direction: str,
     study_name: str = "fnn",
@@ -215,7 +216,8 @@ def tune(
     Args:
         objective: ``objective(trial) -> value``, an ``optuna.Trial``; it may report
             intermediate values and raise ``optuna.TrialPruned``.
-        directory: the search's directory (holding ``study.db`` by default).
+        directory: the search's directory, a ``str`` or path (holding ``study.db`` by
+            default).
         trials: finished trials to reach.
         direction: ``"maximize"`` or ``"minimize"``.
         study_name: the study's name in the storage.

@@ -21,7 +21,7 @@ computed in a whole sequence or one step at a time from a cache (:func:`attend_s
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import attrs
 import numpy as np
@@ -52,10 +52,10 @@ class AttentionParams:
     concatenated outputs. The ``w_*`` are weights (L2 and weight decay act on them).
     """
 
-    w_qkv: Array = _tree.field(weight=True, converter=readonly)
-    w_out: Array = _tree.field(weight=True, converter=readonly)
-    b_qkv: Array = _tree.field(converter=readonly)
-    b_out: Array = _tree.field(converter=readonly)
+    w_qkv: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    w_out: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    b_qkv: Array = attrs.field(converter=readonly)
+    b_out: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -63,8 +63,8 @@ class AttentionParamsNoBias:
     """Parameters of :func:`attention` with ``bias=False``: ``w_qkv`` and ``w_out`` as in
     :class:`AttentionParams`, without biases (GPT-2 style models often drop them)."""
 
-    w_qkv: Array = _tree.field(weight=True, converter=readonly)
-    w_out: Array = _tree.field(weight=True, converter=readonly)
+    w_qkv: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    w_out: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
 
 
 AnyAttentionParams = AttentionParams | AttentionParamsNoBias
@@ -238,6 +238,42 @@ def _flag(value: Any, what: str) -> bool:
     return bool(value)
 
 
+@overload
+def attention(
+    heads: int,
+    causal: bool = ...,
+    dropout: float = ...,
+    *,
+    bias: Literal[True] = True,
+    weight_init: str | Initializer = ...,
+    out_init: str | Initializer | None = ...,
+) -> Layer[AttentionParams, None]: ...
+
+
+@overload
+def attention(
+    heads: int,
+    causal: bool = ...,
+    dropout: float = ...,
+    *,
+    bias: Literal[False],
+    weight_init: str | Initializer = ...,
+    out_init: str | Initializer | None = ...,
+) -> Layer[AttentionParamsNoBias, None]: ...
+
+
+@overload
+def attention(
+    heads: int,
+    causal: bool = ...,
+    dropout: float = ...,
+    *,
+    bias: bool = True,
+    weight_init: str | Initializer = ...,
+    out_init: str | Initializer | None = ...,
+) -> Layer[AnyAttentionParams, None]: ...
+
+
 @register("attention", types=(AttentionParams, AttentionParamsNoBias))
 def attention(
     heads: int,
@@ -247,7 +283,7 @@ def attention(
     bias: bool = True,
     weight_init: str | Initializer = "glorot_uniform",
     out_init: str | Initializer | None = None,
-) -> Layer[AnyAttentionParams, None]:
+) -> Layer[Any, None]:
     """Multi-head self-attention (Vaswani et al., 2017) over sequences ``(batch, time,
     features)``, ``features`` divisible by ``heads``.
 

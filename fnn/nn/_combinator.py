@@ -15,7 +15,7 @@ residuals, and the gradient buffers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -51,6 +51,24 @@ BackFlow = Callable[[Back, Array, bool], Array | None]
 ShapeFlow = Callable[[Run, Shape], Shape]
 
 
+@overload
+def combinator(
+    layers: Sequence[Layer[Any, None] | None],
+    forward: Flow,
+    backward: BackFlow,
+    output: ShapeFlow | None = None,
+) -> Layer[tuple[object, ...], None]: ...
+
+
+@overload
+def combinator(
+    layers: Sequence[Layer[Any, Any] | None],
+    forward: Flow,
+    backward: BackFlow,
+    output: ShapeFlow | None = None,
+) -> Layer[tuple[object, ...], tuple[object, ...]]: ...
+
+
 def combinator(
     layers: Sequence[Layer[Any, Any] | None],
     forward: Flow,
@@ -59,6 +77,12 @@ def combinator(
 ) -> Layer[tuple[Any, ...], Any]:
     """A layer made of ``layers`` (``None`` stands for a child that is not there, whose
     params and state are ``None``), wired by ``forward``, ``backward`` and ``output``.
+
+    Its params are a tuple of the children's, typed ``tuple[object, ...]``; its state is
+    ``None`` when no child keeps one (typed so when every child's state type is
+    ``None``), else a tuple of the children's (``tuple[object, ...]``). The types hold no
+    ``Any``, so :func:`serial`, :func:`residual` and :func:`tied` of a combinator keep
+    their other children's types.
 
     Args:
         layers: the children, in the order of the params tuple.

@@ -29,8 +29,8 @@ class Conv2DParams:
     features)`` (a weight: L2 and weight decay act on it) and biases ``b`` ``(features,)``,
     both read-only."""
 
-    w: Array = _tree.field(weight=True, converter=readonly)
-    b: Array = _tree.field(converter=readonly)
+    w: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    b: Array = attrs.field(converter=readonly)
 
 
 def _explicit_padding(value: Any) -> Padding | None:

@@ -24,8 +24,8 @@ class DenseParams:
     decay act on it), ``b`` is not.
     """
 
-    w: Array = _tree.field(weight=True, converter=readonly)
-    b: Array = _tree.field(converter=readonly)
+    w: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    b: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -33,7 +33,7 @@ class WeightParams:
     """Parameters of :func:`dense` without a bias: weights ``w`` ``(in, out)``, read-only,
     a weight (L2 and weight decay act on it)."""
 
-    w: Array = _tree.field(weight=True, converter=readonly)
+    w: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
 
 
 @overload

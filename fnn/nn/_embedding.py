@@ -37,7 +37,7 @@ class EmbeddingParams:
     """Parameters of :func:`embedding`: the ``table`` ``(vocab, features)``, row ``i`` the
     vector of id ``i``; a weight (weight decay acts on it, as nanoGPT decays every matrix)."""
 
-    table: Array = _tree.field(weight=True, converter=readonly)
+    table: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
 
 
 @attrs.frozen(eq=False)
@@ -45,7 +45,7 @@ class PositionalParams:
     """Parameters of :func:`positional_embedding`: the ``table`` ``(max_length,
     features)``, row ``t`` added at position ``t``; a weight."""
 
-    table: Array = _tree.field(weight=True, converter=readonly)
+    table: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
 
 
 def _vocabulary(vocab: int, features: int, name: str) -> tuple[int, int]:

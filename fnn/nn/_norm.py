@@ -40,8 +40,8 @@ class BatchNormParams:
     ``(channels,)``. Neither is a weight: L2 penalties and ``weights_only`` weight decay
     leave them alone."""
 
-    scale: Array = _tree.field(converter=readonly)
-    bias: Array = _tree.field(converter=readonly)
+    scale: Array = attrs.field(converter=readonly)
+    bias: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -49,8 +49,8 @@ class BatchNormState:
     """Model state of :func:`batch_norm`: the running ``mean`` (starts at 0) and the
     running unbiased ``var`` (starts at 1), each ``(channels,)``."""
 
-    mean: Array = _tree.field(converter=readonly)
-    var: Array = _tree.field(converter=readonly)
+    mean: Array = attrs.field(converter=readonly)
+    var: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -58,8 +58,8 @@ class LayerNormParams:
     """Parameters of :func:`layer_norm`: ``scale`` (ones) and ``bias`` (zeros), each
     ``(features,)``; neither is a weight."""
 
-    scale: Array = _tree.field(converter=readonly)
-    bias: Array = _tree.field(converter=readonly)
+    scale: Array = attrs.field(converter=readonly)
+    bias: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -67,7 +67,7 @@ class ScaleParams:
     """Parameters of :func:`rms_norm` and of :func:`layer_norm` without a bias: ``scale``
     ``(features,)`` (ones); not a weight."""
 
-    scale: Array = _tree.field(converter=readonly)
+    scale: Array = attrs.field(converter=readonly)
 
 
 _tree.register_type(ScaleParams, "norm.ScaleParams")

@@ -372,7 +372,7 @@ def adamw(
         weight_decay: the decay rate; a finite number >= 0 (default 0.01; 0 gives
             :func:`adam`).
         weights_only: decay only the leaves marked as weights (fields declared
-            ``fnn.tree.field(weight=True)``, such as the ``w`` of dense layers), not
+            ``metadata=fnn.tree.WEIGHT``, such as the ``w`` of dense layers), not
             biases (keyword only; default False: every leaf, as PyTorch does within a
             parameter group). Leaves of plain dicts, lists and tuples are never weights.
 

@@ -494,7 +494,7 @@ def add_decayed_weights(rate: float, *, weights_only: bool = False) -> Transform
     Args:
         rate: the decay rate; a finite number >= 0 (0 makes the transform do nothing).
         weights_only: decay only the leaves marked as weights, those in fields declared
-            ``fnn.tree.field(weight=True)`` such as the ``w`` of dense layers, leaving
+            ``metadata=fnn.tree.WEIGHT`` such as the ``w`` of dense layers, leaving
             biases alone (keyword only; default False: every leaf). Leaves of plain
             dicts, lists and tuples are never weights, so with ``weights_only`` a tree
             of those is not decayed at all.
@@ -571,7 +571,7 @@ def add_l2(lam: float, *, weights_only: bool = True) -> Transform[EmptyState]:
     Args:
         lam: the penalty's strength; a finite number >= 0.
         weights_only: act only on the leaves marked as weights (fields declared
-            ``fnn.tree.field(weight=True)``, such as the ``w`` of dense layers), as
+            ``metadata=fnn.tree.WEIGHT``, such as the ``w`` of dense layers), as
             :func:`fnn.losses.l2_penalty` does (keyword only; default True). Leaves of
             plain dicts, lists and tuples are never weights: for such a tree pass
             ``weights_only=False``, or the penalty adds nothing.

@@ -7,9 +7,10 @@ A *tree* is ``None``, a leaf, or a node holding trees:
   order), and attrs classes (visited in field order).
 
 ``None`` is an empty node: it holds no leaves, as a parameterless layer's params do.
-An attrs field declared with :func:`field` ``(static=True)`` is part of the tree's
-*structure*, not a child; a field declared ``(weight=True)`` marks the leaves that weight
-decay and L2 penalties act on.
+An attrs field declared ``attrs.field(metadata=STATIC)`` is part of the tree's
+*structure*, not a child; a field declared ``attrs.field(metadata=WEIGHT)`` marks the
+leaves that weight decay and L2 penalties act on (:func:`field` ``(static=True)`` and
+``(weight=True)`` make the same fields, but mypy reads them as optional).
 
 The package holds one concept per module: the structure (:class:`TreeDef`, flatten,
 paths, differences, the names of record types), leafwise arithmetic, comparison, and flat
@@ -46,7 +47,9 @@ from ._layout import Layout as Layout
 from ._layout import layout as layout
 from ._layout import layout_of as layout_of
 from ._layout import ravel as ravel
+from ._structure import STATIC as STATIC
 from ._structure import TYPES as TYPES
+from ._structure import WEIGHT as WEIGHT
 from ._structure import TreeDef as TreeDef
 from ._structure import assert_same_structure as assert_same_structure
 from ._structure import buffers as buffers
@@ -71,8 +74,10 @@ from ._structure import weight_mask as weight_mask
 
 __all__ = [
     "Layout",
+    "STATIC",
     "TYPES",
     "TreeDef",
+    "WEIGHT",
     "add",
     "allclose",
     "assert_same_structure",

@@ -21,9 +21,26 @@ KINDS = ("leaf", "none", "tuple", "list", "dict", "namedtuple", "attrs")
 _STATIC = "fnn.static"
 _WEIGHT = "fnn.weight"
 
+WEIGHT: Mapping[str, bool] = MappingProxyType({_WEIGHT: True})
+"""The metadata of a field that holds weights (as opposed to biases), for
+``attrs.field(metadata=WEIGHT)``: L2 penalties and ``weights_only`` weight decay act on
+its leaves. Merge it with metadata of your own as ``{**WEIGHT, ...}``."""
+
+STATIC: Mapping[str, bool] = MappingProxyType({_STATIC: True})
+"""The metadata of a field that is part of the tree's structure (hashable configuration),
+not a child, for ``attrs.field(metadata=STATIC)``: ``map`` and the optimizers never see
+it."""
+
 
 def field(*, static: bool = False, weight: bool = False, **kwargs: Any) -> Any:
-    """An attrs field with fnn's tree metadata.
+    """An attrs field with fnn's tree metadata: ``attrs.field(**kwargs)`` with
+    :data:`STATIC` and/or :data:`WEIGHT` merged into its ``metadata``.
+
+    Prefer ``attrs.field(..., metadata=WEIGHT)`` (or :data:`STATIC`): mypy's attrs
+    plugin knows a field only by ``attrs.field``/``attr.ib`` and reads any other call as
+    a default value, so under mypy every field declared with this function is optional
+    (``DenseParams(w)`` with the bias missing would pass) and a plain field after it is an
+    error. This function stays for code written with it; the records are the same.
 
     Args:
         static: the field is part of the tree's structure (hashable configuration),

@@ -27,7 +27,7 @@ from fnn import nn
 
 @attrs.frozen(eq=False)
 class ScaleParams:
-    gain: nn.Array = fnn.tree.field(converter=nn.readonly)
+    gain: nn.Array = attrs.field(converter=nn.readonly)
 
 
 @nn.register("plugin_scale", types=(ScaleParams,))

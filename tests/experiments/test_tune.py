@@ -40,6 +40,17 @@ def test_trials_are_shared_out_and_failures_run_again(tmp_path: Path) -> None:
 
 
 @needs_optuna
+def test_the_directory_may_be_a_str(tmp_path: Path) -> None:
+    def objective(trial: Any) -> float:
+        return float(trial.suggest_float("x", -10, 10) ** 2)
+
+    study = experiments.tune(objective, directory=str(tmp_path), trials=2,
+                             direction="minimize", sampler_name="random")  # fmt: skip
+    assert len(study.trials) == 2
+    assert (tmp_path / "study.db").is_file()
+
+
+@needs_optuna
 @pytest.mark.parametrize("name", ["tpe", "random"])
 def test_a_search_started_again_draws_new_points(tmp_path: Path, name: str) -> None:
     """Each start seeds its sampler from the trials so far too: the same seed again would

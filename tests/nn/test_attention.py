@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pytest
@@ -47,6 +47,18 @@ def back(layer: nn.Layer[Any, Any], params: Any, saved: Any, dy: Array) -> tuple
     dx = layer.backward(params, saved, dy, True, grads)
     assert dx is not None
     return dx, grads
+
+
+@overload
+def random_params(
+    key: random.Key, features: int, bias: Literal[True], dtype: Any = ...
+) -> AttentionParams: ...
+
+
+@overload
+def random_params(
+    key: random.Key, features: int, bias: bool, dtype: Any = ...
+) -> AttentionParams | AttentionParamsNoBias: ...
 
 
 def random_params(
@@ -374,7 +386,7 @@ def test_errors(key: random.Key) -> None:
     with pytest.raises(ValueError, match=r"attention dropout must be in \[0, 1\)"):
         attention(2, dropout=1.0)
     with pytest.raises(TypeError, match="attention causal must be True or False, got 1"):
-        attention(2, causal=1)  # type: ignore[arg-type]
+        attention(2, causal=1)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="attention heads must be >= 1"):
         attention(0)
 

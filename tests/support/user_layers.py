@@ -18,14 +18,14 @@ from fnn.nn import Array, Shape
 class CenterParams:
     """A per-feature gain."""
 
-    scale: Array = fnn.tree.field(weight=True, converter=nn.readonly)
+    scale: Array = attrs.field(converter=nn.readonly, metadata=fnn.tree.WEIGHT)
 
 
 @attrs.frozen(eq=False)
 class CenterState:
     """The running mean of the inputs."""
 
-    mean: Array = fnn.tree.field(converter=nn.readonly)
+    mean: Array = attrs.field(converter=nn.readonly)
 
 
 @nn.register("test_center", types=(CenterParams, CenterState))

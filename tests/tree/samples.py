@@ -22,6 +22,16 @@ class WithStatic:
     name: str = tree.field(static=True, default="a")
 
 
+@attrs.frozen(eq=False)
+class MetadataPair:
+    """:class:`Pair` and :class:`WithStatic`'s fields in one record, declared with
+    ``attrs.field(metadata=...)`` (as the README does) instead of ``tree.field``."""
+
+    w: Any = attrs.field(metadata={**tree.WEIGHT, "unit": "m"})
+    b: Any
+    name: str = attrs.field(metadata=tree.STATIC, default="a")
+
+
 class Point(NamedTuple):
     x: Any
     y: Any

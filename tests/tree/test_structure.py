@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fnn import tree
-from tests.tree.samples import Pair, Point, WithStatic, sample
+from tests.tree.samples import MetadataPair, Pair, Point, WithStatic, sample
 
 
 def test_flatten_unflatten_round_trip() -> None:
@@ -107,6 +108,18 @@ def test_unflatten_checks_the_leaf_count() -> None:
 def test_weight_mask_marks_weight_fields_only() -> None:
     t = (Pair(np.ones(2), np.ones(2)), None, {"p": Pair(np.ones(1), 2.0)})
     assert tree.leaves(tree.weight_mask(t)) == [True, False, True, False]
+
+
+def test_attrs_fields_with_fnns_metadata_are_the_fields_tree_field_makes() -> None:
+    """``attrs.field(metadata=tree.WEIGHT)`` (or ``STATIC``, merged with metadata of
+    one's own) declares what ``tree.field(weight=True)`` (``static=True``) does."""
+    assert tree.record_fields(MetadataPair) == (("w", "b"), ("w", "b"), ("name",), (True, False))
+    assert tree.record_fields(Pair).weights == tree.record_fields(MetadataPair).weights
+    assert tree.record_fields(WithStatic).static == tree.record_fields(MetadataPair).static
+    assert attrs.fields(MetadataPair).w.metadata["unit"] == "m"
+    t = MetadataPair(np.ones(2), np.ones(2), "x")
+    assert tree.leaves(tree.weight_mask(t)) == [True, False]
+    assert tree.structure(t) != tree.structure(MetadataPair(np.ones(2), np.ones(2), "y"))
 
 
 def nested_trees() -> st.SearchStrategy[Any]:

@@ -73,3 +73,13 @@ def test_the_readmes_install_type_checks_from_outside_the_repository(tmp_path: P
     errors = [line for line in after.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, after.stdout
     assert errors[0].startswith('script.py:15: error: Argument 1 to "apply" of "Layer"'), errors
+
+    # The install puts fnn on the path and nothing else of the repository: the user's own
+    # tests/ (no __init__.py, as pytest's) is theirs, not fnn's test suite.
+    (user / "tests").mkdir()
+    (user / "tests" / "helpers.py").write_text("VALUE = 1\n")
+    probe = "from tests.helpers import VALUE; import fnn, importlib.util as u; "
+    probe += "print(VALUE, u.find_spec('examples'), fnn.nn.dense.__name__)"
+    imported = _run([str(python), "-c", probe], user)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout == "1 None dense\n"
