@@ -82,10 +82,10 @@ class LSTMParams:
     ``b_ih`` and ``b_hh`` as they are.
     """
 
-    w_ih: Array = _tree.field(weight=True, converter=readonly)
-    w_hh: Array = _tree.field(weight=True, converter=readonly)
-    b_ih: Array = _tree.field(converter=readonly)
-    b_hh: Array = _tree.field(converter=readonly)
+    w_ih: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    w_hh: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    b_ih: Array = attrs.field(converter=readonly)
+    b_hh: Array = attrs.field(converter=readonly)
 
 
 @attrs.frozen(eq=False)
@@ -99,10 +99,10 @@ class GRUParams:
     ``b_ih`` and ``b_hh`` as they are.
     """
 
-    w_ih: Array = _tree.field(weight=True, converter=readonly)
-    w_hh: Array = _tree.field(weight=True, converter=readonly)
-    b_ih: Array = _tree.field(converter=readonly)
-    b_hh: Array = _tree.field(converter=readonly)
+    w_ih: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    w_hh: Array = attrs.field(converter=readonly, metadata=_tree.WEIGHT)
+    b_ih: Array = attrs.field(converter=readonly)
+    b_hh: Array = attrs.field(converter=readonly)
 
 
 class _LSTMSaved(NamedTuple):

@@ -28,6 +28,8 @@ nn.BatchNormState(b)  # E: call-arg
 nn.LayerNormParams(b)  # E: call-arg
 nn.ScaleParams()  # E: call-arg
 nn.EmbeddingParams()  # E: call-arg
+nn.LSTMParams(w, w, b)  # E: call-arg
+nn.GRUParams(w, w, b)  # E: call-arg
 nn.PositionalParams()  # E: call-arg
 nn.AttentionParams(w, w)  # E: call-arg
 nn.AttentionParamsNoBias(w)  # E: call-arg
