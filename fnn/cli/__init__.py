@@ -111,6 +111,12 @@ def _add(group: argparse._ArgumentGroup, option: _options.Option, help: str) -> 
         group.add_argument(option.flag, type=_value(option), default=None, help=help)
 
 
+def _help(option: _options.Option) -> str:
+    """The help line of a recipe's or optimizer's option: its docstring's, else (a
+    function without an ``Args:`` entry for it) its default."""
+    return option.help or f"(default {option.to_json(option.default)})"
+
+
 def _mixed(options: Sequence[_options.Option]) -> bool:
     """Whether the recipes' and optimizers' options of one name take values of several
     kinds (a user's ``hidden: int`` beside mlp's ``hidden: tuple[int, ...]``): the
@@ -192,16 +198,16 @@ def _parser() -> argparse.ArgumentParser:
     own = train_cmd.add_argument_group("options of the model recipes and optimizers")
     for name, options in sorted(_config.every_option().items()):
         owners = _owners(name)  # in the order of every_option's: recipes, then optimizers
-        helps = {o.help for o in options}
+        helps = [_help(o) for o in options]
         if _mixed(options):  # one name, values of several kinds: each owner's own
-            text = " ".join(f"{who}: {o.expects()}, {o.help}" for who, o in zip(owners, options))
+            text = " ".join(
+                f"{who}: {o.expects()}, {h}" for who, o, h in zip(owners, options, helps)
+            )
             _add_mixed(own, options, text)
-        elif len(helps) == 1:
-            text = f"{options[0].help} [{', '.join(sorted(set(owners)))}]".strip()
-            _add(own, options[0], text)
+        elif len(set(helps)) == 1:
+            _add(own, options[0], f"{helps[0]} [{', '.join(sorted(set(owners)))}]")
         else:  # one name, several meanings: each owner's own
-            text = " ".join(f"{who}: {o.help}" for who, o in zip(owners, options))
-            _add(own, options[0], text)
+            _add(own, options[0], " ".join(f"{who}: {h}" for who, h in zip(owners, helps)))
     run = train_cmd.add_argument_group("the run")
     run.add_argument("--data-dir", type=Path, help="directory holding the dataset's files")
     run.add_argument("--no-download", action="store_true", help="never download the data")
