@@ -256,6 +256,7 @@ def constant(value: float) -> Initializer:
 _FACTORIES: Mapping[str, Callable[[float], Initializer]] = {"normal": normal, "constant": constant}
 """The initializers made from one number, by the name their results carry."""
 
+
 def describe(init: Initializer) -> str | None:
     """The name by which :func:`initializer` finds ``init`` again (a registered name, or
     ``"normal(0.02)"`` for a made one), or None for a function of the user's own."""

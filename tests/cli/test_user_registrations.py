@@ -5,6 +5,7 @@ kinds are each parsed by the chosen recipe's kind (found by a user probe)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -97,8 +98,8 @@ def test_a_users_module_is_imported_from_its_file_and_its_models_checked(tmp_pat
     (tmp_path / "mods" / "mine.py").write_text(MODULE)
     (tmp_path / "mods" / "helper.py").write_text("OUTPUTS = 7\n")
     (tmp_path / "work").mkdir()
-    base = ("train", "--import", "../mods/mine.py", "--dataset", "plugin-blobs", "--quiet")
-    base += ("--no-plots",)
+    base = ["train", "--import", "../mods/mine.py", "--dataset", "plugin-blobs"]
+    base += ["--quiet", "--no-plots"]
     work = tmp_path / "work"
 
     done = fnn_in(work, *base, "--model", "wide", "--hidden", "12", "--dropout", "--out", "a")
@@ -188,9 +189,8 @@ def test_every_flag_of_fnn_train_is_reserved() -> None:
     """:data:`fnn._options.RESERVED` holds every flag ``fnn train`` has besides the
     recipes' and optimizers' options, so a registration can refuse their names."""
     parser = cli._parser()
-    train = next(
-        a for a in parser._actions if isinstance(a, type(parser._subparsers._group_actions[0]))
-    ).choices["train"]
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    train = commands[0].choices["train"]
     theirs = set(cli._config.every_option())
     flags = {s for a in train._actions for s in a.option_strings if s.startswith("--")}
     names = {flag[2:].replace("-", "_") for flag in flags}
