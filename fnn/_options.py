@@ -163,3 +163,104 @@ def options_of(function: Callable[..., Any], skip: Sequence[str] = ()) -> tuple[
         kind = _kind(hints.get(param.name), f"{where}({param.name})")
         found.append(Option(param.name, kind, param.default, helps.get(param.name, "")))
     return tuple(found)
+
+
+TRAINING: tuple[Option, ...] = (
+    Option("dataset", str, "fashion-mnist", "a registered dataset (mnist, fashion-mnist, ...)"),
+    Option("model", str, "mlp", "a registered model recipe (mlp, cnn, ...)"),
+    Option("optimizer", str, "adam", "a registered optimizer (adam, adamw, sgd, ...)"),
+    Option("lr", float, None, "the learning rate (default: the model recipe's)"),
+    Option("schedule", str, "cosine", "constant, inverse-time, cosine, step or warmup-cosine"),
+    Option("decay", float, 0.0, "inverse-time decay: lr / (1 + decay * step)"),
+    Option("l2", float, 0.0, "an L2 penalty on the weights, (l2 / 2) * sum(w**2)"),
+    Option("batch_size", int, None, "examples per update (default: the model recipe's)"),
+    Option("epochs", int, None, "epochs in all (default: the model recipe's)"),
+    Option("seed", int, 0, "the run's seed, in [0, 2**63)"),
+    Option("validation_split", float, 0.1, "the fraction held out for validation"),
+    Option("patience", int, 0, "stop after this many epochs without improvement (0: never)"),
+    Option("augment", list, (), "flip and/or shift each training batch (none, flip,shift)"),
+    Option("shards", int, 1, "split each batch into this many shards, summed in order"),
+    Option("clip", float, 0.0, "clip the gradient's global norm to this (0: never)"),
+    Option("warmup", int, 0, "warmup-cosine: the updates of the linear warm-up"),
+    Option("min_lr", float, 0.0, "warmup-cosine: the rate the cosine ends at"),
+    Option(
+        "text",
+        str,
+        None,
+        "train a language model on a text: a file or a known text (tinyshakespeare)",
+    ),
+    Option("steps", int, None, "a language model's updates in all (default: the recipe's)"),
+    Option("eval_every", int, None, "a language model's updates between validations"),
+    Option(
+        "limit",
+        int,
+        None,
+        "train on the first N training images only, in the dataset's order (not "
+        "stratified; the validation split is taken from them; default all)",
+    ),
+    Option(
+        "log_every",
+        int,
+        0,
+        "record the mean training loss of every K updates in run.json's steps (0: never)",
+    ),
+)
+"""``fnn train``'s own training options (:data:`fnn.cli.OPTIONS`; the recipes and
+optimizers add theirs). Here, below the registries, so that a registration can refuse an
+option or a default the command could not take."""
+
+RUN_FLAGS = frozenset(
+    {
+        "help",
+        "import",
+        "data",
+        "data_dir",
+        "no_download",
+        "out",
+        "resume",
+        "stop_after",
+        "threads",
+        "timeout",
+        "allow_changed_conditions",
+        "quiet",
+        "no_plots",
+    }
+)
+"""The names of ``fnn train``'s other flags (``--out``, ``--resume``, ..., and argparse's
+``--help``), which say how and where a run goes, not what it is."""
+
+RESERVED = frozenset({o.name for o in TRAINING}) | RUN_FLAGS
+"""The names no recipe or optimizer option can take: ``fnn train`` has flags of these
+names already (a bool option ``x`` also gives ``--no-x``)."""
+
+
+def check_names(options: Sequence[Option], owner: str) -> None:
+    """Refuse options whose flags ``fnn train`` has already (:data:`RESERVED`): one named
+    like a flag, or a bool whose ``--no-`` flag is one. ``owner`` names the recipe or
+    optimizer in the message.
+
+    Raises:
+        ValueError: naming the option, the command's flag and what to do.
+    """
+    for option in options:
+        taken = [n for n in (option.name, f"no_{option.name}") if n in RESERVED]
+        if taken and (taken[0] == option.name or option.kind is bool):
+            flag = "--" + taken[0].replace("_", "-")
+            raise ValueError(
+                f"{owner}: the option {option.name!r} would be {flag}, a flag fnn train has "
+                f"already; rename it (taken: {', '.join(sorted(RESERVED))})"
+            )
+
+
+def options_after_first(function: Callable[..., Any], takes: str) -> tuple[Option, ...]:
+    """The options of a registered constructor (:func:`options_of`): its parameters but
+    the first, which ``takes`` describes (``"the dataset's DataInfo"``).
+
+    Raises:
+        TypeError: no parameters, or an option :func:`options_of` refuses.
+    """
+    names = list(inspect.signature(function).parameters)
+    if not names:
+        where = getattr(function, "__qualname__", repr(function))
+        raise TypeError(f"{where} takes {takes} first, but has no parameters")
+    return options_of(function, skip=names[:1])

@@ -21,13 +21,12 @@ is one registration; a user's own recipe, in a module the command imports with
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
-from . import _options, _registry, nn
+from . import _options, _registry, nn, optim
 from .data import DataInfo
 
 __all__ = ["RECIPES", "Recipe", "cnn", "gpt", "mlp", "recipe", "register"]
@@ -45,7 +44,9 @@ class Recipe:
         options: the build function's options (keyword parameters with defaults).
         defaults: the training settings the recipe prefers, by ``fnn train`` option name
             (``{"lr": 2e-3, "epochs": 20, "batch_size": 128}``); the command's own
-            defaults hold for the others.
+            defaults hold for the others. The command has none for ``lr``,
+            ``batch_size`` and ``epochs`` (a language model's ``steps`` and
+            ``eval_every``): a run of a recipe that gives none must give them as flags.
         shards_on_threads: how ``fnn train --threads T`` (``T > 1``) without ``--shards``
             uses the threads of a run on one process: True, ``T`` shards of each batch on
             ``T`` threads with one BLAS thread (as ``--shards T --threads T``; at most
@@ -62,6 +63,23 @@ class Recipe:
     options: tuple[_options.Option, ...]
     defaults: Mapping[str, Any]
     shards_on_threads: bool = False
+
+    def model(self, data: DataInfo, **options: Any) -> nn.Layer[Any, Any]:
+        """The recipe's model for ``data``: ``build(data, **options)``, checked to be a
+        layer.
+
+        Raises:
+            TypeError: the build function returned something other than an
+                :class:`fnn.nn.Layer` (or refused an option's type).
+            ValueError: the build function refused an option's value.
+        """
+        model = self.build(data, **options)
+        if not isinstance(model, nn.Layer):
+            raise TypeError(
+                f"the recipe {self.name!r} ({_registry.origin(self.build)}) must return an "
+                f"fnn.nn.Layer, got {type(model).__name__}"
+            )
+        return model
 
     @property
     def summary(self) -> str:
@@ -87,18 +105,28 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
             products.
         **defaults: the training settings the recipe prefers, by ``fnn train`` option
             name (``lr``, ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ...,
-            and its optimizer's own options, ``weight_decay``, ``b2``, ...).
+            and its optimizer's own options, ``weight_decay``, ``b2``, ...: those of the
+            optimizer it names, else of ``adam``, the command's). Give ``lr``,
+            ``epochs`` and ``batch_size`` (``steps``, ``eval_every`` and ``batch_size``
+            for a language model): the command has no defaults of its own for them, and
+            a run of a recipe without them must give them as flags.
 
     The decorated function is called ``build(data, **options)`` with a
-    :class:`fnn.data.DataInfo`; every other parameter must have a default and be
-    annotated ``bool``, ``int``, ``float``, ``str`` or ``tuple[int, ...]``: those are its
-    options. Their ranges are the model's own (a ValueError from the layers becomes a
-    usage error of the command).
+    :class:`fnn.data.DataInfo` and returns an :class:`fnn.nn.Layer` whose output for one
+    example is one score per class (``(data.num_classes,)``; a language model's,
+    ``(context, data.num_classes)``): ``fnn train`` refuses another before training.
+    Every other parameter must have a default and be annotated ``bool``, ``int``,
+    ``float``, ``str``, ``tuple[int, ...]`` or ``tuple[str, ...]``: those are its
+    options, and none can be named like one of ``fnn train``'s own flags (``seed``,
+    ``epochs``, ``clip``, ``out``, ...). Their ranges are the model's own (a ValueError
+    from the layers becomes a usage error of the command).
 
     Raises:
-        ValueError: a bad name, or one taken by another recipe.
-        TypeError: an option without a default or of another type, or
-            ``shards_on_threads`` not a bool.
+        ValueError: a bad name, one taken by another recipe, an option named like a flag
+            of ``fnn train``, or an unknown optimizer in ``defaults``.
+        TypeError: an option without a default or of another type, a default that is no
+            option of the command or of the recipe's optimizer (a misspelt name) or of
+            another type, or ``shards_on_threads`` not a bool.
 
     >>> import fnn
     >>> @fnn.recipes.register("tiny", lr=1e-2)
@@ -114,19 +142,46 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
             f"recipe {name!r}: shards_on_threads must be True or False, got {shards_on_threads!r}"
         )
 
+    _check_defaults(name, defaults)
+
     def decorate(build: F) -> F:
-        options = _options.options_of(build, skip=(next(iter(_parameters(build))),))
+        options = _options.options_after_first(build, "the dataset's DataInfo")
+        _options.check_names(options, f"recipe {name!r}")
         _RECIPES.add(name, Recipe(name, build, options, dict(defaults), shards_on_threads))
         return build
 
     return decorate
 
 
-def _parameters(build: Callable[..., Any]) -> list[str]:
-    names = list(inspect.signature(build).parameters)
-    if not names:
-        raise TypeError(f"a recipe takes the dataset's DataInfo first: {_registry.origin(build)}")
-    return names
+def _check_defaults(name: str, defaults: Mapping[str, Any]) -> None:
+    """Refuse defaults ``fnn train`` could not take: a name that is neither one of its
+    training options nor an option of the recipe's optimizer (its ``optimizer`` default,
+    else the command's), or a value of another type.
+
+    Raises:
+        ValueError: an unknown optimizer.
+        TypeError: an unknown name (the message lists the known ones) or a bad value.
+    """
+    general = {o.name: o for o in _options.TRAINING}
+    chosen = defaults.get("optimizer", general["optimizer"].default)
+    try:
+        make = optim.optimizer(chosen)
+    except ValueError as err:
+        raise ValueError(f"recipe {name!r}: optimizer={chosen!r}: {err}") from None
+    known = {**general, **{o.name: o for o in _options.options_after_first(make, "")}}
+    for key, value in defaults.items():
+        if key not in known:
+            raise TypeError(
+                f"recipe {name!r}: no default can be called {key!r}: it names no option "
+                f"of fnn train nor of its optimizer {chosen}; expected one of: "
+                f"{', '.join(sorted(known))}"
+            )
+        try:
+            known[key].from_json(known[key].to_json(value), f"recipe {name!r}")
+        except ValueError:
+            raise TypeError(
+                f"recipe {name!r}: the default {key}={value!r} must be {known[key].expects()}"
+            ) from None
 
 
 def recipe(name: str) -> Recipe:

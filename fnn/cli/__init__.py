@@ -39,6 +39,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -110,6 +111,52 @@ def _add(group: argparse._ArgumentGroup, option: _options.Option, help: str) -> 
         group.add_argument(option.flag, type=_value(option), default=None, help=help)
 
 
+def _help(option: _options.Option) -> str:
+    """The help line of a recipe's or optimizer's option: its docstring's, else (a
+    function without an ``Args:`` entry for it) its default."""
+    return option.help or f"(default {option.to_json(option.default)})"
+
+
+def _mixed(options: Sequence[_options.Option]) -> bool:
+    """Whether the recipes' and optimizers' options of one name take values of several
+    kinds (a user's ``hidden: int`` beside mlp's ``hidden: tuple[int, ...]``): the
+    command line's value is then parsed by the chosen one's kind (:func:`_parsed`)."""
+    return len({o.kind for o in options}) > 1
+
+
+def _add_mixed(
+    group: argparse._ArgumentGroup, options: Sequence[_options.Option], help: str
+) -> None:
+    """A flag of several kinds: its text kept (True for a bare flag, False for its
+    ``--no-`` form where one of them is a bool), parsed once the owner is chosen."""
+    flag = options[0].flag
+    if any(o.kind is bool for o in options):
+        group.add_argument(flag, nargs="?", const=True, default=None, help=help)
+        group.add_argument(
+            f"--no-{flag[2:]}", dest=options[0].name, action="store_const", const=False
+        )
+    else:
+        group.add_argument(flag, default=None, help=help)
+
+
+def _parsed(value: object, option: _options.Option, owner: str) -> object:
+    """The value of a flag of several kinds (:func:`_add_mixed`) for the chosen owner's
+    ``option``.
+
+    Raises:
+        UsageError: a value that is not of the option's kind (naming the owner).
+    """
+    if isinstance(value, bool):
+        if option.kind is bool:
+            return value
+        shown = option.flag if value else f"--no-{option.flag[2:]}"
+        raise UsageError(f"{shown}: {owner} expects {option.flag} VALUE, {option.expects()}")
+    try:
+        return option.parse(str(value))
+    except ValueError as err:
+        raise UsageError(f"{err} (for {owner})") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, its errors one line (a :class:`UsageError`) rather than usage and exit."""
 
@@ -151,12 +198,16 @@ def _parser() -> argparse.ArgumentParser:
     own = train_cmd.add_argument_group("options of the model recipes and optimizers")
     for name, options in sorted(_config.every_option().items()):
         owners = _owners(name)  # in the order of every_option's: recipes, then optimizers
-        helps = {o.help for o in options}
-        if len(helps) == 1:
-            text = f"{options[0].help} [{', '.join(sorted(set(owners)))}]".strip()
+        helps = [_help(o) for o in options]
+        if _mixed(options):  # one name, values of several kinds: each owner's own
+            text = " ".join(
+                f"{who}: {o.expects()}, {h}" for who, o, h in zip(owners, options, helps)
+            )
+            _add_mixed(own, options, text)
+        elif len(set(helps)) == 1:
+            _add(own, options[0], f"{helps[0]} [{', '.join(sorted(set(owners)))}]")
         else:  # one name, several meanings: each owner's own
-            text = " ".join(f"{who}: {o.help}" for who, o in zip(owners, options))
-        _add(own, options[0], text)
+            _add(own, options[0], " ".join(f"{who}: {h}" for who, h in zip(owners, helps)))
     run = train_cmd.add_argument_group("the run")
     run.add_argument("--data-dir", type=Path, help="directory holding the dataset's files")
     run.add_argument("--no-download", action="store_true", help="never download the data")
@@ -282,22 +333,23 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         directory, general["dataset"] = _config.resolved(args.data), args.data.resolve().name
     model = str(general["model"] or OPTIONS[1].default)
     opt = str(general["optimizer"] or OPTIONS[2].default)
-    mine = {o.name for o in _config.model_options(model)}
-    theirs = {o.name for o in _config.optimizer_options(opt)}
-    given = {n: getattr(args, n) for n in _config.every_option() if getattr(args, n) is not None}
-    stray = sorted(set(given) - mine - theirs)
+    mine = {o.name: o for o in _config.model_options(model)}
+    theirs = {o.name: o for o in _config.optimizer_options(opt)}
+    every = _config.every_option()
+    given = {n: getattr(args, n) for n in every if getattr(args, n) is not None}
+    stray = sorted(set(given) - set(mine) - set(theirs))
     if stray:
         name = stray[0]
         raise UsageError(
             f"--{name.replace('_', '-')} applies to {' or '.join(_owners(name))}, not to "
             f"--model {model} with --optimizer {opt}"
         )
-    config = complete(
-        general,
-        {k: v for k, v in given.items() if k in mine},
-        {k: v for k, v in given.items() if k in theirs},
-        directory,
-    )
+    parts: list[dict[str, object]] = [{}, {}]
+    for part, options, owner in ((0, mine, f"--model {model}"), (1, theirs, f"--optimizer {opt}")):
+        for k, v in given.items():
+            if k in options:
+                parts[part][k] = _parsed(v, options[k], owner) if _mixed(every[k]) else v
+    config = complete(general, parts[0], parts[1], directory)
     config = _threads_as_shards(config, args, model)
     unused = [n for n, v in general.items() if v is not None and n not in config.general]
     if unused:
@@ -351,11 +403,15 @@ def _keeps_state(config: Config) -> bool:
 
 def _import(names: Sequence[str]) -> None:
     """Import the modules (or ``.py`` files) the command line names, for their
-    registrations; a module name is looked up in the current directory first, as under
-    ``python -m fnn`` (:func:`_current_directory_first`).
+    registrations: a module name is looked up in the current directory first, as under
+    ``python -m fnn`` (:func:`_current_directory_first`); a file's own directory goes first
+    on ``sys.path``, as under ``python file.py``, so that it imports the modules beside it.
 
     Raises:
-        UsageError: a module that cannot be imported (naming it and why).
+        UsageError: a module that cannot be imported or raises when imported (naming it,
+            the error and the line of the user's code it came from); an error other than
+            a ValueError or TypeError raised within fnn's own code is a bug in fnn and
+            keeps its traceback.
     """
     for name in names:
         try:
@@ -363,23 +419,54 @@ def _import(names: Sequence[str]) -> None:
                 _current_directory_first()
                 importlib.import_module(name)
             else:
-                path = Path(name)
-                spec = importlib.util.spec_from_file_location(path.stem, path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"not a Python file: {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules.setdefault(path.stem, module)
-                spec.loader.exec_module(module)
+                _import_file(Path(name))
         except (ImportError, OSError, SyntaxError) as err:
             raise UsageError(f"--import {name}: {type(err).__name__}: {err}") from None
+        except Exception as err:
+            where, in_fnn = _origin(err)
+            if in_fnn and not isinstance(err, (ValueError, TypeError)):
+                raise
+            at = f" (at {where})" if where else ""
+            raise UsageError(f"--import {name}: {type(err).__name__}: {err}{at}") from None
+
+
+def _import_file(path: Path) -> None:
+    """Import the ``.py`` file ``path`` as the module of its stem, its directory first on
+    ``sys.path`` (unless there).
+
+    Raises:
+        ImportError: not a Python file; or what importing it raises.
+    """
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"not a Python file: {path}")
+    _first_on_path(os.path.abspath(path.parent))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(path.stem, module)
+    spec.loader.exec_module(module)
+
+
+def _origin(err: BaseException) -> tuple[str, bool]:
+    """Where ``err`` comes from: ``file:line`` of the innermost frame of its traceback in
+    a user's code (the line that raised, or that called fnn; "" for none), and whether it
+    was raised within fnn's own package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith("<")]
+    users = [f for f in frames if not os.path.abspath(f.filename).startswith(package)]
+    where = f"{users[-1].filename}:{users[-1].lineno}" if users else ""
+    return where, bool(frames) and frames[-1] not in users
 
 
 def _current_directory_first() -> None:
     """Put the current directory first on ``sys.path`` unless it is there, as ``python -m``
     does: the ``fnn`` script's ``sys.path[0]`` is the directory of the script itself."""
-    here = os.getcwd()
-    if not any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
-        sys.path.insert(0, here)
+    _first_on_path(os.getcwd())
+
+
+def _first_on_path(directory: str) -> None:
+    """Put ``directory`` first on ``sys.path`` unless it is there."""
+    if not any(os.path.abspath(entry or os.curdir) == directory for entry in sys.path):
+        sys.path.insert(0, directory)
 
 
 def _imports(argv: Sequence[str]) -> list[str]:

@@ -11,7 +11,6 @@ only the options that apply to it.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +21,7 @@ import attrs
 from .. import _checks, data, nn, optim, parallel, recipes
 from .. import random as _random
 from .._checks import MAX_INT
-from .._options import Option, options_of
+from .._options import TRAINING, Option, options_after_first
 from ..train import EarlyStopping
 
 
@@ -30,50 +29,7 @@ class UsageError(Exception):
     """A problem the user can fix (bad option, missing file): printed without a traceback."""
 
 
-def _option(name: str, kind: type, default: Any, help: str) -> Option:
-    return Option(name, kind, default, help)
-
-
-OPTIONS: tuple[Option, ...] = (
-    _option("dataset", str, "fashion-mnist", "a registered dataset (mnist, fashion-mnist, ...)"),
-    _option("model", str, "mlp", "a registered model recipe (mlp, cnn, ...)"),
-    _option("optimizer", str, "adam", "a registered optimizer (adam, adamw, sgd, ...)"),
-    _option("lr", float, None, "the learning rate (default: the model recipe's)"),
-    _option("schedule", str, "cosine", "constant, inverse-time, cosine, step or warmup-cosine"),
-    _option("decay", float, 0.0, "inverse-time decay: lr / (1 + decay * step)"),
-    _option("l2", float, 0.0, "an L2 penalty on the weights, (l2 / 2) * sum(w**2)"),
-    _option("batch_size", int, None, "examples per update (default: the model recipe's)"),
-    _option("epochs", int, None, "epochs in all (default: the model recipe's)"),
-    _option("seed", int, 0, "the run's seed, in [0, 2**63)"),
-    _option("validation_split", float, 0.1, "the fraction held out for validation"),
-    _option("patience", int, 0, "stop after this many epochs without improvement (0: never)"),
-    _option("augment", list, (), "flip and/or shift each training batch (none, flip,shift)"),
-    _option("shards", int, 1, "split each batch into this many shards, summed in order"),
-    _option("clip", float, 0.0, "clip the gradient's global norm to this (0: never)"),
-    _option("warmup", int, 0, "warmup-cosine: the updates of the linear warm-up"),
-    _option("min_lr", float, 0.0, "warmup-cosine: the rate the cosine ends at"),
-    _option(
-        "text",
-        str,
-        None,
-        "train a language model on a text: a file or a known text (tinyshakespeare)",
-    ),
-    _option("steps", int, None, "a language model's updates in all (default: the recipe's)"),
-    _option("eval_every", int, None, "a language model's updates between validations"),
-    _option(
-        "limit",
-        int,
-        None,
-        "train on the first N training images only, in the dataset's order (not "
-        "stratified; the validation split is taken from them; default all)",
-    ),
-    _option(
-        "log_every",
-        int,
-        0,
-        "record the mean training loss of every K updates in run.json's steps (0: never)",
-    ),
-)
+OPTIONS: tuple[Option, ...] = TRAINING
 """The command's own training options (the recipes and optimizers add theirs)."""
 
 TEXT_ONLY = frozenset({"text", "steps", "eval_every"})
@@ -133,8 +89,7 @@ def optimizer_options(name: str) -> tuple[Option, ...]:
         make = optim.optimizer(name)
     except ValueError as err:
         raise UsageError(f"--optimizer: {err}") from None
-    first = next(iter(inspect.signature(make).parameters))
-    return options_of(make, skip=(first,))
+    return options_after_first(make, "the learning rate")
 
 
 def every_option() -> dict[str, list[Option]]:
@@ -271,17 +226,38 @@ def complete(
     return Config(values, model_values, opt_values, directory)
 
 
-def build_model(config: Config, info: data.DataInfo) -> nn.Layer[Any, Any]:
-    """The model of a config for a dataset: its recipe's build with its options.
+def build_model(config: Config, info: data.DataInfo, *, outputs: bool = True) -> nn.Layer[Any, Any]:
+    """The model of a config for a dataset: its recipe's build with its options, checked
+    (with ``outputs``) to give one score per class of ``info`` for an example of its
+    shape: ``(num_classes,)``, a language model's ``(context, num_classes)``.
 
     Raises:
-        UsageError: the recipe refuses an option (its own check's message).
+        UsageError: the recipe refuses an option (its own check's message) or returns no
+            layer, or a model that does not take the data's examples or gives other
+            outputs (naming the recipe and both shapes).
     """
     name = config.general["model"]
     try:
-        return recipes.recipe(name).build(info, **config.model)
+        model = recipes.recipe(name).model(info, **config.model)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--model {name}: {err}") from None
+    if not outputs:
+        return model
+    classes = (info.num_classes,)
+    expected = (*info.in_shape, *classes) if "text" in config.general else classes
+    try:
+        shape = model.output_shape(info.in_shape)
+    except (ValueError, TypeError) as err:
+        raise UsageError(
+            f"--model {name}: the model does not take the data's examples of shape "
+            f"{info.in_shape}: {err}"
+        ) from None
+    if shape != expected:
+        raise UsageError(
+            f"--model {name}: the model's output for one example has shape {shape}, but the "
+            f"data has {info.num_classes} classes: expected {expected} (one score per class)"
+        )
+    return model
 
 
 def total_updates(config: Config, steps_per_epoch: int) -> int:
@@ -343,6 +319,10 @@ _GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
 """The library's own check of each general option that has one."""
 
 
+_NO_DEFAULT = ("lr", "batch_size", "epochs", "steps", "eval_every")
+"""The general options the command has no default for: the recipe's, else a flag's."""
+
+
 def _not_negative(value: Any, what: str) -> float:
     """``value`` if it is a finite number >= 0 (a rate a schedule ends at)."""
     number = _checks.real(value, what)
@@ -373,6 +353,12 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
         raise UsageError(
             f"--text: --model {g['model']} is not a language model (it has no --context)"
         )
+    missing = [GENERAL[n].flag for n in _NO_DEFAULT if n in g and g[n] is None]
+    if missing:
+        raise UsageError(
+            f"--model {g['model']} gives no default for {', '.join(missing)} (the command has "
+            f"none): pass {' '.join(f'{flag} VALUE' for flag in missing)}"
+        )
     bad = []
     for name, check in _GENERAL_CHECKS.items():
         if name in g:
@@ -400,7 +386,7 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
     if info is not None:
         build_model(config, info)
     else:  # the shapes come with the data: the recipe checks its own options now
-        build_model(config, data.DataInfo((28, 28), tuple("0123456789")))
+        build_model(config, data.DataInfo((28, 28), tuple("0123456789")), outputs=False)
 
 
 def data_info(config: Config) -> data.DataInfo | None:

@@ -51,6 +51,9 @@ _INITIALIZERS: Registry[Initializer] = Registry("weight initializer")
 INITIALIZERS: Mapping[str, Initializer] = _INITIALIZERS.view
 """Every registered initializer by name (a read-only live view)."""
 
+_PARAMETRIC = re.compile(r"(\w+)\(([^()]*)\)")
+"""A made initializer's name: ``normal(0.02)``, ``constant(0)`` (:data:`_FACTORIES`)."""
+
 
 def register_initializer(name: str) -> Callable[[Initializer], Initializer]:
     """Register an initializer under ``name`` (a decorator), as layers are registered
@@ -58,7 +61,9 @@ def register_initializer(name: str) -> Callable[[Initializer], Initializer]:
     weight_init=name)``, specs and model files and ``fnn train --init name`` then find it.
 
     Raises:
-        ValueError: a bad name, or one taken by another initializer.
+        ValueError: a bad name, one taken by another initializer, or one of the form
+            ``normal(...)`` or ``constant(...)``, which names a made initializer
+            (:func:`normal`, :func:`constant`) and so would never find this one.
 
     >>> import fnn, numpy as np
     >>> @fnn.nn.register_initializer("halves")
@@ -68,6 +73,12 @@ def register_initializer(name: str) -> Callable[[Initializer], Initializer]:
     array([0.5, 0.5], dtype=float32)
     """
     _INITIALIZERS.check_name(name)
+    made = _PARAMETRIC.fullmatch(name)
+    if made is not None and made.group(1) in _FACTORIES:
+        raise ValueError(
+            f"an initializer cannot be registered as {name!r}: {made.group(1)}(...) names "
+            f"the made initializer fnn.nn.{made.group(1)}, so {name!r} would never find it"
+        )
 
     def decorate(init: Initializer) -> Initializer:
         return _INITIALIZERS.add(name, init)
@@ -244,8 +255,6 @@ def constant(value: float) -> Initializer:
 
 _FACTORIES: Mapping[str, Callable[[float], Initializer]] = {"normal": normal, "constant": constant}
 """The initializers made from one number, by the name their results carry."""
-
-_PARAMETRIC = re.compile(r"(\w+)\(([^()]*)\)")
 
 
 def describe(init: Initializer) -> str | None:

@@ -113,7 +113,11 @@ def register(
 
     Raises:
         ValueError: ``name`` is taken by another constructor or is not a str; a parameter
-            is called ``layer`` (the spec's own key) or is a ``**kwargs``.
+            is called ``layer`` (the spec's own key) or is a ``**kwargs``; a type's name
+            belongs to another class.
+        TypeError: an entry of ``types`` that is not an attrs class or a named tuple.
+
+    A refused registration registers nothing (neither the name nor any of the types).
 
     >>> import fnn, numpy as np
     >>> @fnn.nn.register("twice", activation=True)
@@ -144,13 +148,44 @@ def register(
             bound.apply_defaults()
             return attrs.evolve(layer, spec=_spec(name, bound), name=layer.name or name)
 
+        named = _type_names(name, types)  # checked before anything is registered
         _LAYERS.add(name, Registered(name, build, signature, tuple(types), activation))
-        for cls in types:
-            if _tree.registered_name(cls) is None:
-                _tree.register_type(cls, f"{name}.{cls.__qualname__}")
+        for cls, type_name in named:
+            _tree.register_type(cls, type_name)
         return build
 
     return decorate
+
+
+def _type_names(name: str, types: Sequence[type]) -> list[tuple[type, str]]:
+    """The record types of the layer ``name`` that have no name yet, each with the name
+    :func:`register` gives it (``"<name>.<ClassName>"``), all checked first so that a bad
+    one leaves nothing registered.
+
+    Raises:
+        TypeError: an entry that is not an attrs class or a named tuple, or a class with a
+            field a tree cannot hold.
+        ValueError: a name that belongs to another class.
+    """
+    found = []
+    for cls in types:
+        record = isinstance(cls, type) and attrs.has(cls)
+        if not (
+            record or (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields"))
+        ):
+            raise TypeError(
+                f"{name}: types must be attrs classes or named tuples (the layer's params "
+                f"and state), got {cls!r}"
+            )
+        if record:
+            _tree.record_fields(cls)
+        if _tree.registered_name(cls) is None:
+            type_name = f"{name}.{cls.__qualname__}"
+            known = _tree.TYPES.get(type_name)
+            if known is not None and known is not cls:
+                raise ValueError(f"{name}: the type name {type_name!r} belongs to {known!r}")
+            found.append((cls, type_name))
+    return found
 
 
 def _layers_in(value: Any) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from .. import _options
 from .._registry import Registry
 from ._base import EmptyState, Optimizer, chain
 from ._schedules import Schedule
@@ -54,8 +55,11 @@ def register(name: str) -> Callable[[F], F]:
     """Register an optimizer constructor under ``name`` (a decorator), as layers are
     registered with :func:`fnn.nn.register`: ``fnn train --optimizer name`` then finds
     it. Its first parameter is the learning rate (a float or a schedule); its other
-    parameters, each with a default and annotated ``bool``, ``int``, ``float`` or ``str``,
-    become options of ``fnn train`` (``--b1``, ``--weight-decay``).
+    parameters, each with a default and annotated ``bool``, ``int``, ``float``, ``str``,
+    ``tuple[int, ...]`` or ``tuple[str, ...]``, become options of ``fnn train``
+    (``--b1``, ``--weight-decay``), with the help lines of the docstring's ``Args:``. An
+    option cannot be named like one of ``fnn train``'s own flags (``seed``, ``epochs``,
+    ``clip``, ``out``, ...; the message lists them).
 
     Args:
         name: the optimizer's name in the command and in run records.
@@ -64,7 +68,10 @@ def register(name: str) -> Callable[[F], F]:
         A decorator that registers the constructor and returns it unchanged.
 
     Raises:
-        ValueError: a bad name, or one taken by another constructor.
+        ValueError: a bad name, one taken by another constructor, or an option named
+            like a flag of ``fnn train``.
+        TypeError: a constructor without parameters, or an option without a default or
+            of another type.
 
     >>> import fnn
     >>> @fnn.optim.register("sgd_half")
@@ -76,6 +83,8 @@ def register(name: str) -> Callable[[F], F]:
     _OPTIMIZERS.check_name(name)
 
     def decorate(make: F) -> F:
+        options = _options.options_after_first(make, "the learning rate")
+        _options.check_names(options, f"optimizer {name!r}")
         return _OPTIMIZERS.add(name, make)  # type: ignore[return-value]
 
     return decorate

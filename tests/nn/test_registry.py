@@ -11,6 +11,7 @@ import pytest
 
 import fnn
 from fnn import nn, random
+from tests.support import user_layers  # noqa: F401 (registers test_center)
 
 
 def test_from_spec_rebuilds_the_same_model(key: random.Key) -> None:
@@ -77,3 +78,24 @@ def test_a_file_names_only_registered_layers(tmp_path: Path, key: random.Key) ->
         "layer": "test_center",
         "momentum": 0.5,
     }
+
+
+def _ident() -> nn.Layer[None, None]:
+    return nn.parameterless(lambda x: (x, None), lambda r, dy: dy)
+
+
+@pytest.mark.parametrize("types", [(1,), ("Params",), (object,)])
+def test_a_refused_registration_registers_nothing(types: Any) -> None:
+    """Bad ``types`` are refused with a TypeError naming them, and the layer's name stays
+    free (it was registered before the types were checked)."""
+    name = f"refused_types_{types[0]!s}"
+    with pytest.raises(TypeError, match="types must be attrs classes or named tuples"):
+        nn.register(name, types=types)(_ident)
+    assert name not in nn.LAYERS
+
+
+@pytest.mark.parametrize("name", ["normal(0.5)", "constant(1)", "normal()"])
+def test_an_initializer_name_a_made_one_shadows_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="would never find it"):
+        nn.register_initializer(name)
+    assert name not in nn.INITIALIZERS

@@ -1,0 +1,229 @@
+"""The command on registrations a user gets wrong or that clash with the command's own
+(fnn/cli, fnn.recipes.register, fnn.optim.register): each is refused at registration or
+before training with one line, never by a traceback, and same-named options of several
+kinds are each parsed by the chosen recipe's kind (found by a user probe)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fnn
+from fnn import cli, nn
+from fnn._options import RESERVED
+
+from .test_registries import PLUGIN
+
+ROOT = Path(fnn.__file__).resolve().parents[1]
+
+MODULE = (
+    PLUGIN
+    + '''
+import helper  # a module beside this file
+
+
+@fnn.recipes.register("wide", lr=0.05, epochs=1, batch_size=30)
+def wide(data: fnn.data.DataInfo, *, hidden: int = 8, dropout: bool = False) -> nn.Layer[Any, Any]:
+    """An MLP of one hidden layer (mlp's hidden is a tuple, cnn's dropout a float).
+
+    Args:
+        hidden: the width.
+        dropout: dropout before the last layer.
+    """
+    tail = [nn.dropout(0.5)] if dropout else []
+    return nn.serial(nn.flatten(), nn.dense(hidden), nn.relu(), *tail, nn.dense(data.num_classes))
+
+
+@fnn.recipes.register("seven", lr=0.05, epochs=1, batch_size=30)
+def seven(data: fnn.data.DataInfo) -> nn.Layer[Any, Any]:
+    return nn.mlp((4, helper.OUTPUTS))
+
+
+@fnn.recipes.register("fewer", lr=0.05, epochs=1, batch_size=30)
+def fewer(data: fnn.data.DataInfo) -> nn.Layer[Any, Any]:
+    return nn.mlp((4, 2))
+
+
+@fnn.recipes.register("word", lr=0.05, epochs=1, batch_size=30)
+def word(data: fnn.data.DataInfo) -> Any:
+    return "not a layer"
+
+
+@fnn.recipes.register("plain", epochs=1)
+def plain(data: fnn.data.DataInfo) -> nn.Layer[Any, Any]:
+    return nn.mlp((4, data.num_classes))
+
+
+@fnn.optim.register("undocumented")
+def undocumented(learning_rate: float = 0.1, inertia: float = 0.25) -> fnn.optim.Optimizer[Any]:
+    return fnn.optim.sgd(learning_rate, inertia)
+'''
+)
+
+
+def fnn_in(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m fnn ARGS`` in ``cwd``, with this fnn (the tests' own) importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "fnn", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a command refused as a user's error (exit 2, one line)."""
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("fnn train: error: ")
+    return done.stderr
+
+
+def test_a_users_module_is_imported_from_its_file_and_its_models_checked(tmp_path: Path) -> None:
+    """``--import mods/mine.py`` imports ``helper`` beside it (as ``python mods/mine.py``
+    would); ``--hidden`` and ``--dropout`` are parsed by the chosen recipe's kind (an int
+    and a bool for ``wide``, integers for mlp); a model whose outputs do not fit the
+    classes, a recipe returning no layer and a run without a learning rate are refused
+    before training, in one line, with no run directory written."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "mine.py").write_text(MODULE)
+    (tmp_path / "mods" / "helper.py").write_text("OUTPUTS = 7\n")
+    (tmp_path / "work").mkdir()
+    base = ["train", "--import", "../mods/mine.py", "--dataset", "plugin-blobs"]
+    base += ["--quiet", "--no-plots"]
+    work = tmp_path / "work"
+
+    done = fnn_in(work, *base, "--model", "wide", "--hidden", "12", "--dropout", "--out", "a")
+    assert done.returncode == 0, done.stderr
+    config = json.loads((work / "a" / "run.json").read_text())["config"]
+    assert config["hidden"] == 12 and config["dropout"] is True
+    done = fnn_in(work, *base, "--model", "mlp", "--hidden", "6,5", "--epochs", "1", "--out", "b")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((work / "b" / "run.json").read_text())["config"]["hidden"] == [6, 5]
+    assert "expects an integer, got '6,5' (for --model wide)" in one_line(
+        fnn_in(work, *base, "--model", "wide", "--hidden", "6,5", "--out", "c")
+    )
+
+    for model, shape in (("seven", "(7,)"), ("fewer", "(2,)")):
+        line = one_line(fnn_in(work, *base, "--model", model, "--out", model))
+        assert f"--model {model}: the model's output for one example has shape {shape}" in line
+        assert "the data has 3 classes: expected (3,)" in line
+        assert not (work / model).exists()
+    line = one_line(fnn_in(work, *base, "--model", "word", "--out", "word"))
+    assert "the recipe 'word' (mine.word) must return an fnn.nn.Layer, got str" in line
+    line = one_line(fnn_in(work, *base, "--model", "plain", "--out", "plain"))
+    assert "--model plain gives no default for --lr, --batch-size" in line
+    assert not (work / "word").exists() and not (work / "plain").exists()
+
+    shown = fnn_in(work, "train", "--import", "../mods/mine.py", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--inertia INERTIA     (default 0.25) [--optimizer undocumented]" in shown.stdout
+
+
+def test_a_registration_error_in_an_imported_module_is_one_line(tmp_path: Path) -> None:
+    """A recipe option named like a flag of ``fnn train`` (which broke every run, --help
+    too) and an option without a default are refused where the module registers them:
+    one line naming the module's line, exit status 2."""
+    (tmp_path / "clash.py").write_text(
+        "import fnn\n\n"
+        '@fnn.recipes.register("seeded", lr=0.1, epochs=1, batch_size=8)\n'
+        "def seeded(data, *, seed: int = 0):\n"
+        "    return fnn.nn.mlp((4, data.num_classes))\n"
+    )
+    (tmp_path / "nodefault.py").write_text(
+        "import fnn\n\n"
+        '@fnn.optim.register("o1")\n'
+        "def o1(learning_rate: float = 0.1, beta: float):\n"
+        "    return fnn.optim.sgd(learning_rate)\n".replace("beta: float", "*, beta: float")
+    )
+    line = one_line(fnn_in(tmp_path, "train", "--import", "clash.py", "--help"))
+    assert "--import clash.py: ValueError: recipe 'seeded': the option 'seed' would be" in line
+    assert f"(at {tmp_path / 'clash.py'}:3)" in line
+    line = one_line(fnn_in(tmp_path, "train", "--import", "nodefault.py", "--help"))
+    assert "TypeError: o1: the option 'beta' needs a default" in line
+
+
+def _build(data: fnn.data.DataInfo, **options: Any) -> nn.Layer[Any, Any]:
+    return nn.mlp((4, data.num_classes))
+
+
+def _seeded(data: fnn.data.DataInfo, *, seed: int = 0) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _plotting(data: fnn.data.DataInfo, *, plots: bool = True) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _plots(data: fnn.data.DataInfo, *, plots: int = 1) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _clipped(learning_rate: float = 0.1, clip: float = 0.0) -> fnn.optim.Optimizer[Any]:
+    return fnn.optim.sgd(learning_rate)
+
+
+def test_options_named_like_the_commands_flags_are_refused_at_registration() -> None:
+    with pytest.raises(ValueError, match="recipe 'seeded': the option 'seed' would be --seed"):
+        fnn.recipes.register("seeded", lr=0.1, epochs=1, batch_size=8)(_seeded)
+    with pytest.raises(ValueError, match="the option 'plots' would be --no-plots"):
+        fnn.recipes.register("plotting", lr=0.1, epochs=1, batch_size=8)(_plotting)
+    with pytest.raises(ValueError, match="optimizer 'clipped': the option 'clip' would be --clip"):
+        fnn.optim.register("clipped")(_clipped)
+    assert not {"seeded", "plotting"} & set(fnn.recipes.RECIPES)
+    assert "clipped" not in fnn.optim.OPTIMIZERS
+    options = fnn._options.options_after_first(_plots, "data")  # an int: no --no-plots
+    fnn._options.check_names(options, "recipe 'plots'")  # accepted: raises nothing
+
+
+def test_every_flag_of_fnn_train_is_reserved() -> None:
+    """:data:`fnn._options.RESERVED` holds every flag ``fnn train`` has besides the
+    recipes' and optimizers' options, so a registration can refuse their names."""
+    parser = cli._parser()
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    train = commands[0].choices["train"]
+    theirs = set(cli._config.every_option())
+    flags = {s for a in train._actions for s in a.option_strings if s.startswith("--")}
+    names = {flag[2:].replace("-", "_") for flag in flags}
+    own = {n for n in names if n not in theirs and n.removeprefix("no_") not in theirs}
+    assert own <= RESERVED, own - RESERVED
+    assert names | {"help"} >= RESERVED, RESERVED - names
+
+
+@pytest.mark.parametrize(
+    ("defaults", "error", "message"),
+    [
+        ({"optimiser": "sgd"}, TypeError, r"no default can be called 'optimiser'.*optimizer"),
+        ({"weight_decay": 0.5}, TypeError, r"'weight_decay': it names no option .* adam;"),
+        ({"lr": "fast"}, TypeError, r"the default lr='fast' must be a number"),
+        ({"hidden": (8,)}, TypeError, r"no default can be called 'hidden'"),
+        ({"optimizer": "nadam"}, ValueError, r"optimizer='nadam': unknown optimizer"),
+    ],
+)
+def test_recipe_defaults_the_command_could_not_take_are_refused(
+    defaults: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        fnn.recipes.register("defaulted", **defaults)
+    assert "defaulted" not in fnn.recipes.RECIPES
+
+
+def test_defaults_of_the_recipes_optimizer_are_taken() -> None:
+    """``weight_decay`` is an option of adamw, the optimizer the recipe names."""
+    decorate = fnn.recipes.register("decayed", optimizer="adamw", weight_decay=0.5)
+    assert callable(decorate)  # not registered until it decorates a build function
+
+
+def test_a_run_without_a_learning_rate_names_the_missing_flags() -> None:
+    config = cli.complete({"model": "mlp"}, {}, {}).evolve(lr=None, epochs=None)
+    with pytest.raises(cli.UsageError, match=r"--model mlp gives no default for --lr, --epochs"):
+        cli.check_config(config, None)
