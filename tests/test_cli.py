@@ -316,6 +316,11 @@ def test_cnn_runs_with_dropout_and_batch_norm_rerun_and_resume_bit_identically(
     ("args", "message"),
     [
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
+        (("--clip", "-1"), "--clip: the norm to clip to must be a finite number > 0, or 0 for"),
+        (  # a classifier's option beside --text: the --text is what is wrong
+            ("--text", "tinyshakespeare", "--epochs", "3"),
+            "--text: --model mlp is not a language model (it has no --context)",
+        ),
         (("--padding", "valid"), "--padding applies to --model cnn"),
         (("--augment", "rotate"), "--augment: unknown 'rotate'; expected names from"),
     ],
@@ -425,6 +430,11 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (("--activation", "sigmoidd"), "sigmoidd"),
         (("--init", "zeroes"), "zeroes"),
         (("--batch-norm",), "--batch-norm applies to --model cnn"),
+        (("--clip", "-1"), "--clip: the norm to clip to must be a finite number > 0, or 0 for"),
+        (  # a classifier's option beside --text: the --text is what is wrong
+            ("--text", "tinyshakespeare", "--epochs", "3"),
+            "--text: --model mlp is not a language model (it has no --context)",
+        ),
         (("--hidden", "100000000"), "parameters: training it takes about"),
         (
             ("--model", "cnn", "--batch-norm", "--batch-size", "1"),

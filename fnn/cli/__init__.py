@@ -351,6 +351,9 @@ def _config_from_args(args: argparse.Namespace) -> Config:
                 parts[part][k] = _parsed(v, options[k], owner) if _mixed(every[k]) else v
     config = complete(general, parts[0], parts[1], directory)
     config = _threads_as_shards(config, args, model)
+    wrong_text = _config.text_for_a_classifier(config)
+    if wrong_text is not None:  # before the options a classifier's run would have taken
+        raise UsageError(wrong_text)
     unused = [n for n, v in general.items() if v is not None and n not in config.general]
     if unused:
         flag = _config.GENERAL[unused[0]].flag

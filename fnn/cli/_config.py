@@ -309,7 +309,7 @@ _GENERAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "decay": lambda v: optim.inverse_time_decay(1.0, v),
     "l2": lambda v: v == 0 or optim.add_l2(v),
     "shards": lambda v: parallel.check_plan(v, None),
-    "clip": lambda v: v == 0 or optim.clip_by_global_norm(v),
+    "clip": lambda v: v == 0 or _clip_norm(v),
     "min_lr": lambda v: _not_negative(v, "min_lr"),
     "steps": lambda v: _checks.positive_int(v, "steps"),
     "eval_every": lambda v: _checks.positive_int(v, "eval_every"),
@@ -338,6 +338,25 @@ def _patience(value: Any) -> EarlyStopping:
         raise ValueError(f"0 (no early stopping) or {err}") from None
 
 
+def _clip_norm(value: float) -> object:
+    """``--clip``'s check: 0 (no clipping) or what ``clip_by_global_norm`` takes."""
+    try:
+        return optim.clip_by_global_norm(value)
+    except ValueError:
+        raise ValueError(
+            f"the norm to clip to must be a finite number > 0, or 0 for no clipping, got {value}"
+        ) from None
+
+
+def text_for_a_classifier(config: Config) -> str | None:
+    """What is wrong with ``config`` when it gives ``--text`` to a model that is not a
+    language model (one without a ``context``), else None."""
+    g = config.general
+    if g.get("text") is not None and not isinstance(config.model.get("context"), int):
+        return f"--text: --model {g['model']} is not a language model (it has no --context)"
+    return None
+
+
 def check_config(config: Config, info: data.DataInfo | None) -> None:
     """Check every value of ``config`` with the library's own checks, by building what it
     configures: each general option, the dataset's name, the model (for ``info``, the
@@ -349,10 +368,9 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
     """
     g = config.general
     context = config.model.get("context")
-    if "text" in g and not isinstance(context, int):  # what else it says would not apply
-        raise UsageError(
-            f"--text: --model {g['model']} is not a language model (it has no --context)"
-        )
+    wrong_text = text_for_a_classifier(config)
+    if wrong_text is not None:  # what else it says would not apply
+        raise UsageError(wrong_text)
     missing = [GENERAL[n].flag for n in _NO_DEFAULT if n in g and g[n] is None]
     if missing:
         raise UsageError(

@@ -685,7 +685,8 @@ def _finish(
     fingerprint = _tree.fingerprint(final.params)
     previous = read_run(directory) if (directory / RUN_FILE).is_file() else {}
     matrix = None
-    if not finished(directory, previous, fingerprint):
+    done = finished(directory, previous, fingerprint)  # a finished run's files are kept
+    if not done:
         if ready.text is None:
             results, matrix, metadata = _image_results(ready, comm, final)
         else:
@@ -750,7 +751,8 @@ def _finish(
             f"validation loss {found['loss']:.4f} ({found['bits_per_character']:.4f} bits per "
             "character)\n"
         )
-    out.write(printable(f"wrote {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
+    verb = "kept (the run was finished)" if done else "wrote"
+    out.write(printable(f"{verb} {directory / MODEL_FILE}, {directory / RUN_FILE}") + "\n")
     return 0
 
 

@@ -223,7 +223,8 @@ def fit(
         key: the run's key: initial params (when neither ``params`` nor ``state`` is
             given), the validation split and every epoch's shuffle derive from it.
         epochs: the total number of epochs; a resumed ``state`` that has finished
-            ``k`` epochs trains ``epochs - k`` more.
+            ``k`` epochs trains ``epochs - k`` more, and one whose run early stopping
+            ended (``state.stopped``) none: it is a finished run, returned as it is.
         batch_size, shuffle, drop_last: how each epoch is batched.
         params: the initial params (default: ``model.init`` from the key, in ``dtype``).
         model_state: the initial model state of a stateful model (default:

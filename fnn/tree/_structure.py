@@ -178,6 +178,22 @@ def _dict(tree: Any, out: list[Any]) -> TreeDef:
     return node("dict", None, keys, (), tuple([_flatten_into(tree[k], out) for k in keys]))
 
 
+def _static_of(record: Any, names: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The ``(name, value)`` of a record's static fields, each value hashable (it is part
+    of the structure, which is compared and cached), else a TypeError naming the field."""
+    found = tuple([(name, getattr(record, name)) for name in names])
+    for name, value in found:
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"{type(record).__name__}.{name} is a static field (configuration, part of the "
+                f"tree's structure), so its value must be hashable, got {type(value).__name__}: "
+                "use a tuple for a list, or make it a leaf"
+            ) from None
+    return found
+
+
 def _record(cls: type) -> Flattener:
     layout = record_fields(cls)
     names = layout.children
@@ -185,7 +201,7 @@ def _record(cls: type) -> Flattener:
 
     def flatten_record(tree: Any, out: list[Any]) -> TreeDef:
         kids = [getattr(tree, n) for n in names]
-        static = tuple([(s, getattr(tree, s)) for s in layout.static]) if layout.static else ()
+        static = _static_of(tree, layout.static) if layout.static else ()
         if not static and all(type(k) in _LEAF_CLASSES for k in kids):
             out.extend(kids)  # the common params record: arrays only, one shared TreeDef
             return all_leaves

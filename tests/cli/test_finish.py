@@ -87,6 +87,8 @@ def test_resume_of_a_finished_run_does_only_what_is_left(tmp_path: Path) -> None
     again = child("train", "--resume", str(tmp_path), "--quiet", "--no-plots")
     assert again.returncode == 0, again.stderr
     assert "(training complete)" in again.stdout and "test accuracy" in again.stdout
+    assert f"kept (the run was finished) {tmp_path / 'model.npz'}" in again.stdout
+    assert "wrote" in done.stdout and "wrote" not in again.stdout
     after = {p: p.stat().st_mtime_ns for p in before}
     assert after == before  # nothing redone: the model and the results were there
 

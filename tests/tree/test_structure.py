@@ -148,3 +148,18 @@ def test_round_trip_property(t: Any) -> None:
     assert len(tree.paths(t)) == len(leaves)
     assert tree.num_leaves(t) == len(leaves)
     assert tree.equal(tree.map(lambda x: x, t), t)
+
+
+def test_a_static_field_must_hold_a_hashable_value() -> None:
+    """A static field is part of the structure (compared, cached): a list there failed
+    deep inside map with a bare 'unhashable type', naming neither record nor field."""
+
+    @attrs.frozen(eq=False)
+    class Config:
+        w: Any = attrs.field(metadata=tree.WEIGHT)
+        sizes: Any = attrs.field(metadata=tree.STATIC)
+
+    fine = Config(np.ones(2), (1, 2))
+    assert tree.equal(tree.map(lambda a: 2 * a, fine).w, np.full(2, 2.0))
+    with pytest.raises(TypeError, match=r"Config\.sizes is a static field .* got list"):
+        tree.map(lambda a: 2 * a, Config(np.ones(2), [1, 2]))
