@@ -92,7 +92,8 @@ def _text(names: tuple[str, ...]) -> str | None:
 def _build_of_numpy() -> tuple[str | None, str | None]:
     """The BLAS NumPy was built against, by its build record: ``(name, version)``."""
     try:
-        config: Any = np.show_config(mode="dicts")
+        show: Any = np.show_config  # NumPy 1.26's stubs know no mode
+        config: Any = show(mode="dicts")
         blas = config["Build Dependencies"]["blas"]
         return str(blas.get("name")) or None, str(blas.get("version")) or None
     except (TypeError, KeyError, AttributeError, ValueError):  # NumPy < 1.25: no dicts

@@ -78,7 +78,8 @@ def random_shift(key: _random.Key, images: Array, max_shift: int = 2) -> Array:
     shifts = _random.generator(key).integers(-s, s + 1, size=(2, n))
     pad = ((0, 0), (s, s), (s, s)) + ((0, 0),) * (images.ndim - 3)
     padded = np.pad(images, pad)
-    windows = sliding_window_view(padded, (h, w), axis=(1, 2))  # (n, 2s+1, 2s+1, [c], h, w)
+    view: Any = sliding_window_view  # NumPy 1.26's stubs take one axis only
+    windows = view(padded, (h, w), axis=(1, 2))  # (n, 2s+1, 2s+1, [c], h, w)
     picked = windows[np.arange(n), s - shifts[0], s - shifts[1]]  # (n, [c], h, w)
     return np.ascontiguousarray(np.moveaxis(picked, 1, -1) if images.ndim == 4 else picked)
 

@@ -49,7 +49,7 @@ def optuna_module() -> Any:
         TuneUnavailableError: it is not installed (the message says how to get it).
     """
     try:
-        import optuna
+        import optuna  # type: ignore[import-not-found, unused-ignore]  # the tune extra
     except ImportError:
         raise TuneUnavailableError(
             "searching needs Optuna, which is not installed: pip install 'fnn[tune]'"

@@ -18,7 +18,7 @@ import struct
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -71,7 +71,8 @@ def reading(what: str) -> Iterator[None]:
 
 def _npy_header(arr: Array) -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+    npy: Any = np.lib.format  # untyped in NumPy 1.26's stubs
+    npy.write_array_header_1_0(buf, npy.header_data_from_array_1_0(arr))
     return buf.getvalue()
 
 

@@ -534,7 +534,7 @@ def _gru_forward(
     pads = _padded_steps(mask)
     xt = _time_major(x)
     gates = np.matmul(xt, params.w_ih * scale).reshape(time, batch, 3 * size)
-    bias = params.b_ih * scale
+    bias: Array = params.b_ih * scale
     bias[: 2 * size] += params.b_hh[: 2 * size] * 0.5  # b_hn stays inside r * (...)
     gates += bias
     w_hh = params.w_hh * scale

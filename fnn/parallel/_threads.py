@@ -6,7 +6,7 @@ import concurrent.futures
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -33,10 +33,10 @@ class ShardThreads:
         errors, handler = np.geterr(), np.geterrcall()
 
         def run(i: int) -> R:
-            settings = np.errstate(**errors)
+            settings: dict[str, Any] = dict(errors)
             if handler is not None:
-                settings = np.errstate(call=handler, **errors)
-            with settings:
+                settings["call"] = handler
+            with np.errstate(**settings):
                 return fn(i)
 
         futures = [pool.submit(run, i) for i in items]

@@ -147,7 +147,8 @@ def test_a_registration_error_in_an_imported_module_is_one_line(tmp_path: Path) 
     )
     line = one_line(fnn_in(tmp_path, "train", "--import", "clash.py", "--help"))
     assert "--import clash.py: ValueError: recipe 'seeded': the option 'seed' would be" in line
-    assert f"(at {tmp_path / 'clash.py'}:3)" in line
+    # the decorator's line (3) on Python 3.11 and later, the def's (4) on 3.10
+    assert any(f"(at {tmp_path / 'clash.py'}:{n})" in line for n in (3, 4)), line
     line = one_line(fnn_in(tmp_path, "train", "--import", "nodefault.py", "--help"))
     assert "TypeError: o1: the option 'beta' needs a default" in line
 

@@ -370,7 +370,11 @@ def test_metadata_that_contains_itself_or_nests_too_deeply(tmp_path: Path) -> No
         ({"x": object()}, TypeError, "object is not part of an fnn tree"),
         ({1: np.ones(1)}, TypeError, "fnn trees need dicts with str keys"),
         ([2**63], ValueError, "at [0]: a Python int leaf must fit in int64"),
-        (Scaled(np.ones(1), 0.5, names={"a"}), TypeError, "static field 'names': expected JSON"),
+        (
+            Scaled(np.ones(1), 0.5, names=frozenset({"a"})),
+            TypeError,
+            "static field 'names': expected JSON",
+        ),
         (Scaled(np.ones(1), float("nan")), ValueError, "static field 'factor': JSON has no nan"),
     ],
 )
