@@ -53,6 +53,12 @@ def check_accuracy(counts: Scores, y: Array, out_shape: tuple[int, ...], what: s
     means nothing."""
     counted = counts(y)
     fits = len(out_shape) == 1 and (y.ndim == 1 or y.shape[1:] == out_shape)
+    if counted and fits and out_shape[0] == 1:  # the argmax of one score is always 0
+        raise ValueError(
+            "accuracy needs two or more class scores, got model outputs (n, 1): a single "
+            "output (a binary model's logit) would count every row as right; pass "
+            "accuracy=False and count it as np.mean((logits[:, 0] > 0) == (y[:, 0] > 0.5))"
+        )
     if y.dtype.kind in "iu" and len(out_shape) > 1 and y.shape[1:] == out_shape[:-1]:
         return False  # a class per position (a language model): its loss is what counts
     if counted and not fits and counts is _are_labels:

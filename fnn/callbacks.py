@@ -457,10 +457,10 @@ def checkpoint(
         root.mkdir(parents=True, exist_ok=True)
         value = score(event.record)
         extra = checked(metadata(event)) if callable(metadata) else fixed
-        recorded = None if math.isnan(value) else value  # JSON has no NaN: not measured
+        recorded = value if math.isfinite(value) else None  # JSON has no NaN or inf
         meta = {**(extra or {}), "epoch": event.record.epoch, "monitor": monitor, "value": recorded}
         _io.save(root / LAST, event.state, metadata=meta)
-        if not keep_best or math.isnan(value):
+        if not keep_best or not math.isfinite(value):
             return
         new = root / f"best-epoch{event.record.epoch:04d}.npz"
         kept: list[tuple[float, Path]] = [(value, new)]

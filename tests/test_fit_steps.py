@@ -112,6 +112,15 @@ def test_bad_arguments(options: dict[str, Any], error: type[Exception], message:
         run(**options)
 
 
+def test_a_finished_run_with_a_short_last_interval_is_its_own_result() -> None:
+    """25 updates in intervals of 10 end on a short one: passed back, the finished state
+    is returned as it is (it was refused: '25 updates in 3 intervals ... cannot
+    continue')."""
+    final = run(steps=25, every=10)
+    again = run(steps=25, every=10, state=final)
+    assert again.step == 25 and tree.equal(again.params, final.params)
+
+
 def test_a_state_between_intervals_is_refused() -> None:
     state = run(steps=7, every=None)
     with pytest.raises(ValueError, match="has made 7 updates in 1 intervals"):
@@ -142,3 +151,21 @@ def test_every_batch_of_ids_is_checked_against_the_vocabulary() -> None:
             model(), losses.softmax_cross_entropy, optim.sgd(0.1), late_bad,
             key=random.key(3), steps=8,
         )  # fmt: skip
+
+
+def test_validation_and_samples_of_the_wrong_form_are_refused_before_training() -> None:
+    """A validation triple, or a sample not returning a pair, failed with Python's own
+    unpacking messages (validation examples the params do not fit: tests/test_train.py)."""
+    x_val, y_val = validation()
+
+    def steps(validation_data: Any) -> Any:
+        return fnn.fit_steps(model(), losses.softmax_cross_entropy, optim.sgd(0.1), sample,
+                             key=random.key(3), steps=4, eval_every=2,
+                             validation_data=validation_data)  # fmt: skip
+
+    with pytest.raises(TypeError, match=r"validation_data must be a pair .* got a tuple of 3"):
+        steps((x_val, y_val, y_val))
+    triple: Any = lambda k: (*sample(k), None)  # noqa: E731
+    with pytest.raises(TypeError, match=r"sample must return a batch .* got tuple of 3"):
+        fnn.fit_steps(model(), losses.softmax_cross_entropy, optim.sgd(0.1),
+                      triple, key=random.key(3), steps=2)  # fmt: skip

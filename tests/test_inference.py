@@ -4,6 +4,8 @@ dtype."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,20 @@ def test_inference_converts_float64_inputs_to_the_params_dtype(key: random.Key) 
         )
     with pytest.raises(TypeError, match="must have dtype float32"):
         model.apply(params, x64)  # the layer itself stays strict
+
+
+def test_accuracy_of_a_single_output_is_refused(key: random.Key) -> None:
+    """The argmax of one score is always 0: every row counted as right (1.0 for any
+    labels, flipped ones too)."""
+    model = nn.mlp((1,))
+    params = model.init(key, (3,))
+    x = random.normal(key, (8, 3))
+    y = (x[:, :1] > 0).astype(np.float32)
+    loss = losses.binary_cross_entropy
+    with pytest.raises(
+        ValueError, match=r"accuracy needs two or more class scores, got .*\(n, 1\)"
+    ):
+        evaluate(model, loss, params, x, y, accuracy=True)
+    with pytest.raises(ValueError, match="accuracy needs two or more class scores"):
+        fnn.fit(model, loss, fnn.optim.sgd(0.1), x, y, key=key, epochs=1, accuracy=True)
+    assert math.isnan(evaluate(model, loss, params, x, y).accuracy)  # not counted by default

@@ -245,6 +245,26 @@ def test_a_state_with_the_best_params_restored_is_not_trained_on(
     assert more.epoch == 5
 
 
+def test_a_restore_is_found_when_the_monitored_accuracy_ties(key: random.Key) -> None:
+    """An accuracy on a few validation rows ties across epochs with other params: the
+    restored state was taken for params that stopped changing and trained on (epoch 0's
+    params beside epoch 2's moments); the validation loss tells them apart."""
+    x = random.normal(key, (40, 3)).astype(np.float32)
+    y = np.arange(40) % 2
+    stop = EarlyStopping("val_accuracy", patience=5, restore_best=True)
+
+    def run(epochs: int, state: Any = None) -> Any:
+        return fit_mlp(optim.sgd(0.01), x, y, key=key, epochs=epochs, batch_size=8,
+                       validation_data=(x[:4], y[:4]), early_stopping=stop,
+                       state=state)  # fmt: skip
+
+    part = run(3)
+    accuracies = {m.val_accuracy for m in part.history}
+    assert len(accuracies) == 1 and part.best is not None and part.best.epoch == 0  # ties
+    with pytest.raises(ValueError, match="the state holds the params of its best epoch, 0"):
+        run(6, state=part)
+
+
 def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> None:
     x, y = blobs(key)
     state = fit_mlp(
@@ -259,12 +279,34 @@ def test_early_stopping_on_training_loss_without_validation(key: random.Key) -> 
     assert state.best is not None and state.best.epoch == 5
     with pytest.raises(ValueError, match="unknown metric 'val_f1'"):
         EarlyStopping(monitor="val_f1")
+    with pytest.raises(TypeError, match="restore_best must be True or False, got 'yes'"):
+        EarlyStopping(restore_best="yes")  # type: ignore[arg-type]
 
 
 def test_a_non_finite_loss_stops_with_the_step_named(key: random.Key) -> None:
     x, y = blobs(key)
     with np.errstate(all="ignore"), pytest.raises(NonFiniteLossError, match=r"at step \d+"):
         fit_mlp(optim.sgd(1e30), x, y, key=key, epochs=3)
+
+
+def test_a_non_finite_validation_loss_stops_with_the_epoch_named(
+    key: random.Key, tmp_path: Any
+) -> None:
+    """Validation inputs whose outputs overflow: an inf loss went into the history (and
+    the checkpoint died writing it to JSON), a NaN one read as 'not measured'. Now the
+    run stops as a diverged one does, before the epoch is recorded."""
+    x, y = blobs(key)
+    x_val = x[:10].copy()
+    x_val[0, 0] = np.float32(3e38)  # finite, but its outputs overflow
+    written: list[Any] = []
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(NonFiniteLossError, match=r"the validation loss after epoch 0 is (inf|nan)"),
+    ):
+        fit_mlp(optim.sgd(0.01), x, y, key=key, epochs=2, validation_data=(x_val, y[:10]),
+                callbacks=[fnn.callbacks.checkpoint(tmp_path), written.append])  # fmt: skip
+    assert not (tmp_path / "last.npz").exists()
+    assert [e.kind for e in written if e.kind == "epoch_end"] == []
 
 
 def test_callbacks_see_every_event_in_order(key: random.Key) -> None:
@@ -776,3 +818,16 @@ def test_a_loss_that_grows_a_millionfold_ends_the_run_as_diverged(key: random.Ke
     assert kept.history[0].loss > 1e6
     calm = fnn.fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), x, y, key=key, epochs=3)
     assert calm.history[-1].loss < calm.history[0].loss
+
+
+def test_validation_data_the_params_do_not_fit_is_refused_before_training(
+    key: random.Key,
+) -> None:
+    """Validation examples of another shape than training's: refused before any update
+    (it failed after a whole epoch, inside a matmul)."""
+    x, y = blobs(key)
+    events: list[Any] = []
+    with pytest.raises(ValueError, match="validation x's examples: the params do not fit"):
+        fit_mlp(optim.sgd(0.1), x, y, key=key, epochs=2, validation_data=(x[:, :-1], y),
+                callbacks=[events.append])  # fmt: skip
+    assert events == []

@@ -59,7 +59,8 @@ class EarlyStopping:
     Raises:
         ValueError: an unknown ``monitor``, ``patience < 1``, or a ``min_delta`` that is
             negative or not finite.
-        TypeError: ``patience`` is not an int, or ``min_delta`` not a number.
+        TypeError: ``patience`` is not an int, ``min_delta`` not a number, or
+            ``restore_best`` not a bool.
 
     >>> import fnn, numpy as np
     >>> x = fnn.random.uniform(fnn.random.key(1), (32, 4))
@@ -82,6 +83,8 @@ class EarlyStopping:
         delta = _checks.real(self.min_delta, "min_delta")
         if not (math.isfinite(delta) and delta >= 0):
             raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta}")
+        if not isinstance(self.restore_best, (bool, np.bool_)):
+            raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
 
 
 EventKind = Literal["train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end"]
@@ -278,7 +281,8 @@ def fit(
         The final :class:`TrainState`; ``state.history`` has one record per epoch.
 
     Raises:
-        NonFiniteLossError: the loss became NaN or infinite (the message names the step).
+        NonFiniteLossError: the loss became NaN or infinite (the message names the step),
+            or the validation loss did (naming the epoch, which is not recorded).
         ValueError, TypeError: bad data, params or state that do not fit the model,
             batches too small for it (:func:`batch_shortfall`), or early stopping on an
             accuracy the run does not count.
@@ -386,8 +390,7 @@ def _prepare(
     _checks.fraction(validation_split, "validation_split")
     wanted = None if dtype is None else _checks.float_dtype(dtype)
     check_data(model, x, y, "training")
-    if validation_data is not None:
-        check_data(model, *validation_data, "validation")
+    _check_validation_data(model, validation_data)
     in_shape = x.shape[1:]
     counted = check_accuracy(scores(loss, accuracy), y, model.output_shape(in_shape), "training")
     train_rows: Array | None = None  # a split selects rows; it never copies the data
@@ -398,6 +401,7 @@ def _prepare(
         )
         validation_data = (x, y)
     state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
+    _check_validation_fits(model, state, None if validation_split else validation_data)
     dt = params_dtype(state.params)
     _warn_narrowing(x, None if validation_split else validation_data, dt)
     monitor = None
@@ -548,13 +552,19 @@ def fit_steps(
     if not callable(sample):
         raise TypeError(f"sample must be a function key -> (x, y), got {sample!r}")
     wanted = None if dtype is None else _checks.float_dtype(dtype)
-    x0, y0 = sample(_sample_key(key, 0))
+    first = sample(_sample_key(key, 0))
+    if not isinstance(first, (tuple, list)) or len(first) != 2:
+        raise TypeError(
+            f"sample must return a batch (x, y), got {type(first).__name__}"
+            + (f" of {len(first)}" if isinstance(first, (tuple, list)) else "")
+        )
+    x0, y0 = first
     check_data(model, x0, y0, "the sampled batch's")
-    if validation_data is not None:
-        check_data(model, *validation_data, "validation")
+    _check_validation_data(model, validation_data)
     in_shape = x0.shape[1:]
     counted = check_accuracy(scores(loss, accuracy), y0, model.output_shape(in_shape), "training")
     state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
+    _check_validation_fits(model, state, validation_data)
     dt = params_dtype(state.params)
     short = batch_shortfall(model, in_shape, len(x0), len(x0), shards=shards)
     if short is not None:
@@ -587,7 +597,7 @@ def fit_steps(
         divergence,
         [],
     )
-    if state.step != state.epoch * every:
+    if state.step != min(state.epoch * every, total):  # the last interval may be short
         raise ValueError(
             f"the state has made {state.step} updates in {state.epoch} intervals, which "
             f"intervals of eval_every={every} updates cannot continue"
@@ -600,17 +610,59 @@ def _restored_best(state: TrainState[Any, Any]) -> int | None:
     :func:`fit` returns with ``EarlyStopping(restore_best=True)`` when a later epoch
     scored worse: its optimizer state stays the last epoch's); None otherwise.
 
-    The state holds the best epoch's params, and its last epoch scored another value than
-    the best one: the last epoch's params were not those (a score is a function of them),
-    so they were put back. Params that merely stopped changing (a learning rate decayed
-    to 0) score the best value again and pass."""
+    The state holds the best epoch's params, and its last epoch scored otherwise than the
+    best one: the last epoch's params were not those (a score is a function of them), so
+    they were put back. With validation, "otherwise" is any difference in the validation
+    loss or accuracy (a monitored accuracy may tie with other params: its loss tells
+    them apart); without, the monitored value. Params that merely stopped changing (a
+    learning rate decayed to 0) score the same again and pass."""
     best = state.best
     if best is None or best.epoch == state.epoch - 1 or not state.history:
         return None
     last = state.history[-1]
-    if best.value in (last.val_loss, last.loss, last.val_accuracy, last.accuracy):
+    at_best = next((m for m in state.history if m.epoch == best.epoch), None)
+    if at_best is not None and not math.isnan(last.val_loss):
+        same = _same_scores(
+            (last.val_loss, last.val_accuracy), (at_best.val_loss, at_best.val_accuracy)
+        )
+    else:
+        same = best.value in (last.val_loss, last.loss, last.val_accuracy, last.accuracy)
+    if same:
         return None
     return best.epoch if _tree.equal(state.params, best.params) else None
+
+
+def _same_scores(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether two records of scores are equal, NaN (not measured) equal to NaN."""
+    return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+
+
+def _check_validation_data(model: Layer[Any, Any], validation_data: Any) -> None:
+    """``validation_data`` None or a pair ``(x_val, y_val)`` the model can read
+    (:func:`check_data`), else a TypeError or ValueError saying what came."""
+    if validation_data is None:
+        return
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        got = (
+            f"a {type(validation_data).__name__} of {len(validation_data)}"
+            if isinstance(validation_data, (tuple, list))
+            else type(validation_data).__name__
+        )
+        raise TypeError(f"validation_data must be a pair (x_val, y_val), got {got}")
+    x_val, y_val = validation_data
+    check_data(model, x_val, y_val, "validation")
+
+
+def _check_validation_fits(
+    model: Layer[Any, Any], state: TrainState[Any, Any], validation_data: Any
+) -> None:
+    """The run's params and model state fit the validation examples too (another example
+    shape than training's failed inside the first validation, after a whole epoch)."""
+    if validation_data is not None:
+        x_val = validation_data[0]
+        model.check(
+            state.params, state.model_state, x_val.shape[1:], "validation x's examples: the"
+        )
 
 
 def _sample_key(key: _random.Key, step: int) -> _random.Key:
@@ -790,6 +842,11 @@ def _epoch(run: _Run[P, S], state: TrainState[P, S], epoch: int) -> TrainState[P
             run.counted,
             run.comm,
         )
+        if not math.isfinite(result.loss):  # NaN would read as "not measured" hereafter
+            raise NonFiniteLossError(
+                f"the validation loss after epoch {epoch} is {result.loss} (the model's "
+                "outputs on the validation data overflow); the epoch is not recorded"
+            )
         record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
     best, stopped = state.best, False
     if run.early_stopping is not None and run.monitor is not None:
