@@ -149,7 +149,8 @@ def normal(
     if not (isinstance(std, (int, float, np.integer, np.floating)) and 0 <= std < math.inf):
         raise ValueError(f"normal's std must be a finite number >= 0, got {std!r}")
     out = generator(k).standard_normal(_shape(shape)) * float(std)
-    return out.astype(dt, copy=False)
+    drawn: Array = np.asarray(out, dt)  # an array for shape () too (NumPy gives a scalar)
+    return drawn
 
 
 def uniform(
@@ -172,7 +173,7 @@ def uniform(
     if not -math.inf < low < high < math.inf:
         raise ValueError(f"uniform needs finite low < high, got low={low}, high={high}")
     out = generator(k).random(_shape(shape)) * (float(high) - float(low)) + float(low)
-    drawn: Array = out.astype(dt, copy=False)
+    drawn: Array = np.asarray(out, dt)  # an array for shape () too (NumPy gives a scalar)
     top = dt.type(high)
     below = np.nextafter(top, dt.type(-np.inf)) if top >= high else top  # < high in dt
     np.minimum(drawn, below, out=drawn)

@@ -115,3 +115,15 @@ def test_uniform_stays_below_high(key: random.Key) -> None:
     for std in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="std must be a finite number >= 0"):
             random.normal(key, (2,), std=std)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draws_of_shape_empty_tuple_are_0d_arrays(key: random.Key, dtype: Any) -> None:
+    """uniform(key, ()) raised 'return arrays must be of ArrayType' (NumPy draws a scalar
+    for shape (), which the clip below high cannot write into); normal gave a scalar."""
+    for drawn, whole in [
+        (random.uniform(key, (), dtype=dtype), random.uniform(key, (1,), dtype=dtype)),
+        (random.normal(key, (), dtype), random.normal(key, (1,), dtype)),
+    ]:
+        assert isinstance(drawn, np.ndarray) and drawn.shape == () and drawn.dtype == dtype
+        assert drawn == whole[0]  # the first draw of the same key

@@ -831,3 +831,34 @@ def test_validation_data_the_params_do_not_fit_is_refused_before_training(
         fit_mlp(optim.sgd(0.1), x, y, key=key, epochs=2, validation_data=(x[:, :-1], y),
                 callbacks=[events.append])  # fmt: skip
     assert events == []
+
+
+def test_callbacks_of_the_wrong_form_are_named(key: random.Key) -> None:
+    x, y = blobs(key, n=20)
+    for given, message in [
+        ([fnn.callbacks.EpochTimes], r"callbacks\[0\] is the class EpochTimes, not a callback"),
+        (print, "callbacks must be a list of callbacks, got builtin_function_or_method"),
+        ([3], r"callbacks\[0\] must be a function of an Event, got int"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            fit_mlp(optim.sgd(0.1), x, y, key=key, epochs=1, callbacks=given)
+
+
+def test_fit_steps_counts_batches_of_varying_sizes_and_warns_of_narrowing(
+    key: random.Key,
+) -> None:
+    """The batches done in an interval are the updates made (rows over the first batch's
+    size gave 16/4 for batches of 4 and 8); float64 batches for float32 params warn, as
+    fit's do."""
+    x, y = blobs(key, n=40)
+    sizes = [4, 8, 4, 8]
+
+    def sample(k: random.Key) -> tuple[Any, Any]:
+        n = sizes[int(random.uniform(k, (), dtype=np.float64) * 4)]
+        return x[:n].astype(np.float64), y[:n]
+
+    events: list[Any] = []
+    with pytest.warns(UserWarning, match="float64"):
+        fnn.fit_steps(nn.mlp((3,)), losses.softmax_cross_entropy, optim.sgd(0.1), sample,
+                      key=key, steps=4, eval_every=4, callbacks=[events.append])  # fmt: skip
+    assert [e.batch for e in events if e.kind == "batch_end"] == [1, 2, 3, 4]

@@ -466,7 +466,7 @@ def _prepare(
         early_stopping,
         monitor,
         comm,
-        tuple(callbacks),
+        _callback_list(callbacks),
         divergence,
         [],
     )
@@ -566,6 +566,7 @@ def fit_steps(
     state = _first_state(model, optimizer, key, in_shape, params, model_state, state, wanted)
     _check_validation_fits(model, state, validation_data)
     dt = params_dtype(state.params)
+    _warn_narrowing(x0, validation_data, dt)
     short = batch_shortfall(model, in_shape, len(x0), len(x0), shards=shards)
     if short is not None:
         raise ValueError(f"{short}: sample larger batches")
@@ -593,7 +594,7 @@ def fit_steps(
         None,
         None,
         comm,
-        tuple(callbacks),
+        _callback_list(callbacks),
         divergence,
         [],
     )
@@ -635,6 +636,28 @@ def _restored_best(state: TrainState[Any, Any]) -> int | None:
 def _same_scores(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """Whether two records of scores are equal, NaN (not measured) equal to NaN."""
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+
+
+def _callback_list(callbacks: Any) -> tuple[Callback, ...]:
+    """``callbacks`` as a tuple of functions of an :class:`Event`, else a TypeError: a
+    class given for an instance (``callbacks.EpochTimes``), or a function for a list."""
+    if callable(callbacks) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a list of callbacks, got {type(callbacks).__name__}: put "
+            "even one in a list, callbacks=[...]"
+        )
+    found = tuple(callbacks)
+    for i, callback in enumerate(found):
+        if isinstance(callback, type):
+            raise TypeError(
+                f"callbacks[{i}] is the class {callback.__name__}, not a callback: pass an "
+                f"instance, {callback.__name__}(...)"
+            )
+        if not callable(callback):
+            raise TypeError(
+                f"callbacks[{i}] must be a function of an Event, got {type(callback).__name__}"
+            )
+    return found
 
 
 def _check_validation_data(model: Layer[Any, Any], validation_data: Any) -> None:
@@ -815,13 +838,14 @@ def _epoch(run: _Run[P, S], state: TrainState[P, S], epoch: int) -> TrainState[P
     state = attrs.evolve(state, metrics=Metrics())
     batches = run.batches(epoch)
     run.notify(Event("epoch_begin", epoch, run.epochs, 0, batches, state))
+    start = state.step  # one update a batch: the batches done are the updates made
 
     def step_and_report(s: TrainState[P, S], batch: Batch) -> TrainState[P, S]:
         before = s.metrics
         s = run.step(s, batch)
         _check_growth(run, before, s)
         if run.callbacks:
-            done = -(-s.metrics.count // run.batch_size)
+            done = s.step - start
             seconds = time.perf_counter() - began
             run.notify(Event("batch_end", epoch, run.epochs, done, batches, s, None, seconds))
         return s
