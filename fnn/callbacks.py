@@ -232,8 +232,10 @@ def _tqdm_bar(stream: TextIO | None) -> Callback:
         elif event.kind == "epoch_end" and bars and event.record is not None:
             bar = bars.pop()
             m = event.state.metrics
+            rate = event.samples_per_second
+            speed = f" {rate:,.0f} samples/s" if not math.isnan(rate) else ""
             bar.set_postfix_str(
-                f"{_metrics_text(m.loss, m.accuracy)}{_validation_text(event.record)}",
+                f"{_metrics_text(m.loss, m.accuracy)}{speed}{_validation_text(event.record)}",
                 refresh=True,
             )
             bar.close()
