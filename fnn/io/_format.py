@@ -44,6 +44,12 @@ MAX_NPY_HEADER = 65535
 MAX_NDIM = 32
 """The most axes a leaf may have (NumPy 1.x's limit)."""
 
+MAX_LEAF_SPAN = 2**62
+"""The most a leaf's shape may declare: the product of its non-zero axes times its item
+size, in bytes. A leaf holding data is bounded by the file's size already; this bounds a
+zero-size one too (shape ``[0, 2**62]`` takes no bytes, but NumPy cannot make an array of
+it), below NumPy's own limit on 64-bit platforms (``2**63 - 1``)."""
+
 _LEAF_MEMBER = re.compile(r"leaf_(0|[1-9][0-9]{0,8})\.npy")
 
 
