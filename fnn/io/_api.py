@@ -28,7 +28,7 @@ from ._format import (
     FormatError,
     check_path,
 )
-from ._json import check_json, depth, encode
+from ._json import check_json, encode, text_depth
 from ._tree_json import Leaf, canonical, convert, leaf_of, named, place, resolve, to_json
 
 T = TypeVar("T")
@@ -104,12 +104,12 @@ def _write(
     }
     if model is not None:
         description["model"] = model.to_json()
-    if depth(description) > MAX_DEPTH:
+    data = encode(description)
+    if text_depth(data) > MAX_DEPTH:
         raise ValueError(
             f"the tree nests too deeply to be saved: its description would take more than "
-            f"{MAX_DEPTH} JSON levels (two per tree level)"
+            f"{MAX_DEPTH} JSON levels (two per tree level, and one more for a leaf's shape)"
         )
-    data = encode(description)
     if len(data) > MAX_DESCRIPTION_BYTES:
         raise ValueError(
             f"the tree's description would take {len(data)} bytes, more than the "
