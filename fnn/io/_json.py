@@ -118,7 +118,7 @@ def text_depth(data: bytes) -> int:
     """
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
     # '[' and '{' have bit 1 set, ']' and '}' clear: +1 opens a level, -1 closes one.
-    steps = ((np.frombuffer(brackets, np.uint8) & 2).astype(np.int8) - 1)
+    steps = (np.frombuffer(brackets, np.uint8) & 2).astype(np.int8) - 1
     deepest = level = 0
     for start in range(0, len(steps), _CHUNK):
         levels = np.cumsum(steps[start : start + _CHUNK], dtype=np.int64) + level

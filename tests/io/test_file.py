@@ -64,7 +64,7 @@ def test_bad_descriptions(
         (0, 0),
         ("[[[{{", 0),
         ([], 1),
-        ({"a\\\"[": ["]]]", {"b": [[]]}]}, 5),
+        ({'a\\"[': ["]]]", {"b": [[]]}]}, 5),
         ([[[0]], "\\", [1]], 3),
         ({"k": ["[" * 300]}, 2),
     ],
@@ -89,7 +89,7 @@ def test_too_deep_text_is_refused_before_it_is_parsed(
 
     text = b'{"metadata": {"a": "]]]", "b": ' + b"[" * 200 + b"]" * 200 + b"}}"
     data = rezip(replace(valid, "fnn.json", text))
-    monkeypatch.setattr(fnn.io._json.json, "loads", parse)
+    monkeypatch.setattr(json, "loads", parse)  # the module fnn.io._json parses with
     refused(tmp_path, data, "fnn.json nests deeper than 200 levels")
 
 
