@@ -22,11 +22,14 @@ DESCRIPTION = "fnn.json"
 """The member that holds the JSON description."""
 
 MAX_DEPTH = 200
-"""How deeply the JSON description may nest (each tree level takes two JSON levels)."""
+"""How deeply the JSON description may nest, counting each object and list, the
+description's own object as 1 (a tree's node with children takes two levels, a leaf node
+two, a ``None`` node one; the tree's root is at level 2)."""
 
 MAX_TREE_DEPTH = MAX_DEPTH // 2
-"""How many levels of nodes a tree may nest: deeper ones cannot fit in ``MAX_DEPTH``
-JSON levels, and are refused before anything walks them recursively."""
+"""A bound on :func:`fnn.tree.depth` checked before anything walks a tree recursively:
+deeper trees cannot fit in ``MAX_DEPTH`` JSON levels. The exact limit is the
+description's depth: 99 levels of nodes above a ``None``, 98 above a leaf."""
 
 MAX_SPEC_DEPTH = 64
 """How deeply a model's layer spec may nest (a ``serial`` inside a ``serial`` takes two)."""

@@ -1,6 +1,7 @@
 """Strict JSON for fnn files (private): what may be written, and a bounded parse.
 
-fnn writes and reads plain JSON only: ``None``, ``bool``, ``int`` (within 64 bits),
+fnn writes and reads plain JSON only: ``None``, ``bool``, ``int`` (from ``-2**63`` to
+``2**64 - 1``, what an int64 or a uint64 holds),
 finite ``float``, ``str``, lists and objects with ``str`` keys. No ``NaN``/``Infinity``,
 no duplicate keys, and at most :data:`MAX_DEPTH` levels of nesting, so a hostile file
 cannot exhaust the stack.
@@ -18,7 +19,13 @@ import numpy as np
 
 from ._format import MAX_DEPTH, FormatError
 
-_INT_LIMIT = 2**64
+INT_MIN = -(2**63)
+"""The least int a description may hold (int64's)."""
+
+INT_MAX = 2**64 - 1
+"""The greatest int a description may hold (uint64's)."""
+
+_INT_RANGE = "int64 or uint64: -2**63 to 2**64 - 1"
 
 
 def check_json(value: Any, where: str, max_depth: int = MAX_DEPTH, depth: int = 0) -> Any:
@@ -36,14 +43,14 @@ def check_json(value: Any, where: str, max_depth: int = MAX_DEPTH, depth: int = 
     Raises:
         TypeError: something that is not JSON data (a NumPy scalar, an array, a set, a
             dict key that is not a ``str``), naming where it is.
-        ValueError: a non-finite float, an int beyond 64 bits, or nesting deeper than
+        ValueError: a non-finite float, an int outside ``INT_MIN..INT_MAX``, or nesting deeper than
             ``max_depth`` (a list that contains itself also ends here).
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if type(value) is int:
-        if not -_INT_LIMIT < value < _INT_LIMIT:
-            raise ValueError(f"{where}: ints must fit in 64 bits, got {value}")
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueError(f"{where}: ints must fit in 64 bits ({_INT_RANGE}), got {value}")
         return value
     if type(value) is float:
         if not math.isfinite(value):
@@ -138,6 +145,13 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def _int_in_range(text: str) -> int:
+    number = int(text)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError(f"the int {text[:40]} does not fit in 64 bits ({_INT_RANGE})")
+    return number
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
@@ -153,7 +167,8 @@ def parse(data: bytes, what: str) -> Any:
     """Parse strict JSON from UTF-8 ``data`` (``what`` names it in errors).
 
     Raises:
-        FormatError: not UTF-8, not JSON, NaN/Infinity or out-of-range numbers, duplicate
+        FormatError: not UTF-8, not JSON, NaN/Infinity or out-of-range numbers (floats
+            beyond float64, ints outside ``INT_MIN..INT_MAX``), duplicate
             object keys, or nesting deeper than :data:`MAX_DEPTH`.
     """
     try:
@@ -168,6 +183,7 @@ def parse(data: bytes, what: str) -> Any:
             object_pairs_hook=_unique_keys,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
+            parse_int=_int_in_range,
         )
     except RecursionError:
         raise FormatError(f"{what} nests deeper than {MAX_DEPTH} levels") from None

@@ -112,6 +112,25 @@ def test_checking_a_description_costs_little_beyond_its_objects(tmp_path: Path) 
     assert peak < 32 * len(text)
 
 
+@pytest.mark.parametrize("bad", [2**64, -(2**63) - 1, 2**70, -(2**64) + 1])
+def test_save_and_load_agree_on_the_int_range(tmp_path: Path, valid: Members, bad: int) -> None:
+    """An int of a description is what an int64 or a uint64 holds, -2**63 to 2**64 - 1:
+    what save refuses, load refuses (it read any int, save refused them beyond +-(2**64 - 1))."""
+    edges = {"least": -(2**63), "most": 2**64 - 1, "nested": [{"a": 2**63}]}
+    path = fnn.io.save(tmp_path / "edges.npz", None, edges)
+    assert fnn.io.load_metadata(path) == edges
+    with pytest.raises(
+        ValueError, match=f"metadata\\['n'\\]: ints must fit in 64 bits .*got {bad}"
+    ):
+        fnn.io.save(tmp_path / "bad.npz", None, {"n": bad})
+    desc = description(valid)
+    desc["metadata"] = {"n": [bad]}
+    message = (
+        f"fnn.json is not valid JSON: the int {bad} does not fit in 64 bits \\(int64 or uint64"
+    )
+    refused(tmp_path, rezip(with_description(valid, desc)), message)
+
+
 # -- model entries ----------------------------------------------------------------------------
 
 

@@ -68,7 +68,7 @@ W: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: _dense(d)["children"][
         (_set(W, "shape", [-1, 4]), "'shape' must be a list of at most 32 non-negative ints"),
         (_set(W, "shape", [1.5]), "'shape' must be a list"),
         (_set(W, "shape", [1] * 33), "'shape' must be a list"),
-        (_set(W, "shape", [2**70]), "'shape' must be a list"),
+        (_set(W, "shape", [2**63]), "'shape' must be a list"),
         (_set(W, "shape", "3, 4"), "'shape' must be a list"),
         (_set(_dense, "fields", ["w"]), "1 names for 2 children"),
         (_set(_dense, "fields", ["b", "w"]), "has fields \\['w', 'b'\\] and static fields \\[\\]"),
