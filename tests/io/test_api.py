@@ -748,7 +748,7 @@ def test_the_documented_depth_limits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nests deeper than 199 levels"):
         fnn.io.save(path, None, {"a": nested(199, 0)})
     for layers in (32, 33):
-        model = fnn.nn.dense(2)
+        model: fnn.nn.Layer[Any, Any] = fnn.nn.dense(2)
         for _ in range(layers - 1):
             model = fnn.nn.serial(model)
         params = model.init(fnn.random.key(0), (3,))
