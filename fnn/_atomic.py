@@ -3,7 +3,9 @@
 The data go to a temporary file in the destination's directory (named
 ``.<name>.<host>-<pid>.<random>.tmp``, so no loader mistakes it for the real file), which
 is flushed and fsynced, then renamed over ``path`` with ``os.replace`` (atomic on POSIX),
-and the directory is fsynced so the rename itself survives a power cut. If anything
+and the directory is fsynced so the rename itself survives a power cut. A ``path`` that
+is a symlink is followed: the file it points to (through any chain of links) is the one
+written, atomically, with its temporary beside it, and the link stays a link. If anything
 fails, the temporary file is removed and ``path`` keeps its previous content. When the
 file system refuses the write (a full disk, an exceeded quota, a file-size limit, an I/O
 error or a read-only file system: :data:`REFUSALS`), the OS's error names no file (or
@@ -47,33 +49,37 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     """Call ``write(file)`` on a temporary file, then move it to ``path`` atomically.
 
     Args:
-        path: the destination; its directory must exist.
+        path: the destination; its directory must exist. A symlink is followed: the file
+            it points to is written (created, for a dangling link), the link kept.
         write: writes the whole content to the binary file object it is given.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a :class:`~pathlib.Path` (the link, when ``path`` is one).
 
     Raises:
-        FileNotFoundError: the destination's directory does not exist.
-        IsADirectoryError: ``path`` is an existing directory.
+        FileNotFoundError: the destination's directory does not exist (for a symlink, the
+            directory of the file it points to).
+        IsADirectoryError: ``path`` is an existing directory (or a link to one).
+        OSError: ``path`` is a symlink that never ends in a file (a loop), ``ELOOP``.
         OSError: the file system refuses the write (an errno of :data:`REFUSALS`, such as
             ENOSPC "No space left on device"), from ``write`` or from fnn's own writing:
             the same errno, with ``filename`` set to ``path``; the temporary file is gone.
             Any other exception (a download's network error in ``write``) is raised as
             it came.
     """
-    target = Path(path)
+    given = Path(path)
+    target = _followed(given)
     directory = target.parent
     if not directory.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: the directory {directory} does not exist")
+        raise FileNotFoundError(f"cannot write {given}: the directory {directory} does not exist")
     if target.is_dir():
-        raise IsADirectoryError(f"cannot write {target}: it is a directory")
+        raise IsADirectoryError(f"cannot write {given}: it is a directory")
     remove_stale_temporaries(target)
     prefix = f".{target.name}.{_writer()}."
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
     except OSError as e:  # out of inodes, a read-only file system: no temporary was made
-        refusal = _refusal(e, target, e.filename)  # any file it names is a temporary
+        refusal = _refusal(e, given, e.filename)  # any file it names is a temporary
         if refusal is None:
             raise
         raise refusal from e
@@ -87,11 +93,26 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     except BaseException as e:
         with contextlib.suppress(OSError):  # best effort: the write's error is the one to see
             os.unlink(tmp)
-        refusal = _refusal(e, target, tmp)
+        refusal = _refusal(e, given, tmp)
         if refusal is None:
             raise
         raise refusal from e
     _fsync_directory(directory)
+    return given
+
+
+def _followed(path: Path) -> Path:
+    """The file a write to ``path`` replaces: ``path`` itself, or for a symlink the file at
+    the end of its links (which need not exist yet).
+
+    Raises:
+        OSError: ``ELOOP``, for links that never end (a loop).
+    """
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if target.is_symlink():  # realpath gives up on a loop, returning a link of it
+        raise OSError(errno.ELOOP, f"{os.strerror(errno.ELOOP)} (a loop of symlinks)", str(path))
     return target
 
 

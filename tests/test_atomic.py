@@ -4,6 +4,7 @@ checkpoint whole and loadable."""
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import signal
@@ -50,6 +51,47 @@ def test_missing_directory_and_directory_target(tmp_path: Path) -> None:
         write_bytes_atomic(tmp_path / "missing" / "f.bin", b"x")
     with pytest.raises(IsADirectoryError, match="is a directory"):
         write_bytes_atomic(tmp_path, b"x")
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    """Writing to a link (or a chain of links) replaces the file it points to, atomically
+    in that file's directory; the links stay links."""
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    (real / "a.npz").write_bytes(b"old")
+    (links / "one.npz").symlink_to("../real/a.npz")
+    (links / "two.npz").symlink_to("one.npz")
+    for name, data in (("one.npz", b"first"), ("two.npz", b"second")):
+        assert write_bytes_atomic(links / name, data) == links / name
+        assert (links / name).is_symlink() and (links / "one.npz").is_symlink()
+        assert (real / "a.npz").read_bytes() == data and not (real / "a.npz").is_symlink()
+    assert sorted(p.name for p in links.iterdir()) == ["one.npz", "two.npz"]
+    assert [p.name for p in real.iterdir()] == ["a.npz"]
+    tree = {"w": np.arange(3.0)}
+    fnn.io.save(links / "two.npz", tree)
+    assert (links / "two.npz").is_symlink()
+    assert fnn.tree.equal(fnn.io.load(real / "a.npz"), tree)
+
+
+def test_a_dangling_symlink_makes_its_file_and_a_loop_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "new.bin").symlink_to("made.bin")
+    write_bytes_atomic(tmp_path / "new.bin", b"x")
+    assert (tmp_path / "new.bin").is_symlink() and (tmp_path / "made.bin").read_bytes() == b"x"
+    (tmp_path / "nowhere.bin").symlink_to("missing/f.bin")
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*nowhere\.bin: the directory"):
+        write_bytes_atomic(tmp_path / "nowhere.bin", b"x")
+    (tmp_path / "dir.bin").symlink_to(".")
+    with pytest.raises(IsADirectoryError, match=r"cannot write .*dir\.bin: it is a directory"):
+        write_bytes_atomic(tmp_path / "dir.bin", b"x")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    with pytest.raises(OSError, match="loop of symlinks") as e:
+        write_bytes_atomic(tmp_path / "loop1", b"x")
+    assert e.value.errno == errno.ELOOP and e.value.filename == str(tmp_path / "loop1")
+    assert (tmp_path / "loop1").is_symlink() and (tmp_path / "loop2").is_symlink()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["dir.bin", "loop1", "loop2", "made.bin", "new.bin", "nowhere.bin"]
 
 
 def dead_pid() -> int:

@@ -28,7 +28,7 @@ from ._format import (
     FormatError,
     check_path,
 )
-from ._json import check_json, depth, encode
+from ._json import check_json, encode, text_depth
 from ._tree_json import Leaf, canonical, convert, leaf_of, named, place, resolve, to_json
 
 T = TypeVar("T")
@@ -48,8 +48,9 @@ class _Described:
     arrays: tuple[Array, ...]
 
 
-def _describe(tree: Any, what: str) -> _Described:
-    """``tree`` taken apart (``what`` names it in errors).
+def _describe(tree: Any, what: str, why: str = "to be saved") -> _Described:
+    """``tree`` taken apart (``what`` names it in errors, ``why`` says what it is taken
+    apart for: ``"to be saved"``, or for ``load(like=...)`` ``"for a file to hold"``).
 
     Raises:
         ValueError: the tree nests deeper than a file can hold (checked without recursion).
@@ -57,7 +58,7 @@ def _describe(tree: Any, what: str) -> _Described:
     """
     if _tree.depth(tree, MAX_TREE_DEPTH) > MAX_TREE_DEPTH:
         raise ValueError(
-            f"the tree nests too deeply to be saved: {what} has more than {MAX_TREE_DEPTH} "
+            f"the tree nests too deeply {why}: {what} has more than {MAX_TREE_DEPTH} "
             f"levels of nodes; a file's description holds at most {MAX_DEPTH} JSON levels "
             "(two per tree level)"
         )
@@ -104,12 +105,12 @@ def _write(
     }
     if model is not None:
         description["model"] = model.to_json()
-    if depth(description) > MAX_DEPTH:
+    data = encode(description)
+    if text_depth(data) > MAX_DEPTH:
         raise ValueError(
             f"the tree nests too deeply to be saved: its description would take more than "
-            f"{MAX_DEPTH} JSON levels (two per tree level)"
+            f"{MAX_DEPTH} JSON levels (two per tree level, and one more for a leaf's shape)"
         )
-    data = encode(description)
     if len(data) > MAX_DESCRIPTION_BYTES:
         raise ValueError(
             f"the tree's description would take {len(data)} bytes, more than the "
@@ -224,7 +225,7 @@ def load(path: PathLike, like: Any = None, *, finite: bool = False) -> Any:
     (True, 'DenseParams', False)
     """
     target = check_path(path)
-    template = None if like is None else _describe(like, "like")
+    template = None if like is None else _describe(like, "like", "for a file to hold")
     with open_archive(target) as archive:
         description = _read(archive)
         if template is None:
@@ -362,6 +363,18 @@ def _check_saved(model: nn.Layer[Any, Any], saved: Any, entry: ModelEntry, what:
         )
 
 
+def _check_finite(params: Any, state: Any) -> None:
+    """Raise a ValueError for the first leaf of ``params`` or ``state`` holding NaN or
+    infinity, named by its path in them (``params[1].w``, ``state[2].var``), with the first
+    bad value's index and the count: what a model file may not hold."""
+    parts = {"params": params, "state": state}
+    _checks.finite_leaves(
+        (name + path, leaf)
+        for name, part in parts.items()
+        for path, leaf in zip(_tree.paths(part), _tree.leaves(part))
+    )
+
+
 class LoadedModel(NamedTuple):
     """What :func:`load_model` returns: the model, its params, and its state (``None`` for
     models without state)."""
@@ -406,7 +419,10 @@ def save_model(
         ValueError: ``model.spec`` is ``None``, nests too deeply or holds more than
             10,000 layers; no state for a
             stateful model; ``params`` (or the state) do not fit the model rebuilt from
-            its spec (the message names the first difference).
+            its spec (the message names the first difference); ``params`` or the state
+            hold NaN or infinity, which :func:`load_model` refuses (the message names the
+            first such leaf, e.g. ``params[1].w``, and the value's index). Nothing is
+            written then.
 
     >>> import fnn, os, tempfile
     >>> model = fnn.nn.mlp((3,))
@@ -447,6 +463,13 @@ def save_model(
         raise ValueError(
             f"save_model: the params and state do not fit the model for in_shape {shape}: {found}"
         )
+    try:
+        _check_finite(params, model_state)
+    except ValueError as e:
+        raise ValueError(
+            f"save_model: {e}: load_model refuses params or state holding NaN or infinity "
+            "(fnn.io.save writes any tree)"
+        ) from None
     entry = ModelEntry(spec, shape, dtype, input_dtype(same, shape, dtype))
     return _write(target, described, metadata, entry)
 
@@ -517,13 +540,8 @@ def load_model(path: PathLike) -> LoadedModel:
         if model.stateful
         else LoadedModel(model, saved, None)
     )
-    parts = {"params": loaded.params, "state": loaded.state}
     try:
-        _checks.finite_leaves(
-            (name + path, leaf)
-            for name, part in parts.items()
-            for path, leaf in zip(_tree.paths(part), _tree.leaves(part))
-        )
+        _check_finite(loaded.params, loaded.state)
     except ValueError as e:
         raise FormatError(f"{target}: {e}") from None
     return loaded

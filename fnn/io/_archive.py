@@ -198,8 +198,10 @@ class Archive:
             data = _read_exact(member, leaf.nbytes, what)
             if member.read(1):
                 raise FormatError(f"{what} is longer than declared")
-        arr: Array = np.frombuffer(data, dtype=leaf.dtype)
-        out: Array = arr.reshape(leaf.shape[::-1]).T if fortran_order else arr.reshape(leaf.shape)
+            arr: Array = np.frombuffer(data, dtype=leaf.dtype)
+            out: Array = (
+                arr.reshape(leaf.shape[::-1]).T if fortran_order else arr.reshape(leaf.shape)
+            )
         return out
 
 

@@ -89,7 +89,7 @@ def _model_entry(entry: Any, what: str) -> ModelEntry:
     spec, in_shape, dtype = entry["spec"], entry["in_shape"], entry["dtype"]
     if not isinstance(spec, dict):
         raise fail(f"needs a layer spec object, got {short(spec)}")
-    if depth(spec) > MAX_SPEC_DEPTH:
+    if depth(spec, MAX_SPEC_DEPTH) > MAX_SPEC_DEPTH:
         raise fail(f"holds a layer spec that nests deeper than {MAX_SPEC_DEPTH} levels")
     layers = count_layers(spec)
     if layers > MAX_SPEC_LAYERS:

@@ -22,11 +22,14 @@ DESCRIPTION = "fnn.json"
 """The member that holds the JSON description."""
 
 MAX_DEPTH = 200
-"""How deeply the JSON description may nest (each tree level takes two JSON levels)."""
+"""How deeply the JSON description may nest, counting each object and list, the
+description's own object as 1 (a tree's node with children takes two levels, a leaf node
+two, a ``None`` node one; the tree's root is at level 2)."""
 
 MAX_TREE_DEPTH = MAX_DEPTH // 2
-"""How many levels of nodes a tree may nest: deeper ones cannot fit in ``MAX_DEPTH``
-JSON levels, and are refused before anything walks them recursively."""
+"""A bound on :func:`fnn.tree.depth` checked before anything walks a tree recursively:
+deeper trees cannot fit in ``MAX_DEPTH`` JSON levels. The exact limit is the
+description's depth: 99 levels of nodes above a ``None``, 98 above a leaf."""
 
 MAX_SPEC_DEPTH = 64
 """How deeply a model's layer spec may nest (a ``serial`` inside a ``serial`` takes two)."""
@@ -43,6 +46,12 @@ MAX_NPY_HEADER = 65535
 
 MAX_NDIM = 32
 """The most axes a leaf may have (NumPy 1.x's limit)."""
+
+MAX_LEAF_SPAN = 2**62
+"""The most a leaf's shape may declare: the product of its non-zero axes times its item
+size, in bytes. A leaf holding data is bounded by the file's size already; this bounds a
+zero-size one too (shape ``[0, 2**62]`` takes no bytes, but NumPy cannot make an array of
+it), below NumPy's own limit on 64-bit platforms (``2**63 - 1``)."""
 
 _LEAF_MEMBER = re.compile(r"leaf_(0|[1-9][0-9]{0,8})\.npy")
 

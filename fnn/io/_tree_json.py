@@ -21,7 +21,7 @@ import numpy as np
 from .. import tree as _tree
 from .._types import Array
 from ..tree import TreeDef
-from ._format import MAX_NDIM, FormatError, short
+from ._format import MAX_LEAF_SPAN, MAX_NDIM, FormatError, short
 from ._json import check_json
 
 LEAF_KINDS = ("array", "numpy", "bool", "int", "float", "complex")
@@ -39,7 +39,6 @@ DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")
 """The ``dtype.str`` of every dtype the format holds: bool, int, uint, float, complex."""
 
 _INT64 = 2**63
-_MAX_DIM = 2**62
 
 _ENTRIES: dict[str, frozenset[str]] = {
     "none": frozenset({"kind"}),
@@ -68,6 +67,12 @@ class Leaf:
 
     def __str__(self) -> str:
         return f"{self.dtype} {self.shape}"
+
+
+def span(shape: tuple[int, ...], itemsize: int) -> int:
+    """What ``shape`` declares, in bytes: the product of its non-zero axes times
+    ``itemsize`` (what NumPy bounds, so that a zero-size array's axes can be indexed)."""
+    return math.prod(max(d, 1) for d in shape) * itemsize
 
 
 def place(path: str) -> str:
@@ -104,6 +109,12 @@ def leaf_of(x: Any, index: int, where: str) -> tuple[Leaf, Array]:
         )
     if arr.ndim > MAX_NDIM:
         raise ValueError(f"{where}: arrays may have at most {MAX_NDIM} axes, got {arr.ndim}")
+    if span(arr.shape, arr.itemsize) > MAX_LEAF_SPAN:
+        raise ValueError(
+            f"{where}: the shape {arr.shape} of {arr.dtype} declares "
+            f"{span(arr.shape, arr.itemsize)} bytes (its non-zero axes times the item size), "
+            f"more than the {MAX_LEAF_SPAN} a leaf may declare"
+        )
     return Leaf(index, kind, arr.dtype, tuple(arr.shape)), arr
 
 
@@ -276,12 +287,19 @@ class _Reader:
         if (
             not isinstance(shape, list)
             or len(shape) > MAX_NDIM
-            or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape)
+            or not all(type(d) is int and 0 <= d <= MAX_LEAF_SPAN for d in shape)
         ):
             self.fail(
                 path,
                 f"'shape' must be a list of at most {MAX_NDIM} non-negative ints, "
                 f"got {short(shape)}",
+            )
+        if span(tuple(shape), dtype.itemsize) > MAX_LEAF_SPAN:
+            self.fail(
+                path,
+                f"'shape' {short(shape)} of {dtype} declares {span(tuple(shape), dtype.itemsize)} "
+                f"bytes (its non-zero axes times the item size), more than the "
+                f"{MAX_LEAF_SPAN} a leaf may declare",
             )
         if kind != "array" and shape:
             self.fail(path, f"a leaf saved as {kind!r} must have shape [], got {short(shape)}")

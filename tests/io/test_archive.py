@@ -331,3 +331,20 @@ def test_description_too_large(tmp_path: Path, valid: Members) -> None:
     desc = description(valid)
     desc["metadata"] = {"padding": "x" * (16 * 2**20)}
     refused(tmp_path, rezip(with_description(valid, desc)), "fnn.json takes \\d+ bytes, more than")
+
+
+def test_an_array_numpy_cannot_make_is_a_format_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever passes the description's checks, an error rebuilding a leaf's array (here
+    NumPy's "array is too big", past a bound raised for the test) names the file and leaf."""
+    monkeypatch.setattr(fnn.io._tree_json, "MAX_LEAF_SPAN", 2**70)
+    shape = (0, 2**62)
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    leaf = {**FLOAT_LEAF, "shape": list(shape)}
+    refused(
+        tmp_path,
+        single_leaf(leaf, npy_raw(header, b"")),
+        "bad.npz: member leaf_0.npy: array is too big",
+        deep=True,
+    )

@@ -14,6 +14,7 @@ import pytest
 
 import fnn
 import fnn.io
+import fnn.io._json
 from fnn import nn, random, tree
 from fnn.io import FormatError
 from tests.io.io_files import (
@@ -55,6 +56,79 @@ def test_bad_descriptions(
     tmp_path: Path, key: random.Key, valid: Members, text: bytes, message: str
 ) -> None:
     refused(tmp_path, rezip(replace(valid, "fnn.json", text)), message, sample(key))
+
+
+@pytest.mark.parametrize(
+    ("value", "levels"),
+    [
+        (0, 0),
+        ("[[[{{", 0),
+        ([], 1),
+        ({'a\\"[': ["]]]", {"b": [[]]}]}, 5),
+        ([[[0]], "\\", [1]], 3),
+        ({"k": ["[" * 300]}, 2),
+    ],
+)
+def test_text_depth_counts_brackets_outside_strings(value: Any, levels: int) -> None:
+    text = json.dumps(value).encode()
+    assert fnn.io._json.text_depth(text) == fnn.io._json.depth(value) == levels
+
+
+def test_text_depth_across_chunks() -> None:
+    """The running level carries over from one chunk of the one pass to the next."""
+    text = b"[" * 150 + b"0," * 2**20 + b"[" * 60 + b"]" * 210
+    assert fnn.io._json.text_depth(text) == 210
+    assert fnn.io._json.text_depth(b'{"a":' + b"[]," * 2**20 + b"[[[]]]}") == 4
+
+
+def test_too_deep_text_is_refused_before_it_is_parsed(
+    tmp_path: Path, valid: Members, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("json.loads ran on a description too deep to parse")
+
+    text = b'{"metadata": {"a": "]]]", "b": ' + b"[" * 200 + b"]" * 200 + b"}}"
+    data = rezip(replace(valid, "fnn.json", text))
+    monkeypatch.setattr(json, "loads", parse)  # the module fnn.io._json parses with
+    refused(tmp_path, data, "fnn.json nests deeper than 200 levels")
+
+
+def test_checking_a_description_costs_little_beyond_its_objects(tmp_path: Path) -> None:
+    """The depth of a description is found from its text, not with an object per value: a
+    description of 300,000 empty objects (0.9 MB) peaks at about 26 bytes a byte of text
+    (21 with the 'metadata' objects, which are the cost of any parse); walking the parsed
+    value with a tuple per value took 48."""
+    items = ",".join(["{}"] * 300_000)
+    text = '{"format":"fnn","metadata":{"a":[' + items + ']},"tree":{"kind":"none"},"version":1}'
+    path = tmp_path / "wide.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fnn.json", text)
+    tracemalloc.start()
+    try:
+        assert len(fnn.io.load_metadata(path)["a"]) == 300_000
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * len(text)
+
+
+@pytest.mark.parametrize("bad", [2**64, -(2**63) - 1, 2**70, -(2**64) + 1])
+def test_save_and_load_agree_on_the_int_range(tmp_path: Path, valid: Members, bad: int) -> None:
+    """An int of a description is what an int64 or a uint64 holds, -2**63 to 2**64 - 1:
+    what save refuses, load refuses (it read any int, save refused them beyond +-(2**64 - 1))."""
+    edges = {"least": -(2**63), "most": 2**64 - 1, "nested": [{"a": 2**63}]}
+    path = fnn.io.save(tmp_path / "edges.npz", None, edges)
+    assert fnn.io.load_metadata(path) == edges
+    with pytest.raises(
+        ValueError, match=f"metadata\\['n'\\]: ints must fit in 64 bits .*got {bad}"
+    ):
+        fnn.io.save(tmp_path / "bad.npz", None, {"n": bad})
+    desc = description(valid)
+    desc["metadata"] = {"n": [bad]}
+    message = (
+        f"fnn.json is not valid JSON: the int {bad} does not fit in 64 bits \\(int64 or uint64"
+    )
+    refused(tmp_path, rezip(with_description(valid, desc)), message)
 
 
 # -- model entries ----------------------------------------------------------------------------

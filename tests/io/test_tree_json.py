@@ -25,6 +25,7 @@ from tests.io.io_files import (
     _set,
     edited,
     npy,
+    npy_raw,
     refused,
     rezip,
     sample,
@@ -67,7 +68,7 @@ W: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: _dense(d)["children"][
         (_set(W, "shape", [-1, 4]), "'shape' must be a list of at most 32 non-negative ints"),
         (_set(W, "shape", [1.5]), "'shape' must be a list"),
         (_set(W, "shape", [1] * 33), "'shape' must be a list"),
-        (_set(W, "shape", [2**70]), "'shape' must be a list"),
+        (_set(W, "shape", [2**63]), "'shape' must be a list"),
         (_set(W, "shape", "3, 4"), "'shape' must be a list"),
         (_set(_dense, "fields", ["w"]), "1 names for 2 children"),
         (_set(_dense, "fields", ["b", "w"]), "has fields \\['w', 'b'\\] and static fields \\[\\]"),
@@ -98,6 +99,53 @@ def test_bad_tree_entries(
 )
 def test_bad_scalar_leaves(tmp_path: Path, leaf: dict[str, Any], message: str) -> None:
     refused(tmp_path, single_leaf(leaf, npy(np.ones(leaf["shape"]))), message, template=1.0)
+
+
+def _empty_npy(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """A ``.npy`` member of no data whose header declares ``shape`` (NumPy cannot make it)."""
+    return npy_raw(f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {shape}, }}", b"")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [("<f8", (0, 2**62)), ("|u1", (2**62, 0, 2)), ("<f8", (0, 2**40, 2**40)), ("<c16", (0, 2**59))],
+)
+def test_a_zero_size_leaf_declaring_too_much_is_refused(
+    tmp_path: Path, dtype: str, shape: tuple[int, ...]
+) -> None:
+    """A zero-size leaf takes no bytes, so the file's size does not bound its axes; what its
+    shape declares (non-zero axes times the item size) is bounded, naming the leaf."""
+    leaf = {**FLOAT_LEAF, "dtype": dtype, "shape": list(shape)}
+    refused(
+        tmp_path,
+        single_leaf(leaf, _empty_npy(dtype, shape)),
+        re.escape("bad.npz: at the root in the tree: 'shape' [")
+        + ".* declares \\d+ bytes \\(its non-zero axes times the item size\\), more than the "
+        + str(2**62),
+    )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"), [("<f8", (0, 2**59)), ("|u1", (2**61, 0, 2)), ("<f4", (0,) * 32)]
+)
+def test_a_zero_size_leaf_within_the_bound_loads(
+    tmp_path: Path, dtype: str, shape: tuple[int, ...]
+) -> None:
+    path = tmp_path / "z.npz"
+    path.write_bytes(
+        single_leaf({**FLOAT_LEAF, "dtype": dtype, "shape": list(shape)}, _empty_npy(dtype, shape))
+    )
+    back = fnn.io.load(path)
+    assert back.shape == shape and back.dtype == np.dtype(dtype) and back.size == 0
+    assert fnn.io.load(fnn.io.save(tmp_path / "again.npz", back)).shape == shape
+
+
+def test_saving_a_zero_size_array_declaring_too_much_is_refused(tmp_path: Path) -> None:
+    """The bound holds for save too: what load would refuse is never written."""
+    wide = np.empty((0, 2**62 + 1), np.uint8)  # NumPy makes it: 2**62 + 1 < 2**63
+    with pytest.raises(ValueError, match=r"declares 4611686018427387905 bytes .* more than the"):
+        fnn.io.save(tmp_path / "w.npz", {"a": wide})
+    assert not (tmp_path / "w.npz").exists()
 
 
 @pytest.mark.parametrize(
