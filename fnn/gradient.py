@@ -171,8 +171,12 @@ def _loss_of(loss: Loss, out: Array, y: Array) -> tuple[float, Array]:
     shape of the model's output ``out`` (a TypeError or ValueError naming the loss
     otherwise, before the gradient reaches a layer's backward)."""
     result = loss(out, y)
-    if type(result) is not tuple or len(result) != 2:
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    if not isinstance(result, (tuple, list)) or len(result) != 2:  # a NamedTuple is one
+        got = (
+            f"a {type(result).__name__} of {len(result)}"
+            if isinstance(result, (tuple, list))
+            else type(result).__name__
+        )
         raise TypeError(
             f"the loss {getattr(loss, '__name__', repr(loss))} must return (value, "
             f"dprediction), got {got}"

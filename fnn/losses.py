@@ -347,6 +347,11 @@ def mean_squared_error(pred: Array, target: Array) -> tuple[float, Array]:
 _declare(mean_squared_error, classification=False)
 
 
+_TARGET_SLACK = 1e-6
+"""How far outside ``[0, 1]`` a binary target may be: soft targets from float32 arithmetic
+land a few ulps beyond 1 (or below 0), where the loss still has its minimum far out."""
+
+
 def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
     """Binary cross-entropy of ``sigmoid(logits)`` against targets in ``[0, 1]``, stable.
 
@@ -365,8 +370,8 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
         TypeError: ``logits`` or ``target`` is not a float array (0/1 integer labels:
             convert them, ``y.astype(np.float32)``).
         ValueError: an empty batch, ``target`` of another shape, or a target outside
-            ``[0, 1]`` or NaN (the loss has no minimum there: a target of 2 drives the
-            logit to infinity).
+            ``[0, 1]`` (by more than 1e-6: float32 rounding) or NaN (the loss has no
+            minimum there: a target of 2 drives the logit to infinity).
 
     >>> import numpy as np
     >>> logits, target = np.array([[0.0, 1e4, -1e4]]), np.array([[1.0, 1.0, 0.0]])
@@ -386,7 +391,7 @@ def binary_cross_entropy(logits: Array, target: Array) -> tuple[float, Array]:
             f"binary targets must have the logits' shape {logits.shape}, got {target.shape}"
         )
     low, high = (float(np.min(target)), float(np.max(target))) if target.size else (0.0, 0.0)
-    if not (low >= 0.0 and high <= 1.0):  # NaN fails both
+    if not (low >= -_TARGET_SLACK and high <= 1.0 + _TARGET_SLACK):  # NaN fails both
         bad = low if not low >= 0.0 else high
         raise ValueError(f"binary targets must be in [0, 1], got {bad}")
     e = np.exp(-np.abs(logits))

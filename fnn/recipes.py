@@ -142,7 +142,7 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
             f"recipe {name!r}: shards_on_threads must be True or False, got {shards_on_threads!r}"
         )
 
-    _check_defaults(name, defaults)
+    check_defaults(name, defaults, registering=True)
 
     def decorate(build: F) -> F:
         options = _options.options_after_first(build, "the dataset's DataInfo")
@@ -153,10 +153,13 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
     return decorate
 
 
-def _check_defaults(name: str, defaults: Mapping[str, Any]) -> None:
+def check_defaults(name: str, defaults: Mapping[str, Any], *, registering: bool = False) -> None:
     """Refuse defaults ``fnn train`` could not take: a name that is neither one of its
     training options nor an option of the recipe's optimizer (its ``optimizer`` default,
-    else the command's), or a value of another type.
+    else the command's), or a value of another type. ``registering``: the recipe is being
+    registered, and its optimizer may not be yet (a later ``--import`` registers it):
+    then only the training options' defaults are checked, the rest when the command
+    builds the run's configuration.
 
     Raises:
         ValueError: an unknown optimizer.
@@ -167,8 +170,12 @@ def _check_defaults(name: str, defaults: Mapping[str, Any]) -> None:
     try:
         make = optim.optimizer(chosen)
     except ValueError as err:
-        raise ValueError(f"recipe {name!r}: optimizer={chosen!r}: {err}") from None
-    known = {**general, **{o.name: o for o in _options.options_after_first(make, "")}}
+        if not registering:
+            raise ValueError(f"recipe {name!r}: optimizer={chosen!r}: {err}") from None
+        defaults = {k: v for k, v in defaults.items() if k in general}
+        make = None
+    own = [] if make is None else _options.options_after_first(make, "")
+    known = {**general, **{o.name: o for o in own}}
     for key, value in defaults.items():
         if key not in known:
             raise TypeError(

@@ -3,7 +3,7 @@ in the training forward, and the checkers check_grad, check_layer and check_mode
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -251,6 +251,16 @@ def test_a_loss_that_breaks_its_contract_is_named(key: random.Key) -> None:
         fnn.grad(model, one_row)(params, x, y)
     with pytest.raises(TypeError, match=r"the loss three must return \(value, dprediction\)"):
         fnn.grad(model, three)(params, x, y)
+
+    class Pair(NamedTuple):
+        value: float
+        grad: Any
+
+    def named(out: Any, y: Any) -> Any:
+        return Pair(*losses.softmax_cross_entropy(out, y))
+
+    whole = fnn.grad(model, losses.softmax_cross_entropy)(params, x, y)
+    assert tree.equal(fnn.grad(model, named)(params, x, y), whole)  # a NamedTuple is a pair
 
 
 def test_check_grad_puts_a_name_before_its_paths() -> None:

@@ -105,6 +105,8 @@ def test_binary_cross_entropy_refuses_targets_outside_0_1() -> None:
         target = np.array([[0.0, 1.0], [0.5, bad]])
         with pytest.raises(ValueError, match=f"binary targets must be in \\[0, 1\\], got {named}"):
             losses.binary_cross_entropy(logits, target)
+    rounded = np.array([[0.0, np.nextafter(np.float32(1), np.float32(2))]], np.float32)
+    losses.binary_cross_entropy(np.zeros((1, 2), np.float32), rounded)  # float32 rounding
     with pytest.raises(TypeError, match=r"convert 0/1 labels with y.astype\(np.float32\)"):
         losses.binary_cross_entropy(logits, np.array([[0, 1], [1, 0]]))
 

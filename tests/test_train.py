@@ -862,3 +862,25 @@ def test_fit_steps_counts_batches_of_varying_sizes_and_warns_of_narrowing(
         fnn.fit_steps(nn.mlp((3,)), losses.softmax_cross_entropy, optim.sgd(0.1), sample,
                       key=key, steps=4, eval_every=4, callbacks=[events.append])  # fmt: skip
     assert [e.batch for e in events if e.kind == "batch_end"] == [1, 2, 3, 4]
+
+
+def test_running_statistics_that_move_under_frozen_params_are_no_restore(
+    key: random.Key,
+) -> None:
+    """Batch norm recalibrated with every param frozen: the params equal the best
+    epoch's while the running statistics, and so the scores, change. No restore happened
+    (restore_best=False), so resuming continues; it was refused."""
+    x = random.uniform(key, (200, 6))
+    y = np.arange(200) % 3
+    x[np.arange(200), y] += 1.0
+    bn = nn.serial(nn.dense(8), nn.batch_norm(), nn.relu(), nn.dense(3))
+    frozen = tree.map(lambda a: np.bool_(True), bn.init(key, (6,)))
+    opt = optim.chain(optim.sgd(0.1), optim.freeze(frozen))
+    stop = EarlyStopping(monitor="val_accuracy", patience=10, restore_best=False)
+
+    def run(epochs: int, state: Any = None) -> Any:
+        return fnn.fit(bn, losses.softmax_cross_entropy, opt, x, y, key=key, epochs=epochs,
+                       batch_size=20, validation_split=0.2, early_stopping=stop,
+                       state=state)  # fmt: skip
+
+    assert run(5, state=run(3)).epoch == 5

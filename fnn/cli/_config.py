@@ -206,7 +206,8 @@ def complete(
     name = str(given.get("model", values["model"]))
     try:
         preferred = dict(recipes.recipe(name).defaults)
-    except ValueError as err:
+        recipes.check_defaults(name, preferred)  # its optimizer is registered by now
+    except (ValueError, TypeError) as err:
         raise UsageError(f"--model: {err}") from None
     values.update({k: v for k, v in preferred.items() if k in GENERAL})
     values.update(given)

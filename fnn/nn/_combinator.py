@@ -82,7 +82,8 @@ def combinator(
     ``None`` when no child keeps one (typed so when every child's state type is
     ``None``), else a tuple of the children's (``tuple[object, ...]``). The types hold no
     ``Any``, so :func:`serial`, :func:`residual` and :func:`tied` of a combinator keep
-    their other children's types.
+    their other children's types; a child's params are then reached by narrowing
+    (``cast(nn.DenseParams, params[0]).w``, or an ``isinstance`` check).
 
     Args:
         layers: the children, in the order of the params tuple.
@@ -173,7 +174,7 @@ def combinator(
         states = state if stateful else no_states
         new_states = list(states)
         residuals: list[Any] = [None] * n
-        in_shapes: list[tuple[int, ...]] = [()] * n  # what each child's dx must be
+        in_shapes: list[tuple[int, ...] | None] = [None] * n  # what each child's dx must be
 
         def run(i: int, h: Array) -> Array:
             layer = child(i)
@@ -183,13 +184,13 @@ def combinator(
                 out = masked_forward(params[i], h, states[i], k, mask)
             else:
                 out = layer.forward(params[i], h, states[i], k)
-            if type(out) is not tuple or len(out) != 3 or not isinstance(out[0], np.ndarray):
+            if not isinstance(out, tuple) or len(out) != 3 or not isinstance(out[0], np.ndarray):
                 raise TypeError(
                     f"layer {i} ({_named(layer)}) of this combinator: forward must return "
                     f"(y, state, residuals) with y an array, got {_described(out)}"
                 )
             y: Array = out[0]
-            new_states[i], residuals[i], in_shapes[i] = out[1], out[2], h.shape
+            new_states[i], residuals[i], in_shapes[i] = out[1], out[2], getattr(h, "shape", None)
             return y
 
         y = forward(run, x)
@@ -212,7 +213,10 @@ def combinator(
                     f"layer {i} ({_named(child(i))}) of this combinator returned no input "
                     "gradient when asked"
                 )
-            if need and (not isinstance(dx, np.ndarray) or dx.shape != in_shapes[i]):
+            expected = in_shapes[i]  # None: the child was handed something not an array
+            if need and (
+                not isinstance(dx, np.ndarray) or (expected is not None and dx.shape != expected)
+            ):
                 raise ValueError(
                     f"layer {i} ({_named(child(i))}) of this combinator: backward must return "
                     f"the gradient of its input, of shape {in_shapes[i]}, got "
@@ -312,7 +316,11 @@ class _ShapeOnly:
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
     __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __pow__ = __neg__ = _refuse
-    __getitem__ = _refuse
+    __getitem__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __array_ufunc__ = __array_function__ = _refuse  # np.maximum(a, b), np.concatenate
+
+    def __getattr__(self, name: str) -> Any:  # .reshape, .T, ...: not a shape's
+        self._refuse()
 
 
 def _on_shapes(forward: Flow) -> ShapeFlow:

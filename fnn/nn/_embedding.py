@@ -6,7 +6,7 @@ anything is computed); :func:`positional_embedding` (learned, GPT) and
 :func:`sinusoidal_embedding` (fixed, the Transformer's) add where each position is;
 :func:`tied` owns one table and uses it at both ends of a language model (the
 embedding, and the output ``logits = h @ table.T``); :func:`masked` tells the layers
-that attend which positions are padding.
+that take a mask (attention, lstm, gru) which positions are padding.
 """
 
 from __future__ import annotations

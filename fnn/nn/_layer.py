@@ -340,7 +340,9 @@ class Layer(Generic[P, S]):
         if mask is None:
             return self.infer(params, x, checked)
         if not self.masked:
-            raise TypeError("this model takes no mask (none of its layers attends)")
+            raise TypeError(
+                "this model takes no mask (none of its layers does: attention, lstm, gru)"
+            )
         if not (
             isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == x.shape[:2]
         ):

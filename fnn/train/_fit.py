@@ -529,7 +529,8 @@ def fit_steps(
         The final :class:`TrainState`; ``state.history`` has one record per interval.
 
     Raises:
-        NonFiniteLossError: the loss became NaN or infinite, or diverged.
+        NonFiniteLossError: the loss became NaN or infinite, or diverged; or the
+            validation loss did (naming the interval, which is not recorded).
         ValueError, TypeError: bad arguments, a first batch the model cannot take, or
             params or state that do not fit the model.
 
@@ -616,7 +617,8 @@ def _restored_best(state: TrainState[Any, Any]) -> int | None:
     they were put back. With validation, "otherwise" is any difference in the validation
     loss or accuracy (a monitored accuracy may tie with other params: its loss tells
     them apart); without, the monitored value. Params that merely stopped changing (a
-    learning rate decayed to 0) score the same again and pass."""
+    learning rate decayed to 0) score the same again and pass, as do params that stopped
+    changing beside a model state that did not."""
     best = state.best
     if best is None or best.epoch == state.epoch - 1 or not state.history:
         return None
@@ -630,7 +632,11 @@ def _restored_best(state: TrainState[Any, Any]) -> int | None:
         same = best.value in (last.val_loss, last.loss, last.val_accuracy, last.accuracy)
     if same:
         return None
-    return best.epoch if _tree.equal(state.params, best.params) else None
+    # a restore puts back the params and the model state both: params that stopped
+    # changing beside running statistics that did not (batch norm recalibrated with
+    # every param frozen) score otherwise without any restore
+    restored = _tree.equal((state.params, state.model_state), (best.params, best.model_state))
+    return best.epoch if restored else None
 
 
 def _same_scores(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -869,7 +875,8 @@ def _epoch(run: _Run[P, S], state: TrainState[P, S], epoch: int) -> TrainState[P
         if not math.isfinite(result.loss):  # NaN would read as "not measured" hereafter
             raise NonFiniteLossError(
                 f"the validation loss after epoch {epoch} is {result.loss} (the model's "
-                "outputs on the validation data overflow); the epoch is not recorded"
+                "outputs on the validation data, or the loss of them, are not finite); the "
+                "epoch is not recorded"
             )
         record = attrs.evolve(record, val_loss=result.loss, val_accuracy=result.accuracy)
     best, stopped = state.best, False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -93,7 +94,7 @@ def global_norm(a: Any) -> float:
     1e200))`` is 2e200). The norm of entries with an inf is inf, with a NaN NaN."""
     arrays = [np.ravel(v) for v in leaves(a)]
     total = builtins.sum(_dot(x, x) for x in arrays)
-    if 0.0 < total < math.inf or math.isnan(total):
+    if sys.float_info.min <= total < math.inf or math.isnan(total):  # normal: full digits
         return math.sqrt(total)
     largest = builtins.max((float(np.max(np.abs(x))) for x in arrays if x.size), default=0.0)
     if largest == 0.0 or not math.isfinite(largest):

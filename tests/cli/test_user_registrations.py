@@ -207,7 +207,6 @@ def test_every_flag_of_fnn_train_is_reserved() -> None:
         ({"weight_decay": 0.5}, TypeError, r"'weight_decay': it names no option .* adam;"),
         ({"lr": "fast"}, TypeError, r"the default lr='fast' must be a number"),
         ({"hidden": (8,)}, TypeError, r"no default can be called 'hidden'"),
-        ({"optimizer": "nadam"}, ValueError, r"optimizer='nadam': unknown optimizer"),
     ],
 )
 def test_recipe_defaults_the_command_could_not_take_are_refused(
@@ -216,6 +215,17 @@ def test_recipe_defaults_the_command_could_not_take_are_refused(
     with pytest.raises(error, match=message):
         fnn.recipes.register("defaulted", **defaults)
     assert "defaulted" not in fnn.recipes.RECIPES
+
+
+def test_an_optimizer_not_yet_registered_is_checked_when_a_run_is_configured() -> None:
+    """A recipe may name an optimizer a later --import registers: its registration checks
+    the command's own defaults only, and configuring a run checks the rest."""
+    decorate = fnn.recipes.register("later", optimizer="nadam", lr=0.1, epochs=1, batch_size=4)
+    with pytest.raises(TypeError, match=r"the default lr='x' must be a number"):
+        fnn.recipes.register("later2", optimizer="nadam", lr="x")
+    assert callable(decorate)
+    with pytest.raises(ValueError, match=r"optimizer='nadam': unknown optimizer"):
+        fnn.recipes.check_defaults("later", {"optimizer": "nadam", "lr": 0.1})
 
 
 def test_defaults_of_the_recipes_optimizer_are_taken() -> None:
@@ -228,3 +238,49 @@ def test_a_run_without_a_learning_rate_names_the_missing_flags() -> None:
     config = cli.complete({"model": "mlp"}, {}, {}).evolve(lr=None, epochs=None)
     with pytest.raises(cli.UsageError, match=r"--model mlp gives no default for --lr, --epochs"):
         cli.check_config(config, None)
+
+
+def test_a_recipe_may_name_an_optimizer_a_later_import_registers(tmp_path: Path) -> None:
+    """A recipe's defaults for an optimizer registered after it (a later --import, or
+    lower in the same file) are checked when the run is configured: refusing them at
+    registration made the order of --import matter."""
+    (tmp_path / "rec.py").write_text(
+        "import fnn\n\n"
+        '@fnn.recipes.register("myrec", lr=0.1, epochs=1, batch_size=8, optimizer="myopt",'
+        " beta=0.5)\n"
+        "def myrec(data):\n"
+        "    return fnn.nn.mlp((4, data.num_classes))\n"
+    )
+    (tmp_path / "opt.py").write_text(
+        "import fnn\n\n"
+        '@fnn.optim.register("myopt")\n'
+        "def myopt(learning_rate: float, *, beta: float = 0.9) -> fnn.optim.Optimizer:\n"
+        '    """SGD with momentum.\n\n    Args:\n        beta: the momentum.\n    """\n'
+        "    return fnn.optim.sgd(learning_rate, momentum=beta)\n"
+    )
+    for order in (["rec.py", "opt.py"], ["opt.py", "rec.py"]):
+        imports = [arg for name in order for arg in ("--import", name)]
+        done = fnn_in(tmp_path, "train", *imports, "--model", "myrec", "--help")
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "typo.py").write_text(
+        "import fnn\n\n"
+        '@fnn.recipes.register("typo", lr=0.1, epochs=1, batch_size=8, optimizer="myopt",'
+        " betta=0.5)\n"
+        "def typo(data):\n"
+        "    return fnn.nn.mlp((4, data.num_classes))\n"
+    )
+    line = one_line(
+        fnn_in(
+            tmp_path,
+            "train",
+            "--import",
+            "typo.py",
+            "--import",
+            "opt.py",
+            "--model",
+            "typo",
+            "--out",
+            str(tmp_path / "run"),
+        )
+    )
+    assert "no default can be called 'betta'" in line

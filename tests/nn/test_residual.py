@@ -351,6 +351,14 @@ def test_a_combinator_that_computes_needs_its_output_shape(key: random.Key) -> N
     )
     with pytest.raises(TypeError, match="forward computes with its inputs: pass output="):
         added.init(key, (3,))
+    for computing in [
+        lambda run, x: np.maximum(run(0, x), run(1, x)),  # NumPy's functions
+        lambda run, x: run(1, run(0, x).reshape(len(x), -1)),  # an array's methods
+        lambda run, x: run(0, x) if run(0, x) > run(1, x) else run(1, x),  # comparisons
+    ]:
+        maxout = nn.combinator([nn.dense(4), nn.dense(4)], computing, summed_backward)
+        with pytest.raises(TypeError, match="pass output="):
+            maxout.init(key, (3,))
     fixed = nn.combinator(
         [nn.dense(4), nn.dense(4)],
         forward=lambda run, x: run(0, x) + run(1, x),

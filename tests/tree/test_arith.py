@@ -69,6 +69,8 @@ def test_a_norm_past_float64s_range_is_scaled_first() -> None:
     found from the entries divided by the largest, so clipping keeps the direction."""
     assert tree.global_norm({"w": np.full(4, 1e200)}) == pytest.approx(2e200, rel=1e-15)
     assert tree.global_norm([np.full(2, 1e-200), np.full(2, -1e-200)]) == pytest.approx(2e-200)
+    # squares summing to a subnormal keep few digits: 6e-6 off before
+    assert tree.global_norm({"w": np.full(4, 1e-160)}) == pytest.approx(2e-160, rel=1e-15)
     assert tree.global_norm({"w": np.array([np.inf, 1.0])}) == math.inf
     assert math.isnan(tree.global_norm({"w": np.array([np.nan, 1.0])}))
     step = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1))

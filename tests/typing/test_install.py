@@ -83,3 +83,26 @@ def test_the_readmes_install_type_checks_from_outside_the_repository(tmp_path: P
     imported = _run([str(python), "-c", probe], user)
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout == "1 None dense\n"
+
+
+def test_the_sdist_holds_the_package_and_builds_a_wheel_of_it(tmp_path: Path) -> None:
+    """The source distribution holds fnn/ (the link .editable/fnn, walked first, took its
+    place: a wheel built from that sdist held no package), and a wheel built from the
+    unpacked sdist holds fnn with its typing marker and format spec."""
+    import tarfile
+    import zipfile
+
+    from hatchling.builders.sdist import SdistBuilder
+    from hatchling.builders.wheel import WheelBuilder
+
+    sdist = Path(next(iter(SdistBuilder(str(REPO)).build(directory=str(tmp_path / "dist")))))
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        archive.extractall(tmp_path / "src", filter="data")
+    assert any(n.endswith("/fnn/__init__.py") for n in names), names[:10]
+    assert not any("/.editable" in n for n in names)
+    (unpacked,) = (tmp_path / "src").iterdir()
+    wheel = next(iter(WheelBuilder(str(unpacked)).build(directory=str(tmp_path / "wheel"))))
+    with zipfile.ZipFile(wheel) as built:
+        inside = set(built.namelist())
+    assert {"fnn/__init__.py", "fnn/py.typed", "fnn/io/FORMAT.md"} <= inside
