@@ -67,6 +67,9 @@ INTERNAL = {
     "fnn.metrics": {
         "as_labels": "the label conversion accuracy and confusion_matrix share",
     },
+    "fnn.recipes": {
+        "check_defaults": "the check of a recipe's defaults fnn train's configuration runs",
+    },
     "fnn.plots": {
         "write_bytes_atomic": "fnn._atomic's writer, imported for use",
     },
