@@ -17,7 +17,7 @@ import inspect
 import math
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -234,15 +234,37 @@ RESERVED = frozenset({o.name for o in TRAINING}) | RUN_FLAGS
 names already (a bool option ``x`` also gives ``--no-x``)."""
 
 
-def check_names(options: Sequence[Option], owner: str) -> None:
-    """Refuse options whose flags ``fnn train`` has already (:data:`RESERVED`): one named
-    like a flag, or a bool whose ``--no-`` flag is one. ``owner`` names the recipe or
-    optimizer in the message.
+def check_names(
+    options: Sequence[Option],
+    owner: str,
+    same: Mapping[str, Sequence[Option]],
+    other: Mapping[str, Sequence[Option]],
+) -> None:
+    """Refuse options ``fnn train`` could not take beside the registered ones.
+
+    ``owner`` names the recipe or optimizer registering ``options`` (``"recipe 'mlp'"``);
+    ``same`` holds the options of the registered owners of its kind, ``other`` those of
+    the other kind (the optimizers for a recipe), each by owner in the same form. Refused:
+    a name starting with ``_`` (argparse would read ``--_w`` as ``w``); a name whose flag
+    ``fnn train`` has already (:data:`RESERVED`), or a bool whose ``--no-`` flag is one;
+    a name of the other kind's options (a recipe's and an optimizer's option share the
+    run's one ``config`` entry); a bool ``x`` where ``no_x`` is an option, or ``no_x``
+    where ``x`` is a bool option (both would be ``--no-x``). Same-named options of owners
+    of one kind are allowed: each run takes the chosen owner's. Re-registering ``owner``
+    (a module imported again) is checked against the others only.
 
     Raises:
-        ValueError: naming the option, the command's flag and what to do.
+        ValueError: naming the option, what it clashes with and what to do.
     """
+    everyone = {k: v for k, v in same.items() if k != owner} | dict(other) | {owner: options}
+    bools = {o.name: k for k, opts in everyone.items() for o in opts if o.kind is bool}
+    names = {o.name: k for k, opts in everyone.items() for o in opts}
     for option in options:
+        if option.name.startswith("_"):
+            raise ValueError(
+                f"{owner}: the option {option.name!r} starts with '_'; an option's name "
+                f"must start with a letter"
+            )
         taken = [n for n in (option.name, f"no_{option.name}") if n in RESERVED]
         if taken and (taken[0] == option.name or option.kind is bool):
             flag = "--" + taken[0].replace("_", "-")
@@ -250,6 +272,24 @@ def check_names(options: Sequence[Option], owner: str) -> None:
                 f"{owner}: the option {option.name!r} would be {flag}, a flag fnn train has "
                 f"already; rename it (taken: {', '.join(sorted(RESERVED))})"
             )
+        shared = [k for k, opts in other.items() for o in opts if o.name == option.name]
+        if shared:
+            raise ValueError(
+                f"{owner}: the option {option.name!r} is an option of {', '.join(shared)} "
+                f"too; a recipe's and an optimizer's options share a run's config, so "
+                f"their names must differ: rename it"
+            )
+        base = option.name.removeprefix("no_")
+        if option.name != base and base in bools:
+            clash, flag = f"the bool option {base!r} of {bools[base]}", option.flag
+        elif option.kind is bool and f"no_{option.name}" in names:
+            clash = f"the option 'no_{option.name}' of {names['no_' + option.name]}"
+            flag = "--no-" + option.flag.removeprefix("--")
+        else:
+            continue
+        raise ValueError(
+            f"{owner}: the option {option.name!r} and {clash} would both be {flag}; rename it"
+        )
 
 
 def options_after_first(function: Callable[..., Any], takes: str) -> tuple[Option, ...]:

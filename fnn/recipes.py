@@ -118,12 +118,16 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
     Every other parameter must have a default and be annotated ``bool``, ``int``,
     ``float``, ``str``, ``tuple[int, ...]`` or ``tuple[str, ...]``: those are its
     options, and none can be named like one of ``fnn train``'s own flags (``seed``,
-    ``epochs``, ``clip``, ``out``, ...). Their ranges are the model's own (a ValueError
-    from the layers becomes a usage error of the command).
+    ``epochs``, ``clip``, ``out``, ...), like a registered optimizer's option (they would
+    share the run's ``config`` entry), or so that its flag clashes with another
+    registered option's (``no_tied`` beside gpt's bool ``tied``: both ``--no-tied``),
+    nor start with ``_``. Their ranges are the model's own (a ValueError from the layers
+    becomes a usage error of the command).
 
     Raises:
         ValueError: a bad name, one taken by another recipe, an option named like a flag
-            of ``fnn train``, or an unknown optimizer in ``defaults``.
+            of ``fnn train`` or an optimizer's option, or whose flag another option has,
+            or an unknown optimizer in ``defaults``.
         TypeError: an option without a default or of another type, a default that is no
             option of the command or of the recipe's optimizer (a misspelt name) or of
             another type, or ``shards_on_threads`` not a bool.
@@ -146,7 +150,12 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
 
     def decorate(build: F) -> F:
         options = _options.options_after_first(build, "the dataset's DataInfo")
-        _options.check_names(options, f"recipe {name!r}")
+        recipes = {f"recipe {k!r}": r.options for k, r in RECIPES.items()}
+        optimizers = {
+            f"optimizer {k!r}": _options.options_after_first(make, "the learning rate")
+            for k, make in optim.OPTIMIZERS.items()
+        }
+        _options.check_names(options, f"recipe {name!r}", recipes, optimizers)
         _RECIPES.add(name, Recipe(name, build, options, dict(defaults), shards_on_threads))
         return build
 

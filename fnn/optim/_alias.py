@@ -16,6 +16,7 @@ of ``p = [1, 2]`` with the gradient ``g = [0.5, -1]``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -59,7 +60,10 @@ def register(name: str) -> Callable[[F], F]:
     ``tuple[int, ...]`` or ``tuple[str, ...]``, become options of ``fnn train``
     (``--b1``, ``--weight-decay``), with the help lines of the docstring's ``Args:``. An
     option cannot be named like one of ``fnn train``'s own flags (``seed``, ``epochs``,
-    ``clip``, ``out``, ...; the message lists them).
+    ``clip``, ``out``, ...; the message lists them) or like a registered model recipe's
+    option (the two would share a run's ``config`` entry), nor start with ``_``, nor
+    give a flag another option has (``no_nesterov`` beside ``sgd``'s bool ``nesterov``:
+    both ``--no-nesterov``).
 
     Args:
         name: the optimizer's name in the command and in run records.
@@ -69,7 +73,8 @@ def register(name: str) -> Callable[[F], F]:
 
     Raises:
         ValueError: a bad name, one taken by another constructor, or an option named
-            like a flag of ``fnn train``.
+            like a flag of ``fnn train`` or a recipe's option, or whose flag another
+            option has.
         TypeError: a constructor without parameters, or an option without a default or
             of another type.
 
@@ -84,10 +89,22 @@ def register(name: str) -> Callable[[F], F]:
 
     def decorate(make: F) -> F:
         options = _options.options_after_first(make, "the learning rate")
-        _options.check_names(options, f"optimizer {name!r}")
+        optimizers = {
+            f"optimizer {k!r}": _options.options_after_first(v, "the learning rate")
+            for k, v in OPTIMIZERS.items()
+        }
+        _options.check_names(options, f"optimizer {name!r}", optimizers, _recipe_options())
         return _OPTIMIZERS.add(name, make)  # type: ignore[return-value]
 
     return decorate
+
+
+def _recipe_options() -> dict[str, tuple[_options.Option, ...]]:
+    """The options of the registered model recipes, by ``"recipe 'name'"``: none before
+    :mod:`fnn.recipes` (which imports this module, and registers its recipes as it is
+    imported) is imported."""
+    recipes = getattr(sys.modules.get("fnn.recipes"), "RECIPES", {})
+    return {f"recipe {k!r}": r.options for k, r in recipes.items()}
 
 
 def optimizer(name: str) -> Callable[..., Optimizer[Any]]:

@@ -183,7 +183,75 @@ def test_options_named_like_the_commands_flags_are_refused_at_registration() -> 
     assert not {"seeded", "plotting"} & set(fnn.recipes.RECIPES)
     assert "clipped" not in fnn.optim.OPTIMIZERS
     options = fnn._options.options_after_first(_plots, "data")  # an int: no --no-plots
-    fnn._options.check_names(options, "recipe 'plots'")  # accepted: raises nothing
+    fnn._options.check_names(options, "recipe 'plots'", {}, {})  # accepted: raises nothing
+
+
+def _untied(data: fnn.data.DataInfo, *, no_tied: int = 1) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _switch(data: fnn.data.DataInfo, *, turbo: bool = False) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _unswitched(learning_rate: float = 0.1, no_turbo: float = 0.0) -> fnn.optim.Optimizer[Any]:
+    return fnn.optim.sgd(learning_rate)
+
+
+def _unnesterov(learning_rate: float = 0.1, no_nesterov: bool = False) -> fnn.optim.Optimizer[Any]:
+    return fnn.optim.sgd(learning_rate)
+
+
+def _private(data: fnn.data.DataInfo, *, _w: int = 1) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _shaky(data: fnn.data.DataInfo, *, momentum: float = 0.5) -> nn.Layer[Any, Any]:
+    return _build(data)
+
+
+def _layered(learning_rate: float = 0.1, hidden: int = 3) -> fnn.optim.Optimizer[Any]:
+    return fnn.optim.sgd(learning_rate)
+
+
+def test_options_whose_flags_clash_with_registered_options_are_refused() -> None:
+    """``no_x`` beside a bool ``x`` (both would be ``--no-x``) is refused whichever is
+    registered first and whoever owns it: argparse refused the parser of every command."""
+    register = fnn.recipes.register("untied", lr=0.1, epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match="'no_tied' and the bool option 'tied' of recipe 'gpt'"):
+        register(_untied)
+    with pytest.raises(ValueError, match="'no_nesterov' and the bool option 'nesterov' of"):
+        fnn.optim.register("unnesterov")(_unnesterov)
+    fnn.optim.register("unswitched")(_unswitched)
+    try:
+        match = "'turbo' and the option 'no_turbo' of optimizer 'unswitched' would both be"
+        with pytest.raises(ValueError, match=match + " --no-turbo"):
+            fnn.recipes.register("switch", lr=0.1, epochs=1, batch_size=8)(_switch)
+    finally:
+        fnn.optim._alias._OPTIMIZERS._items.pop("unswitched")
+    assert not {"untied", "switch"} & set(fnn.recipes.RECIPES)
+    assert "unnesterov" not in fnn.optim.OPTIMIZERS
+
+
+def test_an_option_named_with_a_leading_underscore_is_refused() -> None:
+    with pytest.raises(ValueError, match="recipe 'private': the option '_w' starts with '_'"):
+        fnn.recipes.register("private", lr=0.1, epochs=1, batch_size=8)(_private)
+    assert "private" not in fnn.recipes.RECIPES
+
+
+def test_a_recipes_option_named_like_an_optimizers_is_refused_both_ways() -> None:
+    """A recipe's and an optimizer's option of one name would share one ``config`` entry
+    (the optimizer's value rebuilt the model on resume and replay)."""
+    match = "recipe 'shaky': the option 'momentum' is an option of optimizer 'sgd', "
+    with pytest.raises(ValueError, match=match):
+        fnn.recipes.register("shaky", lr=0.1, epochs=1, batch_size=8)(_shaky)
+    match = "optimizer 'layered': the option 'hidden' is an option of recipe 'mlp' too"
+    with pytest.raises(ValueError, match=match):
+        fnn.optim.register("layered")(_layered)
+    assert "shaky" not in fnn.recipes.RECIPES and "layered" not in fnn.optim.OPTIMIZERS
+    recipes = {o.name for r in fnn.recipes.RECIPES.values() for o in r.options}
+    optimizers = {o.name for n in fnn.optim.OPTIMIZERS for o in cli._config.optimizer_options(n)}
+    assert not recipes & optimizers  # the built-in ones share none
 
 
 def test_every_flag_of_fnn_train_is_reserved() -> None:
