@@ -332,8 +332,8 @@ def _config_from_args(args: argparse.Namespace) -> Config:
             raise UsageError("give --data (your own data) or --dataset/--data-dir, not both")
         directory, general["dataset"] = _config.resolved(args.data), args.data.resolve().name
     model = str(general["model"] or OPTIONS[1].default)
-    opt = str(general["optimizer"] or OPTIONS[2].default)
     mine = {o.name: o for o in _config.model_options(model)}
+    opt = _config.chosen_optimizer(model, general["optimizer"])
     theirs = {o.name: o for o in _config.optimizer_options(opt)}
     every = _config.every_option()
     given = {n: getattr(args, n) for n in every if getattr(args, n) is not None}

@@ -92,6 +92,21 @@ def optimizer_options(name: str) -> tuple[Option, ...]:
     return options_after_first(make, "the learning rate")
 
 
+def chosen_optimizer(model: str, optimizer: str | None) -> str:
+    """The optimizer a run of the recipe ``model`` trains with: ``optimizer`` if given,
+    else the recipe's ``optimizer`` default (gpt's ``adamw``), else the command's
+    (``adam``).
+
+    Raises:
+        UsageError: no such recipe.
+    """
+    if optimizer is not None:
+        return optimizer
+    model_options(model)  # an unknown recipe is named as --model's
+    default = recipes.recipe(model).defaults.get("optimizer", GENERAL["optimizer"].default)
+    return str(default)
+
+
 def every_option() -> dict[str, list[Option]]:
     """Every option of every recipe and optimizer, by name (for the parser and for
     messages about options that do not apply)."""
@@ -169,7 +184,7 @@ class Config:
         entries = {_RENAMED.get(k, k): v for k, v in obj.items()}
         given = {k: v for k, v in entries.items() if k in GENERAL}
         model = str(given.get("model", GENERAL["model"].default))
-        opt = str(given.get("optimizer", GENERAL["optimizer"].default))
+        opt = chosen_optimizer(model, given.get("optimizer"))
         parts: list[dict[str, Any]] = [{}, {}, {}]
         known = every_option()
         for i, options in enumerate((OPTIONS, model_options(model), optimizer_options(opt))):
@@ -442,6 +457,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "check_config",
+    "chosen_optimizer",
     "complete",
     "data_info",
     "every_option",

@@ -352,3 +352,37 @@ def test_a_recipe_may_name_an_optimizer_a_later_import_registers(tmp_path: Path)
         )
     )
     assert "no default can be called 'betta'" in line
+
+
+def _on_sgd(data: fnn.data.DataInfo, *, width: int = 4) -> nn.Layer[Any, Any]:
+    return nn.mlp((width, data.num_classes))
+
+
+def config_of(*argv: str) -> cli._config.Config:
+    """The config ``fnn train ARGV`` would train (nothing run)."""
+    return cli._config_from_args(cli._parser().parse_args(["train", *argv]))
+
+
+def test_a_recipes_own_optimizer_decides_which_options_apply() -> None:
+    """Without --optimizer, the options of the recipe's optimizer apply (gpt's adamw's
+    --weight-decay, as the README shows), and those of the command's adam do not."""
+    config = config_of("--model", "gpt", "--weight-decay", "0.05", "--no-weights-only")
+    assert config.general["optimizer"] == "adamw"
+    assert config.optimizer["weight_decay"] == 0.05
+    assert config.optimizer["weights_only"] is False
+    fnn.recipes.register("on_sgd", optimizer="sgd", momentum=0.9, lr=0.1, epochs=1, batch_size=8)(
+        _on_sgd
+    )
+    try:
+        assert config_of("--model", "on_sgd", "--momentum", "0.5").optimizer == {
+            "momentum": 0.5,
+            "nesterov": False,
+        }
+        match = "--b1 applies to --optimizer adam or --optimizer adamw, not to --model on_sgd "
+        with pytest.raises(cli.UsageError, match=match + "with --optimizer sgd"):
+            config_of("--model", "on_sgd", "--b1", "0.5")
+        setting = {"momentum": "0.5"}
+        config = cli._sweep.checked_config(["--model", "on_sgd", "--limit", "50"], setting)
+        assert config.optimizer["momentum"] == 0.5
+    finally:
+        fnn.recipes._RECIPES._items.pop("on_sgd")
