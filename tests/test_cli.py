@@ -435,6 +435,11 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
             ("--text", "tinyshakespeare", "--epochs", "3"),
             "--text: --model mlp is not a language model (it has no --context)",
         ),
+        (  # 6 updates of 100 of the 540 training images
+            ("--epochs=1", "--batch-size=100", "--schedule=warmup-cosine", "--warmup=6"),
+            "--schedule warmup-cosine: --warmup 6 must be fewer than the run's 6 updates "
+            "(--epochs 1 of 6 updates each)",
+        ),
         (("--hidden", "100000000"), "parameters: training it takes about"),
         (
             ("--model", "cnn", "--batch-norm", "--batch-size", "1"),
@@ -464,6 +469,12 @@ def test_a_bad_configuration_touches_no_file(
     assert message in error_of(capsys, "train", "--out", str(out), "--quiet", *args)
     assert time.perf_counter() - began < 10  # refused before allocating or training
     assert not out.exists()
+
+
+def test_a_classifiers_warm_up_counts_updates_not_epochs(tmp_path: Path) -> None:
+    """--warmup is checked against the run's updates (3 epochs of 17), not its epochs."""
+    record = train(tmp_path / "run", "--schedule", "warmup-cosine", "--warmup", "20")
+    assert record["config"]["warmup"] == 20
 
 
 def test_an_error_before_any_command_names_fnn_alone(capsys: pytest.CaptureFixture[str]) -> None:

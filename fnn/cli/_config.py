@@ -283,17 +283,33 @@ def total_updates(config: Config, steps_per_epoch: int) -> int:
     return int(g["steps"]) if "steps" in g else max(g["epochs"] * steps_per_epoch, 1)
 
 
-def build_optimizer(config: Config, steps_per_epoch: int) -> optim.Optimizer[Any]:
+def build_optimizer(config: Config, steps_per_epoch: int | None) -> optim.Optimizer[Any]:
     """The optimizer of a config (with the L2 penalty's gradient in front when asked, and
     the global-norm clipping before both), its learning rate following the config's
-    schedule over the whole run.
+    schedule over the whole run. ``steps_per_epoch``: a classifier's updates per epoch,
+    or None where they are not known yet (a plan's check, before the data are read): the
+    warm-up of ``warmup-cosine`` is then checked against the run's updates when they are.
 
     Raises:
         UsageError: the optimizer, the schedule, the clipping or the L2 penalty refuses a
-            value.
+            value; a warm-up of as many updates as the run has or more.
     """
     g = config.general
-    total = total_updates(config, steps_per_epoch)
+    total = total_updates(config, steps_per_epoch or 1)
+    warmup = g.get("warmup") if g["schedule"] == "warmup-cosine" else None
+    if isinstance(warmup, int) and warmup >= total:
+        if "steps" not in g and steps_per_epoch is None:
+            total = warmup + 1  # the updates are not known yet: checked when they are
+        else:
+            run = (
+                f"--steps {total}"
+                if "steps" in g
+                else f"--epochs {g['epochs']} of {steps_per_epoch} updates each"
+            )
+            raise UsageError(
+                f"--schedule warmup-cosine: --warmup {warmup} must be fewer than the run's "
+                f"{total} updates ({run})"
+            )
     try:
         if g["schedule"] not in SCHEDULES:
             raise ValueError(f"expected one of {', '.join(SCHEDULES)}, got {g['schedule']!r}")
@@ -416,7 +432,7 @@ def check_config(config: Config, info: data.DataInfo | None) -> None:
             bad.append(f"--dataset: {err}")
     if bad:
         raise UsageError("; ".join(bad))
-    build_optimizer(config, 1)
+    build_optimizer(config, None)  # a classifier's updates per epoch come with its data
     if info is not None:
         build_model(config, info)
     else:  # the shapes come with the data: the recipe checks its own options now

@@ -208,7 +208,10 @@ def test_a_recipe_refuses_a_shards_on_threads_that_is_not_a_bool() -> None:
         (("--epochs", "3"), "--epochs applies to a classifier's runs only"),
         (("--dataset", "mnist"), "--dataset applies to a classifier's runs only"),
         (("--model", "mlp"), "--context applies to --model gpt, not to --model mlp"),
-        (("--warmup", "40"), "steps \\(30\\) must be more than the warmup steps \\(40\\)"),
+        (
+            ("--warmup", "40"),
+            "--warmup 40 must be fewer than the run's 30 updates \\(--steps 30\\)",
+        ),
         (("--eval-every", "0"), "eval_every must be >= 1"),
         (("--min-lr", "-1"), "min_lr must be a finite number >= 0, got -1.0"),
         (("--steps", "100000000000000000000"), "steps must fit in 64 bits"),
