@@ -29,7 +29,17 @@ from .. import experiments, parallel, plots
 from .._atomic import write_bytes_atomic
 from .._options import Option
 from ..experiments import SweepError, WorkerDiedError
-from ._config import GENERAL, Config, UsageError, check_config, data_info, every_option
+from ._config import (
+    GENERAL,
+    Config,
+    UsageError,
+    check_config,
+    chosen_optimizer,
+    data_info,
+    every_option,
+    model_options,
+    optimizer_options,
+)
 from ._output import Output, printable
 from ._rundir import CHECKPOINTS, RUN_FILE, finished, read_run
 
@@ -140,19 +150,26 @@ def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
         raise UsageError(f"--seeds: {err}") from None
 
 
-def known_option(name: str, entry: str, train: Sequence[str]) -> Option:
+def known_option(
+    name: str, entry: str, train: Sequence[str], entries: Sequence[str] = ()
+) -> Option:
     """The ``fnn train`` option ``name`` names (``lr``, ``batch-size``) in an entry of
     ``--grid`` or ``--param``, which ``train`` (the options after ``--``) does not set.
+    A recipe's or optimizer's option is the one of those the runs choose (by ``train``
+    and by the ``model`` and ``optimizer`` values of ``entries``, all the entries; a
+    recipe's own optimizer where none is given): its kind says how its values are read
+    (``hidden`` is a tuple for mlp, maybe an int for a user's recipe).
 
     Raises:
         UsageError: an option the command sets itself, one ``fnn train`` does not have,
-            or one ``train`` sets too.
+            one ``train`` sets too, or one of several kinds for the recipes and
+            optimizers the runs choose.
     """
     flag = "--" + name.replace("_", "-")
     if flag in FIXED:
         raise UsageError(f"{entry}: {FIXED[flag]}")
-    known = {**GENERAL, **{n: options[0] for n, options in every_option().items()}}
-    if name not in known:
+    every = every_option()
+    if name not in GENERAL and name not in every:
         if flag in PASSED_ON_RESUME | {"--quiet"}:
             raise UsageError(
                 f"{entry}: {flag} is how a run is trained, not a setting of it; give it "
@@ -161,7 +178,50 @@ def known_option(name: str, entry: str, train: Sequence[str]) -> Option:
         raise UsageError(f"{entry}: fnn train has no option {flag}")
     if flag in {token.split("=", 1)[0] for token in train}:
         raise UsageError(f"{entry}: {flag} is given twice")
-    return known[name]
+    if name in GENERAL:
+        return GENERAL[name]
+    found = _chosen_options(name, train, entries)
+    kinds = sorted({o.expects() for o in found})
+    if len(kinds) > 1:
+        raise UsageError(
+            f"{entry}: {flag} expects {' or '.join(kinds)} for the recipes and optimizers "
+            "these runs choose: search them apart"
+        )
+    return found[0] if found else every[name][0]  # the config's check refuses it
+
+
+def _chosen_options(name: str, train: Sequence[str], entries: Sequence[str]) -> list[Option]:
+    """The options called ``name`` of the recipes and optimizers the runs of ``train``
+    and ``entries`` choose."""
+    models = _values(entries, "model") or (
+        _given_value(train, "--model") or GENERAL["model"].default,
+    )
+    optimizers = _values(entries, "optimizer") or (_given_value(train, "--optimizer"),)
+    found = []
+    for model in models:
+        found += [o for o in model_options(model) if o.name == name]
+        for opt in optimizers:
+            owner = optimizer_options(chosen_optimizer(model, opt))
+            found += [o for o in owner if o.name == name]
+    return found
+
+
+def _values(entries: Sequence[str], name: str) -> tuple[str, ...]:
+    """The values the entry of ``name`` among ``entries`` (``NAME=V1,V2``) gives."""
+    for entry in entries:
+        key, _, text = entry.partition("=")
+        if key.strip().removeprefix("--").replace("-", "_") == name:
+            return tuple(v.strip() for v in text.split(",") if v.strip())
+    return ()
+
+
+def _given_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value ``argv`` gives ``flag`` (``--model gpt`` or ``--model=gpt``), or None."""
+    for option in _options_of(argv):
+        key, eq, value = option[0].partition("=")
+        if key == flag and (eq or len(option) > 1):
+            return value if eq else option[1]
+    return None
 
 
 @attrs.frozen
@@ -287,7 +347,7 @@ def parse_grid(entries: Sequence[str], train: Sequence[str]) -> dict[str, tuple[
         name = name.strip().removeprefix("--").replace("-", "_")
         if not sep or not name or not text.strip():
             raise UsageError(f"--grid expects OPTION=V1,V2,..., got {entry!r}")
-        option = known_option(name, f"--grid {entry}", train)
+        option = known_option(name, f"--grid {entry}", train, entries)
         if name in grid:
             raise UsageError(f"--grid {entry}: {option.flag} is given twice")
         separator = "/" if option.kind in (tuple, list) else ","

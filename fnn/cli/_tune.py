@@ -85,7 +85,7 @@ def _params(entries: list[str], train: list[str]) -> list[experiments.Param]:
     found: list[experiments.Param] = []
     for entry in entries:
         name = entry.partition("=")[0].strip().removeprefix("--").replace("-", "_")
-        option = known_option(name, f"--param {entry}", train)
+        option = known_option(name, f"--param {entry}", train, entries)
         if any(p.name == name for p in found):
             raise UsageError(f"--param {entry}: {option.flag} is given twice")
         numeric = {float: "float", int: "int"}.get(option.kind)

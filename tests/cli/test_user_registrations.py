@@ -386,3 +386,26 @@ def test_a_recipes_own_optimizer_decides_which_options_apply() -> None:
         assert config.optimizer["momentum"] == 0.5
     finally:
         fnn.recipes._RECIPES._items.pop("on_sgd")
+
+
+def _narrow(data: fnn.data.DataInfo, *, hidden: int = 4) -> nn.Layer[Any, Any]:
+    return nn.mlp((hidden, data.num_classes))
+
+
+def test_sweep_and_tune_read_an_option_by_the_kind_of_the_recipe_chosen() -> None:
+    """mlp's --hidden (registered first) is a tuple, this recipe's an int: a grid of it
+    is split at ',' and a search may draw it from a range; a grid over both recipes is
+    refused in one line."""
+    fnn.recipes.register("narrow", lr=0.1, epochs=1, batch_size=8)(_narrow)
+    try:
+        train = ["--model", "narrow"]
+        assert cli._sweep.parse_grid(["hidden=8,16"], train) == {"hidden": ("8", "16")}
+        assert cli._sweep.parse_grid(["hidden=8,16"], ["--model=narrow"])["hidden"] == ("8", "16")
+        assert cli._sweep.parse_grid(["hidden=8,16/4"], []) == {"hidden": ("8,16", "4")}
+        [param] = cli._tune._params(["hidden=8..16"], train)
+        assert (param.kind, param.low, param.high) == ("int", 8, 16)
+        entries = ["hidden=8,16", "model=mlp,narrow"]
+        with pytest.raises(cli.UsageError, match="--hidden expects an integer or integers like"):
+            cli._sweep.parse_grid(entries, [])
+    finally:
+        fnn.recipes._RECIPES._items.pop("narrow")
