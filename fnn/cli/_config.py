@@ -21,7 +21,8 @@ import attrs
 from .. import _checks, data, nn, optim, parallel, recipes
 from .. import random as _random
 from .._checks import MAX_INT
-from .._options import TRAINING, Option, options_after_first
+from .._options import TRAINING, Option
+from ..optim._alias import registered_options
 from ..train import EarlyStopping
 
 
@@ -86,10 +87,9 @@ def optimizer_options(name: str) -> tuple[Option, ...]:
         UsageError: no such optimizer.
     """
     try:
-        make = optim.optimizer(name)
+        return registered_options(name)
     except ValueError as err:
         raise UsageError(f"--optimizer: {err}") from None
-    return options_after_first(make, "the learning rate")
 
 
 def chosen_optimizer(model: str, optimizer: str | None) -> str:

@@ -51,6 +51,10 @@ _OPTIMIZERS: Registry[Callable[..., Optimizer[Any]]] = Registry("optimizer")
 OPTIMIZERS: Mapping[str, Callable[..., Optimizer[Any]]] = _OPTIMIZERS.view
 """Every registered optimizer constructor by name (a read-only live view)."""
 
+_OPTIONS: dict[str, tuple[_options.Option, ...]] = {}
+"""Each registered optimizer's options, read once when it registers: its annotations need
+not resolve later (a function defined in a doctest, whose globals doctest clears)."""
+
 
 def register(name: str) -> Callable[[F], F]:
     """Register an optimizer constructor under ``name`` (a decorator), as layers are
@@ -89,14 +93,25 @@ def register(name: str) -> Callable[[F], F]:
 
     def decorate(make: F) -> F:
         options = _options.options_after_first(make, "the learning rate")
-        optimizers = {
-            f"optimizer {k!r}": _options.options_after_first(v, "the learning rate")
-            for k, v in OPTIMIZERS.items()
-        }
+        optimizers = {f"optimizer {k!r}": registered_options(k) for k in OPTIMIZERS}
         _options.check_names(options, f"optimizer {name!r}", optimizers, _recipe_options())
-        return _OPTIMIZERS.add(name, make)  # type: ignore[return-value]
+        added = _OPTIMIZERS.add(name, make)
+        _OPTIONS[name] = options
+        return added  # type: ignore[return-value]
 
     return decorate
+
+
+def registered_options(name: str) -> tuple[_options.Option, ...]:
+    """The options of the optimizer registered as ``name`` (its constructor's parameters
+    after the learning rate), as read when it registered.
+
+    Raises:
+        ValueError: no such optimizer.
+    """
+    make = optimizer(name)
+    found = _OPTIONS.get(name)
+    return _options.options_after_first(make, "the learning rate") if found is None else found
 
 
 def _recipe_options() -> dict[str, tuple[_options.Option, ...]]:

@@ -409,3 +409,34 @@ def test_sweep_and_tune_read_an_option_by_the_kind_of_the_recipe_chosen() -> Non
             cli._sweep.parse_grid(entries, [])
     finally:
         fnn.recipes._RECIPES._items.pop("narrow")
+
+
+def test_an_optimizer_whose_annotations_no_longer_resolve_does_not_break_registration(
+    tmp_path: Path,
+) -> None:
+    """An optimizer's options are read once, when it registers: one defined where its
+    string annotations later stop resolving (a doctest's namespace, cleared after it
+    runs) broke every later registration's name checks with a NameError. In a process
+    of its own: registrations are for good."""
+    script = tmp_path / "cleared.py"
+    script.write_text(
+        "import fnn\n"
+        "namespace = {'fnn': fnn}\n"
+        "source = ('from __future__ import annotations\\n'\n"
+        "          'def cleared(learning_rate: float = 0.1, *, gamma: float = 0.5)'\n"
+        "          ' -> fnn.optim.Optimizer:\\n'\n"
+        "          '    return fnn.optim.sgd(learning_rate)\\n')\n"
+        "exec(compile(source, '<cleared>', 'exec'), namespace)\n"
+        "fnn.optim.register('cleared')(namespace['cleared'])\n"
+        "namespace.clear()  # as doctest clears its globals\n"
+        "def later(data, *, width: int = 4):\n"
+        "    return fnn.nn.mlp((width, data.num_classes))\n"
+        "fnn.recipes.register('later', lr=0.1, epochs=1, batch_size=4)(later)\n"
+        "print([o.name for o in fnn.optim._alias.registered_options('cleared')])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['gamma']"
