@@ -28,7 +28,6 @@ import attrs
 
 from . import _options, _registry, nn, optim
 from .data import DataInfo
-from .optim._alias import registered_options as _optimizer_options
 
 __all__ = ["RECIPES", "Recipe", "cnn", "gpt", "mlp", "recipe", "register"]
 
@@ -152,7 +151,7 @@ def register(name: str, *, shards_on_threads: bool = False, **defaults: Any) -> 
     def decorate(build: F) -> F:
         options = _options.options_after_first(build, "the dataset's DataInfo")
         recipes = {f"recipe {k!r}": r.options for k, r in RECIPES.items()}
-        optimizers = {f"optimizer {k!r}": _optimizer_options(k) for k in optim.OPTIMIZERS}
+        optimizers = {f"optimizer {k!r}": optim.optimizer_options(k) for k in optim.OPTIMIZERS}
         _options.check_names(options, f"recipe {name!r}", recipes, optimizers)
         _RECIPES.add(name, Recipe(name, build, options, dict(defaults), shards_on_threads))
         return build
@@ -181,7 +180,7 @@ def check_defaults(name: str, defaults: Mapping[str, Any], *, registering: bool 
             raise ValueError(f"recipe {name!r}: optimizer={chosen!r}: {err}") from None
         defaults = {k: v for k, v in defaults.items() if k in general}
         make = None
-    own = () if make is None else _optimizer_options(chosen)
+    own = () if make is None else optim.optimizer_options(chosen)
     known = {**general, **{o.name: o for o in own}}
     for key, value in defaults.items():
         if key not in known:

@@ -22,7 +22,6 @@ from .. import _checks, data, nn, optim, parallel, recipes
 from .. import random as _random
 from .._checks import MAX_INT
 from .._options import TRAINING, Option
-from ..optim._alias import registered_options
 from ..train import EarlyStopping
 
 
@@ -87,7 +86,7 @@ def optimizer_options(name: str) -> tuple[Option, ...]:
         UsageError: no such optimizer.
     """
     try:
-        return registered_options(name)
+        return optim.optimizer_options(name)
     except ValueError as err:
         raise UsageError(f"--optimizer: {err}") from None
 

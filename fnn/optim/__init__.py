@@ -22,6 +22,7 @@ from ._alias import adamw as adamw
 from ._alias import momentum as momentum
 from ._alias import nesterov as nesterov
 from ._alias import optimizer as optimizer
+from ._alias import optimizer_options as optimizer_options
 from ._alias import register as register
 from ._alias import rmsprop as rmsprop
 from ._alias import sgd as sgd
@@ -70,6 +71,7 @@ __all__ = [
     "momentum",
     "nesterov",
     "optimizer",
+    "optimizer_options",
     "register",
     "rmsprop",
     "sgd",

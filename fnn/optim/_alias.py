@@ -93,7 +93,7 @@ def register(name: str) -> Callable[[F], F]:
 
     def decorate(make: F) -> F:
         options = _options.options_after_first(make, "the learning rate")
-        optimizers = {f"optimizer {k!r}": registered_options(k) for k in OPTIMIZERS}
+        optimizers = {f"optimizer {k!r}": optimizer_options(k) for k in OPTIMIZERS}
         _options.check_names(options, f"optimizer {name!r}", optimizers, _recipe_options())
         added = _OPTIMIZERS.add(name, make)
         _OPTIONS[name] = options
@@ -102,9 +102,13 @@ def register(name: str) -> Callable[[F], F]:
     return decorate
 
 
-def registered_options(name: str) -> tuple[_options.Option, ...]:
-    """The options of the optimizer registered as ``name`` (its constructor's parameters
-    after the learning rate), as read when it registered.
+def optimizer_options(name: str) -> tuple[_options.Option, ...]:
+    """The options of the optimizer registered as ``name``: its constructor's parameters
+    after the learning rate, as read when it registered (what ``fnn train --optimizer
+    name`` takes as flags).
+
+    >>> [o.name for o in optimizer_options("adam")]
+    ['b1', 'b2', 'eps']
 
     Raises:
         ValueError: no such optimizer.

@@ -432,7 +432,7 @@ def test_an_optimizer_whose_annotations_no_longer_resolve_does_not_break_registr
         "def later(data, *, width: int = 4):\n"
         "    return fnn.nn.mlp((width, data.num_classes))\n"
         "fnn.recipes.register('later', lr=0.1, epochs=1, batch_size=4)(later)\n"
-        "print([o.name for o in fnn.optim._alias.registered_options('cleared')])\n"
+        "print([o.name for o in fnn.optim.optimizer_options('cleared')])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
