@@ -106,13 +106,22 @@ def _followed(path: Path) -> Path:
     the end of its links (which need not exist yet).
 
     Raises:
-        OSError: ``ELOOP``, for links that never end (a loop).
+        OSError: ``ELOOP``, for links that never end (a loop); ``EINVAL``, for a link to
+            something other than a regular file or a directory (a FIFO, a device: the
+            write would put a regular file in its place).
     """
     if not path.is_symlink():
         return path
     target = Path(os.path.realpath(path))
     if target.is_symlink():  # realpath gives up on a loop, returning a link of it
         raise OSError(errno.ELOOP, f"{os.strerror(errno.ELOOP)} (a loop of symlinks)", str(path))
+    if target.exists() and not (target.is_file() or target.is_dir()):
+        raise OSError(
+            errno.EINVAL,
+            f"a symlink to {target}, which is not a regular file (a FIFO, a device or a "
+            "socket): fnn writes regular files only, and would put one in its place",
+            str(path),
+        )
     return target
 
 

@@ -8,6 +8,7 @@ import errno
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -92,6 +93,18 @@ def test_a_dangling_symlink_makes_its_file_and_a_loop_is_refused(tmp_path: Path)
     assert (tmp_path / "loop1").is_symlink() and (tmp_path / "loop2").is_symlink()
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["dir.bin", "loop1", "loop2", "made.bin", "new.bin", "nowhere.bin"]
+
+
+def test_a_symlink_to_a_fifo_is_refused_and_the_fifo_kept(tmp_path: Path) -> None:
+    """Following a link to a FIFO (or a device: /dev/null as root) replaced it with a
+    regular file."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link.npz").symlink_to("pipe")
+    with pytest.raises(OSError, match="which is not a regular file") as e:
+        write_bytes_atomic(tmp_path / "link.npz", b"x")
+    assert e.value.errno == errno.EINVAL
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "pipe"]
 
 
 def dead_pid() -> int:

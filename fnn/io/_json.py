@@ -27,6 +27,10 @@ INT_MAX = 2**64 - 1
 
 _INT_RANGE = "int64 or uint64: -2**63 to 2**64 - 1"
 
+_READ_INT_MIN = -(2**64 - 1)
+"""The least int a description is read with: what fnn's save took until 2026-12-08, so
+that files it wrote then still load (save now keeps to ``INT_MIN``)."""
+
 
 def check_json(value: Any, where: str, max_depth: int = MAX_DEPTH, depth: int = 0) -> Any:
     """``value`` as plain JSON data (tuples become lists), or raise.
@@ -109,7 +113,10 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return limit + 1
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+"""A JSON string, its closing quote optional: every match succeeds, so the scan stays
+linear (a required quote made an unterminated string of escapes rescan to the end from
+each quote: quadratic, days for a 16 MiB description)."""
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _CHUNK = 2**20
 
@@ -147,7 +154,7 @@ def _finite_float(text: str) -> float:
 
 def _int_in_range(text: str) -> int:
     number = int(text)
-    if not INT_MIN <= number <= INT_MAX:
+    if not _READ_INT_MIN <= number <= INT_MAX:
         raise ValueError(f"the int {text[:40]} does not fit in 64 bits ({_INT_RANGE})")
     return number
 

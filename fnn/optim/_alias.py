@@ -107,11 +107,18 @@ def optimizer_options(name: str) -> tuple[_options.Option, ...]:
     after the learning rate, as read when it registered (what ``fnn train --optimizer
     name`` takes as flags).
 
-    >>> [o.name for o in optimizer_options("adam")]
-    ['b1', 'b2', 'eps']
+    Args:
+        name: a registered optimizer's name (:data:`OPTIMIZERS`).
+
+    Returns:
+        Its options, in its signature's order: each a name, a kind, a default and a help
+        line.
 
     Raises:
         ValueError: no such optimizer.
+
+    >>> [o.name for o in optimizer_options("adam")]
+    ['b1', 'b2', 'eps']
     """
     make = optimizer(name)
     found = _OPTIONS.get(name)
