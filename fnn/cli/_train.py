@@ -385,6 +385,13 @@ def _resumed(
         raise UsageError(
             f"{given} is below the {made} {unit} the run has trained; give --{unit} {made} or more"
         )
+    every = config.general.get("eval_every") if unit == "steps" else None
+    if isinstance(every, int) and made < target and made % every:
+        raise UsageError(
+            f"--steps {target}: the run ended on a short interval ({made} updates in "
+            f"intervals of --eval-every {every}), which more updates cannot continue "
+            "bit-identically; train a new run with the steps wanted"
+        )
     if args.stop_after is not None and args.stop_after <= state.epoch and made < target:
         raise UsageError(
             f"--stop-after {args.stop_after} leaves nothing to train: the run has trained "

@@ -97,6 +97,23 @@ def test_a_finished_or_stopped_run_extends_to_more_steps(tmp_path: Path, text: P
     assert record["config"]["steps"] == 40 and len(record["epochs"]) == 4
 
 
+def test_a_run_that_ended_on_a_short_interval_is_not_extended(
+    tmp_path: Path, text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """25 updates in intervals of 10 end on a short one, which intervals of 10 cannot
+    continue: --resume with more --steps is refused in one line (a ValueError traceback
+    from fit_steps before), and nothing is written."""
+    train(tmp_path / "short", text, "--steps", "25")
+    before = (tmp_path / "short" / "run.json").read_bytes()
+    capsys.readouterr()
+    status, _ = run("train", "--resume", str(tmp_path / "short"), "--steps", "40",
+                    "--quiet", "--no-plots")  # fmt: skip
+    error = capsys.readouterr().err
+    assert status == 2 and "the run ended on a short interval (25 updates" in error, error
+    assert "Traceback" not in error
+    assert (tmp_path / "short" / "run.json").read_bytes() == before
+
+
 def test_threads_train_the_gpt_recipe_on_shards(tmp_path: Path, text: Path) -> None:
     """The gpt recipe trains on shards on threads: --threads 2 without --shards is
     --shards 2 --threads 2 (one BLAS thread), recorded as such, with the bits of --shards 2
