@@ -205,3 +205,16 @@ def row_indices(indices: object, n: int, what: str = "indices") -> Array:
         bad = int(indices.min()) if int(indices.min()) < 0 else int(indices.max())
         raise ValueError(f"{what} must be in [0, {n}) for {n} examples, got {bad}")
     return indices
+
+
+def pair(value: object, what: str, names: str) -> tuple[Any, Any]:
+    """``value``'s two items if it is a pair (a tuple, a NamedTuple or a list of two),
+    else a TypeError: ``"{what} must be a pair {names}, got ..."``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        got = (
+            f"a {type(value).__name__} of {len(value)}"
+            if isinstance(value, (tuple, list))
+            else type(value).__name__
+        )
+        raise TypeError(f"{what} must be a pair {names}, got {got}")
+    return value[0], value[1]

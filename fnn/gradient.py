@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 import numpy as np
 
+from . import _checks
 from . import random as _random
 from . import tree as _tree
 from ._types import Array
@@ -170,22 +171,12 @@ def _loss_of(loss: Loss, out: Array, y: Array) -> tuple[float, Array]:
     """``loss(out, y)``, checked: a ``(value, dprediction)`` pair whose gradient has the
     shape of the model's output ``out`` (a TypeError or ValueError naming the loss
     otherwise, before the gradient reaches a layer's backward)."""
-    result = loss(out, y)
-    if not isinstance(result, (tuple, list)) or len(result) != 2:  # a NamedTuple is one
-        got = (
-            f"a {type(result).__name__} of {len(result)}"
-            if isinstance(result, (tuple, list))
-            else type(result).__name__
-        )
-        raise TypeError(
-            f"the loss {getattr(loss, '__name__', repr(loss))} must return (value, "
-            f"dprediction), got {got}"
-        )
-    value, dout = result
+    name = getattr(loss, "__name__", repr(loss))
+    value, dout = _checks.pair(loss(out, y), f"the loss {name}'s result", "(value, dprediction)")
     if not isinstance(dout, np.ndarray) or dout.shape != out.shape:
         got = f"shape {dout.shape}" if isinstance(dout, np.ndarray) else type(dout).__name__
         raise ValueError(
-            f"the loss {getattr(loss, '__name__', repr(loss))} returned a gradient of {got} "
+            f"the loss {name} returned a gradient of {got} "
             f"for predictions of shape {out.shape}: it must have their shape"
         )
     return value, dout

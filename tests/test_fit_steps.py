@@ -166,6 +166,8 @@ def test_validation_and_samples_of_the_wrong_form_are_refused_before_training() 
     with pytest.raises(TypeError, match=r"validation_data must be a pair .* got a tuple of 3"):
         steps((x_val, y_val, y_val))
     triple: Any = lambda k: (*sample(k), None)  # noqa: E731
-    with pytest.raises(TypeError, match=r"sample must return a batch .* got tuple of 3"):
+    with pytest.raises(
+        TypeError, match=r"sample.s batch must be a pair \(x, y\), got a tuple of 3"
+    ):
         fnn.fit_steps(model(), losses.softmax_cross_entropy, optim.sgd(0.1),
                       triple, key=random.key(3), steps=2)  # fmt: skip

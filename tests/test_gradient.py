@@ -249,7 +249,10 @@ def test_a_loss_that_breaks_its_contract_is_named(key: random.Key) -> None:
 
     with pytest.raises(ValueError, match=r"the loss one_row returned a gradient of shape \(1, 3\)"):
         fnn.grad(model, one_row)(params, x, y)
-    with pytest.raises(TypeError, match=r"the loss three must return \(value, dprediction\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"the loss three's result must be a pair \(value, dprediction\), got a tuple of 3",
+    ):
         fnn.grad(model, three)(params, x, y)
 
     class Pair(NamedTuple):

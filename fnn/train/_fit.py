@@ -553,13 +553,7 @@ def fit_steps(
     if not callable(sample):
         raise TypeError(f"sample must be a function key -> (x, y), got {sample!r}")
     wanted = None if dtype is None else _checks.float_dtype(dtype)
-    first = sample(_sample_key(key, 0))
-    if not isinstance(first, (tuple, list)) or len(first) != 2:
-        raise TypeError(
-            f"sample must return a batch (x, y), got {type(first).__name__}"
-            + (f" of {len(first)}" if isinstance(first, (tuple, list)) else "")
-        )
-    x0, y0 = first
+    x0, y0 = _checks.pair(sample(_sample_key(key, 0)), "sample's batch", "(x, y)")
     check_data(model, x0, y0, "the sampled batch's")
     _check_validation_data(model, validation_data)
     in_shape = x0.shape[1:]
@@ -671,14 +665,7 @@ def _check_validation_data(model: Layer[Any, Any], validation_data: Any) -> None
     (:func:`check_data`), else a TypeError or ValueError saying what came."""
     if validation_data is None:
         return
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        got = (
-            f"a {type(validation_data).__name__} of {len(validation_data)}"
-            if isinstance(validation_data, (tuple, list))
-            else type(validation_data).__name__
-        )
-        raise TypeError(f"validation_data must be a pair (x_val, y_val), got {got}")
-    x_val, y_val = validation_data
+    x_val, y_val = _checks.pair(validation_data, "validation_data", "(x_val, y_val)")
     check_data(model, x_val, y_val, "validation")
 
 
