@@ -173,14 +173,13 @@ def check_defaults(name: str, defaults: Mapping[str, Any], *, registering: bool 
     """
     general = {o.name: o for o in _options.TRAINING}
     chosen = defaults.get("optimizer", general["optimizer"].default)
+    own: tuple[_options.Option, ...] = ()
     try:
-        make = optim.optimizer(chosen)
+        own = optim.optimizer_options(chosen)  # looks the optimizer up
     except ValueError as err:
         if not registering:
             raise ValueError(f"recipe {name!r}: optimizer={chosen!r}: {err}") from None
         defaults = {k: v for k, v in defaults.items() if k in general}
-        make = None
-    own = () if make is None else optim.optimizer_options(chosen)
     known = {**general, **{o.name: o for o in own}}
     for key, value in defaults.items():
         if key not in known:
