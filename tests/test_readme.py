@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import fnn
+from tests.support.mypy_cache import cache_args
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FORMAT = README.parent / "fnn" / "io" / "FORMAT.md"
@@ -253,6 +254,7 @@ def mypy_strict(modules: Sequence[tuple[str, int, str]], directory: Path) -> tup
         (directory / name).write_text(source)
     run = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--show-error-codes", "--verbose"]
+        + cache_args()
         + [str(directory / name) for name, _, _ in modules],
         cwd=README.parent,
         capture_output=True,

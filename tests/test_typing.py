@@ -6,6 +6,8 @@ from pathlib import Path
 
 from mypy import api
 
+from tests.support.mypy_cache import cache_args
+
 HEADER = """
 import numpy as np
 import fnn
@@ -22,7 +24,7 @@ pa = a.init(key, (2,))
 def run_mypy(tmp_path: Path, body: str) -> tuple[int, str]:
     source = tmp_path / "snippet.py"
     source.write_text(HEADER + body)
-    out, err, status = api.run(["--strict", "--no-error-summary", str(source)])
+    out, err, status = api.run(["--strict", "--no-error-summary", *cache_args(), str(source)])
     return status, out + err
 
 

@@ -13,6 +13,7 @@ import pytest
 from mypy import api
 
 import fnn
+from tests.support.mypy_cache import cache_args
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
 MARK = re.compile(r"#\s*E:\s*([\w-]+)\s*$")
@@ -43,7 +44,7 @@ def test_mypy_reports_exactly_the_marked_mistakes() -> None:
     expected = expected_errors()
     assert len(expected) >= 15  # the suite's mistakes are there to be caught
     out, err, _ = api.run(
-        ["--strict", "--no-error-summary", "--show-error-codes", *map(str, CASES)]
+        ["--strict", "--no-error-summary", "--show-error-codes", *cache_args(), *map(str, CASES)]
     )
     assert not err, err
     reported = reported_errors(out)
